@@ -1,0 +1,90 @@
+/**
+ * Domain errors of the task engine. They carry no JSON-RPC shape; `src/wire/errors.ts` maps each
+ * `kind` to the error code the spec prescribes (2025-11-25 "Tasks › Error Handling"; 2026-07-28
+ * extension "Error Handling"):
+ *
+ * | kind                 | meaning                                               | JSON-RPC code |
+ * |----------------------|-------------------------------------------------------|---------------|
+ * | `not_found`          | unknown, expired or foreign `taskId`                  | -32602        |
+ * | `invalid_cursor`     | `tasks/list` cursor not issued by this store          | -32602        |
+ * | `illegal_transition` | e.g. cancelling a terminal task, `completed → working`| -32602        |
+ * | `conflict`           | optimistic-concurrency retries exhausted              | -32603        |
+ * | `invalid_argument`   | malformed input to a store or runtime call            | -32602        |
+ */
+export type TaskErrorKind = 'not_found' | 'invalid_cursor' | 'illegal_transition' | 'conflict' | 'invalid_argument';
+
+/** Base class: `kind` says which rule was broken, `message` is safe to show to the requestor. */
+export class TaskError extends Error {
+  constructor(
+    readonly kind: TaskErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TaskError';
+  }
+}
+
+/** The task does not exist for this principal, or its `ttl` has elapsed. Maps to -32602. */
+export class TaskNotFoundError extends TaskError {
+  constructor(taskId: string, reason: 'not found' | 'expired' = 'not found') {
+    super('not_found', reason === 'expired' ? `Task has expired: ${taskId}` : `Task not found: ${taskId}`);
+    this.name = 'TaskNotFoundError';
+  }
+}
+
+/** The requested status change is not in the spec's lifecycle. Maps to -32602. */
+export class IllegalTransitionError extends TaskError {
+  constructor(
+    readonly taskId: string,
+    readonly from: string,
+    readonly to: string,
+  ) {
+    super(
+      'illegal_transition',
+      from === 'completed' || from === 'failed' || from === 'cancelled'
+        ? `Task ${taskId} is already in terminal status '${from}' and cannot become '${to}'`
+        : `Task ${taskId} cannot move from '${from}' to '${to}'`,
+    );
+    this.name = 'IllegalTransitionError';
+  }
+}
+
+/** A `tasks/list` cursor that this store did not issue. Maps to -32602. */
+export class InvalidCursorError extends TaskError {
+  constructor() {
+    super('invalid_cursor', 'Invalid cursor');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+/** Too many concurrent writers raced on one task; nothing was written. Maps to -32603. */
+export class ConflictError extends TaskError {
+  constructor(taskId: string) {
+    super('conflict', `Too many concurrent updates to task ${taskId}; try again`);
+    this.name = 'ConflictError';
+  }
+}
+
+/** Malformed input to a store or runtime call. Maps to -32602. */
+export class InvalidArgumentError extends TaskError {
+  constructor(message: string) {
+    super('invalid_argument', message);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+/**
+ * A JSON-RPC error that a task handler deliberately ends its task with. The task becomes `failed`
+ * and `tasks/result` answers with exactly this error (2025-11-25 "Result Retrieval": "return that
+ * same JSON-RPC error"). `code` is a JSON-RPC error code (e.g. -32602), `data` any JSON value.
+ */
+export class TaskRpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+    this.name = 'TaskRpcError';
+  }
+}

@@ -1,0 +1,76 @@
+import type { Json, JsonObject } from './json.js';
+import type { TaskStatus } from './status.js';
+
+/**
+ * The request a task executes, independent of the wire era that carried it: a tool name and its
+ * arguments (MCP `tools/call` params `name` / `arguments`).
+ */
+export interface TaskRequest {
+  /** Name of the registered task tool. */
+  tool: string;
+  /** Tool arguments as received (already validated against the tool's input schema). */
+  arguments: JsonObject;
+}
+
+/**
+ * How a task ended. `result` holds the tool result exactly as the call would have returned it
+ * (an MCP `CallToolResult` object, stored as opaque JSON); `error` holds a JSON-RPC error object
+ * (`code`, `message`, optional `data`) that `tasks/result` must return as that same error.
+ */
+export type TaskOutcome = { type: 'result'; result: JsonObject } | { type: 'error'; error: { code: number; message: string; data?: Json } };
+
+/**
+ * A question the task is waiting on. `elicitation` mirrors MCP form elicitation
+ * (`elicitation/create` params `message` + `requestedSchema`, a restricted JSON Schema object).
+ */
+export interface InputRequest {
+  kind: 'elicitation';
+  message: string;
+  requestedSchema: JsonObject;
+}
+
+/**
+ * The answer to an `InputRequest`: the MCP `ElicitResult` shape. `action` is `accept`, `decline` or
+ * `cancel`; `content` is present on `accept`.
+ */
+export interface InputResponse {
+  action: 'accept' | 'decline' | 'cancel';
+  content?: { [key: string]: string | number | boolean | string[] };
+}
+
+/**
+ * The durable task record, shared by every store backend and both wire eras.
+ *
+ * Times are ISO 8601 strings in UTC with milliseconds; `ttl` and `pollInterval` are milliseconds.
+ * `version` increases by one on every write and is the optimistic-concurrency token.
+ */
+export interface TaskRecord {
+  /** At least 128 bits from a CSPRNG (see `newTaskId`). */
+  taskId: string;
+  /** The principal the task is bound to, or `null` when the server authenticates nobody. */
+  owner: string | null;
+  status: TaskStatus;
+  /** Human-readable description of the current state, e.g. what the task is waiting for. */
+  statusMessage?: string;
+  /** ISO 8601. */
+  createdAt: string;
+  /** ISO 8601; moves on every write. */
+  lastUpdatedAt: string;
+  /** Lifetime in ms counted from `createdAt`, or `null` for unlimited. */
+  ttl: number | null;
+  /** Suggested polling interval in ms. */
+  pollInterval: number;
+  request: TaskRequest;
+  /**
+   * The status a tool result with `isError: true` ends the task in: `failed` for tasks created over
+   * 2025-11-25 (spec: "the task should reach failed status"), `completed` for the 2026-07-28 extension.
+   */
+  errorResultStatus: 'failed' | 'completed';
+  /** Outstanding questions keyed by a key unique for the task's lifetime; empty unless `input_required`. */
+  inputRequests: { [key: string]: InputRequest };
+  /** Last progress reported by the handler (MCP progress semantics: `progress` grows, `total` optional). */
+  progress?: { progress: number; total?: number };
+  /** Set once the task is terminal (absent for `cancelled`). */
+  outcome?: TaskOutcome;
+  version: number;
+}

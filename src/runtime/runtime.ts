@@ -1,0 +1,250 @@
+import { IllegalTransitionError, InvalidArgumentError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
+import { isTerminal } from '../core/status.js';
+import type { Json, JsonObject } from '../core/json.js';
+import { toJson } from '../core/json.js';
+import type { InputResponse, TaskRecord } from '../core/task.js';
+import type { Requestor, TaskStore } from '../store/task-store.js';
+import { ExecutionContext, type TaskContext } from './context.js';
+import { ShutdownSignal, TaskCancelledSignal } from './signals.js';
+
+/**
+ * What a task handler returns: an MCP `CallToolResult`-shaped object (`content` blocks, optional
+ * `structuredContent`, optional `isError`). It is stored as JSON and returned by `tasks/result`.
+ */
+export interface TaskToolResult {
+  content: Array<{ type: string; [key: string]: unknown }>;
+  structuredContent?: { [key: string]: unknown };
+  isError?: boolean;
+  [key: string]: unknown;
+}
+
+/** A task handler: `(args, ctx) => result`. Throwing ends the task `failed` (see `TaskRuntime`). */
+export type TaskHandler<Args = JsonObject> = (args: Args, ctx: TaskContext) => Promise<TaskToolResult>;
+
+/** A handler registered under a tool name, with the argument parser that feeds it. */
+export interface RegisteredHandler {
+  /** Validates and converts stored arguments; throws to reject them. */
+  parse: (args: JsonObject) => unknown;
+  handler: TaskHandler<any>;
+}
+
+/** What `submit` needs. */
+export interface SubmitInput {
+  owner: string | null;
+  tool: string;
+  arguments: JsonObject;
+  /** Requested lifetime in ms (clamped by the store's policy). */
+  ttl?: number | null;
+  errorResultStatus: 'failed' | 'completed';
+}
+
+/** Options of a `TaskRuntime`. */
+export interface TaskRuntimeOptions {
+  /** Clock in ms since the epoch (tests inject one). */
+  now?: () => number;
+  /** Called with errors the runtime cannot attribute to a task (store outages while finishing, …). */
+  onError?: (error: unknown, taskId?: string) => void;
+}
+
+interface Execution {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * Runs task handlers durably over a `TaskStore`.
+ *
+ * - `submit` stores the task (durable before it resolves) and starts its handler in the background.
+ * - `recover` (call once at start-up) restarts every `working` / `input_required` task from its
+ *   journal: finished steps replay, timers keep their original deadline, answered questions return
+ *   their answer, unanswered ones wait again.
+ * - A handler's return value completes the task: `completed`, or `task.errorResultStatus` when the
+ *   result has `isError: true`. A thrown `TaskRpcError` fails it with that JSON-RPC error; any other
+ *   throw fails it with an `isError` tool result carrying the message (what the MCP SDK returns for a
+ *   throwing tool) and the message as `statusMessage`. Nothing is left `working` by a handler error.
+ * - `cancel` makes the task `cancelled` in the store first, then aborts `ctx.signal`; whatever the
+ *   handler does afterwards cannot change the status. A cancel written by anyone else to the store
+ *   (another connection, another process sharing the store) aborts the run as well.
+ */
+export class TaskRuntime {
+  private readonly handlers = new Map<string, RegisteredHandler>();
+  private readonly executions = new Map<string, Execution>();
+  private readonly now: () => number;
+  private readonly onError: (error: unknown, taskId?: string) => void;
+  private closed = false;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    readonly store: TaskStore,
+    options: TaskRuntimeOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.onError = options.onError ?? ((error, taskId) => console.error(`[mcp-tasks] ${taskId ?? 'runtime'}:`, error));
+    this.unsubscribe = store.onChange((task) => {
+      if (task.status === 'cancelled') this.executions.get(task.taskId)?.controller.abort(new TaskCancelledSignal(task.taskId));
+    });
+  }
+
+  /** Registers the handler for tool `name`. Throws `InvalidArgumentError` if the name is taken. */
+  register(name: string, entry: RegisteredHandler): void {
+    if (this.handlers.has(name)) throw new InvalidArgumentError(`A task handler named '${name}' is already registered`);
+    this.handlers.set(name, entry);
+  }
+
+  /** True when a handler is registered for tool `name`. */
+  has(name: string): boolean {
+    return this.handlers.has(name);
+  }
+
+  /**
+   * Validates the arguments, stores a new `working` task and starts it. Resolves once the task is
+   * durably stored (the handler keeps running). Throws `InvalidArgumentError` for an unknown tool or
+   * arguments the tool's parser rejects; nothing is stored then.
+   */
+  async submit(input: SubmitInput): Promise<TaskRecord> {
+    const entry = this.handlers.get(input.tool);
+    if (!entry) throw new InvalidArgumentError(`Unknown task tool: ${input.tool}`);
+    entry.parse(input.arguments);
+    const task = await this.store.create({
+      owner: input.owner,
+      request: { tool: input.tool, arguments: toJson<JsonObject>(input.arguments) },
+      ttl: input.ttl,
+      errorResultStatus: input.errorResultStatus,
+    });
+    this.start(task);
+    return task;
+  }
+
+  /** Resumes every unfinished task found in the store. Returns how many were (re)started. */
+  async recover(): Promise<number> {
+    const tasks = await this.store.listUnfinished();
+    let started = 0;
+    for (const task of tasks) if (this.start(task)) started++;
+    return started;
+  }
+
+  /**
+   * Cancels a task on behalf of `requestor` (see `Requestor`). The task is `cancelled` in the store
+   * when this resolves. Throws `TaskNotFoundError`, or `IllegalTransitionError` if already terminal.
+   */
+  async cancel(taskId: string, requestor?: Requestor): Promise<TaskRecord> {
+    const task = await this.store.cancel(taskId, requestor);
+    this.executions.get(taskId)?.controller.abort(new TaskCancelledSignal(taskId));
+    return task;
+  }
+
+  /**
+   * Delivers an answer to outstanding question `key` (see `TaskStore.answerInput`). Returns false when
+   * the key is not outstanding. Throws `TaskNotFoundError` for unknown or foreign tasks.
+   */
+  provideInput(taskId: string, key: string, response: InputResponse, requestor?: Requestor): Promise<boolean> {
+    return this.store.answerInput(taskId, key, response, requestor);
+  }
+
+  /** True while this runtime is executing the task's handler. */
+  isRunning(taskId: string): boolean {
+    return this.executions.has(taskId);
+  }
+
+  /**
+   * Waits until the task is terminal and returns it. `onChange` sees every intermediate state
+   * (e.g. to forward questions while `input_required`). Resolves with undefined if `signal` aborts.
+   * Throws `TaskNotFoundError` for unknown or foreign tasks.
+   */
+  async waitForTerminal(
+    taskId: string,
+    requestor: Requestor,
+    options: { signal?: AbortSignal; onChange?: (task: TaskRecord) => void } = {},
+  ): Promise<TaskRecord | undefined> {
+    for (;;) {
+      const change = this.store.nextChange(taskId, { signal: options.signal, timeoutMs: 5_000 });
+      const task = await this.store.get(taskId, requestor);
+      options.onChange?.(task);
+      if (isTerminal(task.status)) return task;
+      if (options.signal?.aborted) return undefined;
+      await change;
+    }
+  }
+
+  /** Stops every running handler (their tasks stay as stored and resume on the next start). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribe();
+    const running = [...this.executions.values()];
+    for (const execution of running) execution.controller.abort(new ShutdownSignal());
+    await Promise.allSettled(running.map((execution) => execution.done));
+  }
+
+  /** Starts the handler of `task` unless it is already running here. Returns whether it started. */
+  private start(task: TaskRecord): boolean {
+    if (this.closed || this.executions.has(task.taskId) || isTerminal(task.status)) return false;
+    const controller = new AbortController();
+    const execution: Execution = { controller, done: Promise.resolve() };
+    this.executions.set(task.taskId, execution);
+    execution.done = this.run(task, controller.signal)
+      .catch((error) => this.onError(error, task.taskId))
+      .finally(() => this.executions.delete(task.taskId));
+    return true;
+  }
+
+  private async run(task: TaskRecord, signal: AbortSignal): Promise<void> {
+    const entry = this.handlers.get(task.request.tool);
+    if (!entry) {
+      await this.fail(task.taskId, new Error(`No handler is registered for tool '${task.request.tool}' in this server`));
+      return;
+    }
+    let outcome: { result: TaskToolResult } | { error: unknown };
+    try {
+      const args = entry.parse(task.request.arguments);
+      const journal = await this.store.readJournal(task.taskId);
+      const ctx = new ExecutionContext(task.taskId, signal, this.store, journal, this.now);
+      outcome = { result: await entry.handler(args, ctx) };
+    } catch (error) {
+      outcome = { error };
+    }
+    if (signal.aborted) return; // cancelled (already terminal) or shutting down (resumes later)
+    if ('error' in outcome) return this.fail(task.taskId, outcome.error);
+    let result: JsonObject;
+    try {
+      result = normalizeResult(outcome.result);
+    } catch (error) {
+      return this.fail(task.taskId, error);
+    }
+    const status = result.isError === true ? task.errorResultStatus : 'completed';
+    const message = result.isError === true ? firstText(result) : undefined;
+    await this.settle(this.store.finish(task.taskId, status, { type: 'result', result }, message));
+  }
+
+  private async fail(taskId: string, error: unknown): Promise<void> {
+    if (error instanceof TaskRpcError) {
+      const rpc = { code: error.code, message: error.message, ...(error.data !== undefined && { data: toJson<Json>(error.data) }) };
+      await this.settle(this.store.finish(taskId, 'failed', { type: 'error', error: rpc }, error.message));
+      return;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    const result: JsonObject = { content: [{ type: 'text', text: message }], isError: true };
+    await this.settle(this.store.finish(taskId, 'failed', { type: 'result', result }, message));
+  }
+
+  /** A finish that lost to a cancel (or a deleted task) is expected, not an error. */
+  private async settle(write: Promise<TaskRecord>): Promise<void> {
+    try {
+      await write;
+    } catch (error) {
+      if (error instanceof IllegalTransitionError || error instanceof TaskNotFoundError) return;
+      throw error;
+    }
+  }
+}
+
+function normalizeResult(value: unknown): JsonObject {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('Task handler must return a tool result object ({ content: [...] })');
+  const result = toJson<JsonObject>(value);
+  if (!Array.isArray(result.content)) result.content = [];
+  return result;
+}
+
+function firstText(result: JsonObject): string | undefined {
+  const first = (result.content as Json[])[0];
+  return first && typeof first === 'object' && !Array.isArray(first) && typeof first.text === 'string' ? first.text : undefined;
+}

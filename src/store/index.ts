@@ -1,0 +1,5 @@
+export * from './backend.js';
+export * from './memory-backend.js';
+export * from './sqlite-backend.js';
+export * from './task-store.js';
+export * from './open-store.js';

@@ -1,0 +1,130 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Json } from '../core/json.js';
+import type { TaskRecord } from '../core/task.js';
+import type { ListQuery, StoreBackend } from './backend.js';
+
+/** Options of the SQLite backend. */
+export interface SqliteBackendOptions {
+  /**
+   * `full` (default) fsyncs every commit, so an acknowledged write survives power loss;
+   * `normal` survives process crashes (SIGKILL) but may lose the last commits on power loss.
+   */
+  synchronous?: 'full' | 'normal';
+}
+
+const SCHEMA_VERSION = 1;
+
+/**
+ * Embedded backend (`sqlite:<path>`) on better-sqlite3 in WAL mode. Each record is one row: the
+ * columns used for lookups (`owner`, `status`, `created_at`, `version`) beside the full record as
+ * JSON. Compare-and-swap is a single `UPDATE … WHERE version = ?`. Several processes may open the
+ * same file (SQLite serializes writers; `busy_timeout` 5 s).
+ */
+export class SqliteBackend implements StoreBackend {
+  private readonly db: Database.Database;
+  private readonly stmt: ReturnType<SqliteBackend['prepare']>;
+
+  constructor(path: string, options: SqliteBackendOptions = {}) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    this.stmt = this.prepare();
+  }
+
+  private migrate(): void {
+    this.db.exec(`CREATE TABLE IF NOT EXISTS mcp_tasks_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    const row = this.db.prepare(`SELECT value FROM mcp_tasks_meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
+    const current = row ? Number(row.value) : 0;
+    if (current > SCHEMA_VERSION) throw new Error(`store schema version ${current} is newer than this mcp-tasks (${SCHEMA_VERSION})`);
+    if (current === SCHEMA_VERSION) return;
+    this.db.transaction(() => {
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS tasks (
+          task_id    TEXT PRIMARY KEY,
+          owner      TEXT,
+          status     TEXT NOT NULL,
+          created_at TEXT NOT NULL,
+          version    INTEGER NOT NULL,
+          body       TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner, created_at, task_id);
+        CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (status) WHERE status IN ('working', 'input_required');
+        CREATE TABLE IF NOT EXISTS journal (
+          task_id TEXT NOT NULL,
+          key     TEXT NOT NULL,
+          value   TEXT NOT NULL,
+          PRIMARY KEY (task_id, key)
+        ) WITHOUT ROWID;`);
+      this.db.prepare(`INSERT OR REPLACE INTO mcp_tasks_meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+    })();
+  }
+
+  private prepare() {
+    return {
+      insert: this.db.prepare(`INSERT INTO tasks (task_id, owner, status, created_at, version, body) VALUES (?, ?, ?, ?, ?, ?)`),
+      get: this.db.prepare(`SELECT body FROM tasks WHERE task_id = ?`),
+      replace: this.db.prepare(`UPDATE tasks SET owner = ?, status = ?, version = ?, body = ? WHERE task_id = ? AND version = ?`),
+      listFirst: this.db.prepare(`SELECT body FROM tasks WHERE owner IS ? ORDER BY created_at, task_id LIMIT ?`),
+      listAfter: this.db.prepare(
+        `SELECT body FROM tasks WHERE owner IS ? AND (created_at > ? OR (created_at = ? AND task_id > ?)) ORDER BY created_at, task_id LIMIT ?`,
+      ),
+      unfinished: this.db.prepare(`SELECT body FROM tasks WHERE status IN ('working', 'input_required') ORDER BY created_at, task_id`),
+      deleteTask: this.db.prepare(`DELETE FROM tasks WHERE task_id = ?`),
+      deleteJournal: this.db.prepare(`DELETE FROM journal WHERE task_id = ?`),
+      readJournal: this.db.prepare(`SELECT key, value FROM journal WHERE task_id = ?`),
+      appendJournal: this.db.prepare(`INSERT OR IGNORE INTO journal (task_id, key, value) VALUES (?, ?, ?)`),
+    };
+  }
+
+  async insert(task: TaskRecord): Promise<void> {
+    this.stmt.insert.run(task.taskId, task.owner, task.status, task.createdAt, task.version, JSON.stringify(task));
+  }
+
+  async get(taskId: string): Promise<TaskRecord | undefined> {
+    const row = this.stmt.get.get(taskId) as { body: string } | undefined;
+    return row ? (JSON.parse(row.body) as TaskRecord) : undefined;
+  }
+
+  async replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+    const info = this.stmt.replace.run(task.owner, task.status, task.version, JSON.stringify(task), task.taskId, expectedVersion);
+    return info.changes === 1;
+  }
+
+  async list(query: ListQuery): Promise<TaskRecord[]> {
+    const rows = (
+      query.after
+        ? this.stmt.listAfter.all(query.owner, query.after.createdAt, query.after.createdAt, query.after.taskId, query.limit)
+        : this.stmt.listFirst.all(query.owner, query.limit)
+    ) as { body: string }[];
+    return rows.map((row) => JSON.parse(row.body) as TaskRecord);
+  }
+
+  async listUnfinished(): Promise<TaskRecord[]> {
+    return (this.stmt.unfinished.all() as { body: string }[]).map((row) => JSON.parse(row.body) as TaskRecord);
+  }
+
+  async delete(taskId: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      this.stmt.deleteJournal.run(taskId);
+      return this.stmt.deleteTask.run(taskId).changes === 1;
+    })();
+  }
+
+  async readJournal(taskId: string): Promise<Map<string, Json>> {
+    const rows = this.stmt.readJournal.all(taskId) as { key: string; value: string }[];
+    return new Map(rows.map((row) => [row.key, JSON.parse(row.value) as Json]));
+  }
+
+  async appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
+    return this.stmt.appendJournal.run(taskId, key, JSON.stringify(value)).changes === 1;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,332 @@
+import { EventEmitter } from 'node:events';
+import { ConflictError, IllegalTransitionError, InvalidArgumentError, InvalidCursorError, TaskNotFoundError } from '../core/errors.js';
+import { newTaskId } from '../core/ids.js';
+import type { Json } from '../core/json.js';
+import { DEFAULT_POLICY, isExpired, resolveTtl, type TaskPolicy } from '../core/policy.js';
+import { canTransition, isTerminal, type TaskStatus } from '../core/status.js';
+import type { InputRequest, InputResponse, TaskOutcome, TaskRecord, TaskRequest } from '../core/task.js';
+import type { ListPosition, StoreBackend } from './backend.js';
+
+/** Options of a `TaskStore`. */
+export interface TaskStoreOptions {
+  /** TTL and polling policy; missing fields take `DEFAULT_POLICY`. */
+  policy?: Partial<TaskPolicy>;
+  /** Clock in ms since the epoch (tests inject one). */
+  now?: () => number;
+}
+
+/** What `create` needs. `ttl` is the requested lifetime in ms (clamped by the policy). */
+export interface CreateTaskInput {
+  owner: string | null;
+  request: TaskRequest;
+  ttl?: number | null;
+  errorResultStatus: 'failed' | 'completed';
+  statusMessage?: string;
+}
+
+/** One page of `list`. `nextCursor` is opaque and present when more tasks may follow. */
+export interface TaskPage {
+  tasks: TaskRecord[];
+  nextCursor?: string;
+}
+
+/**
+ * Who is asking. A string or `null` is a principal and must own the task (`null` owns the tasks of
+ * unauthenticated requestors); `undefined` is the engine itself and bypasses ownership checks.
+ */
+export type Requestor = string | null | undefined;
+
+const MAX_CAS_ATTEMPTS = 64;
+const CURSOR_PREFIX = 'c1.';
+
+/**
+ * The one domain layer over every backend. It alone enforces the task lifecycle (MCP 2025-11-25
+ * "Task Status Lifecycle"), ownership (2025-11-25 "Security Considerations": tasks are bound to the
+ * authorization context), TTL (ms from `createdAt`) and optimistic concurrency: each write is a
+ * read-modify-compare-and-swap on `version`, retried on a lost race after re-checking the rules
+ * against the fresh record. So `completed → working` is refused, and when cancel and complete race,
+ * exactly one wins and the other gets `IllegalTransitionError`, whoever the callers are.
+ *
+ * Errors: `TaskNotFoundError` (unknown, foreign or expired task), `IllegalTransitionError`,
+ * `InvalidCursorError`, `InvalidArgumentError`, `ConflictError` (retries exhausted).
+ * Every successful write is announced on `onChange`.
+ */
+export class TaskStore {
+  readonly policy: TaskPolicy;
+  private readonly now: () => number;
+  private readonly events = new EventEmitter();
+
+  constructor(
+    readonly backend: StoreBackend,
+    options: TaskStoreOptions = {},
+  ) {
+    this.policy = { ...DEFAULT_POLICY, ...options.policy };
+    this.now = options.now ?? Date.now;
+    this.events.setMaxListeners(0);
+  }
+
+  /**
+   * Stores a new `working` task and returns it. The record is durable when this resolves, so a
+   * `CreateTaskResult` built from it can be returned safely.
+   */
+  async create(input: CreateTaskInput): Promise<TaskRecord> {
+    if (typeof input.request?.tool !== 'string' || input.request.tool.length === 0) throw new InvalidArgumentError('request.tool must be a non-empty string');
+    if (input.ttl !== undefined && input.ttl !== null && (!Number.isFinite(input.ttl) || input.ttl < 0)) {
+      throw new InvalidArgumentError('ttl must be a non-negative number of milliseconds or null');
+    }
+    const at = new Date(this.now()).toISOString();
+    const task: TaskRecord = {
+      taskId: newTaskId(),
+      owner: input.owner,
+      status: 'working',
+      ...(input.statusMessage !== undefined && { statusMessage: input.statusMessage }),
+      createdAt: at,
+      lastUpdatedAt: at,
+      ttl: resolveTtl(input.ttl, this.policy),
+      pollInterval: this.policy.pollIntervalMs,
+      request: input.request,
+      errorResultStatus: input.errorResultStatus,
+      inputRequests: {},
+      version: 1,
+    };
+    await this.backend.insert(task);
+    this.emit(task);
+    return task;
+  }
+
+  /** The task, checked against the requestor. Throws `TaskNotFoundError` if unknown, foreign or expired. */
+  async get(taskId: string, requestor?: Requestor): Promise<TaskRecord> {
+    const task = await this.backend.get(taskId);
+    return this.visible(taskId, task, requestor);
+  }
+
+  /**
+   * One page of the requestor's tasks, oldest first. `cursor` must be a `nextCursor` from an
+   * earlier page (else `InvalidCursorError`); `limit` is 1–1000 (default 50).
+   */
+  async list(owner: string | null, cursor?: string, limit = 50): Promise<TaskPage> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidArgumentError('limit must be an integer from 1 to 1000');
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    const page = await this.backend.list({ owner, after, limit });
+    const now = this.now();
+    const tasks = page.filter((task) => !isExpired(task, now));
+    const last = page.at(-1);
+    return { tasks, ...(page.length === limit && last && { nextCursor: encodeCursor(last) }) };
+  }
+
+  /** Tasks still `working` or `input_required`, for recovery after a restart. */
+  listUnfinished(): Promise<TaskRecord[]> {
+    return this.backend.listUnfinished();
+  }
+
+  /**
+   * Cancels a live task (2025-11-25 "Task Cancellation": the task is `cancelled` before this
+   * resolves). Throws `IllegalTransitionError` when the task is already terminal.
+   */
+  cancel(taskId: string, requestor?: Requestor, statusMessage = 'The task was cancelled by request.'): Promise<TaskRecord> {
+    return this.mutate(taskId, requestor, (task) => {
+      this.assertTransition(task, 'cancelled');
+      task.status = 'cancelled';
+      task.statusMessage = statusMessage;
+      task.inputRequests = {};
+      return task;
+    });
+  }
+
+  /**
+   * Ends a live task `completed` or `failed` with its outcome. Throws `IllegalTransitionError` when
+   * the task is already terminal (e.g. it was cancelled while its work was finishing).
+   */
+  finish(taskId: string, status: 'completed' | 'failed', outcome: TaskOutcome, statusMessage?: string): Promise<TaskRecord> {
+    return this.mutate(taskId, undefined, (task) => {
+      this.assertTransition(task, status);
+      task.status = status;
+      task.outcome = outcome;
+      task.inputRequests = {};
+      if (statusMessage !== undefined) task.statusMessage = statusMessage;
+      else delete task.statusMessage;
+      return task;
+    });
+  }
+
+  /**
+   * Updates `statusMessage` and/or progress of a live task without changing its status. Returns
+   * whether anything was written: false for a terminal, unknown or unchanged task.
+   */
+  async report(taskId: string, update: { statusMessage?: string; progress?: { progress: number; total?: number } }): Promise<boolean> {
+    let written = false;
+    try {
+      await this.mutate(taskId, undefined, (task) => {
+        written = false; // the callback re-runs on a lost race; only the last attempt counts
+        if (isTerminal(task.status)) return undefined;
+        if (update.statusMessage === task.statusMessage && update.progress === undefined) return undefined;
+        if (update.statusMessage !== undefined) task.statusMessage = update.statusMessage;
+        if (update.progress !== undefined) task.progress = update.progress;
+        written = true;
+        return task;
+      });
+    } catch (error) {
+      if (!(error instanceof TaskNotFoundError)) throw error;
+    }
+    return written;
+  }
+
+  /**
+   * Records an outstanding question under `key` (unique for the task's lifetime) and moves the task
+   * to `input_required`. Throws `IllegalTransitionError` when the task is terminal.
+   */
+  requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string): Promise<TaskRecord> {
+    return this.mutate(taskId, undefined, (task) => {
+      if (task.status !== 'input_required') this.assertTransition(task, 'input_required');
+      task.status = 'input_required';
+      task.inputRequests[key] = request;
+      task.statusMessage = statusMessage;
+      return task;
+    });
+  }
+
+  /**
+   * Delivers the answer to the outstanding question `key`. The answer is made durable (journal entry
+   * `input:<key>`, first answer wins) before the task leaves `input_required`; the task goes back to
+   * `working` once no question is left. Returns false, changing nothing, when `key` is not
+   * outstanding (spec 2026-07-28 `tasks/update`: such answers are ignored).
+   * Throws `TaskNotFoundError` for unknown or foreign tasks.
+   */
+  async answerInput(taskId: string, key: string, response: InputResponse, requestor?: Requestor): Promise<boolean> {
+    const task = await this.get(taskId, requestor);
+    if (!(key in task.inputRequests)) return false;
+    await this.backend.appendJournal(taskId, inputJournalKey(key), response as unknown as Json);
+    await this.settleInput(taskId, key);
+    return true;
+  }
+
+  /**
+   * Removes `key` from the outstanding questions once its answer is in the journal, and returns the
+   * task to `working` when none is left. Idempotent; a no-op on terminal tasks.
+   */
+  async settleInput(taskId: string, key: string): Promise<void> {
+    await this.mutate(taskId, undefined, (task) => {
+      if (!(key in task.inputRequests) || isTerminal(task.status)) return undefined;
+      delete task.inputRequests[key];
+      if (task.status === 'input_required' && Object.keys(task.inputRequests).length === 0) {
+        task.status = 'working';
+        task.statusMessage = 'Input received; working.';
+      }
+      return task;
+    }).catch((error) => {
+      if (!(error instanceof TaskNotFoundError)) throw error;
+    });
+  }
+
+  /** The answer recorded for question `key`, if any. */
+  async inputAnswer(taskId: string, key: string): Promise<InputResponse | undefined> {
+    const journal = await this.backend.readJournal(taskId);
+    return journal.get(inputJournalKey(key)) as InputResponse | undefined;
+  }
+
+  /** All journal entries of a task (steps, timers, answers), by key. */
+  readJournal(taskId: string): Promise<Map<string, Json>> {
+    return this.backend.readJournal(taskId);
+  }
+
+  /** Adds a journal entry; first write wins (returns false if `key` existed). */
+  appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
+    return this.backend.appendJournal(taskId, key, value);
+  }
+
+  /** Removes a task and its journal. */
+  async delete(taskId: string): Promise<boolean> {
+    return this.backend.delete(taskId);
+  }
+
+  /** Subscribes to every successful write (in this process). Returns the unsubscribe function. */
+  onChange(listener: (task: TaskRecord) => void): () => void {
+    this.events.on('change', listener);
+    return () => this.events.off('change', listener);
+  }
+
+  /**
+   * Resolves with the task's next written state, or with undefined when `timeoutMs` (default: none)
+   * elapses or `signal` aborts first. Subscribe before checking state to never miss a write.
+   */
+  nextChange(taskId: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<TaskRecord | undefined> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (task: TaskRecord | undefined) => {
+        off();
+        if (timer) clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        resolve(task);
+      };
+      const onAbort = () => done(undefined);
+      const off = this.onChange((task) => {
+        if (task.taskId === taskId) done(task);
+      });
+      if (options.signal?.aborted) return done(undefined);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.timeoutMs !== undefined) timer = setTimeout(() => done(undefined), options.timeoutMs);
+    });
+  }
+
+  close(): Promise<void> {
+    this.events.removeAllListeners();
+    return this.backend.close();
+  }
+
+  private visible(taskId: string, task: TaskRecord | undefined, requestor: Requestor): TaskRecord {
+    if (!task || (requestor !== undefined && task.owner !== requestor)) throw new TaskNotFoundError(taskId);
+    if (isExpired(task, this.now())) throw new TaskNotFoundError(taskId, 'expired');
+    return task;
+  }
+
+  private assertTransition(task: TaskRecord, to: TaskStatus): void {
+    if (!canTransition(task.status, to)) throw new IllegalTransitionError(task.taskId, task.status, to);
+  }
+
+  /**
+   * Read, apply `change` to a copy, compare-and-swap; on a lost race re-read and re-apply, so rules
+   * are always checked against the state actually overwritten. `change` returns undefined to write
+   * nothing (the current record is returned), or throws to refuse.
+   */
+  private async mutate(taskId: string, requestor: Requestor, change: (task: TaskRecord) => TaskRecord | undefined): Promise<TaskRecord> {
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const current = this.visible(taskId, await this.backend.get(taskId), requestor);
+      const next = change(structuredClone(current));
+      if (next === undefined) return current;
+      next.version = current.version + 1;
+      next.lastUpdatedAt = new Date(Math.max(this.now(), Date.parse(current.lastUpdatedAt))).toISOString();
+      if (await this.backend.replace(next, current.version)) {
+        this.emit(next);
+        return next;
+      }
+      if (attempt > 2) await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
+    }
+    throw new ConflictError(taskId);
+  }
+
+  private emit(task: TaskRecord): void {
+    this.events.emit('change', task);
+  }
+}
+
+/** Journal key under which the answer to question `key` is stored. */
+export function inputJournalKey(key: string): string {
+  return `input:${key}`;
+}
+
+function encodeCursor(task: ListPosition): string {
+  return CURSOR_PREFIX + Buffer.from(JSON.stringify([task.createdAt, task.taskId])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): ListPosition {
+  if (typeof cursor !== 'string' || !cursor.startsWith(CURSOR_PREFIX) || cursor.length > 1024) throw new InvalidCursorError();
+  try {
+    const value = JSON.parse(Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && !Number.isNaN(Date.parse(value[0]))) {
+      return { createdAt: value[0], taskId: value[1] };
+    }
+  } catch {
+    /* fall through */
+  }
+  throw new InvalidCursorError();
+}

@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { TaskRpcError } from '../src/core/errors.js';
+import type { JsonObject } from '../src/core/json.js';
+import { TaskRuntime, type TaskHandler } from '../src/runtime/runtime.js';
+import { openStore } from '../src/store/open-store.js';
+import type { TaskStore } from '../src/store/task-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-runtime-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const dbUrl = () => `sqlite:${join(dir, `rt-${++n}.db`)}`;
+
+const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
+const anyArgs = { parse: (a: JsonObject) => a };
+
+function runtimeWith(store: TaskStore, handlers: Record<string, TaskHandler<any>>) {
+  const runtime = new TaskRuntime(store, { onError: (e) => assert.fail(String(e)) });
+  for (const [name, handler] of Object.entries(handlers)) runtime.register(name, { ...anyArgs, handler });
+  return runtime;
+}
+
+async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('runtime', () => {
+  it('completes a task with the handler result', async () => {
+    const store = openStore('memory:');
+    const runtime = runtimeWith(store, { echo: async (args) => text(`hello ${args.who}`) });
+    const task = await runtime.submit({ owner: null, tool: 'echo', arguments: { who: 'you' }, errorResultStatus: 'failed' });
+    const done = await runtime.waitForTerminal(task.taskId, null);
+    assert.equal(done?.status, 'completed');
+    assert.deepEqual(done?.outcome, { type: 'result', result: text('hello you') });
+    await runtime.close();
+  });
+
+  it('fails a task whose handler throws, with the message, and with a TaskRpcError verbatim', async () => {
+    const store = openStore('memory:');
+    const runtime = runtimeWith(store, {
+      boom: async () => {
+        throw new Error('ERP unreachable');
+      },
+      rpc: async () => {
+        throw new TaskRpcError(-32602, 'bad invoice', { field: 'poNumber' });
+      },
+      soft: async () => ({ ...text('soft failure'), isError: true }),
+    });
+    const boom = await runtime.waitForTerminal((await runtime.submit({ owner: null, tool: 'boom', arguments: {}, errorResultStatus: 'failed' })).taskId, null);
+    assert.equal(boom?.status, 'failed');
+    assert.equal(boom?.statusMessage, 'ERP unreachable');
+    assert.deepEqual(boom?.outcome, { type: 'result', result: { content: [{ type: 'text', text: 'ERP unreachable' }], isError: true } });
+    const rpc = await runtime.waitForTerminal((await runtime.submit({ owner: null, tool: 'rpc', arguments: {}, errorResultStatus: 'failed' })).taskId, null);
+    assert.deepEqual(rpc?.outcome, { type: 'error', error: { code: -32602, message: 'bad invoice', data: { field: 'poNumber' } } });
+    const soft2025 = await runtime.waitForTerminal((await runtime.submit({ owner: null, tool: 'soft', arguments: {}, errorResultStatus: 'failed' })).taskId, null);
+    assert.equal(soft2025?.status, 'failed', 'isError results fail tasks created over 2025-11-25');
+    const soft2026 = await runtime.waitForTerminal((await runtime.submit({ owner: null, tool: 'soft', arguments: {}, errorResultStatus: 'completed' })).taskId, null);
+    assert.equal(soft2026?.status, 'completed', 'isError results complete tasks of the 2026-07-28 extension');
+    await runtime.close();
+  });
+
+  it('refuses unknown tools and arguments the parser rejects, storing nothing', async () => {
+    const store = openStore('memory:');
+    const runtime = new TaskRuntime(store);
+    runtime.register('strict', {
+      parse: (a) => {
+        if (typeof a.x !== 'number') throw new Error('x must be a number');
+        return a;
+      },
+      handler: async () => text('ok'),
+    });
+    await assert.rejects(runtime.submit({ owner: null, tool: 'nope', arguments: {}, errorResultStatus: 'failed' }), /Unknown task tool/);
+    await assert.rejects(runtime.submit({ owner: null, tool: 'strict', arguments: { x: 'one' }, errorResultStatus: 'failed' }), /x must be a number/);
+    assert.equal((await store.list(null)).tasks.length, 0);
+    await runtime.close();
+  });
+
+  it('replays journaled steps, timers and answers after a restart instead of redoing them', async () => {
+    const url = dbUrl();
+    const calls = { a: 0, b: 0 };
+    const handler: TaskHandler<any> = async (_args, ctx) => {
+      const a = await ctx.step('a', () => ++calls.a);
+      await ctx.sleep(300);
+      const answer = await ctx.elicit('Approve?', { type: 'object', properties: { ok: { type: 'boolean' } } });
+      const b = await ctx.step('b', () => ++calls.b);
+      return text(`a=${a} b=${b} answer=${answer.action}`);
+    };
+
+    const store1 = openStore(url);
+    const first = runtimeWith(store1, { flow: handler });
+    const task = await first.submit({ owner: 'alice', tool: 'flow', arguments: {}, errorResultStatus: 'failed' });
+    await until(async () => ((await store1.get(task.taskId)).statusMessage?.startsWith('Waiting until') ? true : undefined), 'the timer');
+    const timerJournal = (await store1.readJournal(task.taskId)).get('timer:1') as { value: number };
+    await first.close();
+    await store1.close();
+
+    // Second life: the step is not re-run, the timer keeps its original deadline.
+    const store2 = openStore(url);
+    const second = runtimeWith(store2, { flow: handler });
+    assert.equal(await second.recover(), 1);
+    const waiting = await until(async () => {
+      const t = await store2.get(task.taskId);
+      return t.status === 'input_required' ? t : undefined;
+    }, 'input_required');
+    assert.ok(Date.now() >= timerJournal.value, 'did not wake before the journaled deadline');
+    assert.deepEqual(Object.keys(waiting.inputRequests), ['elicit-2']);
+    await second.close();
+    await store2.close();
+
+    // Third life: answered while nothing runs (e.g. from a new connection), then recovered.
+    const store3 = openStore(url);
+    assert.equal(await store3.answerInput(task.taskId, 'elicit-2', { action: 'accept', content: { ok: true } }, 'alice'), true);
+    const third = runtimeWith(store3, { flow: handler });
+    await third.recover();
+    const done = await third.waitForTerminal(task.taskId, 'alice');
+    assert.equal(done?.status, 'completed');
+    assert.deepEqual(done?.outcome, { type: 'result', result: text('a=1 b=1 answer=accept') });
+    assert.deepEqual(calls, { a: 1, b: 1 }, 'each step ran exactly once across three runs');
+    await third.close();
+    await store3.close();
+  });
+
+  it('replays a failed step as the same error', async () => {
+    const store = openStore('memory:');
+    let runs = 0;
+    const runtime = runtimeWith(store, {
+      flaky: async (_a, ctx) => {
+        try {
+          await ctx.step('charge', () => {
+            runs++;
+            throw new Error('card declined');
+          });
+        } catch (e) {
+          return text(`caught: ${(e as Error).message}`);
+        }
+        return text('unreachable');
+      },
+    });
+    const task = await runtime.submit({ owner: null, tool: 'flaky', arguments: {}, errorResultStatus: 'failed' });
+    const done = await runtime.waitForTerminal(task.taskId, null);
+    assert.deepEqual(done?.outcome, { type: 'result', result: text('caught: card declined') });
+    assert.deepEqual((await store.readJournal(task.taskId)).get('step:charge'), { ok: false, error: { name: 'Error', message: 'card declined' } });
+    assert.equal(runs, 1);
+    await runtime.close();
+  });
+
+  it('cancellation fires ctx.signal, stops the work, and the late result cannot change the status', async () => {
+    const store = openStore('memory:');
+    let sawAbort = false;
+    let afterSleep = false;
+    const runtime = runtimeWith(store, {
+      slow: async (_a, ctx) => {
+        ctx.signal.addEventListener('abort', () => (sawAbort = true));
+        try {
+          await ctx.sleep(60_000);
+          afterSleep = true;
+        } catch {
+          /* a careless handler that swallows the abort and returns a result anyway */
+        }
+        return text('finished anyway');
+      },
+    });
+    const task = await runtime.submit({ owner: 'alice', tool: 'slow', arguments: {}, errorResultStatus: 'failed' });
+    await until(async () => ((await store.get(task.taskId)).statusMessage ? true : undefined), 'sleeping');
+    await assert.rejects(runtime.cancel(task.taskId, 'mallory'), /not found/);
+    const cancelled = await runtime.cancel(task.taskId, 'alice');
+    assert.equal(cancelled.status, 'cancelled');
+    await until(async () => (runtime.isRunning(task.taskId) ? undefined : true), 'handler to stop');
+    assert.equal(sawAbort, true);
+    assert.equal(afterSleep, false, 'the sleep was interrupted, not waited out');
+    const final = await store.get(task.taskId);
+    assert.equal(final.status, 'cancelled');
+    assert.equal(final.outcome, undefined);
+    await assert.rejects(runtime.cancel(task.taskId, 'alice'), /terminal/);
+    await runtime.close();
+  });
+
+  it('a cancel written to the store by someone else aborts the running handler', async () => {
+    const store = openStore('memory:');
+    let aborted = false;
+    const runtime = runtimeWith(store, {
+      wait: async (_a, ctx) => {
+        await ctx.elicit('?', { type: 'object', properties: {} }).catch(() => (aborted = true));
+        return text('x');
+      },
+    });
+    const task = await runtime.submit({ owner: null, tool: 'wait', arguments: {}, errorResultStatus: 'failed' });
+    await until(async () => ((await store.get(task.taskId)).status === 'input_required' ? true : undefined), 'input_required');
+    await store.cancel(task.taskId);
+    await until(async () => (aborted ? true : undefined), 'abort');
+    assert.equal((await store.get(task.taskId)).status, 'cancelled');
+    await runtime.close();
+  });
+
+  it('fails a recovered task whose tool is no longer registered, so nothing stays working forever', async () => {
+    const url = dbUrl();
+    const store1 = openStore(url);
+    const task = await store1.create({ owner: null, request: { tool: 'gone', arguments: {} }, errorResultStatus: 'failed' });
+    await store1.close();
+    const store2 = openStore(url);
+    const runtime = new TaskRuntime(store2);
+    await runtime.recover();
+    const done = await runtime.waitForTerminal(task.taskId, null);
+    assert.equal(done?.status, 'failed');
+    assert.match(done?.statusMessage ?? '', /No handler is registered for tool 'gone'/);
+    await runtime.close();
+    await store2.close();
+  });
+
+  it('rejects a step name used twice in one run', async () => {
+    const store = openStore('memory:');
+    const runtime = runtimeWith(store, {
+      dup: async (_a, ctx) => {
+        await ctx.step('x', () => 1);
+        await ctx.step('x', () => 2);
+        return text('no');
+      },
+    });
+    const done = await runtime.waitForTerminal((await runtime.submit({ owner: null, tool: 'dup', arguments: {}, errorResultStatus: 'failed' })).taskId, null);
+    assert.equal(done?.status, 'failed');
+    assert.match(done?.statusMessage ?? '', /used twice/);
+    await runtime.close();
+  });
+});

@@ -1,0 +1,222 @@
+/**
+ * The store contract: every backend, behind the one TaskStore domain layer, must behave the same.
+ * Later backends (postgres, redis) join `backends` below.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { IllegalTransitionError, InvalidCursorError, TaskNotFoundError } from '../src/core/errors.js';
+import { MemoryBackend } from '../src/store/memory-backend.js';
+import { SqliteBackend } from '../src/store/sqlite-backend.js';
+import { TaskStore } from '../src/store/task-store.js';
+import { openStore } from '../src/store/open-store.js';
+import type { StoreBackend } from '../src/store/backend.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-contract-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface BackendFactory {
+  name: string;
+  /** A fresh, empty backend. `twin` opens a second connection to the same data where that means something. */
+  open(): { backend: StoreBackend; twin?: () => StoreBackend };
+}
+
+let counter = 0;
+const backends: BackendFactory[] = [
+  { name: 'memory', open: () => ({ backend: new MemoryBackend() }) },
+  {
+    name: 'sqlite',
+    open: () => {
+      const path = join(dir, `contract-${++counter}.db`);
+      return { backend: new SqliteBackend(path), twin: () => new SqliteBackend(path) };
+    },
+  },
+];
+
+const request = { tool: 'demo', arguments: { n: 1 } };
+
+for (const factory of backends) {
+  describe(`store contract: ${factory.name}`, () => {
+    const fresh = (options?: ConstructorParameters<typeof TaskStore>[1]) => {
+      const { backend, twin } = factory.open();
+      return { store: new TaskStore(backend, options), twin };
+    };
+
+    it('creates a working task with spec fields', async () => {
+      const { store } = fresh({ policy: { pollIntervalMs: 250 } });
+      const task = await store.create({ owner: 'alice', request, ttl: 60_000, errorResultStatus: 'failed' });
+      assert.match(task.taskId, /^[A-Za-z0-9_-]{22}$/);
+      assert.equal(Buffer.from(task.taskId, 'base64url').length, 16, 'taskId carries 128 random bits');
+      assert.equal(task.status, 'working');
+      assert.equal(task.ttl, 60_000);
+      assert.equal(task.pollInterval, 250);
+      assert.equal(task.createdAt, task.lastUpdatedAt);
+      assert.equal(new Date(task.createdAt).toISOString(), task.createdAt, 'createdAt is ISO 8601');
+      assert.deepEqual(await store.get(task.taskId, 'alice'), task);
+      await store.close();
+    });
+
+    it('clamps ttl to the policy maximum and applies the default', async () => {
+      const { store } = fresh({ policy: { maxTtlMs: 1000, defaultTtlMs: 500 } });
+      assert.equal((await store.create({ owner: null, request, ttl: 5000, errorResultStatus: 'failed' })).ttl, 1000);
+      assert.equal((await store.create({ owner: null, request, errorResultStatus: 'failed' })).ttl, 500);
+      assert.equal((await store.create({ owner: null, request, ttl: null, errorResultStatus: 'failed' })).ttl, 1000);
+      await store.close();
+    });
+
+    it('hides tasks from other principals and reports unknown ids as not found', async () => {
+      const { store } = fresh();
+      const task = await store.create({ owner: 'alice', request, errorResultStatus: 'failed' });
+      await assert.rejects(store.get(task.taskId, 'mallory'), TaskNotFoundError);
+      await assert.rejects(store.get(task.taskId, null), TaskNotFoundError);
+      await assert.rejects(store.cancel(task.taskId, 'mallory'), TaskNotFoundError);
+      await assert.rejects(store.get('no-such-task'), TaskNotFoundError);
+      assert.equal((await store.get(task.taskId, 'alice')).status, 'working', 'foreign attempts changed nothing');
+      await store.close();
+    });
+
+    it('enforces the lifecycle: terminal is final, cancel of terminal is refused', async () => {
+      const { store } = fresh();
+      const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+      await store.requestInput(task.taskId, 'q1', { kind: 'elicitation', message: 'ok?', requestedSchema: { type: 'object', properties: {} } }, 'ok?');
+      assert.equal((await store.get(task.taskId)).status, 'input_required');
+      const done = await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } });
+      assert.equal(done.status, 'completed');
+      assert.deepEqual(done.inputRequests, {});
+      await assert.rejects(store.finish(task.taskId, 'failed', { type: 'result', result: { content: [] } }), IllegalTransitionError);
+      await assert.rejects(store.cancel(task.taskId), IllegalTransitionError);
+      await assert.rejects(store.requestInput(task.taskId, 'q2', { kind: 'elicitation', message: 'x', requestedSchema: {} }, 'x'), IllegalTransitionError);
+      assert.equal(await store.report(task.taskId, { statusMessage: 'late' }), false);
+      const after = await store.get(task.taskId);
+      assert.equal(after.status, 'completed');
+      assert.equal(after.version, done.version, 'refused writes changed nothing');
+    });
+
+    it('keeps a cancelled task cancelled when its work finishes later', async () => {
+      const { store } = fresh();
+      const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+      const cancelled = await store.cancel(task.taskId);
+      assert.equal(cancelled.status, 'cancelled');
+      await assert.rejects(store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } }), IllegalTransitionError);
+      assert.equal((await store.get(task.taskId)).status, 'cancelled');
+    });
+
+    it('records answers durably, ignores answers to keys not outstanding, resumes working when all are answered', async () => {
+      const { store } = fresh();
+      const task = await store.create({ owner: 'alice', request, errorResultStatus: 'failed' });
+      const q = { kind: 'elicitation' as const, message: 'm', requestedSchema: {} };
+      await store.requestInput(task.taskId, 'a', q, 'm');
+      await store.requestInput(task.taskId, 'b', q, 'm');
+      assert.equal(await store.answerInput(task.taskId, 'zzz', { action: 'accept', content: {} }, 'alice'), false);
+      await assert.rejects(store.answerInput(task.taskId, 'a', { action: 'accept' }, 'mallory'), TaskNotFoundError);
+      assert.equal(await store.answerInput(task.taskId, 'a', { action: 'accept', content: { x: 1 } }, 'alice'), true);
+      let now = await store.get(task.taskId);
+      assert.equal(now.status, 'input_required', 'partial answers leave the task input_required');
+      assert.deepEqual(Object.keys(now.inputRequests), ['b']);
+      assert.equal(await store.answerInput(task.taskId, 'b', { action: 'decline' }, 'alice'), true);
+      now = await store.get(task.taskId);
+      assert.equal(now.status, 'working');
+      assert.deepEqual(await store.inputAnswer(task.taskId, 'a'), { action: 'accept', content: { x: 1 } });
+      assert.equal(await store.answerInput(task.taskId, 'a', { action: 'decline' }, 'alice'), false, 'a second answer is ignored');
+      assert.deepEqual(await store.inputAnswer(task.taskId, 'a'), { action: 'accept', content: { x: 1 } });
+    });
+
+    it('journal: first write wins', async () => {
+      const { store } = fresh();
+      const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+      assert.equal(await store.appendJournal(task.taskId, 'step:a', { ok: true, value: 1 }), true);
+      assert.equal(await store.appendJournal(task.taskId, 'step:a', { ok: true, value: 2 }), false);
+      assert.deepEqual((await store.readJournal(task.taskId)).get('step:a'), { ok: true, value: 1 });
+    });
+
+    it('paginates per owner with opaque cursors and rejects forged ones', async () => {
+      const { store } = fresh();
+      const mine: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        mine.push((await store.create({ owner: 'alice', request, errorResultStatus: 'failed' })).taskId);
+        await store.create({ owner: 'bob', request, errorResultStatus: 'failed' });
+      }
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.list('alice', cursor, 3);
+        seen.push(...page.tasks.map((t) => t.taskId));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor);
+      assert.deepEqual(new Set(seen), new Set(mine));
+      assert.equal(seen.length, 7);
+      assert.equal(pages, 3);
+      await assert.rejects(store.list('alice', 'not-a-cursor'), InvalidCursorError);
+      await assert.rejects(store.list('alice', 'c1.' + Buffer.from('{"x":1}').toString('base64url')), InvalidCursorError);
+      assert.equal((await store.list(null)).tasks.length, 0);
+    });
+
+    it('treats a finished task past its ttl as expired', async () => {
+      let clock = Date.parse('2026-01-01T00:00:00.000Z');
+      const { store } = fresh({ now: () => clock });
+      const task = await store.create({ owner: null, request, ttl: 1000, errorResultStatus: 'failed' });
+      clock += 5000;
+      assert.equal((await store.get(task.taskId)).status, 'working', 'a live task is never expired under its worker');
+      await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } });
+      await assert.rejects(store.get(task.taskId), /expired/);
+      assert.equal((await store.list(null)).tasks.length, 0);
+    });
+
+    it('lets exactly one of many racing terminal writers win', async () => {
+      const { store, twin } = fresh();
+      const other = twin ? new TaskStore(twin()) : store;
+      for (let round = 0; round < 10; round++) {
+        const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+        const attempts = [
+          store.cancel(task.taskId),
+          other.finish(task.taskId, 'completed', { type: 'result', result: { content: [{ type: 'text', text: 'done' }] } }),
+          other.cancel(task.taskId),
+          store.finish(task.taskId, 'failed', { type: 'result', result: { content: [], isError: true } }),
+        ];
+        const settled = await Promise.allSettled(attempts);
+        const won = settled.filter((s) => s.status === 'fulfilled');
+        assert.equal(won.length, 1, 'exactly one terminal write succeeds');
+        for (const lost of settled.filter((s) => s.status === 'rejected')) {
+          assert.ok((lost as PromiseRejectedResult).reason instanceof IllegalTransitionError);
+        }
+        const final = await store.get(task.taskId);
+        assert.equal(final.status, (won[0] as PromiseFulfilledResult<{ status: string }>).value.status);
+      }
+      if (other !== store) await other.close();
+    });
+
+    it('never loses concurrent non-terminal updates (compare-and-swap retries)', async () => {
+      const { store, twin } = fresh();
+      const other = twin ? new TaskStore(twin()) : store;
+      const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+      await Promise.all(
+        keys.map((key, i) =>
+          (i % 2 ? store : other).requestInput(task.taskId, key, { kind: 'elicitation', message: key, requestedSchema: {} }, key),
+        ),
+      );
+      const final = await store.get(task.taskId);
+      assert.deepEqual(Object.keys(final.inputRequests).sort(), [...keys].sort());
+      assert.equal(final.version, 1 + keys.length);
+      if (other !== store) await other.close();
+    });
+  });
+}
+
+describe('openStore', () => {
+  it('opens memory: and sqlite: URLs and rejects others', async () => {
+    const path = join(dir, 'open.db');
+    const store = openStore(`sqlite:${path}`);
+    const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+    await store.close();
+    const again = openStore(`sqlite:${path}`);
+    assert.equal((await again.get(task.taskId)).status, 'working', 'sqlite survives reopening');
+    await again.close();
+    await openStore('memory:').close();
+    assert.throws(() => openStore('mysql://x'), /Unsupported store URL/);
+  });
+});
