@@ -1,0 +1,91 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { McpServer } from '@modelcontextprotocol/server';
+import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
+import type { TaskPolicy } from '../../src/core/policy.js';
+import { TaskRuntime } from '../../src/runtime/runtime.js';
+import { startHttpServer } from '../../src/server/http.js';
+import { openStore } from '../../src/store/open-store.js';
+import { McpTasks } from '../../src/wire/mcp-tasks.js';
+import { Erp } from './erp.js';
+import { Ledger } from './ledger.js';
+import { registerInvoiceTasks, registerLedgerTools } from './tools.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The shipped ERP file: beside this module in the sources, or in the package root's `examples/` when run from `dist/`. */
+export const DEFAULT_ERP_PATH = [resolve(here, 'data/erp.json'), resolve(here, '../../../examples/invoice/data/erp.json')].find((path) => existsSync(path)) ?? resolve(here, 'data/erp.json');
+
+/** Options of the invoice demo server. */
+export interface InvoiceServerOptions {
+  /** Store URL. Default `sqlite:.mcp-tasks/invoice.db`. */
+  store?: string;
+  /** Ledger database file; default `ledger.db` beside a SQLite store, in memory for `memory:`. */
+  ledger?: string;
+  /** ERP JSON file. Default: the shipped `examples/invoice/data/erp.json`. */
+  erp?: string;
+  host?: string;
+  port?: number;
+  /** Serve on stdin/stdout instead of HTTP. */
+  stdio?: boolean;
+  policy?: Partial<TaskPolicy>;
+  /** Log line sink (stderr by default; stdout belongs to the protocol under stdio). */
+  log?: (line: string) => void;
+}
+
+export interface RunningInvoiceServer {
+  /** MCP endpoint URL (HTTP only). */
+  url?: string;
+  /** How many unfinished tasks were resumed at start-up. */
+  resumed: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the invoice workflow server: opens the store, resumes every unfinished task from its
+ * journal, and serves MCP (2025-11-25 Tasks) over Streamable HTTP at `http://HOST:PORT/mcp`, or
+ * over stdio.
+ */
+export async function startInvoiceServer(options: InvoiceServerOptions = {}): Promise<RunningInvoiceServer> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const storeUrl = options.store ?? 'sqlite:.mcp-tasks/invoice.db';
+  const erp = Erp.load(options.erp ?? DEFAULT_ERP_PATH);
+  const ledgerPath = options.ledger ?? (storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:') ? join(dirname(storeUrl.slice('sqlite:'.length).replace(/^\/\//, '').split('?')[0]!), 'ledger.db') : ':memory:');
+  const ledger = new Ledger(ledgerPath);
+  const store = openStore(storeUrl, { policy: options.policy });
+  const runtime = new TaskRuntime(store, { onError: (error, taskId) => log(`[invoice] ${taskId ?? 'runtime'}: ${error instanceof Error ? error.stack : String(error)}`) });
+  const tasks = new McpTasks(runtime, { onError: (error) => log(`[invoice] ${error instanceof Error ? error.message : String(error)}`) });
+  registerInvoiceTasks(tasks, { erp, ledger, store });
+
+  const createMcpServer = () => {
+    const mcp = new McpServer(
+      { name: 'mcp-tasks-invoice', version: '0.1.0' },
+      {
+        instructions:
+          'Invoice workflow. Call process_invoice as a task with an invoice; poll the task; answer the approval question; ' +
+          'fetch the result with tasks/result. list_payments shows the ledger; export_payments_report must be called as a task.',
+      },
+    );
+    tasks.attach(mcp);
+    registerLedgerTools(mcp, ledger);
+    return mcp;
+  };
+
+  const resumed = await runtime.recover();
+  const shutdown = async (http?: { close(): Promise<void> }) => {
+    await http?.close();
+    await runtime.close();
+    await store.close();
+    ledger.close();
+  };
+
+  if (options.stdio) {
+    const mcp = createMcpServer();
+    await mcp.connect(new StdioServerTransport());
+    log(`mcp-tasks invoice demo on stdio (store ${storeUrl}, ledger ${ledgerPath}); resumed ${resumed} task(s)`);
+    return { resumed, close: () => mcp.close().then(() => shutdown()) };
+  }
+  const http = await startHttpServer({ host: options.host, port: options.port, createMcpServer, onError: (e) => log(`[http] ${String(e)}`) });
+  log(`mcp-tasks invoice demo listening on ${http.url} (store ${storeUrl}, ledger ${ledgerPath}); resumed ${resumed} task(s)`);
+  return { url: http.url, resumed, close: () => shutdown(http) };
+}

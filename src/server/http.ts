@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { localhostHostValidation, NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import { isInitializeRequest, type McpServer } from '@modelcontextprotocol/server';
+
+/** Options of `startHttpServer`. */
+export interface HttpServerOptions {
+  /** Interface to bind. Default 127.0.0.1. On a loopback host, Host headers are checked (DNS-rebinding protection). */
+  host?: string;
+  /** TCP port; 0 picks a free one. Default 3000. */
+  port?: number;
+  /** Path of the MCP endpoint. Default `/mcp`. */
+  path?: string;
+  /** Builds one `McpServer` (with tasks attached) per MCP session. */
+  createMcpServer: () => McpServer | Promise<McpServer>;
+  /** Largest accepted request body in bytes. Default 4 MiB; larger bodies get HTTP 413. */
+  maxBodyBytes?: number;
+  onError?: (error: unknown) => void;
+}
+
+/** A running server. `url` is the MCP endpoint, e.g. `http://127.0.0.1:3000/mcp`. */
+export interface RunningHttpServer {
+  url: string;
+  http: HttpServer;
+  /** Closes every session and stops listening. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves MCP over Streamable HTTP (protocol revision 2025-11-25 sessions, `Mcp-Session-Id`) with
+ * the SDK's `NodeStreamableHTTPServerTransport`. Sessions are only a transport detail: tasks live in
+ * the store and are bound to principals, so after a restart a client re-initializes (unknown
+ * sessions get HTTP 404, as the transport spec asks) and reads its tasks by id.
+ */
+export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  const host = options.host ?? '127.0.0.1';
+  const path = options.path ?? '/mcp';
+  const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const onError = options.onError ?? ((error: unknown) => console.error('[mcp-tasks] http:', error));
+  const sessions = new Map<string, { transport: NodeStreamableHTTPServerTransport; mcp: McpServer }>();
+  const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
+  const checkHost = loopback ? localhostHostValidation() : undefined;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== path) return reply(res, 404, { error: 'not found' });
+    if (checkHost && !checkHost(req, res)) return;
+    let body: unknown;
+    if (req.method === 'POST') {
+      const raw = await readBody(req, maxBodyBytes);
+      if (raw === 'too-large') return rpcError(res, 413, -32600, `Request body exceeds ${maxBodyBytes} bytes`);
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        return rpcError(res, 400, -32700, 'Parse error: request body is not JSON');
+      }
+    }
+    const sessionId = req.headers['mcp-session-id'];
+    if (typeof sessionId === 'string') {
+      const session = sessions.get(sessionId);
+      if (!session) return rpcError(res, 404, -32001, 'Session not found; start a new session with initialize');
+      return session.transport.handleRequest(req, res, body);
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
+    const mcp = await options.createMcpServer();
+    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, { transport, mcp });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+    };
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res, body);
+  };
+
+  const http = createServer((req, res) => {
+    handle(req, res).catch((error) => {
+      onError(error);
+      if (!res.headersSent) rpcError(res, 500, -32603, 'Internal error');
+      else res.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(options.port ?? 3000, host, () => resolve());
+  });
+  const address = http.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${shownHost}:${address.port}${path}`,
+    http,
+    close: async () => {
+      for (const { mcp } of sessions.values()) await mcp.close().catch(() => undefined);
+      sessions.clear();
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string | 'too-large'> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return 'too-large';
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+function rpcError(res: ServerResponse, status: number, code: number, message: string): void {
+  reply(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
+}

@@ -1,0 +1,24 @@
+import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server';
+import { TaskError, TaskRpcError } from '../core/errors.js';
+
+/**
+ * Maps an engine error to the JSON-RPC error the spec prescribes (2025-11-25 "Tasks › Error
+ * Handling"; 2026-07-28 extension "Error Handling"): unknown, foreign or expired `taskId`, invalid
+ * cursor, illegal transition (e.g. cancelling a terminal task) and malformed input → -32602
+ * (Invalid params); a `TaskRpcError` keeps its own code; anything else → -32603 (Internal error)
+ * with a generic message, so no internals leak to the requestor.
+ */
+export function toProtocolError(error: unknown): ProtocolError {
+  if (error instanceof ProtocolError) return error;
+  if (error instanceof TaskRpcError) return new ProtocolError(error.code, error.message, error.data);
+  if (error instanceof TaskError) {
+    return new ProtocolError(error.kind === 'conflict' ? ProtocolErrorCode.InternalError : ProtocolErrorCode.InvalidParams, error.message);
+  }
+  return new ProtocolError(ProtocolErrorCode.InternalError, 'Internal error');
+}
+
+/** `{ code, message, data? }` of a JSON-RPC error response for `error` (see `toProtocolError`). */
+export function toErrorObject(error: unknown): { code: number; message: string; data?: unknown } {
+  const e = toProtocolError(error);
+  return { code: e.code, message: e.message, ...(e.data !== undefined && { data: e.data }) };
+}

@@ -1,0 +1,171 @@
+import type { ElicitResult, Server, ServerContext } from '@modelcontextprotocol/server';
+import { isTerminal } from '../../core/status.js';
+import type { InputResponse, TaskRecord } from '../../core/task.js';
+import type { TaskRuntime } from '../../runtime/runtime.js';
+import { relatedTaskMeta, toTask2025 } from './task-object.js';
+
+interface Watch {
+  owner: string | null;
+  progressToken?: string | number;
+  lastStatus?: string;
+  lastProgress?: string;
+}
+
+interface Push {
+  controller: AbortController;
+}
+
+/** How long a question pushed on the standalone GET stream may stay unanswered before it is re-sent on the next poll. */
+const STANDALONE_PUSH_TIMEOUT_MS = 5 * 60_000;
+/** A question on a `tasks/result` stream lives as long as that stream. */
+const RESULT_STREAM_PUSH_TIMEOUT_MS = 24 * 3600_000;
+
+/**
+ * The 2025-11-25 view of one MCP connection (one `Server`) onto the shared task store.
+ *
+ * - Tracks the tasks this connection created or asked about ("watched"), and sends
+ *   `notifications/tasks/status` when their status changes and `notifications/progress` (with the
+ *   `progressToken` of the creating request) when they report progress.
+ * - Delivers each outstanding question of a watched `input_required` task as an `elicitation/create`
+ *   request carrying `io.modelcontextprotocol/related-task` (2025-11-25 "Input Required Status"):
+ *   on an open `tasks/result` stream for that task when there is one, else on the standalone GET
+ *   stream (the spec: clients SHOULD expect messages on any SSE stream). The answer is written to
+ *   the store, which resumes the task — wherever and whenever it runs.
+ * - When a question is answered elsewhere, or the task ends, the pending request is aborted, so
+ *   the SDK tells the client (`notifications/cancelled`) to stop asking.
+ */
+export class Session2025 {
+  private readonly watched = new Map<string, Watch>();
+  private readonly pushes = new Map<string, Push>();
+  private readonly resultStreams = new Map<string, Set<ServerContext>>();
+  private readonly unsubscribe: () => void;
+  private disposed = false;
+
+  constructor(
+    private readonly runtime: TaskRuntime,
+    private readonly server: Server,
+    private readonly onError: (error: unknown) => void,
+  ) {
+    this.unsubscribe = runtime.store.onChange((task) => this.onStoreChange(task));
+  }
+
+  /** Starts watching `task` for this connection (idempotent). */
+  watch(task: TaskRecord, owner: string | null, progressToken?: string | number): void {
+    if (this.disposed || isTerminal(task.status)) return;
+    const existing = this.watched.get(task.taskId);
+    if (existing) {
+      if (progressToken !== undefined) existing.progressToken = progressToken;
+      return;
+    }
+    this.watched.set(task.taskId, { owner, progressToken, lastStatus: task.status });
+  }
+
+  /** Registers an open `tasks/result` request for `taskId`; questions go there from now on. */
+  openResultStream(taskId: string, ctx: ServerContext): void {
+    let set = this.resultStreams.get(taskId);
+    if (!set) this.resultStreams.set(taskId, (set = new Set()));
+    set.add(ctx);
+  }
+
+  closeResultStream(taskId: string, ctx: ServerContext): void {
+    const set = this.resultStreams.get(taskId);
+    set?.delete(ctx);
+    if (set?.size === 0) this.resultStreams.delete(taskId);
+    for (const [id, push] of this.pushes) if (id.startsWith(`${taskId}\0`) && id.endsWith(`\0${ctxKey(ctx)}`)) push.controller.abort();
+  }
+
+  /**
+   * Sends every outstanding question of `task` not already pending on the chosen channel. Called on
+   * store changes, on `tasks/get` (so a question lost with a dropped stream is asked again on the
+   * next poll) and while a `tasks/result` request waits.
+   */
+  deliver(task: TaskRecord, owner: string | null): void {
+    if (this.disposed || task.status !== 'input_required') return;
+    const streams = this.resultStreams.get(task.taskId);
+    const ctx = streams ? [...streams].at(-1) : undefined;
+    for (const [key, question] of Object.entries(task.inputRequests)) {
+      const id = `${task.taskId}\0${key}\0${ctx ? ctxKey(ctx) : 'standalone'}`;
+      if (this.pushes.has(id)) continue;
+      const push: Push = { controller: new AbortController() };
+      this.pushes.set(id, push);
+      const params = {
+        mode: 'form' as const,
+        message: question.message,
+        requestedSchema: question.requestedSchema as never,
+        _meta: relatedTaskMeta(task.taskId),
+      };
+      const options = {
+        signal: push.controller.signal,
+        timeout: ctx ? RESULT_STREAM_PUSH_TIMEOUT_MS : STANDALONE_PUSH_TIMEOUT_MS,
+      };
+      const request: Promise<ElicitResult> = ctx ? ctx.mcpReq.elicitInput(params, options) : this.server.elicitInput(params, options);
+      request
+        .then((answer) => this.runtime.provideInput(task.taskId, key, toInputResponse(answer), owner))
+        .catch((error) => {
+          if (!push.controller.signal.aborted && !this.disposed) this.onError(error);
+        })
+        .finally(() => {
+          if (this.pushes.get(id) === push) this.pushes.delete(id);
+        });
+    }
+  }
+
+  /** Stops all watching and aborts pending questions (connection closed). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.unsubscribe();
+    for (const push of this.pushes.values()) push.controller.abort();
+    this.pushes.clear();
+    this.watched.clear();
+  }
+
+  private onStoreChange(task: TaskRecord): void {
+    const watch = this.watched.get(task.taskId);
+    if (!watch) return;
+    for (const [id, push] of this.pushes) {
+      const [taskId, key] = id.split('\0');
+      if (taskId === task.taskId && !(key! in task.inputRequests)) push.controller.abort();
+    }
+    if (watch.lastStatus !== task.status) {
+      watch.lastStatus = task.status;
+      this.notify({ method: 'notifications/tasks/status', params: toTask2025(task) });
+    }
+    const progress = task.progress ? JSON.stringify([task.progress, task.statusMessage]) : undefined;
+    if (watch.progressToken !== undefined && task.progress && progress !== watch.lastProgress) {
+      watch.lastProgress = progress;
+      this.notify({
+        method: 'notifications/progress',
+        params: {
+          progressToken: watch.progressToken,
+          progress: task.progress.progress,
+          ...(task.progress.total !== undefined && { total: task.progress.total }),
+          ...(task.statusMessage !== undefined && { message: task.statusMessage }),
+          _meta: relatedTaskMeta(task.taskId),
+        },
+      });
+    }
+    if (isTerminal(task.status)) this.watched.delete(task.taskId);
+    else this.deliver(task, watch.owner);
+  }
+
+  private notify(notification: { method: string; params: Record<string, unknown> }): void {
+    this.server.notification(notification as never).catch(() => {
+      /* the client may be gone; status notifications are optional (2025-11-25 "Task Notifications") */
+    });
+  }
+}
+
+const ctxIds = new WeakMap<ServerContext, string>();
+let nextCtxId = 0;
+function ctxKey(ctx: ServerContext): string {
+  let id = ctxIds.get(ctx);
+  if (!id) ctxIds.set(ctx, (id = `result-${++nextCtxId}`));
+  return id;
+}
+
+/** Projects an MCP `ElicitResult` onto the engine's `InputResponse`. */
+export function toInputResponse(result: ElicitResult): InputResponse {
+  const action = result.action === 'accept' || result.action === 'decline' ? result.action : 'cancel';
+  return { action, ...(action === 'accept' && result.content && { content: result.content as InputResponse['content'] }) };
+}
