@@ -205,6 +205,7 @@ export class McpTasks {
     const connect = server.connect.bind(server);
     server.connect = async (transport: Transport) => {
       await connect(transport);
+      session.connected(transport);
       this.interpose(transport, session);
     };
     const previousOnClose = server.onclose;
@@ -270,7 +271,7 @@ export class McpTasks {
           if (asked.has(key)) continue;
           asked.add(key);
           ctx.mcpReq
-            .elicitInput({ mode: 'form', message: question.message, requestedSchema: question.requestedSchema as never })
+            .send({ method: 'elicitation/create', params: { mode: 'form', message: question.message, requestedSchema: question.requestedSchema as never } }, { timeout: 24 * 3600_000 })
             .then((answer) => this.runtime.provideInput(task.taskId, key, toInputResponse(answer), owner))
             .catch((error) => this.onError(error));
         }

@@ -29,8 +29,11 @@ const RESULT_STREAM_PUSH_TIMEOUT_MS = 24 * 3600_000;
  * - Delivers each outstanding question of a watched `input_required` task as an `elicitation/create`
  *   request carrying `io.modelcontextprotocol/related-task` (2025-11-25 "Input Required Status"):
  *   on an open `tasks/result` stream for that task when there is one, else on the standalone GET
- *   stream (the spec: clients SHOULD expect messages on any SSE stream). The answer is written to
- *   the store, which resumes the task — wherever and whenever it runs.
+ *   stream (the spec: clients SHOULD expect messages on any SSE stream). When a `tasks/result`
+ *   request arrives for a question already pushed on the standalone stream, Streamable HTTP moves
+ *   it to the `tasks/result` stream (a GET stream may not exist; the standalone push is aborted),
+ *   while a single-pipe transport (stdio) leaves it where it is, so the client is asked once. The
+ *   answer is written to the store, which resumes the task — wherever and whenever it runs.
  * - When a question is answered elsewhere, or the task ends, the pending request is aborted, so
  *   the SDK tells the client (`notifications/cancelled`) to stop asking.
  */
@@ -40,6 +43,11 @@ export class Session2025 {
   private readonly resultStreams = new Map<string, Set<ServerContext>>();
   private readonly unsubscribe: () => void;
   private disposed = false;
+  /**
+   * Whether the transport has separate streams per request (Streamable HTTP). On a single pipe
+   * (stdio) a question already sent is in front of the client whatever request it came with.
+   */
+  private separateStreams = true;
 
   constructor(
     private readonly runtime: TaskRuntime,
@@ -47,6 +55,11 @@ export class Session2025 {
     private readonly onError: (error: unknown) => void,
   ) {
     this.unsubscribe = runtime.store.onChange((task) => this.onStoreChange(task));
+  }
+
+  /** Tells the session what it is connected to (see `separateStreams`). */
+  connected(transport: object): void {
+    this.separateStreams = typeof (transport as { handleRequest?: unknown }).handleRequest === 'function';
   }
 
   /** Starts watching `task` for this connection (idempotent). */
@@ -86,6 +99,13 @@ export class Session2025 {
     for (const [key, question] of Object.entries(task.inputRequests)) {
       const id = `${task.taskId}\0${key}\0${ctx ? ctxKey(ctx) : 'standalone'}`;
       if (this.pushes.has(id)) continue;
+      const standalone = this.pushes.get(`${task.taskId}\0${key}\0standalone`);
+      if (ctx && standalone) {
+        // One pipe: the client already has the question. Separate streams: a GET stream may not
+        // exist (the push is then silently dropped), so move the question to the tasks/result stream.
+        if (!this.separateStreams) continue;
+        standalone.controller.abort();
+      }
       const push: Push = { controller: new AbortController() };
       this.pushes.set(id, push);
       const params = {
@@ -98,7 +118,11 @@ export class Session2025 {
         signal: push.controller.signal,
         timeout: ctx ? RESULT_STREAM_PUSH_TIMEOUT_MS : STANDALONE_PUSH_TIMEOUT_MS,
       };
-      const request: Promise<ElicitResult> = ctx ? ctx.mcpReq.elicitInput(params, options) : this.server.elicitInput(params, options);
+      // ctx.mcpReq.elicitInput would go to the standalone stream (SDK 2.4 does not relate it to the
+      // request); ctx.mcpReq.send does, so the question travels on the tasks/result stream.
+      const request: Promise<ElicitResult> = ctx
+        ? ctx.mcpReq.send({ method: 'elicitation/create', params }, options)
+        : this.server.elicitInput(params, options);
       request
         .then((answer) => this.runtime.provideInput(task.taskId, key, toInputResponse(answer), owner))
         .catch((error) => {

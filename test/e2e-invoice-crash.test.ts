@@ -1,0 +1,134 @@
+/**
+ * End to end: the invoice demo as a child process, SIGKILLed while invoices wait for approval and
+ * again while an approved invoice waits for a line's payOn; restarted each time; approvals come from
+ * new connections. The ledger must show every approved line paid exactly once and never before its
+ * payOn, and nothing paid for rejected, cancelled or invalid invoices.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { startDemo, type DemoProcess } from './helpers/demo-process.js';
+import { RawMcpClient } from './helpers/raw-client.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-e2e-'));
+const running: DemoProcess[] = [];
+after(async () => {
+  for (const p of running) await p.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const erpPath = join(dir, 'erp.json');
+writeFileSync(
+  erpPath,
+  JSON.stringify({
+    vendors: [
+      { vendorId: 'V1', name: 'Acme', currency: 'EUR', active: true },
+      { vendorId: 'V2', name: 'Dormant', currency: 'EUR', active: false },
+    ],
+    purchaseOrders: [
+      { poNumber: 'PO1', vendorId: 'V1', currency: 'EUR', amount: 100000 },
+      { poNumber: 'PO2', vendorId: 'V2', currency: 'EUR', amount: 100000 },
+    ],
+  }),
+);
+
+async function boot(): Promise<{ demo: DemoProcess; client: RawMcpClient }> {
+  const demo = await startDemo(['--store', `sqlite:${join(dir, 'invoice.db')}`, '--erp', erpPath, '--poll-interval', '100']);
+  running.push(demo);
+  const client = new RawMcpClient(demo.url);
+  await client.initialize();
+  return { demo, client };
+}
+
+async function waitFor(client: RawMcpClient, taskId: string, ok: (task: any) => boolean, what: string, ms = 20_000): Promise<any> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const task = (await client.request('tasks/get', { taskId })).result;
+    if (task && ok(task)) return task;
+    if (Date.now() > deadline) throw new Error(`${what}: task ${taskId} is ${JSON.stringify(task)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const approve = async () => ({ action: 'accept', content: { decision: 'approve', comment: 'ok' } });
+const reject = async () => ({ action: 'accept', content: { decision: 'reject', comment: 'no' } });
+
+it('survives SIGKILL while waiting for approval and for a payOn, paying each approved line exactly once', { timeout: 120_000 }, async () => {
+  const payOn = new Date(Date.now() + 12_000).toISOString();
+  const invoice = (invoiceId: string, lines: object[], vendorId = 'V1', poNumber = 'PO1') => ({
+    invoice: { invoiceId, vendorId, poNumber, currency: 'EUR', issuedOn: '2026-11-01', lines },
+  });
+  const submissions = {
+    A: invoice('INV-A', [
+      { lineId: '1', description: 'chairs', amount: 100.5 },
+      { lineId: '2', description: 'desks', amount: 200 },
+    ]),
+    B: invoice('INV-B', [
+      { lineId: 'now', description: 'setup', amount: 50 },
+      { lineId: 'later', description: 'subscription', amount: 75.25, payOn },
+    ]),
+    C: invoice('INV-C', [{ lineId: '1', description: 'rejected', amount: 10 }]),
+    D: invoice('INV-D', [{ lineId: '1', description: 'cancelled', amount: 20 }]),
+    E: invoice('INV-E', [{ lineId: '1', description: 'inactive vendor', amount: 30 }], 'V2', 'PO2'),
+  };
+
+  // Life 1: submit everything as tasks; let them reach the approval question; SIGKILL.
+  let { demo, client } = await boot();
+  const ids: Record<string, string> = {};
+  for (const [key, args] of Object.entries(submissions)) {
+    const res = await client.request('tools/call', { name: 'process_invoice', arguments: args, task: { ttl: 3_600_000 } });
+    assert.ok(res.result?.task?.taskId, JSON.stringify(res));
+    ids[key] = res.result.task.taskId;
+  }
+  for (const key of ['A', 'B', 'C', 'D']) await waitFor(client, ids[key]!, (t) => t.status === 'input_required', `${key} awaits approval`);
+  const invalid = await waitFor(client, ids.E!, (t) => t.status === 'failed', 'E fails validation');
+  assert.match(invalid.statusMessage, /not active/);
+  await demo.kill();
+
+  // Life 2: a new process and connection; cancel D; approve B, which pays its first line and then
+  // waits durably for the payOn of the second; SIGKILL during that wait.
+  ({ demo, client } = await boot());
+  assert.match(demo.log(), /resumed 4 task\(s\)/);
+  for (const key of ['A', 'B', 'C', 'D']) assert.equal((await client.request('tasks/get', { taskId: ids[key] })).result.status, 'input_required');
+  assert.equal((await client.request('tasks/cancel', { taskId: ids.D })).result.status, 'cancelled');
+  const bWaiting = client.request('tasks/result', { taskId: ids.B }, approve).catch(() => undefined); // dies with the server
+  const waiting = await waitFor(client, ids.B!, (t) => t.status === 'working' && /waiting until/i.test(t.statusMessage ?? ''), 'B waits for payOn');
+  assert.match(waiting.statusMessage, /line later/);
+  const ledger = () => new Database(join(dir, 'ledger.db'), { readonly: true });
+  const paidBefore = ledger().prepare(`SELECT line_id, paid_at FROM payments WHERE invoice_id = 'INV-B'`).all() as { line_id: string; paid_at: string }[];
+  assert.deepEqual(paidBefore.map((p) => p.line_id), ['now'], 'the payOn line is not paid early');
+  await demo.kill();
+  await bWaiting;
+
+  // Life 3: approve A and reject C from yet another connection; B finishes after its payOn.
+  ({ demo, client } = await boot());
+  const a = await client.request('tasks/result', { taskId: ids.A }, approve);
+  assert.equal(a.result.structuredContent.status, 'paid');
+  assert.deepEqual(a.result._meta['io.modelcontextprotocol/related-task'], { taskId: ids.A });
+  const c = await client.request('tasks/result', { taskId: ids.C }, reject);
+  assert.equal(c.result.structuredContent.status, 'rejected');
+  const b = await client.request('tasks/result', { taskId: ids.B });
+  assert.equal(b.result.structuredContent.status, 'paid', JSON.stringify(b));
+  const d = await client.request('tasks/result', { taskId: ids.D });
+  assert.equal(d.error?.code, -32602, 'a cancelled task has no result');
+  for (const [key, status] of Object.entries({ A: 'completed', B: 'completed', C: 'completed', D: 'cancelled', E: 'failed' })) {
+    assert.equal((await client.request('tasks/get', { taskId: ids[key] })).result.status, status, key);
+  }
+
+  // The ledger: approved lines exactly once, none before payOn, nothing else.
+  const listed = (await client.request('tools/call', { name: 'list_payments', arguments: {} })).result.structuredContent.payments as any[];
+  const keys = listed.map((p) => `${p.invoiceId}/${p.lineId}`).sort();
+  assert.deepEqual(keys, ['INV-A/1', 'INV-A/2', 'INV-B/later', 'INV-B/now']);
+  assert.equal(new Set(keys).size, keys.length, 'no line paid twice');
+  const later = listed.find((p) => p.lineId === 'later');
+  assert.ok(Date.parse(later.paidAt) >= Date.parse(payOn), `paid at ${later.paidAt}, payOn ${payOn}`);
+  const now = listed.find((p) => p.lineId === 'now');
+  assert.equal(now.paidAt, paidBefore[0]!.paid_at, 'the line paid before the crash was not paid again');
+  assert.deepEqual(listed.find((p) => p.lineId === '1' && p.invoiceId === 'INV-A').amount, 100.5);
+  const rows = ledger().prepare(`SELECT invoice_id, line_id, COUNT(*) AS n FROM payments GROUP BY invoice_id, line_id`).all() as { n: number }[];
+  assert.ok(rows.every((r) => r.n === 1));
+  await demo.kill();
+});

@@ -1,0 +1,94 @@
+/**
+ * A deliberately SDK-free MCP client for wire tests: plain fetch, JSON-RPC by hand, Streamable HTTP
+ * responses read as JSON or SSE. Server-to-client requests seen on a stream are handed to
+ * `onServerRequest` and its return value is POSTed back as the JSON-RPC response.
+ */
+export interface RpcMessage {
+  jsonrpc: '2.0';
+  id?: string | number;
+  method?: string;
+  params?: any;
+  result?: any;
+  error?: { code: number; message: string; data?: unknown };
+}
+
+export class RawMcpClient {
+  sessionId?: string;
+  private nextId = 1;
+  readonly notifications: RpcMessage[] = [];
+
+  constructor(
+    readonly url: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
+
+  /** initialize + notifications/initialized, protocol 2025-11-25. Returns the InitializeResult. */
+  async initialize(capabilities: Record<string, unknown> = { elicitation: { form: {} } }): Promise<any> {
+    const res = await this.request('initialize', { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 'raw-test-client', version: '0' } });
+    if (res.error) throw new Error(`initialize failed: ${res.error.message}`);
+    await this.notify('notifications/initialized');
+    return res.result;
+  }
+
+  async notify(method: string, params?: unknown): Promise<void> {
+    await this.post({ jsonrpc: '2.0', method, ...(params !== undefined && { params }) });
+  }
+
+  /** Sends a request and returns its response (result or error), answering server requests on the way. */
+  async request(method: string, params?: unknown, onServerRequest?: (req: RpcMessage) => Promise<unknown>): Promise<RpcMessage> {
+    const id = this.nextId++;
+    const response = await this.post({ jsonrpc: '2.0', id, method, ...(params !== undefined && { params }) });
+    return this.readResponse(response, id, onServerRequest);
+  }
+
+  /** POSTs any body (valid or not) and returns the raw HTTP response. */
+  async post(body: unknown): Promise<Response> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      ...this.headers,
+    };
+    if (this.sessionId) headers['mcp-session-id'] = this.sessionId;
+    const response = await fetch(this.url, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const sid = response.headers.get('mcp-session-id');
+    if (sid) this.sessionId = sid;
+    return response;
+  }
+
+  private async readResponse(response: Response, id: number, onServerRequest?: (req: RpcMessage) => Promise<unknown>): Promise<RpcMessage> {
+    const type = response.headers.get('content-type') ?? '';
+    if (type.includes('application/json')) return (await response.json()) as RpcMessage;
+    if (!type.includes('text/event-stream') || !response.body) throw new Error(`unexpected response ${response.status} ${type}: ${await response.text()}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`stream ended without a response to request ${id}`);
+      buffer += value;
+      let cut: number;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const event = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const data = event
+          .split('\n')
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => line.slice(5).trimStart())
+          .join('\n');
+        if (!data) continue;
+        const message = JSON.parse(data) as RpcMessage;
+        if (message.id === id && (message.result !== undefined || message.error !== undefined)) {
+          await reader.cancel().catch(() => undefined);
+          return message;
+        }
+        if (message.method && message.id !== undefined) {
+          if (!onServerRequest) throw new Error(`unexpected server request ${message.method}`);
+          const result = await onServerRequest(message);
+          await this.post({ jsonrpc: '2.0', id: message.id, result });
+        } else if (message.method) {
+          this.notifications.push(message);
+        }
+      }
+    }
+  }
+}
