@@ -27,7 +27,16 @@ describe('mcp-tasks CLI', () => {
   });
 
   it('calls a tool as a task, answers with --answer, prints the result (--json)', () => {
-    const res = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: invoice('INV-2026-0001') }), '--answer', '{"decision":"approve"}', '--json']);
+    const res = cli([
+      'call',
+      demo.url,
+      'process_invoice',
+      '--args',
+      JSON.stringify({ invoice: invoice('INV-2026-0001') }),
+      '--answer',
+      '{"decision":"approve"}',
+      '--json',
+    ]);
     assert.equal(res.code, 0, res.stderr);
     const out = JSON.parse(res.stdout);
     assert.equal(out.status, 'completed');
@@ -50,8 +59,32 @@ describe('mcp-tasks CLI', () => {
 
   it('after the client is SIGKILLed, ls shows the task and resume picks it up', async () => {
     const payOn = new Date(Date.now() + 4000).toISOString();
-    const inv = { invoiceId: 'INV-CLI-1', vendorId: 'V-1001', poNumber: 'PO-2026-0417', currency: 'EUR', issuedOn: '2026-11-20', lines: [{ lineId: '1', description: 'later', amount: 10, payOn }] };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: inv }), '--answer', '{"decision":"approve"}', '--journal', journal], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const inv = {
+      invoiceId: 'INV-CLI-1',
+      vendorId: 'V-1001',
+      poNumber: 'PO-2026-0417',
+      currency: 'EUR',
+      issuedOn: '2026-11-20',
+      lines: [{ lineId: '1', description: 'later', amount: 10, payOn }],
+    };
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'call',
+        demo.url,
+        'process_invoice',
+        '--args',
+        JSON.stringify({ invoice: inv }),
+        '--answer',
+        '{"decision":"approve"}',
+        '--journal',
+        journal,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no wait seen: ${stderr}`)), 30_000);

@@ -99,7 +99,11 @@ it('survives SIGKILL while waiting for approval and for a payOn, paying each app
   assert.match(waiting.statusMessage, /line later/);
   const ledger = () => new Database(join(dir, 'ledger.db'), { readonly: true });
   const paidBefore = ledger().prepare(`SELECT line_id, paid_at FROM payments WHERE invoice_id = 'INV-B'`).all() as { line_id: string; paid_at: string }[];
-  assert.deepEqual(paidBefore.map((p) => p.line_id), ['now'], 'the payOn line is not paid early');
+  assert.deepEqual(
+    paidBefore.map((p) => p.line_id),
+    ['now'],
+    'the payOn line is not paid early',
+  );
   await demo.kill();
   await bWaiting;
 

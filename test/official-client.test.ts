@@ -52,7 +52,10 @@ describe('official SDK v2 client + ext-tasks requester', () => {
     assert.match(asked.at(-1)!, /Approve invoice INV-2026-0001 from Acme Office Supplies GmbH/);
     const result = (outcome as { result: any }).result;
     assert.equal(result.structuredContent.status, 'paid');
-    assert.deepEqual(result.structuredContent.payments.map((p: any) => p.lineId), ['1', '2', '3']);
+    assert.deepEqual(
+      result.structuredContent.payments.map((p: any) => p.lineId),
+      ['1', '2', '3'],
+    );
     const listed = await tc.client.callTool({ name: 'list_payments', arguments: { invoiceId: 'INV-2026-0001' } });
     assert.equal((listed.structuredContent as any).payments.length, 3);
   });

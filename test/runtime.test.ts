@@ -61,9 +61,15 @@ describe('runtime', () => {
     assert.deepEqual(boom?.outcome, { type: 'result', result: { content: [{ type: 'text', text: 'ERP unreachable' }], isError: true } });
     const rpc = await runtime.waitForTerminal((await runtime.submit({ owner: null, tool: 'rpc', arguments: {}, errorResultStatus: 'failed' })).taskId, null);
     assert.deepEqual(rpc?.outcome, { type: 'error', error: { code: -32602, message: 'bad invoice', data: { field: 'poNumber' } } });
-    const soft2025 = await runtime.waitForTerminal((await runtime.submit({ owner: null, tool: 'soft', arguments: {}, errorResultStatus: 'failed' })).taskId, null);
+    const soft2025 = await runtime.waitForTerminal(
+      (await runtime.submit({ owner: null, tool: 'soft', arguments: {}, errorResultStatus: 'failed' })).taskId,
+      null,
+    );
     assert.equal(soft2025?.status, 'failed', 'isError results fail tasks created over 2025-11-25');
-    const soft2026 = await runtime.waitForTerminal((await runtime.submit({ owner: null, tool: 'soft', arguments: {}, errorResultStatus: 'completed' })).taskId, null);
+    const soft2026 = await runtime.waitForTerminal(
+      (await runtime.submit({ owner: null, tool: 'soft', arguments: {}, errorResultStatus: 'completed' })).taskId,
+      null,
+    );
     assert.equal(soft2026?.status, 'completed', 'isError results complete tasks of the 2026-07-28 extension');
     await runtime.close();
   });

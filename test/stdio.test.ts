@@ -13,13 +13,26 @@ it('serves 2025-11-25 tasks over stdio', { timeout: 60_000 }, async () => {
     return { action: 'accept', content: { decision: 'approve' } };
   });
   await client.connect(
-    new StdioClientTransport({ command: process.execPath, args: ['--import', 'tsx', 'src/cli/main.ts', 'demo', 'invoice', '--stdio', '--store', 'memory:', '--poll-interval', '50'] }),
+    new StdioClientTransport({
+      command: process.execPath,
+      args: ['--import', 'tsx', 'src/cli/main.ts', 'demo', 'invoice', '--stdio', '--store', 'memory:', '--poll-interval', '50'],
+    }),
   );
   try {
     assert.deepEqual(client.getServerCapabilities()?.tasks, { cancel: {}, requests: { tools: { call: {} } } });
-    const invoice = { invoiceId: 'INV-STDIO', vendorId: 'V-1001', poNumber: 'PO-2026-0417', currency: 'EUR', issuedOn: '2026-11-20', lines: [{ lineId: '1', description: 'x', amount: 12.34 }] };
+    const invoice = {
+      invoiceId: 'INV-STDIO',
+      vendorId: 'V-1001',
+      poNumber: 'PO-2026-0417',
+      currency: 'EUR',
+      issuedOn: '2026-11-20',
+      lines: [{ lineId: '1', description: 'x', amount: 12.34 }],
+    };
     const any = z.looseObject({});
-    const created = (await client.request({ method: 'tools/call', params: { name: 'process_invoice', arguments: { invoice }, task: {} } } as never, any as never)) as any;
+    const created = (await client.request(
+      { method: 'tools/call', params: { name: 'process_invoice', arguments: { invoice }, task: {} } } as never,
+      any as never,
+    )) as any;
     const taskId = created.task.taskId as string;
     assert.equal(created.task.status, 'working');
     const result = (await client.request({ method: 'tasks/result', params: { taskId } } as never, any as never)) as any;

@@ -195,9 +195,7 @@ for (const factory of backends) {
       const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
       const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
       await Promise.all(
-        keys.map((key, i) =>
-          (i % 2 ? store : other).requestInput(task.taskId, key, { kind: 'elicitation', message: key, requestedSchema: {} }, key),
-        ),
+        keys.map((key, i) => (i % 2 ? store : other).requestInput(task.taskId, key, { kind: 'elicitation', message: key, requestedSchema: {} }, key)),
       );
       const final = await store.get(task.taskId);
       assert.deepEqual(Object.keys(final.inputRequests).sort(), [...keys].sort());

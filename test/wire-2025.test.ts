@@ -172,3 +172,22 @@ describe('wire 2025-11-25: tasks/list', () => {
     }
   });
 });
+
+describe('wire 2025-11-25: synchronous calls of task tools', () => {
+  it('ends the call with an isError result naming the task when the client cannot be asked; the task waits', async () => {
+    const server = await startTestServer('memory:');
+    try {
+      const client = new RawMcpClient(server.url);
+      await client.initialize({}); // declares no elicitation support
+      const res = await client.request('tools/call', { name: 'ask', arguments: { question: 'Which account?' } });
+      assert.equal(res.result.isError, true);
+      const taskId = /task ([A-Za-z0-9_-]{22})/.exec(res.result.content[0].text)?.[1];
+      assert.ok(taskId, res.result.content[0].text);
+      assert.match(res.result.content[0].text, /Which account\?/);
+      const task = (await client.request('tasks/get', { taskId })).result;
+      assert.equal(task.status, 'input_required', 'the work is kept for a task-aware client');
+    } finally {
+      await server.close();
+    }
+  });
+});

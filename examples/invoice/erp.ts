@@ -4,7 +4,9 @@ import * as z from 'zod';
 /** ERP master data file (`examples/invoice/data/erp.json`). Amounts are in major units (e.g. 12500.00). */
 export const ErpSchema = z.object({
   vendors: z.array(z.object({ vendorId: z.string().min(1), name: z.string().min(1), currency: z.string().length(3), active: z.boolean() })),
-  purchaseOrders: z.array(z.object({ poNumber: z.string().min(1), vendorId: z.string().min(1), currency: z.string().length(3), amount: z.number().positive() })),
+  purchaseOrders: z.array(
+    z.object({ poNumber: z.string().min(1), vendorId: z.string().min(1), currency: z.string().length(3), amount: z.number().positive() }),
+  ),
 });
 export type ErpData = z.infer<typeof ErpSchema>;
 export type Vendor = ErpData['vendors'][number];

@@ -61,7 +61,10 @@ export function validateInvoice(invoice: Invoice, erp: Erp, committedCents: numb
   }
   const remaining = toCents(po.amount) - committedCents;
   if (total > remaining) {
-    return { ok: false, reason: `total ${formatMoney(total, invoice.currency)} exceeds the remaining amount ${formatMoney(remaining, po.currency)} of purchase order ${po.poNumber}` };
+    return {
+      ok: false,
+      reason: `total ${formatMoney(total, invoice.currency)} exceeds the remaining amount ${formatMoney(remaining, po.currency)} of purchase order ${po.poNumber}`,
+    };
   }
   return { ok: true, totalCents: total, vendorName: vendor.name };
 }

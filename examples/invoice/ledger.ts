@@ -58,15 +58,24 @@ export class Ledger {
    * Claims `invoiceId` for `taskId`. Succeeds if unclaimed, already claimed by this task (a step
    * re-run after a crash), or claimed by a dead task; otherwise names the holder.
    */
-  async claim(invoiceId: string, taskId: string, poNumber: string, totalCents: number, isDead: IsTaskDead): Promise<{ ok: true } | { ok: false; reason: string }> {
-    const existing = this.db.prepare(`SELECT task_id, status FROM claims WHERE invoice_id = ?`).get(invoiceId) as { task_id: string; status: ClaimStatus } | undefined;
+  async claim(
+    invoiceId: string,
+    taskId: string,
+    poNumber: string,
+    totalCents: number,
+    isDead: IsTaskDead,
+  ): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const existing = this.db.prepare(`SELECT task_id, status FROM claims WHERE invoice_id = ?`).get(invoiceId) as
+      { task_id: string; status: ClaimStatus } | undefined;
     if (existing && existing.task_id !== taskId && existing.status !== 'released' && !(existing.status === 'open' && (await isDead(existing.task_id)))) {
       return { ok: false, reason: `invoice ${invoiceId} was already processed (${existing.status}, task ${existing.task_id})` };
     }
     this.db
-      .prepare(`INSERT INTO claims (invoice_id, task_id, po_number, total_cents, status) VALUES (?, ?, ?, ?, 'open')
+      .prepare(
+        `INSERT INTO claims (invoice_id, task_id, po_number, total_cents, status) VALUES (?, ?, ?, ?, 'open')
                 ON CONFLICT (invoice_id) DO UPDATE SET task_id = excluded.task_id, po_number = excluded.po_number, total_cents = excluded.total_cents,
-                status = CASE WHEN claims.task_id = excluded.task_id THEN claims.status ELSE 'open' END`)
+                status = CASE WHEN claims.task_id = excluded.task_id THEN claims.status ELSE 'open' END`,
+      )
       .run(invoiceId, taskId, poNumber, totalCents);
     return { ok: true };
   }
@@ -120,5 +129,12 @@ interface PaymentRow {
 }
 
 function toPayment(row: PaymentRow): Payment {
-  return { invoiceId: row.invoice_id, lineId: row.line_id, amount: fromCents(row.amount_cents), currency: row.currency, paidAt: row.paid_at, taskId: row.task_id };
+  return {
+    invoiceId: row.invoice_id,
+    lineId: row.line_id,
+    amount: fromCents(row.amount_cents),
+    currency: row.currency,
+    paidAt: row.paid_at,
+    taskId: row.task_id,
+  };
 }

@@ -14,7 +14,8 @@ import { registerInvoiceTasks, registerLedgerTools } from './tools.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The shipped ERP file: beside this module in the sources, or in the package root's `examples/` when run from `dist/`. */
-export const DEFAULT_ERP_PATH = [resolve(here, 'data/erp.json'), resolve(here, '../../../examples/invoice/data/erp.json')].find((path) => existsSync(path)) ?? resolve(here, 'data/erp.json');
+export const DEFAULT_ERP_PATH =
+  [resolve(here, 'data/erp.json'), resolve(here, '../../../examples/invoice/data/erp.json')].find((path) => existsSync(path)) ?? resolve(here, 'data/erp.json');
 
 /** Options of the invoice demo server. */
 export interface InvoiceServerOptions {
@@ -50,10 +51,16 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const storeUrl = options.store ?? 'sqlite:.mcp-tasks/invoice.db';
   const erp = Erp.load(options.erp ?? DEFAULT_ERP_PATH);
-  const ledgerPath = options.ledger ?? (storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:') ? join(dirname(storeUrl.slice('sqlite:'.length).replace(/^\/\//, '').split('?')[0]!), 'ledger.db') : ':memory:');
+  const ledgerPath =
+    options.ledger ??
+    (storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:')
+      ? join(dirname(storeUrl.slice('sqlite:'.length).replace(/^\/\//, '').split('?')[0]!), 'ledger.db')
+      : ':memory:');
   const ledger = new Ledger(ledgerPath);
   const store = openStore(storeUrl, { policy: options.policy });
-  const runtime = new TaskRuntime(store, { onError: (error, taskId) => log(`[invoice] ${taskId ?? 'runtime'}: ${error instanceof Error ? error.stack : String(error)}`) });
+  const runtime = new TaskRuntime(store, {
+    onError: (error, taskId) => log(`[invoice] ${taskId ?? 'runtime'}: ${error instanceof Error ? error.stack : String(error)}`),
+  });
   const tasks = new McpTasks(runtime, { onError: (error) => log(`[invoice] ${error instanceof Error ? error.message : String(error)}`) });
   registerInvoiceTasks(tasks, { erp, ledger, store });
 

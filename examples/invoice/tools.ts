@@ -53,7 +53,7 @@ export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, store }: In
       title: 'Process invoice',
       description:
         'Validates a supplier invoice against the ERP (vendor, purchase order, currency, lines, remaining PO amount), ' +
-        'asks a human to approve or reject it, then pays each line exactly once, waiting until each line\'s payOn date. ' +
+        "asks a human to approve or reject it, then pays each line exactly once, waiting until each line's payOn date. " +
         'Runs as a durable task: it survives restarts and may take days.',
       inputSchema: z.object({ invoice: InvoiceSchema }),
       taskSupport: 'optional',
@@ -82,7 +82,14 @@ export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, store }: In
           const why = answer.action === 'accept' ? 'rejected by the approver' : `approval ${answer.action === 'decline' ? 'declined' : 'cancelled'}`;
           return {
             content: [{ type: 'text', text: `Invoice ${id} (${total}) was not paid: ${why}${comment ? ` (${comment})` : ''}.` }],
-            structuredContent: { invoiceId: id, status: 'rejected', total: check.totalCents / 100, currency: invoice.currency, ...(comment && { comment }), payments: [] },
+            structuredContent: {
+              invoiceId: id,
+              status: 'rejected',
+              total: check.totalCents / 100,
+              currency: invoice.currency,
+              ...(comment && { comment }),
+              payments: [],
+            },
           };
         }
         await ctx.step('approve', () => ledger.setStatus(id, ctx.taskId, 'approved'));
@@ -100,7 +107,14 @@ export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, store }: In
         await ctx.step('paid', () => ledger.setStatus(id, ctx.taskId, 'paid'));
         return {
           content: [{ type: 'text', text: `Invoice ${id} approved${comment ? ` (${comment})` : ''} and paid: ${payments.length} payment(s), total ${total}.` }],
-          structuredContent: { invoiceId: id, status: 'paid', total: check.totalCents / 100, currency: invoice.currency, ...(comment && { comment }), payments: payments.map(publicPayment) },
+          structuredContent: {
+            invoiceId: id,
+            status: 'paid',
+            total: check.totalCents / 100,
+            currency: invoice.currency,
+            ...(comment && { comment }),
+            payments: payments.map(publicPayment),
+          },
         };
       } catch (error) {
         // Cancelled: release the claim unless money already moved (then the invoice stays committed).
@@ -124,7 +138,10 @@ export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, store }: In
       const text =
         format === 'json'
           ? JSON.stringify(payments, null, 2)
-          : ['invoiceId,lineId,amount,currency,paidAt', ...payments.map((p) => [p.invoiceId, p.lineId, p.amount.toFixed(2), p.currency, p.paidAt].map(csvCell).join(','))].join('\n');
+          : [
+              'invoiceId,lineId,amount,currency,paidAt',
+              ...payments.map((p) => [p.invoiceId, p.lineId, p.amount.toFixed(2), p.currency, p.paidAt].map(csvCell).join(',')),
+            ].join('\n');
       return { content: [{ type: 'text', text }], structuredContent: { format, count: payments.length } };
     },
   );
@@ -142,7 +159,10 @@ export function registerLedgerTools(mcp: McpServer, ledger: Ledger): void {
     },
     async ({ invoiceId }) => {
       const payments = ledger.payments(invoiceId).map(publicPayment);
-      const summary = payments.length === 0 ? 'No payments.' : payments.map((p) => `${p.invoiceId}/${p.lineId}: ${p.currency} ${p.amount.toFixed(2)} at ${p.paidAt}`).join('\n');
+      const summary =
+        payments.length === 0
+          ? 'No payments.'
+          : payments.map((p) => `${p.invoiceId}/${p.lineId}: ${p.currency} ${p.amount.toFixed(2)} at ${p.paidAt}`).join('\n');
       return { content: [{ type: 'text', text: summary }], structuredContent: { payments } };
     },
   );

@@ -5,7 +5,7 @@ import type { ApplicationElicitResult, TaskOutcome } from '@modelcontextprotocol
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { connectTaskClient, type TaskClient } from '../client/connect.js';
 import { ClientJournal, type JournalEntry } from '../client/journal.js';
-import { parseAnswer, terminalAnswerer } from '../client/prompt.js';
+import { parseAnswer, statusLine, terminalAnswerer } from '../client/prompt.js';
 import { follow, type Followed } from './follow.js';
 
 /** Exit codes: 0 completed, 1 failed or error, 2 cancelled, 3 detached (needs input or interrupted). */
@@ -110,9 +110,19 @@ program
   .option('--json', 'machine-readable output')
   .action((opts: { journal: string; json?: boolean }) => {
     const entries = new ClientJournal(opts.journal).list();
-    if (opts.json) return void process.stdout.write(`${JSON.stringify(entries.map(({ reference: _r, ...e }) => e), null, 2)}\n`);
+    if (opts.json)
+      return void process.stdout.write(
+        `${JSON.stringify(
+          entries.map(({ reference: _r, ...e }) => e),
+          null,
+          2,
+        )}\n`,
+      );
     if (entries.length === 0) return void process.stdout.write('No tasks in the journal.\n');
-    for (const e of entries) process.stdout.write(`${e.taskId}  ${e.status.padEnd(14)} ${e.tool.padEnd(24)} ${e.updatedAt}  ${e.url}${e.statusMessage ? `\n    ${e.statusMessage}` : ''}\n`);
+    for (const e of entries)
+      process.stdout.write(
+        `${e.taskId}  ${e.status.padEnd(14)} ${e.tool.padEnd(24)} ${e.updatedAt}  ${e.url}${e.statusMessage ? `\n    ${e.statusMessage}` : ''}\n`,
+      );
   });
 
 for (const [name, description] of [
@@ -172,7 +182,7 @@ async function withClient(
   work: (tc: TaskClient, journal: ClientJournal, stop: AbortSignal, log: (line: string) => void) => Promise<Followed[]>,
 ): Promise<void> {
   const journal = new ClientJournal(opts.journal);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = statusLine;
   const stop = new AbortController();
   const onSigint = () => stop.abort(new Error('interrupted; the task goes on on the server'));
   process.once('SIGINT', onSigint);
@@ -207,12 +217,21 @@ function report(r: Followed, opts: ClientOptions): void {
   const outcome = r.outcome as TaskOutcome<Record<string, unknown>>;
   if (outcome.status === 'completed') {
     const result = outcome.result;
-    const text = Array.isArray(result.content) ? (result.content as { type: string; text?: string }[]).filter((c) => c.type === 'text').map((c) => c.text).join('\n') : '';
+    const text = Array.isArray(result.content)
+      ? (result.content as { type: string; text?: string }[])
+          .filter((c) => c.type === 'text')
+          .map((c) => c.text)
+          .join('\n')
+      : '';
     const structured = result.structuredContent ? `\n${JSON.stringify(result.structuredContent, null, 2)}` : '';
     emit(opts, { taskId: r.taskId, status: 'completed', result }, `${text}${structured}`);
     if (result.isError === true) process.exitCode = Math.max(Number(process.exitCode ?? 0), EXIT.failed);
   } else if (outcome.status === 'failed') {
-    emit(opts, { taskId: r.taskId, status: 'failed', error: outcome.error.message, ...(outcome.error.code !== undefined && { code: outcome.error.code }) }, `failed: ${outcome.error.message}`);
+    emit(
+      opts,
+      { taskId: r.taskId, status: 'failed', error: outcome.error.message, ...(outcome.error.code !== undefined && { code: outcome.error.code }) },
+      `failed: ${outcome.error.message}`,
+    );
     process.exitCode = Math.max(Number(process.exitCode ?? 0), EXIT.failed);
   } else {
     emit(opts, { taskId: r.taskId, status: 'cancelled' }, `[${r.taskId}] cancelled`);

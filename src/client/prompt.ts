@@ -2,6 +2,18 @@ import { confirm, input, number, select } from '@inquirer/prompts';
 import type { ApplicationElicitResult } from '@modelcontextprotocol/ext-tasks/client';
 import type { AnswerQuestion, ElicitationQuestion } from './connect.js';
 
+let promptOpen = false;
+const held: string[] = [];
+
+/**
+ * Writes a status line to stderr, or holds it while an interactive prompt owns the terminal (so
+ * background status updates do not garble the prompt) and prints it when the prompt closes.
+ */
+export function statusLine(line: string): void {
+  if (promptOpen) held.push(line);
+  else process.stderr.write(`${line}\n`);
+}
+
 /** Thrown when a question cannot be answered here (no terminal and no `--answer`). */
 export class NoAnswerError extends Error {
   constructor(readonly question: ElicitationQuestion) {
@@ -43,32 +55,42 @@ export function terminalAnswerer(
       throw new NoAnswerError(question);
     }
     log(`? ${question.message}${question.taskId ? ` (task ${question.taskId})` : ''}`);
-    const respond = await select({
-      message: 'Respond?',
-      choices: [
-        { name: 'Answer', value: 'accept' },
-        { name: 'Decline', value: 'decline' },
-        { name: 'Cancel', value: 'cancel' },
-      ],
-    });
-    if (respond !== 'accept') return { action: respond as 'decline' | 'cancel' };
-    const content: Record<string, string | number | boolean> = {};
-    const required = new Set(question.requestedSchema.required ?? []);
-    for (const [name, field] of Object.entries(question.requestedSchema.properties ?? {})) {
-      const label = String(field.title ?? name) + (field.description ? ` (${field.description})` : '');
-      const isRequired = required.has(name);
-      if (Array.isArray(field.enum)) {
-        content[name] = await select({ message: label, choices: (field.enum as string[]).map((v) => ({ name: v, value: v })) });
-      } else if (field.type === 'boolean') {
-        content[name] = await confirm({ message: label, default: field.default === true });
-      } else if (field.type === 'number' || field.type === 'integer') {
-        const value = await number({ message: label, required: isRequired });
-        if (value !== undefined) content[name] = value;
-      } else {
-        const value = await input({ message: label, required: isRequired });
-        if (value !== '') content[name] = value;
-      }
+    promptOpen = true;
+    try {
+      return await askFields(question);
+    } finally {
+      promptOpen = false;
+      for (const line of held.splice(0)) process.stderr.write(`${line}\n`);
     }
-    return { action: 'accept', content };
   };
+}
+
+async function askFields(question: ElicitationQuestion): Promise<ApplicationElicitResult> {
+  const respond = await select({
+    message: 'Respond?',
+    choices: [
+      { name: 'Answer', value: 'accept' },
+      { name: 'Decline', value: 'decline' },
+      { name: 'Cancel', value: 'cancel' },
+    ],
+  });
+  if (respond !== 'accept') return { action: respond as 'decline' | 'cancel' };
+  const content: Record<string, string | number | boolean> = {};
+  const required = new Set(question.requestedSchema.required ?? []);
+  for (const [name, field] of Object.entries(question.requestedSchema.properties ?? {})) {
+    const label = String(field.title ?? name) + (field.description ? ` (${field.description})` : '');
+    const isRequired = required.has(name);
+    if (Array.isArray(field.enum)) {
+      content[name] = await select({ message: label, choices: (field.enum as string[]).map((v) => ({ name: v, value: v })) });
+    } else if (field.type === 'boolean') {
+      content[name] = await confirm({ message: label, default: field.default === true });
+    } else if (field.type === 'number' || field.type === 'integer') {
+      const value = await number({ message: label, required: isRequired });
+      if (value !== undefined) content[name] = value;
+    } else {
+      const value = await input({ message: label, required: isRequired });
+      if (value !== '') content[name] = value;
+    }
+  }
+  return { action: 'accept', content };
 }

@@ -238,7 +238,8 @@ export class TaskRuntime {
 }
 
 function normalizeResult(value: unknown): JsonObject {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('Task handler must return a tool result object ({ content: [...] })');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new Error('Task handler must return a tool result object ({ content: [...] })');
   const result = toJson<JsonObject>(value);
   if (!Array.isArray(result.content)) result.content = [];
   return result;

@@ -19,7 +19,8 @@ export function openBackend(url: string): StoreBackend {
     const [path, query] = rest.split('?', 2) as [string, string | undefined];
     if (!path) throw new InvalidArgumentError(`sqlite store URL needs a path: ${url}`);
     const synchronous = new URLSearchParams(query ?? '').get('synchronous');
-    if (synchronous !== null && synchronous !== 'full' && synchronous !== 'normal') throw new InvalidArgumentError(`synchronous must be full or normal: ${url}`);
+    if (synchronous !== null && synchronous !== 'full' && synchronous !== 'normal')
+      throw new InvalidArgumentError(`synchronous must be full or normal: ${url}`);
     return new SqliteBackend(path, { synchronous: synchronous ?? 'full' });
   }
   throw new InvalidArgumentError(`Unsupported store URL '${url}': use memory: or sqlite:<path>`);

@@ -7,6 +7,7 @@ import {
   type JSONRPCRequest,
   type McpServer,
   type MessageExtraInfo,
+  type Server,
   type ServerContext,
   type ToolAnnotations,
   type Transport,
@@ -20,7 +21,7 @@ import type { TaskContext } from '../runtime/context.js';
 import type { TaskRuntime, TaskToolResult } from '../runtime/runtime.js';
 import { toErrorObject, toProtocolError } from './errors.js';
 import { principalOf } from './principal.js';
-import { Session2025, toInputResponse } from './rev2025/session.js';
+import { clientCanElicit, Session2025, toInputResponse } from './rev2025/session.js';
 import { relatedTaskMeta, toTask2025 } from './rev2025/task-object.js';
 
 /**
@@ -144,62 +145,78 @@ export class McpTasks {
           ...(config.outputSchema && { outputSchema: config.outputSchema }),
           ...(config.annotations && { annotations: config.annotations }),
         },
-        (async (args: JsonObject, ctx: ServerContext) => this.callSynchronously(name, args, ctx)) as never,
+        (async (args: JsonObject, ctx: ServerContext) => this.callSynchronously(server, name, args, ctx)) as never,
       );
       registered.execution = { taskSupport: config.taskSupport };
     }
 
-    server.setRequestHandler('tasks/get', { params: taskIdParams } as never, (async (params: { taskId: string }, ctx: ServerContext) => {
-      const owner = principalOf(ctx.http?.authInfo);
-      try {
-        const task = await this.runtime.store.get(params.taskId, owner);
-        session.watch(task, owner);
-        session.deliver(task, owner);
-        return toTask2025(task);
-      } catch (error) {
-        throw toProtocolError(error);
-      }
-    }) as never);
-
-    server.setRequestHandler('tasks/result', { params: taskIdParams } as never, (async (params: { taskId: string }, ctx: ServerContext) => {
-      const owner = principalOf(ctx.http?.authInfo);
-      let final: TaskRecord | undefined;
-      try {
-        const task = await this.runtime.store.get(params.taskId, owner);
-        session.watch(task, owner);
-        session.openResultStream(task.taskId, ctx);
+    server.setRequestHandler(
+      'tasks/get',
+      { params: taskIdParams } as never,
+      (async (params: { taskId: string }, ctx: ServerContext) => {
+        const owner = principalOf(ctx.http?.authInfo);
         try {
-          final = await this.runtime.waitForTerminal(task.taskId, owner, {
-            signal: ctx.mcpReq.signal,
-            onChange: (current) => session.deliver(current, owner),
-          });
-        } finally {
-          session.closeResultStream(task.taskId, ctx);
-        }
-      } catch (error) {
-        throw toProtocolError(error);
-      }
-      if (!final) throw new ProtocolError(ProtocolErrorCode.InternalError, 'tasks/result was cancelled by the requestor');
-      return resultOf(final, true);
-    }) as never);
-
-    server.setRequestHandler('tasks/cancel', { params: taskIdParams } as never, (async (params: { taskId: string }, ctx: ServerContext) => {
-      try {
-        return toTask2025(await this.runtime.cancel(params.taskId, principalOf(ctx.http?.authInfo)));
-      } catch (error) {
-        throw toProtocolError(error);
-      }
-    }) as never);
-
-    if (this.listEnabled) {
-      server.setRequestHandler('tasks/list', { params: listParams } as never, (async (params: { cursor?: string }, ctx: ServerContext) => {
-        try {
-          const page = await this.runtime.store.list(principalOf(ctx.http?.authInfo), params.cursor);
-          return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
+          const task = await this.runtime.store.get(params.taskId, owner);
+          session.watch(task, owner);
+          session.deliver(task, owner);
+          return toTask2025(task);
         } catch (error) {
           throw toProtocolError(error);
         }
-      }) as never);
+      }) as never,
+    );
+
+    server.setRequestHandler(
+      'tasks/result',
+      { params: taskIdParams } as never,
+      (async (params: { taskId: string }, ctx: ServerContext) => {
+        const owner = principalOf(ctx.http?.authInfo);
+        let final: TaskRecord | undefined;
+        try {
+          const task = await this.runtime.store.get(params.taskId, owner);
+          session.watch(task, owner);
+          session.openResultStream(task.taskId, ctx);
+          try {
+            final = await this.runtime.waitForTerminal(task.taskId, owner, {
+              signal: ctx.mcpReq.signal,
+              onChange: (current) => session.deliver(current, owner),
+            });
+          } finally {
+            session.closeResultStream(task.taskId, ctx);
+          }
+        } catch (error) {
+          throw toProtocolError(error);
+        }
+        if (!final) throw new ProtocolError(ProtocolErrorCode.InternalError, 'tasks/result was cancelled by the requestor');
+        return resultOf(final, true);
+      }) as never,
+    );
+
+    server.setRequestHandler(
+      'tasks/cancel',
+      { params: taskIdParams } as never,
+      (async (params: { taskId: string }, ctx: ServerContext) => {
+        try {
+          return toTask2025(await this.runtime.cancel(params.taskId, principalOf(ctx.http?.authInfo)));
+        } catch (error) {
+          throw toProtocolError(error);
+        }
+      }) as never,
+    );
+
+    if (this.listEnabled) {
+      server.setRequestHandler(
+        'tasks/list',
+        { params: listParams } as never,
+        (async (params: { cursor?: string }, ctx: ServerContext) => {
+          try {
+            const page = await this.runtime.store.list(principalOf(ctx.http?.authInfo), params.cursor);
+            return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
+          } catch (error) {
+            throw toProtocolError(error);
+          }
+        }) as never,
+      );
     }
 
     const connect = server.connect.bind(server);
@@ -226,10 +243,12 @@ export class McpTasks {
         const params = (message.params ?? {}) as { name?: unknown; task?: unknown };
         const entry = typeof params.name === 'string' ? this.tools.get(params.name) : undefined;
         if (params.task !== undefined || entry?.config.taskSupport === 'required') {
-          void this.createTask(message, entry, extra, session).then(
-            (result) => transport.send({ jsonrpc: '2.0', id: message.id, result } as JSONRPCMessage, { relatedRequestId: message.id }),
-            (error) => transport.send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error) } as JSONRPCMessage, { relatedRequestId: message.id }),
-          ).catch((error) => this.onError(error));
+          void this.createTask(message, entry, extra, session)
+            .then(
+              (result) => transport.send({ jsonrpc: '2.0', id: message.id, result } as JSONRPCMessage, { relatedRequestId: message.id }),
+              (error) => transport.send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error) } as JSONRPCMessage, { relatedRequestId: message.id }),
+            )
+            .catch((error) => this.onError(error));
           return;
         }
       }
@@ -241,13 +260,23 @@ export class McpTasks {
   private async createTask(message: JSONRPCRequest, entry: ToolEntry | undefined, extra: MessageExtraInfo | undefined, session: Session2025) {
     const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; task?: unknown; _meta?: { progressToken?: unknown } };
     const name = String(params.name);
-    if (!entry) throw new ProtocolError(ProtocolErrorCode.MethodNotFound, `Tool '${name}' does not support task-augmented calls (its execution.taskSupport is not 'optional' or 'required')`);
-    if (params.task === undefined) throw new ProtocolError(ProtocolErrorCode.MethodNotFound, `Tool '${name}' must be called as a task (execution.taskSupport is 'required'): add params.task`);
+    if (!entry)
+      throw new ProtocolError(
+        ProtocolErrorCode.MethodNotFound,
+        `Tool '${name}' does not support task-augmented calls (its execution.taskSupport is not 'optional' or 'required')`,
+      );
+    if (params.task === undefined)
+      throw new ProtocolError(
+        ProtocolErrorCode.MethodNotFound,
+        `Tool '${name}' must be called as a task (execution.taskSupport is 'required'): add params.task`,
+      );
     const task = taskParam.safeParse(params.task);
     if (!task.success) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid params.task: ${z.prettifyError(task.error)}`);
     const args = params.arguments ?? {};
-    if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${name}: expected an object`);
-    if (jsonSize(args) > this.maxArgumentBytes) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Arguments for tool ${name} exceed ${this.maxArgumentBytes} bytes`);
+    if (typeof args !== 'object' || args === null || Array.isArray(args))
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${name}: expected an object`);
+    if (jsonSize(args) > this.maxArgumentBytes)
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Arguments for tool ${name} exceed ${this.maxArgumentBytes} bytes`);
     const owner = principalOf(extra?.authInfo);
     const record = await this.runtime.submit({ owner, tool: name, arguments: args as JsonObject, ttl: task.data.ttl, errorResultStatus: 'failed' });
     const token = params._meta?.progressToken;
@@ -257,31 +286,55 @@ export class McpTasks {
 
   /**
    * A call without `params.task` to an `optional` task tool: the same durable task, awaited. Its
-   * questions are asked on this call's stream; cancelling the call cancels the task.
+   * questions are asked on this call's stream; cancelling the call cancels the task. If a question
+   * cannot be delivered (e.g. the client does not support elicitation), the call ends with an
+   * `isError` result naming the task, which stays `input_required` for a task-aware client.
    */
-  private async callSynchronously(name: string, args: JsonObject, ctx: ServerContext): Promise<CallToolResult> {
+  private async callSynchronously(server: Server, name: string, args: JsonObject, ctx: ServerContext): Promise<CallToolResult> {
     const owner = principalOf(ctx.http?.authInfo);
     const task = await this.runtime.submit({ owner, tool: name, arguments: args, errorResultStatus: 'failed' });
     const asked = new Set<string>();
+    const undeliverable = new AbortController();
+    let reason = '';
     const final = await this.runtime.waitForTerminal(task.taskId, owner, {
-      signal: ctx.mcpReq.signal,
+      signal: AbortSignal.any([ctx.mcpReq.signal, undeliverable.signal]),
       onChange: (current) => {
         if (current.status !== 'input_required') return;
+        if (!clientCanElicit(server)) {
+          reason = 'the client does not support elicitation';
+          return undeliverable.abort();
+        }
         for (const [key, question] of Object.entries(current.inputRequests)) {
           if (asked.has(key)) continue;
           asked.add(key);
+          const params = { mode: 'form' as const, message: question.message, requestedSchema: question.requestedSchema as never };
           ctx.mcpReq
-            .send({ method: 'elicitation/create', params: { mode: 'form', message: question.message, requestedSchema: question.requestedSchema as never } }, { timeout: 24 * 3600_000 })
+            .send({ method: 'elicitation/create', params }, { timeout: 24 * 3600_000, signal: undeliverable.signal })
             .then((answer) => this.runtime.provideInput(task.taskId, key, toInputResponse(answer), owner))
-            .catch((error) => this.onError(error));
+            .catch((error) => {
+              if (undeliverable.signal.aborted || ctx.mcpReq.signal.aborted) return;
+              reason = error instanceof Error ? error.message : String(error);
+              undeliverable.abort();
+            });
         }
       },
     });
-    if (!final) {
+    if (final) return resultOf(final, false) as CallToolResult;
+    if (ctx.mcpReq.signal.aborted) {
       await this.runtime.cancel(task.taskId, owner).catch(() => undefined);
       throw new ProtocolError(ProtocolErrorCode.InternalError, 'The call was cancelled');
     }
-    return resultOf(final, false) as CallToolResult;
+    const waiting = await this.runtime.store.get(task.taskId, owner);
+    const question = Object.values(waiting.inputRequests)[0]?.message ?? waiting.statusMessage ?? '';
+    return {
+      content: [
+        {
+          type: 'text',
+          text: `This call needs input that could not be asked here (${reason}). The work continues as task ${task.taskId}, waiting for: ${question}. Answer it with a client that supports MCP Tasks and elicitation.`,
+        },
+      ],
+      isError: true,
+    };
   }
 }
 

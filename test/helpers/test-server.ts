@@ -17,16 +17,25 @@ export async function startTestServer(storeUrl: string, options: { port?: number
   const store = openStore(storeUrl, { policy: { pollIntervalMs: 50 } });
   const runtime = new TaskRuntime(store, { onError: () => undefined });
   const tasks = new McpTasks(runtime, { list: options.list, maxArgumentBytes: 64 * 1024, onError: (e) => console.error('TASKS-ERR', e) });
-  tasks.registerTool('echo', { description: 'Echoes text', inputSchema: z.object({ text: z.string() }), taskSupport: 'optional' }, async ({ text: t }) => text(t));
-  tasks.registerTool('ask', { description: 'Asks a question', inputSchema: z.object({ question: z.string() }), taskSupport: 'optional' }, async ({ question }, ctx) => {
-    const answer = await ctx.elicit(question, { type: 'object', properties: { reply: { type: 'string' } }, required: ['reply'] });
-    return text(answer.action === 'accept' ? `reply: ${answer.content?.reply}` : `no reply (${answer.action})`);
-  });
+  tasks.registerTool('echo', { description: 'Echoes text', inputSchema: z.object({ text: z.string() }), taskSupport: 'optional' }, async ({ text: t }) =>
+    text(t),
+  );
+  tasks.registerTool(
+    'ask',
+    { description: 'Asks a question', inputSchema: z.object({ question: z.string() }), taskSupport: 'optional' },
+    async ({ question }, ctx) => {
+      const answer = await ctx.elicit(question, { type: 'object', properties: { reply: { type: 'string' } }, required: ['reply'] });
+      return text(answer.action === 'accept' ? `reply: ${answer.content?.reply}` : `no reply (${answer.action})`);
+    },
+  );
   tasks.registerTool('slow', { description: 'Sleeps', inputSchema: z.object({ ms: z.number() }), taskSupport: 'optional' }, async ({ ms }, ctx) => {
     await ctx.sleep(ms);
     return text('slept');
   });
-  tasks.registerTool('soft_fail', { description: 'isError', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({ ...text('soft failure'), isError: true }));
+  tasks.registerTool('soft_fail', { description: 'isError', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({
+    ...text('soft failure'),
+    isError: true,
+  }));
   tasks.registerTool('rpc_fail', { description: 'JSON-RPC error', inputSchema: z.object({}), taskSupport: 'optional' }, async () => {
     throw new TaskRpcError(-32602, 'the order does not exist', { orderId: 7 });
   });
@@ -36,7 +45,9 @@ export async function startTestServer(storeUrl: string, options: { port?: number
     createMcpServer: () => {
       const mcp = new McpServer({ name: 'test', version: '0' });
       tasks.attach(mcp);
-      mcp.registerTool('plain', { description: 'Not a task tool', inputSchema: z.object({}) }, async () => ({ content: [{ type: 'text' as const, text: 'plain' }] }));
+      mcp.registerTool('plain', { description: 'Not a task tool', inputSchema: z.object({}) }, async () => ({
+        content: [{ type: 'text' as const, text: 'plain' }],
+      }));
       return mcp;
     },
   });

@@ -93,7 +93,7 @@ export class Session2025 {
    * next poll) and while a `tasks/result` request waits.
    */
   deliver(task: TaskRecord, owner: string | null): void {
-    if (this.disposed || task.status !== 'input_required') return;
+    if (this.disposed || task.status !== 'input_required' || !clientCanElicit(this.server)) return;
     const streams = this.resultStreams.get(task.taskId);
     const ctx = streams ? [...streams].at(-1) : undefined;
     for (const [key, question] of Object.entries(task.inputRequests)) {
@@ -186,6 +186,15 @@ function ctxKey(ctx: ServerContext): string {
   let id = ctxIds.get(ctx);
   if (!id) ctxIds.set(ctx, (id = `result-${++nextCtxId}`));
   return id;
+}
+
+/**
+ * Whether the connected client declared form elicitation (`capabilities.elicitation`, where an empty
+ * object means form in 2025-11-25). Servers must not send `elicitation/create` to other clients.
+ */
+export function clientCanElicit(server: Server): boolean {
+  const elicitation = server.getClientCapabilities()?.elicitation as { form?: unknown; url?: unknown } | undefined;
+  return elicitation !== undefined && (elicitation.form !== undefined || elicitation.url === undefined);
 }
 
 /** Projects an MCP `ElicitResult` onto the engine's `InputResponse`. */
