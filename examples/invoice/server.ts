@@ -7,7 +7,8 @@ import type { TaskPolicy } from '../../src/core/policy.js';
 import { TaskRuntime } from '../../src/runtime/runtime.js';
 import { startHttpServer } from '../../src/server/http.js';
 import { openStore } from '../../src/store/open-store.js';
-import { McpTasks } from '../../src/wire/mcp-tasks.js';
+import { McpTasks, type Era } from '../../src/wire/mcp-tasks.js';
+import { TaskSubscriptions } from '../../src/wire/rev2026/subscriptions.js';
 import { Erp } from './erp.js';
 import { Ledger } from './ledger.js';
 import { registerInvoiceTasks, registerLedgerTools } from './tools.js';
@@ -64,7 +65,7 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const tasks = new McpTasks(runtime, { onError: (error) => log(`[invoice] ${error instanceof Error ? error.message : String(error)}`) });
   registerInvoiceTasks(tasks, { erp, ledger, store });
 
-  const createMcpServer = () => {
+  const createMcpServer = ({ era }: { era: Era }) => {
     const mcp = new McpServer(
       { name: 'mcp-tasks-invoice', version: '0.1.0' },
       {
@@ -73,7 +74,7 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
           'fetch the result with tasks/result. list_payments shows the ledger; export_payments_report must be called as a task.',
       },
     );
-    tasks.attach(mcp);
+    tasks.attach(mcp, { era });
     registerLedgerTools(mcp, ledger);
     return mcp;
   };
@@ -87,12 +88,18 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   };
 
   if (options.stdio) {
-    const mcp = createMcpServer();
+    const mcp = createMcpServer({ era: 'legacy' });
     await mcp.connect(new StdioServerTransport());
     log(`mcp-tasks invoice demo on stdio (store ${storeUrl}, ledger ${ledgerPath}); resumed ${resumed} task(s)`);
     return { resumed, close: () => mcp.close().then(() => shutdown()) };
   }
-  const http = await startHttpServer({ host: options.host, port: options.port, createMcpServer, onError: (e) => log(`[http] ${String(e)}`) });
+  const http = await startHttpServer({
+    host: options.host,
+    port: options.port,
+    createMcpServer,
+    taskSubscriptions: new TaskSubscriptions(runtime),
+    onError: (e) => log(`[http] ${String(e)}`),
+  });
   log(`mcp-tasks invoice demo listening on ${http.url} (store ${storeUrl}, ledger ${ledgerPath}); resumed ${resumed} task(s)`);
   return { url: http.url, resumed, close: () => shutdown(http) };
 }

@@ -60,8 +60,9 @@ interface Execution {
  *   their answer, unanswered ones wait again.
  * - A handler's return value completes the task: `completed`, or `task.errorResultStatus` when the
  *   result has `isError: true`. A thrown `TaskRpcError` fails it with that JSON-RPC error; any other
- *   throw fails it with an `isError` tool result carrying the message (what the MCP SDK returns for a
- *   throwing tool) and the message as `statusMessage`. Nothing is left `working` by a handler error.
+ *   throw ends it with an `isError` tool result carrying the message (what the MCP SDK returns for a
+ *   throwing tool), in `task.errorResultStatus`, with the message as `statusMessage`. Nothing is left
+ *   `working` by a handler error.
  * - `cancel` makes the task `cancelled` in the store first, then aborts `ctx.signal`; whatever the
  *   handler does afterwards cannot change the status. A cancel written by anyone else to the store
  *   (another connection, another process sharing the store) aborts the run as well.
@@ -190,7 +191,7 @@ export class TaskRuntime {
   private async run(task: TaskRecord, signal: AbortSignal): Promise<void> {
     const entry = this.handlers.get(task.request.tool);
     if (!entry) {
-      await this.fail(task.taskId, new Error(`No handler is registered for tool '${task.request.tool}' in this server`));
+      await this.fail(task, new Error(`No handler is registered for tool '${task.request.tool}' in this server`));
       return;
     }
     let outcome: { result: TaskToolResult } | { error: unknown };
@@ -203,27 +204,33 @@ export class TaskRuntime {
       outcome = { error };
     }
     if (signal.aborted) return; // cancelled (already terminal) or shutting down (resumes later)
-    if ('error' in outcome) return this.fail(task.taskId, outcome.error);
+    if ('error' in outcome) return this.fail(task, outcome.error);
     let result: JsonObject;
     try {
       result = normalizeResult(outcome.result);
     } catch (error) {
-      return this.fail(task.taskId, error);
+      return this.fail(task, error);
     }
     const status = result.isError === true ? task.errorResultStatus : 'completed';
     const message = result.isError === true ? firstText(result) : undefined;
     await this.settle(this.store.finish(task.taskId, status, { type: 'result', result }, message));
   }
 
-  private async fail(taskId: string, error: unknown): Promise<void> {
+  /**
+   * Ends a task whose handler threw. A `TaskRpcError` fails it with that JSON-RPC error. Any other
+   * error becomes the `isError` tool result the SDK would have returned for a throwing tool, with
+   * the status that result means for the task (`errorResultStatus`: `failed` in 2025-11-25,
+   * `completed` in the 2026-07-28 extension, where `failed` is reserved for JSON-RPC errors).
+   */
+  private async fail(task: TaskRecord, error: unknown): Promise<void> {
     if (error instanceof TaskRpcError) {
       const rpc = { code: error.code, message: error.message, ...(error.data !== undefined && { data: toJson<Json>(error.data) }) };
-      await this.settle(this.store.finish(taskId, 'failed', { type: 'error', error: rpc }, error.message));
+      await this.settle(this.store.finish(task.taskId, 'failed', { type: 'error', error: rpc }, error.message));
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
     const result: JsonObject = { content: [{ type: 'text', text: message }], isError: true };
-    await this.settle(this.store.finish(taskId, 'failed', { type: 'result', result }, message));
+    await this.settle(this.store.finish(task.taskId, task.errorResultStatus, { type: 'result', result }, message));
   }
 
   /** A finish that lost to a cancel (or a deleted task) is expected, not an error. */

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { localhostHostValidation, NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import { isInitializeRequest, type McpServer } from '@modelcontextprotocol/server';
+import { localhostHostValidation, NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import { createMcpHandler, isInitializeRequest, isLegacyRequest, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
+import type { Era } from '../wire/mcp-tasks.js';
+import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 
 /** Options of `startHttpServer`. */
 export interface HttpServerOptions {
@@ -12,8 +14,15 @@ export interface HttpServerOptions {
   port?: number;
   /** Path of the MCP endpoint. Default `/mcp`. */
   path?: string;
-  /** Builds one `McpServer` (with tasks attached) per MCP session. */
-  createMcpServer: () => McpServer | Promise<McpServer>;
+  /**
+   * Builds an `McpServer` (with tasks attached for `era`): one per 2025-11-25 session, one per
+   * 2026-07-28 request.
+   */
+  createMcpServer: (context: { era: Era; authInfo?: AuthInfo }) => McpServer | Promise<McpServer>;
+  /** Serve protocol revision 2026-07-28 beside 2025-11-25. Default true. */
+  modern?: boolean;
+  /** Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's listen router does not know them). */
+  taskSubscriptions?: TaskSubscriptions;
   /** Largest accepted request body in bytes. Default 4 MiB; larger bodies get HTTP 413. */
   maxBodyBytes?: number;
   onError?: (error: unknown) => void;
@@ -28,10 +37,16 @@ export interface RunningHttpServer {
 }
 
 /**
- * Serves MCP over Streamable HTTP (protocol revision 2025-11-25 sessions, `Mcp-Session-Id`) with
- * the SDK's `NodeStreamableHTTPServerTransport`. Sessions are only a transport detail: tasks live in
- * the store and are bound to principals, so after a restart a client re-initializes (unknown
- * sessions get HTTP 404, as the transport spec asks) and reads its tasks by id.
+ * Serves MCP over Streamable HTTP in both protocol eras on one endpoint, routed with the SDK's
+ * `isLegacyRequest` (the composition the SDK documents for keeping a sessionful 2025 deployment):
+ * - 2025-11-25: sessions (`initialize`, `Mcp-Session-Id`, GET stream) on the SDK's
+ *   `NodeStreamableHTTPServerTransport`, one `McpServer` per session;
+ * - 2026-07-28: the SDK's strict `createMcpHandler` (per-request servers, `server/discover`,
+ *   header validation incl. `Mcp-Name` → -32020), except `subscriptions/listen` for `taskIds`,
+ *   which `taskSubscriptions` serves.
+ * Sessions are only a transport detail: tasks live in the store and are bound to principals, so
+ * after a restart a client re-initializes (unknown sessions get HTTP 404, as the transport spec
+ * asks) and reads its tasks by id.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const host = options.host ?? '127.0.0.1';
@@ -41,6 +56,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const sessions = new Map<string, { transport: NodeStreamableHTTPServerTransport; mcp: McpServer }>();
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
+  const modern =
+    options.modern === false
+      ? undefined
+      : toNodeHandler(
+          createMcpHandler((ctx) => options.createMcpServer({ era: 'modern', ...(ctx.authInfo && { authInfo: ctx.authInfo }) }), {
+            legacy: 'reject',
+            onerror: onError,
+            maxRequestBodySize: maxBodyBytes,
+          }),
+          { maxRequestBodySize: maxBodyBytes, onerror: onError },
+        );
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -62,8 +88,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       if (!session) return rpcError(res, 404, -32001, 'Session not found; start a new session with initialize');
       return session.transport.handleRequest(req, res, body);
     }
+    const authInfo = (req as IncomingMessage & { auth?: AuthInfo }).auth;
+    if (modern && !isInitializeRequest(body) && !(await isLegacyRequest(await toWebRequest(req, body), body))) {
+      if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
+      return modern(req, res, body);
+    }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
-    const mcp = await options.createMcpServer();
+    const mcp = await options.createMcpServer({ era: 'legacy', ...(authInfo && { authInfo }) });
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {

@@ -16,18 +16,21 @@ import * as z from 'zod';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { JsonObject } from '../core/json.js';
 import { jsonSize } from '../core/json.js';
-import type { TaskRecord } from '../core/task.js';
 import type { TaskContext } from '../runtime/context.js';
 import type { TaskRuntime, TaskToolResult } from '../runtime/runtime.js';
-import { toErrorObject, toProtocolError } from './errors.js';
+import { toErrorObject } from './errors.js';
 import { principalOf } from './principal.js';
+import { attachLegacyHandlers, resultOf } from './rev2025/attach.js';
 import { clientCanElicit, Session2025, toInputResponse } from './rev2025/session.js';
-import { relatedTaskMeta, toTask2025 } from './rev2025/task-object.js';
+import { toTask2025 } from './rev2025/task-object.js';
+import { answerModernCall, attachModernHandlers, claimsModernCall, type ModernTaskPolicy } from './rev2026/attach.js';
+import { TASKS_EXTENSION } from './rev2026/task-object.js';
 
 /**
  * `execution.taskSupport` of a task tool (2025-11-25 "Tool-Level Negotiation"): `optional` tools
  * run as a task when the call carries `params.task` and synchronously otherwise; `required` tools
- * refuse calls without `params.task` with -32601.
+ * refuse calls without `params.task` with -32601 (and, in 2026-07-28, calls from clients that did
+ * not declare the Tasks extension with -32021).
  */
 export type TaskSupport = 'optional' | 'required';
 
@@ -39,16 +42,27 @@ export interface TaskToolConfig<Input extends z.ZodObject> {
   outputSchema?: z.ZodObject;
   annotations?: ToolAnnotations;
   taskSupport: TaskSupport;
+  /**
+   * Protocol 2026-07-28 only, where the server decides per request whether a call becomes a task
+   * (see `ModernTaskPolicy`). Default `always`. `required` tools always become tasks.
+   */
+  taskPolicy?: ModernTaskPolicy;
 }
+
+/**
+ * The protocol era an `McpServer` serves: `legacy` = 2025-11-25 sessions (`initialize`), `modern` =
+ * 2026-07-28 per-request serving with the `io.modelcontextprotocol/tasks` extension.
+ */
+export type Era = 'legacy' | 'modern';
 
 /** Options of `McpTasks`. */
 export interface McpTasksOptions {
   /**
-   * Declare and serve `tasks/list`. Only sensible when requestors are authenticated: the spec says
-   * receivers that cannot identify requestors SHOULD NOT declare it. Default false.
+   * Declare and serve 2025-11-25 `tasks/list`. Only sensible when requestors are authenticated: the
+   * spec says receivers that cannot identify requestors SHOULD NOT declare it. Default false.
    */
   list?: boolean;
-  /** Largest accepted `arguments` of a task-augmented call, in bytes of JSON. Default 1 MiB. */
+  /** Largest accepted `arguments` of a task call, in bytes of JSON. Default 1 MiB. */
   maxArgumentBytes?: number;
   /** Errors that concern no single request (delivery failures, …). Default: console.error. */
   onError?: (error: unknown) => void;
@@ -59,31 +73,40 @@ interface ToolEntry {
   config: TaskToolConfig<z.ZodObject>;
 }
 
-const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) });
-const listParams = z.looseObject({ cursor: z.string().max(1024).optional() });
 const taskParam = z.looseObject({ ttl: z.number().finite().nonnegative().nullable().optional() });
 
 /**
- * Durable MCP Tasks (protocol revision 2025-11-25, "Tasks") for an SDK v2 `McpServer`.
+ * Durable MCP Tasks for an SDK v2 `McpServer`, in both protocol eras, on one store and runtime.
  *
- * Register task tools once with `registerTool`, then `attach(mcp)` every `McpServer` you create
- * (one per connection for Streamable HTTP sessions, one for stdio) before connecting it. Attaching:
- * - declares `capabilities.tasks` (`requests.tools.call`, `cancel`, and `list` if enabled);
- * - registers each task tool on the server with `execution.taskSupport`; a call without
- *   `params.task` to an `optional` tool runs the same durable task and answers when it ends,
- *   asking its questions on the call's own stream;
- * - serves `tasks/get`, `tasks/result` (blocks until terminal, returns exactly the call's result or
- *   JSON-RPC error with related-task `_meta`), `tasks/cancel`, and `tasks/list` if enabled;
- * - answers task-augmented `tools/call` with `CreateTaskResult { task }` once the task is durably
- *   stored. The SDK v2 refuses a `{ task }` result from a `tools/call` handler on the 2025 wire, so
- *   this one request shape is answered at the transport boundary: `attach` wraps the server's
- *   `connect` to interpose on the connected transport's `onmessage` for `tools/call` requests that
- *   carry `params.task` (and for `required` tools called without it). Everything else flows through
- *   the SDK untouched.
+ * Register task tools once with `registerTool`, then `attach(mcp, { era })` every `McpServer` you
+ * create (per session for 2025-11-25 Streamable HTTP or stdio, per request for 2026-07-28) before
+ * it is connected.
+ *
+ * 2025-11-25 ("Tasks", in core): declares `capabilities.tasks` (`requests.tools.call`, `cancel`,
+ * `list` if enabled) and `execution.taskSupport` per tool; `params.task` → `CreateTaskResult {task}`
+ * once durably stored; `tasks/get|result|cancel|list` (see `attachLegacyHandlers`); status and
+ * progress notifications and questions per connection (see `Session2025`).
+ *
+ * 2026-07-28 (extension `io.modelcontextprotocol/tasks`): advertises the extension in
+ * `server/discover`; the server decides per request and tool (`taskPolicy`) whether to answer with
+ * a flat `CreateTaskResult` (`resultType: "task"`, `ttlMs`, `pollIntervalMs`), only for requests
+ * whose client capabilities declare the extension; `tasks/get|update|cancel` (see
+ * `attachModernHandlers`); `isError` tool results end tasks `completed`. Tasks created in either era
+ * are readable in the other.
+ *
+ * Without `params.task` (2025) or without a task decision (2026), a task tool runs as an ordinary
+ * call backed by the same durable task; in 2025 its questions are asked on the call's stream.
+ *
+ * One SDK seam: SDK v2 refuses a task result from a `tools/call` handler in both eras (it validates
+ * tool results as `CallToolResult`), so `attach` wraps the server's `connect` and interposes on the
+ * connected transport's `onmessage` for exactly the `tools/call` requests that must be answered with
+ * a task (or with a task-specific error); everything else flows through the SDK untouched.
  *
  * Errors (JSON-RPC codes): unknown/expired/foreign `taskId`, invalid cursor, cancelling a terminal
- * task, malformed params or arguments → -32602; `task` on a tool that does not support tasks, or a
- * `required` tool called without `task` → -32601; anything unexpected → -32603.
+ * task (2025), malformed params or arguments → -32602; 2025: `task` on a tool that does not support
+ * tasks, or a `required` tool without `task` → -32601; 2026: a non-declaring client calling
+ * `tasks/*` or a `required` tool → -32021; `tasks/result`/`tasks/list` in 2026 → -32601; anything
+ * unexpected → -32603.
  */
 export class McpTasks {
   private readonly tools = new Map<string, ToolEntry>();
@@ -127,14 +150,33 @@ export class McpTasks {
     return [...this.tools.keys()];
   }
 
-  /** Wires tasks into `mcp` (see the class comment). Call before `mcp.connect`. */
-  attach(mcp: McpServer): void {
+  /** Wires tasks into `mcp` for one era (default `legacy`). Call before `mcp.connect`. */
+  attach(mcp: McpServer, options: { era?: Era } = {}): void {
+    const era = options.era ?? 'legacy';
     const server = mcp.server;
-    server.registerCapabilities({
-      tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) },
-    } as never);
+    this.registerToolsOn(mcp, era);
+    if (era === 'modern') {
+      server.registerCapabilities({ extensions: { [TASKS_EXTENSION]: {} } } as never);
+      attachModernHandlers(mcp, this.runtime);
+      this.afterConnect(mcp, (transport) => this.interpose(transport, (message, extra) => this.claimModernCall(message, extra)));
+      return;
+    }
+    server.registerCapabilities({ tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) } } as never);
     const session = new Session2025(this.runtime, server, this.onError);
+    attachLegacyHandlers(mcp, this.runtime, session, { list: this.listEnabled });
+    this.afterConnect(mcp, (transport) => {
+      session.connected(transport);
+      this.interpose(transport, (message, extra) => this.claimLegacyCall(message, extra, session));
+    });
+    const previousOnClose = server.onclose;
+    server.onclose = () => {
+      session.dispose();
+      previousOnClose?.();
+    };
+  }
 
+  /** Registers each task tool as an ordinary tool too (the synchronous path); `execution.taskSupport` in 2025-11-25. */
+  private registerToolsOn(mcp: McpServer, era: Era): void {
     for (const { name, config } of this.tools.values()) {
       const registered = mcp.registerTool(
         name,
@@ -145,154 +187,100 @@ export class McpTasks {
           ...(config.outputSchema && { outputSchema: config.outputSchema }),
           ...(config.annotations && { annotations: config.annotations }),
         },
-        (async (args: JsonObject, ctx: ServerContext) => this.callSynchronously(server, name, args, ctx)) as never,
+        (async (args: JsonObject, ctx: ServerContext) => this.callSynchronously(mcp.server, era, name, args, ctx)) as never,
       );
-      registered.execution = { taskSupport: config.taskSupport };
+      if (era === 'legacy') registered.execution = { taskSupport: config.taskSupport };
     }
+  }
 
-    server.setRequestHandler(
-      'tasks/get',
-      { params: taskIdParams } as never,
-      (async (params: { taskId: string }, ctx: ServerContext) => {
-        const owner = principalOf(ctx.http?.authInfo);
-        try {
-          const task = await this.runtime.store.get(params.taskId, owner);
-          session.watch(task, owner);
-          session.deliver(task, owner);
-          return toTask2025(task);
-        } catch (error) {
-          throw toProtocolError(error);
-        }
-      }) as never,
-    );
-
-    server.setRequestHandler(
-      'tasks/result',
-      { params: taskIdParams } as never,
-      (async (params: { taskId: string }, ctx: ServerContext) => {
-        const owner = principalOf(ctx.http?.authInfo);
-        let final: TaskRecord | undefined;
-        try {
-          const task = await this.runtime.store.get(params.taskId, owner);
-          session.watch(task, owner);
-          session.openResultStream(task.taskId, ctx);
-          try {
-            final = await this.runtime.waitForTerminal(task.taskId, owner, {
-              signal: ctx.mcpReq.signal,
-              onChange: (current) => session.deliver(current, owner),
-            });
-          } finally {
-            session.closeResultStream(task.taskId, ctx);
-          }
-        } catch (error) {
-          throw toProtocolError(error);
-        }
-        if (!final) throw new ProtocolError(ProtocolErrorCode.InternalError, 'tasks/result was cancelled by the requestor');
-        return resultOf(final, true);
-      }) as never,
-    );
-
-    server.setRequestHandler(
-      'tasks/cancel',
-      { params: taskIdParams } as never,
-      (async (params: { taskId: string }, ctx: ServerContext) => {
-        try {
-          return toTask2025(await this.runtime.cancel(params.taskId, principalOf(ctx.http?.authInfo)));
-        } catch (error) {
-          throw toProtocolError(error);
-        }
-      }) as never,
-    );
-
-    if (this.listEnabled) {
-      server.setRequestHandler(
-        'tasks/list',
-        { params: listParams } as never,
-        (async (params: { cursor?: string }, ctx: ServerContext) => {
-          try {
-            const page = await this.runtime.store.list(principalOf(ctx.http?.authInfo), params.cursor);
-            return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
-          } catch (error) {
-            throw toProtocolError(error);
-          }
-        }) as never,
-      );
-    }
-
+  /** Runs `after(transport)` right after the SDK connected `mcp` to a transport. */
+  private afterConnect(mcp: McpServer, after: (transport: Transport) => void): void {
+    const server = mcp.server;
     const connect = server.connect.bind(server);
     server.connect = async (transport: Transport) => {
       await connect(transport);
-      session.connected(transport);
-      this.interpose(transport, session);
-    };
-    const previousOnClose = server.onclose;
-    server.onclose = () => {
-      session.dispose();
-      previousOnClose?.();
+      after(transport);
     };
   }
 
   /**
-   * Takes over `tools/call` requests that carry `params.task` (and `required` tools called without
-   * it); every other message goes to the SDK as before.
+   * Answers the `tools/call` requests `claim` takes (it returns the pending answer, or undefined to
+   * leave the request to the SDK); the answer's value or error becomes the JSON-RPC response.
    */
-  private interpose(transport: Transport, session: Session2025): void {
+  private interpose(transport: Transport, claim: (message: JSONRPCRequest, extra?: MessageExtraInfo) => Promise<unknown> | undefined): void {
     const inner = transport.onmessage;
     transport.onmessage = (message: JSONRPCMessage, extra?: MessageExtraInfo) => {
-      if (isJSONRPCRequest(message) && message.method === 'tools/call') {
-        const params = (message.params ?? {}) as { name?: unknown; task?: unknown };
-        const entry = typeof params.name === 'string' ? this.tools.get(params.name) : undefined;
-        if (params.task !== undefined || entry?.config.taskSupport === 'required') {
-          void this.createTask(message, entry, extra, session)
-            .then(
-              (result) => transport.send({ jsonrpc: '2.0', id: message.id, result } as JSONRPCMessage, { relatedRequestId: message.id }),
-              (error) => transport.send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error) } as JSONRPCMessage, { relatedRequestId: message.id }),
-            )
-            .catch((error) => this.onError(error));
-          return;
-        }
-      }
-      inner?.(message, extra);
+      const answer = isJSONRPCRequest(message) && message.method === 'tools/call' ? claim(message, extra) : undefined;
+      if (!answer) return inner?.(message, extra);
+      const id = (message as JSONRPCRequest).id;
+      answer
+        .then(
+          (result) => transport.send({ jsonrpc: '2.0', id, result } as JSONRPCMessage, { relatedRequestId: id }),
+          (error) => transport.send({ jsonrpc: '2.0', id, error: toErrorObject(error) } as JSONRPCMessage, { relatedRequestId: id }),
+        )
+        .catch((error) => this.onError(error));
     };
   }
 
-  /** `tools/call` with `params.task`: validates, stores, starts, and returns `CreateTaskResult`. */
-  private async createTask(message: JSONRPCRequest, entry: ToolEntry | undefined, extra: MessageExtraInfo | undefined, session: Session2025) {
+  /** 2025-11-25: `tools/call` with `params.task`, or a `required` tool called without it. */
+  private claimLegacyCall(message: JSONRPCRequest, extra: MessageExtraInfo | undefined, session: Session2025): Promise<unknown> | undefined {
     const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; task?: unknown; _meta?: { progressToken?: unknown } };
     const name = String(params.name);
-    if (!entry)
-      throw new ProtocolError(
-        ProtocolErrorCode.MethodNotFound,
-        `Tool '${name}' does not support task-augmented calls (its execution.taskSupport is not 'optional' or 'required')`,
-      );
-    if (params.task === undefined)
-      throw new ProtocolError(
-        ProtocolErrorCode.MethodNotFound,
-        `Tool '${name}' must be called as a task (execution.taskSupport is 'required'): add params.task`,
-      );
-    const task = taskParam.safeParse(params.task);
-    if (!task.success) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid params.task: ${z.prettifyError(task.error)}`);
-    const args = params.arguments ?? {};
-    if (typeof args !== 'object' || args === null || Array.isArray(args))
+    const entry = typeof params.name === 'string' ? this.tools.get(params.name) : undefined;
+    if (params.task === undefined && entry?.config.taskSupport !== 'required') return undefined;
+    return (async () => {
+      if (!entry)
+        throw new ProtocolError(
+          ProtocolErrorCode.MethodNotFound,
+          `Tool '${name}' does not support task-augmented calls (its execution.taskSupport is not 'optional' or 'required')`,
+        );
+      if (params.task === undefined)
+        throw new ProtocolError(
+          ProtocolErrorCode.MethodNotFound,
+          `Tool '${name}' must be called as a task (execution.taskSupport is 'required'): add params.task`,
+        );
+      const task = taskParam.safeParse(params.task);
+      if (!task.success) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid params.task: ${z.prettifyError(task.error)}`);
+      const args = this.checkArguments(name, params.arguments);
+      const owner = principalOf(extra?.authInfo);
+      const record = await this.runtime.submit({ owner, tool: name, arguments: args, ttl: task.data.ttl, errorResultStatus: 'failed' });
+      const token = params._meta?.progressToken;
+      session.watch(record, owner, typeof token === 'string' || typeof token === 'number' ? token : undefined);
+      return { task: toTask2025(record) };
+    })();
+  }
+
+  /** 2026-07-28: calls of task tools that `claimsModernCall` says the server answers itself. */
+  private claimModernCall(message: JSONRPCRequest, extra: MessageExtraInfo | undefined): Promise<unknown> | undefined {
+    const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; _meta?: unknown };
+    const entry = typeof params.name === 'string' ? this.tools.get(params.name) : undefined;
+    if (!entry) return undefined;
+    const call = { policy: entry.config.taskPolicy ?? 'always', required: entry.config.taskSupport === 'required' };
+    if (!claimsModernCall(params, call)) return undefined;
+    return (async () => answerModernCall(this.runtime, params, this.checkArguments(entry.name, params.arguments), principalOf(extra?.authInfo), call))();
+  }
+
+  /** Shape and size checks of `arguments` (-32602); the schema itself is checked by the runtime's parser. */
+  private checkArguments(name: string, args: unknown): JsonObject {
+    const value = args ?? {};
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${name}: expected an object`);
-    if (jsonSize(args) > this.maxArgumentBytes)
+    }
+    if (jsonSize(value) > this.maxArgumentBytes)
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Arguments for tool ${name} exceed ${this.maxArgumentBytes} bytes`);
-    const owner = principalOf(extra?.authInfo);
-    const record = await this.runtime.submit({ owner, tool: name, arguments: args as JsonObject, ttl: task.data.ttl, errorResultStatus: 'failed' });
-    const token = params._meta?.progressToken;
-    session.watch(record, owner, typeof token === 'string' || typeof token === 'number' ? token : undefined);
-    return { task: toTask2025(record) };
+    return value as JsonObject;
   }
 
   /**
-   * A call without `params.task` to an `optional` task tool: the same durable task, awaited. Its
-   * questions are asked on this call's stream; cancelling the call cancels the task. If a question
-   * cannot be delivered (e.g. the client does not support elicitation), the call ends with an
-   * `isError` result naming the task, which stays `input_required` for a task-aware client.
+   * An ordinary call of a task tool: the same durable task, awaited. In 2025-11-25 its questions
+   * are asked on this call's stream and cancelling the call cancels the task. If a question cannot
+   * be asked (2026-07-28, where questions need the Tasks extension; or a client without
+   * elicitation), the call ends with an `isError` result naming the task, which stays
+   * `input_required` for a task-aware client.
    */
-  private async callSynchronously(server: Server, name: string, args: JsonObject, ctx: ServerContext): Promise<CallToolResult> {
+  private async callSynchronously(server: Server, era: Era, name: string, args: JsonObject, ctx: ServerContext): Promise<CallToolResult> {
     const owner = principalOf(ctx.http?.authInfo);
-    const task = await this.runtime.submit({ owner, tool: name, arguments: args, errorResultStatus: 'failed' });
+    const task = await this.runtime.submit({ owner, tool: name, arguments: args, errorResultStatus: era === 'modern' ? 'completed' : 'failed' });
     const asked = new Set<string>();
     const undeliverable = new AbortController();
     let reason = '';
@@ -300,8 +288,8 @@ export class McpTasks {
       signal: AbortSignal.any([ctx.mcpReq.signal, undeliverable.signal]),
       onChange: (current) => {
         if (current.status !== 'input_required') return;
-        if (!clientCanElicit(server)) {
-          reason = 'the client does not support elicitation';
+        if (era === 'modern' || !clientCanElicit(server)) {
+          reason = era === 'modern' ? `declare the ${TASKS_EXTENSION} extension to answer task questions` : 'the client does not support elicitation';
           return undeliverable.abort();
         }
         for (const [key, question] of Object.entries(current.inputRequests)) {
@@ -330,24 +318,10 @@ export class McpTasks {
       content: [
         {
           type: 'text',
-          text: `This call needs input that could not be asked here (${reason}). The work continues as task ${task.taskId}, waiting for: ${question}. Answer it with a client that supports MCP Tasks and elicitation.`,
+          text: `This call needs input that could not be asked here (${reason}). The work continues as task ${task.taskId}, waiting for: ${question}. Answer it with a client that supports MCP Tasks.`,
         },
       ],
       isError: true,
     };
   }
-}
-
-/**
- * What `tasks/result` (or the synchronous call) returns for a terminal task: the stored result,
- * with related-task `_meta` when `related`; a stored JSON-RPC error is thrown as that error. A
- * cancelled task has no result: -32602 saying so.
- */
-function resultOf(task: TaskRecord, related: boolean): Record<string, unknown> {
-  const outcome = task.outcome;
-  if (task.status === 'cancelled' || !outcome) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Task ${task.taskId} was cancelled and has no result`);
-  if (outcome.type === 'error') throw new ProtocolError(outcome.error.code, outcome.error.message, outcome.error.data);
-  if (!related) return outcome.result;
-  const meta = (outcome.result._meta ?? {}) as JsonObject;
-  return { ...outcome.result, _meta: { ...meta, ...relatedTaskMeta(task.taskId) } };
 }

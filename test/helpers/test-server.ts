@@ -5,6 +5,7 @@ import { TaskRuntime } from '../../src/runtime/runtime.js';
 import { startHttpServer } from '../../src/server/http.js';
 import { openStore } from '../../src/store/open-store.js';
 import { McpTasks } from '../../src/wire/mcp-tasks.js';
+import { TaskSubscriptions } from '../../src/wire/rev2026/subscriptions.js';
 
 const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
 
@@ -39,12 +40,24 @@ export async function startTestServer(storeUrl: string, options: { port?: number
   tasks.registerTool('rpc_fail', { description: 'JSON-RPC error', inputSchema: z.object({}), taskSupport: 'optional' }, async () => {
     throw new TaskRpcError(-32602, 'the order does not exist', { orderId: 7 });
   });
+  tasks.registerTool('throws', { description: 'Throws', inputSchema: z.object({}), taskSupport: 'optional' }, async () => {
+    throw new Error('kaput');
+  });
+  tasks.registerTool(
+    'quick',
+    { description: 'Fast unless asked to sleep', inputSchema: z.object({ ms: z.number() }), taskSupport: 'optional', taskPolicy: { afterMs: 1000 } },
+    async ({ ms }, ctx) => {
+      if (ms > 0) await ctx.sleep(ms);
+      return text(`quick ${ms}`);
+    },
+  );
   tasks.registerTool('report', { description: 'Required task', inputSchema: z.object({}), taskSupport: 'required' }, async () => text('report'));
   const http = await startHttpServer({
     port: options.port ?? 0,
-    createMcpServer: () => {
+    taskSubscriptions: new TaskSubscriptions(runtime, { keepAliveMs: 1000 }),
+    createMcpServer: ({ era }) => {
       const mcp = new McpServer({ name: 'test', version: '0' });
-      tasks.attach(mcp);
+      tasks.attach(mcp, { era });
       mcp.registerTool('plain', { description: 'Not a task tool', inputSchema: z.object({}) }, async () => ({
         content: [{ type: 'text' as const, text: 'plain' }],
       }));

@@ -1,0 +1,103 @@
+import { ProtocolError, ProtocolErrorCode, type McpServer, type ServerContext } from '@modelcontextprotocol/server';
+import * as z from 'zod';
+import type { JsonObject } from '../../core/json.js';
+import type { TaskRecord } from '../../core/task.js';
+import type { TaskRuntime } from '../../runtime/runtime.js';
+import { toProtocolError } from '../errors.js';
+import { principalOf } from '../principal.js';
+import type { Session2025 } from './session.js';
+import { relatedTaskMeta, toTask2025 } from './task-object.js';
+
+const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) });
+const listParams = z.looseObject({ cursor: z.string().max(1024).optional() });
+
+/**
+ * Serves the 2025-11-25 task methods on one (per-session) `McpServer`:
+ * `tasks/get` → `Task`; `tasks/result` → blocks until the task is terminal, delivering its
+ * questions on this stream meanwhile, then returns exactly the call's result (with related-task
+ * `_meta`) or its JSON-RPC error; `tasks/cancel` → the `cancelled` `Task` (-32602 if already
+ * terminal); `tasks/list` (only when `list`) → the principal's tasks, paginated with opaque cursors.
+ * Unknown, foreign or expired ids and bad cursors → -32602; malformed params → -32602.
+ */
+export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, session: Session2025, options: { list: boolean }): void {
+  const server = mcp.server;
+  server.setRequestHandler(
+    'tasks/get',
+    { params: taskIdParams } as never,
+    (async (params: { taskId: string }, ctx: ServerContext) => {
+      const owner = principalOf(ctx.http?.authInfo);
+      try {
+        const task = await runtime.store.get(params.taskId, owner);
+        session.watch(task, owner);
+        session.deliver(task, owner);
+        return toTask2025(task);
+      } catch (error) {
+        throw toProtocolError(error);
+      }
+    }) as never,
+  );
+
+  server.setRequestHandler(
+    'tasks/result',
+    { params: taskIdParams } as never,
+    (async (params: { taskId: string }, ctx: ServerContext) => {
+      const owner = principalOf(ctx.http?.authInfo);
+      let final: TaskRecord | undefined;
+      try {
+        const task = await runtime.store.get(params.taskId, owner);
+        session.watch(task, owner);
+        session.openResultStream(task.taskId, ctx);
+        try {
+          final = await runtime.waitForTerminal(task.taskId, owner, { signal: ctx.mcpReq.signal, onChange: (current) => session.deliver(current, owner) });
+        } finally {
+          session.closeResultStream(task.taskId, ctx);
+        }
+      } catch (error) {
+        throw toProtocolError(error);
+      }
+      if (!final) throw new ProtocolError(ProtocolErrorCode.InternalError, 'tasks/result was cancelled by the requestor');
+      return resultOf(final, true);
+    }) as never,
+  );
+
+  server.setRequestHandler(
+    'tasks/cancel',
+    { params: taskIdParams } as never,
+    (async (params: { taskId: string }, ctx: ServerContext) => {
+      try {
+        return toTask2025(await runtime.cancel(params.taskId, principalOf(ctx.http?.authInfo)));
+      } catch (error) {
+        throw toProtocolError(error);
+      }
+    }) as never,
+  );
+
+  if (options.list) {
+    server.setRequestHandler(
+      'tasks/list',
+      { params: listParams } as never,
+      (async (params: { cursor?: string }, ctx: ServerContext) => {
+        try {
+          const page = await runtime.store.list(principalOf(ctx.http?.authInfo), params.cursor);
+          return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
+        } catch (error) {
+          throw toProtocolError(error);
+        }
+      }) as never,
+    );
+  }
+}
+
+/**
+ * What a call returns for a terminal task: the stored result (with related-task `_meta` when
+ * `related`), or the stored JSON-RPC error thrown as that error. A cancelled task has no result:
+ * -32602 saying so (the spec does not define what a cancelled request "would have returned").
+ */
+export function resultOf(task: TaskRecord, related: boolean): JsonObject {
+  const outcome = task.outcome;
+  if (task.status === 'cancelled' || !outcome) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Task ${task.taskId} was cancelled and has no result`);
+  if (outcome.type === 'error') throw new ProtocolError(outcome.error.code, outcome.error.message, outcome.error.data);
+  if (!related) return outcome.result;
+  const meta = (outcome.result._meta ?? {}) as JsonObject;
+  return { ...outcome.result, _meta: { ...meta, ...relatedTaskMeta(task.taskId) } };
+}

@@ -1,0 +1,96 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SUBSCRIPTION_ID_META_KEY, type AuthInfo, type JSONRPCRequest } from '@modelcontextprotocol/server';
+import { isTerminal } from '../../core/status.js';
+import type { TaskRuntime } from '../../runtime/runtime.js';
+import { principalOf } from '../principal.js';
+import { declaresTasksExtension, missingTasksCapability, toDetailedTask } from './task-object.js';
+
+/** Largest number of task ids one subscription may watch. */
+const MAX_TASK_IDS = 100;
+
+/** True for a 2026-07-28 `subscriptions/listen` request that asks for task notifications. */
+export function isTaskSubscription(message: unknown): message is JSONRPCRequest {
+  const m = message as { method?: unknown; params?: { notifications?: { taskIds?: unknown } } } | undefined;
+  return m?.method === 'subscriptions/listen' && Array.isArray(m.params?.notifications?.taskIds);
+}
+
+/**
+ * `subscriptions/listen` with `notifications.taskIds` (2026-07-28 Tasks extension "Task Status
+ * Notifications"; 2026-07-28 "Subscriptions"), served as one SSE stream. The SDK's listen router does
+ * not know `taskIds`, so requests carrying them are answered here:
+ * - a client that did not declare the extension gets -32021 with `data.requiredCapabilities`;
+ * - the acknowledgement (`notifications/subscriptions/acknowledged`, first on the stream) lists the
+ *   task ids the requestor may see (unknown or foreign ids are left out, at most 100); other filters
+ *   of the same request are not honored and are omitted from it;
+ * - then `notifications/tasks` with the full `DetailedTask` — its current state at once, and again
+ *   on every change — each carrying `io.modelcontextprotocol/subscriptionId` (the request's id);
+ * - once every watched task is terminal the subscription ends gracefully with a `resultType:
+ *   "complete"` response; a comment line every `keepAliveMs` keeps proxies from closing it.
+ */
+export class TaskSubscriptions {
+  private readonly keepAliveMs: number;
+
+  constructor(
+    private readonly runtime: TaskRuntime,
+    options: { keepAliveMs?: number } = {},
+  ) {
+    this.keepAliveMs = options.keepAliveMs ?? 15_000;
+  }
+
+  /** Serves one subscription until every task ends or the client goes away. */
+  async serve(req: IncomingMessage, res: ServerResponse, message: JSONRPCRequest, authInfo?: AuthInfo): Promise<void> {
+    const params = message.params as { _meta?: unknown; notifications: { taskIds: unknown[] } };
+    if (!declaresTasksExtension(params._meta)) {
+      const error = missingTasksCapability();
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ jsonrpc: '2.0', id: message.id, error: { code: error.code, message: error.message, data: error.data } }));
+      return;
+    }
+    const owner = principalOf(authInfo);
+    const requested = [...new Set(params.notifications.taskIds.filter((id): id is string => typeof id === 'string'))].slice(0, MAX_TASK_IDS);
+    const watched = new Set<string>();
+    for (const taskId of requested) {
+      try {
+        await this.runtime.store.get(taskId, owner);
+        watched.add(taskId);
+      } catch {
+        /* not visible to this requestor: not acknowledged */
+      }
+    }
+    const meta = { [SUBSCRIPTION_ID_META_KEY]: message.id };
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const write = (payload: unknown) => res.write(`event: message\ndata: ${JSON.stringify(payload)}\n\n`);
+    write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { notifications: { taskIds: [...watched] }, _meta: meta } });
+
+    let finished = false;
+    const finish = (graceful: boolean) => {
+      if (finished) return;
+      finished = true;
+      off();
+      clearInterval(keepAlive);
+      if (graceful && !res.writableEnded) {
+        write({ jsonrpc: '2.0', id: message.id, result: { resultType: 'complete', _meta: meta } });
+        res.end();
+      }
+    };
+    const notify = (task: Parameters<typeof toDetailedTask>[0]) => {
+      if (finished || !watched.has(task.taskId)) return;
+      write({ jsonrpc: '2.0', method: 'notifications/tasks', params: { ...toDetailedTask(task), _meta: meta } });
+      if (isTerminal(task.status)) watched.delete(task.taskId);
+      if (watched.size === 0) finish(true);
+    };
+    const off = this.runtime.store.onChange(notify);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), this.keepAliveMs);
+    req.once('close', () => finish(false));
+    if (watched.size === 0) return finish(true);
+    for (const taskId of [...watched]) {
+      try {
+        notify(await this.runtime.store.get(taskId, owner));
+      } catch {
+        watched.delete(taskId);
+      }
+    }
+    if (watched.size === 0) finish(true);
+  }
+}

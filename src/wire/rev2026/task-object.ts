@@ -1,0 +1,74 @@
+import { CLIENT_CAPABILITIES_META_KEY, MissingRequiredClientCapabilityError } from '@modelcontextprotocol/server';
+import type { JsonObject } from '../../core/json.js';
+import type { TaskRecord } from '../../core/task.js';
+
+/** The extension identifier (2026-07-28 Tasks extension "Extension Identifier"). */
+export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+
+/** JSON-RPC code a `failed` task reports when it failed on an `isError` tool result (created over 2025-11-25). */
+const TOOL_ERROR_CODE = -32603;
+
+/**
+ * The extension's `DetailedTask` (as `tasks/get` and `notifications/tasks` carry it): the `Task`
+ * fields (`ttlMs`, `pollIntervalMs` in ms; ISO 8601 times) plus, by status, `inputRequests`
+ * (`input_required`: every outstanding question as an `elicitation/create` input request), `result`
+ * (`completed`) or `error` (`failed`).
+ *
+ * A task created over 2025-11-25 whose tool result had `isError: true` is `failed` with a result and
+ * no JSON-RPC error; it is shown with `error: { code: -32603, message, data: { result } }` so the
+ * extension's "failed carries error" holds without losing the result (SEP-2663: 2025 tasks stay
+ * readable through the new `tasks/get`).
+ */
+export function toDetailedTask(task: TaskRecord): JsonObject {
+  const base: JsonObject = {
+    taskId: task.taskId,
+    status: task.status,
+    ...(task.statusMessage !== undefined && { statusMessage: task.statusMessage }),
+    createdAt: task.createdAt,
+    lastUpdatedAt: task.lastUpdatedAt,
+    ttlMs: task.ttl,
+    pollIntervalMs: task.pollInterval,
+  };
+  if (task.status === 'input_required') {
+    const inputRequests: JsonObject = {};
+    for (const [key, question] of Object.entries(task.inputRequests)) {
+      inputRequests[key] = { method: 'elicitation/create', params: { mode: 'form', message: question.message, requestedSchema: question.requestedSchema } };
+    }
+    base.inputRequests = inputRequests;
+  }
+  const outcome = task.outcome;
+  if (task.status === 'completed' && outcome?.type === 'result') base.result = outcome.result;
+  if (task.status === 'failed' && outcome) {
+    base.error =
+      outcome.type === 'error'
+        ? outcome.error
+        : { code: TOOL_ERROR_CODE, message: task.statusMessage ?? 'The tool reported an error', data: { result: outcome.result } };
+  }
+  return base;
+}
+
+/** The flat `CreateTaskResult` (`resultType: "task"` plus the `Task` fields). */
+export function toCreateTaskResult(task: TaskRecord): JsonObject {
+  return {
+    resultType: 'task',
+    taskId: task.taskId,
+    status: task.status,
+    ...(task.statusMessage !== undefined && { statusMessage: task.statusMessage }),
+    createdAt: task.createdAt,
+    lastUpdatedAt: task.lastUpdatedAt,
+    ttlMs: task.ttl,
+    pollIntervalMs: task.pollInterval,
+  };
+}
+
+/** True when a request's per-request client capabilities (`_meta` envelope) declare the extension. */
+export function declaresTasksExtension(meta: unknown): boolean {
+  const caps = (meta as Record<string, unknown> | undefined)?.[CLIENT_CAPABILITIES_META_KEY] as { extensions?: Record<string, unknown> } | undefined;
+  const declared = caps?.extensions?.[TASKS_EXTENSION];
+  return declared !== undefined && declared !== null && typeof declared === 'object';
+}
+
+/** The -32021 error for a client that did not declare the extension (`data.requiredCapabilities`). */
+export function missingTasksCapability(): MissingRequiredClientCapabilityError {
+  return new MissingRequiredClientCapabilityError({ requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } } as never);
+}

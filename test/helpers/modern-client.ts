@@ -1,0 +1,78 @@
+/**
+ * An SDK-free 2026-07-28 client for wire tests: every request carries the per-request `_meta`
+ * envelope and the standard headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`).
+ */
+import type { RpcMessage } from './raw-client.js';
+
+export const TASKS_EXT = 'io.modelcontextprotocol/tasks';
+
+export class ModernRawClient {
+  private nextId = 1;
+  constructor(
+    readonly url: string,
+    readonly declareTasks = true,
+  ) {}
+
+  envelope(): Record<string, unknown> {
+    return {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'modern-raw', version: '0' },
+      'io.modelcontextprotocol/clientCapabilities': this.declareTasks ? { extensions: { [TASKS_EXT]: {} } } : {},
+    };
+  }
+
+  /** Sends one request; returns the JSON-RPC response (reads SSE until it arrives). */
+  async request(method: string, params: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<RpcMessage & { httpStatus: number }> {
+    const response = await this.send(method, params, headers);
+    const type = response.headers.get('content-type') ?? '';
+    if (type.includes('application/json')) return { ...((await response.json()) as RpcMessage), httpStatus: response.status };
+    const messages = await readSse(response, (m) => m.id !== undefined && (m.result !== undefined || m.error !== undefined));
+    return { ...messages.at(-1)!, httpStatus: response.status };
+  }
+
+  async send(method: string, params: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<Response> {
+    const id = this.nextId++;
+    const name = (params.taskId ?? params.name) as string | undefined;
+    return fetch(this.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': method,
+        ...(name && { 'mcp-name': name }),
+        ...headers,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: this.envelope() } }),
+    });
+  }
+}
+
+/** Reads SSE messages until `stop(message)` is true or the stream ends; returns all messages read. */
+export async function readSse(response: Response, stop: (m: RpcMessage) => boolean): Promise<RpcMessage[]> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const out: RpcMessage[] = [];
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return out;
+    buffer += value;
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const data = event
+        .split('\n')
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).trimStart())
+        .join('\n');
+      if (!data) continue;
+      const message = JSON.parse(data) as RpcMessage;
+      out.push(message);
+      if (stop(message)) {
+        await reader.cancel().catch(() => undefined);
+        return out;
+      }
+    }
+  }
+}
