@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ClientJournal } from '../src/client/journal.js';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-cli-'));
@@ -24,6 +25,20 @@ describe('mcp-tasks CLI', () => {
   after(async () => {
     await demo.kill();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('speaks 2025-11-25 when asked (--era legacy) and 2026-07-28 by default', () => {
+    const legacy = cli(['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--era', 'legacy', '--json']);
+    assert.equal(legacy.code, 0, legacy.stderr);
+    const modern = cli(['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--json']);
+    assert.equal(modern.code, 0, modern.stderr);
+    const legacyTask = JSON.parse(legacy.stdout).taskId;
+    const modernTask = JSON.parse(modern.stdout).taskId;
+    const entries = JSON.parse(cli(['ls', '--json']).stdout) as any[];
+    assert.equal(entries.find((e) => e.taskId === legacyTask)?.status, 'completed');
+    const refs = new ClientJournal(journal);
+    assert.equal(refs.get(legacyTask)?.reference.generation, 'v1');
+    assert.equal(refs.get(modernTask)?.reference.generation, 'v2');
   });
 
   it('calls a tool as a task, answers with --answer, prints the result (--json)', () => {
@@ -48,7 +63,7 @@ describe('mcp-tasks CLI', () => {
     const first = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: invoice('INV-2026-0003') })]);
     assert.equal(first.code, 3, first.stderr + first.stdout);
     assert.match(first.stdout, /needs input: Approve invoice INV-2026-0003/);
-    const taskId = /\[([A-Za-z0-9_-]{22})\] detached/.exec(first.stdout)?.[1];
+    const taskId = /\[([0-9a-f]{32})\] detached/.exec(first.stdout)?.[1];
     assert.ok(taskId, first.stdout);
     const listed = JSON.parse(cli(['ls', '--json']).stdout) as any[];
     assert.equal(listed.find((e) => e.taskId === taskId)?.status, 'input_required');
@@ -98,7 +113,7 @@ describe('mcp-tasks CLI', () => {
     });
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    const taskId = /\[([A-Za-z0-9_-]{22})\] task created/.exec(stderr)?.[1];
+    const taskId = /\[([0-9a-f]{32})\] task created/.exec(stderr)?.[1];
     assert.ok(taskId);
     const entry = (JSON.parse(cli(['ls', '--json']).stdout) as any[]).find((e) => e.taskId === taskId);
     assert.equal(entry.status, 'working');
@@ -117,13 +132,16 @@ describe('mcp-tasks CLI', () => {
     const inv = { ...invoice('INV-2026-0002') };
     const started = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: inv })]);
     assert.equal(started.code, 3);
-    const taskId = /\[([A-Za-z0-9_-]{22})\] detached/.exec(started.stdout)![1]!;
+    const taskId = /\[([0-9a-f]{32})\] detached/.exec(started.stdout)![1]!;
     const cancelled = cli(['cancel', taskId, '--json']);
     assert.equal(cancelled.code, 0, cancelled.stderr);
     assert.equal(JSON.parse(cancelled.stdout).status, 'cancelled');
-    const again = cli(['cancel', taskId]);
-    assert.equal(again.code, 1);
-    assert.match(again.stderr, /terminal/);
+    const again2025 = cli(['cancel', taskId, '--era', 'legacy']);
+    assert.equal(again2025.code, 1, '2025-11-25: cancelling a terminal task is -32602');
+    assert.match(again2025.stderr, /terminal/);
+    const again2026 = cli(['cancel', taskId, '--era', 'modern', '--json']);
+    assert.equal(again2026.code, 0, '2026-07-28: tasks/cancel is an acknowledgement');
+    assert.equal(JSON.parse(again2026.stdout).status, 'cancelled');
     const badArgs = cli(['call', demo.url, 'process_invoice', '--args', '{not json']);
     assert.equal(badArgs.code, 1);
     assert.match(badArgs.stderr, /not valid JSON/);

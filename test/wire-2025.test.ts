@@ -181,7 +181,7 @@ describe('wire 2025-11-25: synchronous calls of task tools', () => {
       await client.initialize({}); // declares no elicitation support
       const res = await client.request('tools/call', { name: 'ask', arguments: { question: 'Which account?' } });
       assert.equal(res.result.isError, true);
-      const taskId = /task ([A-Za-z0-9_-]{22})/.exec(res.result.content[0].text)?.[1];
+      const taskId = /task ([0-9a-f]{32})/.exec(res.result.content[0].text)?.[1];
       assert.ok(taskId, res.result.content[0].text);
       assert.match(res.result.content[0].text, /Which account\?/);
       const task = (await client.request('tasks/get', { taskId })).result;

@@ -45,7 +45,7 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     assert.equal(created.task, undefined, 'flat, not wrapped');
     const done = await until(client, created.taskId, (t) => t.status === 'completed');
     assert.equal(done.resultType, 'complete');
-    assert.deepEqual(done.result.content, [{ type: 'text', text: 'hello' }]);
+    assert.deepEqual(done.result, { content: [{ type: 'text', text: 'hello' }], resultType: 'complete' }, 'the 2026 CallToolResult, discriminator included');
     const stored = await server.store.get(created.taskId);
     assert.equal(stored.status, 'completed', 'CreateTaskResult was only sent once the task was stored');
   });
@@ -79,7 +79,7 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     const thrown = (await client.request('tools/call', { name: 'throws', arguments: {} })).result;
     const thrownDone = await until(client, thrown.taskId, (t) => t.status !== 'working');
     assert.equal(thrownDone.status, 'completed');
-    assert.deepEqual(thrownDone.result, { content: [{ type: 'text', text: 'kaput' }], isError: true });
+    assert.deepEqual(thrownDone.result, { content: [{ type: 'text', text: 'kaput' }], isError: true, resultType: 'complete' });
     const rpc = (await client.request('tools/call', { name: 'rpc_fail', arguments: {} })).result;
     const rpcDone = await until(client, rpc.taskId, (t) => t.status !== 'working');
     assert.equal(rpcDone.status, 'failed');
@@ -194,7 +194,10 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     client = new ModernRawClient(server.url);
     const waiting = (await client.request('tasks/get', { taskId })).result;
     assert.equal(waiting.status, 'input_required');
-    await client.request('tasks/update', { taskId, inputResponses: { [Object.keys(waiting.inputRequests)[0]!]: { action: 'accept', content: { reply: 'yes' } } } });
+    await client.request('tasks/update', {
+      taskId,
+      inputResponses: { [Object.keys(waiting.inputRequests)[0]!]: { action: 'accept', content: { reply: 'yes' } } },
+    });
     const done = await until(client, taskId, (t) => t.status === 'completed');
     assert.deepEqual(done.result.content, [{ type: 'text', text: 'reply: yes' }]);
   });

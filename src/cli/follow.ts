@@ -37,6 +37,9 @@ export async function follow(execution: ToolExecution<unknown>, journal: ClientJ
   if (!outcome) {
     settled.catch(() => undefined);
     await execution.detach().catch(() => undefined);
+    // ext-tasks drops a detached execution from its session only when result() settles; closing the
+    // session before that would close() the execution, and close() cancels unsettled tasks.
+    await execution.result().catch(() => undefined);
     const reason = stop.reason instanceof Error ? stop.reason.message : 'stopped following';
     return { taskId, detached: reason };
   }

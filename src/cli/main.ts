@@ -13,6 +13,7 @@ const EXIT = { completed: 0, failed: 1, cancelled: 2, detached: 3 } as const;
 
 interface ClientOptions {
   journal: string;
+  era: 'auto' | 'legacy' | 'modern';
   json?: boolean;
   answer?: string;
   header?: string[];
@@ -59,7 +60,12 @@ const withClientOptions = (command: Command) =>
     .option('--json', 'machine-readable output on stdout (one JSON document)')
     .option('--answer <json>', 'answer to the question(s) the task asks: an ElicitResult, or just its content (= accept)')
     .option('-H, --header <header...>', 'extra HTTP header(s), "Name: value"')
-    .option('--token <token>', 'bearer token (sets Authorization)');
+    .option('--token <token>', 'bearer token (sets Authorization)')
+    .addOption(
+      new Option('--era <era>', 'protocol era: auto (2026-07-28 when the server offers it), legacy (2025-11-25) or modern (2026-07-28)')
+        .choices(['auto', 'legacy', 'modern'])
+        .default('auto'),
+    );
 
 withClientOptions(
   program
@@ -198,7 +204,7 @@ async function withClient(
     if (question.taskId) journal.update(question.taskId, { status: 'input_required', statusMessage: question.message });
     stop.abort(new Error(`the task needs input: ${question.message}\n  answer with: mcp-tasks resume ${question.taskId ?? '<taskId>'} --answer '{"…": "…"}'`));
   });
-  const tc = await connectTaskClient(url, { answer, headers: headersOf(opts), onError: () => undefined });
+  const tc = await connectTaskClient(url, { answer, headers: headersOf(opts), era: opts.era, onError: () => undefined });
   try {
     const results = await work(tc, journal, stop.signal, log);
     for (const r of results) report(r, opts);

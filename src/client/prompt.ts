@@ -14,14 +14,6 @@ export function statusLine(line: string): void {
   else process.stderr.write(`${line}\n`);
 }
 
-/** Thrown when a question cannot be answered here (no terminal and no `--answer`). */
-export class NoAnswerError extends Error {
-  constructor(readonly question: ElicitationQuestion) {
-    super(`The task needs input: ${question.message}`);
-    this.name = 'NoAnswerError';
-  }
-}
-
 /**
  * Parses `--answer JSON`: either a full `ElicitResult` (`{"action":"accept","content":{…}}`,
  * `{"action":"decline"}`) or just the content object, meaning accept. Throws on invalid JSON.
@@ -38,7 +30,7 @@ export function parseAnswer(text: string): ApplicationElicitResult {
  * Builds the CLI's question answerer: a fixed `--answer` when given, else an interactive prompt per
  * field of the requested schema (enum → select, boolean → confirm, number → number, string → input)
  * when stdin is a terminal. Otherwise `unanswerable(question)` is called (the CLI detaches and says how
- * to answer later) and the question is refused with `NoAnswerError`; the task stays `input_required`.
+ * to answer later) and the question is left pending, so the task stays `input_required`.
  */
 export function terminalAnswerer(
   fixed: ApplicationElicitResult | undefined,
@@ -51,8 +43,10 @@ export function terminalAnswerer(
       return fixed;
     }
     if (!process.stdin.isTTY) {
+      // Leave the question unanswered (a refusal would end the task in 2026-07-28 requesters) and
+      // let the caller detach; the task stays input_required on the server.
       unanswerable(question);
-      throw new NoAnswerError(question);
+      return new Promise<never>(() => undefined);
     }
     log(`? ${question.message}${question.taskId ? ` (task ${question.taskId})` : ''}`);
     promptOpen = true;

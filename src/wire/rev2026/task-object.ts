@@ -12,7 +12,8 @@ const TOOL_ERROR_CODE = -32603;
  * The extension's `DetailedTask` (as `tasks/get` and `notifications/tasks` carry it): the `Task`
  * fields (`ttlMs`, `pollIntervalMs` in ms; ISO 8601 times) plus, by status, `inputRequests`
  * (`input_required`: every outstanding question as an `elicitation/create` input request), `result`
- * (`completed`) or `error` (`failed`).
+ * (`completed`: the `CallToolResult` as the call would have returned it in 2026-07-28, i.e. with
+ * `resultType: "complete"`) or `error` (`failed`).
  *
  * A task created over 2025-11-25 whose tool result had `isError: true` is `failed` with a result and
  * no JSON-RPC error; it is shown with `error: { code: -32603, message, data: { result } }` so the
@@ -37,7 +38,8 @@ export function toDetailedTask(task: TaskRecord): JsonObject {
     base.inputRequests = inputRequests;
   }
   const outcome = task.outcome;
-  if (task.status === 'completed' && outcome?.type === 'result') base.result = outcome.result;
+  // A 2026-07-28 result carries its discriminator: the call would have returned resultType "complete".
+  if (task.status === 'completed' && outcome?.type === 'result') base.result = { ...outcome.result, resultType: 'complete' };
   if (task.status === 'failed' && outcome) {
     base.error =
       outcome.type === 'error'

@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import { DispatchError, type RawClientDispatch } from '@modelcontextprotocol/ext-tasks/client';
+
+/** Methods whose `Mcp-Name` header mirrors a params field (2026-07-28 Streamable HTTP "Standard Request Headers"; Tasks extension "Routing Headers"). */
+const MCP_NAME_SOURCE: Record<string, 'name' | 'uri' | 'taskId'> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+  'tasks/get': 'taskId',
+  'tasks/update': 'taskId',
+  'tasks/cancel': 'taskId',
+};
+
+/**
+ * The `rawDispatch` the ext-tasks requester needs for 2026-07-28 servers, over Streamable HTTP.
+ *
+ * The SDK v2 `Client` refuses results with `resultType: "task"` (`UNSUPPORTED_RESULT_TYPE`), so it
+ * cannot carry the extension's task wire shapes. On 2026-07-28 HTTP every request is its own
+ * stateless exchange (no session, no shared id space with the SDK's connection), so this sends each
+ * already-framed request as one POST with the standard headers (`MCP-Protocol-Version`,
+ * `Mcp-Method`, `Mcp-Name` — Base64-sentinel encoded when not plain ASCII) and reads the JSON-RPC
+ * response from a JSON or SSE body. Network failures throw a retryable `DispatchError`.
+ */
+export function createHttpRawDispatch(url: string, options: { protocolVersion: string; headers?: Record<string, string> }): RawClientDispatch {
+  return async (request, dispatchOptions) => {
+    const message = request as { id?: string | number; method: string; params?: Record<string, unknown> };
+    const id = message.id ?? `mcp-tasks-${randomUUID()}`;
+    // Header names are case-insensitive: merge lowercased so a caller's `Mcp-Name` is not sent twice.
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': options.protocolVersion,
+      'mcp-method': message.method,
+    };
+    for (const [key, value] of Object.entries({ ...options.headers, ...dispatchOptions?.context?.headers })) headers[key.toLowerCase()] = value;
+    const source = MCP_NAME_SOURCE[message.method];
+    const name = source ? message.params?.[source] : undefined;
+    if (typeof name === 'string' && headers['mcp-name'] === undefined) headers['mcp-name'] = headerSafe(name);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ ...message, jsonrpc: '2.0', id }),
+        ...(dispatchOptions?.signal && { signal: dispatchOptions.signal }),
+      });
+    } catch (error) {
+      if (dispatchOptions?.signal?.aborted) throw error;
+      throw new DispatchError(`POST ${url} failed: ${(error as Error).message}`, true, { cause: error });
+    }
+    const reply = await readReply(response, id);
+    if (reply.error) return { kind: 'error', error: reply.error as never };
+    if (reply.result === undefined) throw new DispatchError(`HTTP ${response.status} from ${url} carried no JSON-RPC response`, response.status >= 500);
+    return { kind: 'result', result: reply.result as never };
+  };
+}
+
+function headerSafe(value: string): string {
+  return /^[\x20-\x7e]*$/.test(value) && value.trim() === value ? value : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+async function readReply(response: Response, id: string | number): Promise<{ result?: unknown; error?: unknown }> {
+  const type = response.headers.get('content-type') ?? '';
+  if (!type.includes('text/event-stream')) {
+    const text = await response.text();
+    try {
+      return JSON.parse(text) as { result?: unknown; error?: unknown };
+    } catch {
+      throw new DispatchError(`HTTP ${response.status}: ${text.slice(0, 200)}`, response.status >= 500);
+    }
+  }
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new DispatchError('The SSE stream ended without a response', true);
+    buffer += value;
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const data = buffer
+        .slice(0, cut)
+        .split('\n')
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(5).trimStart())
+        .join('\n');
+      buffer = buffer.slice(cut + 2);
+      if (!data) continue;
+      const message = JSON.parse(data) as { id?: unknown; result?: unknown; error?: unknown };
+      if (message.id === id && (message.result !== undefined || message.error !== undefined)) {
+        await reader.cancel().catch(() => undefined);
+        return message;
+      }
+    }
+  }
+}
