@@ -6,21 +6,41 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { IllegalTransitionError, InvalidCursorError, TaskNotFoundError } from '../src/core/errors.js';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { IllegalTransitionError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../src/core/errors.js';
 import { MemoryBackend } from '../src/store/memory-backend.js';
 import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { TaskStore } from '../src/store/task-store.js';
-import { openStore } from '../src/store/open-store.js';
+import { openBackend, openStore } from '../src/store/open-store.js';
 import type { StoreBackend } from '../src/store/backend.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-contract-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** PostgreSQL and Redis of this machine (CI starts them); these tests run, never skip. */
+export const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.MCP_TASKS_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
+const run = randomBytes(3).toString('hex');
+const pgSchemas: string[] = [];
+after(async () => {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  for (const schema of pgSchemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await client.end();
+  const redis = new Redis(REDIS_URL);
+  const keys = await redis.keys(`mcpt-${run}-*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
 interface BackendFactory {
   name: string;
-  /** A fresh, empty backend. `twin` opens a second connection to the same data where that means something. */
-  open(): { backend: StoreBackend; twin?: () => StoreBackend };
+  /** A fresh, empty backend, its store URL, and `twin` to open a second connection to the same data. */
+  open(): { backend: StoreBackend; url?: string; twin?: () => StoreBackend };
 }
 
 let counter = 0;
@@ -30,7 +50,23 @@ const backends: BackendFactory[] = [
     name: 'sqlite',
     open: () => {
       const path = join(dir, `contract-${++counter}.db`);
-      return { backend: new SqliteBackend(path), twin: () => new SqliteBackend(path) };
+      return { backend: new SqliteBackend(path), url: `sqlite:${path}?shared=true`, twin: () => new SqliteBackend(path) };
+    },
+  },
+  {
+    name: 'postgres',
+    open: () => {
+      const schema = `mcpt_${run}_${++counter}`;
+      pgSchemas.push(schema);
+      const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`;
+      return { backend: openBackend(url), url, twin: () => openBackend(url) };
+    },
+  },
+  {
+    name: 'redis',
+    open: () => {
+      const url = `${REDIS_URL}${REDIS_URL.includes('?') ? '&' : '?'}prefix=mcpt-${run}-${++counter}`;
+      return { backend: openBackend(url), url, twin: () => openBackend(url) };
     },
   },
 ];
@@ -39,9 +75,19 @@ const request = { tool: 'demo', arguments: { n: 1 } };
 
 for (const factory of backends) {
   describe(`store contract: ${factory.name}`, () => {
+    const opened: StoreBackend[] = [];
+    after(() => Promise.all(opened.map((backend) => backend.close())));
     const fresh = (options?: ConstructorParameters<typeof TaskStore>[1]) => {
-      const { backend, twin } = factory.open();
-      return { store: new TaskStore(backend, options), twin };
+      const { backend, url, twin } = factory.open();
+      opened.push(backend);
+      const tracked = twin
+        ? () => {
+            const another = twin();
+            opened.push(another);
+            return another;
+          }
+        : undefined;
+      return { store: new TaskStore(backend, options), url, twin: tracked };
     };
 
     it('creates a working task with spec fields', async () => {
@@ -161,7 +207,7 @@ for (const factory of backends) {
       clock += 5000;
       assert.equal((await store.get(task.taskId)).status, 'working', 'a live task is never expired under its worker');
       await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } });
-      await assert.rejects(store.get(task.taskId), /expired/);
+      await assert.rejects(store.get(task.taskId), TaskNotFoundError, 'gone: reported expired, or already purged by a backend whose keys expire');
       assert.equal((await store.list(null)).tasks.length, 0);
     });
 
@@ -200,6 +246,68 @@ for (const factory of backends) {
       assert.deepEqual(Object.keys(final.inputRequests).sort(), [...keys].sort());
       assert.equal(final.version, 1 + keys.length);
       if (other !== store) await other.close();
+    });
+
+    it('leases: claim, renew, fencing of a stale holder, takeover after expiry', async () => {
+      let clock = Date.parse('2026-01-01T00:00:00.000Z');
+      const { store } = fresh({ now: () => clock });
+      const task = await store.create({ owner: null, request, errorResultStatus: 'failed', lease: { holder: 'A', leaseMs: 1000 } });
+      assert.equal(task.lease?.holder, 'A');
+      assert.equal(await store.claim(task.taskId, 'B', 1000), undefined, 'a live lease is not taken');
+      await store.renew(task.taskId, 'A', 1000);
+      clock += 1500;
+      const taken = await store.claim(task.taskId, 'B', 1000);
+      assert.equal(taken?.lease?.holder, 'B', 'an expired lease is taken over');
+      await assert.rejects(store.renew(task.taskId, 'A', 1000), LeaseLostError);
+      await assert.rejects(store.report(task.taskId, { statusMessage: 'stale' }, 'A'), LeaseLostError);
+      await assert.rejects(store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } }, undefined, 'A'), LeaseLostError);
+      assert.equal((await store.get(task.taskId)).status, 'working', 'the stale holder changed nothing');
+      const done = await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } }, undefined, 'B');
+      assert.equal(done.lease, undefined, 'an ended task holds no lease');
+      assert.equal(await store.claim(task.taskId, 'C', 1000, true), undefined, 'an ended task cannot be claimed');
+    });
+
+    it('tells every store on the same data about every write (cross-instance wake-ups)', async () => {
+      const { store, twin } = fresh();
+      if (!twin) return; // a memory store is its own only instance
+      const other = new TaskStore(twin());
+      const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+      if (!store.backend.watch) {
+        await other.close();
+        return; // sqlite: one process per file by default, in-process events suffice
+      }
+      const seen = new Promise<string | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), 5000);
+        const off = other.onChange((t) => {
+          if (t.taskId !== task.taskId || t.status !== 'cancelled') return; // earlier notices (the insert) may arrive first
+          clearTimeout(timer);
+          off();
+          resolve(t.status);
+        });
+      });
+      await new Promise((r) => setTimeout(r, 200)); // let the listener connect
+      await store.cancel(task.taskId);
+      assert.equal(await seen, 'cancelled', 'the other instance saw the cancel');
+      await other.close();
+    });
+
+    it('concurrent writers from two processes lose no update', { timeout: 60_000 }, async (t) => {
+      const { store, url } = fresh();
+      if (!url) return t.skip('an in-memory store cannot be shared between processes');
+      const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+      const spawnWriter = (prefix: string) =>
+        new Promise<void>((resolve, reject) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/writer.ts', url, task.taskId, prefix, '15'], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+          let stderr = '';
+          child.stderr.on('data', (d) => (stderr += String(d)));
+          child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer ${prefix} exited ${code}: ${stderr}`))));
+        });
+      await Promise.all([spawnWriter('p1'), spawnWriter('p2')]);
+      const final = await store.get(task.taskId);
+      assert.equal(Object.keys(final.inputRequests).length, 30);
+      assert.equal(final.version, 31, 'every write landed exactly once');
     });
   });
 }

@@ -24,9 +24,10 @@ export async function follow(execution: ToolExecution<unknown>, journal: ClientJ
       if (event.type !== 'task') return;
       const { status, statusMessage } = event.task;
       const line = `${status}${statusMessage ? `: ${statusMessage}` : ''}`;
+      // Journal first: a client killed right after printing a status has that status on disk.
+      journal.update(event.task.taskId, { status, ...(statusMessage !== undefined && { statusMessage }) });
       if (line !== last) log(`[${event.task.taskId}] ${line}`);
       last = line;
-      journal.update(event.task.taskId, { status, ...(statusMessage !== undefined && { statusMessage }) });
     },
   });
   const stopped = new Promise<undefined>((resolve) => {

@@ -10,8 +10,9 @@
  * | `illegal_transition` | e.g. cancelling a terminal task, `completed → working`| -32602        |
  * | `conflict`           | optimistic-concurrency retries exhausted              | -32603        |
  * | `invalid_argument`   | malformed input to a store or runtime call            | -32602        |
+ * | `lease_lost`         | a runtime wrote for a task another instance now holds | (internal)    |
  */
-export type TaskErrorKind = 'not_found' | 'invalid_cursor' | 'illegal_transition' | 'conflict' | 'invalid_argument';
+export type TaskErrorKind = 'not_found' | 'invalid_cursor' | 'illegal_transition' | 'conflict' | 'invalid_argument' | 'lease_lost';
 
 /** Base class: `kind` says which rule was broken, `message` is safe to show to the requestor. */
 export class TaskError extends Error {
@@ -62,6 +63,17 @@ export class ConflictError extends TaskError {
   constructor(taskId: string) {
     super('conflict', `Too many concurrent updates to task ${taskId}; try again`);
     this.name = 'ConflictError';
+  }
+}
+
+/**
+ * A runtime instance tried to write for a task whose lease another instance has taken over (it
+ * was presumed dead). The write was rejected (fencing); the instance must stop executing the task.
+ */
+export class LeaseLostError extends TaskError {
+  constructor(taskId: string, holder: string) {
+    super('lease_lost', `Instance ${holder} no longer holds the lease of task ${taskId}`);
+    this.name = 'LeaseLostError';
   }
 }
 

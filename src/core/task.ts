@@ -72,5 +72,10 @@ export interface TaskRecord {
   progress?: { progress: number; total?: number };
   /** Set once the task is terminal (absent for `cancelled`). */
   outcome?: TaskOutcome;
+  /**
+   * Which runtime instance executes the task, until when (ms since the epoch). Present while a
+   * runtime holds the task; cleared when it ends. Writes on behalf of a runtime are fenced by it.
+   */
+  lease?: { holder: string; expiresAt: number };
   version: number;
 }

@@ -70,6 +70,8 @@ export class ExecutionContext implements TaskContext {
     private readonly store: TaskStore,
     private readonly journal: Map<string, Json>,
     private readonly now: () => number,
+    /** The runtime instance holding the task's lease; its writes are fenced by it. */
+    private readonly holder?: string,
   ) {}
 
   async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T): Promise<T> {
@@ -97,7 +99,7 @@ export class ExecutionContext implements TaskContext {
       await this.store.settleInput(this.taskId, key);
       return answer;
     }
-    await this.store.requestInput(this.taskId, key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) }, message);
+    await this.store.requestInput(this.taskId, key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) }, message, this.holder);
     for (;;) {
       const change = this.store.nextChange(this.taskId, { signal: this.signal, timeoutMs: 30_000 });
       answer = await this.store.inputAnswer(this.taskId, key);
@@ -110,20 +112,21 @@ export class ExecutionContext implements TaskContext {
   }
 
   async progress(progress: number, total?: number, message?: string): Promise<void> {
-    await this.store.report(this.taskId, {
-      progress: { progress, ...(total !== undefined && { total }) },
-      ...(message !== undefined && { statusMessage: message }),
-    });
+    await this.store.report(
+      this.taskId,
+      { progress: { progress, ...(total !== undefined && { total }) }, ...(message !== undefined && { statusMessage: message }) },
+      this.holder,
+    );
   }
 
   async setStatusMessage(message: string): Promise<void> {
-    await this.store.report(this.taskId, { statusMessage: message });
+    await this.store.report(this.taskId, { statusMessage: message }, this.holder);
   }
 
   private async waitUntil(wakeAt: number, message: string): Promise<void> {
     this.signal.throwIfAborted();
     if (wakeAt <= this.now()) return;
-    await this.store.report(this.taskId, { statusMessage: message });
+    await this.store.report(this.taskId, { statusMessage: message }, this.holder);
     for (let left = wakeAt - this.now(); left > 0; left = wakeAt - this.now()) {
       await abortableDelay(Math.min(left, MAX_DELAY_CHUNK_MS), this.signal);
     }

@@ -1,11 +1,13 @@
-import { IllegalTransitionError, InvalidArgumentError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { IllegalTransitionError, InvalidArgumentError, LeaseLostError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
 import { isTerminal } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { toJson } from '../core/json.js';
 import type { InputResponse, TaskRecord } from '../core/task.js';
 import type { Requestor, TaskStore } from '../store/task-store.js';
 import { ExecutionContext, type TaskContext } from './context.js';
-import { ShutdownSignal, TaskCancelledSignal } from './signals.js';
+import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';
 
 /**
  * What a task handler returns: an MCP `CallToolResult`-shaped object (`content` blocks, optional
@@ -44,6 +46,13 @@ export interface TaskRuntimeOptions {
   now?: () => number;
   /** Called with errors the runtime cannot attribute to a task (store outages while finishing, …). */
   onError?: (error: unknown, taskId?: string) => void;
+  /** This instance's identity in leases. Default: `<hostname>-<pid>-<random>`. */
+  instanceId?: string;
+  /**
+   * Lease length in ms (default 5000): how long after an instance dies before another instance
+   * takes its tasks over. Leases are renewed every third of it.
+   */
+  leaseMs?: number;
 }
 
 interface Execution {
@@ -74,6 +83,12 @@ export class TaskRuntime {
   private readonly onError: (error: unknown, taskId?: string) => void;
   private closed = false;
   private readonly unsubscribe: () => void;
+  /** This instance's identity in leases. */
+  readonly instanceId: string;
+  /** Lease length in ms. */
+  readonly leaseMs: number;
+  private heartbeat?: NodeJS.Timeout;
+  private ticking = false;
 
   constructor(
     readonly store: TaskStore,
@@ -81,8 +96,13 @@ export class TaskRuntime {
   ) {
     this.now = options.now ?? Date.now;
     this.onError = options.onError ?? ((error, taskId) => console.error(`[mcp-tasks] ${taskId ?? 'runtime'}:`, error));
+    this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    this.leaseMs = options.leaseMs ?? 5000;
     this.unsubscribe = store.onChange((task) => {
-      if (task.status === 'cancelled') this.executions.get(task.taskId)?.controller.abort(new TaskCancelledSignal(task.taskId));
+      const execution = this.executions.get(task.taskId);
+      if (!execution) return;
+      if (task.status === 'cancelled') execution.controller.abort(new TaskCancelledSignal(task.taskId));
+      else if (task.lease && task.lease.holder !== this.instanceId) execution.controller.abort(new LeaseLostSignal(task.taskId));
     });
   }
 
@@ -111,17 +131,62 @@ export class TaskRuntime {
       request: { tool: input.tool, arguments: toJson<JsonObject>(input.arguments) },
       ttl: input.ttl,
       errorResultStatus: input.errorResultStatus,
+      lease: { holder: this.instanceId, leaseMs: this.leaseMs },
     });
+    this.startHeartbeat();
     this.start(task);
     return task;
   }
 
-  /** Resumes every unfinished task found in the store. Returns how many were (re)started. */
+  /**
+   * Resumes unfinished tasks from the store and starts the heartbeat that renews this instance's
+   * leases and takes over tasks of instances that died. With an exclusive backend (one process:
+   * memory, SQLite by default) every unfinished task is taken at once — its previous holder was this
+   * very process before a crash; otherwise only tasks whose lease is free or expired. Returns how
+   * many tasks were started.
+   */
   async recover(): Promise<number> {
-    const tasks = await this.store.listUnfinished();
+    this.startHeartbeat();
+    return this.takeOver(this.store.exclusive);
+  }
+
+  /** Claims and starts unfinished tasks that no live instance holds (all of them when `force`). */
+  private async takeOver(force: boolean): Promise<number> {
     let started = 0;
-    for (const task of tasks) if (this.start(task)) started++;
+    for (const task of await this.store.listUnfinished()) {
+      if (this.closed || this.executions.has(task.taskId)) continue;
+      if (!force && task.lease && task.lease.holder !== this.instanceId && task.lease.expiresAt > this.now()) continue;
+      const claimed = await this.store.claim(task.taskId, this.instanceId, this.leaseMs, force);
+      if (claimed && this.start(claimed)) started++;
+    }
     return started;
+  }
+
+  /** Every third of a lease: renew ours (aborting runs whose lease was taken), take over expired ones. */
+  private startHeartbeat(): void {
+    if (this.heartbeat || this.closed) return;
+    this.heartbeat = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.closed) return;
+    this.ticking = true;
+    try {
+      for (const [taskId, execution] of this.executions) {
+        try {
+          await this.store.renew(taskId, this.instanceId, this.leaseMs);
+        } catch (error) {
+          if (error instanceof LeaseLostError || error instanceof TaskNotFoundError) execution.controller.abort(new LeaseLostSignal(taskId));
+          else this.onError(error, taskId);
+        }
+      }
+      await this.takeOver(false);
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.ticking = false;
+    }
   }
 
   /**
@@ -167,13 +232,18 @@ export class TaskRuntime {
     }
   }
 
-  /** Stops every running handler (their tasks stay as stored and resume on the next start). */
+  /**
+   * Stops every running handler. Their tasks stay as stored, with their leases released so another
+   * instance (or this one's next start) takes them over at once.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
     this.unsubscribe();
-    const running = [...this.executions.values()];
-    for (const execution of running) execution.controller.abort(new ShutdownSignal());
-    await Promise.allSettled(running.map((execution) => execution.done));
+    const running = [...this.executions.entries()];
+    for (const [, execution] of running) execution.controller.abort(new ShutdownSignal());
+    await Promise.allSettled(running.map(([, execution]) => execution.done));
+    await Promise.allSettled(running.map(([taskId]) => this.store.renew(taskId, this.instanceId, -1)));
   }
 
   /** Starts the handler of `task` unless it is already running here. Returns whether it started. */
@@ -198,12 +268,12 @@ export class TaskRuntime {
     try {
       const args = entry.parse(task.request.arguments);
       const journal = await this.store.readJournal(task.taskId);
-      const ctx = new ExecutionContext(task.taskId, signal, this.store, journal, this.now);
+      const ctx = new ExecutionContext(task.taskId, signal, this.store, journal, this.now, this.instanceId);
       outcome = { result: await entry.handler(args, ctx) };
     } catch (error) {
       outcome = { error };
     }
-    if (signal.aborted) return; // cancelled (already terminal) or shutting down (resumes later)
+    if (signal.aborted) return; // cancelled (already terminal), shutting down or taken over (resumes elsewhere)
     if ('error' in outcome) return this.fail(task, outcome.error);
     let result: JsonObject;
     try {
@@ -213,7 +283,7 @@ export class TaskRuntime {
     }
     const status = result.isError === true ? task.errorResultStatus : 'completed';
     const message = result.isError === true ? firstText(result) : undefined;
-    await this.settle(this.store.finish(task.taskId, status, { type: 'result', result }, message));
+    await this.settle(this.store.finish(task.taskId, status, { type: 'result', result }, message, this.instanceId));
   }
 
   /**
@@ -225,20 +295,20 @@ export class TaskRuntime {
   private async fail(task: TaskRecord, error: unknown): Promise<void> {
     if (error instanceof TaskRpcError) {
       const rpc = { code: error.code, message: error.message, ...(error.data !== undefined && { data: toJson<Json>(error.data) }) };
-      await this.settle(this.store.finish(task.taskId, 'failed', { type: 'error', error: rpc }, error.message));
+      await this.settle(this.store.finish(task.taskId, 'failed', { type: 'error', error: rpc }, error.message, this.instanceId));
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
     const result: JsonObject = { content: [{ type: 'text', text: message }], isError: true };
-    await this.settle(this.store.finish(task.taskId, task.errorResultStatus, { type: 'result', result }, message));
+    await this.settle(this.store.finish(task.taskId, task.errorResultStatus, { type: 'result', result }, message, this.instanceId));
   }
 
-  /** A finish that lost to a cancel (or a deleted task) is expected, not an error. */
+  /** A finish that lost to a cancel, a deleted task or a takeover (fenced) is expected, not an error. */
   private async settle(write: Promise<TaskRecord>): Promise<void> {
     try {
       await write;
     } catch (error) {
-      if (error instanceof IllegalTransitionError || error instanceof TaskNotFoundError) return;
+      if (error instanceof IllegalTransitionError || error instanceof TaskNotFoundError || error instanceof LeaseLostError) return;
       throw error;
     }
   }

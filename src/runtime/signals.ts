@@ -13,3 +13,11 @@ export class ShutdownSignal extends Error {
     this.name = 'ShutdownSignal';
   }
 }
+
+/** `ctx.signal.reason` when another instance took over the task (this one was presumed dead). */
+export class LeaseLostSignal extends Error {
+  constructor(taskId: string) {
+    super(`Another instance took over task ${taskId}`);
+    this.name = 'LeaseLostSignal';
+  }
+}

@@ -39,5 +39,16 @@ export interface StoreBackend {
   readJournal(taskId: string): Promise<Map<string, Json>>;
   /** Adds one journal entry. First write wins: returns false and keeps the old value if `key` exists. */
   appendJournal(taskId: string, key: string, value: Json): Promise<boolean>;
+  /**
+   * For backends shared by several processes: calls `listener(taskId)` whenever any process wrote
+   * that task (including this one). Returns the unsubscribe function. Absent on single-process
+   * backends, where `TaskStore`'s in-process events suffice.
+   */
+  watch?(listener: (taskId: string) => void): () => void;
+  /**
+   * True when only one process uses the data (memory; SQLite by default), so a starting runtime may
+   * take over every unfinished task at once instead of waiting for their leases to expire.
+   */
+  readonly exclusive: boolean;
   close(): Promise<void>;
 }

@@ -10,6 +10,7 @@ const comparePosition = (a: { createdAt: string; taskId: string }, b: { createdA
  * Records are held as JSON text so callers can never alias stored state.
  */
 export class MemoryBackend implements StoreBackend {
+  readonly exclusive = true;
   private readonly tasks = new Map<string, string>();
   private readonly journals = new Map<string, Map<string, string>>();
 

@@ -1,15 +1,21 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import type { StoreBackend } from './backend.js';
 import { MemoryBackend } from './memory-backend.js';
+import { PostgresBackend } from './postgres-backend.js';
+import { RedisBackend } from './redis-backend.js';
 import { SqliteBackend } from './sqlite-backend.js';
 import { TaskStore, type TaskStoreOptions } from './task-store.js';
 
 /**
  * Opens the backend a store URL names:
  * - `memory:` — in-process, nothing survives the process;
- * - `sqlite:<path>` — embedded SQLite file in WAL mode (`sqlite::memory:` for a private in-memory DB);
- *   query `?synchronous=normal` trades power-loss durability for speed (default `full`).
- * Throws `InvalidArgumentError` for any other URL.
+ * - `sqlite:<path>` — embedded SQLite file in WAL mode (`sqlite::memory:` for a private in-memory
+ *   DB); `?synchronous=normal` trades power-loss durability for speed (default `full`);
+ *   `?shared=true` when several processes share the file (they then use leases to take over);
+ * - `postgres://…` / `postgresql://…` — PostgreSQL for several instances; `?schema=name` picks the
+ *   schema (default `mcp_tasks`; the parameter is not passed on to the driver);
+ * - `redis://…` — Redis for several instances; `?prefix=name` picks the key prefix (default `mcp-tasks`).
+ * Throws `InvalidArgumentError` for anything else.
  */
 export function openBackend(url: string): StoreBackend {
   if (url === 'memory:' || url === 'memory://') return new MemoryBackend();
@@ -18,12 +24,25 @@ export function openBackend(url: string): StoreBackend {
     if (rest.startsWith('//')) rest = rest.slice(2);
     const [path, query] = rest.split('?', 2) as [string, string | undefined];
     if (!path) throw new InvalidArgumentError(`sqlite store URL needs a path: ${url}`);
-    const synchronous = new URLSearchParams(query ?? '').get('synchronous');
+    const search = new URLSearchParams(query ?? '');
+    const synchronous = search.get('synchronous');
     if (synchronous !== null && synchronous !== 'full' && synchronous !== 'normal')
       throw new InvalidArgumentError(`synchronous must be full or normal: ${url}`);
-    return new SqliteBackend(path, { synchronous: synchronous ?? 'full' });
+    return new SqliteBackend(path, { synchronous: synchronous ?? 'full', exclusive: search.get('shared') !== 'true' });
   }
-  throw new InvalidArgumentError(`Unsupported store URL '${url}': use memory: or sqlite:<path>`);
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get('schema') ?? undefined;
+    parsed.searchParams.delete('schema');
+    return new PostgresBackend({ connectionString: parsed.toString(), schema });
+  }
+  if (url.startsWith('redis://') || url.startsWith('rediss://')) {
+    const parsed = new URL(url);
+    const prefix = parsed.searchParams.get('prefix') ?? undefined;
+    parsed.searchParams.delete('prefix');
+    return new RedisBackend({ url: parsed.toString(), prefix });
+  }
+  throw new InvalidArgumentError(`Unsupported store URL '${url}': use memory:, sqlite:<path>, postgres://… or redis://…`);
 }
 
 /** `new TaskStore(openBackend(url), options)`. */

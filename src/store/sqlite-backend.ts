@@ -12,6 +12,12 @@ export interface SqliteBackendOptions {
    * `normal` survives process crashes (SIGKILL) but may lose the last commits on power loss.
    */
   synchronous?: 'full' | 'normal';
+  /**
+   * Whether this process is the only one executing the file's tasks (default true). Set false when
+   * several server processes share one SQLite file; they then take over each other's tasks only
+   * after a lease expires.
+   */
+  exclusive?: boolean;
 }
 
 const SCHEMA_VERSION = 1;
@@ -25,8 +31,10 @@ const SCHEMA_VERSION = 1;
 export class SqliteBackend implements StoreBackend {
   private readonly db: Database.Database;
   private readonly stmt: ReturnType<SqliteBackend['prepare']>;
+  readonly exclusive: boolean;
 
   constructor(path: string, options: SqliteBackendOptions = {}) {
+    this.exclusive = options.exclusive ?? true;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { ConflictError, IllegalTransitionError, InvalidArgumentError, InvalidCursorError, TaskNotFoundError } from '../core/errors.js';
+import { ConflictError, IllegalTransitionError, InvalidArgumentError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../core/errors.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
 import { DEFAULT_POLICY, isExpired, resolveTtl, type TaskPolicy } from '../core/policy.js';
@@ -22,6 +22,8 @@ export interface CreateTaskInput {
   ttl?: number | null;
   errorResultStatus: 'failed' | 'completed';
   statusMessage?: string;
+  /** Runtime instance that will execute the task, holding its lease for `leaseMs` from creation. */
+  lease?: { holder: string; leaseMs: number };
 }
 
 /** One page of `list`. `nextCursor` is opaque and present when more tasks may follow. */
@@ -55,6 +57,9 @@ export class TaskStore {
   readonly policy: TaskPolicy;
   private readonly now: () => number;
   private readonly events = new EventEmitter();
+  /** Highest version emitted per task, so a remote notice of our own write is not emitted twice. */
+  private readonly emitted = new Map<string, number>();
+  private readonly unwatch?: () => void;
 
   constructor(
     readonly backend: StoreBackend,
@@ -63,6 +68,18 @@ export class TaskStore {
     this.policy = { ...DEFAULT_POLICY, ...options.policy };
     this.now = options.now ?? Date.now;
     this.events.setMaxListeners(0);
+    this.unwatch = backend.watch?.((taskId) => {
+      if (this.events.listenerCount('change') === 0) return;
+      this.backend.get(taskId).then(
+        (task) => task && this.emit(task),
+        () => undefined,
+      );
+    });
+  }
+
+  /** Whether one process owns the data (see `StoreBackend.exclusive`). */
+  get exclusive(): boolean {
+    return this.backend.exclusive;
   }
 
   /**
@@ -87,6 +104,7 @@ export class TaskStore {
       request: input.request,
       errorResultStatus: input.errorResultStatus,
       inputRequests: {},
+      ...(input.lease && { lease: { holder: input.lease.holder, expiresAt: this.now() + input.lease.leaseMs } }),
       version: 1,
     };
     await this.backend.insert(task);
@@ -129,6 +147,7 @@ export class TaskStore {
       task.status = 'cancelled';
       task.statusMessage = statusMessage;
       task.inputRequests = {};
+      delete task.lease;
       return task;
     });
   }
@@ -137,9 +156,11 @@ export class TaskStore {
    * Ends a live task `completed` or `failed` with its outcome. Throws `IllegalTransitionError` when
    * the task is already terminal (e.g. it was cancelled while its work was finishing).
    */
-  finish(taskId: string, status: 'completed' | 'failed', outcome: TaskOutcome, statusMessage?: string): Promise<TaskRecord> {
+  finish(taskId: string, status: 'completed' | 'failed', outcome: TaskOutcome, statusMessage?: string, holder?: string): Promise<TaskRecord> {
     return this.mutate(taskId, undefined, (task) => {
       this.assertTransition(task, status);
+      assertHolder(task, holder);
+      delete task.lease;
       task.status = status;
       task.outcome = outcome;
       task.inputRequests = {};
@@ -153,12 +174,13 @@ export class TaskStore {
    * Updates `statusMessage` and/or progress of a live task without changing its status. Returns
    * whether anything was written: false for a terminal, unknown or unchanged task.
    */
-  async report(taskId: string, update: { statusMessage?: string; progress?: { progress: number; total?: number } }): Promise<boolean> {
+  async report(taskId: string, update: { statusMessage?: string; progress?: { progress: number; total?: number } }, holder?: string): Promise<boolean> {
     let written = false;
     try {
       await this.mutate(taskId, undefined, (task) => {
         written = false; // the callback re-runs on a lost race; only the last attempt counts
         if (isTerminal(task.status)) return undefined;
+        assertHolder(task, holder);
         if (update.statusMessage === task.statusMessage && update.progress === undefined) return undefined;
         if (update.statusMessage !== undefined) task.statusMessage = update.statusMessage;
         if (update.progress !== undefined) task.progress = update.progress;
@@ -175,9 +197,10 @@ export class TaskStore {
    * Records an outstanding question under `key` (unique for the task's lifetime) and moves the task
    * to `input_required`. Throws `IllegalTransitionError` when the task is terminal.
    */
-  requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string): Promise<TaskRecord> {
+  requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string, holder?: string): Promise<TaskRecord> {
     return this.mutate(taskId, undefined, (task) => {
       if (task.status !== 'input_required') this.assertTransition(task, 'input_required');
+      assertHolder(task, holder);
       task.status = 'input_required';
       task.inputRequests[key] = request;
       task.statusMessage = statusMessage;
@@ -215,6 +238,43 @@ export class TaskStore {
       return task;
     }).catch((error) => {
       if (!(error instanceof TaskNotFoundError)) throw error;
+    });
+  }
+
+  /**
+   * Takes the lease of a live task for `holder` for `leaseMs` when it is free, expired, already
+   * `holder`'s, or `force` is set (a single-process runtime taking over after a crash). Returns the
+   * claimed task, or undefined when another live holder has it or the task has ended.
+   */
+  async claim(taskId: string, holder: string, leaseMs: number, force = false): Promise<TaskRecord | undefined> {
+    let claimed = false;
+    try {
+      const task = await this.mutate(taskId, undefined, (current) => {
+        claimed = false;
+        if (isTerminal(current.status)) return undefined;
+        const lease = current.lease;
+        if (!force && lease && lease.holder !== holder && lease.expiresAt > this.now()) return undefined;
+        current.lease = { holder, expiresAt: this.now() + leaseMs };
+        claimed = true;
+        return current;
+      });
+      return claimed ? task : undefined;
+    } catch (error) {
+      if (error instanceof TaskNotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Extends `holder`'s lease of a live task to `leaseMs` from now. Throws `LeaseLostError` when
+   * another instance holds it (this one was presumed dead); a no-op once the task has ended.
+   */
+  async renew(taskId: string, holder: string, leaseMs: number): Promise<void> {
+    await this.mutate(taskId, undefined, (task) => {
+      if (isTerminal(task.status)) return undefined;
+      assertHolder(task, holder);
+      task.lease = { holder, expiresAt: this.now() + leaseMs };
+      return task;
     });
   }
 
@@ -269,6 +329,7 @@ export class TaskStore {
   }
 
   close(): Promise<void> {
+    this.unwatch?.();
     this.events.removeAllListeners();
     return this.backend.close();
   }
@@ -305,8 +366,16 @@ export class TaskStore {
   }
 
   private emit(task: TaskRecord): void {
+    if ((this.emitted.get(task.taskId) ?? 0) >= task.version) return;
+    if (this.emitted.size > 50_000) this.emitted.clear();
+    this.emitted.set(task.taskId, task.version);
     this.events.emit('change', task);
   }
+}
+
+/** Fencing: a write on behalf of runtime instance `holder` is refused once another instance holds the lease. */
+function assertHolder(task: TaskRecord, holder: string | undefined): void {
+  if (holder !== undefined && task.lease !== undefined && task.lease.holder !== holder) throw new LeaseLostError(task.taskId, holder);
 }
 
 /** Journal key under which the answer to question `key` is stored. */

@@ -12,7 +12,8 @@ export function toProtocolError(error: unknown): ProtocolError {
   if (error instanceof ProtocolError) return error;
   if (error instanceof TaskRpcError) return new ProtocolError(error.code, error.message, error.data);
   if (error instanceof TaskError) {
-    return new ProtocolError(error.kind === 'conflict' ? ProtocolErrorCode.InternalError : ProtocolErrorCode.InvalidParams, error.message);
+    const internal = error.kind === 'conflict' || error.kind === 'lease_lost';
+    return new ProtocolError(internal ? ProtocolErrorCode.InternalError : ProtocolErrorCode.InvalidParams, error.message);
   }
   return new ProtocolError(ProtocolErrorCode.InternalError, 'Internal error');
 }

@@ -1,0 +1,212 @@
+import pg from 'pg';
+import type { Json } from '../core/json.js';
+import type { TaskRecord } from '../core/task.js';
+import type { ListQuery, StoreBackend } from './backend.js';
+
+/** Options of the PostgreSQL backend. */
+export interface PostgresBackendOptions {
+  /** libpq connection string, e.g. `postgres://postgres@127.0.0.1:5432/test`. */
+  connectionString: string;
+  /** Schema holding the tables (created if missing). Default `mcp_tasks`. */
+  schema?: string;
+  /** Pool size. Default 10. */
+  max?: number;
+}
+
+/** The migrations, in order; each runs once per schema, recorded in `mcp_tasks_migrations`. */
+const MIGRATIONS: ((schema: string) => string)[] = [
+  (s) => `
+    CREATE TABLE ${s}.tasks (
+      task_id    TEXT PRIMARY KEY,
+      owner      TEXT,
+      status     TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      version    INTEGER NOT NULL,
+      body       JSONB NOT NULL
+    );
+    CREATE INDEX tasks_by_owner ON ${s}.tasks (owner, created_at, task_id);
+    CREATE INDEX tasks_unfinished ON ${s}.tasks (status) WHERE status IN ('working', 'input_required');
+    CREATE TABLE ${s}.journal (
+      task_id TEXT NOT NULL,
+      key     TEXT NOT NULL,
+      value   JSONB NOT NULL,
+      PRIMARY KEY (task_id, key)
+    );`,
+];
+
+/** Identifier check for the schema name (it is interpolated into SQL). */
+function safeIdentifier(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid schema name '${name}': use lowercase letters, digits and _`);
+  return name;
+}
+
+/**
+ * Shared backend (`postgres://…`) on node-postgres, for several server instances on one database.
+ *
+ * - Schema and tables are created by versioned migrations on first use; concurrent starts are
+ *   serialized with a transaction-scoped advisory lock, so two instances starting at once are safe.
+ * - Compare-and-swap is one `UPDATE … WHERE task_id = $1 AND version = $2`; journal entries are
+ *   `INSERT … ON CONFLICT DO NOTHING` (first write wins).
+ * - Every task write sends `NOTIFY mcp_tasks_<schema>, '<taskId>'` in the same statement batch;
+ *   `watch` holds one dedicated `LISTEN` connection (reconnecting if it drops), so waiters in other
+ *   instances (`tasks/result`, input answers, cancellation) are woken without polling.
+ */
+export class PostgresBackend implements StoreBackend {
+  readonly exclusive = false;
+  private readonly pool: pg.Pool;
+  private readonly schema: string;
+  private readonly channel: string;
+  private ready?: Promise<void>;
+  private listener?: pg.Client;
+  private readonly watchers = new Set<(taskId: string) => void>();
+  private closed = false;
+
+  constructor(private readonly options: PostgresBackendOptions) {
+    this.schema = safeIdentifier(options.schema ?? 'mcp_tasks');
+    this.channel = `mcp_tasks_${this.schema}`;
+    this.pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10 });
+    this.pool.on('error', () => undefined); // idle client errors surface on the next query
+  }
+
+  /** Runs pending migrations once (idempotent; safe when several instances start together). */
+  migrate(): Promise<void> {
+    this.ready ??= (async () => {
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mcp-tasks:${this.schema}`]);
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${this.schema}.mcp_tasks_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+        );
+        const { rows } = await client.query(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.schema}.mcp_tasks_migrations`);
+        const current = Number(rows[0].v);
+        if (current > MIGRATIONS.length) throw new Error(`store schema version ${current} is newer than this mcp-tasks (${MIGRATIONS.length})`);
+        for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+          await client.query(MIGRATIONS[version - 1]!(this.schema));
+          await client.query(`INSERT INTO ${this.schema}.mcp_tasks_migrations (version) VALUES ($1)`, [version]);
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        this.ready = undefined;
+        throw error;
+      } finally {
+        client.release();
+      }
+    })();
+    return this.ready;
+  }
+
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    await this.migrate();
+    return this.pool.query<R>(text, values);
+  }
+
+  async insert(task: TaskRecord): Promise<void> {
+    await this.query(
+      `WITH ins AS (INSERT INTO ${this.schema}.tasks (task_id, owner, status, created_at, version, body) VALUES ($1, $2, $3, $4, $5, $6) RETURNING task_id)
+       SELECT pg_notify($7, task_id) FROM ins`,
+      [task.taskId, task.owner, task.status, task.createdAt, task.version, JSON.stringify(task), this.channel],
+    );
+  }
+
+  async get(taskId: string): Promise<TaskRecord | undefined> {
+    const { rows } = await this.query<{ body: TaskRecord }>(`SELECT body FROM ${this.schema}.tasks WHERE task_id = $1`, [taskId]);
+    return rows[0]?.body;
+  }
+
+  async replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+    const { rowCount } = await this.query(
+      `WITH upd AS (UPDATE ${this.schema}.tasks SET owner = $1, status = $2, version = $3, body = $4 WHERE task_id = $5 AND version = $6 RETURNING task_id)
+       SELECT pg_notify($7, task_id) FROM upd`,
+      [task.owner, task.status, task.version, JSON.stringify(task), task.taskId, expectedVersion, this.channel],
+    );
+    return rowCount === 1;
+  }
+
+  async list(query: ListQuery): Promise<TaskRecord[]> {
+    const { rows } = query.after
+      ? await this.query<{ body: TaskRecord }>(
+          `SELECT body FROM ${this.schema}.tasks WHERE owner IS NOT DISTINCT FROM $1 AND (created_at, task_id) > ($2, $3) ORDER BY created_at, task_id LIMIT $4`,
+          [query.owner, query.after.createdAt, query.after.taskId, query.limit],
+        )
+      : await this.query<{ body: TaskRecord }>(
+          `SELECT body FROM ${this.schema}.tasks WHERE owner IS NOT DISTINCT FROM $1 ORDER BY created_at, task_id LIMIT $2`,
+          [query.owner, query.limit],
+        );
+    return rows.map((row) => row.body);
+  }
+
+  async listUnfinished(): Promise<TaskRecord[]> {
+    const { rows } = await this.query<{ body: TaskRecord }>(
+      `SELECT body FROM ${this.schema}.tasks WHERE status IN ('working', 'input_required') ORDER BY created_at, task_id`,
+      [],
+    );
+    return rows.map((row) => row.body);
+  }
+
+  async delete(taskId: string): Promise<boolean> {
+    await this.query(`DELETE FROM ${this.schema}.journal WHERE task_id = $1`, [taskId]);
+    const { rowCount } = await this.query(`DELETE FROM ${this.schema}.tasks WHERE task_id = $1`, [taskId]);
+    return rowCount === 1;
+  }
+
+  async readJournal(taskId: string): Promise<Map<string, Json>> {
+    const { rows } = await this.query<{ key: string; value: Json }>(`SELECT key, value FROM ${this.schema}.journal WHERE task_id = $1`, [taskId]);
+    return new Map(rows.map((row) => [row.key, row.value]));
+  }
+
+  async appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
+    const { rowCount } = await this.query(`INSERT INTO ${this.schema}.journal (task_id, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
+      taskId,
+      key,
+      JSON.stringify(value),
+    ]);
+    return rowCount === 1;
+  }
+
+  watch(listener: (taskId: string) => void): () => void {
+    this.watchers.add(listener);
+    void this.listen();
+    return () => {
+      this.watchers.delete(listener);
+    };
+  }
+
+  /** Keeps one LISTEN connection open while anyone watches; reconnects after errors. */
+  private async listen(): Promise<void> {
+    if (this.listener || this.closed) return;
+    const client = new pg.Client({ connectionString: this.options.connectionString });
+    this.listener = client;
+    const retry = () => {
+      if (this.listener !== client) return;
+      this.listener = undefined;
+      client.end().catch(() => undefined);
+      if (!this.closed && this.watchers.size > 0) setTimeout(() => void this.listen(), 500).unref();
+    };
+    client.on('error', retry);
+    client.on('end', retry);
+    client.on('notification', (message) => {
+      if (message.channel !== this.channel || !message.payload) return;
+      for (const watcher of this.watchers) watcher(message.payload);
+    });
+    try {
+      await this.migrate();
+      await client.connect();
+      await client.query(`LISTEN ${this.channel}`);
+    } catch {
+      retry();
+    }
+  }
+
+  /** Closes the pool and the LISTEN connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+}
