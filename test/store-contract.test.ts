@@ -17,13 +17,11 @@ import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { openBackend, openStore } from '../src/store/open-store.js';
 import type { StoreBackend } from '../src/store/backend.js';
+import { PG_URL, REDIS_URL, withParam } from './helpers/services.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-contract-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** PostgreSQL and Redis of this machine (CI starts them); these tests run, never skip. */
-export const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const REDIS_URL = process.env.MCP_TASKS_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
 const run = randomBytes(3).toString('hex');
 const pgSchemas: string[] = [];
 after(async () => {
@@ -58,14 +56,14 @@ const backends: BackendFactory[] = [
     open: () => {
       const schema = `mcpt_${run}_${++counter}`;
       pgSchemas.push(schema);
-      const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`;
+      const url = withParam(PG_URL, 'schema', schema);
       return { backend: openBackend(url), url, twin: () => openBackend(url) };
     },
   },
   {
     name: 'redis',
     open: () => {
-      const url = `${REDIS_URL}${REDIS_URL.includes('?') ? '&' : '?'}prefix=mcpt-${run}-${++counter}`;
+      const url = withParam(REDIS_URL, 'prefix', `mcpt-${run}-${++counter}`);
       return { backend: openBackend(url), url, twin: () => openBackend(url) };
     },
   },

@@ -22,7 +22,7 @@ export const DEFAULT_ERP_PATH =
 export interface InvoiceServerOptions {
   /** Store URL. Default `sqlite:.mcp-tasks/invoice.db`. */
   store?: string;
-  /** Ledger database file; default `ledger.db` beside a SQLite store, in memory for `memory:`. */
+  /** Ledger database file; default `ledger.db` beside a SQLite store, in memory for `memory:`, `.mcp-tasks/ledger.db` otherwise. */
   ledger?: string;
   /** ERP JSON file. Default: the shipped `examples/invoice/data/erp.json`. */
   erp?: string;
@@ -31,6 +31,10 @@ export interface InvoiceServerOptions {
   /** Serve on stdin/stdout instead of HTTP. */
   stdio?: boolean;
   policy?: Partial<TaskPolicy>;
+  /** This instance's id in task leases (see `TaskRuntime`). */
+  instanceId?: string;
+  /** Lease length in ms: how soon other instances take over after this one dies. Default 5000. */
+  leaseMs?: number;
   /** Log line sink (stderr by default; stdout belongs to the protocol under stdio). */
   log?: (line: string) => void;
 }
@@ -52,14 +56,12 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const storeUrl = options.store ?? 'sqlite:.mcp-tasks/invoice.db';
   const erp = Erp.load(options.erp ?? DEFAULT_ERP_PATH);
-  const ledgerPath =
-    options.ledger ??
-    (storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:')
-      ? join(dirname(storeUrl.slice('sqlite:'.length).replace(/^\/\//, '').split('?')[0]!), 'ledger.db')
-      : ':memory:');
+  const ledgerPath = options.ledger ?? defaultLedgerPath(storeUrl);
   const ledger = new Ledger(ledgerPath);
   const store = openStore(storeUrl, { policy: options.policy });
   const runtime = new TaskRuntime(store, {
+    instanceId: options.instanceId,
+    leaseMs: options.leaseMs,
     onError: (error, taskId) => log(`[invoice] ${taskId ?? 'runtime'}: ${error instanceof Error ? error.stack : String(error)}`),
   });
   const tasks = new McpTasks(runtime, { onError: (error) => log(`[invoice] ${error instanceof Error ? error.message : String(error)}`) });
@@ -102,4 +104,11 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   });
   log(`mcp-tasks invoice demo listening on ${http.url} (store ${storeUrl}, ledger ${ledgerPath}); resumed ${resumed} task(s)`);
   return { url: http.url, resumed, close: () => shutdown(http) };
+}
+
+/** `ledger.db` beside a SQLite store, in memory for a memory store, `.mcp-tasks/ledger.db` for shared stores. */
+function defaultLedgerPath(storeUrl: string): string {
+  if (storeUrl.startsWith('memory:') || storeUrl.includes(':memory:')) return ':memory:';
+  if (storeUrl.startsWith('sqlite:')) return join(dirname(storeUrl.slice('sqlite:'.length).replace(/^\/\//, '').split('?')[0]!), 'ledger.db');
+  return join('.mcp-tasks', 'ledger.db');
 }

@@ -30,11 +30,13 @@ demo
   .description('Serve the durable invoice workflow (MCP Streamable HTTP at http://HOST:PORT/mcp)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
   .option('--port <port>', 'TCP port (0 = any free port)', parsePort, 3000)
-  .option('--store <url>', 'task store: sqlite:<path> or memory:', 'sqlite:.mcp-tasks/invoice.db')
+  .option('--store <url>', 'task store: sqlite:<path>, memory:, postgres://… or redis://…', 'sqlite:.mcp-tasks/invoice.db')
   .option('--erp <file>', 'ERP master data (JSON); default: the shipped examples/invoice/data/erp.json')
   .option('--ledger <file>', 'payment ledger database; default: ledger.db beside the store')
   .option('--poll-interval <ms>', 'pollInterval advertised to clients, in ms', parsePositiveInt, 1000)
   .option('--stdio', 'serve on stdin/stdout instead of HTTP')
+  .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
+  .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
   .action(async (opts) => {
     const { startInvoiceServer } = await import('../../examples/invoice/server.js');
     const server = await startInvoiceServer({
@@ -45,6 +47,8 @@ demo
       ledger: opts.ledger,
       stdio: opts.stdio,
       policy: { pollIntervalMs: opts.pollInterval },
+      instanceId: opts.instanceId,
+      leaseMs: opts.leaseMs,
     });
     if (server.url) process.stdout.write(`${server.url}\n`);
     const stop = () => {
