@@ -30,6 +30,8 @@ export interface InvoiceServerOptions {
   port?: number;
   /** Serve on stdin/stdout instead of HTTP. */
   stdio?: boolean;
+  /** Keep no client state in the process (see `HttpServerOptions.stateless`), for instances behind a round-robin proxy. */
+  stateless?: boolean;
   policy?: Partial<TaskPolicy>;
   /** This instance's id in task leases (see `TaskRuntime`). */
   instanceId?: string;
@@ -99,6 +101,7 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
     host: options.host,
     port: options.port,
     createMcpServer,
+    stateless: options.stateless,
     taskSubscriptions: new TaskSubscriptions(runtime),
     onError: (e) => log(`[http] ${String(e)}`),
   });

@@ -35,6 +35,7 @@ demo
   .option('--ledger <file>', 'payment ledger database; default: ledger.db beside the store')
   .option('--poll-interval <ms>', 'pollInterval advertised to clients, in ms', parsePositiveInt, 1000)
   .option('--stdio', 'serve on stdin/stdout instead of HTTP')
+  .option('--stateless', 'keep no client state in the process (instances behind a round-robin proxy)')
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
   .action(async (opts) => {
@@ -49,6 +50,7 @@ demo
       policy: { pollIntervalMs: opts.pollInterval },
       instanceId: opts.instanceId,
       leaseMs: opts.leaseMs,
+      stateless: opts.stateless,
     });
     if (server.url) process.stdout.write(`${server.url}\n`);
     const stop = () => {

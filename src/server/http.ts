@@ -21,6 +21,13 @@ export interface HttpServerOptions {
   createMcpServer: (context: { era: Era; authInfo?: AuthInfo }) => McpServer | Promise<McpServer>;
   /** Serve protocol revision 2026-07-28 beside 2025-11-25. Default true. */
   modern?: boolean;
+  /**
+   * Keep no per-client state in this process: 2025-11-25 requests are served by the SDK's stateless
+   * legacy fallback (one `McpServer` per request, no `Mcp-Session-Id`, no GET stream) instead of
+   * sessions, so several instances behind a round-robin proxy can serve one client. 2026-07-28 is
+   * stateless anyway. In 2025-11-25 a task's questions then need `tasks/result` on one instance.
+   */
+  stateless?: boolean;
   /** Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's listen router does not know them). */
   taskSubscriptions?: TaskSubscriptions;
   /** Largest accepted request body in bytes. Default 4 MiB; larger bodies get HTTP 413. */
@@ -56,12 +63,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const sessions = new Map<string, { transport: NodeStreamableHTTPServerTransport; mcp: McpServer }>();
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
+  const stateless = options.stateless === true;
   const modern =
-    options.modern === false
+    options.modern === false && !stateless
       ? undefined
       : toNodeHandler(
-          createMcpHandler((ctx) => options.createMcpServer({ era: 'modern', ...(ctx.authInfo && { authInfo: ctx.authInfo }) }), {
-            legacy: 'reject',
+          createMcpHandler((ctx) => options.createMcpServer({ era: ctx.era, ...(ctx.authInfo && { authInfo: ctx.authInfo }) }), {
+            legacy: stateless ? 'stateless' : 'reject',
             onerror: onError,
             maxRequestBodySize: maxBodyBytes,
           }),
@@ -89,6 +97,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       return session.transport.handleRequest(req, res, body);
     }
     const authInfo = (req as IncomingMessage & { auth?: AuthInfo }).auth;
+    if (stateless && modern) {
+      if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
+      return modern(req, res, body);
+    }
     if (modern && !isInitializeRequest(body) && !(await isLegacyRequest(await toWebRequest(req, body), body))) {
       if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
       return modern(req, res, body);
