@@ -27,7 +27,8 @@ after(async () => {
 it('two stateless instances behind a round-robin proxy serve one client in both eras', { timeout: 90_000 }, async () => {
   const store = withParam(PG_URL, 'schema', schema);
   const ledger = join(dir, 'ledger.db');
-  for (const id of ['S1', 'S2']) running.push(await startDemo(['--stateless', '--store', store, '--ledger', ledger, '--instance-id', id, '--poll-interval', '100']));
+  for (const id of ['S1', 'S2'])
+    running.push(await startDemo(['--stateless', '--store', store, '--ledger', ledger, '--instance-id', id, '--poll-interval', '100']));
   const proxy = await startRoundRobinProxy(running.map((d) => d.url));
   try {
     // 2026-07-28 through the official ext-tasks requester: every request may land on either instance.
@@ -49,7 +50,10 @@ it('two stateless instances behind a round-robin proxy serve one client in both 
     const result = await legacy.request('tasks/result', { taskId });
     assert.match(result.result.content[0].text, /^invoiceId,lineId,amount,currency,paidAt\nINV-2026-0001,1,4188.00,EUR/);
     assert.equal((await legacy.request('tasks/get', { taskId })).result.status, 'completed');
-    assert.ok(proxy.served.every((n) => n > 3), `both instances served requests: ${proxy.served.join(', ')}`);
+    assert.ok(
+      proxy.served.every((n) => n > 3),
+      `both instances served requests: ${proxy.served.join(', ')}`,
+    );
   } finally {
     await proxy.close();
   }
