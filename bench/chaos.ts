@@ -36,7 +36,10 @@ export interface ChaosOptions {
 export interface ChaosReport {
   tasks: number;
   terminal: number;
+  /** Completed with a successful tool result (not `isError`). */
   completed: number;
+  /** Ended otherwise (failed, cancelled, or completed with an `isError` result), with the reason. */
+  unsuccessful: string[];
   kills: number;
   polls: number;
   /** Step effects applied more than once (must be 0). */
@@ -126,6 +129,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     tasks: options.tasks,
     terminal: 0,
     completed: 0,
+    unsuccessful: [],
     kills: 0,
     polls: 0,
     duplicateEffects: 0,
@@ -196,7 +200,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const task = (await rpc(pick()!.url, 'tasks/get', { taskId }).catch(() => undefined))?.result;
         observe(task);
         if (!task || !['completed', 'failed', 'cancelled'].includes(task.status)) next.push(taskId);
-        else if (task.status === 'completed') report.completed++;
+        else if (task.status === 'completed' && task.result?.isError !== true) report.completed++;
+        else report.unsuccessful.push(`${taskId}: ${task.status}${task.statusMessage ? ` (${task.statusMessage})` : ''}`);
       }
       report.terminal += remaining.length - next.length;
       remaining = next;
@@ -210,11 +215,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const counts = db.prepare(`SELECT key, COUNT(*) AS n FROM effects GROUP BY key`).all() as { key: string; n: number }[];
     report.duplicateEffects = counts.filter((c) => c.n > 1).length;
     const applied = new Set(counts.map((c) => c.key));
-    for (const taskId of ids) for (let i = 0; i < options.steps; i++) if (!applied.has(`${taskId}/${i}`)) report.missingEffects++;
+    for (const taskId of ids)
+      for (let i = 0; i < options.steps; i++)
+        if (!applied.has(`${taskId}/${i}`)) {
+          report.missingEffects++;
+          log(`missing effect ${taskId}/${i}`);
+        }
     db.close();
     return report;
   } finally {
     await Promise.all(alive().map(kill));
+    if (process.env.CHAOS_KEEP) {
+      log(`kept ${dir} and ${store}`);
+      return report;
+    }
     rmSync(dir, { recursive: true, force: true });
     if (!options.store) {
       const client = new pg.Client({ connectionString: pgUrl });
@@ -238,7 +252,12 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     log: (line) => console.log(line),
   });
   console.log(JSON.stringify(report, null, 2));
-  const ok = report.terminal === report.tasks && report.duplicateEffects === 0 && report.missingEffects === 0 && report.violations.length === 0;
+  const ok =
+    report.terminal === report.tasks &&
+    report.completed === report.tasks &&
+    report.duplicateEffects === 0 &&
+    report.missingEffects === 0 &&
+    report.violations.length === 0;
   console.log(ok ? 'chaos: OK' : 'chaos: FAILED');
   process.exitCode = ok ? 0 : 1;
 }

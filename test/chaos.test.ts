@@ -9,7 +9,8 @@ it('random SIGKILLs and restarts: every task ends, every side effect exactly onc
   assert.ok(report.kills >= 3, `killed ${report.kills} instances`);
   assert.deepEqual(report.violations, []);
   assert.equal(report.terminal, report.tasks, 'every task is terminal');
-  assert.equal(report.completed, report.tasks, 'and completed');
+  assert.deepEqual(report.unsuccessful, [], 'no task ended unsuccessfully');
+  assert.equal(report.completed, report.tasks, 'every task completed with a successful result');
   assert.equal(report.duplicateEffects, 0, 'no side effect twice');
   assert.equal(report.missingEffects, 0, 'no side effect missing');
   assert.ok(report.polls > 50, `clients observed ${report.polls} states`);

@@ -135,6 +135,30 @@ describe('runtime', () => {
     await store3.close();
   });
 
+  it('retries a step on transient errors when asked, journaling only the final outcome', async () => {
+    const store = openStore('memory:');
+    let attempts = 0;
+    const runtime = runtimeWith(store, {
+      transient: async (_a, ctx) => {
+        const value = await ctx.step(
+          'flaky',
+          () => {
+            if (++attempts < 3) throw new Error('database is locked');
+            return 'ok';
+          },
+          { retries: 3, retryDelayMs: 5 },
+        );
+        return text(value);
+      },
+    });
+    const task = await runtime.submit({ owner: null, tool: 'transient', arguments: {}, errorResultStatus: 'failed' });
+    const done = await runtime.waitForTerminal(task.taskId, null);
+    assert.deepEqual(done?.outcome, { type: 'result', result: text('ok') });
+    assert.equal(attempts, 3);
+    assert.deepEqual((await store.readJournal(task.taskId)).get('step:flaky'), { ok: true, value: 'ok' });
+    await runtime.close();
+  });
+
   it('replays a failed step as the same error', async () => {
     const store = openStore('memory:');
     let runs = 0;

@@ -28,11 +28,14 @@ const db = new Database(effectsPath);
 db.pragma('journal_mode = WAL');
 db.pragma('busy_timeout = 10000');
 db.exec(`CREATE TABLE IF NOT EXISTS effects (key TEXT NOT NULL, instance TEXT NOT NULL, at TEXT NOT NULL)`);
-const apply = db.transaction((key: string) => {
+// BEGIN IMMEDIATE: a deferred read-then-write transaction can fail with SQLITE_BUSY at once when
+// another process wrote meanwhile (busy_timeout does not apply to that upgrade).
+const applyTx = db.transaction((key: string) => {
   const seen = db.prepare(`SELECT 1 FROM effects WHERE key = ?`).get(key);
   if (!seen) db.prepare(`INSERT INTO effects (key, instance, at) VALUES (?, ?, ?)`).run(key, instanceId, new Date().toISOString());
   return !seen;
 });
+const apply = (key: string) => applyTx.immediate(key);
 
 const store = openStore(storeUrl, { policy: { pollIntervalMs: 100 } });
 const runtime = new TaskRuntime(store, { instanceId, leaseMs: Number(leaseMs), onError: () => undefined });

@@ -24,9 +24,11 @@ export interface TaskContext {
    * running when the process died runs again (at-least-once), so side effects need an idempotency
    * key — `ctx.taskId` + `name` is a good one. The value must be JSON-serializable; the handler
    * gets the JSON round-tripped value on the first run too, so both runs see the same thing.
+   * A throw is recorded too (and replayed as `StepFailedError`), after `options.retries` further
+   * attempts spaced by `options.retryDelayMs` (doubling) — use them for transient failures.
    * Throws `Error` if `name` is reused within one run.
    */
-  step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T): Promise<T>;
+  step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options?: StepOptions): Promise<T>;
   /** Durable timer: waits `ms` milliseconds counted from the first run that reached this call. */
   sleep(ms: number): Promise<void>;
   /**
@@ -45,6 +47,14 @@ export interface TaskContext {
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Sets the task's `statusMessage`. */
   setStatusMessage(message: string): Promise<void>;
+}
+
+/** Retry policy of one `ctx.step`. */
+export interface StepOptions {
+  /** Further attempts after a throw before the error is recorded (default 0: record the first error). */
+  retries?: number;
+  /** Wait before the first retry in ms, doubling each time (default 500). Aborted by `ctx.signal`. */
+  retryDelayMs?: number;
 }
 
 type StepRecord = { ok: true; value?: Json } | { ok: false; error: { name: string; message: string } };
@@ -74,9 +84,20 @@ export class ExecutionContext implements TaskContext {
     private readonly holder?: string,
   ) {}
 
-  async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T): Promise<T> {
+  async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('step name must be a non-empty string');
-    return this.journaled(`step:${name}`, fn);
+    const retries = Math.max(0, Math.floor(options.retries ?? 0));
+    const delay = Math.max(0, options.retryDelayMs ?? 500);
+    return this.journaled(`step:${name}`, async (signal) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await fn(signal);
+        } catch (error) {
+          if (attempt >= retries || signal.aborted) throw error;
+          await abortableDelay(delay * 2 ** attempt, signal);
+        }
+      }
+    });
   }
 
   async sleep(ms: number): Promise<void> {
