@@ -252,7 +252,10 @@ for (const factory of backends) {
       const task = await store.create({ owner: null, request, errorResultStatus: 'failed', lease: { holder: 'A', leaseMs: 1000 } });
       assert.equal(task.lease?.holder, 'A');
       assert.equal(await store.claim(task.taskId, 'B', 1000), undefined, 'a live lease is not taken');
+      const updatedAt = (await store.get(task.taskId)).lastUpdatedAt;
+      clock += 500;
       await store.renew(task.taskId, 'A', 1000);
+      assert.equal((await store.get(task.taskId)).lastUpdatedAt, updatedAt, 'a renewal does not look like an update to requestors');
       clock += 1500;
       const taken = await store.claim(task.taskId, 'B', 1000);
       assert.equal(taken?.lease?.holder, 'B', 'an expired lease is taken over');

@@ -5,6 +5,7 @@ import { McpServer } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import type { TaskPolicy } from '../../src/core/policy.js';
 import { TaskRuntime } from '../../src/runtime/runtime.js';
+import { staticTokenVerifier } from '../../src/server/auth.js';
 import { startHttpServer } from '../../src/server/http.js';
 import { openStore } from '../../src/store/open-store.js';
 import { McpTasks, type Era } from '../../src/wire/mcp-tasks.js';
@@ -37,6 +38,16 @@ export interface InvoiceServerOptions {
   instanceId?: string;
   /** Lease length in ms: how soon other instances take over after this one dies. Default 5000. */
   leaseMs?: number;
+  /** Bearer tokens → principals (see `staticTokenVerifier`); enables `tasks/list` (2025-11-25). Default: no authentication. */
+  tokens?: Record<string, string>;
+  /** Register the fallback tools for hosts without MCP Tasks. */
+  fallbackTools?: boolean;
+  /** How long an ordinary (non-task) call waits before handing its task off, in ms. */
+  syncWaitMs?: number;
+  /** Most live tasks per principal. */
+  maxLiveTasks?: number;
+  /** Key for encrypting approval answers at rest. */
+  secretKey?: string;
   /** Log line sink (stderr by default; stdout belongs to the protocol under stdio). */
   log?: (line: string) => void;
 }
@@ -60,13 +71,18 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const erp = Erp.load(options.erp ?? DEFAULT_ERP_PATH);
   const ledgerPath = options.ledger ?? defaultLedgerPath(storeUrl);
   const ledger = new Ledger(ledgerPath);
-  const store = openStore(storeUrl, { policy: options.policy });
+  const store = openStore(storeUrl, { policy: options.policy, maxLiveTasksPerOwner: options.maxLiveTasks, secretKey: options.secretKey });
   const runtime = new TaskRuntime(store, {
     instanceId: options.instanceId,
     leaseMs: options.leaseMs,
     onError: (error, taskId) => log(`[invoice] ${taskId ?? 'runtime'}: ${error instanceof Error ? error.stack : String(error)}`),
   });
-  const tasks = new McpTasks(runtime, { onError: (error) => log(`[invoice] ${error instanceof Error ? error.message : String(error)}`) });
+  const tasks = new McpTasks(runtime, {
+    list: options.tokens !== undefined,
+    fallbackTools: options.fallbackTools,
+    syncWaitMs: options.syncWaitMs,
+    onError: (error) => log(`[invoice] ${error instanceof Error ? error.message : String(error)}`),
+  });
   registerInvoiceTasks(tasks, { erp, ledger, store });
 
   const createMcpServer = ({ era }: { era: Era }) => {
@@ -102,6 +118,7 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
     port: options.port,
     createMcpServer,
     stateless: options.stateless,
+    ...(options.tokens && { auth: { verifier: staticTokenVerifier(options.tokens) } }),
     taskSubscriptions: new TaskSubscriptions(runtime),
     onError: (e) => log(`[http] ${String(e)}`),
   });

@@ -5,6 +5,7 @@ import type { ApplicationElicitResult, TaskOutcome } from '@modelcontextprotocol
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { connectTaskClient, type TaskClient } from '../client/connect.js';
 import { ClientJournal, type JournalEntry } from '../client/journal.js';
+import { loadTokenFile } from '../server/auth.js';
 import { parseAnswer, statusLine, terminalAnswerer } from '../client/prompt.js';
 import { follow, type Followed } from './follow.js';
 
@@ -36,6 +37,10 @@ demo
   .option('--poll-interval <ms>', 'pollInterval advertised to clients, in ms', parsePositiveInt, 1000)
   .option('--stdio', 'serve on stdin/stdout instead of HTTP')
   .option('--stateless', 'keep no client state in the process (instances behind a round-robin proxy)')
+  .option('--tokens <file>', 'require bearer tokens: JSON file mapping each token to its principal')
+  .option('--fallback-tools', 'add get_task_status/get_task_result/answer_task_input/cancel_task for hosts without MCP Tasks')
+  .option('--sync-wait-ms <ms>', 'how long a call without task support waits before handing off its task', parsePositiveInt, 30000)
+  .option('--max-live-tasks <n>', 'most working/input_required tasks per principal', parsePositiveInt)
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
   .action(async (opts) => {
@@ -51,6 +56,11 @@ demo
       instanceId: opts.instanceId,
       leaseMs: opts.leaseMs,
       stateless: opts.stateless,
+      ...(opts.tokens && { tokens: loadTokenFile(opts.tokens) }),
+      fallbackTools: opts.fallbackTools,
+      syncWaitMs: opts.syncWaitMs,
+      maxLiveTasks: opts.maxLiveTasks,
+      secretKey: process.env.MCP_TASKS_SECRET_KEY,
     });
     if (server.url) process.stdout.write(`${server.url}\n`);
     const stop = () => {

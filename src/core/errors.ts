@@ -11,8 +11,9 @@
  * | `conflict`           | optimistic-concurrency retries exhausted              | -32603        |
  * | `invalid_argument`   | malformed input to a store or runtime call            | -32602        |
  * | `lease_lost`         | a runtime wrote for a task another instance now holds | (internal)    |
+ * | `limit_exceeded`     | a configured limit (e.g. live tasks per principal)    | -32000        |
  */
-export type TaskErrorKind = 'not_found' | 'invalid_cursor' | 'illegal_transition' | 'conflict' | 'invalid_argument' | 'lease_lost';
+export type TaskErrorKind = 'not_found' | 'invalid_cursor' | 'illegal_transition' | 'conflict' | 'invalid_argument' | 'lease_lost' | 'limit_exceeded';
 
 /** Base class: `kind` says which rule was broken, `message` is safe to show to the requestor. */
 export class TaskError extends Error {
@@ -74,6 +75,20 @@ export class LeaseLostError extends TaskError {
   constructor(taskId: string, holder: string) {
     super('lease_lost', `Instance ${holder} no longer holds the lease of task ${taskId}`);
     this.name = 'LeaseLostError';
+  }
+}
+
+/**
+ * A configured limit was reached (e.g. live tasks per principal). Nothing was stored. Maps to
+ * -32000 (implementation-defined server error; the spec defines no code for quotas), with `data`.
+ */
+export class LimitExceededError extends TaskError {
+  constructor(
+    message: string,
+    readonly data: { limit: string; max: number; current?: number },
+  ) {
+    super('limit_exceeded', message);
+    this.name = 'LimitExceededError';
   }
 }
 

@@ -4,3 +4,4 @@ export * from './ids.js';
 export * from './json.js';
 export * from './task.js';
 export * from './policy.js';
+export * from './secrets.js';

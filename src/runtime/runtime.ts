@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { IllegalTransitionError, InvalidArgumentError, LeaseLostError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
 import { isTerminal } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
-import { toJson } from '../core/json.js';
+import { jsonSize, toJson } from '../core/json.js';
 import type { InputResponse, TaskRecord } from '../core/task.js';
 import type { Requestor, TaskStore } from '../store/task-store.js';
 import { ExecutionContext, type TaskContext } from './context.js';
@@ -28,6 +28,8 @@ export interface RegisteredHandler {
   /** Validates and converts stored arguments; throws to reject them. */
   parse: (args: JsonObject) => unknown;
   handler: TaskHandler<any>;
+  /** Top-level argument fields stored encrypted when the store has a `secretKey`. */
+  sensitive?: readonly string[];
 }
 
 /** What `submit` needs. */
@@ -53,6 +55,13 @@ export interface TaskRuntimeOptions {
    * takes its tasks over. Leases are renewed every third of it.
    */
   leaseMs?: number;
+  /** Largest tool result stored, in bytes of JSON (default 4 MiB); a larger one fails its task. */
+  maxResultBytes?: number;
+  /**
+   * How often expired tasks (terminal, past `createdAt + ttl`) are deleted with their journals, in
+   * ms (default 60000; 0 disables). Each run deletes batches of 500 until none is left (at most 20).
+   */
+  purgeIntervalMs?: number;
 }
 
 interface Execution {
@@ -88,7 +97,10 @@ export class TaskRuntime {
   /** Lease length in ms. */
   readonly leaseMs: number;
   private heartbeat?: NodeJS.Timeout;
+  private purger?: NodeJS.Timeout;
   private ticking = false;
+  private readonly maxResultBytes: number;
+  private readonly purgeIntervalMs: number;
 
   constructor(
     readonly store: TaskStore,
@@ -98,6 +110,8 @@ export class TaskRuntime {
     this.onError = options.onError ?? ((error, taskId) => console.error(`[mcp-tasks] ${taskId ?? 'runtime'}:`, error));
     this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
     this.leaseMs = options.leaseMs ?? 5000;
+    this.maxResultBytes = options.maxResultBytes ?? 4 * 1024 * 1024;
+    this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
     this.unsubscribe = store.onChange((task) => {
       const execution = this.executions.get(task.taskId);
       if (!execution) return;
@@ -128,7 +142,7 @@ export class TaskRuntime {
     entry.parse(input.arguments);
     const task = await this.store.create({
       owner: input.owner,
-      request: { tool: input.tool, arguments: toJson<JsonObject>(input.arguments) },
+      request: { tool: input.tool, arguments: this.sealSensitive(entry, toJson<JsonObject>(input.arguments)) },
       ttl: input.ttl,
       errorResultStatus: input.errorResultStatus,
       lease: { holder: this.instanceId, leaseMs: this.leaseMs },
@@ -150,6 +164,31 @@ export class TaskRuntime {
     return this.takeOver(this.store.exclusive);
   }
 
+  /** Deletes expired tasks in bounded batches (see `purgeIntervalMs`). Returns how many. */
+  async purgeExpired(): Promise<number> {
+    let total = 0;
+    for (let batch = 0; batch < 20; batch++) {
+      const deleted = await this.store.purgeExpired(500);
+      total += deleted;
+      if (deleted < 500) break;
+    }
+    return total;
+  }
+
+  private sealSensitive(entry: RegisteredHandler, args: JsonObject): JsonObject {
+    const box = this.store.secrets;
+    if (!box || !entry.sensitive?.length) return args;
+    const sealed = { ...args };
+    for (const field of entry.sensitive) if (sealed[field] !== undefined) sealed[field] = box.seal(sealed[field]!);
+    return sealed;
+  }
+
+  private openSensitive(args: JsonObject): JsonObject {
+    const box = this.store.secrets;
+    if (!box) return args;
+    return Object.fromEntries(Object.entries(args).map(([key, value]) => [key, box.open(value)]));
+  }
+
   /** Claims and starts unfinished tasks that no live instance holds (all of them when `force`). */
   private async takeOver(force: boolean): Promise<number> {
     let started = 0;
@@ -167,6 +206,10 @@ export class TaskRuntime {
     if (this.heartbeat || this.closed) return;
     this.heartbeat = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
     this.heartbeat.unref();
+    if (this.purgeIntervalMs > 0) {
+      this.purger = setInterval(() => void this.purgeExpired().catch((error) => this.onError(error)), this.purgeIntervalMs);
+      this.purger.unref();
+    }
   }
 
   private async tick(): Promise<void> {
@@ -239,6 +282,7 @@ export class TaskRuntime {
   async close(): Promise<void> {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.purger) clearInterval(this.purger);
     this.unsubscribe();
     const running = [...this.executions.entries()];
     for (const [, execution] of running) execution.controller.abort(new ShutdownSignal());
@@ -266,7 +310,7 @@ export class TaskRuntime {
     }
     let outcome: { result: TaskToolResult } | { error: unknown };
     try {
-      const args = entry.parse(task.request.arguments);
+      const args = entry.parse(this.openSensitive(task.request.arguments));
       const journal = await this.store.readJournal(task.taskId);
       const ctx = new ExecutionContext(task.taskId, signal, this.store, journal, this.now, this.instanceId);
       outcome = { result: await entry.handler(args, ctx) };
@@ -278,6 +322,8 @@ export class TaskRuntime {
     let result: JsonObject;
     try {
       result = normalizeResult(outcome.result);
+      const size = jsonSize(result);
+      if (size > this.maxResultBytes) throw new Error(`The tool result is too large to keep (${size} bytes; the limit is ${this.maxResultBytes})`);
     } catch (error) {
       return this.fail(task, error);
     }

@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { localhostHostValidation, NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
-import { createMcpHandler, isInitializeRequest, isLegacyRequest, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
+import {
+  bearerAuthChallengeResponse,
+  createMcpHandler,
+  isInitializeRequest,
+  isLegacyRequest,
+  verifyBearerToken,
+  type AuthInfo,
+  type BearerAuthOptions,
+  type McpServer,
+} from '@modelcontextprotocol/server';
 import type { Era } from '../wire/mcp-tasks.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 
@@ -28,6 +37,12 @@ export interface HttpServerOptions {
    * stateless anyway. In 2025-11-25 a task's questions then need `tasks/result` on one instance.
    */
   stateless?: boolean;
+  /**
+   * Require `Authorization: Bearer <token>` on every request, verified with the SDK's
+   * `verifyBearerToken` (failures get the SDK's 401/403 challenge). The verified `AuthInfo` binds
+   * tasks to their principal (see `principalOf`). Without it every requestor is anonymous.
+   */
+  auth?: BearerAuthOptions;
   /** Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's listen router does not know them). */
   taskSubscriptions?: TaskSubscriptions;
   /** Largest accepted request body in bytes. Default 4 MiB; larger bodies get HTTP 413. */
@@ -80,6 +95,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== path) return reply(res, 404, { error: 'not found' });
     if (checkHost && !checkHost(req, res)) return;
+    if (options.auth) {
+      try {
+        (req as IncomingMessage & { auth?: AuthInfo }).auth = await verifyBearerToken(req.headers.authorization, options.auth);
+      } catch (error) {
+        const challenge = bearerAuthChallengeResponse(error, options.auth);
+        res.writeHead(challenge.status, Object.fromEntries(challenge.headers)).end(await challenge.text());
+        return;
+      }
+    }
     let body: unknown;
     if (req.method === 'POST') {
       const raw = await readBody(req, maxBodyBytes);
@@ -89,6 +113,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       } catch {
         return rpcError(res, 400, -32700, 'Parse error: request body is not JSON');
       }
+      // JSON-RPC 2.0: an empty batch is an Invalid Request (the SDK transport would accept it with 202).
+      if (Array.isArray(body) && body.length === 0) return rpcError(res, 400, -32600, 'Invalid Request: empty batch');
     }
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {

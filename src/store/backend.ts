@@ -33,6 +33,14 @@ export interface StoreBackend {
   list(query: ListQuery): Promise<TaskRecord[]>;
   /** Every task whose status is `working` or `input_required` (used for recovery on start-up). */
   listUnfinished(): Promise<TaskRecord[]>;
+  /**
+   * Deletes up to `limit` terminal tasks (and their journals) whose lifetime (`createdAt + ttl`) ended
+   * at or before `nowMs`. Returns how many were deleted. Backends whose keys expire by themselves
+   * (Redis) return 0.
+   */
+  purgeExpired(nowMs: number, limit: number): Promise<number>;
+  /** How many `working`/`input_required` tasks `owner` has. Optional fast path; else the store counts `listUnfinished`. */
+  countUnfinished?(owner: string | null): Promise<number>;
   /** Removes a task and its journal. Returns whether it existed. */
   delete(taskId: string): Promise<boolean>;
   /** All journal entries of a task, by key. */

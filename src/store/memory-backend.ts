@@ -1,4 +1,5 @@
 import type { Json } from '../core/json.js';
+import { isExpired } from '../core/policy.js';
 import type { TaskRecord } from '../core/task.js';
 import type { ListQuery, StoreBackend } from './backend.js';
 
@@ -47,6 +48,16 @@ export class MemoryBackend implements StoreBackend {
       .map((text) => JSON.parse(text) as TaskRecord)
       .filter((task) => task.status === 'working' || task.status === 'input_required')
       .sort(comparePosition);
+  }
+
+  async purgeExpired(nowMs: number, limit: number): Promise<number> {
+    let deleted = 0;
+    for (const text of [...this.tasks.values()]) {
+      if (deleted >= limit) break;
+      const task = JSON.parse(text) as TaskRecord;
+      if (isExpired(task, nowMs) && (await this.delete(task.taskId))) deleted++;
+    }
+    return deleted;
   }
 
   async delete(taskId: string): Promise<boolean> {

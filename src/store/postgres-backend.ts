@@ -146,6 +146,28 @@ export class PostgresBackend implements StoreBackend {
     return rows.map((row) => row.body);
   }
 
+  async purgeExpired(nowMs: number, limit: number): Promise<number> {
+    const { rowCount } = await this.query(
+      `WITH doomed AS (
+         SELECT task_id FROM ${this.schema}.tasks
+         WHERE status IN ('completed', 'failed', 'cancelled') AND body->>'ttl' IS NOT NULL
+           AND created_at::timestamptz + ((body->>'ttl')::bigint * interval '1 millisecond') <= to_timestamp($1 / 1000.0)
+         LIMIT $2),
+       journal AS (DELETE FROM ${this.schema}.journal WHERE task_id IN (SELECT task_id FROM doomed))
+       DELETE FROM ${this.schema}.tasks WHERE task_id IN (SELECT task_id FROM doomed)`,
+      [nowMs, limit],
+    );
+    return rowCount ?? 0;
+  }
+
+  async countUnfinished(owner: string | null): Promise<number> {
+    const { rows } = await this.query<{ n: string }>(
+      `SELECT COUNT(*) AS n FROM ${this.schema}.tasks WHERE owner IS NOT DISTINCT FROM $1 AND status IN ('working', 'input_required')`,
+      [owner],
+    );
+    return Number(rows[0]!.n);
+  }
+
   async delete(taskId: string): Promise<boolean> {
     await this.query(`DELETE FROM ${this.schema}.journal WHERE task_id = $1`, [taskId]);
     const { rowCount } = await this.query(`DELETE FROM ${this.schema}.tasks WHERE task_id = $1`, [taskId]);

@@ -145,6 +145,11 @@ export class RedisBackend implements StoreBackend {
     return tasks.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.taskId < b.taskId ? -1 : 1));
   }
 
+  /** Terminal tasks expire by themselves (`PEXPIREAT`); index entries are dropped lazily by `list`. */
+  async purgeExpired(): Promise<number> {
+    return 0;
+  }
+
   async delete(taskId: string): Promise<boolean> {
     const task = await this.get(taskId);
     if (!task) return false;

@@ -86,6 +86,11 @@ export class SqliteBackend implements StoreBackend {
       deleteJournal: this.db.prepare(`DELETE FROM journal WHERE task_id = ?`),
       readJournal: this.db.prepare(`SELECT key, value FROM journal WHERE task_id = ?`),
       appendJournal: this.db.prepare(`INSERT OR IGNORE INTO journal (task_id, key, value) VALUES (?, ?, ?)`),
+      expired: this.db.prepare(
+        `SELECT task_id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND json_extract(body, '$.ttl') IS NOT NULL
+         AND unixepoch(created_at, 'subsec') * 1000 + json_extract(body, '$.ttl') <= ? LIMIT ?`,
+      ),
+      countUnfinished: this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE owner IS ? AND status IN ('working', 'input_required')`),
     };
   }
 
@@ -114,6 +119,22 @@ export class SqliteBackend implements StoreBackend {
 
   async listUnfinished(): Promise<TaskRecord[]> {
     return (this.stmt.unfinished.all() as { body: string }[]).map((row) => JSON.parse(row.body) as TaskRecord);
+  }
+
+  async purgeExpired(nowMs: number, limit: number): Promise<number> {
+    const ids = (this.stmt.expired.all(nowMs, limit) as { task_id: string }[]).map((row) => row.task_id);
+    return this.db.transaction(() => {
+      let deleted = 0;
+      for (const id of ids) {
+        this.stmt.deleteJournal.run(id);
+        deleted += this.stmt.deleteTask.run(id).changes;
+      }
+      return deleted;
+    })();
+  }
+
+  async countUnfinished(owner: string | null): Promise<number> {
+    return (this.stmt.countUnfinished.get(owner) as { n: number }).n;
   }
 
   async delete(taskId: string): Promise<boolean> {

@@ -1,5 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { ConflictError, IllegalTransitionError, InvalidArgumentError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../core/errors.js';
+import {
+  ConflictError,
+  IllegalTransitionError,
+  InvalidArgumentError,
+  InvalidCursorError,
+  LeaseLostError,
+  LimitExceededError,
+  TaskNotFoundError,
+} from '../core/errors.js';
+import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
 import { DEFAULT_POLICY, isExpired, resolveTtl, type TaskPolicy } from '../core/policy.js';
@@ -13,6 +22,16 @@ export interface TaskStoreOptions {
   policy?: Partial<TaskPolicy>;
   /** Clock in ms since the epoch (tests inject one). */
   now?: () => number;
+  /**
+   * Most `working`/`input_required` tasks one principal may have at once (the anonymous principal
+   * counts as one). `create` beyond it throws `LimitExceededError`. Default: unlimited.
+   */
+  maxLiveTasksPerOwner?: number;
+  /**
+   * Key for encryption at rest (AES-256-GCM; 32 bytes or a passphrase): elicitation answers and the
+   * argument fields tools mark `sensitive` are stored sealed. Default: none (stored as given).
+   */
+  secretKey?: Buffer | string;
 }
 
 /** What `create` needs. `ttl` is the requested lifetime in ms (clamped by the policy). */
@@ -60,6 +79,9 @@ export class TaskStore {
   /** Highest version emitted per task, so a remote notice of our own write is not emitted twice. */
   private readonly emitted = new Map<string, number>();
   private readonly unwatch?: () => void;
+  private readonly maxLive?: number;
+  /** Seals values at rest when a `secretKey` is configured. */
+  readonly secrets?: SecretBox;
 
   constructor(
     readonly backend: StoreBackend,
@@ -67,6 +89,8 @@ export class TaskStore {
   ) {
     this.policy = { ...DEFAULT_POLICY, ...options.policy };
     this.now = options.now ?? Date.now;
+    this.maxLive = options.maxLiveTasksPerOwner;
+    this.secrets = options.secretKey === undefined ? undefined : new SecretBox(options.secretKey);
     this.events.setMaxListeners(0);
     this.unwatch = backend.watch?.((taskId) => {
       if (this.events.listenerCount('change') === 0) return;
@@ -90,6 +114,21 @@ export class TaskStore {
     if (typeof input.request?.tool !== 'string' || input.request.tool.length === 0) throw new InvalidArgumentError('request.tool must be a non-empty string');
     if (input.ttl !== undefined && input.ttl !== null && (!Number.isFinite(input.ttl) || input.ttl < 0)) {
       throw new InvalidArgumentError('ttl must be a non-negative number of milliseconds or null');
+    }
+    if (this.maxLive !== undefined) {
+      const live = this.backend.countUnfinished
+        ? await this.backend.countUnfinished(input.owner)
+        : (await this.backend.listUnfinished()).filter((t) => t.owner === input.owner).length;
+      if (live >= this.maxLive) {
+        throw new LimitExceededError(
+          `Too many live tasks: at most ${this.maxLive} may be working or waiting for input at once; wait for some to end or cancel them`,
+          {
+            limit: 'maxLiveTasksPerOwner',
+            max: this.maxLive,
+            current: live,
+          },
+        );
+      }
     }
     const at = new Date(this.now()).toISOString();
     const task: TaskRecord = {
@@ -218,7 +257,8 @@ export class TaskStore {
   async answerInput(taskId: string, key: string, response: InputResponse, requestor?: Requestor): Promise<boolean> {
     const task = await this.get(taskId, requestor);
     if (!(key in task.inputRequests)) return false;
-    await this.backend.appendJournal(taskId, inputJournalKey(key), response as unknown as Json);
+    const stored = response as unknown as Json;
+    await this.backend.appendJournal(taskId, inputJournalKey(key), this.secrets ? this.secrets.seal(stored) : stored);
     await this.settleInput(taskId, key);
     return true;
   }
@@ -249,15 +289,20 @@ export class TaskStore {
   async claim(taskId: string, holder: string, leaseMs: number, force = false): Promise<TaskRecord | undefined> {
     let claimed = false;
     try {
-      const task = await this.mutate(taskId, undefined, (current) => {
-        claimed = false;
-        if (isTerminal(current.status)) return undefined;
-        const lease = current.lease;
-        if (!force && lease && lease.holder !== holder && lease.expiresAt > this.now()) return undefined;
-        current.lease = { holder, expiresAt: this.now() + leaseMs };
-        claimed = true;
-        return current;
-      });
+      const task = await this.mutate(
+        taskId,
+        undefined,
+        (current) => {
+          claimed = false;
+          if (isTerminal(current.status)) return undefined;
+          const lease = current.lease;
+          if (!force && lease && lease.holder !== holder && lease.expiresAt > this.now()) return undefined;
+          current.lease = { holder, expiresAt: this.now() + leaseMs };
+          claimed = true;
+          return current;
+        },
+        { touch: false },
+      );
       return claimed ? task : undefined;
     } catch (error) {
       if (error instanceof TaskNotFoundError) return undefined;
@@ -270,18 +315,26 @@ export class TaskStore {
    * another instance holds it (this one was presumed dead); a no-op once the task has ended.
    */
   async renew(taskId: string, holder: string, leaseMs: number): Promise<void> {
-    await this.mutate(taskId, undefined, (task) => {
-      if (isTerminal(task.status)) return undefined;
-      assertHolder(task, holder);
-      task.lease = { holder, expiresAt: this.now() + leaseMs };
-      return task;
-    });
+    await this.mutate(
+      taskId,
+      undefined,
+      (task) => {
+        if (isTerminal(task.status)) return undefined;
+        assertHolder(task, holder);
+        task.lease = { holder, expiresAt: this.now() + leaseMs };
+        return task;
+      },
+      { touch: false },
+    );
   }
 
   /** The answer recorded for question `key`, if any. */
   async inputAnswer(taskId: string, key: string): Promise<InputResponse | undefined> {
     const journal = await this.backend.readJournal(taskId);
-    return journal.get(inputJournalKey(key)) as InputResponse | undefined;
+    const value = journal.get(inputJournalKey(key));
+    if (value === undefined) return undefined;
+    if (!this.secrets) return value as unknown as InputResponse;
+    return this.secrets.open<InputResponse>(value);
   }
 
   /** All journal entries of a task (steps, timers, answers), by key. */
@@ -292,6 +345,14 @@ export class TaskStore {
   /** Adds a journal entry; first write wins (returns false if `key` existed). */
   appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
     return this.backend.appendJournal(taskId, key, value);
+  }
+
+  /**
+   * Deletes up to `limit` expired tasks (terminal, `createdAt + ttl` passed) with their journals.
+   * Live tasks are never purged. Returns how many were deleted.
+   */
+  purgeExpired(limit = 500): Promise<number> {
+    return this.backend.purgeExpired(this.now(), limit);
   }
 
   /** Removes a task and its journal. */
@@ -349,13 +410,19 @@ export class TaskStore {
    * are always checked against the state actually overwritten. `change` returns undefined to write
    * nothing (the current record is returned), or throws to refuse.
    */
-  private async mutate(taskId: string, requestor: Requestor, change: (task: TaskRecord) => TaskRecord | undefined): Promise<TaskRecord> {
+  private async mutate(
+    taskId: string,
+    requestor: Requestor,
+    change: (task: TaskRecord) => TaskRecord | undefined,
+    options: { touch?: boolean } = {},
+  ): Promise<TaskRecord> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const current = this.visible(taskId, await this.backend.get(taskId), requestor);
       const next = change(structuredClone(current));
       if (next === undefined) return current;
       next.version = current.version + 1;
-      next.lastUpdatedAt = new Date(Math.max(this.now(), Date.parse(current.lastUpdatedAt))).toISOString();
+      // Lease bookkeeping is invisible to requestors: it does not move lastUpdatedAt.
+      if (options.touch !== false) next.lastUpdatedAt = new Date(Math.max(this.now(), Date.parse(current.lastUpdatedAt))).toISOString();
       if (await this.backend.replace(next, current.version)) {
         this.emit(next);
         return next;

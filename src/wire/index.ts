@@ -7,3 +7,5 @@ export { Session2025, toInputResponse, clientCanElicit } from './rev2025/session
 export { TASKS_EXTENSION, toDetailedTask, toCreateTaskResult, declaresTasksExtension } from './rev2026/task-object.js';
 export { attachModernHandlers, claimsModernCall, answerModernCall, type ModernTaskPolicy } from './rev2026/attach.js';
 export { TaskSubscriptions, isTaskSubscription } from './rev2026/subscriptions.js';
+export * from './fallback-tools.js';
+export * from './poll-throttle.js';

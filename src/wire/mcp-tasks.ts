@@ -19,6 +19,8 @@ import { jsonSize } from '../core/json.js';
 import type { TaskContext } from '../runtime/context.js';
 import type { TaskRuntime, TaskToolResult } from '../runtime/runtime.js';
 import { toErrorObject } from './errors.js';
+import { nextStepHint, registerFallbackTools, taskStatusView } from './fallback-tools.js';
+import { PollThrottle } from './poll-throttle.js';
 import { principalOf } from './principal.js';
 import { attachLegacyHandlers, resultOf } from './rev2025/attach.js';
 import { clientCanElicit, Session2025, toInputResponse } from './rev2025/session.js';
@@ -42,6 +44,8 @@ export interface TaskToolConfig<Input extends z.ZodObject> {
   outputSchema?: z.ZodObject;
   annotations?: ToolAnnotations;
   taskSupport: TaskSupport;
+  /** Top-level argument fields stored encrypted at rest when the store has a `secretKey` (e.g. `['cardNumber']`). */
+  sensitive?: string[];
   /**
    * Protocol 2026-07-28 only, where the server decides per request whether a call becomes a task
    * (see `ModernTaskPolicy`). Default `always`. `required` tools always become tasks.
@@ -66,6 +70,19 @@ export interface McpTasksOptions {
   maxArgumentBytes?: number;
   /** Errors that concern no single request (delivery failures, …). Default: console.error. */
   onError?: (error: unknown) => void;
+  /**
+   * Register the fallback tools `get_task_status`, `get_task_result`, `answer_task_input` and
+   * `cancel_task` for hosts that do not speak MCP Tasks (see `registerFallbackTools`). Default false.
+   */
+  fallbackTools?: boolean;
+  /**
+   * How long an ordinary (non-task) call of a task tool waits for the work, in ms (default 30000).
+   * Past that it answers with an ordinary result naming the task and how to continue; the work goes
+   * on durably.
+   */
+  syncWaitMs?: number;
+  /** Slow down `tasks/get` polls faster than half the advertised `pollInterval` (see `PollThrottle`). Default true. */
+  throttlePolling?: boolean;
 }
 
 interface ToolEntry {
@@ -113,6 +130,9 @@ export class McpTasks {
   private readonly listEnabled: boolean;
   private readonly maxArgumentBytes: number;
   private readonly onError: (error: unknown) => void;
+  private readonly fallbackTools: boolean;
+  private readonly syncWaitMs: number;
+  private readonly throttle?: PollThrottle;
 
   constructor(
     readonly runtime: TaskRuntime,
@@ -121,6 +141,9 @@ export class McpTasks {
     this.listEnabled = options.list ?? false;
     this.maxArgumentBytes = options.maxArgumentBytes ?? 1024 * 1024;
     this.onError = options.onError ?? ((error) => console.error('[mcp-tasks]', error));
+    this.fallbackTools = options.fallbackTools ?? false;
+    this.syncWaitMs = options.syncWaitMs ?? 30_000;
+    if (options.throttlePolling !== false) this.throttle = new PollThrottle();
   }
 
   /**
@@ -141,6 +164,7 @@ export class McpTasks {
         return parsed.data;
       },
       handler: handler as never,
+      sensitive: config.sensitive,
     });
     this.tools.set(name, { name, config: config as unknown as TaskToolConfig<z.ZodObject> });
   }
@@ -155,15 +179,16 @@ export class McpTasks {
     const era = options.era ?? 'legacy';
     const server = mcp.server;
     this.registerToolsOn(mcp, era);
+    if (this.fallbackTools) registerFallbackTools(mcp, this.runtime);
     if (era === 'modern') {
       server.registerCapabilities({ extensions: { [TASKS_EXTENSION]: {} } } as never);
-      attachModernHandlers(mcp, this.runtime);
+      attachModernHandlers(mcp, this.runtime, this.throttle);
       this.afterConnect(mcp, (transport) => this.interpose(transport, (message, extra) => this.claimModernCall(message, extra)));
       return;
     }
     server.registerCapabilities({ tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) } } as never);
     const session = new Session2025(this.runtime, server, this.onError);
-    attachLegacyHandlers(mcp, this.runtime, session, { list: this.listEnabled });
+    attachLegacyHandlers(mcp, this.runtime, session, { list: this.listEnabled, throttle: this.throttle });
     this.afterConnect(mcp, (transport) => {
       session.connected(transport);
       this.interpose(transport, (message, extra) => this.claimLegacyCall(message, extra, session));
@@ -210,7 +235,7 @@ export class McpTasks {
   private interpose(transport: Transport, claim: (message: JSONRPCRequest, extra?: MessageExtraInfo) => Promise<unknown> | undefined): void {
     const inner = transport.onmessage;
     transport.onmessage = (message: JSONRPCMessage, extra?: MessageExtraInfo) => {
-      const answer = isJSONRPCRequest(message) && message.method === 'tools/call' ? claim(message, extra) : undefined;
+      const answer = isJSONRPCRequest(message) ? claim(message, extra) : undefined;
       if (!answer) return inner?.(message, extra);
       const id = (message as JSONRPCRequest).id;
       answer
@@ -224,11 +249,13 @@ export class McpTasks {
 
   /** 2025-11-25: `tools/call` with `params.task`, or a `required` tool called without it. */
   private claimLegacyCall(message: JSONRPCRequest, extra: MessageExtraInfo | undefined, session: Session2025): Promise<unknown> | undefined {
+    if (message.method !== 'tools/call') return undefined;
     const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; task?: unknown; _meta?: { progressToken?: unknown } };
     const name = String(params.name);
     const entry = typeof params.name === 'string' ? this.tools.get(params.name) : undefined;
     if (params.task === undefined && entry?.config.taskSupport !== 'required') return undefined;
     return (async () => {
+      if (typeof params.name !== 'string') throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid params: tools/call needs a string name');
       if (!entry)
         throw new ProtocolError(
           ProtocolErrorCode.MethodNotFound,
@@ -250,8 +277,24 @@ export class McpTasks {
     })();
   }
 
-  /** 2026-07-28: calls of task tools that `claimsModernCall` says the server answers itself. */
+  /**
+   * 2026-07-28: calls of task tools that `claimsModernCall` says the server answers itself; and
+   * `tasks/update` with a malformed `inputResponses` (the SDK lifts that field out of the params and
+   * drops non-object values silently, so the handler could not tell it was malformed) → -32602.
+   */
   private claimModernCall(message: JSONRPCRequest, extra: MessageExtraInfo | undefined): Promise<unknown> | undefined {
+    if (message.method === 'tasks/update') {
+      const responses = (message.params as { inputResponses?: unknown } | undefined)?.inputResponses;
+      const isRecord = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+      if (isRecord(responses) && Object.values(responses as object).every(isRecord)) return undefined;
+      return Promise.reject(
+        new ProtocolError(
+          ProtocolErrorCode.InvalidParams,
+          'Invalid params for tasks/update: inputResponses must be an object mapping question keys to response objects',
+        ),
+      );
+    }
+    if (message.method !== 'tools/call') return undefined;
     const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; _meta?: unknown };
     const entry = typeof params.name === 'string' ? this.tools.get(params.name) : undefined;
     if (!entry) return undefined;
@@ -272,37 +315,39 @@ export class McpTasks {
   }
 
   /**
-   * An ordinary call of a task tool: the same durable task, awaited. In 2025-11-25 its questions
-   * are asked on this call's stream and cancelling the call cancels the task. If a question cannot
-   * be asked (2026-07-28, where questions need the Tasks extension; or a client without
-   * elicitation), the call ends with an `isError` result naming the task, which stays
-   * `input_required` for a task-aware client.
+   * An ordinary call of a task tool: the same durable task, awaited for up to `syncWaitMs`. In
+   * 2025-11-25 its questions are asked on this call's stream and cancelling the call cancels the
+   * task. When the work outlasts `syncWaitMs`, or a question cannot be asked here (2026-07-28 without
+   * the Tasks extension, or a client without elicitation), the call hands the task off: a result
+   * naming the taskId and how to continue, with the status as `structuredContent`. It is an ordinary
+   * result when the fallback tools can continue it, else `isError` (this client cannot). The task
+   * goes on durably either way.
    */
   private async callSynchronously(server: Server, era: Era, name: string, args: JsonObject, ctx: ServerContext): Promise<CallToolResult> {
     const owner = principalOf(ctx.http?.authInfo);
     const task = await this.runtime.submit({ owner, tool: name, arguments: args, errorResultStatus: era === 'modern' ? 'completed' : 'failed' });
     const asked = new Set<string>();
-    const undeliverable = new AbortController();
-    let reason = '';
+    const handOff = new AbortController();
+    let reason = `it is taking longer than ${Math.round(this.syncWaitMs / 1000)} s`;
     const final = await this.runtime.waitForTerminal(task.taskId, owner, {
-      signal: AbortSignal.any([ctx.mcpReq.signal, undeliverable.signal]),
+      signal: AbortSignal.any([ctx.mcpReq.signal, handOff.signal, AbortSignal.timeout(this.syncWaitMs)]),
       onChange: (current) => {
         if (current.status !== 'input_required') return;
         if (era === 'modern' || !clientCanElicit(server)) {
-          reason = era === 'modern' ? `declare the ${TASKS_EXTENSION} extension to answer task questions` : 'the client does not support elicitation';
-          return undeliverable.abort();
+          reason = era === 'modern' ? `its question needs the ${TASKS_EXTENSION} extension or the fallback tools` : 'the client does not support elicitation';
+          return handOff.abort();
         }
         for (const [key, question] of Object.entries(current.inputRequests)) {
           if (asked.has(key)) continue;
           asked.add(key);
           const params = { mode: 'form' as const, message: question.message, requestedSchema: question.requestedSchema as never };
           ctx.mcpReq
-            .send({ method: 'elicitation/create', params }, { timeout: 24 * 3600_000, signal: undeliverable.signal })
+            .send({ method: 'elicitation/create', params }, { timeout: 24 * 3600_000, signal: handOff.signal })
             .then((answer) => this.runtime.provideInput(task.taskId, key, toInputResponse(answer), owner))
             .catch((error) => {
-              if (undeliverable.signal.aborted || ctx.mcpReq.signal.aborted) return;
-              reason = error instanceof Error ? error.message : String(error);
-              undeliverable.abort();
+              if (handOff.signal.aborted || ctx.mcpReq.signal.aborted) return;
+              reason = `its question could not be asked here (${error instanceof Error ? error.message : String(error)})`;
+              handOff.abort();
             });
         }
       },
@@ -312,16 +357,20 @@ export class McpTasks {
       await this.runtime.cancel(task.taskId, owner).catch(() => undefined);
       throw new ProtocolError(ProtocolErrorCode.InternalError, 'The call was cancelled');
     }
-    const waiting = await this.runtime.store.get(task.taskId, owner);
-    const question = Object.values(waiting.inputRequests)[0]?.message ?? waiting.statusMessage ?? '';
+    handOff.abort(); // stop asking on this call's stream
+    const current = await this.runtime.store.get(task.taskId, owner);
+    const question = Object.values(current.inputRequests)[0]?.message;
+    const how = this.fallbackTools ? nextStepHint(current) : 'Continue it with a client that supports MCP Tasks.';
     return {
       content: [
         {
           type: 'text',
-          text: `This call needs input that could not be asked here (${reason}). The work continues as task ${task.taskId}, waiting for: ${question}. Answer it with a client that supports MCP Tasks.`,
+          text: `The work continues as task ${task.taskId} because ${reason}${question ? `; it is waiting for: ${question}` : ''}. ${how}`,
         },
       ],
-      isError: true,
+      // A tool with an outputSchema has its structuredContent validated against it: leave it out there.
+      ...(!this.tools.get(name)?.config.outputSchema && { structuredContent: taskStatusView(current) }),
+      ...(!this.fallbackTools && { isError: true }),
     };
   }
 }

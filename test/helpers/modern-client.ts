@@ -40,7 +40,8 @@ export class ModernRawClient {
         accept: 'application/json, text/event-stream',
         'mcp-protocol-version': '2026-07-28',
         'mcp-method': method,
-        ...(name && { 'mcp-name': name }),
+        ...(typeof name === 'string' &&
+          name !== '' && { 'mcp-name': /^[\x20-\x7e]*$/.test(name) ? name : `=?base64?${Buffer.from(name).toString('base64')}?=` }),
         ...headers,
       },
       body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: this.envelope() } }),

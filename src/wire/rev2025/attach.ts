@@ -5,6 +5,7 @@ import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { toProtocolError } from '../errors.js';
 import { principalOf } from '../principal.js';
+import type { PollThrottle } from '../poll-throttle.js';
 import type { Session2025 } from './session.js';
 import { relatedTaskMeta, toTask2025 } from './task-object.js';
 
@@ -19,7 +20,7 @@ const listParams = z.looseObject({ cursor: z.string().max(1024).optional() });
  * terminal); `tasks/list` (only when `list`) → the principal's tasks, paginated with opaque cursors.
  * Unknown, foreign or expired ids and bad cursors → -32602; malformed params → -32602.
  */
-export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, session: Session2025, options: { list: boolean }): void {
+export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, session: Session2025, options: { list: boolean; throttle?: PollThrottle }): void {
   const server = mcp.server;
   server.setRequestHandler(
     'tasks/get',

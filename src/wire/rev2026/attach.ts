@@ -6,6 +6,7 @@ import { isTerminal } from '../../core/status.js';
 import type { InputResponse } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { toProtocolError } from '../errors.js';
+import type { PollThrottle } from '../poll-throttle.js';
 import { principalOf } from '../principal.js';
 import { declaresTasksExtension, missingTasksCapability, toCreateTaskResult, toDetailedTask } from './task-object.js';
 
@@ -36,7 +37,7 @@ const elicitResult = z.looseObject({
  * `data.requiredCapabilities`); unknown or foreign ids are -32602. `tasks/result` and `tasks/list`
  * do not exist in this era and answer -32601 (they are simply not registered).
  */
-export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime): void {
+export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, throttle?: PollThrottle): void {
   const server = mcp.server;
   const guard = (ctx: ServerContext) => {
     if (!declaresTasksExtension(ctx.mcpReq.envelope)) throw missingTasksCapability();
@@ -49,7 +50,12 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime): void
     (async (params: { taskId: string }, ctx: ServerContext) => {
       const owner = guard(ctx);
       try {
-        return toDetailedTask(await runtime.store.get(params.taskId, owner));
+        let task = await runtime.store.get(params.taskId, owner);
+        if (throttle) {
+          await throttle.admit(owner, task.taskId, task.pollInterval, ctx.mcpReq.signal);
+          task = await runtime.store.get(params.taskId, owner);
+        }
+        return toDetailedTask(task);
       } catch (error) {
         throw toProtocolError(error);
       }

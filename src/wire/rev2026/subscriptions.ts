@@ -74,8 +74,13 @@ export class TaskSubscriptions {
         res.end();
       }
     };
+    const lastSent = new Map<string, string>();
     const notify = (task: Parameters<typeof toDetailedTask>[0]) => {
       if (finished || !watched.has(task.taskId)) return;
+      // Only what a client can see: lease renewals and other bookkeeping writes are not news.
+      const visible = JSON.stringify([task.status, task.statusMessage, task.lastUpdatedAt, Object.keys(task.inputRequests), task.progress]);
+      if (lastSent.get(task.taskId) === visible) return;
+      lastSent.set(task.taskId, visible);
       write({ jsonrpc: '2.0', method: 'notifications/tasks', params: { ...toDetailedTask(task), _meta: meta } });
       if (isTerminal(task.status)) watched.delete(task.taskId);
       if (watched.size === 0) finish(true);

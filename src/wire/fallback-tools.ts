@@ -1,0 +1,184 @@
+import type { CallToolResult, McpServer, ServerContext } from '@modelcontextprotocol/server';
+import * as z from 'zod';
+import { TaskError } from '../core/errors.js';
+import type { JsonObject } from '../core/json.js';
+import { isTerminal } from '../core/status.js';
+import type { InputResponse, TaskRecord } from '../core/task.js';
+import type { TaskRuntime } from '../runtime/runtime.js';
+import { principalOf } from './principal.js';
+
+/** Longest `waitSeconds` of `get_task_result`. */
+const MAX_WAIT_SECONDS = 60;
+
+/** The status of a task as the fallback tools report it (also their `structuredContent`). */
+export function taskStatusView(task: TaskRecord): JsonObject {
+  const pending = Object.entries(task.inputRequests).map(([key, q]) => ({ questionKey: key, message: q.message, requestedSchema: q.requestedSchema }));
+  return {
+    taskId: task.taskId,
+    status: task.status,
+    ...(task.statusMessage !== undefined && { statusMessage: task.statusMessage }),
+    createdAt: task.createdAt,
+    lastUpdatedAt: task.lastUpdatedAt,
+    ttlMs: task.ttl,
+    pollIntervalMs: task.pollInterval,
+    ...(pending.length > 0 && { pendingInput: pending }),
+  };
+}
+
+/** Tells a model what to do next with a task (used by the fallback tools and the synchronous time limit). */
+export function nextStepHint(task: TaskRecord): string {
+  if (task.status === 'input_required') {
+    const q = Object.values(task.inputRequests)[0];
+    return `It needs an answer${q ? `: "${q.message}"` : ''}. Call answer_task_input with taskId "${task.taskId}" and answers matching pendingInput[0].requestedSchema.`;
+  }
+  if (isTerminal(task.status)) return `It has ended (${task.status}). Call get_task_result with taskId "${task.taskId}" for the result.`;
+  return `It is still working. Call get_task_result with taskId "${task.taskId}" and waitSeconds (up to ${MAX_WAIT_SECONDS}) to wait for the result, or get_task_status to check on it.`;
+}
+
+const json = (value: JsonObject, text: string): CallToolResult => ({ content: [{ type: 'text', text }], structuredContent: value });
+const failure = (text: string): CallToolResult => ({ content: [{ type: 'text', text }], isError: true });
+
+/**
+ * Checks an answer against a form-elicitation schema (flat object of string / number / integer /
+ * boolean / enum / string-array fields, `required` list). Returns a problem description, or undefined.
+ */
+export function checkAnswer(schema: JsonObject, answers: Record<string, unknown>): string | undefined {
+  const properties = (schema.properties ?? {}) as Record<string, { type?: string; enum?: unknown[]; items?: { enum?: unknown[] } }>;
+  for (const key of (schema.required ?? []) as string[]) if (answers[key] === undefined) return `missing required field '${key}'`;
+  for (const [key, value] of Object.entries(answers)) {
+    const field = properties[key];
+    if (!field) return `unknown field '${key}' (expected one of: ${Object.keys(properties).join(', ')})`;
+    if (field.enum && !field.enum.includes(value)) return `'${key}' must be one of ${field.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+    const type = field.type;
+    if (type === 'string' && typeof value !== 'string') return `'${key}' must be a string`;
+    if ((type === 'number' || type === 'integer') && (typeof value !== 'number' || (type === 'integer' && !Number.isInteger(value))))
+      return `'${key}' must be a ${type}`;
+    if (type === 'boolean' && typeof value !== 'boolean') return `'${key}' must be true or false`;
+    if (type === 'array' && (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))) return `'${key}' must be an array of strings`;
+  }
+  return undefined;
+}
+
+/**
+ * Ordinary tools for hosts that do not speak MCP Tasks (most do not yet): a model can follow a task
+ * a task tool handed it, answer its questions and cancel it. Registered once per server when
+ * `McpTasks({ fallbackTools: true })`. The same principal rules as the protocol methods apply: a
+ * task of another principal is "not found". Errors are tool results with `isError: true` so the
+ * model can read and correct them.
+ */
+export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): void {
+  const owner = (ctx: ServerContext) => principalOf(ctx.http?.authInfo);
+  const guard = async (fn: () => Promise<CallToolResult>): Promise<CallToolResult> => {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof TaskError) return failure(error.message);
+      throw error;
+    }
+  };
+  const taskId = z.string().min(1).max(256).describe('The taskId a previous tool result named');
+
+  mcp.registerTool(
+    'get_task_status',
+    {
+      title: 'Get task status',
+      description:
+        'Checks on a long-running task that an earlier tool call started (its result named a taskId). Returns the status ' +
+        '(working, input_required, completed, failed, cancelled), a status message, and — when the task waits for an answer — ' +
+        'pendingInput with the question and the JSON schema the answer must follow. Does not wait.',
+      inputSchema: z.object({ taskId }),
+    },
+    (async ({ taskId: id }: { taskId: string }, ctx: ServerContext) =>
+      guard(async () => {
+        const task = await runtime.store.get(id, owner(ctx));
+        return json(taskStatusView(task), `Task ${id} is ${task.status}${task.statusMessage ? `: ${task.statusMessage}` : ''}. ${nextStepHint(task)}`);
+      })) as never,
+  );
+
+  mcp.registerTool(
+    'get_task_result',
+    {
+      title: 'Get task result',
+      description:
+        'Gets the final result of a task that an earlier tool call started. Waits up to waitSeconds (0–60, default 0) for it ' +
+        'to finish. If it has finished, returns exactly what the original tool returned. If it is still running or needs an ' +
+        'answer, returns its status and what to do next (answer_task_input when it waits for input).',
+      inputSchema: z.object({ taskId, waitSeconds: z.number().min(0).max(MAX_WAIT_SECONDS).optional().describe('How long to wait for the task to finish') }),
+    },
+    (async ({ taskId: id, waitSeconds }: { taskId: string; waitSeconds?: number }, ctx: ServerContext) =>
+      guard(async () => {
+        const principal = owner(ctx);
+        let task = await runtime.store.get(id, principal);
+        if (!isTerminal(task.status) && task.status !== 'input_required' && (waitSeconds ?? 0) > 0) {
+          const stop = new AbortController();
+          task =
+            (await runtime.waitForTerminal(id, principal, {
+              signal: AbortSignal.any([AbortSignal.timeout(waitSeconds! * 1000), ctx.mcpReq.signal, stop.signal]),
+              onChange: (t) => t.status === 'input_required' && stop.abort(),
+            })) ?? (await runtime.store.get(id, principal));
+        }
+        if (!isTerminal(task.status)) return json(taskStatusView(task), `Task ${id} has not finished (${task.status}). ${nextStepHint(task)}`);
+        if (task.status === 'cancelled') return failure(`Task ${id} was cancelled; it has no result.`);
+        const outcome = task.outcome!;
+        if (outcome.type === 'error') return failure(`Task ${id} failed: ${outcome.error.message}`);
+        return outcome.result as CallToolResult;
+      })) as never,
+  );
+
+  mcp.registerTool(
+    'answer_task_input',
+    {
+      title: 'Answer a task question',
+      description:
+        'Answers the question a task is waiting for (its status is input_required; get_task_status shows pendingInput with ' +
+        'the question and the JSON schema of the answer). Pass answers as an object with the fields of that schema. Use ' +
+        'action "decline" to refuse to answer or "cancel" to dismiss the question. The task continues after the answer.',
+      inputSchema: z.object({
+        taskId,
+        answers: z
+          .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]))
+          .optional()
+          .describe('Fields of the requested schema'),
+        action: z.enum(['accept', 'decline', 'cancel']).optional().describe('Default accept'),
+        questionKey: z.string().optional().describe('Which pending question (default: the first in pendingInput)'),
+      }),
+    },
+    (async (
+      args: { taskId: string; answers?: Record<string, string | number | boolean | string[]>; action?: InputResponse['action']; questionKey?: string },
+      ctx: ServerContext,
+    ) =>
+      guard(async () => {
+        const principal = owner(ctx);
+        const task = await runtime.store.get(args.taskId, principal);
+        const entries = Object.entries(task.inputRequests);
+        if (task.status !== 'input_required' || entries.length === 0) return failure(`Task ${args.taskId} is not waiting for input (it is ${task.status}).`);
+        const [key, question] = args.questionKey ? (entries.find(([k]) => k === args.questionKey) ?? []) : entries[0]!;
+        if (!key || !question)
+          return failure(`Task ${args.taskId} has no pending question '${args.questionKey}'. Pending: ${entries.map(([k]) => k).join(', ')}.`);
+        const action = args.action ?? 'accept';
+        if (action === 'accept') {
+          const problem = checkAnswer(question.requestedSchema, args.answers ?? {});
+          if (problem) return failure(`The answer does not fit the question's schema: ${problem}. Schema: ${JSON.stringify(question.requestedSchema)}`);
+        }
+        const response: InputResponse = action === 'accept' ? { action, content: args.answers ?? {} } : { action };
+        const accepted = await runtime.provideInput(task.taskId, key, response, principal);
+        if (!accepted) return failure(`Question '${key}' of task ${args.taskId} was already answered.`);
+        const now = await runtime.store.get(task.taskId, principal);
+        return json(taskStatusView(now), `Answer recorded. ${nextStepHint(now)}`);
+      })) as never,
+  );
+
+  mcp.registerTool(
+    'cancel_task',
+    {
+      title: 'Cancel a task',
+      description: 'Cancels a task an earlier tool call started, stopping its work. A task that has already ended cannot be cancelled.',
+      inputSchema: z.object({ taskId }),
+    },
+    (async ({ taskId: id }: { taskId: string }, ctx: ServerContext) =>
+      guard(async () => {
+        const task = await runtime.cancel(id, owner(ctx));
+        return json(taskStatusView(task), `Task ${id} is cancelled.`);
+      })) as never,
+  );
+}

@@ -1,0 +1,35 @@
+/**
+ * Slows down clients that poll `tasks/get` faster than the advertised `pollInterval` (2025-11-25:
+ * requestors SHOULD respect it; 2026-07-28: servers MAY rate-limit faster polling). A poll of the
+ * same task by the same principal sooner than half its interval after the previous one is answered
+ * only once that half-interval has passed (the wait is capped at the interval), so a tight loop
+ * degrades to the advertised pace instead of burning the server. Nothing is refused.
+ */
+export class PollThrottle {
+  private readonly last = new Map<string, number>();
+
+  constructor(private readonly options: { maxEntries?: number; now?: () => number; sleep?: (ms: number, signal?: AbortSignal) => Promise<void> } = {}) {}
+
+  /**
+   * Resolves when the poll may be answered, with the delay imposed in ms (0 for a well-paced poll).
+   * `pollIntervalMs` is the task's advertised interval.
+   */
+  async admit(principal: string | null, taskId: string, pollIntervalMs: number, signal?: AbortSignal): Promise<number> {
+    const key = `${principal ?? ''}\u0000${taskId}`;
+    const now = (this.options.now ?? Date.now)();
+    const previous = this.last.get(key);
+    const minGap = Math.floor(pollIntervalMs / 2);
+    const wait = previous === undefined ? 0 : Math.min(pollIntervalMs, Math.max(0, previous + minGap - now));
+    if (this.last.size >= (this.options.maxEntries ?? 100_000)) this.last.clear();
+    this.last.set(key, now + wait);
+    if (wait > 0) await (this.options.sleep ?? sleep)(wait, signal);
+    return wait;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}
