@@ -1,0 +1,62 @@
+/**
+ * Baseline: the official TypeScript SDK 1.x (`@modelcontextprotocol/sdk`, installed here as
+ * `sdk-v1`) with its experimental tasks and `InMemoryTaskStore` — what users have without
+ * mcp-tasks. Same tools as bench/servers/ours.ts (`trivial`, `sleepy`), Streamable HTTP sessions,
+ * pollInterval 10 ms. Prints the MCP URL on stdout.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { McpServer } from 'sdk-v1/server/mcp.js';
+import { StreamableHTTPServerTransport } from 'sdk-v1/server/streamableHttp.js';
+import { isInitializeRequest } from 'sdk-v1/types.js';
+import { InMemoryTaskMessageQueue, InMemoryTaskStore } from 'sdk-v1/experimental/tasks/stores/in-memory.js';
+
+const taskStore = new InMemoryTaskStore();
+const make = () => {
+  const server = new McpServer(
+    { name: 'bench-baseline', version: '0' },
+    { capabilities: { tasks: { requests: { tools: { call: {} } } } }, taskStore, taskMessageQueue: new InMemoryTaskMessageQueue() },
+  );
+  const register = (name: string, work: (taskId: string) => void) =>
+    server.experimental.tasks.registerToolTask(
+      name,
+      { description: name, inputSchema: {}, execution: { taskSupport: 'optional' } } as never,
+      {
+        async createTask(_args: unknown, { taskStore: store, taskRequestedTtl }: any) {
+          const task = await store.createTask({ ttl: taskRequestedTtl, pollInterval: 10 });
+          work(task.taskId);
+          return { task };
+        },
+        async getTask(_args: unknown, { taskId, taskStore: store }: any) {
+          return store.getTask(taskId);
+        },
+        async getTaskResult(_args: unknown, { taskId, taskStore: store }: any) {
+          return store.getTaskResult(taskId);
+        },
+      } as never,
+    );
+  register('trivial', (taskId) => void taskStore.storeTaskResult(taskId, 'completed', { content: [{ type: 'text', text: 'ok' }] }));
+  register('sleepy', () => undefined);
+  return server;
+};
+
+const sessions = new Map<string, StreamableHTTPServerTransport>();
+const http = createServer(async (req, res) => {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+  const sid = req.headers['mcp-session-id'] as string | undefined;
+  let transport = sid ? sessions.get(sid) : undefined;
+  if (!transport) {
+    if (!isInitializeRequest(body)) return void res.writeHead(400).end();
+    const t: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => void sessions.set(id, t),
+    });
+    transport = t;
+    await make().connect(t);
+  }
+  await transport.handleRequest(req, res, body);
+});
+http.listen(0, '127.0.0.1', () => process.stdout.write(`http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp\n`));
