@@ -98,6 +98,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const store = options.store ?? `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${schema}`;
   const serverScript = fileURLToPath(new URL('../examples/chaos/server.ts', import.meta.url));
   const workers = new Map<string, Worker>();
+  const restarts = new Set<NodeJS.Timeout>();
+  let stopping = false;
 
   const start = async (id: string): Promise<Worker> => {
     const child = spawn(process.execPath, ['--import', 'tsx', serverScript, store, effects, id, String(options.leaseMs)], {
@@ -113,6 +115,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     });
     const worker = { id, child, url };
     workers.set(id, worker);
+    if (stopping) await kill(worker); // started while the run was ending: no orphans
     return worker;
   };
   const kill = (worker: Worker) =>
@@ -186,9 +189,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (victim && alive().length > 1) {
         await kill(victim);
         report.kills++;
-        setTimeout(() => void start(`${victim.id.split('.')[0]}.${++restartN}`).catch(() => undefined), Math.random() * 1500);
+        const timer = setTimeout(() => {
+          restarts.delete(timer);
+          void start(`${victim.id.split('.')[0]}.${++restartN}`).catch(() => undefined);
+        }, Math.random() * 1500);
+        restarts.add(timer);
       }
     }
+    for (const timer of restarts) clearTimeout(timer);
+    restarts.clear();
     while (alive().length < options.instances) await start(`w-final-${++restartN}`);
     log(`chaos over after ${report.kills} kills; draining`);
 
@@ -224,6 +233,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     db.close();
     return report;
   } finally {
+    stopping = true;
+    for (const timer of restarts) clearTimeout(timer);
     await Promise.all(alive().map(kill));
     if (process.env.CHAOS_KEEP) {
       log(`kept ${dir} and ${store}`);

@@ -154,8 +154,10 @@ async function getLatency(url: string): Promise<{ p50: number; p99: number; rps:
 }
 
 /** Scenario 3: writes/s through mcp-tasks vs the raw database, one writer, N tasks × 2 writes. */
+let writesRun = 0;
 async function storeWrites(): Promise<Record<string, { ours: number; raw: number }>> {
   const out: Record<string, { ours: number; raw: number }> = {};
+  const tag = `${run}_${++writesRun}`;
   const body = (id: string) => JSON.stringify({ taskId: id, status: 'working', padding: 'x'.repeat(300) });
   const oursRate = async (url: string, n: number) => {
     const store = openStore(url);
@@ -172,7 +174,7 @@ async function storeWrites(): Promise<Record<string, { ours: number; raw: number
   // SQLite
   {
     const n = 2000;
-    const db = new Database(join(work, `raw-${run}.db`));
+    const db = new Database(join(work, `raw-${tag}.db`));
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.exec(`CREATE TABLE t (id TEXT PRIMARY KEY, status TEXT, version INTEGER, body TEXT)`);
@@ -191,7 +193,7 @@ async function storeWrites(): Promise<Record<string, { ours: number; raw: number
   // PostgreSQL
   {
     const n = 2000;
-    const schema = `mcpt_bench_raw_${run}`;
+    const schema = `mcpt_bench_raw_${tag}`;
     schemas.push(schema);
     const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
     await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}; CREATE TABLE ${schema}.t (id TEXT PRIMARY KEY, status TEXT, version INTEGER, body JSONB)`);
@@ -209,7 +211,7 @@ async function storeWrites(): Promise<Record<string, { ours: number; raw: number
   {
     const n = 5000;
     const redis = new Redis(REDIS_URL);
-    const prefix = `mcpt-bench-raw-${run}`;
+    const prefix = `mcpt-bench-raw-${tag}`;
     redisPrefixes.push(prefix);
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {

@@ -45,3 +45,4 @@ const http = await startHttpServer({
   onError: () => undefined,
 });
 process.stdout.write(`${http.url}\n`);
+process.on('SIGTERM', () => process.exit(0)); // lets --cpu-prof write its profile

@@ -76,6 +76,8 @@ export class TaskStore {
   readonly policy: TaskPolicy;
   private readonly now: () => number;
   private readonly events = new EventEmitter();
+  /** Waiters of one task (`nextChange`), so a write wakes only its own task's waiters. */
+  private readonly taskWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
   /** Highest version emitted per task, so a remote notice of our own write is not emitted twice. */
   private readonly emitted = new Map<string, number>();
   private readonly unwatch?: () => void;
@@ -93,7 +95,7 @@ export class TaskStore {
     this.secrets = options.secretKey === undefined ? undefined : new SecretBox(options.secretKey);
     this.events.setMaxListeners(0);
     this.unwatch = backend.watch?.((taskId) => {
-      if (this.events.listenerCount('change') === 0) return;
+      if (this.events.listenerCount('change') === 0 && !this.taskWaiters.has(taskId)) return; // nobody listens here
       this.backend.get(taskId).then(
         (task) => task && this.emit(task),
         () => undefined,
@@ -380,13 +382,22 @@ export class TaskStore {
         resolve(task);
       };
       const onAbort = () => done(undefined);
-      const off = this.onChange((task) => {
-        if (task.taskId === taskId) done(task);
-      });
+      const off = this.onTaskChange(taskId, done);
       if (options.signal?.aborted) return done(undefined);
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.timeoutMs !== undefined) timer = setTimeout(() => done(undefined), options.timeoutMs);
     });
+  }
+
+  /** Subscribes to writes of one task only. Returns the unsubscribe function. */
+  private onTaskChange(taskId: string, listener: (task: TaskRecord) => void): () => void {
+    let set = this.taskWaiters.get(taskId);
+    if (!set) this.taskWaiters.set(taskId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.taskWaiters.get(taskId) === set) this.taskWaiters.delete(taskId);
+    };
   }
 
   close(): Promise<void> {
@@ -437,6 +448,8 @@ export class TaskStore {
     if (this.emitted.size > 50_000) this.emitted.clear();
     this.emitted.set(task.taskId, task.version);
     this.events.emit('change', task);
+    const waiters = this.taskWaiters.get(task.taskId);
+    if (waiters) for (const waiter of [...waiters]) waiter(task);
   }
 }
 
