@@ -12,12 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { Redis } from 'ioredis';
 import { openStore } from '../src/store/open-store.js';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
 import { ModernRawClient } from './helpers/modern-client.js';
-import { PG_URL, REDIS_URL, withParam } from './helpers/services.js';
+import { dropSchemas, PG_URL, REDIS_URL, withParam } from './helpers/services.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-multi-'));
 const run = randomBytes(3).toString('hex');
@@ -25,10 +24,7 @@ const running: DemoProcess[] = [];
 after(async () => {
   for (const p of running) await p.kill();
   rmSync(dir, { recursive: true, force: true });
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS mcpt_multi_${run} CASCADE`);
-  await client.end();
+  await dropSchemas(`mcpt_multi_${run}`);
   const redis = new Redis(REDIS_URL);
   const keys = await redis.keys(`mcpt-multi-${run}*`);
   if (keys.length > 0) await redis.del(...keys);

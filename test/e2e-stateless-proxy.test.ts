@@ -5,12 +5,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
-import pg from 'pg';
 import { connectTaskClient } from '../src/client/connect.js';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
 import { RawMcpClient } from './helpers/raw-client.js';
 import { startRoundRobinProxy } from './helpers/round-robin-proxy.js';
-import { PG_URL, withParam } from './helpers/services.js';
+import { dropSchemas, PG_URL, withParam } from './helpers/services.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-proxy-'));
 const schema = `mcpt_proxy_${randomBytes(3).toString('hex')}`;
@@ -18,10 +17,7 @@ const running: DemoProcess[] = [];
 after(async () => {
   for (const p of running) await p.kill();
   rmSync(dir, { recursive: true, force: true });
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await client.end();
+  await dropSchemas(schema);
 });
 
 it('two stateless instances behind a round-robin proxy serve one client in both eras', { timeout: 90_000 }, async () => {

@@ -6,6 +6,7 @@ import { isTerminal } from '../core/status.js';
 import type { InputResponse, TaskRecord } from '../core/task.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
 import { principalOf } from './principal.js';
+import { taskFieldsV2 } from './rev2026/task-object.js';
 
 /** Longest `waitSeconds` of `get_task_result`. */
 const MAX_WAIT_SECONDS = 60;
@@ -13,16 +14,7 @@ const MAX_WAIT_SECONDS = 60;
 /** The status of a task as the fallback tools report it (also their `structuredContent`). */
 export function taskStatusView(task: TaskRecord): JsonObject {
   const pending = Object.entries(task.inputRequests).map(([key, q]) => ({ questionKey: key, message: q.message, requestedSchema: q.requestedSchema }));
-  return {
-    taskId: task.taskId,
-    status: task.status,
-    ...(task.statusMessage !== undefined && { statusMessage: task.statusMessage }),
-    createdAt: task.createdAt,
-    lastUpdatedAt: task.lastUpdatedAt,
-    ttlMs: task.ttl,
-    pollIntervalMs: task.pollInterval,
-    ...(pending.length > 0 && { pendingInput: pending }),
-  };
+  return { ...taskFieldsV2(task), ...(pending.length > 0 && { pendingInput: pending }) };
 }
 
 /** Tells a model what to do next with a task (used by the fallback tools and the synchronous time limit). */

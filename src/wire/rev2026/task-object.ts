@@ -21,15 +21,7 @@ const TOOL_ERROR_CODE = -32603;
  * readable through the new `tasks/get`).
  */
 export function toDetailedTask(task: TaskRecord): JsonObject {
-  const base: JsonObject = {
-    taskId: task.taskId,
-    status: task.status,
-    ...(task.statusMessage !== undefined && { statusMessage: task.statusMessage }),
-    createdAt: task.createdAt,
-    lastUpdatedAt: task.lastUpdatedAt,
-    ttlMs: task.ttl,
-    pollIntervalMs: task.pollInterval,
-  };
+  const base = taskFieldsV2(task);
   if (task.status === 'input_required') {
     const inputRequests: JsonObject = {};
     for (const [key, question] of Object.entries(task.inputRequests)) {
@@ -51,8 +43,12 @@ export function toDetailedTask(task: TaskRecord): JsonObject {
 
 /** The flat `CreateTaskResult` (`resultType: "task"` plus the `Task` fields). */
 export function toCreateTaskResult(task: TaskRecord): JsonObject {
+  return { resultType: 'task', ...taskFieldsV2(task) };
+}
+
+/** The extension's `Task` fields of a record: ISO 8601 times, `ttlMs` and `pollIntervalMs` in ms. */
+export function taskFieldsV2(task: TaskRecord): JsonObject {
   return {
-    resultType: 'task',
     taskId: task.taskId,
     status: task.status,
     ...(task.statusMessage !== undefined && { statusMessage: task.statusMessage }),
