@@ -76,6 +76,8 @@ export class TaskStore {
   readonly policy: TaskPolicy;
   private readonly now: () => number;
   private readonly events = new EventEmitter();
+  /** The record of this store's last successful write per task (the CAS fast path; bounded). */
+  private readonly lastWritten = new Map<string, TaskRecord>();
   /** Waiters of one task (`nextChange`), so a write wakes only its own task's waiters. */
   private readonly taskWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
   /** Highest version emitted per task, so a remote notice of our own write is not emitted twice. */
@@ -149,6 +151,7 @@ export class TaskStore {
       version: 1,
     };
     await this.backend.insert(task);
+    this.remember(task);
     this.emit(task);
     return task;
   }
@@ -359,6 +362,7 @@ export class TaskStore {
 
   /** Removes a task and its journal. */
   async delete(taskId: string): Promise<boolean> {
+    this.lastWritten.delete(taskId);
     return this.backend.delete(taskId);
   }
 
@@ -428,19 +432,40 @@ export class TaskStore {
     options: { touch?: boolean } = {},
   ): Promise<TaskRecord> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const current = this.visible(taskId, await this.backend.get(taskId), requestor);
-      const next = change(structuredClone(current));
-      if (next === undefined) return current;
+      // Fast path: try the compare-and-swap from the record of our own last write, saving a read.
+      // Only a successful CAS may rely on it (the version check proves it current); a no-op or a
+      // refusal decided on it is re-decided on a fresh read.
+      const remembered = attempt === 0 ? this.lastWritten.get(taskId) : undefined;
+      let current: TaskRecord;
+      let next: TaskRecord | undefined;
+      try {
+        current = this.visible(taskId, remembered ?? (await this.backend.get(taskId)), requestor);
+        next = change(structuredClone(current));
+      } catch (error) {
+        if (remembered) continue;
+        throw error;
+      }
+      if (next === undefined) {
+        if (remembered) continue;
+        return current;
+      }
       next.version = current.version + 1;
       // Lease bookkeeping is invisible to requestors: it does not move lastUpdatedAt.
       if (options.touch !== false) next.lastUpdatedAt = new Date(Math.max(this.now(), Date.parse(current.lastUpdatedAt))).toISOString();
       if (await this.backend.replace(next, current.version)) {
+        this.remember(next);
         this.emit(next);
         return next;
       }
+      this.lastWritten.delete(taskId);
       if (attempt > 2) await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
     }
     throw new ConflictError(taskId);
+  }
+
+  private remember(task: TaskRecord): void {
+    if (this.lastWritten.size >= 10_000) this.lastWritten.clear();
+    this.lastWritten.set(task.taskId, structuredClone(task)); // a private copy: callers may mutate what they got
   }
 
   private emit(task: TaskRecord): void {
