@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { ModernRawClient } from '../test/helpers/modern-client.js';
 
 export interface ChaosOptions {
   /** Shared store URL. Default: a fresh schema on PostgreSQL at `pgUrl`. */
@@ -58,34 +59,9 @@ interface Worker {
   url: string;
 }
 
-const ENVELOPE = {
-  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-  'io.modelcontextprotocol/clientInfo': { name: 'chaos', version: '0' },
-  'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } },
-};
-
+/** One 2026-07-28 request (declaring the Tasks extension), abandoned after 10 s. */
 async function rpc(url: string, method: string, params: Record<string, unknown>): Promise<any> {
-  const name = (params.taskId ?? params.name) as string | undefined;
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': method,
-      ...(name && { 'mcp-name': name }),
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: ENVELOPE } }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await response.text();
-  const data = text.startsWith('{')
-    ? text
-    : (text
-        .split('\n')
-        .find((l) => l.startsWith('data:') && l.includes('"id"'))
-        ?.slice(5) ?? '{}');
-  return JSON.parse(data);
+  return new ModernRawClient(url, true, 10_000).request(method, params);
 }
 
 /** Runs one chaos experiment and returns what it observed. */

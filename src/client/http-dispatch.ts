@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DispatchError, type RawClientDispatch } from '@modelcontextprotocol/ext-tasks/client';
+import { sseMessages } from './sse.js';
 
 /** Methods whose `Mcp-Name` header mirrors a params field (2026-07-28 Streamable HTTP "Standard Request Headers"; Tasks extension "Routing Headers"). */
 const MCP_NAME_SOURCE: Record<string, 'name' | 'uri' | 'taskId'> = {
@@ -69,27 +70,8 @@ async function readReply(response: Response, id: string | number): Promise<{ res
       throw new DispatchError(`HTTP ${response.status}: ${text.slice(0, 200)}`, response.status >= 500);
     }
   }
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new DispatchError('The SSE stream ended without a response', true);
-    buffer += value;
-    let cut: number;
-    while ((cut = buffer.indexOf('\n\n')) >= 0) {
-      const data = buffer
-        .slice(0, cut)
-        .split('\n')
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(5).trimStart())
-        .join('\n');
-      buffer = buffer.slice(cut + 2);
-      if (!data) continue;
-      const message = JSON.parse(data) as { id?: unknown; result?: unknown; error?: unknown };
-      if (message.id === id && (message.result !== undefined || message.error !== undefined)) {
-        await reader.cancel().catch(() => undefined);
-        return message;
-      }
-    }
+  for await (const message of sseMessages<{ id?: unknown; result?: unknown; error?: unknown }>(response)) {
+    if (message.id === id && (message.result !== undefined || message.error !== undefined)) return message;
   }
+  throw new DispatchError('The SSE stream ended without a response', true);
 }

@@ -2,6 +2,7 @@
  * An SDK-free 2026-07-28 client for wire tests: every request carries the per-request `_meta`
  * envelope and the standard headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`).
  */
+import { sseMessages } from '../../src/client/sse.js';
 import type { RpcMessage } from './raw-client.js';
 
 export const TASKS_EXT = 'io.modelcontextprotocol/tasks';
@@ -11,6 +12,8 @@ export class ModernRawClient {
   constructor(
     readonly url: string,
     readonly declareTasks = true,
+    /** Abort each request after this many ms (none by default). */
+    readonly timeoutMs?: number,
   ) {}
 
   envelope(): Record<string, unknown> {
@@ -45,35 +48,17 @@ export class ModernRawClient {
         ...headers,
       },
       body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: this.envelope() } }),
+      ...(this.timeoutMs !== undefined && { signal: AbortSignal.timeout(this.timeoutMs) }),
     });
   }
 }
 
 /** Reads SSE messages until `stop(message)` is true or the stream ends; returns all messages read. */
 export async function readSse(response: Response, stop: (m: RpcMessage) => boolean): Promise<RpcMessage[]> {
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
   const out: RpcMessage[] = [];
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return out;
-    buffer += value;
-    let cut: number;
-    while ((cut = buffer.indexOf('\n\n')) >= 0) {
-      const event = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      const data = event
-        .split('\n')
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).trimStart())
-        .join('\n');
-      if (!data) continue;
-      const message = JSON.parse(data) as RpcMessage;
-      out.push(message);
-      if (stop(message)) {
-        await reader.cancel().catch(() => undefined);
-        return out;
-      }
-    }
+  for await (const message of sseMessages<RpcMessage>(response)) {
+    out.push(message);
+    if (stop(message)) break;
   }
+  return out;
 }

@@ -3,6 +3,8 @@
  * responses read as JSON or SSE. Server-to-client requests seen on a stream are handed to
  * `onServerRequest` and its return value is POSTed back as the JSON-RPC response.
  */
+import { sseMessages } from '../../src/client/sse.js';
+
 export interface RpcMessage {
   jsonrpc: '2.0';
   id?: string | number;
@@ -60,35 +62,16 @@ export class RawMcpClient {
     const type = response.headers.get('content-type') ?? '';
     if (type.includes('application/json')) return (await response.json()) as RpcMessage;
     if (!type.includes('text/event-stream') || !response.body) throw new Error(`unexpected response ${response.status} ${type}: ${await response.text()}`);
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`stream ended without a response to request ${id}`);
-      buffer += value;
-      let cut: number;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        const data = event
-          .split('\n')
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(5).trimStart())
-          .join('\n');
-        if (!data) continue;
-        const message = JSON.parse(data) as RpcMessage;
-        if (message.id === id && (message.result !== undefined || message.error !== undefined)) {
-          await reader.cancel().catch(() => undefined);
-          return message;
-        }
-        if (message.method && message.id !== undefined) {
-          if (!onServerRequest) throw new Error(`unexpected server request ${message.method}`);
-          const result = await onServerRequest(message);
-          await this.post({ jsonrpc: '2.0', id: message.id, result });
-        } else if (message.method) {
-          this.notifications.push(message);
-        }
+    for await (const message of sseMessages<RpcMessage>(response)) {
+      if (message.id === id && (message.result !== undefined || message.error !== undefined)) return message;
+      if (message.method && message.id !== undefined) {
+        if (!onServerRequest) throw new Error(`unexpected server request ${message.method}`);
+        const result = await onServerRequest(message);
+        await this.post({ jsonrpc: '2.0', id: message.id, result });
+      } else if (message.method) {
+        this.notifications.push(message);
       }
     }
+    throw new Error(`stream ended without a response to request ${id}`);
   }
 }
