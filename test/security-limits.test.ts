@@ -10,7 +10,7 @@ import { LimitExceededError } from '../src/core/errors.js';
 import type { JsonObject } from '../src/core/json.js';
 import { TaskRuntime } from '../src/runtime/runtime.js';
 import { openStore } from '../src/store/open-store.js';
-import { PollThrottle } from '../src/wire/poll-throttle.js';
+import { PollThrottle, pollTask } from '../src/wire/poll-throttle.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
 
@@ -213,6 +213,23 @@ describe('limits', () => {
     assert.equal(await throttle.admit('alice', 't1', 1000, undefined), 0, 'well paced: no wait');
     assert.equal(await throttle.admit('bob', 't1', 1000, undefined), 0, 'per principal');
     assert.deepEqual(slept, [400]);
+  });
+
+  it('a tasks/get poll reads once when well paced and again only after the throttle held it back', async () => {
+    const store = openStore('memory:');
+    const task = await store.create({ owner: 'a', request: { tool: 't', arguments: {} }, errorResultStatus: 'failed' });
+    let reads = 0;
+    const get = store.backend.get.bind(store.backend);
+    store.backend.get = (id: string) => (reads++, get(id));
+    let clock = 0;
+    const throttle = new PollThrottle({ now: () => clock, sleep: async () => undefined });
+    await pollTask(store, task.taskId, 'a', throttle);
+    assert.equal(reads, 1, 'first poll: one read');
+    await pollTask(store, task.taskId, 'a', throttle);
+    assert.equal(reads, 3, 'too soon: held back, then read fresh');
+    clock += 10 * task.pollInterval;
+    await pollTask(store, task.taskId, 'a', throttle);
+    assert.equal(reads, 4, 'well paced again: one read');
   });
 
   it('refuses a live task beyond the limit at the store, whatever the caller', async () => {

@@ -1,3 +1,17 @@
+import type { TaskRecord } from '../core/task.js';
+import type { Requestor, TaskStore } from '../store/task-store.js';
+
+/**
+ * A `tasks/get` read (either era): the task as `requestor` may see it, after `throttle` (if any)
+ * admitted the poll. It is read again only when the throttle held the poll back, so a well-paced
+ * poll costs one read. Throws `TaskNotFoundError` like `TaskStore.get`.
+ */
+export async function pollTask(store: TaskStore, taskId: string, requestor: Requestor, throttle?: PollThrottle, signal?: AbortSignal): Promise<TaskRecord> {
+  const task = await store.get(taskId, requestor);
+  if (!throttle || (await throttle.admit(requestor ?? null, task.taskId, task.pollInterval, signal)) === 0) return task;
+  return store.get(taskId, requestor);
+}
+
 /**
  * Slows down clients that poll `tasks/get` faster than the advertised `pollInterval` (2025-11-25:
  * requestors SHOULD respect it; 2026-07-28: servers MAY rate-limit faster polling). A poll of the

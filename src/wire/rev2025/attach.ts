@@ -5,7 +5,7 @@ import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { toProtocolError } from '../errors.js';
 import { principalOf } from '../principal.js';
-import type { PollThrottle } from '../poll-throttle.js';
+import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import type { Session2025 } from './session.js';
 import { relatedTaskMeta, toTask2025 } from './task-object.js';
 
@@ -28,7 +28,7 @@ export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, sessi
     (async (params: { taskId: string }, ctx: ServerContext) => {
       const owner = principalOf(ctx.http?.authInfo);
       try {
-        const task = await runtime.store.get(params.taskId, owner);
+        const task = await pollTask(runtime.store, params.taskId, owner, options.throttle, ctx.mcpReq.signal);
         session.watch(task, owner);
         session.deliver(task, owner);
         return toTask2025(task);

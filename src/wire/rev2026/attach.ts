@@ -6,7 +6,7 @@ import { isTerminal } from '../../core/status.js';
 import type { InputResponse } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { toProtocolError } from '../errors.js';
-import type { PollThrottle } from '../poll-throttle.js';
+import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import { principalOf } from '../principal.js';
 import { declaresTasksExtension, missingTasksCapability, toCreateTaskResult, toDetailedTask } from './task-object.js';
 
@@ -50,12 +50,7 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, throt
     (async (params: { taskId: string }, ctx: ServerContext) => {
       const owner = guard(ctx);
       try {
-        let task = await runtime.store.get(params.taskId, owner);
-        if (throttle) {
-          await throttle.admit(owner, task.taskId, task.pollInterval, ctx.mcpReq.signal);
-          task = await runtime.store.get(params.taskId, owner);
-        }
-        return toDetailedTask(task);
+        return toDetailedTask(await pollTask(runtime.store, params.taskId, owner, throttle, ctx.mcpReq.signal));
       } catch (error) {
         throw toProtocolError(error);
       }
