@@ -246,6 +246,28 @@ describe('runtime', () => {
     await store2.close();
   });
 
+  it('renews leases only where other processes could take a task over', async () => {
+    for (const [url, shared] of [
+      ['memory:', false],
+      [`${dbUrl()}?shared=true`, true],
+    ] as const) {
+      const store = openStore(url);
+      const runtime = new TaskRuntime(store, { leaseMs: 60, onError: (e) => assert.fail(String(e)) });
+      runtime.register('wait', { ...anyArgs, handler: async (_a, ctx) => (await ctx.sleep(60_000), text('x')) });
+      const task = await runtime.submit({ owner: null, tool: 'wait', arguments: {}, errorResultStatus: 'failed' });
+      const settled = await until(
+        async () => ((await store.get(task.taskId)).statusMessage?.startsWith('Waiting') ? store.get(task.taskId) : undefined),
+        'sleeping',
+      );
+      await new Promise((r) => setTimeout(r, 300)); // ~15 lease periods
+      const later = await store.get(task.taskId);
+      if (shared) assert.ok(later.version > settled.version, 'a shared store keeps the lease alive');
+      else assert.equal(later.version, settled.version, 'an exclusive store writes no renewals');
+      await runtime.close();
+      await store.close();
+    }
+  });
+
   it('rejects a step name used twice in one run', async () => {
     const store = openStore('memory:');
     const runtime = runtimeWith(store, {

@@ -52,7 +52,8 @@ export interface TaskRuntimeOptions {
   instanceId?: string;
   /**
    * Lease length in ms (default 5000): how long after an instance dies before another instance
-   * takes its tasks over. Leases are renewed every third of it.
+   * takes its tasks over. On stores shared by several processes leases are renewed every third
+   * of it; on an exclusive store (memory, SQLite by default) they are never consulted or renewed.
    */
   leaseMs?: number;
   /** Largest tool result stored, in bytes of JSON (default 4 MiB); a larger one fails its task. */
@@ -98,6 +99,7 @@ export class TaskRuntime {
   readonly leaseMs: number;
   private heartbeat?: NodeJS.Timeout;
   private purger?: NodeJS.Timeout;
+  private timersStarted = false;
   private ticking = false;
   private readonly maxResultBytes: number;
   private readonly purgeIntervalMs: number;
@@ -201,11 +203,19 @@ export class TaskRuntime {
     return started;
   }
 
-  /** Every third of a lease: renew ours (aborting runs whose lease was taken), take over expired ones. */
+  /** Every third of a lease (shared stores only): renew ours (aborting runs whose lease was taken), take over expired ones. */
+  /**
+   * Starts the background timers once: the purge, and — only when other processes may share the
+   * store — the lease heartbeat. On an exclusive store nobody else can take a task over (a restart
+   * takes everything at once), so renewing every running task's lease would be writes for nothing.
+   */
   private startHeartbeat(): void {
-    if (this.heartbeat || this.closed) return;
-    this.heartbeat = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
-    this.heartbeat.unref();
+    if (this.timersStarted || this.closed) return;
+    this.timersStarted = true;
+    if (!this.store.exclusive) {
+      this.heartbeat = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
+      this.heartbeat.unref();
+    }
     if (this.purgeIntervalMs > 0) {
       this.purger = setInterval(() => void this.purgeExpired().catch((error) => this.onError(error)), this.purgeIntervalMs);
       this.purger.unref();
