@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
+import { ENGINE_ACCESS } from '../src/core/access.js';
 import { openStore } from '../src/store/open-store.js';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
 import { ModernRawClient } from './helpers/modern-client.js';
@@ -118,10 +119,10 @@ for (const { name, url } of stores) {
 
       // Kill whoever executes I4 (its timer) — it holds approval waits too, as tasks are spread.
       const store = openStore(url);
-      const holder = (await store.get(ids.I4!)).lease?.holder;
+      const holder = (await store.get(ids.I4!, ENGINE_ACCESS)).lease?.holder;
       const victim = instances.find((d) => holder === `${name}-${['A', 'B', 'C'][instances.indexOf(d)]}`);
       assert.ok(victim, `lease holder ${holder}`);
-      const victimTasks = (await Promise.all(Object.values(ids).map((id) => store.get(id)))).filter((t) => t.lease?.holder === holder).length;
+      const victimTasks = (await Promise.all(Object.values(ids).map((id) => store.get(id, ENGINE_ACCESS)))).filter((t) => t.lease?.holder === holder).length;
       const paidBefore = new Database(ledger, { readonly: true }).prepare(`SELECT line_id, paid_at FROM payments WHERE invoice_id = ?`).all(`${name}-I4`) as {
         line_id: string;
         paid_at: string;

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { ENGINE_ACCESS } from '../src/core/access.js';
 import { TaskRpcError } from '../src/core/errors.js';
 import type { JsonObject } from '../src/core/json.js';
 import { TaskRuntime, type TaskHandler } from '../src/runtime/runtime.js';
@@ -104,7 +105,7 @@ describe('runtime', () => {
     const store1 = openStore(url);
     const first = runtimeWith(store1, { flow: handler });
     const task = await first.submit({ owner: 'alice', tool: 'flow', arguments: {}, errorResultStatus: 'failed' });
-    await until(async () => ((await store1.get(task.taskId)).statusMessage?.startsWith('Waiting until') ? true : undefined), 'the timer');
+    await until(async () => ((await store1.get(task.taskId, ENGINE_ACCESS)).statusMessage?.startsWith('Waiting until') ? true : undefined), 'the timer');
     const timerJournal = (await store1.readJournal(task.taskId)).get('timer:1') as { value: number };
     await first.close();
     await store1.close();
@@ -114,7 +115,7 @@ describe('runtime', () => {
     const second = runtimeWith(store2, { flow: handler });
     assert.equal(await second.recover(), 1);
     const waiting = await until(async () => {
-      const t = await store2.get(task.taskId);
+      const t = await store2.get(task.taskId, ENGINE_ACCESS);
       return t.status === 'input_required' ? t : undefined;
     }, 'input_required');
     assert.ok(Date.now() >= timerJournal.value, 'did not wake before the journaled deadline');
@@ -200,14 +201,14 @@ describe('runtime', () => {
       },
     });
     const task = await runtime.submit({ owner: 'alice', tool: 'slow', arguments: {}, errorResultStatus: 'failed' });
-    await until(async () => ((await store.get(task.taskId)).statusMessage ? true : undefined), 'sleeping');
+    await until(async () => ((await store.get(task.taskId, ENGINE_ACCESS)).statusMessage ? true : undefined), 'sleeping');
     await assert.rejects(runtime.cancel(task.taskId, 'mallory'), /not found/);
     const cancelled = await runtime.cancel(task.taskId, 'alice');
     assert.equal(cancelled.status, 'cancelled');
     await until(async () => (runtime.isRunning(task.taskId) ? undefined : true), 'handler to stop');
     assert.equal(sawAbort, true);
     assert.equal(afterSleep, false, 'the sleep was interrupted, not waited out');
-    const final = await store.get(task.taskId);
+    const final = await store.get(task.taskId, ENGINE_ACCESS);
     assert.equal(final.status, 'cancelled');
     assert.equal(final.outcome, undefined);
     await assert.rejects(runtime.cancel(task.taskId, 'alice'), /terminal/);
@@ -224,10 +225,10 @@ describe('runtime', () => {
       },
     });
     const task = await runtime.submit({ owner: null, tool: 'wait', arguments: {}, errorResultStatus: 'failed' });
-    await until(async () => ((await store.get(task.taskId)).status === 'input_required' ? true : undefined), 'input_required');
-    await store.cancel(task.taskId);
+    await until(async () => ((await store.get(task.taskId, ENGINE_ACCESS)).status === 'input_required' ? true : undefined), 'input_required');
+    await store.cancel(task.taskId, ENGINE_ACCESS);
     await until(async () => (aborted ? true : undefined), 'abort');
-    assert.equal((await store.get(task.taskId)).status, 'cancelled');
+    assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).status, 'cancelled');
     await runtime.close();
   });
 
@@ -256,11 +257,11 @@ describe('runtime', () => {
       runtime.register('wait', { ...anyArgs, handler: async (_a, ctx) => (await ctx.sleep(60_000), text('x')) });
       const task = await runtime.submit({ owner: null, tool: 'wait', arguments: {}, errorResultStatus: 'failed' });
       const settled = await until(
-        async () => ((await store.get(task.taskId)).statusMessage?.startsWith('Waiting') ? store.get(task.taskId) : undefined),
+        async () => ((await store.get(task.taskId, ENGINE_ACCESS)).statusMessage?.startsWith('Waiting') ? store.get(task.taskId, ENGINE_ACCESS) : undefined),
         'sleeping',
       );
       await new Promise((r) => setTimeout(r, 300)); // ~15 lease periods
-      const later = await store.get(task.taskId);
+      const later = await store.get(task.taskId, ENGINE_ACCESS);
       if (shared) assert.ok(later.version > settled.version, 'a shared store keeps the lease alive');
       else assert.equal(later.version, settled.version, 'an exclusive store writes no renewals');
       await runtime.close();

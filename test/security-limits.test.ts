@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { startInvoiceServer } from '../examples/invoice/server.js';
+import { ENGINE_ACCESS } from '../src/core/access.js';
 import { LimitExceededError } from '../src/core/errors.js';
 import type { JsonObject } from '../src/core/json.js';
 import { TaskRuntime } from '../src/runtime/runtime.js';
@@ -261,8 +262,8 @@ describe('TTL purge', () => {
       assert.equal(await store.purgeExpired(5), 0);
       for (const id of ended) assert.equal(await store.backend.get(id), undefined);
       assert.equal((await store.backend.readJournal(ended[0]!)).size, 0, 'journals go too');
-      assert.equal((await store.get(live.taskId)).status, 'working', 'a live task past its ttl is kept');
-      assert.equal((await store.get(young.taskId)).status, 'completed', 'an ended task within its ttl is kept');
+      assert.equal((await store.get(live.taskId, ENGINE_ACCESS)).status, 'working', 'a live task past its ttl is kept');
+      assert.equal((await store.get(young.taskId, ENGINE_ACCESS)).status, 'completed', 'an ended task within its ttl is kept');
       await store.close();
     });
   }
@@ -283,8 +284,8 @@ describe('secrets at rest', () => {
       },
     });
     const task = await runtime.submit({ owner: null, tool: 'pay', arguments: { cardNumber: '4111111111111111', amount: 5 }, errorResultStatus: 'failed' });
-    for (let i = 0; i < 100 && (await store.get(task.taskId)).status !== 'input_required'; i++) await new Promise((r) => setTimeout(r, 10));
-    await runtime.provideInput(task.taskId, 'elicit-1', { action: 'accept', content: { pin: '9876' } });
+    for (let i = 0; i < 100 && (await store.get(task.taskId, ENGINE_ACCESS)).status !== 'input_required'; i++) await new Promise((r) => setTimeout(r, 10));
+    await runtime.provideInput(task.taskId, 'elicit-1', { action: 'accept', content: { pin: '9876' } }, ENGINE_ACCESS);
     const done = await runtime.waitForTerminal(task.taskId, null);
     assert.deepEqual(done?.outcome, { type: 'result', result: { content: [{ type: 'text', text: 'pin length 4' }] } });
     assert.equal(seen?.cardNumber, '4111111111111111', 'the handler gets the clear value');

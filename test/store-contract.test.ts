@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { IllegalTransitionError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../src/core/errors.js';
+import { ENGINE_ACCESS } from '../src/core/access.js';
+import { IllegalTransitionError, InvalidArgumentError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../src/core/errors.js';
 import { MemoryBackend } from '../src/store/memory-backend.js';
 import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { TaskStore } from '../src/store/task-store.js';
@@ -115,8 +116,21 @@ for (const factory of backends) {
       await assert.rejects(store.get(task.taskId, 'mallory'), TaskNotFoundError);
       await assert.rejects(store.get(task.taskId, null), TaskNotFoundError);
       await assert.rejects(store.cancel(task.taskId, 'mallory'), TaskNotFoundError);
-      await assert.rejects(store.get('no-such-task'), TaskNotFoundError);
+      await assert.rejects(store.get('no-such-task', ENGINE_ACCESS), TaskNotFoundError);
       assert.equal((await store.get(task.taskId, 'alice')).status, 'working', 'foreign attempts changed nothing');
+      await store.close();
+    });
+
+    it('fails closed when the access argument is missing (plain JavaScript callers)', async () => {
+      const { store } = fresh();
+      const task = await store.create({ owner: 'alice', request, errorResultStatus: 'failed' });
+      const missing = undefined as unknown as string;
+      await assert.rejects(store.get(task.taskId, missing), InvalidArgumentError);
+      await assert.rejects(store.get('no-such-task', missing), InvalidArgumentError);
+      await assert.rejects(store.cancel(task.taskId, missing), InvalidArgumentError);
+      await assert.rejects(store.answerInput(task.taskId, 'k', { action: 'accept' }, missing), InvalidArgumentError);
+      assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).owner, 'alice', 'the engine sees every task');
+      assert.equal((await store.get(task.taskId, 'alice')).status, 'working', 'nothing changed');
       await store.close();
     });
 
@@ -124,15 +138,15 @@ for (const factory of backends) {
       const { store } = fresh();
       const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
       await store.requestInput(task.taskId, 'q1', { kind: 'elicitation', message: 'ok?', requestedSchema: { type: 'object', properties: {} } }, 'ok?');
-      assert.equal((await store.get(task.taskId)).status, 'input_required');
+      assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).status, 'input_required');
       const done = await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } });
       assert.equal(done.status, 'completed');
       assert.deepEqual(done.inputRequests, {});
       await assert.rejects(store.finish(task.taskId, 'failed', { type: 'result', result: { content: [] } }), IllegalTransitionError);
-      await assert.rejects(store.cancel(task.taskId), IllegalTransitionError);
+      await assert.rejects(store.cancel(task.taskId, ENGINE_ACCESS), IllegalTransitionError);
       await assert.rejects(store.requestInput(task.taskId, 'q2', { kind: 'elicitation', message: 'x', requestedSchema: {} }, 'x'), IllegalTransitionError);
       assert.equal(await store.report(task.taskId, { statusMessage: 'late' }), false);
-      const after = await store.get(task.taskId);
+      const after = await store.get(task.taskId, ENGINE_ACCESS);
       assert.equal(after.status, 'completed');
       assert.equal(after.version, done.version, 'refused writes changed nothing');
     });
@@ -140,10 +154,10 @@ for (const factory of backends) {
     it('keeps a cancelled task cancelled when its work finishes later', async () => {
       const { store } = fresh();
       const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
-      const cancelled = await store.cancel(task.taskId);
+      const cancelled = await store.cancel(task.taskId, ENGINE_ACCESS);
       assert.equal(cancelled.status, 'cancelled');
       await assert.rejects(store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } }), IllegalTransitionError);
-      assert.equal((await store.get(task.taskId)).status, 'cancelled');
+      assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).status, 'cancelled');
     });
 
     it('records answers durably, ignores answers to keys not outstanding, resumes working when all are answered', async () => {
@@ -155,11 +169,11 @@ for (const factory of backends) {
       assert.equal(await store.answerInput(task.taskId, 'zzz', { action: 'accept', content: {} }, 'alice'), false);
       await assert.rejects(store.answerInput(task.taskId, 'a', { action: 'accept' }, 'mallory'), TaskNotFoundError);
       assert.equal(await store.answerInput(task.taskId, 'a', { action: 'accept', content: { x: 1 } }, 'alice'), true);
-      let now = await store.get(task.taskId);
+      let now = await store.get(task.taskId, ENGINE_ACCESS);
       assert.equal(now.status, 'input_required', 'partial answers leave the task input_required');
       assert.deepEqual(Object.keys(now.inputRequests), ['b']);
       assert.equal(await store.answerInput(task.taskId, 'b', { action: 'decline' }, 'alice'), true);
-      now = await store.get(task.taskId);
+      now = await store.get(task.taskId, ENGINE_ACCESS);
       assert.equal(now.status, 'working');
       assert.deepEqual(await store.inputAnswer(task.taskId, 'a'), { action: 'accept', content: { x: 1 } });
       assert.equal(await store.answerInput(task.taskId, 'a', { action: 'decline' }, 'alice'), false, 'a second answer is ignored');
@@ -203,9 +217,13 @@ for (const factory of backends) {
       const { store } = fresh({ now: () => clock });
       const task = await store.create({ owner: null, request, ttl: 1000, errorResultStatus: 'failed' });
       clock += 5000;
-      assert.equal((await store.get(task.taskId)).status, 'working', 'a live task is never expired under its worker');
+      assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).status, 'working', 'a live task is never expired under its worker');
       await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } });
-      await assert.rejects(store.get(task.taskId), TaskNotFoundError, 'gone: reported expired, or already purged by a backend whose keys expire');
+      await assert.rejects(
+        store.get(task.taskId, ENGINE_ACCESS),
+        TaskNotFoundError,
+        'gone: reported expired, or already purged by a backend whose keys expire',
+      );
       assert.equal((await store.list(null)).tasks.length, 0);
     });
 
@@ -215,9 +233,9 @@ for (const factory of backends) {
       for (let round = 0; round < 10; round++) {
         const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
         const attempts = [
-          store.cancel(task.taskId),
+          store.cancel(task.taskId, ENGINE_ACCESS),
           other.finish(task.taskId, 'completed', { type: 'result', result: { content: [{ type: 'text', text: 'done' }] } }),
-          other.cancel(task.taskId),
+          other.cancel(task.taskId, ENGINE_ACCESS),
           store.finish(task.taskId, 'failed', { type: 'result', result: { content: [], isError: true } }),
         ];
         const settled = await Promise.allSettled(attempts);
@@ -226,7 +244,7 @@ for (const factory of backends) {
         for (const lost of settled.filter((s) => s.status === 'rejected')) {
           assert.ok((lost as PromiseRejectedResult).reason instanceof IllegalTransitionError);
         }
-        const final = await store.get(task.taskId);
+        const final = await store.get(task.taskId, ENGINE_ACCESS);
         assert.equal(final.status, (won[0] as PromiseFulfilledResult<{ status: string }>).value.status);
       }
       if (other !== store) await other.close();
@@ -240,7 +258,7 @@ for (const factory of backends) {
       await Promise.all(
         keys.map((key, i) => (i % 2 ? store : other).requestInput(task.taskId, key, { kind: 'elicitation', message: key, requestedSchema: {} }, key)),
       );
-      const final = await store.get(task.taskId);
+      const final = await store.get(task.taskId, ENGINE_ACCESS);
       assert.deepEqual(Object.keys(final.inputRequests).sort(), [...keys].sort());
       assert.equal(final.version, 1 + keys.length);
       if (other !== store) await other.close();
@@ -252,17 +270,17 @@ for (const factory of backends) {
       const task = await store.create({ owner: null, request, errorResultStatus: 'failed', lease: { holder: 'A', leaseMs: 1000 } });
       assert.equal(task.lease?.holder, 'A');
       assert.equal(await store.claim(task.taskId, 'B', 1000), undefined, 'a live lease is not taken');
-      const updatedAt = (await store.get(task.taskId)).lastUpdatedAt;
+      const updatedAt = (await store.get(task.taskId, ENGINE_ACCESS)).lastUpdatedAt;
       clock += 500;
       await store.renew(task.taskId, 'A', 1000);
-      assert.equal((await store.get(task.taskId)).lastUpdatedAt, updatedAt, 'a renewal does not look like an update to requestors');
+      assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).lastUpdatedAt, updatedAt, 'a renewal does not look like an update to requestors');
       clock += 1500;
       const taken = await store.claim(task.taskId, 'B', 1000);
       assert.equal(taken?.lease?.holder, 'B', 'an expired lease is taken over');
       await assert.rejects(store.renew(task.taskId, 'A', 1000), LeaseLostError);
       await assert.rejects(store.report(task.taskId, { statusMessage: 'stale' }, 'A'), LeaseLostError);
       await assert.rejects(store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } }, undefined, 'A'), LeaseLostError);
-      assert.equal((await store.get(task.taskId)).status, 'working', 'the stale holder changed nothing');
+      assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).status, 'working', 'the stale holder changed nothing');
       const done = await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [] } }, undefined, 'B');
       assert.equal(done.lease, undefined, 'an ended task holds no lease');
       assert.equal(await store.claim(task.taskId, 'C', 1000, true), undefined, 'an ended task cannot be claimed');
@@ -287,7 +305,7 @@ for (const factory of backends) {
         });
       });
       await new Promise((r) => setTimeout(r, 200)); // let the listener connect
-      await store.cancel(task.taskId);
+      await store.cancel(task.taskId, ENGINE_ACCESS);
       assert.equal(await seen, 'cancelled', 'the other instance saw the cancel');
       await other.close();
     });
@@ -306,7 +324,7 @@ for (const factory of backends) {
           child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer ${prefix} exited ${code}: ${stderr}`))));
         });
       await Promise.all([spawnWriter('p1'), spawnWriter('p2')]);
-      const final = await store.get(task.taskId);
+      const final = await store.get(task.taskId, ENGINE_ACCESS);
       assert.equal(Object.keys(final.inputRequests).length, 30);
       assert.equal(final.version, 31, 'every write landed exactly once');
     });
@@ -320,7 +338,7 @@ describe('openStore', () => {
     const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
     await store.close();
     const again = openStore(`sqlite:${path}`);
-    assert.equal((await again.get(task.taskId)).status, 'working', 'sqlite survives reopening');
+    assert.equal((await again.get(task.taskId, ENGINE_ACCESS)).status, 'working', 'sqlite survives reopening');
     await again.close();
     await openStore('memory:').close();
     assert.throws(() => openStore('mysql://x'), /Unsupported store URL/);

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ENGINE_ACCESS } from '../src/core/access.js';
 import { ModernRawClient, readSse, TASKS_EXT } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
 import { startTestServer } from './helpers/test-server.js';
@@ -46,7 +47,7 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     const done = await until(client, created.taskId, (t) => t.status === 'completed');
     assert.equal(done.resultType, 'complete');
     assert.deepEqual(done.result, { content: [{ type: 'text', text: 'hello' }], resultType: 'complete' }, 'the 2026 CallToolResult, discriminator included');
-    const stored = await server.store.get(created.taskId);
+    const stored = await server.store.get(created.taskId, ENGINE_ACCESS);
     assert.equal(stored.status, 'completed', 'CreateTaskResult was only sent once the task was stored');
   });
 

@@ -1,5 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
+import { ENGINE_ACCESS } from '../../src/core/access.js';
 import { isTerminal } from '../../src/core/status.js';
 import { TaskNotFoundError } from '../../src/core/errors.js';
 import { TaskCancelledSignal } from '../../src/runtime/signals.js';
@@ -39,7 +40,7 @@ const publicPayment = ({ invoiceId, lineId, amount, currency, paidAt }: Payment)
 export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, store }: InvoiceDeps): void {
   const isDead = async (taskId: string) => {
     try {
-      const task = await store.get(taskId);
+      const task = await store.get(taskId, ENGINE_ACCESS);
       return isTerminal(task.status) && task.status !== 'completed';
     } catch (error) {
       if (error instanceof TaskNotFoundError) return true;

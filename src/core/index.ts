@@ -5,3 +5,4 @@ export * from './json.js';
 export * from './task.js';
 export * from './policy.js';
 export * from './secrets.js';
+export * from './access.js';

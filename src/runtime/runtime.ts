@@ -5,7 +5,8 @@ import { isTerminal } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
 import type { InputResponse, TaskRecord } from '../core/task.js';
-import type { Requestor, TaskStore } from '../store/task-store.js';
+import type { Access } from '../core/access.js';
+import type { TaskStore } from '../store/task-store.js';
 import { ExecutionContext, type TaskContext } from './context.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';
 
@@ -243,21 +244,23 @@ export class TaskRuntime {
   }
 
   /**
-   * Cancels a task on behalf of `requestor` (see `Requestor`). The task is `cancelled` in the store
-   * when this resolves. Throws `TaskNotFoundError`, or `IllegalTransitionError` if already terminal.
+   * Cancels a task on behalf of `access` (required, see `Access`). The task is `cancelled` in the
+   * store when this resolves. Throws `TaskNotFoundError` (unknown, foreign, expired), or
+   * `IllegalTransitionError` if already terminal.
    */
-  async cancel(taskId: string, requestor?: Requestor): Promise<TaskRecord> {
-    const task = await this.store.cancel(taskId, requestor);
+  async cancel(taskId: string, access: Access): Promise<TaskRecord> {
+    const task = await this.store.cancel(taskId, access);
     this.executions.get(taskId)?.controller.abort(new TaskCancelledSignal(taskId));
     return task;
   }
 
   /**
    * Delivers an answer to outstanding question `key` (see `TaskStore.answerInput`). Returns false when
-   * the key is not outstanding. Throws `TaskNotFoundError` for unknown or foreign tasks.
+   * the key is not outstanding. `access` is required (see `Access`). Throws `TaskNotFoundError` for
+   * unknown or foreign tasks.
    */
-  provideInput(taskId: string, key: string, response: InputResponse, requestor?: Requestor): Promise<boolean> {
-    return this.store.answerInput(taskId, key, response, requestor);
+  provideInput(taskId: string, key: string, response: InputResponse, access: Access): Promise<boolean> {
+    return this.store.answerInput(taskId, key, response, access);
   }
 
   /** True while this runtime is executing the task's handler. */
@@ -272,12 +275,12 @@ export class TaskRuntime {
    */
   async waitForTerminal(
     taskId: string,
-    requestor: Requestor,
+    access: Access,
     options: { signal?: AbortSignal; onChange?: (task: TaskRecord) => void } = {},
   ): Promise<TaskRecord | undefined> {
     for (;;) {
       const change = this.store.nextChange(taskId, { signal: options.signal, timeoutMs: 5_000 });
-      const task = await this.store.get(taskId, requestor);
+      const task = await this.store.get(taskId, access);
       options.onChange?.(task);
       if (isTerminal(task.status)) return task;
       if (options.signal?.aborted) return undefined;

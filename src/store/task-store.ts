@@ -8,6 +8,7 @@ import {
   LimitExceededError,
   TaskNotFoundError,
 } from '../core/errors.js';
+import { assertAccess, ENGINE_ACCESS, mayAccess, type Access } from '../core/access.js';
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
@@ -50,12 +51,6 @@ export interface TaskPage {
   tasks: TaskRecord[];
   nextCursor?: string;
 }
-
-/**
- * Who is asking. A string or `null` is a principal and must own the task (`null` owns the tasks of
- * unauthenticated requestors); `undefined` is the engine itself and bypasses ownership checks.
- */
-export type Requestor = string | null | undefined;
 
 const MAX_CAS_ATTEMPTS = 64;
 const CURSOR_PREFIX = 'c1.';
@@ -156,10 +151,14 @@ export class TaskStore {
     return task;
   }
 
-  /** The task, checked against the requestor. Throws `TaskNotFoundError` if unknown, foreign or expired. */
-  async get(taskId: string, requestor?: Requestor): Promise<TaskRecord> {
+  /**
+   * The task as `access` may see it (see `Access`; required). Throws `TaskNotFoundError` if unknown,
+   * foreign (owned by another principal) or expired — one error for all three, so a task's existence
+   * is not leaked; `InvalidArgumentError` when `access` is missing.
+   */
+  async get(taskId: string, access: Access): Promise<TaskRecord> {
     const task = await this.backend.get(taskId);
-    return this.visible(taskId, task, requestor);
+    return this.visible(taskId, task, access);
   }
 
   /**
@@ -183,10 +182,11 @@ export class TaskStore {
 
   /**
    * Cancels a live task (2025-11-25 "Task Cancellation": the task is `cancelled` before this
-   * resolves). Throws `IllegalTransitionError` when the task is already terminal.
+   * resolves) on behalf of `access` (required). Throws `TaskNotFoundError` (unknown, foreign,
+   * expired) or `IllegalTransitionError` when the task is already terminal.
    */
-  cancel(taskId: string, requestor?: Requestor, statusMessage = 'The task was cancelled by request.'): Promise<TaskRecord> {
-    return this.mutate(taskId, requestor, (task) => {
+  cancel(taskId: string, access: Access, statusMessage = 'The task was cancelled by request.'): Promise<TaskRecord> {
+    return this.mutate(taskId, access, (task) => {
       this.assertTransition(task, 'cancelled');
       task.status = 'cancelled';
       task.statusMessage = statusMessage;
@@ -201,7 +201,7 @@ export class TaskStore {
    * the task is already terminal (e.g. it was cancelled while its work was finishing).
    */
   finish(taskId: string, status: 'completed' | 'failed', outcome: TaskOutcome, statusMessage?: string, holder?: string): Promise<TaskRecord> {
-    return this.mutate(taskId, undefined, (task) => {
+    return this.mutate(taskId, ENGINE_ACCESS, (task) => {
       this.assertTransition(task, status);
       assertHolder(task, holder);
       delete task.lease;
@@ -221,7 +221,7 @@ export class TaskStore {
   async report(taskId: string, update: { statusMessage?: string; progress?: { progress: number; total?: number } }, holder?: string): Promise<boolean> {
     let written = false;
     try {
-      await this.mutate(taskId, undefined, (task) => {
+      await this.mutate(taskId, ENGINE_ACCESS, (task) => {
         written = false; // the callback re-runs on a lost race; only the last attempt counts
         if (isTerminal(task.status)) return undefined;
         assertHolder(task, holder);
@@ -242,7 +242,7 @@ export class TaskStore {
    * to `input_required`. Throws `IllegalTransitionError` when the task is terminal.
    */
   requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string, holder?: string): Promise<TaskRecord> {
-    return this.mutate(taskId, undefined, (task) => {
+    return this.mutate(taskId, ENGINE_ACCESS, (task) => {
       if (task.status !== 'input_required') this.assertTransition(task, 'input_required');
       assertHolder(task, holder);
       task.status = 'input_required';
@@ -257,10 +257,10 @@ export class TaskStore {
    * `input:<key>`, first answer wins) before the task leaves `input_required`; the task goes back to
    * `working` once no question is left. Returns false, changing nothing, when `key` is not
    * outstanding (spec 2026-07-28 `tasks/update`: such answers are ignored).
-   * Throws `TaskNotFoundError` for unknown or foreign tasks.
+   * `access` is required (see `Access`). Throws `TaskNotFoundError` for unknown or foreign tasks.
    */
-  async answerInput(taskId: string, key: string, response: InputResponse, requestor?: Requestor): Promise<boolean> {
-    const task = await this.get(taskId, requestor);
+  async answerInput(taskId: string, key: string, response: InputResponse, access: Access): Promise<boolean> {
+    const task = await this.get(taskId, access);
     if (!(key in task.inputRequests)) return false;
     const stored = response as unknown as Json;
     await this.backend.appendJournal(taskId, inputJournalKey(key), this.secrets ? this.secrets.seal(stored) : stored);
@@ -273,7 +273,7 @@ export class TaskStore {
    * task to `working` when none is left. Idempotent; a no-op on terminal tasks.
    */
   async settleInput(taskId: string, key: string): Promise<void> {
-    await this.mutate(taskId, undefined, (task) => {
+    await this.mutate(taskId, ENGINE_ACCESS, (task) => {
       if (!(key in task.inputRequests) || isTerminal(task.status)) return undefined;
       delete task.inputRequests[key];
       if (task.status === 'input_required' && Object.keys(task.inputRequests).length === 0) {
@@ -296,7 +296,7 @@ export class TaskStore {
     try {
       const task = await this.mutate(
         taskId,
-        undefined,
+        ENGINE_ACCESS,
         (current) => {
           claimed = false;
           if (isTerminal(current.status)) return undefined;
@@ -322,7 +322,7 @@ export class TaskStore {
   async renew(taskId: string, holder: string, leaseMs: number): Promise<void> {
     await this.mutate(
       taskId,
-      undefined,
+      ENGINE_ACCESS,
       (task) => {
         if (isTerminal(task.status)) return undefined;
         assertHolder(task, holder);
@@ -410,8 +410,9 @@ export class TaskStore {
     return this.backend.close();
   }
 
-  private visible(taskId: string, task: TaskRecord | undefined, requestor: Requestor): TaskRecord {
-    if (!task || (requestor !== undefined && task.owner !== requestor)) throw new TaskNotFoundError(taskId);
+  private visible(taskId: string, task: TaskRecord | undefined, access: Access): TaskRecord {
+    assertAccess(access);
+    if (!task || !mayAccess(access, task.owner)) throw new TaskNotFoundError(taskId);
     if (isExpired(task, this.now())) throw new TaskNotFoundError(taskId, 'expired');
     return task;
   }
@@ -427,7 +428,7 @@ export class TaskStore {
    */
   private async mutate(
     taskId: string,
-    requestor: Requestor,
+    access: Access,
     change: (task: TaskRecord) => TaskRecord | undefined,
     options: { touch?: boolean } = {},
   ): Promise<TaskRecord> {
@@ -439,7 +440,7 @@ export class TaskStore {
       let current: TaskRecord;
       let next: TaskRecord | undefined;
       try {
-        current = this.visible(taskId, remembered ?? (await this.backend.get(taskId)), requestor);
+        current = this.visible(taskId, remembered ?? (await this.backend.get(taskId)), access);
         next = change(structuredClone(current));
       } catch (error) {
         if (remembered) continue;

@@ -1,15 +1,16 @@
 import type { TaskRecord } from '../core/task.js';
-import type { Requestor, TaskStore } from '../store/task-store.js';
+import type { Principal } from '../core/access.js';
+import type { TaskStore } from '../store/task-store.js';
 
 /**
- * A `tasks/get` read (either era): the task as `requestor` may see it, after `throttle` (if any)
+ * A `tasks/get` read (either era): the task as `principal` may see it, after `throttle` (if any)
  * admitted the poll. It is read again only when the throttle held the poll back, so a well-paced
  * poll costs one read. Throws `TaskNotFoundError` like `TaskStore.get`.
  */
-export async function pollTask(store: TaskStore, taskId: string, requestor: Requestor, throttle?: PollThrottle, signal?: AbortSignal): Promise<TaskRecord> {
-  const task = await store.get(taskId, requestor);
-  if (!throttle || (await throttle.admit(requestor ?? null, task.taskId, task.pollInterval, signal)) === 0) return task;
-  return store.get(taskId, requestor);
+export async function pollTask(store: TaskStore, taskId: string, principal: Principal, throttle?: PollThrottle, signal?: AbortSignal): Promise<TaskRecord> {
+  const task = await store.get(taskId, principal);
+  if (!throttle || (await throttle.admit(principal, task.taskId, task.pollInterval, signal)) === 0) return task;
+  return store.get(taskId, principal);
 }
 
 /**
@@ -28,7 +29,7 @@ export class PollThrottle {
    * Resolves when the poll may be answered, with the delay imposed in ms (0 for a well-paced poll).
    * `pollIntervalMs` is the task's advertised interval.
    */
-  async admit(principal: string | null, taskId: string, pollIntervalMs: number, signal?: AbortSignal): Promise<number> {
+  async admit(principal: Principal, taskId: string, pollIntervalMs: number, signal?: AbortSignal): Promise<number> {
     const key = `${principal ?? ''}\u0000${taskId}`;
     const now = (this.options.now ?? Date.now)();
     const previous = this.last.get(key);
