@@ -7,17 +7,8 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient, type RpcMessage } from './helpers/raw-client.js';
+import { prng } from './helpers/prng.js';
 import { startTestServer } from './helpers/test-server.js';
-
-/** Deterministic PRNG (mulberry32) so a failure can be replayed from the printed seed. */
-function prng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 it('thousands of malformed task requests get the spec error codes and change nothing', { timeout: 180_000 }, async () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);

@@ -9,6 +9,7 @@ import * as z from 'zod';
 import type { TaskExecutionEvent } from '@modelcontextprotocol/ext-tasks/client';
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { startInvoiceServer, type RunningInvoiceServer } from '../examples/invoice/server.js';
+import { silentLogger } from '../src/core/log.js';
 import { connectTaskClient, type TaskClient } from '../src/client/connect.js';
 
 const invoice = (id: string) => JSON.parse(readFileSync(join('examples/invoice/data/invoices', `${id}.json`), 'utf8'));
@@ -21,7 +22,7 @@ for (const era of ['legacy', 'modern'] as const)
     let tc: TaskClient;
 
     before(async () => {
-      server = await startInvoiceServer({ store: 'memory:', port: 0, policy: { pollIntervalMs: 50 }, log: () => undefined });
+      server = await startInvoiceServer({ store: 'memory:', port: 0, policy: { pollIntervalMs: 50 }, logger: silentLogger });
       answers = [];
       asked = [];
       tc = await connectTaskClient(server.url!, {
@@ -125,7 +126,7 @@ for (const era of ['legacy', 'modern'] as const)
   it(`a server restart between input_required and the answer (${era}): the task is resumed from its reference`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-official-'));
     const store = `sqlite:${join(dir, 'invoice.db')}`;
-    let server = await startInvoiceServer({ store, port: 0, policy: { pollIntervalMs: 50 }, log: () => undefined });
+    let server = await startInvoiceServer({ store, port: 0, policy: { pollIntervalMs: 50 }, logger: silentLogger });
     const port = Number(new URL(server.url!).port);
     const first = await connectTaskClient(server.url!, { era, answer: () => new Promise<never>(() => undefined) });
     const execution = await first.session.callTool('process_invoice', { invoice: invoice('INV-2026-0001') }, { task: { preference: 'prefer' } });
@@ -141,7 +142,7 @@ for (const era of ['legacy', 'modern'] as const)
     // before reconnecting to the same port (separate client processes, like the CLI, never share it).
     await new Promise((r) => setTimeout(r, 100));
 
-    server = await startInvoiceServer({ store, port, policy: { pollIntervalMs: 50 }, log: () => undefined });
+    server = await startInvoiceServer({ store, port, policy: { pollIntervalMs: 50 }, logger: silentLogger });
     try {
       const second = await connectTaskClient(server.url!, { era, answer: async () => ({ action: 'accept', content: { decision: 'approve' } }) });
       const resumed = await second.session.resumeTask(reference);
@@ -156,7 +157,7 @@ for (const era of ['legacy', 'modern'] as const)
   });
 
 it('an SDK v2 client on 2026-07-28 that does not declare the extension gets ordinary results and -32021', async () => {
-  const server = await startInvoiceServer({ store: 'memory:', port: 0, policy: { pollIntervalMs: 50 }, log: () => undefined });
+  const server = await startInvoiceServer({ store: 'memory:', port: 0, policy: { pollIntervalMs: 50 }, logger: silentLogger });
   const client = new Client({ name: 'plain', version: '0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
   try {
     await client.connect(new StreamableHTTPClientTransport(new URL(server.url!)));

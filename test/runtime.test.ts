@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { TaskRpcError } from '../src/core/errors.js';
+import { silentLogger } from '../src/core/log.js';
 import type { JsonObject } from '../src/core/json.js';
 import { TaskRuntime, type TaskHandler } from '../src/runtime/runtime.js';
 import { openStore } from '../src/store/open-store.js';
@@ -19,7 +20,7 @@ const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
 const anyArgs = { parse: (a: JsonObject) => a };
 
 function runtimeWith(store: TaskStore, handlers: Record<string, TaskHandler<any>>) {
-  const runtime = new TaskRuntime(store, { onError: (e) => assert.fail(String(e)) });
+  const runtime = new TaskRuntime(store, { logger: silentLogger, onError: (e) => assert.fail(String(e)) });
   for (const [name, handler] of Object.entries(handlers)) runtime.register(name, { ...anyArgs, handler });
   return runtime;
 }
@@ -77,7 +78,7 @@ describe('runtime', () => {
 
   it('refuses unknown tools and arguments the parser rejects, storing nothing', async () => {
     const store = openStore('memory:');
-    const runtime = new TaskRuntime(store);
+    const runtime = new TaskRuntime(store, { logger: silentLogger });
     runtime.register('strict', {
       parse: (a) => {
         if (typeof a.x !== 'number') throw new Error('x must be a number');
@@ -238,7 +239,7 @@ describe('runtime', () => {
     const task = await store1.create({ owner: null, request: { tool: 'gone', arguments: {} }, errorResultStatus: 'failed' });
     await store1.close();
     const store2 = openStore(url);
-    const runtime = new TaskRuntime(store2);
+    const runtime = new TaskRuntime(store2, { logger: silentLogger });
     await runtime.recover();
     const done = await runtime.waitForTerminal(task.taskId, null);
     assert.equal(done?.status, 'failed');
@@ -253,7 +254,7 @@ describe('runtime', () => {
       [`${dbUrl()}?shared=true`, true],
     ] as const) {
       const store = openStore(url);
-      const runtime = new TaskRuntime(store, { leaseMs: 60, onError: (e) => assert.fail(String(e)) });
+      const runtime = new TaskRuntime(store, { leaseMs: 60, logger: silentLogger, onError: (e) => assert.fail(String(e)) });
       runtime.register('wait', { ...anyArgs, handler: async (_a, ctx) => (await ctx.sleep(60_000), text('x')) });
       const task = await runtime.submit({ owner: null, tool: 'wait', arguments: {}, errorResultStatus: 'failed' });
       const settled = await until(

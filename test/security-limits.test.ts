@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { startInvoiceServer } from '../examples/invoice/server.js';
+import { silentLogger } from '../src/core/log.js';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { LimitExceededError } from '../src/core/errors.js';
 import type { JsonObject } from '../src/core/json.js';
@@ -28,7 +29,7 @@ describe('fallback for clients without Tasks', () => {
       fallbackTools: true,
       syncWaitMs: 2000,
       policy: { pollIntervalMs: 50 },
-      log: () => undefined,
+      logger: silentLogger,
     });
     const client = new Client({ name: 'plain-host', version: '0' }); // no elicitation, no tasks
     try {
@@ -81,7 +82,7 @@ describe('fallback for clients without Tasks', () => {
 describe('principals', () => {
   const tokens = { 'tok-alice': 'alice', 'tok-bob': 'bob' };
   it('another principal learns nothing about a task and cannot touch it, on every method of both eras', async () => {
-    const server = await startInvoiceServer({ store: 'memory:', port: 0, tokens, fallbackTools: true, policy: { pollIntervalMs: 50 }, log: () => undefined });
+    const server = await startInvoiceServer({ store: 'memory:', port: 0, tokens, fallbackTools: true, policy: { pollIntervalMs: 50 }, logger: silentLogger });
     try {
       const unauthenticated = await fetch(server.url!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       assert.equal(unauthenticated.status, 401);
@@ -159,7 +160,7 @@ class ModernRawClientWithAuth extends ModernRawClient {
 
 describe('limits', () => {
   it('caps live tasks per principal with -32000 and a clear message; ended tasks free the quota', async () => {
-    const server = await startInvoiceServer({ store: 'memory:', port: 0, maxLiveTasks: 2, policy: { pollIntervalMs: 50 }, log: () => undefined });
+    const server = await startInvoiceServer({ store: 'memory:', port: 0, maxLiveTasks: 2, policy: { pollIntervalMs: 50 }, logger: silentLogger });
     try {
       const client = new RawMcpClient(server.url!);
       await client.initialize();
@@ -180,7 +181,7 @@ describe('limits', () => {
   });
 
   it('clamps ttl to the maximum and reports the value actually used', async () => {
-    const server = await startInvoiceServer({ store: 'memory:', port: 0, policy: { maxTtlMs: 60_000 }, log: () => undefined });
+    const server = await startInvoiceServer({ store: 'memory:', port: 0, policy: { maxTtlMs: 60_000 }, logger: silentLogger });
     try {
       const client = new RawMcpClient(server.url!);
       await client.initialize();
@@ -194,7 +195,7 @@ describe('limits', () => {
 
   it('fails a task whose result is too large to keep', async () => {
     const store = openStore('memory:');
-    const runtime = new TaskRuntime(store, { maxResultBytes: 1000 });
+    const runtime = new TaskRuntime(store, { maxResultBytes: 1000, logger: silentLogger });
     runtime.register('big', { parse: (a) => a, handler: async () => ({ content: [{ type: 'text', text: 'x'.repeat(5000) }] }) });
     const task = await runtime.submit({ owner: null, tool: 'big', arguments: {}, errorResultStatus: 'failed' });
     const done = await runtime.waitForTerminal(task.taskId, null);
@@ -272,7 +273,7 @@ describe('TTL purge', () => {
 describe('secrets at rest', () => {
   it('stores elicitation answers and sensitive argument fields sealed, hands them back in clear', async () => {
     const store = openStore(`sqlite:${join(dir, 'secrets.db')}`, { secretKey: 'correct horse battery staple' });
-    const runtime = new TaskRuntime(store);
+    const runtime = new TaskRuntime(store, { logger: silentLogger });
     let seen: JsonObject | undefined;
     runtime.register('pay', {
       parse: (a) => a,

@@ -4,7 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startInvoiceServer } from '../examples/invoice/server.js';
 import { ENGINE_ACCESS } from '../src/core/access.js';
+import { silentLogger } from '../src/core/log.js';
 import { ModernRawClient, readSse, TASKS_EXT } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
 import { startTestServer } from './helpers/test-server.js';
@@ -34,7 +36,24 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     const res = await client.request('server/discover');
     assert.deepEqual(res.result.capabilities.extensions[TASKS_EXT], {});
     assert.equal(res.result.capabilities.tasks, undefined, 'no legacy tasks capability in this era');
-    assert.ok(res.result.supportedVersions.includes('2026-07-28'));
+    assert.equal(res.result.supportedVersions[0], '2026-07-28', 'the modern revision first');
+    assert.ok(res.result.supportedVersions.includes('2025-11-25'), 'the 2025-11-25 sessions this endpoint serves are listed too');
+    const legacy = new RawMcpClient(server.url);
+    assert.equal((await legacy.initialize()).protocolVersion, '2025-11-25', 'and really served');
+  });
+
+  it("the invoice server's instructions are true for the era asking", async () => {
+    const invoiceServer = await startInvoiceServer({ store: 'memory:', port: 0, logger: silentLogger });
+    try {
+      const modern = (await new ModernRawClient(invoiceServer.url!).request('server/discover')).result.instructions as string;
+      assert.match(modern, /tasks\/update/);
+      assert.doesNotMatch(modern, /tasks\/result/, 'tasks/result does not exist in 2026-07-28');
+      const legacy = (await new RawMcpClient(invoiceServer.url!).initialize()).instructions as string;
+      assert.match(legacy, /tasks\/result/);
+      assert.doesNotMatch(legacy, /tasks\/update/);
+    } finally {
+      await invoiceServer.close();
+    }
   });
 
   it('answers a declaring client with a flat CreateTaskResult; tasks/get inlines the result', async () => {

@@ -8,6 +8,7 @@
  */
 import { McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
+import { createLogger } from '../../src/core/log.js';
 import { TaskRuntime } from '../../src/runtime/runtime.js';
 import { startHttpServer } from '../../src/server/http.js';
 import { openStore } from '../../src/store/open-store.js';
@@ -16,8 +17,10 @@ import { McpTasks } from '../../src/wire/mcp-tasks.js';
 const started = performance.now();
 const [storeUrl, expectParked] = process.argv.slice(2) as [string, string | undefined];
 const store = openStore(storeUrl, { policy: { pollIntervalMs: 10 } });
-const runtime = new TaskRuntime(store, { onError: () => undefined, purgeIntervalMs: 0 });
-const tasks = new McpTasks(runtime, { throttlePolling: false, onError: () => undefined });
+// Faults only: per-task lifecycle lines would be measured too, and the SDK 1.x baseline logs nothing.
+const logger = createLogger({ level: 'warn' });
+const runtime = new TaskRuntime(store, { logger, onError: () => undefined, purgeIntervalMs: 0 });
+const tasks = new McpTasks(runtime, { throttlePolling: false, logger, onError: () => undefined });
 tasks.registerTool('trivial', { description: 'answers at once', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({
   content: [{ type: 'text', text: 'ok' }],
 }));
@@ -36,6 +39,7 @@ tasks.registerTool('parked', { description: 'a step, then a long wait', inputSch
 const resumedCount = await runtime.recover();
 process.stderr.write(`recovered ${resumedCount}\n`);
 const http = await startHttpServer({
+  logger,
   port: 0,
   createMcpServer: ({ era }) => {
     const mcp = new McpServer({ name: 'bench-ours', version: '0' });

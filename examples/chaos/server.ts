@@ -11,6 +11,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
+import { createLogger } from '../../src/core/log.js';
 import { TaskRuntime } from '../../src/runtime/runtime.js';
 import { startHttpServer } from '../../src/server/http.js';
 import { openStore } from '../../src/store/open-store.js';
@@ -38,8 +39,9 @@ const applyTx = db.transaction((key: string) => {
 const apply = (key: string) => applyTx.immediate(key);
 
 const store = openStore(storeUrl, { policy: { pollIntervalMs: 100 } });
-const runtime = new TaskRuntime(store, { instanceId, leaseMs: Number(leaseMs), onError: () => undefined });
-const tasks = new McpTasks(runtime, { onError: () => undefined });
+const logger = createLogger({ level: 'warn' });
+const runtime = new TaskRuntime(store, { instanceId, leaseMs: Number(leaseMs), logger, onError: () => undefined });
+const tasks = new McpTasks(runtime, { logger, onError: () => undefined });
 tasks.registerTool(
   'multi_step',
   {
@@ -58,6 +60,7 @@ tasks.registerTool(
 );
 await runtime.recover();
 const http = await startHttpServer({
+  logger,
   port: 0,
   createMcpServer: ({ era }) => {
     const mcp = new McpServer({ name: 'chaos-worker', version: '0' });

@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { McpServer } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
+import { createLogger, type Logger } from '../../src/core/log.js';
 import type { TaskPolicy } from '../../src/core/policy.js';
 import { TaskRuntime } from '../../src/runtime/runtime.js';
 import { staticTokenVerifier } from '../../src/server/auth.js';
@@ -48,8 +49,8 @@ export interface InvoiceServerOptions {
   maxLiveTasks?: number;
   /** Key for encrypting approval answers at rest. */
   secretKey?: string;
-  /** Log line sink (stderr by default; stdout belongs to the protocol under stdio). */
-  log?: (line: string) => void;
+  /** Structured logger (default: `createLogger()`, JSON on stderr; stdout belongs to the protocol under stdio). */
+  logger?: Logger;
 }
 
 export interface RunningInvoiceServer {
@@ -66,7 +67,7 @@ export interface RunningInvoiceServer {
  * over stdio.
  */
 export async function startInvoiceServer(options: InvoiceServerOptions = {}): Promise<RunningInvoiceServer> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const logger = options.logger ?? createLogger();
   const storeUrl = options.store ?? 'sqlite:.mcp-tasks/invoice.db';
   const erp = Erp.load(options.erp ?? DEFAULT_ERP_PATH);
   const ledgerPath = options.ledger ?? defaultLedgerPath(storeUrl);
@@ -75,25 +76,18 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const runtime = new TaskRuntime(store, {
     instanceId: options.instanceId,
     leaseMs: options.leaseMs,
-    onError: (error, taskId) => log(`[invoice] ${taskId ?? 'runtime'}: ${error instanceof Error ? error.stack : String(error)}`),
+    logger,
   });
   const tasks = new McpTasks(runtime, {
     list: options.tokens !== undefined,
     fallbackTools: options.fallbackTools,
     syncWaitMs: options.syncWaitMs,
-    onError: (error) => log(`[invoice] ${error instanceof Error ? error.message : String(error)}`),
+    logger,
   });
   registerInvoiceTasks(tasks, { erp, ledger, store });
 
   const createMcpServer = ({ era }: { era: Era }) => {
-    const mcp = new McpServer(
-      { name: 'mcp-tasks-invoice', version: '0.1.0' },
-      {
-        instructions:
-          'Invoice workflow. Call process_invoice as a task with an invoice; poll the task; answer the approval question; ' +
-          'fetch the result with tasks/result. list_payments shows the ledger; export_payments_report must be called as a task.',
-      },
-    );
+    const mcp = new McpServer({ name: 'mcp-tasks-invoice', version: '0.1.0' }, { instructions: INSTRUCTIONS[era] });
     tasks.attach(mcp, { era });
     registerLedgerTools(mcp, ledger);
     return mcp;
@@ -110,7 +104,7 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   if (options.stdio) {
     const mcp = createMcpServer({ era: 'legacy' });
     await mcp.connect(new StdioServerTransport());
-    log(`mcp-tasks invoice demo on stdio (store ${storeUrl}, ledger ${ledgerPath}); resumed ${resumed} task(s)`);
+    logger.info({ transport: 'stdio', store: storeUrl, ledger: ledgerPath, resumed }, `mcp-tasks invoice demo on stdio; resumed ${resumed} task(s)`);
     return { resumed, close: () => mcp.close().then(() => shutdown()) };
   }
   const http = await startHttpServer({
@@ -120,11 +114,23 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
     stateless: options.stateless,
     ...(options.tokens && { auth: { verifier: staticTokenVerifier(options.tokens) } }),
     taskSubscriptions: new TaskSubscriptions(runtime),
-    onError: (e) => log(`[http] ${String(e)}`),
+    logger,
   });
-  log(`mcp-tasks invoice demo listening on ${http.url} (store ${storeUrl}, ledger ${ledgerPath}); resumed ${resumed} task(s)`);
+  logger.info({ url: http.url, store: storeUrl, ledger: ledgerPath, resumed }, `mcp-tasks invoice demo listening on ${http.url}; resumed ${resumed} task(s)`);
   return { url: http.url, resumed, close: () => shutdown(http) };
 }
+
+/** What the server tells a client's model, true for the protocol era it speaks. */
+const INSTRUCTIONS: Record<Era, string> = {
+  legacy:
+    'Invoice workflow. Call process_invoice as a task (params.task) with an invoice; poll tasks/get; answer the approval question ' +
+    '(elicitation/create, delivered on tasks/result); fetch the result with tasks/result. list_payments shows the ledger; ' +
+    'export_payments_report must be called as a task.',
+  modern:
+    'Invoice workflow. Call process_invoice with an invoice (declare the io.modelcontextprotocol/tasks extension): it answers with a ' +
+    'task; poll tasks/get, which lists the approval question under inputRequests and carries the result once the task is completed; ' +
+    'answer with tasks/update (inputResponses). list_payments shows the ledger; export_payments_report always runs as a task.',
+};
 
 /** `ledger.db` beside a SQLite store, in memory for a memory store, `.mcp-tasks/ledger.db` for shared stores. */
 function defaultLedgerPath(storeUrl: string): string {

@@ -5,6 +5,7 @@ import type { ApplicationElicitResult, TaskOutcome } from '@modelcontextprotocol
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { connectTaskClient, type TaskClient } from '../client/connect.js';
 import { ClientJournal, type JournalEntry } from '../client/journal.js';
+import { createLogger, LOG_LEVELS } from '../core/log.js';
 import { loadTokenFile } from '../server/auth.js';
 import { parseAnswer, statusLine, terminalAnswerer } from '../client/prompt.js';
 import { follow, type Followed } from './follow.js';
@@ -43,6 +44,13 @@ demo
   .option('--max-live-tasks <n>', 'most working/input_required tasks per principal', parsePositiveInt)
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
+  .addOption(new Option('--log-level <level>', 'lowest log level written to stderr (default: $MCP_TASKS_LOG_LEVEL, else info)').choices([...LOG_LEVELS]))
+  .addOption(
+    new Option('--log-format <format>', 'log lines as JSON, or human-readable (default: pretty when stderr is a terminal, else json)').choices([
+      'json',
+      'pretty',
+    ]),
+  )
   .action(async (opts) => {
     const { startInvoiceServer } = await import('../../examples/invoice/server.js');
     const server = await startInvoiceServer({
@@ -61,6 +69,10 @@ demo
       syncWaitMs: opts.syncWaitMs,
       maxLiveTasks: opts.maxLiveTasks,
       secretKey: process.env.MCP_TASKS_SECRET_KEY,
+      logger: createLogger({
+        ...(opts.logLevel && { level: opts.logLevel }),
+        pretty: (opts.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json')) === 'pretty',
+      }),
     });
     if (server.url) process.stdout.write(`${server.url}\n`);
     const stop = () => {

@@ -1,5 +1,6 @@
 import type { Json, JsonObject } from '../core/json.js';
 import { toJson } from '../core/json.js';
+import { silentLogger, type Logger } from '../core/log.js';
 import type { InputResponse } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
 import { abortableDelay } from './delay.js';
@@ -82,6 +83,8 @@ export class ExecutionContext implements TaskContext {
     private readonly now: () => number,
     /** The runtime instance holding the task's lease; its writes are fenced by it. */
     private readonly holder?: string,
+    /** Logs the task's lifecycle events (bound to its taskId, tool and principal). */
+    private readonly log: Logger = silentLogger,
   ) {}
 
   async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
@@ -121,6 +124,7 @@ export class ExecutionContext implements TaskContext {
       return answer;
     }
     await this.store.requestInput(this.taskId, key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) }, message, this.holder);
+    this.log.info({ key }, 'task waiting for input');
     for (;;) {
       const change = this.store.nextChange(this.taskId, { signal: this.signal, timeoutMs: 30_000 });
       answer = await this.store.inputAnswer(this.taskId, key);

@@ -5,7 +5,8 @@ import { isTerminal } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
 import type { InputResponse, TaskRecord } from '../core/task.js';
-import type { Access } from '../core/access.js';
+import { ENGINE_ACCESS, type Access } from '../core/access.js';
+import { createLogger, type Logger } from '../core/log.js';
 import type { TaskStore } from '../store/task-store.js';
 import { ExecutionContext, type TaskContext } from './context.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';
@@ -47,7 +48,14 @@ export interface SubmitInput {
 export interface TaskRuntimeOptions {
   /** Clock in ms since the epoch (tests inject one). */
   now?: () => number;
-  /** Called with errors the runtime cannot attribute to a task (store outages while finishing, …). */
+  /**
+   * Structured logger. The runtime logs each task's lifecycle at info level (created, waiting for
+   * input, input answered, resumed after a restart, taken over, completed / failed / cancelled,
+   * purged) with `taskId`, `tool` and `principal` — never arguments, answers or tokens.
+   * Default: `createLogger()`.
+   */
+  logger?: Logger;
+  /** Called with errors the runtime cannot attribute to a request (store outages while finishing, …). Default: logged at error level. */
   onError?: (error: unknown, taskId?: string) => void;
   /** This instance's identity in leases. Default: `<hostname>-<pid>-<random>`. */
   instanceId?: string;
@@ -92,6 +100,7 @@ export class TaskRuntime {
   private readonly executions = new Map<string, Execution>();
   private readonly now: () => number;
   private readonly onError: (error: unknown, taskId?: string) => void;
+  private readonly log: Logger;
   private closed = false;
   private readonly unsubscribe: () => void;
   /** This instance's identity in leases. */
@@ -110,7 +119,8 @@ export class TaskRuntime {
     options: TaskRuntimeOptions = {},
   ) {
     this.now = options.now ?? Date.now;
-    this.onError = options.onError ?? ((error, taskId) => console.error(`[mcp-tasks] ${taskId ?? 'runtime'}:`, error));
+    this.log = options.logger ?? createLogger();
+    this.onError = options.onError ?? ((error, taskId) => this.log.error({ err: error, taskId }, 'task runtime error'));
     this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
     this.leaseMs = options.leaseMs ?? 5000;
     this.maxResultBytes = options.maxResultBytes ?? 4 * 1024 * 1024;
@@ -150,6 +160,7 @@ export class TaskRuntime {
       errorResultStatus: input.errorResultStatus,
       lease: { holder: this.instanceId, leaseMs: this.leaseMs },
     });
+    this.log.info(taskFields(task), 'task created');
     this.startHeartbeat();
     this.start(task);
     return task;
@@ -175,6 +186,7 @@ export class TaskRuntime {
       total += deleted;
       if (deleted < 500) break;
     }
+    if (total > 0) this.log.info({ count: total }, 'expired tasks purged');
     return total;
   }
 
@@ -199,7 +211,11 @@ export class TaskRuntime {
       if (this.closed || this.executions.has(task.taskId)) continue;
       if (!force && task.lease && task.lease.holder !== this.instanceId && task.lease.expiresAt > this.now()) continue;
       const claimed = await this.store.claim(task.taskId, this.instanceId, this.leaseMs, force);
-      if (claimed && this.start(claimed)) started++;
+      if (!claimed || !this.start(claimed)) continue;
+      started++;
+      const previous = task.lease?.holder;
+      if (force || !previous || previous === this.instanceId) this.log.info(taskFields(claimed), 'task resumed after restart');
+      else this.log.info({ ...taskFields(claimed), previousHolder: previous }, 'task taken over from an instance presumed dead');
     }
     return started;
   }
@@ -250,6 +266,7 @@ export class TaskRuntime {
    */
   async cancel(taskId: string, access: Access): Promise<TaskRecord> {
     const task = await this.store.cancel(taskId, access);
+    this.log.info({ ...taskFields(task), by: accessName(access) }, 'task cancelled');
     this.executions.get(taskId)?.controller.abort(new TaskCancelledSignal(taskId));
     return task;
   }
@@ -259,8 +276,10 @@ export class TaskRuntime {
    * the key is not outstanding. `access` is required (see `Access`). Throws `TaskNotFoundError` for
    * unknown or foreign tasks.
    */
-  provideInput(taskId: string, key: string, response: InputResponse, access: Access): Promise<boolean> {
-    return this.store.answerInput(taskId, key, response, access);
+  async provideInput(taskId: string, key: string, response: InputResponse, access: Access): Promise<boolean> {
+    const accepted = await this.store.answerInput(taskId, key, response, access);
+    if (accepted) this.log.info({ taskId, key, action: response.action, by: accessName(access) }, 'task input answered');
+    return accepted;
   }
 
   /** True while this runtime is executing the task's handler. */
@@ -325,7 +344,7 @@ export class TaskRuntime {
     try {
       const args = entry.parse(this.openSensitive(task.request.arguments));
       const journal = await this.store.readJournal(task.taskId);
-      const ctx = new ExecutionContext(task.taskId, signal, this.store, journal, this.now, this.instanceId);
+      const ctx = new ExecutionContext(task.taskId, signal, this.store, journal, this.now, this.instanceId, this.log.child(taskFields(task)));
       outcome = { result: await entry.handler(args, ctx) };
     } catch (error) {
       outcome = { error };
@@ -365,7 +384,10 @@ export class TaskRuntime {
   /** A finish that lost to a cancel, a deleted task or a takeover (fenced) is expected, not an error. */
   private async settle(write: Promise<TaskRecord>): Promise<void> {
     try {
-      await write;
+      const task = await write;
+      const fields = { ...taskFields(task), ...(task.outcome?.type === 'error' && { code: task.outcome.error.code }) };
+      if (task.status === 'completed') this.log.info(fields, 'task completed');
+      else this.log.info({ ...fields, statusMessage: task.statusMessage }, `task ${task.status}`);
     } catch (error) {
       if (error instanceof IllegalTransitionError || error instanceof TaskNotFoundError || error instanceof LeaseLostError) return;
       throw error;
@@ -384,4 +406,14 @@ function normalizeResult(value: unknown): JsonObject {
 function firstText(result: JsonObject): string | undefined {
   const first = (result.content as Json[])[0];
   return first && typeof first === 'object' && !Array.isArray(first) && typeof first.text === 'string' ? first.text : undefined;
+}
+
+/** The fields that identify a task in log lines: never its arguments or answers. */
+function taskFields(task: TaskRecord): { taskId: string; tool: string; principal: string | null } {
+  return { taskId: task.taskId, tool: task.request.tool, principal: task.owner };
+}
+
+/** Who acted, for log lines: the principal, or `engine`. */
+function accessName(access: Access): string | null {
+  return access === ENGINE_ACCESS ? 'engine' : access;
 }

@@ -12,7 +12,12 @@ import {
   type BearerAuthOptions,
   type McpServer,
 } from '@modelcontextprotocol/server';
+import { checkBody, type BodyLimits } from './body-guard.js';
+import { createLogger, logRequestError, type Logger } from '../core/log.js';
 import type { Era } from '../wire/mcp-tasks.js';
+import { advertiseServedVersions } from '../wire/discover.js';
+import { principalOf } from '../wire/principal.js';
+import { hardenServerRequestIds, LegacySessions } from './legacy-sessions.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 
 /** Options of `startHttpServer`. */
@@ -47,6 +52,19 @@ export interface HttpServerOptions {
   taskSubscriptions?: TaskSubscriptions;
   /** Largest accepted request body in bytes. Default 4 MiB; larger bodies get HTTP 413. */
   maxBodyBytes?: number;
+  /**
+   * Limits on a POST's parsed JSON body, checked before anything recurses over it (see `checkBody`):
+   * `maxDepth` nesting in objects/arrays (default 64), `maxBatchLength` messages (default 100),
+   * `maxKeys` object members in the whole body (default 100,000). Over a limit: HTTP 400 with
+   * -32602 when it is a request's `params`, else -32600.
+   */
+  bodyLimits?: Partial<BodyLimits>;
+  /** Structured logger (see `createLogger`). Default: a new `createLogger()` (JSON on stderr, level from `MCP_TASKS_LOG_LEVEL`, else info). */
+  logger?: Logger;
+  /**
+   * Errors met while serving requests. Default: `logRequestError` — refused client requests at debug
+   * level without a stack, server faults at error level with one.
+   */
   onError?: (error: unknown) => void;
 }
 
@@ -74,8 +92,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const host = options.host ?? '127.0.0.1';
   const path = options.path ?? '/mcp';
   const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
-  const onError = options.onError ?? ((error: unknown) => console.error('[mcp-tasks] http:', error));
-  const sessions = new Map<string, { transport: NodeStreamableHTTPServerTransport; mcp: McpServer }>();
+  const logger = options.logger ?? createLogger();
+  const onError = options.onError ?? ((error: unknown) => logRequestError(logger, error, { component: 'http' }));
+  const sessions = new LegacySessions(logger);
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
   const stateless = options.stateless === true;
@@ -83,11 +102,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     options.modern === false && !stateless
       ? undefined
       : toNodeHandler(
-          createMcpHandler((ctx) => options.createMcpServer({ era: ctx.era, ...(ctx.authInfo && { authInfo: ctx.authInfo }) }), {
-            legacy: stateless ? 'stateless' : 'reject',
-            onerror: onError,
-            maxRequestBodySize: maxBodyBytes,
-          }),
+          createMcpHandler(
+            async (ctx) => {
+              const mcp = await options.createMcpServer({ era: ctx.era, ...(ctx.authInfo && { authInfo: ctx.authInfo }) });
+              // This endpoint serves the 2025 era too (sessions, or the stateless fallback): server/discover says so.
+              if (ctx.era === 'modern') advertiseServedVersions(mcp);
+              return mcp;
+            },
+            {
+              legacy: stateless ? 'stateless' : 'reject',
+              onerror: onError,
+              maxRequestBodySize: maxBodyBytes,
+            },
+          ),
           { maxRequestBodySize: maxBodyBytes, onerror: onError },
         );
 
@@ -113,16 +140,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       } catch {
         return rpcError(res, 400, -32700, 'Parse error: request body is not JSON');
       }
-      // JSON-RPC 2.0: an empty batch is an Invalid Request (the SDK transport would accept it with 202).
-      if (Array.isArray(body) && body.length === 0) return rpcError(res, 400, -32600, 'Invalid Request: empty batch');
+      // Shape, depth, batch length (an empty batch too: the SDK transport would accept it with 202) and
+      // key count, before the SDK's zod validation or JSON.stringify can overflow the stack.
+      const refused = checkBody(body, options.bodyLimits);
+      if (refused) return reply(res, refused.status, { jsonrpc: '2.0', error: { code: refused.code, message: refused.message }, id: refused.id });
     }
+    const authInfo = (req as IncomingMessage & { auth?: AuthInfo }).auth;
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {
-      const session = sessions.get(sessionId);
+      // A session answers only the principal that opened it; anyone else is told it does not exist.
+      const session = sessions.find(sessionId, principalOf(authInfo));
       if (!session) return rpcError(res, 404, -32001, 'Session not found; start a new session with initialize');
       return session.transport.handleRequest(req, res, body);
     }
-    const authInfo = (req as IncomingMessage & { auth?: AuthInfo }).auth;
     if (stateless && modern) {
       if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
       return modern(req, res, body);
@@ -133,16 +163,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
     const mcp = await options.createMcpServer({ era: 'legacy', ...(authInfo && { authInfo }) });
+    const principal = principalOf(authInfo);
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => {
-        sessions.set(id, { transport, mcp });
-      },
+      onsessioninitialized: (id) => sessions.add(id, { transport, mcp, principal }),
     });
     transport.onclose = () => {
       if (transport.sessionId) sessions.delete(transport.sessionId);
     };
     await mcp.connect(transport);
+    hardenServerRequestIds(transport, logger);
     await transport.handleRequest(req, res, body);
   };
 
@@ -163,8 +193,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     url: `http://${shownHost}:${address.port}${path}`,
     http,
     close: async () => {
-      for (const { mcp } of sessions.values()) await mcp.close().catch(() => undefined);
-      sessions.clear();
+      await sessions.closeAll();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
     },

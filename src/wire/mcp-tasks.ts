@@ -14,6 +14,7 @@ import {
 } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import { InvalidArgumentError } from '../core/errors.js';
+import { createLogger, type Logger } from '../core/log.js';
 import type { JsonObject } from '../core/json.js';
 import { jsonSize } from '../core/json.js';
 import type { TaskContext } from '../runtime/context.js';
@@ -68,7 +69,9 @@ export interface McpTasksOptions {
   list?: boolean;
   /** Largest accepted `arguments` of a task call, in bytes of JSON. Default 1 MiB. */
   maxArgumentBytes?: number;
-  /** Errors that concern no single request (delivery failures, …). Default: console.error. */
+  /** Structured logger (see `createLogger`). Default: `createLogger()`. */
+  logger?: Logger;
+  /** Errors that concern no single request (delivery failures, …). Default: logged at warn level. */
   onError?: (error: unknown) => void;
   /**
    * Register the fallback tools `get_task_status`, `get_task_result`, `answer_task_input` and
@@ -140,7 +143,8 @@ export class McpTasks {
   ) {
     this.listEnabled = options.list ?? false;
     this.maxArgumentBytes = options.maxArgumentBytes ?? 1024 * 1024;
-    this.onError = options.onError ?? ((error) => console.error('[mcp-tasks]', error));
+    const logger = options.logger ?? createLogger();
+    this.onError = options.onError ?? ((error) => logger.warn({ err: error }, 'could not deliver a message to the client'));
     this.fallbackTools = options.fallbackTools ?? false;
     this.syncWaitMs = options.syncWaitMs ?? 30_000;
     if (options.throttlePolling !== false) this.throttle = new PollThrottle();
@@ -303,13 +307,25 @@ export class McpTasks {
     return (async () => answerModernCall(this.runtime, params, this.checkArguments(entry.name, params.arguments), principalOf(extra?.authInfo), call))();
   }
 
-  /** Shape and size checks of `arguments` (-32602); the schema itself is checked by the runtime's parser. */
+  /**
+   * Shape and size checks of `arguments` on every path (task and synchronous, both eras): an object
+   * of at most `maxArgumentBytes` bytes of JSON, else -32602; the schema itself is checked by the
+   * runtime's parser. Arguments too deeply nested to serialize (stdio has no HTTP body guard) are
+   * refused -32602 as well.
+   */
   private checkArguments(name: string, args: unknown): JsonObject {
     const value = args ?? {};
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${name}: expected an object`);
     }
-    if (jsonSize(value) > this.maxArgumentBytes)
+    let size: number;
+    try {
+      size = jsonSize(value);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Arguments for tool ${name} are nested too deeply`);
+    }
+    if (size > this.maxArgumentBytes)
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Arguments for tool ${name} exceed ${this.maxArgumentBytes} bytes`);
     return value as JsonObject;
   }
@@ -324,6 +340,7 @@ export class McpTasks {
    * goes on durably either way.
    */
   private async callSynchronously(server: Server, era: Era, name: string, args: JsonObject, ctx: ServerContext): Promise<CallToolResult> {
+    this.checkArguments(name, args);
     const owner = principalOf(ctx.http?.authInfo);
     const task = await this.runtime.submit({ owner, tool: name, arguments: args, errorResultStatus: era === 'modern' ? 'completed' : 'failed' });
     const asked = new Set<string>();

@@ -1,6 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import { TaskRpcError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/log.js';
 import { TaskRuntime } from '../../src/runtime/runtime.js';
 import { startHttpServer } from '../../src/server/http.js';
 import { openStore } from '../../src/store/open-store.js';
@@ -16,8 +17,8 @@ const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
  */
 export async function startTestServer(storeUrl: string, options: { port?: number; list?: boolean } = {}) {
   const store = openStore(storeUrl, { policy: { pollIntervalMs: 50 } });
-  const runtime = new TaskRuntime(store, { onError: () => undefined });
-  const tasks = new McpTasks(runtime, { list: options.list, maxArgumentBytes: 64 * 1024, onError: (e) => console.error('TASKS-ERR', e) });
+  const runtime = new TaskRuntime(store, { logger: silentLogger, onError: () => undefined });
+  const tasks = new McpTasks(runtime, { list: options.list, maxArgumentBytes: 64 * 1024, logger: silentLogger });
   tasks.registerTool('echo', { description: 'Echoes text', inputSchema: z.object({ text: z.string() }), taskSupport: 'optional' }, async ({ text: t }) =>
     text(t),
   );
@@ -53,6 +54,7 @@ export async function startTestServer(storeUrl: string, options: { port?: number
   );
   tasks.registerTool('report', { description: 'Required task', inputSchema: z.object({}), taskSupport: 'required' }, async () => text('report'));
   const http = await startHttpServer({
+    logger: silentLogger,
     port: options.port ?? 0,
     taskSubscriptions: new TaskSubscriptions(runtime, { keepAliveMs: 1000 }),
     createMcpServer: ({ era }) => {
