@@ -1,0 +1,310 @@
+/**
+ * Fixture server for the official MCP conformance suite (`@modelcontextprotocol/conformance`),
+ * scenarios `tasks-*` (extension `io.modelcontextprotocol/tasks`, protocol 2026-07-28) and
+ * `input-required-result-*` (SEP-2322 multi round-trip requests).
+ *
+ * Built only on mcp-tasks' public API (`src/index.ts`, the package's entry point) plus the SDK's
+ * `McpServer` it composes with, as a user of the package would: `openStore('memory:')`,
+ * `TaskRuntime`, `McpTasks.registerTool`, `McpTasks.attach`, `startHttpServer`,
+ * `TaskSubscriptions`. The tool names and behaviours are the ones the scenarios require (see
+ * conformance/README.md).
+ *
+ * Listens on 127.0.0.1, port `CONFORMANCE_PORT` (default 0 = a free port), and prints
+ * `CONFORMANCE_SERVER_URL=<url>` on stdout once it accepts requests. Stops on SIGTERM/SIGINT.
+ * `CONFORMANCE_POLL_INTERVAL_MS` sets the advertised pollInterval (default 250).
+ *
+ * `CONFORMANCE_MRTR=sdk` (diagnostic only, not the default): serve the `input-required-result-*`
+ * tools and prompt with the SDK's own multi round-trip support (`inputRequired()`, plain
+ * `McpServer.registerTool`) instead of mcp-tasks task tools, to separate what the SDK + our HTTP
+ * serving already pass from what McpTasks does not do yet.
+ */
+import { acceptedContent, createRequestStateCodec, inputRequired, inputResponse, McpServer, type ServerContext } from '@modelcontextprotocol/server';
+import * as z from 'zod';
+import { McpTasks, openStore, startHttpServer, TaskRpcError, TaskRuntime, TaskSubscriptions, type TaskContext } from '../src/index.js';
+
+const mrtrMode = process.env.CONFORMANCE_MRTR === 'sdk' ? 'sdk' : 'project';
+const port = Number(process.env.CONFORMANCE_PORT ?? 0);
+// The suite polls tasks/get every 100-200 ms; McpTasks holds back polls faster than half the
+// advertised pollInterval, so the default 250 keeps runs fast without disabling that throttle.
+const pollIntervalMs = Number(process.env.CONFORMANCE_POLL_INTERVAL_MS ?? 250);
+const log = (line: string) => process.stderr.write(`[fixture] ${line}\n`);
+const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
+
+const store = openStore('memory:', { policy: { pollIntervalMs } });
+const runtime = new TaskRuntime(store, { onError: (error, taskId) => log(`runtime ${taskId ?? ''}: ${String(error)}`) });
+const tasks = new McpTasks(runtime, { onError: (error) => log(`mcp-tasks: ${String(error)}`) });
+
+// ---------------------------------------------------------------------------------------------
+// tasks-* fixtures (SEP-2663). `greet` is an ordinary (sync-only) tool, registered per McpServer.
+// ---------------------------------------------------------------------------------------------
+
+/** Sleeps `seconds` (durable timer; cancelled through ctx.signal), then returns a result. */
+tasks.registerTool(
+  'slow_compute',
+  {
+    description: 'Task-supporting: sleeps `seconds` seconds, then returns a result (seconds: 0 = immediate).',
+    inputSchema: z.object({ seconds: z.number().min(0), label: z.string().optional() }),
+    taskSupport: 'optional',
+  },
+  async ({ seconds, label }, ctx) => {
+    await ctx.sleep(seconds * 1000);
+    return text(`computed${label ? ` ${label}` : ''} after ${seconds}s`);
+  },
+);
+
+/** `required` task support (tasks-required-task-error); a tool execution error (isError) after ~1 s. */
+tasks.registerTool(
+  'failing_job',
+  { description: 'Task-required: reports a tool execution error after about 1 s.', inputSchema: z.object({}), taskSupport: 'required' },
+  async (_args, ctx) => {
+    await ctx.sleep(1000);
+    return { ...text('failing_job: the job failed'), isError: true };
+  },
+);
+
+/** Fails with a protocol-level (JSON-RPC) error: the package's way is to throw a `TaskRpcError`. */
+tasks.registerTool(
+  'protocol_error_job',
+  { description: 'Task-supporting: fails with a JSON-RPC internal error.', inputSchema: z.object({}), taskSupport: 'optional' },
+  async () => {
+    throw new TaskRpcError(-32603, 'protocol_error_job: simulated internal failure');
+  },
+);
+
+/** Parks for one elicitation, then completes. */
+tasks.registerTool(
+  'confirm_delete',
+  { description: 'Task-supporting: asks for confirmation, then "deletes" the file.', inputSchema: z.object({ filename: z.string() }), taskSupport: 'optional' },
+  async ({ filename }, ctx) => {
+    const answer = await ctx.elicit(`Delete ${filename}?`, { type: 'object', properties: { confirm: { type: 'boolean' } }, required: ['confirm'] });
+    const confirmed = answer.action === 'accept' && answer.content?.confirm === true;
+    return text(confirmed ? `Deleted ${filename}` : `Kept ${filename} (${answer.action})`);
+  },
+);
+
+/** Two elicitations in parallel, so two input requests are outstanding at once. */
+tasks.registerTool(
+  'multi_input',
+  { description: 'Task-supporting: asks two questions at once.', inputSchema: z.object({}), taskSupport: 'optional' },
+  async (_args, ctx) => {
+    const schema = { type: 'object', properties: { name: { type: 'string' }, confirm: { type: 'boolean' } } };
+    const [first, second] = await Promise.all([ctx.elicit('First question', schema), ctx.elicit('Second question', schema)]);
+    return text(`answers: ${String(first.content?.name ?? first.action)}, ${String(second.content?.name ?? second.action)}`);
+  },
+);
+
+/**
+ * tasks-mrtr-composition: round 1 should be an InputRequiredResult (MRTR on tools/call), round 2 a
+ * CreateTaskResult. mcp-tasks has no InputRequiredResult on tools/call, so the closest it offers is
+ * a required task that asks its question as a task input request.
+ */
+tasks.registerTool(
+  'test_tool_with_task',
+  { description: 'Task-required: asks for a name, then greets it.', inputSchema: z.object({}), taskSupport: 'required' },
+  async (_args, ctx) => text(`Hello, ${await askName(ctx, 'What is your name?')}!`),
+);
+
+async function askName(ctx: TaskContext, message: string): Promise<string> {
+  const answer = await ctx.elicit(message, { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] });
+  return answer.action === 'accept' ? String(answer.content?.name ?? '') : `(${answer.action})`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// input-required-result-* fixtures (SEP-2322), as mcp-tasks task tools (default mode). A task
+// handler can only ask through ctx.elicit (elicitation); there is no sampling or roots primitive,
+// and the question keys are chosen by the runtime (`elicit-N`), not by the tool.
+// ---------------------------------------------------------------------------------------------
+
+if (mrtrMode === 'project') {
+  const unsupported = (what: string) => async () => ({
+    ...text(`fixture: an mcp-tasks task handler cannot request ${what} (TaskContext offers elicit only)`),
+    isError: true,
+  });
+  tasks.registerTool(
+    'test_input_required_result_elicitation',
+    { description: 'SEP-2322 A1: asks for a name (elicitation).', inputSchema: z.object({}), taskSupport: 'optional' },
+    async (_args, ctx) => text(`Hello, ${await askName(ctx, 'What is your name?')}!`),
+  );
+  tasks.registerTool(
+    'test_input_required_result_sampling',
+    { description: 'SEP-2322 A2: needs a sampling/createMessage input.', inputSchema: z.object({}), taskSupport: 'optional' },
+    unsupported('sampling/createMessage'),
+  );
+  tasks.registerTool(
+    'test_input_required_result_list_roots',
+    { description: 'SEP-2322 A3: needs a roots/list input.', inputSchema: z.object({}), taskSupport: 'optional' },
+    unsupported('roots/list'),
+  );
+  for (const name of ['test_input_required_result_request_state', 'test_input_required_result_tampered_state']) {
+    tasks.registerTool(
+      name,
+      { description: 'SEP-2322 A4/A12: asks for confirmation (requestState round trip).', inputSchema: z.object({}), taskSupport: 'optional' },
+      async (_args, ctx) => {
+        const answer = await ctx.elicit('Please confirm', { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] });
+        return text(answer.action === 'accept' && answer.content?.ok === true ? 'state-ok' : `not confirmed (${answer.action})`);
+      },
+    );
+  }
+  tasks.registerTool(
+    'test_input_required_result_multiple_inputs',
+    { description: 'SEP-2322 A5: needs elicitation + sampling + roots/list inputs.', inputSchema: z.object({}), taskSupport: 'optional' },
+    unsupported('sampling/createMessage or roots/list'),
+  );
+  tasks.registerTool(
+    'test_input_required_result_multi_round',
+    { description: 'SEP-2322 A6: two rounds of elicitation.', inputSchema: z.object({}), taskSupport: 'optional' },
+    async (_args, ctx) => {
+      const name = await askName(ctx, 'Step 1: What is your name?');
+      const color = await ctx.elicit('Step 2: What is your favorite color?', {
+        type: 'object',
+        properties: { color: { type: 'string' } },
+        required: ['color'],
+      });
+      return text(`${name} likes ${String(color.content?.color ?? color.action)}`);
+    },
+  );
+  tasks.registerTool(
+    'test_input_required_result_capabilities',
+    { description: 'SEP-2322 A13: needs a sampling input when the client lacks elicitation.', inputSchema: z.object({}), taskSupport: 'optional' },
+    unsupported('sampling/createMessage'),
+  );
+  // No prompt: mcp-tasks has no prompts/get integration (test_input_required_result_prompt is absent).
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostic baseline (CONFORMANCE_MRTR=sdk): the same SEP-2322 fixtures with the SDK's own MRTR.
+// ---------------------------------------------------------------------------------------------
+
+const requestStateCodec = createRequestStateCodec<{ round: number }>({ key: 'conformance-fixture-request-state-key-0123456789' });
+
+function registerSdkMrtrFixtures(mcp: McpServer): void {
+  const nameQuestion = (message: string) =>
+    inputRequired.elicit({ message, requestedSchema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } });
+  const isElicit = (v: ReturnType<typeof inputResponse>) => v.kind === 'elicit';
+  const samplingQuestion = (prompt: string, maxTokens: number) =>
+    inputRequired.createMessage({ messages: [{ role: 'user', content: { type: 'text', text: prompt } }], maxTokens });
+
+  mcp.registerTool('test_input_required_result_elicitation', { description: 'SEP-2322 A1', inputSchema: z.object({}) }, async (_a, ctx) => {
+    const name = acceptedContent(ctx.mcpReq.inputResponses, 'user_name')?.name;
+    if (typeof name !== 'string') return inputRequired({ inputRequests: { user_name: nameQuestion('What is your name?') } });
+    return text(`Hello, ${name}!`);
+  });
+  mcp.registerTool('test_input_required_result_sampling', { description: 'SEP-2322 A2', inputSchema: z.object({}) }, async (_a, ctx) => {
+    const answer = inputResponse(ctx.mcpReq.inputResponses, 'capital_question');
+    if (answer.kind !== 'sampling') return inputRequired({ inputRequests: { capital_question: samplingQuestion('What is the capital of France?', 100) } });
+    const content = answer.result.content as { type: string; text?: string };
+    return text(`sampled: ${content.text ?? ''}`);
+  });
+  mcp.registerTool('test_input_required_result_list_roots', { description: 'SEP-2322 A3', inputSchema: z.object({}) }, async (_a, ctx) => {
+    const answer = inputResponse(ctx.mcpReq.inputResponses, 'client_roots');
+    if (answer.kind !== 'roots') return inputRequired({ inputRequests: { client_roots: inputRequired.listRoots() } });
+    return text(`roots: ${answer.roots.map((r) => r.uri).join(', ')}`);
+  });
+  const confirmFlow = async (ctx: ServerContext) => {
+    const state = ctx.mcpReq.requestState<{ round: number }>();
+    const ok = acceptedContent(ctx.mcpReq.inputResponses, 'confirm')?.ok;
+    if (state?.round !== 1 || ok !== true)
+      return inputRequired({
+        inputRequests: {
+          confirm: inputRequired.elicit({
+            message: 'Please confirm',
+            requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] },
+          }),
+        },
+        requestState: await requestStateCodec.mint({ round: 1 }),
+      });
+    return text('state-ok');
+  };
+  mcp.registerTool('test_input_required_result_request_state', { description: 'SEP-2322 A4', inputSchema: z.object({}) }, async (_a, ctx) => confirmFlow(ctx));
+  mcp.registerTool('test_input_required_result_tampered_state', { description: 'SEP-2322 A12', inputSchema: z.object({}) }, async (_a, ctx) =>
+    confirmFlow(ctx),
+  );
+  mcp.registerTool('test_input_required_result_multiple_inputs', { description: 'SEP-2322 A5', inputSchema: z.object({}) }, async (_a, ctx) => {
+    const r = ctx.mcpReq.inputResponses;
+    const done =
+      isElicit(inputResponse(r, 'user_name')) && inputResponse(r, 'greeting').kind === 'sampling' && inputResponse(r, 'client_roots').kind === 'roots';
+    if (!done || ctx.mcpReq.requestState() === undefined)
+      return inputRequired({
+        inputRequests: {
+          user_name: nameQuestion('What is your name?'),
+          greeting: samplingQuestion('Generate a greeting', 50),
+          client_roots: inputRequired.listRoots(),
+        },
+        requestState: await requestStateCodec.mint({ round: 1 }),
+      });
+    return text(`all inputs received for ${String(acceptedContent(r, 'user_name')?.name)}`);
+  });
+  mcp.registerTool('test_input_required_result_multi_round', { description: 'SEP-2322 A6', inputSchema: z.object({}) }, async (_a, ctx) => {
+    const round = ctx.mcpReq.requestState<{ round: number }>()?.round ?? 0;
+    const r = ctx.mcpReq.inputResponses;
+    if (round === 1 && typeof acceptedContent(r, 'step1')?.name === 'string')
+      return inputRequired({
+        inputRequests: {
+          step2: inputRequired.elicit({
+            message: 'Step 2: What is your favorite color?',
+            requestedSchema: { type: 'object', properties: { color: { type: 'string' } }, required: ['color'] },
+          }),
+        },
+        requestState: await requestStateCodec.mint({ round: 2 }),
+      });
+    if (round === 2 && typeof acceptedContent(r, 'step2')?.color === 'string') return text(`favorite color: ${String(acceptedContent(r, 'step2')?.color)}`);
+    return inputRequired({ inputRequests: { step1: nameQuestion('Step 1: What is your name?') }, requestState: await requestStateCodec.mint({ round: 1 }) });
+  });
+  mcp.registerTool('test_input_required_result_capabilities', { description: 'SEP-2322 A13', inputSchema: z.object({}) }, async (_a, ctx) => {
+    const caps = (ctx.mcpReq.envelope as { clientCapabilities?: { elicitation?: unknown; sampling?: unknown } } | undefined)?.clientCapabilities;
+    if (inputResponse(ctx.mcpReq.inputResponses, 'answer').kind !== 'missing') return text('done');
+    if (caps?.elicitation) return inputRequired({ inputRequests: { answer: nameQuestion('What is your name?') } });
+    return inputRequired({ inputRequests: { answer: samplingQuestion('Pick a name', 20) } });
+  });
+  mcp.registerPrompt('test_input_required_result_prompt', { description: 'SEP-2322 A9' }, async (ctx) => {
+    const context = acceptedContent(ctx.mcpReq.inputResponses, 'user_context')?.context;
+    if (typeof context !== 'string')
+      return inputRequired({
+        inputRequests: {
+          user_context: inputRequired.elicit({
+            message: 'What context should the prompt use?',
+            requestedSchema: { type: 'object', properties: { context: { type: 'string' } }, required: ['context'] },
+          }),
+        },
+      });
+    return { messages: [{ role: 'user', content: { type: 'text', text: `Use this context: ${context}` } }] };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving
+// ---------------------------------------------------------------------------------------------
+
+const http = await startHttpServer({
+  host: '127.0.0.1',
+  port,
+  taskSubscriptions: new TaskSubscriptions(runtime),
+  onError: (error) => log(`http: ${String(error)}`),
+  createMcpServer: ({ era }) => {
+    const mcp = new McpServer(
+      { name: 'mcp-tasks-conformance-fixture', version: '0.1.0' },
+      mrtrMode === 'sdk' ? { requestState: { verify: requestStateCodec.verify } } : undefined,
+    );
+    tasks.attach(mcp, { era });
+    mcp.registerTool('greet', { description: 'Sync-only: returns "Hello, {name}!"', inputSchema: z.object({ name: z.string() }) }, async ({ name }) =>
+      text(`Hello, ${name}!`),
+    );
+    if (mrtrMode === 'sdk') registerSdkMrtrFixtures(mcp);
+    return mcp;
+  },
+});
+await runtime.recover();
+log(`listening on ${http.url} (store memory:, MRTR fixtures: ${mrtrMode})`);
+process.stdout.write(`CONFORMANCE_SERVER_URL=${http.url}\n`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await http.close();
+  await runtime.close();
+  await store.close();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
