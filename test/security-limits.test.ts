@@ -225,12 +225,13 @@ describe('limits', () => {
     store.backend.get = (id: string) => (reads++, get(id));
     let clock = 0;
     const throttle = new PollThrottle({ now: () => clock, sleep: async () => undefined });
-    await pollTask(store, task.taskId, 'a', throttle);
+    const runtime = new TaskRuntime(store, { logger: silentLogger });
+    await pollTask(runtime, task.taskId, 'a', throttle);
     assert.equal(reads, 1, 'first poll: one read');
-    await pollTask(store, task.taskId, 'a', throttle);
+    await pollTask(runtime, task.taskId, 'a', throttle);
     assert.equal(reads, 3, 'too soon: held back, then read fresh');
     clock += 10 * task.pollInterval;
-    await pollTask(store, task.taskId, 'a', throttle);
+    await pollTask(runtime, task.taskId, 'a', throttle);
     assert.equal(reads, 4, 'well paced again: one read');
   });
 

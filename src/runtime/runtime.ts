@@ -5,9 +5,9 @@ import { isTerminal } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
 import type { InputResponse, TaskRecord } from '../core/task.js';
-import { ENGINE_ACCESS, type Access } from '../core/access.js';
+import { ENGINE_ACCESS, type Access, type Principal } from '../core/access.js';
 import { createLogger, type Logger } from '../core/log.js';
-import type { TaskStore } from '../store/task-store.js';
+import type { TaskPage, TaskStore } from '../store/task-store.js';
 import { ExecutionContext, type TaskContext } from './context.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';
 
@@ -280,6 +280,31 @@ export class TaskRuntime {
     const accepted = await this.store.answerInput(taskId, key, response, access);
     if (accepted) this.log.info({ taskId, key, action: response.action, by: accessName(access) }, 'task input answered');
     return accepted;
+  }
+
+  /**
+   * The task as `access` may see it (see `TaskStore.get`). Throws `TaskNotFoundError` for unknown,
+   * foreign or expired tasks.
+   */
+  get(taskId: string, access: Access): Promise<TaskRecord> {
+    return this.store.get(taskId, access);
+  }
+
+  /**
+   * One page of `principal`'s tasks, oldest first (see `TaskStore.list`): `cursor` from an earlier
+   * page's `nextCursor` (else `InvalidCursorError`), `limit` 1–1000 (default 50).
+   */
+  list(principal: Principal, cursor?: string, limit?: number): Promise<TaskPage> {
+    return this.store.list(principal, cursor, limit);
+  }
+
+  /**
+   * Subscribes to every task write seen by this process (its own, and other instances' on shared
+   * stores that notify). The listener must filter by task and check visibility itself. Returns the
+   * unsubscribe function.
+   */
+  onChange(listener: (task: TaskRecord) => void): () => void {
+    return this.store.onChange(listener);
   }
 
   /** True while this runtime is executing the task's handler. */

@@ -82,7 +82,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
     },
     (async ({ taskId: id }: { taskId: string }, ctx: ServerContext) =>
       guard(async () => {
-        const task = await runtime.store.get(id, owner(ctx));
+        const task = await runtime.get(id, owner(ctx));
         return json(taskStatusView(task), `Task ${id} is ${task.status}${task.statusMessage ? `: ${task.statusMessage}` : ''}. ${nextStepHint(task)}`);
       })) as never,
   );
@@ -100,14 +100,14 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
     (async ({ taskId: id, waitSeconds }: { taskId: string; waitSeconds?: number }, ctx: ServerContext) =>
       guard(async () => {
         const principal = owner(ctx);
-        let task = await runtime.store.get(id, principal);
+        let task = await runtime.get(id, principal);
         if (!isTerminal(task.status) && task.status !== 'input_required' && (waitSeconds ?? 0) > 0) {
           const stop = new AbortController();
           task =
             (await runtime.waitForTerminal(id, principal, {
               signal: AbortSignal.any([AbortSignal.timeout(waitSeconds! * 1000), ctx.mcpReq.signal, stop.signal]),
               onChange: (t) => t.status === 'input_required' && stop.abort(),
-            })) ?? (await runtime.store.get(id, principal));
+            })) ?? (await runtime.get(id, principal));
         }
         if (!isTerminal(task.status)) return json(taskStatusView(task), `Task ${id} has not finished (${task.status}). ${nextStepHint(task)}`);
         if (task.status === 'cancelled') return failure(`Task ${id} was cancelled; it has no result.`);
@@ -141,7 +141,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
     ) =>
       guard(async () => {
         const principal = owner(ctx);
-        const task = await runtime.store.get(args.taskId, principal);
+        const task = await runtime.get(args.taskId, principal);
         const entries = Object.entries(task.inputRequests);
         if (task.status !== 'input_required' || entries.length === 0) return failure(`Task ${args.taskId} is not waiting for input (it is ${task.status}).`);
         const [key, question] = args.questionKey ? (entries.find(([k]) => k === args.questionKey) ?? []) : entries[0]!;
@@ -155,7 +155,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         const response: InputResponse = action === 'accept' ? { action, content: args.answers ?? {} } : { action };
         const accepted = await runtime.provideInput(task.taskId, key, response, principal);
         if (!accepted) return failure(`Question '${key}' of task ${args.taskId} was already answered.`);
-        const now = await runtime.store.get(task.taskId, principal);
+        const now = await runtime.get(task.taskId, principal);
         return json(taskStatusView(now), `Answer recorded. ${nextStepHint(now)}`);
       })) as never,
   );

@@ -375,7 +375,7 @@ export class McpTasks {
       throw new ProtocolError(ProtocolErrorCode.InternalError, 'The call was cancelled');
     }
     handOff.abort(); // stop asking on this call's stream
-    const current = await this.runtime.store.get(task.taskId, owner);
+    const current = await this.runtime.get(task.taskId, owner);
     const question = Object.values(current.inputRequests)[0]?.message;
     const how = this.fallbackTools ? nextStepHint(current) : 'Continue it with a client that supports MCP Tasks.';
     return {

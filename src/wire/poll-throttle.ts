@@ -1,16 +1,16 @@
 import type { TaskRecord } from '../core/task.js';
 import type { Principal } from '../core/access.js';
-import type { TaskStore } from '../store/task-store.js';
+import type { TaskRuntime } from '../runtime/runtime.js';
 
 /**
  * A `tasks/get` read (either era): the task as `principal` may see it, after `throttle` (if any)
  * admitted the poll. It is read again only when the throttle held the poll back, so a well-paced
- * poll costs one read. Throws `TaskNotFoundError` like `TaskStore.get`.
+ * poll costs one read. Throws `TaskNotFoundError` like `TaskRuntime.get`.
  */
-export async function pollTask(store: TaskStore, taskId: string, principal: Principal, throttle?: PollThrottle, signal?: AbortSignal): Promise<TaskRecord> {
-  const task = await store.get(taskId, principal);
+export async function pollTask(runtime: TaskRuntime, taskId: string, principal: Principal, throttle?: PollThrottle, signal?: AbortSignal): Promise<TaskRecord> {
+  const task = await runtime.get(taskId, principal);
   if (!throttle || (await throttle.admit(principal, task.taskId, task.pollInterval, signal)) === 0) return task;
-  return store.get(taskId, principal);
+  return runtime.get(taskId, principal);
 }
 
 /**

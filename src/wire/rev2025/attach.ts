@@ -28,7 +28,7 @@ export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, sessi
     (async (params: { taskId: string }, ctx: ServerContext) => {
       const owner = principalOf(ctx.http?.authInfo);
       try {
-        const task = await pollTask(runtime.store, params.taskId, owner, options.throttle, ctx.mcpReq.signal);
+        const task = await pollTask(runtime, params.taskId, owner, options.throttle, ctx.mcpReq.signal);
         session.watch(task, owner);
         session.deliver(task, owner);
         return toTask2025(task);
@@ -45,7 +45,7 @@ export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, sessi
       const owner = principalOf(ctx.http?.authInfo);
       let final: TaskRecord | undefined;
       try {
-        const task = await runtime.store.get(params.taskId, owner);
+        const task = await runtime.get(params.taskId, owner);
         session.watch(task, owner);
         session.openResultStream(task.taskId, ctx);
         try {
@@ -79,7 +79,7 @@ export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, sessi
       { params: listParams } as never,
       (async (params: { cursor?: string }, ctx: ServerContext) => {
         try {
-          const page = await runtime.store.list(principalOf(ctx.http?.authInfo), params.cursor);
+          const page = await runtime.list(principalOf(ctx.http?.authInfo), params.cursor);
           return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
         } catch (error) {
           throw toProtocolError(error);

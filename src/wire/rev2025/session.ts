@@ -54,7 +54,7 @@ export class Session2025 {
     private readonly server: Server,
     private readonly onError: (error: unknown) => void,
   ) {
-    this.unsubscribe = runtime.store.onChange((task) => this.onStoreChange(task));
+    this.unsubscribe = runtime.onChange((task) => this.onStoreChange(task));
   }
 
   /** Tells the session what it is connected to (see `separateStreams`). */

@@ -50,7 +50,7 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, throt
     (async (params: { taskId: string }, ctx: ServerContext) => {
       const owner = guard(ctx);
       try {
-        return toDetailedTask(await pollTask(runtime.store, params.taskId, owner, throttle, ctx.mcpReq.signal));
+        return toDetailedTask(await pollTask(runtime, params.taskId, owner, throttle, ctx.mcpReq.signal));
       } catch (error) {
         throw toProtocolError(error);
       }
@@ -74,7 +74,7 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, throt
         answers.push([key, { action: parsed.data.action, ...(parsed.data.action === 'accept' && parsed.data.content && { content: parsed.data.content }) }]);
       }
       try {
-        await runtime.store.get(params.taskId, owner);
+        await runtime.get(params.taskId, owner);
         for (const [key, answer] of answers) await runtime.provideInput(params.taskId, key, answer, owner);
         return {};
       } catch (error) {
@@ -89,7 +89,7 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, throt
     (async (params: { taskId: string }, ctx: ServerContext) => {
       const owner = guard(ctx);
       try {
-        const task = await runtime.store.get(params.taskId, owner);
+        const task = await runtime.get(params.taskId, owner);
         if (!isTerminal(task.status)) await runtime.cancel(task.taskId, owner);
         return {};
       } catch (error) {

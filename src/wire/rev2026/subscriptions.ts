@@ -52,7 +52,7 @@ export class TaskSubscriptions {
     const watched = new Set<string>();
     for (const taskId of requested) {
       try {
-        await this.runtime.store.get(taskId, owner);
+        await this.runtime.get(taskId, owner);
         watched.add(taskId);
       } catch {
         /* not visible to this requestor: not acknowledged */
@@ -85,13 +85,13 @@ export class TaskSubscriptions {
       if (isTerminal(task.status)) watched.delete(task.taskId);
       if (watched.size === 0) finish(true);
     };
-    const off = this.runtime.store.onChange(notify);
+    const off = this.runtime.onChange(notify);
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), this.keepAliveMs);
     req.once('close', () => finish(false));
     if (watched.size === 0) return finish(true);
     for (const taskId of [...watched]) {
       try {
-        notify(await this.runtime.store.get(taskId, owner));
+        notify(await this.runtime.get(taskId, owner));
       } catch {
         watched.delete(taskId);
       }
