@@ -11,6 +11,7 @@ export * from './store/index.js';
 export * from './runtime/index.js';
 export * from './wire/index.js';
 export { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './server/http.js';
+export { createTaskServer, TaskServer, type TaskServerOptions, type ListenOptions } from './server/task-server.js';
 export { staticTokenVerifier, loadTokenFile } from './server/auth.js';
 export { connectTaskClient, type TaskClient, type ConnectOptions, type ElicitationQuestion, type AnswerQuestion } from './client/connect.js';
 export { ClientJournal, type JournalEntry } from './client/journal.js';

@@ -15,7 +15,7 @@ it('serves 2025-11-25 tasks over stdio', { timeout: 60_000 }, async () => {
   await client.connect(
     new StdioClientTransport({
       command: process.execPath,
-      args: ['--import', 'tsx', 'src/cli/main.ts', 'demo', 'invoice', '--stdio', '--store', 'memory:', '--poll-interval', '50'],
+      args: ['--import', 'tsx', 'examples/invoice/main.ts', '--stdio', '--store', 'memory:', '--poll-interval', '50'],
     }),
   );
   try {

@@ -9,13 +9,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
-import { createLogger } from '../../src/core/log.js';
-import { TaskRuntime } from '../../src/runtime/runtime.js';
-import { startHttpServer } from '../../src/server/http.js';
-import { openStore } from '../../src/store/open-store.js';
-import { McpTasks } from '../../src/wire/mcp-tasks.js';
+import { createLogger, createTaskServer } from '../../src/index.js';
 
 const [storeUrl, effectsPath, instanceId, leaseMs] = process.argv.slice(2) as [string, string, string, string];
 
@@ -38,11 +33,15 @@ const applyTx = db.transaction((key: string) => {
 });
 const apply = (key: string) => applyTx.immediate(key);
 
-const store = openStore(storeUrl, { policy: { pollIntervalMs: 100 } });
-const logger = createLogger({ level: 'warn' });
-const runtime = new TaskRuntime(store, { instanceId, leaseMs: Number(leaseMs), logger, onError: () => undefined });
-const tasks = new McpTasks(runtime, { logger, onError: () => undefined });
-tasks.registerTool(
+const server = createTaskServer({
+  store: storeUrl,
+  storeOptions: { policy: { pollIntervalMs: 100 } },
+  runtime: { instanceId, leaseMs: Number(leaseMs), onError: () => undefined },
+  tasks: { onError: () => undefined },
+  logger: createLogger({ level: 'warn' }),
+  info: { name: 'chaos-worker', version: '0' },
+});
+server.registerTool(
   'multi_step',
   {
     description: 'Several durable steps with side effects',
@@ -58,15 +57,5 @@ tasks.registerTool(
     return { content: [{ type: 'text', text: `${steps} steps done` }] };
   },
 );
-await runtime.recover();
-const http = await startHttpServer({
-  logger,
-  port: 0,
-  createMcpServer: ({ era }) => {
-    const mcp = new McpServer({ name: 'chaos-worker', version: '0' });
-    tasks.attach(mcp, { era });
-    return mcp;
-  },
-  onError: () => undefined,
-});
+const http = await server.listen({ port: 0, onError: () => undefined });
 process.stdout.write(`${http.url}\n`);

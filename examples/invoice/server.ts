@@ -1,24 +1,14 @@
-import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { McpServer } from '@modelcontextprotocol/server';
-import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
-import { createLogger, type Logger } from '../../src/core/log.js';
-import type { TaskPolicy } from '../../src/core/policy.js';
-import { TaskRuntime } from '../../src/runtime/runtime.js';
-import { staticTokenVerifier } from '../../src/server/auth.js';
-import { startHttpServer } from '../../src/server/http.js';
-import { openStore } from '../../src/store/open-store.js';
-import { McpTasks, type Era } from '../../src/wire/mcp-tasks.js';
-import { TaskSubscriptions } from '../../src/wire/rev2026/subscriptions.js';
+import { createLogger, createTaskServer, staticTokenVerifier, type Era, type Logger, type TaskPolicy } from '../../src/index.js';
 import { Erp } from './erp.js';
 import { Ledger } from './ledger.js';
 import { registerInvoiceTasks, registerLedgerTools } from './tools.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** The shipped ERP file: beside this module in the sources, or in the package root's `examples/` when run from `dist/`. */
-export const DEFAULT_ERP_PATH =
-  [resolve(here, 'data/erp.json'), resolve(here, '../../../examples/invoice/data/erp.json')].find((path) => existsSync(path)) ?? resolve(here, 'data/erp.json');
+/** The shipped ERP file, beside this module. */
+export const DEFAULT_ERP_PATH = resolve(here, 'data/erp.json');
 
 /** Options of the invoice demo server. */
 export interface InvoiceServerOptions {
@@ -72,52 +62,37 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const erp = Erp.load(options.erp ?? DEFAULT_ERP_PATH);
   const ledgerPath = options.ledger ?? defaultLedgerPath(storeUrl);
   const ledger = new Ledger(ledgerPath);
-  const store = openStore(storeUrl, { policy: options.policy, maxLiveTasksPerOwner: options.maxLiveTasks, secretKey: options.secretKey });
-  const runtime = new TaskRuntime(store, {
-    instanceId: options.instanceId,
-    leaseMs: options.leaseMs,
+  const server = createTaskServer({
+    store: storeUrl,
+    storeOptions: { policy: options.policy, maxLiveTasksPerOwner: options.maxLiveTasks, secretKey: options.secretKey },
+    runtime: { instanceId: options.instanceId, leaseMs: options.leaseMs },
+    tasks: { list: options.tokens !== undefined, fallbackTools: options.fallbackTools, syncWaitMs: options.syncWaitMs },
     logger,
+    createMcpServer: ({ era }) => {
+      const mcp = new McpServer({ name: 'mcp-tasks-invoice', version: '0.1.0' }, { instructions: INSTRUCTIONS[era] });
+      registerLedgerTools(mcp, ledger);
+      return mcp;
+    },
   });
-  const tasks = new McpTasks(runtime, {
-    list: options.tokens !== undefined,
-    fallbackTools: options.fallbackTools,
-    syncWaitMs: options.syncWaitMs,
-    logger,
-  });
-  registerInvoiceTasks(tasks, { erp, ledger, store });
-
-  const createMcpServer = ({ era }: { era: Era }) => {
-    const mcp = new McpServer({ name: 'mcp-tasks-invoice', version: '0.1.0' }, { instructions: INSTRUCTIONS[era] });
-    tasks.attach(mcp, { era });
-    registerLedgerTools(mcp, ledger);
-    return mcp;
-  };
-
-  const resumed = await runtime.recover();
-  const shutdown = async (http?: { close(): Promise<void> }) => {
-    await http?.close();
-    await runtime.close();
-    await store.close();
-    ledger.close();
-  };
+  registerInvoiceTasks(server.tasks, { erp, ledger, runtime: server.runtime });
+  const close = () => server.close().finally(() => ledger.close());
 
   if (options.stdio) {
-    const mcp = createMcpServer({ era: 'legacy' });
-    await mcp.connect(new StdioServerTransport());
+    const { resumed } = await server.serveStdio();
     logger.info({ transport: 'stdio', store: storeUrl, ledger: ledgerPath, resumed }, `mcp-tasks invoice demo on stdio; resumed ${resumed} task(s)`);
-    return { resumed, close: () => mcp.close().then(() => shutdown()) };
+    return { resumed, close };
   }
-  const http = await startHttpServer({
+  const http = await server.listen({
     host: options.host,
     port: options.port,
-    createMcpServer,
     stateless: options.stateless,
     ...(options.tokens && { auth: { verifier: staticTokenVerifier(options.tokens) } }),
-    taskSubscriptions: new TaskSubscriptions(runtime),
-    logger,
   });
-  logger.info({ url: http.url, store: storeUrl, ledger: ledgerPath, resumed }, `mcp-tasks invoice demo listening on ${http.url}; resumed ${resumed} task(s)`);
-  return { url: http.url, resumed, close: () => shutdown(http) };
+  logger.info(
+    { url: http.url, store: storeUrl, ledger: ledgerPath, resumed: http.resumed },
+    `mcp-tasks invoice demo listening on ${http.url}; resumed ${http.resumed} task(s)`,
+  );
+  return { url: http.url, resumed: http.resumed, close };
 }
 
 /** What the server tells a client's model, true for the protocol era it speaks. */

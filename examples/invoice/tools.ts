@@ -1,11 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
-import { ENGINE_ACCESS } from '../../src/core/access.js';
-import { isTerminal } from '../../src/core/status.js';
-import { TaskNotFoundError } from '../../src/core/errors.js';
-import { TaskCancelledSignal } from '../../src/runtime/signals.js';
-import type { TaskStore } from '../../src/store/task-store.js';
-import type { McpTasks } from '../../src/wire/mcp-tasks.js';
+import { ENGINE_ACCESS, isTerminal, TaskCancelledSignal, TaskNotFoundError, type McpTasks, type TaskRuntime } from '../../src/index.js';
 import type { Erp } from './erp.js';
 import { InvoiceSchema, validateInvoice } from './invoice.js';
 import type { Ledger, Payment } from './ledger.js';
@@ -26,7 +21,7 @@ const PaymentShape = z.object({ invoiceId: z.string(), lineId: z.string(), amoun
 export interface InvoiceDeps {
   erp: Erp;
   ledger: Ledger;
-  store: TaskStore;
+  runtime: TaskRuntime;
 }
 
 const publicPayment = ({ invoiceId, lineId, amount, currency, paidAt }: Payment) => ({ invoiceId, lineId, amount, currency, paidAt });
@@ -37,10 +32,10 @@ const publicPayment = ({ invoiceId, lineId, amount, currency, paidAt }: Payment)
  *   one payment per line, each waiting durably until its `payOn`;
  * - `export_payments_report {format: csv | json}` (taskSupport required).
  */
-export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, store }: InvoiceDeps): void {
+export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, runtime }: InvoiceDeps): void {
   const isDead = async (taskId: string) => {
     try {
-      const task = await store.get(taskId, ENGINE_ACCESS);
+      const task = await runtime.get(taskId, ENGINE_ACCESS);
       return isTerminal(task.status) && task.status !== 'completed';
     } catch (error) {
       if (error instanceof TaskNotFoundError) return true;

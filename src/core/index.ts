@@ -6,3 +6,4 @@ export * from './task.js';
 export * from './policy.js';
 export * from './secrets.js';
 export * from './access.js';
+export * from './log.js';

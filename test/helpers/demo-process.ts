@@ -11,9 +11,9 @@ export interface DemoProcess {
   kill(): Promise<void>;
 }
 
-/** Starts `mcp-tasks demo invoice <args>` from the sources and resolves with its MCP URL. */
+/** Starts the invoice demo (`examples/invoice/main.ts <args>`, as `npm start` does) and resolves with its MCP URL. */
 export async function startDemo(args: string[]): Promise<DemoProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', 'invoice', '--port', '0', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/invoice/main.ts', '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+/**
+ * The invoice demo's entry point (`npm start`): an application built on mcp-tasks' public API.
+ * Options as `node --import tsx examples/invoice/main.ts --help` lists them.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createLogger, loadTokenFile, LOG_LEVELS } from '../../src/index.js';
+import { startInvoiceServer } from './server.js';
+
+const program = new Command()
+  .name('invoice-demo')
+  .description('Serve the durable invoice workflow (MCP Streamable HTTP at http://HOST:PORT/mcp, or stdio); prints the URL on stdout')
+  .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .option('--port <port>', 'TCP port (0 = any free port)', parsePort, 3000)
+  .option('--store <url>', 'task store: sqlite:<path>, memory:, postgres://… or redis://…', 'sqlite:.mcp-tasks/invoice.db')
+  .option('--erp <file>', 'ERP master data (JSON); default: the shipped examples/invoice/data/erp.json')
+  .option('--ledger <file>', 'payment ledger database; default: ledger.db beside the store')
+  .option('--poll-interval <ms>', 'pollInterval advertised to clients, in ms', parsePositiveInt, 1000)
+  .option('--stdio', 'serve on stdin/stdout instead of HTTP')
+  .option('--stateless', 'keep no client state in the process (instances behind a round-robin proxy)')
+  .option('--tokens <file>', 'require bearer tokens: JSON file mapping each token to its principal')
+  .option('--fallback-tools', 'add get_task_status/get_task_result/answer_task_input/cancel_task for hosts without MCP Tasks')
+  .option('--sync-wait-ms <ms>', 'how long a call without task support waits before handing off its task', parsePositiveInt, 30000)
+  .option('--max-live-tasks <n>', 'most working/input_required tasks per principal', parsePositiveInt)
+  .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
+  .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
+  .addOption(new Option('--log-level <level>', 'lowest log level written to stderr (default: $MCP_TASKS_LOG_LEVEL, else info)').choices([...LOG_LEVELS]))
+  .addOption(
+    new Option('--log-format <format>', 'log lines as JSON, or human-readable (default: pretty when stderr is a terminal, else json)').choices([
+      'json',
+      'pretty',
+    ]),
+  )
+  .action(async (opts) => {
+    const server = await startInvoiceServer({
+      host: opts.host,
+      port: opts.port,
+      store: opts.store,
+      erp: opts.erp,
+      ledger: opts.ledger,
+      stdio: opts.stdio,
+      policy: { pollIntervalMs: opts.pollInterval },
+      instanceId: opts.instanceId,
+      leaseMs: opts.leaseMs,
+      stateless: opts.stateless,
+      ...(opts.tokens && { tokens: loadTokenFile(opts.tokens) }),
+      fallbackTools: opts.fallbackTools,
+      syncWaitMs: opts.syncWaitMs,
+      maxLiveTasks: opts.maxLiveTasks,
+      secretKey: process.env.MCP_TASKS_SECRET_KEY,
+      logger: createLogger({
+        ...(opts.logLevel && { level: opts.logLevel }),
+        pretty: (opts.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json')) === 'pretty',
+      }),
+    });
+    if (server.url) process.stdout.write(`${server.url}\n`);
+    const stop = () => {
+      void server.close().finally(() => process.exit(0));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return n;
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`invoice-demo: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
