@@ -80,11 +80,11 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         'pendingInput with the question and the JSON schema the answer must follow. Does not wait.',
       inputSchema: z.object({ taskId }),
     },
-    (async ({ taskId: id }: { taskId: string }, ctx: ServerContext) =>
+    async ({ taskId: id }, ctx) =>
       guard(async () => {
         const task = await runtime.get(id, owner(ctx));
         return json(taskStatusView(task), `Task ${id} is ${task.status}${task.statusMessage ? `: ${task.statusMessage}` : ''}. ${nextStepHint(task)}`);
-      })) as never,
+      }),
   );
 
   mcp.registerTool(
@@ -97,7 +97,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         'answer, returns its status and what to do next (answer_task_input when it waits for input).',
       inputSchema: z.object({ taskId, waitSeconds: z.number().min(0).max(MAX_WAIT_SECONDS).optional().describe('How long to wait for the task to finish') }),
     },
-    (async ({ taskId: id, waitSeconds }: { taskId: string; waitSeconds?: number }, ctx: ServerContext) =>
+    async ({ taskId: id, waitSeconds }, ctx) =>
       guard(async () => {
         const principal = owner(ctx);
         let task = await runtime.get(id, principal);
@@ -114,7 +114,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         const outcome = task.outcome!;
         if (outcome.type === 'error') return failure(`Task ${id} failed: ${outcome.error.message}`);
         return outcome.result as CallToolResult;
-      })) as never,
+      }),
   );
 
   mcp.registerTool(
@@ -135,10 +135,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         questionKey: z.string().optional().describe('Which pending question (default: the first in pendingInput)'),
       }),
     },
-    (async (
-      args: { taskId: string; answers?: Record<string, string | number | boolean | string[]>; action?: InputResponse['action']; questionKey?: string },
-      ctx: ServerContext,
-    ) =>
+    async (args, ctx) =>
       guard(async () => {
         const principal = owner(ctx);
         const task = await runtime.get(args.taskId, principal);
@@ -157,7 +154,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         if (!accepted) return failure(`Question '${key}' of task ${args.taskId} was already answered.`);
         const now = await runtime.get(task.taskId, principal);
         return json(taskStatusView(now), `Answer recorded. ${nextStepHint(now)}`);
-      })) as never,
+      }),
   );
 
   mcp.registerTool(
@@ -167,10 +164,10 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
       description: 'Cancels a task an earlier tool call started, stopping its work. A task that has already ended cannot be cancelled.',
       inputSchema: z.object({ taskId }),
     },
-    (async ({ taskId: id }: { taskId: string }, ctx: ServerContext) =>
+    async ({ taskId: id }, ctx) =>
       guard(async () => {
         const task = await runtime.cancel(id, owner(ctx));
         return json(taskStatusView(task), `Task ${id} is cancelled.`);
-      })) as never,
+      }),
   );
 }

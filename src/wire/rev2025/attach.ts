@@ -1,9 +1,9 @@
-import { ProtocolError, ProtocolErrorCode, type McpServer, type ServerContext } from '@modelcontextprotocol/server';
+import { ProtocolError, ProtocolErrorCode, type McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
-import { toProtocolError } from '../errors.js';
+import { handler } from '../handler.js';
 import { principalOf } from '../principal.js';
 import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import type { Session2025 } from './session.js';
@@ -22,70 +22,36 @@ const listParams = z.looseObject({ cursor: z.string().max(1024).optional() });
  */
 export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, session: Session2025, options: { list: boolean; throttle?: PollThrottle }): void {
   const server = mcp.server;
-  server.setRequestHandler(
-    'tasks/get',
-    { params: taskIdParams } as never,
-    (async (params: { taskId: string }, ctx: ServerContext) => {
-      const owner = principalOf(ctx.http?.authInfo);
-      try {
-        const task = await pollTask(runtime, params.taskId, owner, options.throttle, ctx.mcpReq.signal);
-        session.watch(task, owner);
-        session.deliver(task, owner);
-        return toTask2025(task);
-      } catch (error) {
-        throw toProtocolError(error);
-      }
-    }) as never,
-  );
+  handler(server, 'tasks/get', taskIdParams, async (params, ctx) => {
+    const owner = principalOf(ctx.http?.authInfo);
+    const task = await pollTask(runtime, params.taskId, owner, options.throttle, ctx.mcpReq.signal);
+    session.watch(task, owner);
+    session.deliver(task, owner);
+    return toTask2025(task);
+  });
 
-  server.setRequestHandler(
-    'tasks/result',
-    { params: taskIdParams } as never,
-    (async (params: { taskId: string }, ctx: ServerContext) => {
-      const owner = principalOf(ctx.http?.authInfo);
-      let final: TaskRecord | undefined;
-      try {
-        const task = await runtime.get(params.taskId, owner);
-        session.watch(task, owner);
-        session.openResultStream(task.taskId, ctx);
-        try {
-          final = await runtime.waitForTerminal(task.taskId, owner, { signal: ctx.mcpReq.signal, onChange: (current) => session.deliver(current, owner) });
-        } finally {
-          session.closeResultStream(task.taskId, ctx);
-        }
-      } catch (error) {
-        throw toProtocolError(error);
-      }
-      if (!final) throw new ProtocolError(ProtocolErrorCode.InternalError, 'tasks/result was cancelled by the requestor');
-      return resultOf(final, true);
-    }) as never,
-  );
+  handler(server, 'tasks/result', taskIdParams, async (params, ctx) => {
+    const owner = principalOf(ctx.http?.authInfo);
+    const task = await runtime.get(params.taskId, owner);
+    session.watch(task, owner);
+    session.openResultStream(task.taskId, ctx);
+    let final: TaskRecord | undefined;
+    try {
+      final = await runtime.waitForTerminal(task.taskId, owner, { signal: ctx.mcpReq.signal, onChange: (current) => session.deliver(current, owner) });
+    } finally {
+      session.closeResultStream(task.taskId, ctx);
+    }
+    if (!final) throw new ProtocolError(ProtocolErrorCode.InternalError, 'tasks/result was cancelled by the requestor');
+    return resultOf(final, true);
+  });
 
-  server.setRequestHandler(
-    'tasks/cancel',
-    { params: taskIdParams } as never,
-    (async (params: { taskId: string }, ctx: ServerContext) => {
-      try {
-        return toTask2025(await runtime.cancel(params.taskId, principalOf(ctx.http?.authInfo)));
-      } catch (error) {
-        throw toProtocolError(error);
-      }
-    }) as never,
-  );
+  handler(server, 'tasks/cancel', taskIdParams, async (params, ctx) => toTask2025(await runtime.cancel(params.taskId, principalOf(ctx.http?.authInfo))));
 
   if (options.list) {
-    server.setRequestHandler(
-      'tasks/list',
-      { params: listParams } as never,
-      (async (params: { cursor?: string }, ctx: ServerContext) => {
-        try {
-          const page = await runtime.list(principalOf(ctx.http?.authInfo), params.cursor);
-          return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
-        } catch (error) {
-          throw toProtocolError(error);
-        }
-      }) as never,
-    );
+    handler(server, 'tasks/list', listParams, async (params, ctx) => {
+      const page = await runtime.list(principalOf(ctx.http?.authInfo), params.cursor);
+      return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
+    });
   }
 }
 

@@ -1,7 +1,8 @@
-import type { ElicitResult, Server, ServerContext } from '@modelcontextprotocol/server';
+import type { Notification, Server, ServerContext } from '@modelcontextprotocol/server';
 import { isTerminal } from '../../core/status.js';
-import type { InputResponse, TaskRecord } from '../../core/task.js';
+import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
+import { clientCanElicit, forwardQuestion } from '../elicitation.js';
 import { relatedTaskMeta, toTask2025 } from './task-object.js';
 
 interface Watch {
@@ -80,6 +81,7 @@ export class Session2025 {
     set.add(ctx);
   }
 
+  /** Unregisters a `tasks/result` request that ended, withdrawing the questions still pending on its stream. */
   closeResultStream(taskId: string, ctx: ServerContext): void {
     const set = this.resultStreams.get(taskId);
     set?.delete(ctx);
@@ -108,23 +110,11 @@ export class Session2025 {
       }
       const push: Push = { controller: new AbortController() };
       this.pushes.set(id, push);
-      const params = {
-        mode: 'form' as const,
-        message: question.message,
-        requestedSchema: question.requestedSchema as never,
-        _meta: relatedTaskMeta(task.taskId),
-      };
-      const options = {
-        signal: push.controller.signal,
-        timeout: ctx ? RESULT_STREAM_PUSH_TIMEOUT_MS : STANDALONE_PUSH_TIMEOUT_MS,
-      };
-      // ctx.mcpReq.elicitInput would go to the standalone stream (SDK 2.4 does not relate it to the
-      // request); ctx.mcpReq.send does, so the question travels on the tasks/result stream.
-      const request: Promise<ElicitResult> = ctx
-        ? ctx.mcpReq.send({ method: 'elicitation/create', params }, options)
-        : this.server.elicitInput(params, options);
-      request
-        .then((answer) => this.runtime.provideInput(task.taskId, key, toInputResponse(answer), owner))
+      forwardQuestion(
+        this.runtime,
+        { taskId: task.taskId, key, question, principal: owner, meta: relatedTaskMeta(task.taskId) },
+        { server: this.server, ctx, signal: push.controller.signal, timeoutMs: ctx ? RESULT_STREAM_PUSH_TIMEOUT_MS : STANDALONE_PUSH_TIMEOUT_MS },
+      )
         .catch((error) => {
           if (!push.controller.signal.aborted && !this.disposed) this.onError(error);
         })
@@ -173,8 +163,8 @@ export class Session2025 {
     else this.deliver(task, watch.owner);
   }
 
-  private notify(notification: { method: string; params: Record<string, unknown> }): void {
-    this.server.notification(notification as never).catch(() => {
+  private notify(notification: Notification): void {
+    this.server.notification(notification).catch(() => {
       /* the client may be gone; status notifications are optional (2025-11-25 "Task Notifications") */
     });
   }
@@ -186,19 +176,4 @@ function ctxKey(ctx: ServerContext): string {
   let id = ctxIds.get(ctx);
   if (!id) ctxIds.set(ctx, (id = `result-${++nextCtxId}`));
   return id;
-}
-
-/**
- * Whether the connected client declared form elicitation (`capabilities.elicitation`, where an empty
- * object means form in 2025-11-25). Servers must not send `elicitation/create` to other clients.
- */
-export function clientCanElicit(server: Server): boolean {
-  const elicitation = server.getClientCapabilities()?.elicitation as { form?: unknown; url?: unknown } | undefined;
-  return elicitation !== undefined && (elicitation.form !== undefined || elicitation.url === undefined);
-}
-
-/** Projects an MCP `ElicitResult` onto the engine's `InputResponse`. */
-export function toInputResponse(result: ElicitResult): InputResponse {
-  const action = result.action === 'accept' || result.action === 'decline' ? result.action : 'cancel';
-  return { action, ...(action === 'accept' && result.content && { content: result.content as InputResponse['content'] }) };
 }

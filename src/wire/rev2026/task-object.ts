@@ -68,5 +68,5 @@ export function declaresTasksExtension(meta: unknown): boolean {
 
 /** The -32021 error for a client that did not declare the extension (`data.requiredCapabilities`). */
 export function missingTasksCapability(): MissingRequiredClientCapabilityError {
-  return new MissingRequiredClientCapabilityError({ requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } } as never);
+  return new MissingRequiredClientCapabilityError({ requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } });
 }

@@ -1,0 +1,71 @@
+import type { ElicitRequestFormParams, ElicitResult, Server, ServerContext } from '@modelcontextprotocol/server';
+import type { Principal } from '../core/access.js';
+import type { InputRequest, InputResponse } from '../core/task.js';
+import type { TaskRuntime } from '../runtime/runtime.js';
+
+/** One outstanding question of a task, to be asked of the connected client. */
+export interface ForwardedQuestion {
+  taskId: string;
+  /** The question's key in the task's `inputRequests`. */
+  key: string;
+  question: InputRequest;
+  /** Whose answer it is: the principal the answer is written for (must own the task). */
+  principal: Principal;
+  /** `_meta` of the `elicitation/create` params (e.g. the 2025-11-25 related-task key), if any. */
+  meta?: Record<string, unknown>;
+}
+
+/** Where and for how long a question is asked. */
+export interface ForwardOptions {
+  /** The connection's server (asks on the standalone stream when there is no `ctx`). */
+  server: Server;
+  /** The request the question belongs with: it travels on that request's stream. */
+  ctx?: ServerContext;
+  /** Aborting it withdraws the question (the SDK sends `notifications/cancelled`) and rejects the promise. */
+  signal: AbortSignal;
+  /** How long the client may take to answer, in ms; past that the promise rejects (SDK request timeout). */
+  timeoutMs: number;
+}
+
+/**
+ * Asks the client one task question as a form-mode `elicitation/create` request (2025-11-25 "Input
+ * Required Status"; MCP "Elicitation") and writes the answer to the store with
+ * `runtime.provideInput(taskId, key, toInputResponse(answer), principal)`, which resumes the task
+ * wherever it runs. Resolves with `provideInput`'s verdict (false when the question was already
+ * answered elsewhere). Rejects when the request fails, times out (`timeoutMs`) or is aborted
+ * (`signal`), or when the answer cannot be written; callers decide what a rejection means.
+ *
+ * With `ctx` the request is sent with `ctx.mcpReq.send`, which relates it to that request so it
+ * travels on its stream (`ctx.mcpReq.elicitInput` would not: SDK 2.4 sends it on the standalone
+ * stream); without, with `server.elicitInput` on the standalone stream. Callers check
+ * `clientCanElicit` first: servers must not send `elicitation/create` to other clients.
+ */
+export async function forwardQuestion(runtime: TaskRuntime, asked: ForwardedQuestion, options: ForwardOptions): Promise<boolean> {
+  const params: ElicitRequestFormParams = {
+    mode: 'form',
+    message: asked.question.message,
+    // The engine stores the restricted schema as plain JSON; it came from the same form-elicitation shape.
+    requestedSchema: asked.question.requestedSchema as ElicitRequestFormParams['requestedSchema'],
+    ...(asked.meta && { _meta: asked.meta }),
+  };
+  const request = { signal: options.signal, timeout: options.timeoutMs };
+  const answer: ElicitResult = options.ctx
+    ? await options.ctx.mcpReq.send({ method: 'elicitation/create', params }, request)
+    : await options.server.elicitInput(params, request);
+  return runtime.provideInput(asked.taskId, asked.key, toInputResponse(answer), asked.principal);
+}
+
+/**
+ * Whether the connected client declared form elicitation (`capabilities.elicitation`, where an empty
+ * object means form in 2025-11-25). Servers must not send `elicitation/create` to other clients.
+ */
+export function clientCanElicit(server: Server): boolean {
+  const elicitation = server.getClientCapabilities()?.elicitation as { form?: unknown; url?: unknown } | undefined;
+  return elicitation !== undefined && (elicitation.form !== undefined || elicitation.url === undefined);
+}
+
+/** Projects an MCP `ElicitResult` onto the engine's `InputResponse` (`content` only on `accept`; unknown actions → `cancel`). */
+export function toInputResponse(result: ElicitResult): InputResponse {
+  const action = result.action === 'accept' || result.action === 'decline' ? result.action : 'cancel';
+  return { action, ...(action === 'accept' && result.content && { content: result.content as InputResponse['content'] }) };
+}

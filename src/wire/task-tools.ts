@@ -1,0 +1,96 @@
+import { ProtocolError, ProtocolErrorCode, type ToolAnnotations } from '@modelcontextprotocol/server';
+import type * as z from 'zod';
+import type { JsonObject } from '../core/json.js';
+import { jsonSize } from '../core/json.js';
+import type { ModernTaskPolicy } from './rev2026/call.js';
+
+/**
+ * `execution.taskSupport` of a task tool (2025-11-25 "Tool-Level Negotiation"): `optional` tools
+ * run as a task when the call carries `params.task` and synchronously otherwise; `required` tools
+ * refuse calls without `params.task` with -32601 (and, in 2026-07-28, calls from clients that did
+ * not declare the Tasks extension with -32021).
+ */
+export type TaskSupport = 'optional' | 'required';
+
+/**
+ * Declaration of a task tool. `title`, `description`, `inputSchema`, `outputSchema` and
+ * `annotations` are what `tools/list` shows (as for any MCP tool); `inputSchema` is a zod object and
+ * validates arguments on every path (task and synchronous, both eras: -32602 when they do not fit).
+ */
+export interface TaskToolConfig<Input extends z.ZodObject> {
+  title?: string;
+  description: string;
+  inputSchema: Input;
+  /** Validates `structuredContent` of the tool's results on the synchronous path (SDK). */
+  outputSchema?: z.ZodObject;
+  annotations?: ToolAnnotations;
+  taskSupport: TaskSupport;
+  /** Top-level argument fields stored encrypted at rest when the store has a `secretKey` (e.g. `['cardNumber']`). */
+  sensitive?: string[];
+  /**
+   * Protocol 2026-07-28 only, where the server decides per request whether a call becomes a task
+   * (see `ModernTaskPolicy`). Default `always`. `required` tools always become tasks.
+   */
+  taskPolicy?: ModernTaskPolicy;
+}
+
+/**
+ * The protocol era an `McpServer` serves: `legacy` = 2025-11-25 sessions (`initialize`), `modern` =
+ * 2026-07-28 per-request serving with the `io.modelcontextprotocol/tasks` extension.
+ */
+export type Era = 'legacy' | 'modern';
+
+/** A registered task tool: its name and declaration. */
+export interface TaskTool {
+  name: string;
+  config: TaskToolConfig<z.ZodObject>;
+}
+
+/**
+ * The task tools of one `McpTasks`, as every call path (task and synchronous, both eras) looks them
+ * up, with the argument checks those paths share.
+ */
+export class TaskTools {
+  private readonly byName = new Map<string, TaskTool>();
+
+  /** `maxArgumentBytes`: largest accepted `arguments`, in bytes of JSON. */
+  constructor(private readonly maxArgumentBytes: number) {}
+
+  /** Adds a tool; the caller has checked that `name` is free. */
+  add(name: string, config: TaskToolConfig<z.ZodObject>): void {
+    this.byName.set(name, { name, config });
+  }
+
+  /** The task tool a `tools/call` names (`params.name`, unchecked), or undefined (not a string, or no such task tool). */
+  get(name: unknown): TaskTool | undefined {
+    return typeof name === 'string' ? this.byName.get(name) : undefined;
+  }
+
+  /** Every registered task tool, in registration order. */
+  all(): TaskTool[] {
+    return [...this.byName.values()];
+  }
+
+  /**
+   * Shape and size checks of `arguments` on every path: returns them as an object (absent → `{}`)
+   * of at most `maxArgumentBytes` bytes of JSON; anything else → -32602. Arguments too deeply nested
+   * to serialize (stdio has no HTTP body guard) are refused -32602 as well. The tool's schema itself
+   * is checked by the runtime's parser when the task is submitted.
+   */
+  checkArguments(name: string, args: unknown): JsonObject {
+    const value = args ?? {};
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${name}: expected an object`);
+    }
+    let size: number;
+    try {
+      size = jsonSize(value);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Arguments for tool ${name} are nested too deeply`);
+    }
+    if (size > this.maxArgumentBytes)
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Arguments for tool ${name} exceed ${this.maxArgumentBytes} bytes`);
+    return value as JsonObject;
+  }
+}
