@@ -12,6 +12,7 @@ import { after, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
 import { RawMcpClient } from './helpers/raw-client.js';
+import { until } from './helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-e2e-'));
 const running: DemoProcess[] = [];
@@ -43,14 +44,16 @@ async function boot(): Promise<{ demo: DemoProcess; client: RawMcpClient }> {
   return { demo, client };
 }
 
-async function waitFor(client: RawMcpClient, taskId: string, ok: (task: any) => boolean, what: string, ms = 20_000): Promise<any> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const task = (await client.request('tasks/get', { taskId })).result;
-    if (task && ok(task)) return task;
-    if (Date.now() > deadline) throw new Error(`${what}: task ${taskId} is ${JSON.stringify(task)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls `tasks/get` (every 50 ms, up to 20 s) until `ok(task)`; resolves with the task. */
+async function untilTask(client: RawMcpClient, taskId: string, ok: (task: any) => boolean, what: string): Promise<any> {
+  let task: any;
+  return until(
+    async () => {
+      task = (await client.request('tasks/get', { taskId })).result;
+      return task && ok(task) && task;
+    },
+    { timeoutMs: 20_000, intervalMs: 50, what: () => `${what}: task ${taskId} is ${JSON.stringify(task)}` },
+  );
 }
 
 const approve = async () => ({ action: 'accept', content: { decision: 'approve', comment: 'ok' } });
@@ -83,8 +86,8 @@ it('survives SIGKILL while waiting for approval and for a payOn, paying each app
     assert.ok(res.result?.task?.taskId, JSON.stringify(res));
     ids[key] = res.result.task.taskId;
   }
-  for (const key of ['A', 'B', 'C', 'D']) await waitFor(client, ids[key]!, (t) => t.status === 'input_required', `${key} awaits approval`);
-  const invalid = await waitFor(client, ids.E!, (t) => t.status === 'failed', 'E fails validation');
+  for (const key of ['A', 'B', 'C', 'D']) await untilTask(client, ids[key]!, (t) => t.status === 'input_required', `${key} awaits approval`);
+  const invalid = await untilTask(client, ids.E!, (t) => t.status === 'failed', 'E fails validation');
   assert.match(invalid.statusMessage, /not active/);
   await demo.kill();
 
@@ -95,7 +98,7 @@ it('survives SIGKILL while waiting for approval and for a payOn, paying each app
   for (const key of ['A', 'B', 'C', 'D']) assert.equal((await client.request('tasks/get', { taskId: ids[key] })).result.status, 'input_required');
   assert.equal((await client.request('tasks/cancel', { taskId: ids.D })).result.status, 'cancelled');
   const bWaiting = client.request('tasks/result', { taskId: ids.B }, approve).catch(() => undefined); // dies with the server
-  const waiting = await waitFor(client, ids.B!, (t) => t.status === 'working' && /waiting until/i.test(t.statusMessage ?? ''), 'B waits for payOn');
+  const waiting = await untilTask(client, ids.B!, (t) => t.status === 'working' && /waiting until/i.test(t.statusMessage ?? ''), 'B waits for payOn');
   assert.match(waiting.statusMessage, /line later/);
   const ledger = () => new Database(join(dir, 'ledger.db'), { readonly: true });
   const paidBefore = ledger().prepare(`SELECT line_id, paid_at FROM payments WHERE invoice_id = 'INV-B'`).all() as { line_id: string; paid_at: string }[];

@@ -18,6 +18,7 @@ import { openStore } from '../src/store/open-store.js';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { dropSchemas, PG_URL, REDIS_URL, withParam } from './helpers/services.js';
+import { until } from './helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-multi-'));
 const run = randomBytes(3).toString('hex');
@@ -75,13 +76,16 @@ for (const { name, url } of stores) {
         const alive = clients();
         return alive[next++ % alive.length]!;
       };
-      const until = async (taskId: string, ok: (t: any) => boolean, what: string) => {
-        for (let i = 0; i < 600; i++) {
-          const task = (await anyClient().request('tasks/get', { taskId })).result;
-          if (task && ok(task)) return task;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        throw new Error(`${what}: ${taskId}`);
+      /** Polls `tasks/get` on any live instance (every 50 ms, up to 30 s) until `ok(task)`; resolves with the task. */
+      const untilTask = (taskId: string, ok: (t: any) => boolean, what: string) => {
+        let task: any;
+        return until(
+          async () => {
+            task = (await anyClient().request('tasks/get', { taskId })).result;
+            return task && ok(task) && task;
+          },
+          { timeoutMs: 30_000, intervalMs: 50, what: () => `${what}: task ${taskId} is ${JSON.stringify(task)}` },
+        );
       };
 
       const payOn = new Date(Date.now() + 9000).toISOString();
@@ -110,12 +114,12 @@ for (const { name, url } of stores) {
       }
       const questions: Record<string, string> = {};
       for (const key of Object.keys(plan)) {
-        const task = await until(ids[key]!, (t) => t.status === 'input_required', `${key} awaits approval`);
+        const task = await untilTask(ids[key]!, (t) => t.status === 'input_required', `${key} awaits approval`);
         questions[key] = Object.keys(task.inputRequests)[0]!;
       }
       const approve = { action: 'accept', content: { decision: 'approve' } };
       await anyClient().request('tasks/update', { taskId: ids.I4, inputResponses: { [questions.I4!]: approve } });
-      await until(ids.I4!, (t) => t.status === 'working' && /waiting until/i.test(t.statusMessage ?? ''), 'I4 waits for payOn');
+      await untilTask(ids.I4!, (t) => t.status === 'working' && /waiting until/i.test(t.statusMessage ?? ''), 'I4 waits for payOn');
 
       // Kill whoever executes I4 (its timer) — it holds approval waits too, as tasks are spread.
       const store = openStore(url);
@@ -138,7 +142,7 @@ for (const { name, url } of stores) {
       await anyClient().request('tasks/cancel', { taskId: ids.I6 });
 
       const expected: Record<string, string> = { I1: 'completed', I2: 'completed', I3: 'completed', I4: 'completed', I5: 'completed', I6: 'cancelled' };
-      for (const [key, status] of Object.entries(expected)) await until(ids[key]!, (t) => t.status === status, `${key} → ${status}`);
+      for (const [key, status] of Object.entries(expected)) await untilTask(ids[key]!, (t) => t.status === status, `${key} → ${status}`);
       for (const key of ['I1', 'I2', 'I3', 'I4']) {
         const task = (await anyClient().request('tasks/get', { taskId: ids[key] })).result;
         assert.equal(task.result.structuredContent.status, 'paid', key);

@@ -21,6 +21,7 @@ import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient, type RpcMessage } from './helpers/raw-client.js';
 import { prng } from './helpers/prng.js';
 import { startTestServer } from './helpers/test-server.js';
+import { until } from './helpers/until.js';
 
 type RouteName = '2025 session' | '2025 no session' | '2026';
 interface Answer {
@@ -55,15 +56,14 @@ it('hostile HTTP bodies get a 4xx or a JSON-RPC answer, never a 5xx, in both era
     const cancelled = (await legacy.request('tools/call', { name: 'slow', arguments: { ms: 60_000 }, task: {} })).result.task.taskId as string;
     await legacy.request('tasks/cancel', { taskId: cancelled });
     const waiting = (await modern.request('tools/call', { name: 'ask', arguments: { question: 'q' } })).result.taskId as string;
-    let inputKey = 'elicit-1';
-    for (let i = 0; i < 200; i++) {
-      const got = (await modern.request('tasks/get', { taskId: waiting })).result;
-      if (got?.status === 'input_required') {
-        inputKey = Object.keys(got.inputRequests)[0]!;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const asking = await until(
+      async () => {
+        const got = (await modern.request('tasks/get', { taskId: waiting })).result;
+        return got?.status === 'input_required' && got;
+      },
+      { intervalMs: 10, what: 'the ask task to be input_required' },
+    );
+    const inputKey = Object.keys(asking.inputRequests)[0]!;
     // What requestors can see, one line per task (so a difference names the task).
     const snapshot = async () =>
       (await server.store.list(null, undefined, 1000)).tasks.map((task) =>

@@ -9,6 +9,7 @@ import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient, type RpcMessage } from './helpers/raw-client.js';
 import { prng } from './helpers/prng.js';
 import { startTestServer } from './helpers/test-server.js';
+import { until } from './helpers/until.js';
 
 it('thousands of malformed task requests get the spec error codes and change nothing', { timeout: 180_000 }, async () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -25,8 +26,10 @@ it('thousands of malformed task requests get the spec error codes and change not
     const waiting = (await legacy.request('tools/call', { name: 'ask', arguments: { question: 'q' }, task: {} })).result.task.taskId;
     const cancelled = (await legacy.request('tools/call', { name: 'slow', arguments: { ms: 60_000 }, task: {} })).result.task.taskId;
     await legacy.request('tasks/cancel', { taskId: cancelled });
-    for (let i = 0; i < 100 && (await legacy.request('tasks/get', { taskId: waiting })).result.status !== 'input_required'; i++)
-      await new Promise((r) => setTimeout(r, 10));
+    await until(async () => (await legacy.request('tasks/get', { taskId: waiting })).result.status === 'input_required', {
+      intervalMs: 10,
+      what: 'the ask task to be input_required',
+    });
     // What requestors can see; lease renewals by the runtime's heartbeat are bookkeeping, not changes.
     const snapshot = async () =>
       JSON.stringify(

@@ -11,6 +11,7 @@ import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { startInvoiceServer, type RunningInvoiceServer } from '../examples/invoice/server.js';
 import { silentLogger } from '../src/core/log.js';
 import { connectTaskClient, type TaskClient } from '../src/client/connect.js';
+import { until } from './helpers/until.js';
 
 const invoice = (id: string) => JSON.parse(readFileSync(join('examples/invoice/data/invoices', `${id}.json`), 'utf8'));
 
@@ -101,7 +102,7 @@ for (const era of ['legacy', 'modern'] as const)
       if (execution.kind !== 'task') return;
       const controller = tc.session.task(execution.handle.taskId);
       assert.equal(execution.serializeReference().generation, era === 'legacy' ? 'v1' : 'v2');
-      for (let i = 0; i < 100 && (await controller.snapshot()).status !== 'input_required'; i++) await new Promise((r) => setTimeout(r, 20));
+      await until(async () => (await controller.snapshot()).status === 'input_required', { what: 'the invoice to await approval' });
       await execution.cancel();
       const { outcome } = await execution.settle();
       assert.equal(outcome.status, 'cancelled');
@@ -134,7 +135,7 @@ for (const era of ['legacy', 'modern'] as const)
     if (execution.kind !== 'task') return;
     const reference = execution.serializeReference();
     const controller = first.session.task(execution.handle.taskId);
-    for (let i = 0; i < 100 && (await controller.snapshot()).status !== 'input_required'; i++) await new Promise((r) => setTimeout(r, 20));
+    await until(async () => (await controller.snapshot()).status === 'input_required', { what: 'the invoice to await approval' });
     await execution.detach();
     await first.client.close();
     await server.close();

@@ -10,6 +10,7 @@ import type { JsonObject } from '../src/core/json.js';
 import { TaskRuntime, type TaskHandler } from '../src/runtime/runtime.js';
 import { openStore } from '../src/store/open-store.js';
 import type { TaskStore } from '../src/store/task-store.js';
+import { until } from './helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-runtime-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,15 +26,8 @@ function runtimeWith(store: TaskStore, handlers: Record<string, TaskHandler<any>
   return runtime;
 }
 
-async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Polls every 10 ms for up to 5 s. */
+const soon = { timeoutMs: 5000, intervalMs: 10 };
 
 describe('runtime', () => {
   it('completes a task with the handler result', async () => {
@@ -106,7 +100,7 @@ describe('runtime', () => {
     const store1 = openStore(url);
     const first = runtimeWith(store1, { flow: handler });
     const task = await first.submit({ owner: 'alice', tool: 'flow', arguments: {}, errorResultStatus: 'failed' });
-    await until(async () => ((await store1.get(task.taskId, ENGINE_ACCESS)).statusMessage?.startsWith('Waiting until') ? true : undefined), 'the timer');
+    await until(async () => (await store1.get(task.taskId, ENGINE_ACCESS)).statusMessage?.startsWith('Waiting until'), { ...soon, what: 'the timer' });
     const timerJournal = (await store1.readJournal(task.taskId)).get('timer:1') as { value: number };
     await first.close();
     await store1.close();
@@ -115,10 +109,13 @@ describe('runtime', () => {
     const store2 = openStore(url);
     const second = runtimeWith(store2, { flow: handler });
     assert.equal(await second.recover(), 1);
-    const waiting = await until(async () => {
-      const t = await store2.get(task.taskId, ENGINE_ACCESS);
-      return t.status === 'input_required' ? t : undefined;
-    }, 'input_required');
+    const waiting = await until(
+      async () => {
+        const t = await store2.get(task.taskId, ENGINE_ACCESS);
+        return t.status === 'input_required' && t;
+      },
+      { ...soon, what: 'input_required' },
+    );
     assert.ok(Date.now() >= timerJournal.value, 'did not wake before the journaled deadline');
     assert.deepEqual(Object.keys(waiting.inputRequests), ['elicit-2']);
     await second.close();
@@ -202,11 +199,11 @@ describe('runtime', () => {
       },
     });
     const task = await runtime.submit({ owner: 'alice', tool: 'slow', arguments: {}, errorResultStatus: 'failed' });
-    await until(async () => ((await store.get(task.taskId, ENGINE_ACCESS)).statusMessage ? true : undefined), 'sleeping');
+    await until(async () => (await store.get(task.taskId, ENGINE_ACCESS)).statusMessage, { ...soon, what: 'sleeping' });
     await assert.rejects(runtime.cancel(task.taskId, 'mallory'), /not found/);
     const cancelled = await runtime.cancel(task.taskId, 'alice');
     assert.equal(cancelled.status, 'cancelled');
-    await until(async () => (runtime.isRunning(task.taskId) ? undefined : true), 'handler to stop');
+    await until(() => !runtime.isRunning(task.taskId), { ...soon, what: 'handler to stop' });
     assert.equal(sawAbort, true);
     assert.equal(afterSleep, false, 'the sleep was interrupted, not waited out');
     const final = await store.get(task.taskId, ENGINE_ACCESS);
@@ -226,9 +223,9 @@ describe('runtime', () => {
       },
     });
     const task = await runtime.submit({ owner: null, tool: 'wait', arguments: {}, errorResultStatus: 'failed' });
-    await until(async () => ((await store.get(task.taskId, ENGINE_ACCESS)).status === 'input_required' ? true : undefined), 'input_required');
+    await until(async () => (await store.get(task.taskId, ENGINE_ACCESS)).status === 'input_required', { ...soon, what: 'input_required' });
     await store.cancel(task.taskId, ENGINE_ACCESS);
-    await until(async () => (aborted ? true : undefined), 'abort');
+    await until(() => aborted, { ...soon, what: 'abort' });
     assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).status, 'cancelled');
     await runtime.close();
   });
@@ -259,7 +256,7 @@ describe('runtime', () => {
       const task = await runtime.submit({ owner: null, tool: 'wait', arguments: {}, errorResultStatus: 'failed' });
       const settled = await until(
         async () => ((await store.get(task.taskId, ENGINE_ACCESS)).statusMessage?.startsWith('Waiting') ? store.get(task.taskId, ENGINE_ACCESS) : undefined),
-        'sleeping',
+        { ...soon, what: 'sleeping' },
       );
       await new Promise((r) => setTimeout(r, 300)); // ~15 lease periods
       const later = await store.get(task.taskId, ENGINE_ACCESS);

@@ -15,6 +15,7 @@ import { openStore } from '../src/store/open-store.js';
 import { PollThrottle, pollTask } from '../src/wire/poll-throttle.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
+import { until } from './helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-sec-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -95,8 +96,9 @@ describe('principals', () => {
       await bob.initialize();
       const aliceTask = (await alice.request('tools/call', { name: 'process_invoice', arguments: { invoice: invoice('INV-2026-0003') }, task: {} })).result
         .task;
-      for (let i = 0; i < 100 && (await alice.request('tasks/get', { taskId: aliceTask.taskId })).result.status !== 'input_required'; i++)
-        await new Promise((r) => setTimeout(r, 20));
+      await until(async () => (await alice.request('tasks/get', { taskId: aliceTask.taskId })).result.status === 'input_required', {
+        what: "alice's invoice to await approval",
+      });
 
       for (const [method, params] of [
         ['tasks/get', { taskId: aliceTask.taskId }],
@@ -286,7 +288,7 @@ describe('secrets at rest', () => {
       },
     });
     const task = await runtime.submit({ owner: null, tool: 'pay', arguments: { cardNumber: '4111111111111111', amount: 5 }, errorResultStatus: 'failed' });
-    for (let i = 0; i < 100 && (await store.get(task.taskId, ENGINE_ACCESS)).status !== 'input_required'; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(async () => (await store.get(task.taskId, ENGINE_ACCESS)).status === 'input_required', { intervalMs: 10, what: 'the PIN question' });
     await runtime.provideInput(task.taskId, 'elicit-1', { action: 'accept', content: { pin: '9876' } }, ENGINE_ACCESS);
     const done = await runtime.waitForTerminal(task.taskId, null);
     assert.deepEqual(done?.outcome, { type: 'result', result: { content: [{ type: 'text', text: 'pin length 4' }] } });

@@ -6,19 +6,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { RawMcpClient, type RpcMessage } from './helpers/raw-client.js';
 import { startTestServer } from './helpers/test-server.js';
+import { until } from './helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-wire-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const RELATED = 'io.modelcontextprotocol/related-task';
 
-async function pollUntil(client: RawMcpClient, taskId: string, status: string): Promise<RpcMessage> {
-  for (let i = 0; i < 200; i++) {
-    const res = await client.request('tasks/get', { taskId });
-    if (res.result?.status === status) return res;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`task ${taskId} never reached ${status}`);
-}
+/** Polls `tasks/get` (every 20 ms, up to 4 s) until the task has `status`. */
+const untilStatus = (client: RawMcpClient, taskId: string, status: string) =>
+  until(async () => (await client.request('tasks/get', { taskId })).result?.status === status, { timeoutMs: 4000, what: `task ${taskId} to reach ${status}` });
 
 describe('wire 2025-11-25 (raw JSON-RPC)', () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
@@ -62,7 +58,7 @@ describe('wire 2025-11-25 (raw JSON-RPC)', () => {
   it('blocks tasks/result until the task ends, asking its question on that stream', async () => {
     const created = await client.request('tools/call', { name: 'ask', arguments: { question: 'Your name?' }, task: {} });
     const taskId = created.result.task.taskId;
-    await pollUntil(client, taskId, 'input_required');
+    await untilStatus(client, taskId, 'input_required');
     const asked: RpcMessage[] = [];
     const result = await client.request('tasks/result', { taskId }, async (req) => {
       asked.push(req);
@@ -141,7 +137,7 @@ describe('wire 2025-11-25 (raw JSON-RPC)', () => {
 
   it('a task created before a restart is answered and finished from a new connection', async () => {
     const { taskId } = (await client.request('tools/call', { name: 'ask', arguments: { question: 'Proceed?' }, task: {} })).result.task;
-    await pollUntil(client, taskId, 'input_required');
+    await untilStatus(client, taskId, 'input_required');
     await server.close();
     server = await startTestServer(`sqlite:${join(dir, 'wire.db')}`);
     const stale = await client.request('tasks/get', { taskId }).catch((e) => e);

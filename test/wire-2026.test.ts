@@ -10,17 +10,21 @@ import { silentLogger } from '../src/core/log.js';
 import { ModernRawClient, readSse, TASKS_EXT } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
 import { startTestServer } from './helpers/test-server.js';
+import { until } from './helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-wire26-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function until(client: ModernRawClient, taskId: string, ok: (t: any) => boolean): Promise<any> {
-  for (let i = 0; i < 300; i++) {
-    const res = await client.request('tasks/get', { taskId });
-    if (res.result && ok(res.result)) return res.result;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`task ${taskId} never got there`);
+/** Polls `tasks/get` (every 20 ms, up to 6 s) until `ok(task)`; resolves with the task. */
+async function untilTask(client: ModernRawClient, taskId: string, ok: (t: any) => boolean): Promise<any> {
+  let last: any;
+  return until(
+    async () => {
+      last = (await client.request('tasks/get', { taskId })).result;
+      return last && ok(last) && last;
+    },
+    { timeoutMs: 6000, what: () => `task ${taskId} to get there (last seen: ${JSON.stringify(last)})` },
+  );
 }
 
 describe('wire 2026-07-28 (raw JSON-RPC)', () => {
@@ -63,7 +67,7 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     assert.equal(typeof created.ttlMs, 'number');
     assert.equal(typeof created.pollIntervalMs, 'number');
     assert.equal(created.task, undefined, 'flat, not wrapped');
-    const done = await until(client, created.taskId, (t) => t.status === 'completed');
+    const done = await untilTask(client, created.taskId, (t) => t.status === 'completed');
     assert.equal(done.resultType, 'complete');
     assert.deepEqual(done.result, { content: [{ type: 'text', text: 'hello' }], resultType: 'complete' }, 'the 2026 CallToolResult, discriminator included');
     const stored = await server.store.get(created.taskId, ENGINE_ACCESS);
@@ -72,7 +76,7 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
 
   it('asks through inputRequests and takes answers through tasks/update (unknown keys ignored, durable before the ack)', async () => {
     const { taskId } = (await client.request('tools/call', { name: 'ask', arguments: { question: 'Name?' } })).result;
-    const waiting = await until(client, taskId, (t) => t.status === 'input_required');
+    const waiting = await untilTask(client, taskId, (t) => t.status === 'input_required');
     const keys = Object.keys(waiting.inputRequests);
     assert.equal(keys.length, 1);
     assert.deepEqual(waiting.inputRequests[keys[0]!], {
@@ -87,21 +91,21 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     const ack = await client.request('tasks/update', { taskId, inputResponses: { [keys[0]!]: { action: 'accept', content: { reply: 'Grace' } } } });
     assert.equal(ack.result.resultType, 'complete');
     assert.deepEqual(await server.store.inputAnswer(taskId, keys[0]!), { action: 'accept', content: { reply: 'Grace' } }, 'the answer is durable at the ack');
-    const done = await until(client, taskId, (t) => t.status === 'completed');
+    const done = await untilTask(client, taskId, (t) => t.status === 'completed');
     assert.deepEqual(done.result.content, [{ type: 'text', text: 'reply: Grace' }]);
   });
 
   it('ends isError results and thrown errors completed, JSON-RPC errors failed', async () => {
     const soft = (await client.request('tools/call', { name: 'soft_fail', arguments: {} })).result;
-    const softDone = await until(client, soft.taskId, (t) => t.status !== 'working');
+    const softDone = await untilTask(client, soft.taskId, (t) => t.status !== 'working');
     assert.equal(softDone.status, 'completed');
     assert.equal(softDone.result.isError, true);
     const thrown = (await client.request('tools/call', { name: 'throws', arguments: {} })).result;
-    const thrownDone = await until(client, thrown.taskId, (t) => t.status !== 'working');
+    const thrownDone = await untilTask(client, thrown.taskId, (t) => t.status !== 'working');
     assert.equal(thrownDone.status, 'completed');
     assert.deepEqual(thrownDone.result, { content: [{ type: 'text', text: 'kaput' }], isError: true, resultType: 'complete' });
     const rpc = (await client.request('tools/call', { name: 'rpc_fail', arguments: {} })).result;
-    const rpcDone = await until(client, rpc.taskId, (t) => t.status !== 'working');
+    const rpcDone = await untilTask(client, rpc.taskId, (t) => t.status !== 'working');
     assert.equal(rpcDone.status, 'failed');
     assert.deepEqual(rpcDone.error, { code: -32602, message: 'the order does not exist', data: { orderId: 7 } });
     assert.equal(rpcDone.result, undefined);
@@ -139,7 +143,7 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     assert.equal((await client.request('tasks/result', { taskId: 'nope' })).error?.code, -32601);
     assert.equal((await client.request('tasks/list', {})).error?.code, -32601);
     const { taskId } = (await client.request('tools/call', { name: 'ask', arguments: { question: 'q' } })).result;
-    await until(client, taskId, (t) => t.status === 'input_required');
+    await untilTask(client, taskId, (t) => t.status === 'input_required');
     const bad = await client.request('tasks/update', { taskId, inputResponses: { 'elicit-1': { action: 'maybe' } } });
     assert.equal(bad.error?.code, -32602);
     assert.equal((await client.request('tasks/get', { taskId })).result.status, 'input_required', 'a malformed answer writes nothing');
@@ -170,21 +174,21 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     const legacy = new RawMcpClient(server.url);
     await legacy.initialize();
     const old = (await legacy.request('tools/call', { name: 'echo', arguments: { text: 'old era' }, task: {} })).result.task;
-    const seen = await until(client, old.taskId, (t) => t.status === 'completed');
+    const seen = await untilTask(client, old.taskId, (t) => t.status === 'completed');
     assert.deepEqual(seen.result.content, [{ type: 'text', text: 'old era' }]);
     const failedOld = (await legacy.request('tools/call', { name: 'soft_fail', arguments: {}, task: {} })).result.task;
-    const failedSeen = await until(client, failedOld.taskId, (t) => t.status !== 'working');
+    const failedSeen = await untilTask(client, failedOld.taskId, (t) => t.status !== 'working');
     assert.equal(failedSeen.status, 'failed', 'a 2025 task keeps its status');
     assert.equal(failedSeen.error.data.result.isError, true, 'and carries its result in the error data');
     const fresh = (await client.request('tools/call', { name: 'echo', arguments: { text: 'new era' } })).result;
-    await until(client, fresh.taskId, (t) => t.status === 'completed');
+    await untilTask(client, fresh.taskId, (t) => t.status === 'completed');
     const viaLegacy = await legacy.request('tasks/result', { taskId: fresh.taskId });
     assert.deepEqual(viaLegacy.result.content, [{ type: 'text', text: 'new era' }]);
   });
 
   it('streams notifications/tasks on subscriptions/listen and ends when the tasks end', async () => {
     const { taskId } = (await client.request('tools/call', { name: 'ask', arguments: { question: 'Listen?' } })).result;
-    await until(client, taskId, (t) => t.status === 'input_required');
+    await untilTask(client, taskId, (t) => t.status === 'input_required');
     const response = await client.send('subscriptions/listen', { notifications: { taskIds: [taskId, 'not-mine'] } });
     const messages = readSse(response, (m) => m.id !== undefined);
     await new Promise((r) => setTimeout(r, 100));
@@ -208,7 +212,7 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
 
   it('a task left input_required is answered after a restart', async () => {
     const { taskId } = (await client.request('tools/call', { name: 'ask', arguments: { question: 'Still there?' } })).result;
-    await until(client, taskId, (t) => t.status === 'input_required');
+    await untilTask(client, taskId, (t) => t.status === 'input_required');
     await server.close();
     server = await startTestServer(`sqlite:${join(dir, 'w26.db')}`);
     client = new ModernRawClient(server.url);
@@ -218,7 +222,7 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
       taskId,
       inputResponses: { [Object.keys(waiting.inputRequests)[0]!]: { action: 'accept', content: { reply: 'yes' } } },
     });
-    const done = await until(client, taskId, (t) => t.status === 'completed');
+    const done = await untilTask(client, taskId, (t) => t.status === 'completed');
     assert.deepEqual(done.result.content, [{ type: 'text', text: 'reply: yes' }]);
   });
 });
