@@ -1,17 +1,78 @@
 /**
- * mcp-tasks: durable MCP Tasks for TypeScript MCP servers and clients.
+ * mcp-tasks: durable MCP Tasks for TypeScript MCP servers on the official MCP SDK v2, in both
+ * protocol eras: 2025-11-25 (Tasks in core: `params.task`, `tasks/get|result|cancel|list`) and
+ * 2026-07-28 (the `io.modelcontextprotocol/tasks` extension: the server decides per request,
+ * `tasks/get|update|cancel`, `subscriptions/listen`).
  *
- * Layers, each importable on its own: `core` (task record, statuses, transitions, ids, TTL policy,
- * errors), `store` (TaskStore domain layer over memory / SQLite backends), `runtime` (durable task
- * execution: steps, timers, input, cancellation, recovery), `wire` (MCP 2025-11-25 Tasks on the SDK
- * v2 McpServer), `server` (Streamable HTTP serving), `client` (journal + ext-tasks session).
+ * This entry point (`mcp-tasks`) is the server side's public API, named one by one so internals
+ * cannot leak (test/exports.test.ts holds the list):
+ * - `createTaskServer` / `TaskServer`: the composition root (store + runtime + wire + HTTP or stdio);
+ * - the layers underneath, usable on their own: `openStore` / `TaskStore` (store), `TaskRuntime` /
+ *   `TaskContext` (durable execution), `McpTasks` (MCP wiring of an SDK `McpServer`),
+ *   `startHttpServer` and `TaskSubscriptions` (Streamable HTTP serving of both eras);
+ * - the core vocabulary: task records and statuses, `Access` / `ENGINE_ACCESS`, errors, logger.
+ *
+ * Other entry points: `mcp-tasks/client` (`connectTaskClient`, `ClientJournal`) and one per
+ * driver-backed backend: `mcp-tasks/store/sqlite`, `mcp-tasks/store/postgres`,
+ * `mcp-tasks/store/redis`. Importing this one loads no database driver: `openStore` loads the driver
+ * of the URL it opens (`better-sqlite3`, or the optional peer dependencies `pg` / `ioredis`).
  */
-export * from './core/index.js';
-export * from './store/index.js';
-export * from './runtime/index.js';
-export * from './wire/index.js';
+
+// core: the task record, statuses, ownership, errors, policy, logging.
+export type { Access, Principal } from './core/access.js';
+export { ENGINE_ACCESS } from './core/access.js';
+export {
+  ConflictError,
+  IllegalTransitionError,
+  InvalidArgumentError,
+  InvalidCursorError,
+  LeaseLostError,
+  LimitExceededError,
+  TaskError,
+  TaskNotFoundError,
+  TaskRpcError,
+  type TaskErrorKind,
+} from './core/errors.js';
+export type { Json, JsonObject } from './core/json.js';
+export { createLogger, LOG_LEVELS, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './core/log.js';
+export { DEFAULT_POLICY, type TaskPolicy } from './core/policy.js';
+export type { SecretBox } from './core/secrets.js';
+export { isTaskStatus, isTerminal, TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from './core/status.js';
+export type { InputRequest, InputResponse, TaskOutcome, TaskRecord, TaskRequest } from './core/task.js';
+
+// store: TaskStore over a backend; backends with drivers have their own entry points.
+export {
+  MemoryBackend,
+  openBackend,
+  openStore,
+  TaskStore,
+  type CreateTaskInput,
+  type ListPosition,
+  type ListQuery,
+  type StoreBackend,
+  type TaskPage,
+  type TaskStoreOptions,
+} from './store/index.js';
+
+// runtime: durable execution of task handlers.
+export { StepFailedError, type StepOptions, type TaskContext } from './runtime/context.js';
+export { TaskRuntime, type RegisteredHandler, type SubmitInput, type TaskHandler, type TaskRuntimeOptions, type TaskToolResult } from './runtime/runtime.js';
+export { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './runtime/signals.js';
+
+// wire: MCP Tasks on an SDK v2 McpServer (names taken one by one from the wire layer's barrel).
+export {
+  McpTasks,
+  principalOf,
+  TaskSubscriptions,
+  type Era,
+  type McpTasksOptions,
+  type ModernTaskPolicy,
+  type TaskSupport,
+  type TaskToolConfig,
+} from './wire/index.js';
+
+// server: Streamable HTTP serving, token auth, the composition root.
+export { loadTokenFile, staticTokenVerifier } from './server/auth.js';
+export type { BodyLimits } from './server/body-guard.js';
 export { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './server/http.js';
-export { createTaskServer, TaskServer, type TaskServerOptions, type ListenOptions } from './server/task-server.js';
-export { staticTokenVerifier, loadTokenFile } from './server/auth.js';
-export { connectTaskClient, type TaskClient, type ConnectOptions, type ElicitationQuestion, type AnswerQuestion } from './client/connect.js';
-export { ClientJournal, type JournalEntry } from './client/journal.js';
+export { createTaskServer, TaskServer, type ListenOptions, type TaskServerOptions } from './server/task-server.js';

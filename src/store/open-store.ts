@@ -14,8 +14,18 @@ import { TaskStore, type TaskStoreOptions } from './task-store.js';
  *   `?shared=true` when several processes share the file (they then use leases to take over);
  * - `postgres://…` / `postgresql://…` — PostgreSQL for several instances; `?schema=name` picks the
  *   schema (default `mcp_tasks`; the parameter is not passed on to the driver);
- * - `redis://…` — Redis for several instances; `?prefix=name` picks the key prefix (default `mcp-tasks`).
- * Throws `InvalidArgumentError` for anything else.
+ * - `redis://…` / `rediss://…` — Redis for several instances; `?prefix=name` picks the key prefix
+ *   (default `mcp-tasks`).
+ *
+ * Synchronous: no I/O happens here beyond opening (and migrating) a SQLite file; the shared
+ * backends connect, and create or migrate their schema, on first use. Each backend loads its driver
+ * (`better-sqlite3`, `pg`, `ioredis`) only when it is built here, so an application installs and
+ * loads only the driver of the store it opens; `pg` and `ioredis` are optional peer dependencies of
+ * mcp-tasks.
+ *
+ * Throws `InvalidArgumentError` for an unsupported URL or bad sqlite parameters, `TypeError` when a
+ * postgres/redis URL does not parse, and `Error` ("… needs 'pg' …: npm install pg") when the driver
+ * the URL needs is not installed.
  */
 export function openBackend(url: string): StoreBackend {
   if (url === 'memory:' || url === 'memory://') return new MemoryBackend();
@@ -45,7 +55,10 @@ export function openBackend(url: string): StoreBackend {
   throw new InvalidArgumentError(`Unsupported store URL '${url}': use memory:, sqlite:<path>, postgres://… or redis://…`);
 }
 
-/** `new TaskStore(openBackend(url), options)`. */
+/**
+ * `new TaskStore(openBackend(url), options)`: the task store a URL names (see `openBackend` for the
+ * URLs, drivers and errors). Synchronous (see `openBackend`).
+ */
 export function openStore(url: string, options?: TaskStoreOptions): TaskStore {
   return new TaskStore(openBackend(url), options);
 }

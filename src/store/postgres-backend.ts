@@ -1,7 +1,8 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Json } from '../core/json.js';
 import type { TaskRecord } from '../core/task.js';
 import type { ListQuery, StoreBackend } from './backend.js';
+import { loadDriver } from './load-driver.js';
 
 /** Options of the PostgreSQL backend. */
 export interface PostgresBackendOptions {
@@ -35,6 +36,14 @@ const MIGRATIONS: ((schema: string) => string)[] = [
 ];
 
 /** Identifier check for the schema name (it is interpolated into SQL). */
+/**
+ * node-postgres, loaded on first construction (an optional peer dependency: applications that never
+ * open a `postgres://` store need not install it). Throws naming `npm install pg` when it is missing.
+ */
+function driver(): typeof pg {
+  return loadDriver<typeof pg>('pg', 'A postgres:// store (PostgresBackend)', 'an optional peer dependency of mcp-tasks');
+}
+
 function safeIdentifier(name: string): string {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid schema name '${name}': use lowercase letters, digits and _`);
   return name;
@@ -50,6 +59,11 @@ function safeIdentifier(name: string): string {
  * - Every task write sends `NOTIFY mcp_tasks_<schema>, '<taskId>'` in the same statement batch;
  *   `watch` holds one dedicated `LISTEN` connection (reconnecting if it drops), so waiters in other
  *   instances (`tasks/result`, input answers, cancellation) are woken without polling.
+ *
+ * Import it from `mcp-tasks/store/postgres` (or let `openStore('postgres://…')` build it). The driver
+ * `pg` is an optional peer dependency, loaded by the first constructor call, not by the import; the
+ * constructor throws `Error` ("… needs 'pg' …: npm install pg") when it is not installed. The pool
+ * connects lazily: nothing touches the network before the first query (`migrate`).
  */
 export class PostgresBackend implements StoreBackend {
   readonly exclusive = false;
@@ -64,7 +78,7 @@ export class PostgresBackend implements StoreBackend {
   constructor(private readonly options: PostgresBackendOptions) {
     this.schema = safeIdentifier(options.schema ?? 'mcp_tasks');
     this.channel = `mcp_tasks_${this.schema}`;
-    this.pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10 });
+    this.pool = new (driver().Pool)({ connectionString: options.connectionString, max: options.max ?? 10 });
     this.pool.on('error', () => undefined); // idle client errors surface on the next query
   }
 
@@ -199,7 +213,7 @@ export class PostgresBackend implements StoreBackend {
   /** Keeps one LISTEN connection open while anyone watches; reconnects after errors. */
   private async listen(): Promise<void> {
     if (this.listener || this.closed) return;
-    const client = new pg.Client({ connectionString: this.options.connectionString });
+    const client = new (driver().Client)({ connectionString: this.options.connectionString });
     this.listener = client;
     const retry = () => {
       if (this.listener !== client) return;

@@ -1,8 +1,9 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Json } from '../core/json.js';
 import { isTerminal } from '../core/status.js';
 import type { TaskRecord } from '../core/task.js';
 import type { ListQuery, StoreBackend } from './backend.js';
+import { loadDriver } from './load-driver.js';
 
 /** Options of the Redis backend. */
 export interface RedisBackendOptions {
@@ -35,6 +36,14 @@ end
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1`;
 
+/**
+ * ioredis, loaded on first construction (an optional peer dependency: applications that never open
+ * a `redis://` store need not install it). Throws naming `npm install ioredis` when it is missing.
+ */
+function driver(): typeof import('ioredis') {
+  return loadDriver<typeof import('ioredis')>('ioredis', 'A redis:// store (RedisBackend)', 'an optional peer dependency of mcp-tasks');
+}
+
 type ScriptedRedis = Redis & {
   mcpInsert(task: string, owner: string, unfinished: string, ...argv: string[]): Promise<number>;
   mcpReplace(task: string, unfinished: string, journal: string, ...argv: string[]): Promise<number>;
@@ -50,6 +59,10 @@ type ScriptedRedis = Redis & {
  * and its `PUBLISH` on `<prefix>:changes` (the cross-instance wake-up `watch` subscribes to).
  * Once a task is terminal its keys expire with its TTL (`PEXPIREAT createdAt + ttl`); a live task
  * never expires under its worker. Index entries of expired tasks are dropped lazily when listed.
+ *
+ * Import it from `mcp-tasks/store/redis` (or let `openStore('redis://…')` build it). The driver
+ * `ioredis` is an optional peer dependency, loaded by the first constructor call, not by the import;
+ * the constructor throws `Error` ("… needs 'ioredis' …: npm install ioredis") when it is not installed.
  */
 export class RedisBackend implements StoreBackend {
   readonly exclusive = false;
@@ -63,7 +76,7 @@ export class RedisBackend implements StoreBackend {
   constructor(private readonly options: RedisBackendOptions) {
     this.prefix = options.prefix ?? 'mcp-tasks';
     this.channel = `${this.prefix}:changes`;
-    this.redis = new Redis(options.url, { maxRetriesPerRequest: 3 }) as ScriptedRedis;
+    this.redis = new (driver().Redis)(options.url, { maxRetriesPerRequest: 3 }) as ScriptedRedis;
     this.redis.on('error', () => undefined); // surfaced on the commands that fail
     this.redis.defineCommand('mcpInsert', { numberOfKeys: 3, lua: INSERT });
     this.redis.defineCommand('mcpReplace', { numberOfKeys: 3, lua: REPLACE });

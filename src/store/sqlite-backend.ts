@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { Json } from '../core/json.js';
 import type { TaskRecord } from '../core/task.js';
 import type { ListQuery, StoreBackend } from './backend.js';
+import { loadDriver } from './load-driver.js';
 
 /** Options of the SQLite backend. */
 export interface SqliteBackendOptions {
@@ -23,10 +24,26 @@ export interface SqliteBackendOptions {
 const SCHEMA_VERSION = 1;
 
 /**
+ * better-sqlite3 (a native addon), loaded on first construction, so applications on `memory:` or a
+ * shared store never load it. It is a dependency of mcp-tasks; it is missing only when its install
+ * (or native build) failed, and the error says so.
+ */
+function driver(): typeof Database {
+  return loadDriver<typeof Database>(
+    'better-sqlite3',
+    'A sqlite: store (SqliteBackend)',
+    'a dependency of mcp-tasks: its install or native build must have failed',
+  );
+}
+
+/**
  * Embedded backend (`sqlite:<path>`) on better-sqlite3 in WAL mode. Each record is one row: the
  * columns used for lookups (`owner`, `status`, `created_at`, `version`) beside the full record as
  * JSON. Compare-and-swap is a single `UPDATE … WHERE version = ?`. Several processes may open the
  * same file (SQLite serializes writers; `busy_timeout` 5 s).
+ *
+ * Import it from `mcp-tasks/store/sqlite` (or let `openStore('sqlite:<path>')` build it). The native
+ * driver `better-sqlite3` (a dependency) is loaded by the first constructor call, not by the import.
  */
 export class SqliteBackend implements StoreBackend {
   private readonly db: Database.Database;
@@ -36,7 +53,7 @@ export class SqliteBackend implements StoreBackend {
   constructor(path: string, options: SqliteBackendOptions = {}) {
     this.exclusive = options.exclusive ?? true;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
+    this.db = new (driver())(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');

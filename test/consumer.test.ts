@@ -1,0 +1,212 @@
+/**
+ * The package as a user gets it: `npm pack` (which cleans and builds `dist/`), then a fresh project
+ * in a temporary directory (`"type": "module"`) that runs `npm install <tarball>` plus what a
+ * TypeScript user adds themselves: `zod` (tool input schemas are zod objects; mcp-tasks does not
+ * re-export zod), `typescript` and `@types/node` (ranges taken from this package.json, so the npm
+ * cache serves them). Neither `pg` nor `ioredis` is installed: they are optional peer dependencies.
+ *
+ * In that project a ~10-line server on `createTaskServer` ('mcp-tasks', `memory:` store, one task
+ * tool) and a client on `connectTaskClient` ('mcp-tasks/client') are compiled with `tsc` (strict,
+ * NodeNext, so the `types` conditions of `exports` are exercised) and run as child processes: the
+ * server listens on port 0 and prints its URL, the client calls the tool as a task in each protocol
+ * era and prints the outcome.
+ *
+ * Cost: the install compiles better-sqlite3 (a dependency) from source when no prebuilt binary can
+ * be downloaded, about 80 s here; the rest takes about 20 s. Needs the npm registry (or a warm npm
+ * cache: installs run with `--prefer-offline`).
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+
+/**
+ * The environment for child `npm` and `node` processes: this one's, less what `npm test` sets to
+ * describe *this* project (npm_package_*, npm_lifecycle_*, the local prefix), so the child npm works
+ * on the temporary project as if a user typed the command there; and no NODE_OPTIONS (no tsx).
+ */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const key of Object.keys(env))
+    if (/^npm_(package|lifecycle)_/.test(key) || ['npm_command', 'npm_config_local_prefix', 'INIT_CWD', 'NODE_OPTIONS'].includes(key)) delete env[key];
+  return env;
+}
+
+/** Runs a command to its end; resolves with its stdout, rejects with its output on a non-zero exit. */
+function run(command: string, args: string[], cwd: string, timeoutMs = 5 * 60_000): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { cwd, env: childEnv(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+/** What the user writes: a task server in ~10 lines. */
+const SERVER_TS = `import * as z from 'zod';
+import { createTaskServer } from 'mcp-tasks';
+
+const server = createTaskServer({ store: 'memory:' });
+server.registerTool(
+  'greet',
+  { description: 'Greets someone, durably', inputSchema: z.object({ name: z.string() }), taskSupport: 'optional' },
+  async ({ name }, ctx) => {
+    const greeting = await ctx.step('compose', () => \`Hello, \${name}!\`);
+    return { content: [{ type: 'text', text: greeting }] };
+  },
+);
+const http = await server.listen({ port: 0 });
+console.log(http.url);
+server.closeOnSignals();
+`;
+
+/** …and a client that calls the tool as a task and prints the outcome as JSON. */
+const CLIENT_TS = `import { connectTaskClient } from 'mcp-tasks/client';
+
+const [url, era] = process.argv.slice(2) as [string, 'legacy' | 'modern'];
+const tc = await connectTaskClient(url, { era, answer: async () => ({ action: 'decline' }) });
+const execution = await tc.session.callTool('greet', { name: 'Ada' }, { task: { preference: 'require' } });
+const { outcome } = await execution.settle();
+console.log(JSON.stringify({ era: tc.era, kind: execution.kind, outcome }));
+await tc.close();
+`;
+
+/** The user's tsconfig: what `tsc --init` suggests for a Node ESM project. */
+const TSCONFIG = {
+  compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'dist', types: ['node'] },
+  include: ['server.ts', 'client.ts'],
+};
+
+describe('consumer: npm pack → npm install in a fresh project → a server and a client on the public API', { timeout: 15 * 60_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-consumer-'));
+  const app = join(dir, 'app');
+  let packed: string[] = [];
+  let server: ChildProcess | undefined;
+  let serverLog = '';
+
+  before(async () => {
+    const started = Date.now();
+    const pack = await run('npm', ['pack', '--json', '--pack-destination', dir], ROOT);
+    const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
+    packed = info!.files.map((file) => file.path);
+    const packedMs = Date.now() - started;
+
+    mkdirSync(app);
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module', allowScripts: { 'better-sqlite3': true } }, null, 2),
+    );
+    await run(
+      'npm',
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        join(dir, info!.filename),
+        `zod@${pkg.dependencies.zod}`,
+        `typescript@${pkg.devDependencies.typescript}`,
+        `@types/node@${pkg.devDependencies['@types/node']}`,
+      ],
+      app,
+      10 * 60_000,
+    );
+    console.error(`consumer project: npm pack ${(packedMs / 1000).toFixed(1)} s, npm install ${((Date.now() - started - packedMs) / 1000).toFixed(1)} s`);
+  });
+
+  after(() => {
+    server?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the tarball holds only what a user needs: package.json, README.md, LICENSE and the built .js / .d.ts', () => {
+    const unexpected = packed.filter((path) => !/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.(js|d\.ts))$/.test(path));
+    assert.deepEqual(unexpected, []);
+    for (const path of ['LICENSE', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client/index.js', 'dist/src/cli/main.js'])
+      assert.ok(packed.includes(path), `${path} is missing from the tarball`);
+  });
+
+  it('installs without the optional peer dependencies pg and ioredis', () => {
+    assert.ok(existsSync(join(app, 'node_modules', pkg.name, 'package.json')));
+    assert.equal(existsSync(join(app, 'node_modules', 'pg')), false);
+    assert.equal(existsSync(join(app, 'node_modules', 'ioredis')), false);
+  });
+
+  it('the TypeScript server and client compile against the installed declarations (strict, NodeNext)', async () => {
+    writeFileSync(join(app, 'server.ts'), SERVER_TS);
+    writeFileSync(join(app, 'client.ts'), CLIENT_TS);
+    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2));
+    // Library checking stays on, so mistakes in mcp-tasks' own .d.ts files (e.g. a type import of a
+    // package users do not have) are reported; other packages' declaration errors are not ours.
+    const tsc = await run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', '.'], app).catch((error: Error) => ({
+      stdout: error.message,
+      stderr: '',
+    }));
+    const ours = tsc.stdout
+      .split('\n')
+      .filter((line) => /^\S+\(\d+,\d+\): error/.test(line))
+      .filter((line) => !line.startsWith('node_modules/') || line.startsWith(`node_modules/${pkg.name}/`));
+    assert.deepEqual(ours, []);
+    assert.ok(existsSync(join(app, 'dist', 'server.js')) && existsSync(join(app, 'dist', 'client.js')), tsc.stdout);
+  });
+
+  it('the server answers a task call from connectTaskClient in both eras, then shuts down on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['dist/server.js'], { cwd: app, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    server = child;
+    child.stderr!.on('data', (chunk) => (serverLog += chunk));
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (chunk) => {
+        out += chunk;
+        if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
+      });
+      child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${serverLog}`)));
+    });
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+
+    for (const era of ['legacy', 'modern'] as const) {
+      const { stdout } = await run(process.execPath, ['dist/client.js', url, era], app, 60_000);
+      const printed = JSON.parse(stdout) as { era: string; kind: string; outcome: { status: string; result?: { content: { type: string; text: string }[] } } };
+      assert.equal(printed.era, era);
+      assert.equal(printed.kind, 'task');
+      assert.equal(printed.outcome.status, 'completed', stdout);
+      assert.deepEqual(printed.outcome.result?.content, [{ type: 'text', text: 'Hello, Ada!' }]);
+    }
+
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, serverLog);
+    server = undefined;
+    assert.match(serverLog, /"msg":"task completed"/);
+  });
+
+  it('store drivers: sqlite loads from the install; postgres and redis name the missing peer dependency (no credentials in the message)', async () => {
+    const script = `
+      import { openStore } from 'mcp-tasks';
+      for (const url of ['postgres://app:hunter2@127.0.0.1:1/db', 'redis://:hunter2@127.0.0.1:1', 'sqlite:./data/tasks.db']) {
+        try { await openStore(url).close(); console.log('opened ' + url.split(':')[0]); } catch (error) { console.log(error.message); }
+      }`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], app);
+    assert.deepEqual(stdout.trim().split('\n'), [
+      "A postgres:// store (PostgresBackend) needs 'pg' (an optional peer dependency of mcp-tasks), which is not installed: npm install pg",
+      "A redis:// store (RedisBackend) needs 'ioredis' (an optional peer dependency of mcp-tasks), which is not installed: npm install ioredis",
+      'opened sqlite',
+    ]);
+  });
+
+  it('the mcp-tasks bin runs', async () => {
+    const { stdout } = await run(join(app, 'node_modules', '.bin', 'mcp-tasks'), ['--version'], app);
+    assert.equal(stdout.trim(), pkg.version);
+  });
+});
