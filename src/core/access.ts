@@ -32,7 +32,7 @@ export function mayAccess(access: Access, owner: Principal): boolean {
 }
 
 /** Throws `InvalidArgumentError` unless `access` is a `Principal` or `ENGINE_ACCESS` (e.g. `undefined`). */
-export function assertAccess(access: Access): void {
+function assertAccess(access: Access): void {
   if (access !== ENGINE_ACCESS && access !== null && typeof access !== 'string') {
     throw new InvalidArgumentError('An explicit access (a principal, or ENGINE_ACCESS) is required');
   }

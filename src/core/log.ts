@@ -62,7 +62,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 export const silentLogger: Logger = pino({ level: 'silent' });
 
 /** `MCP_TASKS_LOG_LEVEL` when it names a level, else `info`. */
-export function defaultLogLevel(): LogLevel {
+function defaultLogLevel(): LogLevel {
   const fromEnv = process.env.MCP_TASKS_LOG_LEVEL;
   return fromEnv && (LOG_LEVELS as readonly string[]).includes(fromEnv) ? (fromEnv as LogLevel) : 'info';
 }

@@ -15,7 +15,7 @@ import {
 import { checkBody, type BodyLimits } from './body-guard.js';
 import { createLogger, logRequestError, type Logger } from '../core/log.js';
 import type { Era } from '../wire/mcp-tasks.js';
-import { advertiseServedVersions } from '../wire/discover.js';
+import { advertiseServedVersions } from '../wire/sdk-seam.js';
 import { principalOf } from '../wire/principal.js';
 import { hardenServerRequestIds, LegacySessions } from './legacy-sessions.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';

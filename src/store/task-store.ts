@@ -8,7 +8,7 @@ import {
   LimitExceededError,
   TaskNotFoundError,
 } from '../core/errors.js';
-import { assertAccess, ENGINE_ACCESS, mayAccess, type Access } from '../core/access.js';
+import { ENGINE_ACCESS, mayAccess, type Access } from '../core/access.js';
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
@@ -411,8 +411,9 @@ export class TaskStore {
   }
 
   private visible(taskId: string, task: TaskRecord | undefined, access: Access): TaskRecord {
-    assertAccess(access);
-    if (!task || !mayAccess(access, task.owner)) throw new TaskNotFoundError(taskId);
+    // mayAccess refuses a missing access first, so an unknown id does not hide a forgotten argument.
+    const allowed = mayAccess(access, task?.owner ?? null);
+    if (!task || !allowed) throw new TaskNotFoundError(taskId);
     if (isExpired(task, this.now())) throw new TaskNotFoundError(taskId, 'expired');
     return task;
   }

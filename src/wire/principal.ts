@@ -1,4 +1,5 @@
 import type { AuthInfo } from '@modelcontextprotocol/server';
+import type { Principal } from '../core/access.js';
 
 /**
  * The principal a request acts for, from the SDK's validated `AuthInfo` (set by bearer-token
@@ -8,7 +9,7 @@ import type { AuthInfo } from '@modelcontextprotocol/server';
  * spec allows (2025-11-25 "Security Considerations"). Tasks are never bound to transport sessions,
  * so a new connection after a restart reads its tasks by id.
  */
-export function principalOf(authInfo: AuthInfo | undefined): string | null {
+export function principalOf(authInfo: AuthInfo | undefined): Principal {
   if (!authInfo) return null;
   const explicit = authInfo.extra?.principal;
   return typeof explicit === 'string' && explicit.length > 0 ? explicit : authInfo.clientId;
