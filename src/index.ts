@@ -24,6 +24,7 @@ export { ENGINE_ACCESS } from './core/access.js';
 export {
   ConflictError,
   IllegalTransitionError,
+  InvalidAnswerError,
   InvalidArgumentError,
   InvalidCursorError,
   LeaseLostError,

@@ -6,16 +6,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClientJournal } from '../src/client/journal.js';
+import { until } from './helpers/until.js';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-cli-'));
 const journal = join(dir, 'journal');
 const invoice = (id: string) => JSON.parse(readFileSync(join('examples/invoice/data/invoices', `${id}.json`), 'utf8'));
 
-function cli(args: string[]) {
-  const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--journal', journal], { encoding: 'utf8', timeout: 60_000 });
+function cli(args: string[], journalDir = journal) {
+  const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--journal', journalDir], { encoding: 'utf8', timeout: 60_000 });
   return { code: res.status, stdout: res.stdout, stderr: res.stderr };
 }
+
+let unique = 0;
+/** A one-line invoice that passes validation (tiny amount against the demo PO), optionally paid at `payOn`. */
+function smallInvoice(payOn?: string) {
+  return {
+    invoiceId: `INV-CLI-${process.pid}-${++unique}`,
+    vendorId: 'V-1001',
+    poNumber: 'PO-2026-0417',
+    currency: 'EUR',
+    issuedOn: '2026-11-20',
+    lines: [{ lineId: '1', description: 'cli test', amount: 1, ...(payOn && { payOn }) }],
+  };
+}
+
+const idOf = (text: string) => /\[([0-9a-f]{32})\]/.exec(text)?.[1];
 
 describe('mcp-tasks CLI', () => {
   let demo: DemoProcess;
@@ -154,5 +170,140 @@ describe('mcp-tasks CLI', () => {
     const res = spawnSync(process.execPath, ['dist/src/cli/main.js', '--version'], { encoding: 'utf8' });
     assert.equal(res.status, 0, res.stderr);
     assert.equal(res.stdout.trim(), '0.1.0');
+  });
+});
+
+describe('mcp-tasks CLI: never answers for a person, never mistakes transport for outcome', () => {
+  let demo: DemoProcess;
+  let port: number;
+  const store = () => ['--store', `sqlite:${join(dir, 'srv2', 'invoice.db')}`, '--poll-interval', '100'];
+  before(async () => {
+    demo = await startDemo(store());
+    port = Number(new URL(demo.url).port);
+  });
+  after(async () => {
+    await demo.kill();
+  });
+
+  for (const era of ['legacy', 'modern'] as const) {
+    it(`keeps following through a server SIGKILL and restart (${era}); the journal never records the outage as the task's fate`, async () => {
+      const payOn = new Date(Date.now() + 6000).toISOString();
+      const own = join(dir, `journal-kill-${era}`);
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice(payOn) }), '--answer', '{"decision":"approve"}', '--era', era, '--json', '--journal', own],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      let stdout = '';
+      child.stderr.on('data', (chunk) => (stderr += String(chunk)));
+      child.stdout.on('data', (chunk) => (stdout += String(chunk)));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await until(() => /waiting until/.test(stderr), { timeoutMs: 30_000, what: `the timer wait:\n${stderr}` });
+      await demo.kill();
+      await until(() => /server unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+\/mcp: connection refused/.test(stderr), { timeoutMs: 20_000, what: `a retry:\n${stderr}` });
+      const taskId = idOf(stderr)!;
+      const entry = new ClientJournal(own).get(taskId);
+      assert.equal(entry?.status, 'working', 'an outage is not a status');
+      assert.equal(entry?.outcome, undefined);
+      demo = await startDemo([...store(), '--port', String(port)]);
+      const code = await exited;
+      assert.equal(code, 0, stderr + stdout);
+      assert.match(stderr, /server reachable again/);
+      assert.equal(JSON.parse(stdout).result.structuredContent.status, 'paid');
+      assert.equal(new ClientJournal(own).get(taskId)?.outcome?.status, 'completed');
+    });
+  }
+
+  it('names the URL and the cause when it cannot talk to a server', async () => {
+    const down = cli(['tools', `http://127.0.0.1:${port + 1}/mcp`]);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot reach http:\/\/127\.0\.0\.1:\d+\/mcp: connection refused/);
+    const noScheme = cli(['tools', `127.0.0.1:${port}/mcp`]);
+    assert.equal(noScheme.code, 1);
+    assert.match(noScheme.stderr, /not an http\(s\) URL.*did you mean http:\/\/127\.0\.0\.1/);
+    const wrongPath = cli(['tools', `http://127.0.0.1:${port}/nope`]);
+    assert.equal(wrongPath.code, 1);
+    assert.match(wrongPath.stderr, /http:\/\/127\.0\.0\.1:\d+\/nope answered HTTP 404: is this the MCP endpoint/);
+    const tools = cli(['tools', demo.url, '--era', 'legacy']);
+    assert.equal(tools.code, 0, tools.stderr);
+    assert.match(tools.stdout, /process_invoice\s+task: optional/);
+    assert.match(tools.stdout, /export_payments_report\s+task: required/);
+    const getAnswer = cli(['get', 'x', '--answer', '{}']);
+    assert.equal(getAnswer.code, 1);
+    assert.match(getAnswer.stderr, /unknown option '--answer'/);
+  });
+
+  for (const era of ['legacy', 'modern'] as const) {
+    it(`without a terminal it detaches (exit 3), sends nothing, and says exactly how to answer (${era})`, () => {
+      const own = join(dir, `journal-detach-${era}`);
+      const invoiceArg = JSON.stringify({ invoice: smallInvoice() });
+      const first = cli(['call', demo.url, 'process_invoice', '--args', invoiceArg, '--era', era], own);
+      assert.equal(first.code, 3, first.stderr + first.stdout);
+      const taskId = idOf(first.stdout)!;
+      assert.match(first.stdout, /decision: one of approve, reject/);
+      assert.match(first.stdout, /comment \(optional\): string/);
+      assert.ok(first.stdout.includes(`answer with: npx mcp-tasks answer ${taskId} --url ${demo.url} --answer '{"decision":"approve"}'`), first.stdout);
+      const got = cli(['get', taskId, '--json'], own);
+      assert.equal(JSON.parse(got.stdout).status, 'input_required', 'nothing was answered for the person');
+      const result = cli(['result', taskId], own);
+      assert.equal(result.code, 3, 'result on a waiting task detaches instead of hanging');
+
+      // A non-conforming --answer is refused by the client: nothing sent, the task still waits.
+      const wrong = cli(['answer', taskId, '--answer', '{"decision":"yes"}'], own);
+      assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
+      assert.match(wrong.stdout, /decision must be one of: approve, reject.*nothing was sent/);
+      assert.equal(JSON.parse(cli(['get', taskId, '--json'], own).stdout).status, 'input_required');
+
+      // pending lists it; another machine (no journal) answers it with --url.
+      const pending = cli(['pending', '--json'], own);
+      assert.equal(pending.code, 0, pending.stderr);
+      assert.ok((JSON.parse(pending.stdout) as { taskId: string }[]).some((p) => p.taskId === taskId));
+      const elsewhere = join(dir, `journal-elsewhere-${era}`);
+      const answered = cli(['answer', taskId, '--url', demo.url, '--era', era, '--answer', '{"decision":"reject","comment":"not ours"}', '--json'], elsewhere);
+      assert.equal(answered.code, 0, answered.stderr + answered.stdout);
+      const last = JSON.parse(answered.stdout.trim().split('\n').at(-1)!);
+      assert.ok(last.answered === true || last.result?.structuredContent?.status === 'rejected', answered.stdout);
+
+      // The first machine's journal still says input_required until it asks the server.
+      const stale = (JSON.parse(cli(['ls', '--json'], own).stdout) as { taskId: string; status: string }[]).find((e) => e.taskId === taskId);
+      assert.equal(stale?.status, 'input_required');
+      assert.match(cli(['ls'], own).stdout, /LAST KNOWN[\s\S]*--refresh asks the servers/);
+      cli(['ls', '--refresh'], own);
+      const fresh = (JSON.parse(cli(['ls', '--json'], own).stdout) as { taskId: string; status: string }[]).find((e) => e.taskId === taskId);
+      assert.equal(fresh?.status, 'completed');
+    });
+  }
+
+  it('resumes a journal that mixes eras, and follows every task the server has not reported ended', () => {
+    const own = join(dir, 'journal-mixed');
+    const a = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() }), '--era', 'legacy'], own);
+    const b = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() }), '--era', 'modern'], own);
+    assert.equal(a.code, 3);
+    assert.equal(b.code, 3);
+    const resumed = cli(['resume', '--answer', '{"decision":"approve"}', '--json'], own);
+    assert.equal(resumed.code, 0, resumed.stderr + resumed.stdout);
+    const outcomes = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(outcomes.length, 2);
+    for (const o of outcomes) assert.equal(o.result.structuredContent.status, 'paid');
+    const again = cli(['resume'], own);
+    assert.match(again.stdout, /No unfinished tasks/);
+  });
+
+  it('--no-task and --ttl say what the server decides (2026-07-28) instead of failing or ignoring silently', () => {
+    const own = join(dir, 'journal-notask');
+    const modern = cli(['call', demo.url, 'export_payments_report', '--no-task', '--ttl', '5000', '--args', '{"format":"json"}', '--json'], own);
+    assert.equal(modern.code, 0, modern.stderr);
+    assert.match(modern.stderr, /the server decides how long a task is kept; --ttl is not sent/);
+    assert.match(modern.stderr, /the server chose to run it as a task/);
+    const taskId = JSON.parse(modern.stdout).taskId;
+    assert.ok(new ClientJournal(own).get(taskId), 'the task the server created is journaled');
+    const legacyRequired = cli(['call', demo.url, 'export_payments_report', '--no-task', '--era', 'legacy'], own);
+    assert.equal(legacyRequired.code, 1);
+    assert.match(legacyRequired.stderr, /requires task execution/);
+    const legacySync = cli(['call', demo.url, 'process_invoice', '--no-task', '--era', 'legacy', '--args', JSON.stringify({ invoice: smallInvoice() })], own);
+    assert.equal(legacySync.code, 3, legacySync.stderr + legacySync.stdout);
+    assert.match(legacySync.stdout, /this call is not a task: run it again in a terminal, or with --answer/);
+    assert.doesNotMatch(legacySync.stdout, /<taskId>/);
   });
 });

@@ -50,7 +50,7 @@ describe('fallback for clients without Tasks', () => {
 
       const wrong = await client.callTool({ name: 'answer_task_input', arguments: { taskId: status.taskId, answers: { decision: 'maybe' } } });
       assert.equal(wrong.isError, true);
-      assert.match(text(wrong), /'decision' must be one of "approve", "reject"/);
+      assert.match(text(wrong), /decision must be one of: approve, reject/);
       assert.equal(
         ((await client.callTool({ name: 'get_task_status', arguments: { taskId: status.taskId } })).structuredContent as any).status,
         'input_required',

@@ -12,13 +12,14 @@ import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { ENGINE_ACCESS } from '../src/core/access.js';
-import { IllegalTransitionError, InvalidArgumentError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../src/core/errors.js';
+import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../src/core/errors.js';
 import { MemoryBackend } from '../src/store/memory-backend.js';
 import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { openBackend, openStore } from '../src/store/open-store.js';
 import type { StoreBackend } from '../src/store/backend.js';
 import { PG_URL, REDIS_URL, withParam } from './helpers/services.js';
+import { until } from './helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-contract-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -214,7 +215,7 @@ for (const factory of backends) {
 
     it('treats a finished task past its ttl as expired', async () => {
       let clock = Date.parse('2026-01-01T00:00:00.000Z');
-      const { store } = fresh({ now: () => clock });
+      const { store } = fresh({ now: () => clock, policy: { retainAfterEndMs: 0 } });
       const task = await store.create({ owner: null, request, ttl: 1000, errorResultStatus: 'failed' });
       clock += 5000;
       assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).status, 'working', 'a live task is never expired under its worker');
@@ -225,6 +226,85 @@ for (const factory of backends) {
         'gone: reported expired, or already purged by a backend whose keys expire',
       );
       assert.equal((await store.list(null)).tasks.length, 0);
+    });
+
+    it('keeps a result that outlived its ttl min(ttl, retainAfterEndMs) after the end, then purges it', { timeout: 30_000 }, async () => {
+      const ttl = 600; // shorter than the default retainAfterEndMs (24 h): kept ttl ms after the end
+      const { store } = fresh();
+      const task = await store.create({ owner: null, request, ttl, errorResultStatus: 'failed' });
+      await store.appendJournal(task.taskId, 'step:a', { ok: true });
+      await until(() => Date.now() > Date.parse(task.createdAt) + ttl + 50, { what: 'the ttl to pass while the task runs' });
+      assert.equal((await store.get(task.taskId, ENGINE_ACCESS)).status, 'working', 'a live task outlives its ttl');
+      const done = await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [{ type: 'text', text: 'late' }] } });
+      const ended = Date.parse(done.lastUpdatedAt);
+      assert.equal(done.ttl, ended - Date.parse(done.createdAt) + ttl, 'ttl = expiry − createdAt, expiry = end + min(ttl, retainAfterEndMs)');
+      assert.ok(done.ttl! > ttl, 'the actual ttl grew past the granted one');
+      // Within the retention (the record says until when): readable with its result, not purged.
+      assert.equal(await store.purgeExpired(), 0, 'purging uses the same rule');
+      const kept = await store.get(task.taskId, ENGINE_ACCESS);
+      assert.deepEqual(kept.outcome, { type: 'result', result: { content: [{ type: 'text', text: 'late' }] } });
+      assert.equal(kept.ttl, done.ttl, 'the stored record carries the actual ttl');
+      // After it: gone from the backend too (purged, or expired by itself on Redis), journal included.
+      await until(
+        async () => {
+          await store.purgeExpired();
+          return (await store.backend.get(task.taskId)) === undefined;
+        },
+        { what: 'the task to be purged after its retention' },
+      );
+      assert.ok(Date.now() >= ended + ttl, 'not before its expiry');
+      await assert.rejects(store.get(task.taskId, ENGINE_ACCESS), TaskNotFoundError);
+      assert.equal((await store.backend.readJournal(task.taskId)).size, 0, 'the journal goes too');
+    });
+
+    it('ends a task within its ttl at createdAt + ttl, and a cancelled one the same way', async () => {
+      let clock = Date.parse('2026-01-01T00:00:00.000Z');
+      const { store } = fresh({ now: () => clock, policy: { retainAfterEndMs: 60_000, maxTtlMs: null } });
+      const early = await store.create({ owner: null, request, ttl: 600_000, errorResultStatus: 'failed' });
+      const late = await store.create({ owner: null, request, ttl: 10_000, errorResultStatus: 'failed' });
+      const unlimited = await store.create({ owner: null, request, ttl: null, errorResultStatus: 'failed' });
+      clock += 20_000;
+      assert.equal((await store.finish(early.taskId, 'completed', { type: 'result', result: { content: [] } })).ttl, 600_000, 'ended early: unchanged');
+      assert.equal((await store.cancel(late.taskId, ENGINE_ACCESS)).ttl, 20_000 + 10_000, 'ended late: kept min(ttl, retain) = 10 s after the end');
+      assert.equal((await store.cancel(unlimited.taskId, ENGINE_ACCESS)).ttl, null, 'unlimited stays unlimited');
+    });
+
+    it('refuses answers that do not match their requestedSchema and stores nothing, all or none', async () => {
+      const { store } = fresh();
+      const task = await store.create({ owner: 'alice', request, errorResultStatus: 'failed' });
+      const approval = {
+        kind: 'elicitation' as const,
+        message: 'Approve?',
+        requestedSchema: { type: 'object', properties: { decision: { type: 'string', enum: ['approve', 'reject'] } }, required: ['decision'] },
+      };
+      const name = { kind: 'elicitation' as const, message: 'Name?', requestedSchema: { type: 'object', properties: { name: { type: 'string' } } } };
+      await store.requestInput(task.taskId, 'a', approval, 'Approve?');
+      await store.requestInput(task.taskId, 'b', name, 'Name?');
+      const before = await store.get(task.taskId, ENGINE_ACCESS);
+      const refused = await store
+        .answerInputs(task.taskId, { a: { action: 'accept', content: { decision: 'yes' } }, b: { action: 'accept', content: { name: 'Ada' } } }, 'alice')
+        .catch((error: unknown) => error);
+      assert.ok(refused instanceof InvalidAnswerError, String(refused));
+      assert.ok(refused instanceof InvalidArgumentError, 'an InvalidArgumentError (-32602 on the wire)');
+      assert.deepEqual(refused.problems, { a: ['decision must be one of: approve, reject'] });
+      await assert.rejects(store.answerInput(task.taskId, 'a', { action: 'accept', content: {} }, 'alice'), /decision is required/);
+      await assert.rejects(store.answerInput(task.taskId, 'b', { action: 'accept', content: { name: 'Ada', age: 3 } }, 'alice'), /unknown field 'age'/);
+      const after = await store.get(task.taskId, ENGINE_ACCESS);
+      assert.deepEqual(after, before, 'the record is untouched: same version, status and questions');
+      assert.equal((await store.readJournal(task.taskId)).size, 0, 'not even the valid answer of the refused batch was journaled');
+      assert.equal(await store.inputAnswer(task.taskId, 'b'), undefined);
+      // Keys never asked are ignored, not refused; valid answers then go through together.
+      const taken = await store.answerInputs(
+        task.taskId,
+        { a: { action: 'accept', content: { decision: 'approve' } }, b: { action: 'decline' }, zzz: { action: 'accept', content: { junk: 1 } } },
+        'alice',
+      );
+      assert.deepEqual(taken, ['a', 'b']);
+      const answered = await store.get(task.taskId, ENGINE_ACCESS);
+      assert.equal(answered.status, 'working');
+      assert.equal(answered.version, before.version + 1, 'both questions settled in one write');
+      assert.deepEqual(await store.inputAnswer(task.taskId, 'a'), { action: 'accept', content: { decision: 'approve' } });
+      assert.deepEqual(await store.inputAnswer(task.taskId, 'b'), { action: 'decline' });
     });
 
     it('lets exactly one of many racing terminal writers win', async () => {

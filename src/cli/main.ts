@@ -1,239 +1,280 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { ApplicationElicitResult, TaskOutcome } from '@modelcontextprotocol/ext-tasks/client';
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
-import { connectTaskClient, type TaskClient } from '../client/connect.js';
 import { ClientJournal, type JournalEntry } from '../client/journal.js';
-import { parseAnswer, statusLine, terminalAnswerer } from '../client/prompt.js';
-import { follow, type Followed } from './follow.js';
+import { checkEndpointUrl } from '../client/errors.js';
+import type { FollowResult } from '../client/follower.js';
+import { EXIT, Run, type RunOptions } from './run.js';
+import { statusText, summarizeArguments } from './render.js';
 
-/** Exit codes: 0 completed, 1 failed or error, 2 cancelled, 3 detached (needs input or interrupted). */
-const EXIT = { completed: 0, failed: 1, cancelled: 2, detached: 3 } as const;
-
-interface ClientOptions {
-  journal: string;
-  era: 'auto' | 'legacy' | 'modern';
-  json?: boolean;
-  answer?: string;
-  header?: string[];
-  token?: string;
-  url?: string;
-}
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  the task completed (or the command did what it was asked)
+  1  the task failed, the tool reported an error, or the command failed (bad input, server refused)
+  2  the task was cancelled
+  3  detached: the task goes on or keeps waiting for input on the server (no terminal to ask,
+     "decide later", Ctrl-C, server unreachable when you stopped); nothing was answered for you
+`;
 
 const program = new Command();
-program.name('mcp-tasks').description('Durable MCP Tasks client: call and follow tasks on any MCP server (both protocol eras).').version('0.1.0');
+program
+  .name('mcp-tasks')
+  .description('Durable MCP Tasks client: call tools as tasks on any MCP server (2025-11-25 and 2026-07-28), answer their questions, follow them across disconnects and restarts.')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `${EXIT_CODES_HELP}
+Examples:
+  mcp-tasks tools http://127.0.0.1:3000/mcp
+  mcp-tasks call http://127.0.0.1:3000/mcp process_invoice --args-file invoice.json
+  mcp-tasks pending
+  mcp-tasks answer 3f2a… --answer '{"decision":"approve"}'
+  mcp-tasks resume`,
+  );
 
-const withClientOptions = (command: Command) =>
-  command
+type Opts = RunOptions & { url?: string };
+
+/** Options of every command that talks to a server. */
+const connection = (command: Command, withUrl = true) => {
+  if (withUrl) command.option('--url <url>', 'MCP endpoint URL (default: the one in the journal)');
+  return command
     .option('--journal <dir>', 'client journal directory', '.mcp-tasks')
-    .option('--json', 'machine-readable output on stdout (one JSON document)')
-    .option('--answer <json>', 'answer to the question(s) the task asks: an ElicitResult, or just its content (= accept)')
+    .option('--json', 'machine-readable output on stdout (one JSON document per task)')
     .option('-H, --header <header...>', 'extra HTTP header(s), "Name: value"')
     .option('--token <token>', 'bearer token (sets Authorization)')
     .addOption(
-      new Option('--era <era>', 'protocol era: auto (2026-07-28 when the server offers it), legacy (2025-11-25) or modern (2026-07-28)')
-        .choices(['auto', 'legacy', 'modern'])
-        .default('auto'),
+      new Option('--era <era>', 'protocol era: auto (2026-07-28 when the server offers it), legacy (2025-11-25) or modern (2026-07-28); default: a journaled task\'s own era, else auto').choices([
+        'auto',
+        'legacy',
+        'modern',
+      ]),
     );
+};
+/** The option of commands that may answer a task's questions. */
+const answering = (command: Command) =>
+  command.option(
+    '--answer <json>',
+    'answer to the question(s) the task asks, checked against the question\'s schema: the form content (= accept), e.g. \'{"decision":"approve"}\', or a full ElicitResult, e.g. \'{"action":"decline"}\'',
+  );
+const examples = (command: Command, ...lines: string[]) => command.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n${EXIT_CODES_HELP}`);
 
-withClientOptions(
-  program
-    .command('call <url> <tool>')
-    .description('Call a tool, as a task where the tool supports one; follow it to its end and print the result')
-    .option('--args <json>', 'tool arguments as a JSON object', '{}')
-    .option('--args-file <file>', 'read the tool arguments from a JSON file')
-    .option('--ttl <ms>', 'requested task lifetime in ms', parsePositiveInt)
-    .addOption(new Option('--no-task', 'call synchronously, never as a task')),
-).action(async (url: string, tool: string, opts: ClientOptions & { args: string; argsFile?: string; ttl?: number; task: boolean }) => {
-  const args = parseJsonObject(opts.argsFile ? readFileSync(opts.argsFile, 'utf8') : opts.args, opts.argsFile ? `--args-file ${opts.argsFile}` : '--args');
-  await withClient(url, opts, async (tc, journal, stop, log) => {
+examples(
+  answering(
+    connection(
+      program
+        .command('call <url> <tool>')
+        .description('Call a tool, as a task where the tool supports one; follow it to its end, answering its questions, and print the result')
+        .option('--args <json>', 'tool arguments as a JSON object', '{}')
+        .option('--args-file <file>', 'read the tool arguments from a JSON file')
+        .option('--ttl <ms>', 'requested task lifetime in ms (2025-11-25 only: 2026-07-28 servers decide it)', parsePositiveInt)
+        .option('--no-task', 'call without asking for a task (a 2026-07-28 server may still run it as one; it is then journaled and followed)'),
+      false,
+    ),
+  ),
+  `mcp-tasks call http://127.0.0.1:3000/mcp process_invoice --args-file invoice.json`,
+  `mcp-tasks call http://127.0.0.1:3000/mcp process_invoice --args-file invoice.json --answer '{"decision":"approve"}' --json`,
+).action(async (url: string, tool: string, opts: Opts & { args: string; argsFile?: string; ttl?: number; task: boolean }) => {
+  checkEndpointUrl(url);
+  const args = parseJsonObject(opts.argsFile ? readFile(opts.argsFile) : opts.args, opts.argsFile ? `--args-file ${opts.argsFile}` : '--args');
+  await Run.with(opts, async (run) => {
+    const endpoint = run.endpoint(url, opts.era ?? 'auto');
+    const tc = await endpoint.connection();
     if (!tc.tools.has(tool)) throw new Error(`The server at ${url} has no tool named '${tool}' (it has: ${[...tc.tools.keys()].join(', ') || 'none'})`);
-    const execution = await tc.session.callTool(tool, args, {
-      task: { preference: opts.task ? 'prefer' : 'forbid', ...(opts.ttl !== undefined && { retentionMs: opts.ttl }) },
+    if (opts.ttl !== undefined && tc.era === 'modern') run.log(`note: ${url} speaks 2026-07-28, where the server decides how long a task is kept; --ttl is not sent`);
+    const summary = summarizeArguments(args);
+    const call = tc.session.callTool(tool, args, {
+      task: {
+        preference: opts.task ? 'prefer' : tc.era === 'modern' ? 'allow' : 'forbid',
+        ...(opts.ttl !== undefined && tc.era === 'legacy' && { retentionMs: opts.ttl }),
+      },
     });
-    if (execution.kind === 'task') {
-      const now = new Date().toISOString();
-      journal.put({ taskId: execution.handle.taskId, url, tool, startedAt: now, updatedAt: now, status: 'working', reference: execution.serializeReference() });
-      log(`[${execution.handle.taskId}] task created for ${tool} (resume with: mcp-tasks watch ${execution.handle.taskId})`);
+    const execution = await run.untilStopped(call);
+    if (!execution) return [{ kind: 'left', taskId: '-', reason: run.stopReason() } satisfies FollowResult];
+    if (execution.kind !== 'task') {
+      const outcome = await run.untilStopped(execution.result());
+      return [outcome ? { kind: 'outcome', taskId: '', outcome } : { kind: 'left', taskId: '-', reason: run.stopReason() }];
     }
-    return [await follow(execution, journal, log, stop)];
+    const taskId = execution.handle.taskId;
+    const now = new Date().toISOString();
+    run.journal.put({ taskId, url, tool, startedAt: now, updatedAt: now, status: 'working', ...(summary && { summary }), reference: execution.serializeReference() });
+    // Follow it ourselves (see TaskFollower): release ext-tasks' own driver without touching the task.
+    await execution.detach().catch(() => undefined);
+    await execution.result().catch(() => undefined);
+    run.log(`[${taskId}] task created for ${tool}${opts.task ? '' : ' (the server chose to run it as a task)'}; if this stops: mcp-tasks watch ${taskId}`);
+    return [await run.follow(endpoint, taskId, { tool, summary, createdAt: now })];
   });
 });
 
-withClientOptions(
-  program.command('resume [taskIds...]').description('Pick up every unfinished task in the journal (or the given ones) and follow them to their end'),
-).action(async (taskIds: string[], opts: ClientOptions) => {
+examples(
+  answering(connection(program.command('resume [taskIds...]').description('Follow every task in the journal the server has not reported ended (or the given ones), answering their questions'))),
+  'mcp-tasks resume',
+  `mcp-tasks resume 3f2a… --answer '{"decision":"reject","comment":"duplicate"}'`,
+).action(async (taskIds: string[], opts: Opts) => {
   const journal = new ClientJournal(opts.journal);
-  const entries = taskIds.length > 0 ? taskIds.map((id) => requireEntry(journal, id)) : journal.list().filter((e) => !e.outcome);
+  const entries =
+    taskIds.length > 0
+      ? taskIds.map((id) => journal.get(id) ?? (opts.url ? undefined : missing(journal, id)))
+      : journal.list().filter((e) => !e.outcome && !e.gone && (!opts.url || e.url === opts.url));
   if (entries.length === 0) {
     emit(opts, { tasks: [] }, 'No unfinished tasks in the journal.');
     return;
   }
-  await resumeEntries(entries, opts);
+  await Run.with(opts, (run) =>
+    Promise.all(
+      entries.map((entry, i) => {
+        const taskId = entry?.taskId ?? taskIds[i]!;
+        const url = opts.url ?? entry!.url;
+        run.log(`[${taskId}] resumed${entry ? ` (${entry.tool}${entry.status ? `, last known: ${entry.status}` : ''})` : ''}`);
+        return run.follow(run.endpoint(url, eraOf(entry, opts)), taskId, contextOf(entry));
+      }),
+    ),
+  );
 });
 
-withClientOptions(program.command('watch <taskId>').description('Follow one journaled task to its end (answering its questions)')).action(
-  async (taskId: string, opts: ClientOptions) => {
-    await resumeEntries([requireEntry(new ClientJournal(opts.journal), taskId)], opts);
+examples(
+  answering(connection(program.command('watch <taskId>').description('Follow one task to its end, answering its questions'))),
+  'mcp-tasks watch 3f2a…',
+  'mcp-tasks watch 3f2a… --url http://127.0.0.1:3000/mcp --era legacy',
+).action(async (taskId: string, opts: Opts) => followOne(taskId, opts, 'end'));
+
+examples(
+  answering(connection(program.command('result <taskId>').description('Wait for a task to end (answering its questions, like watch) and print its result'))),
+  'mcp-tasks result 3f2a… --json',
+).action(async (taskId: string, opts: Opts) => followOne(taskId, opts, 'end'));
+
+examples(
+  answering(connection(program.command('answer <taskId>').description('Answer the questions a task is waiting on (in the terminal, or with --answer), then stop'))),
+  'mcp-tasks answer 3f2a… --url http://127.0.0.1:3000/mcp',
+  `mcp-tasks answer 3f2a… --answer '{"decision":"approve"}'`,
+  `mcp-tasks answer 3f2a… --answer '{"action":"decline"}'`,
+).action(async (taskId: string, opts: Opts) => followOne(taskId, opts, 'answered'));
+
+examples(connection(program.command('get <taskId>').description('Show the current state of a task (tasks/get)')), 'mcp-tasks get 3f2a…', 'mcp-tasks get 3f2a… --url http://127.0.0.1:3000/mcp --json').action(
+  async (taskId: string, opts: Opts) => {
+    const { url, entry } = target(taskId, opts);
+    await Run.with(opts, async (run) => {
+      const tc = await run.endpoint(url, eraOf(entry, opts)).connection();
+      const view = await tc.session.task(toTaskId(taskId)).snapshot(run.signal);
+      run.journalStatus(taskId, view);
+      emit(opts, view.raw, `${view.taskId}  ${statusText(view)}`);
+      return [];
+    });
   },
 );
 
-program
-  .command('ls')
-  .description('List the tasks this client started (from the journal)')
-  .option('--journal <dir>', 'client journal directory', '.mcp-tasks')
-  .option('--json', 'machine-readable output')
-  .action((opts: { journal: string; json?: boolean }) => {
-    const entries = new ClientJournal(opts.journal).list();
-    if (opts.json)
-      return void process.stdout.write(
-        `${JSON.stringify(
-          entries.map(({ reference: _r, ...e }) => e),
-          null,
-          2,
-        )}\n`,
-      );
-    if (entries.length === 0) return void process.stdout.write('No tasks in the journal.\n');
-    for (const e of entries)
-      process.stdout.write(
-        `${e.taskId}  ${e.status.padEnd(14)} ${e.tool.padEnd(24)} ${e.updatedAt}  ${e.url}${e.statusMessage ? `\n    ${e.statusMessage}` : ''}\n`,
-      );
+examples(connection(program.command('cancel <taskId>').description('Cancel a task (tasks/cancel)')), 'mcp-tasks cancel 3f2a…').action(async (taskId: string, opts: Opts) => {
+  const { url, entry } = target(taskId, opts);
+  await Run.with(opts, async (run) => {
+    const controller = (await run.endpoint(url, eraOf(entry, opts)).connection()).session.task(toTaskId(taskId));
+    await controller.cancel(run.signal);
+    const view = await controller.snapshot(run.signal);
+    run.journalStatus(taskId, view);
+    emit(opts, view.raw, `${view.taskId}  ${view.status}`);
+    return [];
   });
+});
 
-for (const [name, description] of [
-  ['get', 'Show the current state of a task (tasks/get)'],
-  ['cancel', 'Cancel a task (tasks/cancel)'],
-  ['result', 'Wait for a task to end and print its result (tasks/result)'],
-] as const) {
-  withClientOptions(program.command(`${name} <taskId>`).description(description).option('--url <url>', 'MCP endpoint (default: from the journal)')).action(
-    async (taskId: string, opts: ClientOptions) => {
-      const journal = new ClientJournal(opts.journal);
-      const url = opts.url ?? journal.get(taskId)?.url;
-      if (!url) throw new Error(`Task ${taskId} is not in the journal at ${opts.journal}; pass --url`);
-      await withClient(url, opts, async (tc, _journal, stop) => {
-        const controller = tc.session.task(toTaskId(taskId));
-        if (name === 'get') {
-          const view = await controller.snapshot(stop);
-          journal.update(taskId, { status: view.status, ...(view.statusMessage !== undefined && { statusMessage: view.statusMessage }) });
-          emit(opts, view.raw, `${view.taskId}  ${view.status}${view.statusMessage ? `: ${view.statusMessage}` : ''}`);
-          return [];
-        }
-        if (name === 'cancel') {
-          await controller.cancel(stop);
-          const view = await controller.snapshot(stop);
-          journal.update(taskId, { status: view.status, outcome: { status: 'cancelled' } });
-          emit(opts, view.raw, `${view.taskId}  ${view.status}`);
-          return [];
-        }
-        return [{ taskId, outcome: await controller.result({ signal: stop }) }];
-      });
-    },
-  );
-}
+examples(
+  connection(program.command('pending').description('List the tasks waiting for your input: the journal\'s, and the server\'s listing (tasks/list) where it offers one')),
+  'mcp-tasks pending',
+  'mcp-tasks pending --url http://127.0.0.1:3000/mcp --token $TOKEN',
+).action(async (opts: Opts) => {
+  await Run.with(opts, async (run) => {
+    const waiting = await run.pending(opts.url);
+    if (opts.json) process.stdout.write(`${JSON.stringify(waiting)}\n`);
+    else if (waiting.length === 0) process.stdout.write('No task is waiting for input.\n');
+    else
+      for (const w of waiting)
+        process.stdout.write(
+          `${w.taskId}  ${w.tool ?? ''}${w.summary ? ` (${w.summary})` : ''}\n    ${w.question ?? w.statusMessage ?? 'waiting for input'}\n    answer: mcp-tasks answer ${w.taskId} --url ${w.url}\n`,
+        );
+    return [];
+  });
+});
 
-async function resumeEntries(entries: JournalEntry[], opts: ClientOptions): Promise<void> {
-  const byUrl = new Map<string, JournalEntry[]>();
-  for (const e of entries) byUrl.set(e.url, [...(byUrl.get(e.url) ?? []), e]);
-  for (const [url, group] of byUrl) {
-    await withClient(url, opts, async (tc, journal, stop, log) =>
-      Promise.all(
-        group.map(async (entry) => {
-          const execution = await tc.session.resumeTask(entry.reference);
-          log(`[${entry.taskId}] resumed (${entry.tool})`);
-          return follow(execution, journal, log, stop);
-        }),
-      ),
+examples(
+  program
+    .command('ls')
+    .description('List the tasks this client started, with the status the server last reported')
+    .option('--journal <dir>', 'client journal directory', '.mcp-tasks')
+    .option('--json', 'machine-readable output')
+    .option('--refresh', 'ask each server for the current status of unfinished tasks first')
+    .option('-H, --header <header...>', 'extra HTTP header(s) for --refresh, "Name: value"')
+    .option('--token <token>', 'bearer token for --refresh'),
+  'mcp-tasks ls',
+  'mcp-tasks ls --refresh',
+).action(async (opts: Opts & { refresh?: boolean }) => {
+  if (opts.refresh) await Run.with(opts, async (run) => (await run.refresh(), []));
+  const entries = new ClientJournal(opts.journal).list();
+  if (opts.json) return void process.stdout.write(`${JSON.stringify(entries.map(({ reference: _r, ...e }) => e), null, 2)}\n`);
+  if (entries.length === 0) return void process.stdout.write('No tasks in the journal.\n');
+  process.stdout.write(`${'TASK'.padEnd(34)}${'LAST KNOWN'.padEnd(16)}${'TOOL'.padEnd(24)}${'SEEN'.padEnd(26)}URL\n`);
+  for (const e of entries) {
+    const status = e.gone ? 'gone' : e.status;
+    process.stdout.write(
+      `${e.taskId.padEnd(34)}${status.padEnd(16)}${e.tool.padEnd(24)}${(e.seenAt ?? e.updatedAt).padEnd(26)}${e.url}${e.summary ? `\n    ${e.summary}` : ''}${e.gone ? `\n    ${e.gone}` : e.statusMessage ? `\n    ${e.statusMessage}` : ''}\n`,
     );
   }
-}
+  if (!opts.refresh) process.stdout.write('(statuses as last reported; --refresh asks the servers)\n');
+});
 
-/**
- * Connects, runs `work`, prints every outcome and sets the exit code. Ctrl-C detaches (tasks go on
- * on the server); a question that cannot be answered here detaches with instructions.
- */
-async function withClient(
-  url: string,
-  opts: ClientOptions,
-  work: (tc: TaskClient, journal: ClientJournal, stop: AbortSignal, log: (line: string) => void) => Promise<Followed[]>,
-): Promise<void> {
-  const journal = new ClientJournal(opts.journal);
-  const log = statusLine;
-  const stop = new AbortController();
-  const onSigint = () => stop.abort(new Error('interrupted; the task goes on on the server'));
-  process.once('SIGINT', onSigint);
-  let fixed: ApplicationElicitResult | undefined;
-  if (opts.answer !== undefined) {
-    try {
-      fixed = parseAnswer(opts.answer);
-    } catch (error) {
-      throw new InvalidArgumentError(`--answer: ${(error as Error).message}`);
+examples(
+  connection(program.command('tools <url>').description('List the tools of a server and whether each runs as a task'), false),
+  'mcp-tasks tools http://127.0.0.1:3000/mcp',
+).action(async (url: string, opts: Opts) => {
+  checkEndpointUrl(url);
+  await Run.with(opts, async (run) => {
+    const tc = await run.endpoint(url, opts.era ?? 'auto').connection();
+    const tools = [...tc.tools.values()];
+    if (opts.json) process.stdout.write(`${JSON.stringify({ era: tc.era, tools })}\n`);
+    else {
+      process.stdout.write(`${url} speaks ${tc.era === 'modern' ? '2026-07-28' : '2025-11-25'}; ${tools.length} tool(s):\n`);
+      for (const t of tools) process.stdout.write(`  ${t.name.padEnd(28)} task: ${(t.taskSupport ?? (tc.era === 'modern' ? 'server decides' : 'forbidden')).padEnd(14)} ${(t.description ?? '').split('\n')[0]!.slice(0, 80)}\n`);
     }
-  }
-  const answer = terminalAnswerer(fixed, log, (question) => {
-    if (question.taskId) journal.update(question.taskId, { status: 'input_required', statusMessage: question.message });
-    stop.abort(new Error(`the task needs input: ${question.message}\n  answer with: mcp-tasks resume ${question.taskId ?? '<taskId>'} --answer '{"…": "…"}'`));
+    return [];
   });
-  const tc = await connectTaskClient(url, { answer, headers: headersOf(opts), era: opts.era, onError: () => undefined });
-  try {
-    const results = await work(tc, journal, stop.signal, log);
-    for (const r of results) report(r, opts);
-  } finally {
-    process.off('SIGINT', onSigint);
-    await tc.close();
-  }
+});
+
+async function followOne(taskId: string, opts: Opts, until: 'end' | 'answered'): Promise<void> {
+  const { url, entry } = target(taskId, opts);
+  await Run.with(opts, async (run) => [await run.follow(run.endpoint(url, eraOf(entry, opts)), taskId, contextOf(entry), until)]);
 }
 
-function report(r: Followed, opts: ClientOptions): void {
-  if (r.detached) {
-    emit(opts, { taskId: r.taskId, detached: r.detached }, `[${r.taskId ?? '-'}] detached: ${r.detached}`);
-    process.exitCode = Math.max(Number(process.exitCode ?? 0), EXIT.detached);
-    return;
-  }
-  const outcome = r.outcome as TaskOutcome<Record<string, unknown>>;
-  if (outcome.status === 'completed') {
-    const result = outcome.result;
-    const text = Array.isArray(result.content)
-      ? (result.content as { type: string; text?: string }[])
-          .filter((c) => c.type === 'text')
-          .map((c) => c.text)
-          .join('\n')
-      : '';
-    const structured = result.structuredContent ? `\n${JSON.stringify(result.structuredContent, null, 2)}` : '';
-    emit(opts, { taskId: r.taskId, status: 'completed', result }, `${text}${structured}`);
-    if (result.isError === true) process.exitCode = Math.max(Number(process.exitCode ?? 0), EXIT.failed);
-  } else if (outcome.status === 'failed') {
-    emit(
-      opts,
-      { taskId: r.taskId, status: 'failed', error: outcome.error.message, ...(outcome.error.code !== undefined && { code: outcome.error.code }) },
-      `failed: ${outcome.error.message}`,
-    );
-    process.exitCode = Math.max(Number(process.exitCode ?? 0), EXIT.failed);
-  } else {
-    emit(opts, { taskId: r.taskId, status: 'cancelled' }, `[${r.taskId}] cancelled`);
-    process.exitCode = Math.max(Number(process.exitCode ?? 0), EXIT.cancelled);
-  }
+/** Where a task lives: `--url`, else its journal entry's URL. */
+function target(taskId: string, opts: Opts): { url: string; entry?: JournalEntry } {
+  const entry = new ClientJournal(opts.journal).get(taskId);
+  const url = opts.url ?? entry?.url;
+  if (!url) throw new Error(`Task ${taskId} is not in the journal at ${opts.journal}; pass --url <MCP endpoint>`);
+  return { url: checkEndpointUrl(url), ...(entry && { entry }) };
+}
+
+/** `--era` when given, else a journaled task's own era (the one it was created in), else `auto`. */
+function eraOf(entry: JournalEntry | undefined, opts: Opts): 'auto' | 'legacy' | 'modern' {
+  if (opts.era) return opts.era;
+  if (!entry) return 'auto';
+  return entry.reference.generation === 'v1' ? 'legacy' : 'modern';
+}
+
+function contextOf(entry: JournalEntry | undefined) {
+  return entry ? { tool: entry.tool, createdAt: entry.startedAt, ...(entry.summary && { summary: entry.summary }) } : {};
+}
+
+function missing(journal: ClientJournal, taskId: string): never {
+  throw new Error(`Task ${taskId} is not in the journal at ${journal.dir}; pass --url <MCP endpoint>`);
 }
 
 function emit(opts: { json?: boolean }, json: unknown, text: string): void {
   process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
 }
 
-function requireEntry(journal: ClientJournal, taskId: string): JournalEntry {
-  const entry = journal.get(taskId);
-  if (!entry) throw new Error(`Task ${taskId} is not in the journal at ${journal.dir}`);
-  return entry;
-}
-
-function headersOf(opts: ClientOptions): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const h of opts.header ?? []) {
-    const at = h.indexOf(':');
-    if (at <= 0) throw new InvalidArgumentError(`--header must be "Name: value", got ${h}`);
-    headers[h.slice(0, at).trim()] = h.slice(at + 1).trim();
+function readFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read --args-file ${file}: ${(error as Error).message}`);
   }
-  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
-  return headers;
 }
 
 function parseJsonObject(text: string, what: string): Record<string, never> {
@@ -255,5 +296,5 @@ function parsePositiveInt(value: string): number {
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`mcp-tasks: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
+  process.exitCode = EXIT.failed;
 });

@@ -1,4 +1,4 @@
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client, RELATED_TASK_META_KEY, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import {
   createTaskSessionFromClient,
   toolDeclarationFromMcpTool,
@@ -7,17 +7,27 @@ import {
   type TaskEnabledSession,
   type ToolDeclaration,
 } from '@modelcontextprotocol/ext-tasks/client';
+import { TransportError, checkEndpointUrl, describeError, isTransient } from './errors.js';
 import { createHttpRawDispatch } from './http-dispatch.js';
 
-/** A question from the server: the MCP form-elicitation params (`message`, `requestedSchema`). */
+/** A question from the server: MCP form-elicitation params (`message`, `requestedSchema`) and where it comes from. */
 export interface ElicitationQuestion {
   message: string;
+  /** The restricted JSON Schema of the form (MCP "Elicitation": flat object of primitive properties). */
   requestedSchema: { type?: string; properties?: Record<string, Record<string, unknown>>; required?: string[] };
+  /** The task asking (2025-11-25: from the request's related-task `_meta`; 2026-07-28: the polled task). */
   taskId?: string;
+  /** The question's key in the task's `inputRequests` (2026-07-28 only). */
+  key?: string;
 }
 
-/** Answers a question; resolves with an MCP `ElicitResult`. */
-export type AnswerQuestion = (question: ElicitationQuestion) => Promise<ApplicationElicitResult>;
+/**
+ * Answers a question: resolves with an MCP `ElicitResult`, or with `undefined` to leave it
+ * unanswered — then nothing at all is sent and the question stays pending on the server (a person
+ * who is not there, Ctrl-C, "decide later"). `signal` aborts when the server withdraws the question
+ * or the client stops.
+ */
+export type AnswerQuestion = (question: ElicitationQuestion, signal?: AbortSignal) => Promise<ApplicationElicitResult | undefined>;
 
 /** A connected task-aware session on one MCP endpoint. */
 export interface TaskClient {
@@ -53,18 +63,48 @@ const CAPABILITIES = { elicitation: { form: {} } };
 /**
  * Connects the official SDK v2 `Client` over Streamable HTTP and wraps it in an
  * `@modelcontextprotocol/ext-tasks` session, the official requester for MCP Tasks in both eras.
- * On 2026-07-28 the session gets the `rawDispatch` and `v2RequestFraming` ext-tasks requires (see
- * `createHttpRawDispatch`). The endpoint id of the session is the URL, so task references serialized
- * by one process can be resumed by another. Throws the SDK's connect errors (e.g. `modern` against
- * a 2025-only server).
+ *
+ * - On 2026-07-28 the session gets the `rawDispatch` and `v2RequestFraming` ext-tasks requires (see
+ *   `createHttpRawDispatch`).
+ * - On 2025-11-25 the client answers `elicitation/create` server requests itself (related-task
+ *   `_meta` gives the task; 2025-11-25 "Input Required Status") with `options.answer`. When that
+ *   leaves the question unanswered, no response is sent at all, so the question stays pending on
+ *   the server (ext-tasks' own fallback would answer `cancel` on the person's behalf).
+ * - The endpoint id of the session is the URL, so task references serialized by one process can be
+ *   resumed by another.
+ *
+ * Throws `TransportError` (message naming the URL and the cause) when the server cannot be reached,
+ * and an `Error` with a readable message for other connect failures (HTTP 404: not an MCP endpoint;
+ * 401/403; `modern` against a 2025-only server; a URL that is not http(s)).
  */
 export async function connectTaskClient(url: string, options: ConnectOptions): Promise<TaskClient> {
+  checkEndpointUrl(url);
   const era = options.era ?? 'auto';
   const client = new Client(CLIENT_INFO, {
     capabilities: CAPABILITIES,
     ...(era !== 'legacy' && { versionNegotiation: { mode: era === 'modern' ? { pin: '2026-07-28' } : 'auto' } }),
   });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: options.headers ?? {} } }));
+  client.setRequestHandler('elicitation/create', async (request, ctx) => {
+    const params = request.params as unknown as ElicitationQuestion & { _meta?: Record<string, { taskId?: unknown } | undefined> };
+    const related = params._meta?.[RELATED_TASK_META_KEY]?.taskId;
+    const question = { message: String(params.message ?? ''), requestedSchema: params.requestedSchema ?? {}, ...(typeof related === 'string' && { taskId: related }) };
+    const answer = await options.answer(question, ctx.mcpReq.signal);
+    if (answer) return answer as never;
+    // Unanswered: never respond. The promise settles only when the request is withdrawn or the
+    // connection closes, and then nothing can (or needs to) be sent.
+    return new Promise<never>((_, reject) => {
+      const signal = ctx.mcpReq.signal;
+      if (signal.aborted) reject(signal.reason);
+      else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+  });
+  try {
+    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: options.headers ?? {} } }));
+  } catch (error) {
+    await client.close().catch(() => undefined);
+    const message = describeError(error, url);
+    throw isTransient(error) ? new TransportError(message, url, { cause: error }) : new Error(message, { cause: error });
+  }
   const negotiated = client.getProtocolEra() === 'modern' ? 'modern' : 'legacy';
   const protocolVersion = client.getNegotiatedProtocolVersion() ?? '2026-07-28';
   const tools = new Map<string, ToolDeclaration>();
@@ -84,11 +124,14 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     ...port,
     endpointId: url,
     tools: { currentTool: (name) => tools.get(name) },
+    // Questions of ordinary (non-task) 2026-07-28 calls: multi round-trip retries. Unanswered means
+    // the call stops here; nothing is sent.
     onInputRequest: async (request, context) => {
-      if (request.kind !== 'elicitation') throw new Error(`mcp-tasks CLI cannot answer ${request.kind} requests`);
+      if (request.kind !== 'elicitation') throw new Error(`mcp-tasks cannot answer ${request.kind} requests`);
       const params = request.params as unknown as ElicitationQuestion;
-      const answer = options.answer({ message: String(params.message ?? ''), requestedSchema: params.requestedSchema ?? {}, taskId: context.taskId });
-      return (await untilAborted(answer, context.signal)) as never;
+      const answer = await options.answer({ message: String(params.message ?? ''), requestedSchema: params.requestedSchema ?? {} }, context.signal);
+      if (!answer) throw new Error('the question was left unanswered');
+      return answer as never;
     },
     onError: options.onError,
   });
@@ -103,15 +146,4 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
       await client.close().catch(() => undefined);
     },
   };
-}
-
-/** `promise`, or a rejection with the signal's reason as soon as `signal` aborts (e.g. the execution was detached). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

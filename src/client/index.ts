@@ -4,12 +4,21 @@
  * - `connectTaskClient(url, options)` connects the official SDK v2 `Client` over Streamable HTTP
  *   (2026-07-28 when the server offers it, else 2025-11-25) and wraps it in an
  *   `@modelcontextprotocol/ext-tasks` session: `session.callTool(name, args, { task: { preference } })`
- *   starts a task, `execution.settle()` follows it (answering questions with `options.answer`) to its
- *   outcome, `session.resumeTask(reference)` picks it up again in another process.
+ *   starts a task, `session.task(taskId)` reads, updates and cancels one.
+ * - `Endpoint` keeps one reconnecting connection per URL; `TaskFollower` follows tasks to their end
+ *   the way each era's spec asks (2025-11-25: `tasks/result` on `input_required`; 2026-07-28:
+ *   `inputRequests` answered with `tasks/update`), retrying transport failures and never turning one
+ *   into a task's outcome; `Asker`/`terminalAsker` asks one question at a time and never answers for
+ *   a person.
  * - `ClientJournal` remembers started tasks on disk (one JSON file each, written atomically) so a
  *   client that crashed can resume them.
  *
  * Nothing here loads the server side or a database driver.
  */
 export { connectTaskClient, type AnswerQuestion, type ConnectOptions, type ElicitationQuestion, type TaskClient } from './connect.js';
+export { Endpoint } from './endpoint.js';
+export { TransportError, checkEndpointUrl, describeError, isTransient } from './errors.js';
+export { RETRY_DELAYS_MS, TaskFollower, type FollowEvent, type FollowOptions, type FollowResult } from './follower.js';
 export { ClientJournal, type JournalEntry } from './journal.js';
+export { terminalAsker, type AskOutcome, type Asker, type QuestionContext, type TerminalAskerOptions } from './prompt.js';
+export { exampleAnswer, howToAnswer, parseAnswer } from './questions.js';

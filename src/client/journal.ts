@@ -12,11 +12,18 @@ export interface JournalEntry {
   startedAt: string;
   /** ISO 8601, last time this entry changed. */
   updatedAt: string;
+  /** The last status the server reported (a transport failure never changes it). */
   status: string;
   statusMessage?: string;
+  /** A short summary of the arguments (e.g. `INV-2026-0087 · V-1001 · GBP`), for prompts and listings. */
+  summary?: string;
+  /** ISO 8601: when the server last answered about this task. */
+  seenAt?: string;
+  /** Set when the server said it does not know the task (expired, purged): why. */
+  gone?: string;
   /** The ext-tasks reference `resumeTask` takes (endpoint, protocol generation, taskId, operation). */
   reference: SerializedTaskReference;
-  /** Final outcome once seen: the tool result, or the failure message. */
+  /** Final outcome, only once the server reported the task terminal: the tool result, or the failure message. */
   outcome?: { status: 'completed' | 'failed' | 'cancelled'; result?: unknown; error?: string };
 }
 

@@ -1,6 +1,50 @@
-import { confirm, input, number, select } from '@inquirer/prompts';
+import { checkbox, confirm, input, number, select } from '@inquirer/prompts';
 import type { ApplicationElicitResult } from '@modelcontextprotocol/ext-tasks/client';
-import type { AnswerQuestion, ElicitationQuestion } from './connect.js';
+import { checkAnswer } from '../core/answer-schema.js';
+import type { InputResponse } from '../core/task.js';
+import type { ElicitationQuestion } from './connect.js';
+import { fieldsOf, howToAnswer } from './questions.js';
+
+/** What a person (or `--answer`) made of a question. */
+export type AskOutcome =
+  /** Send this `ElicitResult`. */
+  | { kind: 'answer'; result: ApplicationElicitResult }
+  /**
+   * Send nothing; the question stays pending on the server. `all`: stop following every task
+   * (Ctrl-C, closed terminal); otherwise only this task ("decide later", nobody to ask). `error`: the
+   * given `--answer` was refused (exit code 1 rather than 3).
+   */
+  | { kind: 'leave'; reason: string; all?: boolean; error?: boolean }
+  /** The server withdrew the question before it was answered (answered elsewhere, or the task moved on). */
+  | { kind: 'withdrawn' };
+
+/** Who the question is from, for the header above a prompt. */
+export interface QuestionContext {
+  /** e.g. `process_invoice`. */
+  tool?: string;
+  /** A short summary of the task's arguments (e.g. `INV-2026-0087 · V-1001 · GBP`). */
+  summary?: string;
+  /** ISO 8601. */
+  createdAt?: string;
+  /** Endpoint URL, for the "how to answer later" command. */
+  url?: string;
+}
+
+/** Asks questions one at a time. */
+export interface Asker {
+  /** Asks `question` (queued behind any question being asked); `signal` withdraws it. Never rejects. */
+  ask(question: ElicitationQuestion, context: QuestionContext, signal?: AbortSignal): Promise<AskOutcome>;
+}
+
+/** Options of `terminalAsker`. */
+export interface TerminalAskerOptions {
+  /** `--answer`: used for every question; refused (nothing sent) when it does not match the question's schema. */
+  fixed?: ApplicationElicitResult;
+  /** Whether a person is at a terminal (stdin and stderr are TTYs). Without one, questions are left pending with instructions. */
+  interactive: boolean;
+  /** Status output (stderr). */
+  log: (line: string) => void;
+}
 
 let promptOpen = false;
 const held: string[] = [];
@@ -15,76 +59,157 @@ export function statusLine(line: string): void {
 }
 
 /**
- * Parses `--answer JSON`: either a full `ElicitResult` (`{"action":"accept","content":{…}}`,
- * `{"action":"decline"}`) or just the content object, meaning accept. Throws on invalid JSON.
+ * The CLI's asker. Never answers for a person:
+ * - `fixed` (`--answer`) is checked against the question's `requestedSchema` (ajv) and refused with
+ *   the schema error when it does not match;
+ * - at a terminal, one question at a time under a header saying which task asks (tool, argument
+ *   summary, age), with the real prompt library: Answer (each field, re-asked until it matches the
+ *   schema), Decline and Cancel (each confirmed), or Decide later. Ctrl-C or a closed terminal
+ *   leaves every question pending (`all`);
+ * - without a terminal the question is left pending, with the exact fields, allowed values and a
+ *   command that answers it.
  */
-export function parseAnswer(text: string): ApplicationElicitResult {
-  const value = JSON.parse(text) as unknown;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('--answer must be a JSON object');
-  const record = value as Record<string, unknown>;
-  if (record.action === 'accept' || record.action === 'decline' || record.action === 'cancel') return record as unknown as ApplicationElicitResult;
-  return { action: 'accept', content: record as ApplicationElicitResult['content'] };
-}
-
-/**
- * Builds the CLI's question answerer: a fixed `--answer` when given, else an interactive prompt per
- * field of the requested schema (enum → select, boolean → confirm, number → number, string → input)
- * when stdin is a terminal. Otherwise `unanswerable(question)` is called (the CLI detaches and says how
- * to answer later) and the question is left pending, so the task stays `input_required`.
- */
-export function terminalAnswerer(
-  fixed: ApplicationElicitResult | undefined,
-  log: (line: string) => void,
-  unanswerable: (question: ElicitationQuestion) => void,
-): AnswerQuestion {
-  return async (question) => {
-    if (fixed) {
-      log(`? ${question.message}\n  answered from --answer: ${JSON.stringify(fixed)}`);
-      return fixed;
-    }
-    if (!process.stdin.isTTY) {
-      // Leave the question unanswered (a refusal would end the task in 2026-07-28 requesters) and
-      // let the caller detach; the task stays input_required on the server.
-      unanswerable(question);
-      return new Promise<never>(() => undefined);
-    }
-    log(`? ${question.message}${question.taskId ? ` (task ${question.taskId})` : ''}`);
-    promptOpen = true;
-    try {
-      return await askFields(question);
-    } finally {
-      promptOpen = false;
-      for (const line of held.splice(0)) process.stderr.write(`${line}\n`);
-    }
+export function terminalAsker(options: TerminalAskerOptions): Asker {
+  let queue: Promise<unknown> = Promise.resolve();
+  let gaveUp: AskOutcome | undefined;
+  return {
+    ask(question, context, signal) {
+      const turn = queue.then(async (): Promise<AskOutcome> => {
+        if (signal?.aborted) return { kind: 'withdrawn' };
+        if (options.fixed) return checkFixed(options.fixed, question, context.url, options.log);
+        if (!options.interactive) return { kind: 'leave', reason: howToAnswer(question, context.url) };
+        if (gaveUp) return gaveUp;
+        const outcome = await askPerson(question, context, signal);
+        if (outcome.kind === 'leave' && outcome.all) gaveUp = outcome;
+        return outcome;
+      });
+      queue = turn.catch(() => undefined);
+      return turn;
+    },
   };
 }
 
-async function askFields(question: ElicitationQuestion): Promise<ApplicationElicitResult> {
-  const respond = await select({
-    message: 'Respond?',
-    choices: [
-      { name: 'Answer', value: 'accept' },
-      { name: 'Decline', value: 'decline' },
-      { name: 'Cancel', value: 'cancel' },
-    ],
-  });
-  if (respond !== 'accept') return { action: respond as 'decline' | 'cancel' };
-  const content: Record<string, string | number | boolean> = {};
-  const required = new Set(question.requestedSchema.required ?? []);
-  for (const [name, field] of Object.entries(question.requestedSchema.properties ?? {})) {
-    const label = String(field.title ?? name) + (field.description ? ` (${field.description})` : '');
-    const isRequired = required.has(name);
-    if (Array.isArray(field.enum)) {
-      content[name] = await select({ message: label, choices: (field.enum as string[]).map((v) => ({ name: v, value: v })) });
-    } else if (field.type === 'boolean') {
-      content[name] = await confirm({ message: label, default: field.default === true });
-    } else if (field.type === 'number' || field.type === 'integer') {
-      const value = await number({ message: label, required: isRequired });
-      if (value !== undefined) content[name] = value;
-    } else {
-      const value = await input({ message: label, required: isRequired });
-      if (value !== '') content[name] = value;
-    }
+function checkFixed(fixed: ApplicationElicitResult, question: ElicitationQuestion, url: string | undefined, log: (line: string) => void): AskOutcome {
+  const problems = problemsOf(question, fixed);
+  if (problems.length > 0) {
+    return {
+      kind: 'leave',
+      error: true,
+      reason: `--answer does not fit the question (${problems.join('; ')}); nothing was sent, the task still waits.\n${howToAnswer(question, url)}`,
+    };
   }
-  return { action: 'accept', content };
+  log(`? ${question.message}\n  answered from --answer: ${JSON.stringify(fixed)}`);
+  return { kind: 'answer', result: fixed };
+}
+
+/** What is wrong with `result` as an answer to `question` (its `requestedSchema`, checked with ajv); empty when it fits. */
+function problemsOf(question: ElicitationQuestion, result: ApplicationElicitResult): string[] {
+  const check = checkAnswer(question.requestedSchema, result as InputResponse);
+  return check.valid ? [] : check.problems;
+}
+
+/** A prompt ended by Ctrl-C / a closed stdin (inquirer's ExitPromptError) or by the question's withdrawal (AbortPromptError). */
+function promptEnd(error: unknown, signal: AbortSignal | undefined): AskOutcome {
+  if (signal?.aborted) return { kind: 'withdrawn' };
+  const name = (error as Error)?.name;
+  if (name === 'ExitPromptError' || name === 'AbortPromptError' || name === 'CancelPromptError') {
+    return { kind: 'leave', all: true, reason: 'interrupted; nothing was sent, the question still waits' };
+  }
+  throw error;
+}
+
+async function askPerson(question: ElicitationQuestion, context: QuestionContext, signal: AbortSignal | undefined): Promise<AskOutcome> {
+  promptOpen = true;
+  const ctx = signal ? { signal } : {};
+  try {
+    process.stderr.write(`\n${header(question, context)}\n? ${question.message}\n`);
+    for (;;) {
+      const choice = await select(
+        {
+          message: 'Your decision',
+          choices: [
+            { name: 'Answer', value: 'accept', description: 'fill in the form and send it' },
+            { name: 'Decline…', value: 'decline', description: 'refuse to answer (asks to confirm)' },
+            { name: 'Cancel…', value: 'cancel', description: 'dismiss the question without a choice (asks to confirm)' },
+            { name: 'Decide later', value: 'later', description: 'send nothing; the task keeps waiting' },
+          ],
+        },
+        ctx,
+      );
+      if (choice === 'later') return { kind: 'leave', reason: 'left for later; nothing was sent, the question still waits' };
+      if (choice === 'decline' || choice === 'cancel') {
+        const sure = await confirm(
+          { message: choice === 'decline' ? 'Decline this request? The task goes on knowing you said no.' : 'Cancel this request without answering? The task goes on without your answer.', default: false },
+          ctx,
+        );
+        if (sure) return { kind: 'answer', result: { action: choice } };
+        continue;
+      }
+      const content = await askFields(question, ctx);
+      if (content === 'back') continue;
+      return { kind: 'answer', result: { action: 'accept', content } };
+    }
+  } catch (error) {
+    return promptEnd(error, signal);
+  } finally {
+    promptOpen = false;
+    for (const line of held.splice(0)) process.stderr.write(`${line}\n`);
+  }
+}
+
+type Content = NonNullable<ApplicationElicitResult['content']>;
+
+async function askFields(question: ElicitationQuestion, ctx: { signal?: AbortSignal }): Promise<Content | 'back'> {
+  for (;;) {
+    const content: Record<string, Content[string]> = {};
+    for (const field of fieldsOf(question)) {
+      const { schema } = field;
+      if (field.choices && field.multiple) {
+        content[field.name] = await checkbox({ message: field.label, choices: field.choices.map((c) => ({ name: c.title ?? c.value, value: c.value })) }, ctx);
+      } else if (field.choices) {
+        const choices = field.choices.map((c) => ({ name: c.title ? `${c.title} (${c.value})` : c.value, value: c.value }));
+        if (!field.required) choices.push({ name: '(leave empty)', value: '\0' });
+        const value = await select({ message: field.label, choices, ...(typeof schema.default === 'string' && { default: schema.default }) }, ctx);
+        if (value !== '\0') content[field.name] = value;
+      } else if (field.type === 'boolean') {
+        content[field.name] = await confirm({ message: field.label, default: schema.default === true }, ctx);
+      } else if (field.type === 'number' || field.type === 'integer') {
+        const value = await number({ message: field.label, required: field.required, step: field.type === 'integer' ? 1 : 'any' }, ctx);
+        if (value !== undefined) content[field.name] = value;
+      } else {
+        const value = await input({ message: field.label, required: field.required, ...(typeof schema.default === 'string' && { default: schema.default }) }, ctx);
+        if (value !== '') content[field.name] = value;
+      }
+    }
+    const problems = problemsOf(question, { action: 'accept', content });
+    if (problems.length === 0) return content;
+    process.stderr.write(`  That answer does not fit: ${problems.join('; ')}\n`);
+    const again = await confirm({ message: 'Fill in the form again? (No goes back to the choices)', default: true }, ctx);
+    if (!again) return 'back';
+  }
+}
+
+function header(question: ElicitationQuestion, context: QuestionContext): string {
+  const parts = [question.taskId ? `Task ${question.taskId}` : 'A tool call'];
+  if (context.tool) parts.push(context.tool);
+  if (context.summary) parts.push(context.summary);
+  if (context.createdAt) parts.push(`created ${ago(context.createdAt)}`);
+  const line = parts.join(' · ');
+  return `── ${line} ${'─'.repeat(Math.max(0, 76 - line.length))}`;
+}
+
+/** `3 min ago`, `2 days ago`, for an ISO 8601 time. */
+export function ago(iso: string, now = Date.now()): string {
+  return `${span(now - Date.parse(iso))} ago`;
+}
+
+/** A duration in ms as a person says it: `12 s`, `3 min`, `5 h`, `41 days`. */
+export function span(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 90) return `${s} s`;
+  const min = Math.round(s / 60);
+  if (min < 90) return `${min} min`;
+  const h = Math.round(min / 60);
+  if (h < 36) return `${h} h`;
+  return `${Math.round(h / 24)} days`;
 }

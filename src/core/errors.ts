@@ -9,7 +9,8 @@
  * | `invalid_cursor`     | `tasks/list` cursor not issued by this store          | -32602        |
  * | `illegal_transition` | e.g. cancelling a terminal task, `completed → working`| -32602        |
  * | `conflict`           | optimistic-concurrency retries exhausted              | -32603        |
- * | `invalid_argument`   | malformed input to a store or runtime call            | -32602        |
+ * | `invalid_argument`   | malformed input to a store or runtime call, or an     | -32602        |
+ * |                      | answer that does not match its `requestedSchema`      |               |
  * | `lease_lost`         | a runtime wrote for a task another instance now holds | (internal)    |
  * | `limit_exceeded`     | a configured limit (e.g. live tasks per principal)    | -32000        |
  */
@@ -97,6 +98,37 @@ export class InvalidArgumentError extends TaskError {
   constructor(message: string) {
     super('invalid_argument', message);
     this.name = 'InvalidArgumentError';
+  }
+}
+
+/**
+ * Answers that do not match their question's `requestedSchema` (MCP "Elicitation": accepted
+ * `content` must match the requested schema; see `checkAnswer` in `answer-schema.ts`). Thrown by
+ * `TaskStore.answerInputs` / `answerInput` (and so `TaskRuntime.provideInput(s)`) before anything is
+ * written: the task stays `input_required` with the same questions. An `InvalidArgumentError`, so it
+ * maps to -32602 (Invalid params) with this message and `data` `{ problems }`.
+ *
+ * `problems` maps each refused question key to its problems, one readable sentence each, naming the
+ * field and what it must be but never the value given (e.g. `decision must be one of: approve,
+ * reject`). The message reads "The answer to question 'elicit-1' does not match its requestedSchema:
+ * decision must be one of: approve, reject", one sentence per refused key.
+ */
+export class InvalidAnswerError extends InvalidArgumentError {
+  constructor(
+    readonly taskId: string,
+    readonly problems: { [key: string]: string[] },
+  ) {
+    super(
+      Object.entries(problems)
+        .map(([key, list]) => `The answer to question '${key}' does not match its requestedSchema: ${list.join('; ')}.`)
+        .join(' '),
+    );
+    this.name = 'InvalidAnswerError';
+  }
+
+  /** `{ problems }`: the JSON-RPC error `data` of the -32602 this error maps to. */
+  get data(): { problems: { [key: string]: string[] } } {
+    return { problems: this.problems };
   }
 }
 

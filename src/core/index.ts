@@ -1,5 +1,6 @@
 export * from './status.js';
 export * from './errors.js';
+export * from './answer-schema.js';
 export * from './ids.js';
 export * from './json.js';
 export * from './task.js';

@@ -56,7 +56,12 @@ export interface TaskRecord {
   createdAt: string;
   /** ISO 8601; moves on every write. */
   lastUpdatedAt: string;
-  /** Lifetime in ms counted from `createdAt`, or `null` for unlimited. */
+  /**
+   * Lifetime in ms counted from `createdAt`, or `null` for unlimited: the granted value (the
+   * requested one clamped by the policy) while the task lives; once it ends, the actual lifetime,
+   * extended by the write that ended it so the result is kept at least `min(ttl,
+   * retainAfterEndMs)` after the end (see `ttlAtEnd` in `policy.ts`).
+   */
   ttl: number | null;
   /** Suggested polling interval in ms. */
   pollInterval: number;

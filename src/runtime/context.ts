@@ -41,7 +41,10 @@ export interface TaskContext {
    * Asks the requestor a question (MCP form elicitation: `message` plus a restricted JSON Schema
    * `requestedSchema`), puts the task in `input_required` and waits durably — across restarts and
    * reconnects — for the answer, an MCP `ElicitResult` (`action` accept | decline | cancel, and
-   * `content` on accept).
+   * `content` on accept). Accepted `content` always matches `requestedSchema`: the store refuses
+   * answers that do not (`TaskStore.answerInputs`; forms are closed, see `checkAnswer`), so the
+   * handler need not re-check it — unless the schema does not compile, in which case answers are
+   * taken unchecked.
    */
   elicit(message: string, requestedSchema: JsonObject): Promise<InputResponse>;
   /** Reports progress (MCP progress semantics: `progress` increases; `total` optional) and an optional status message. */

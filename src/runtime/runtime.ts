@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { IllegalTransitionError, InvalidArgumentError, LeaseLostError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
+import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, LeaseLostError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
 import { isTerminal } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
@@ -68,7 +68,8 @@ export interface TaskRuntimeOptions {
   /** Largest tool result stored, in bytes of JSON (default 4 MiB); a larger one fails its task. */
   maxResultBytes?: number;
   /**
-   * How often expired tasks (terminal, past `createdAt + ttl`) are deleted with their journals, in
+   * How often expired tasks (terminal, past `createdAt + ttl`, their `ttl` extended at the end by the
+   * store's `retainAfterEndMs`) are deleted with their journals, in
    * ms (default 60000; 0 disables). Each run deletes batches of 500 until none is left (at most 20).
    */
   purgeIntervalMs?: number;
@@ -272,14 +273,33 @@ export class TaskRuntime {
   }
 
   /**
-   * Delivers an answer to outstanding question `key` (see `TaskStore.answerInput`). Returns false when
-   * the key is not outstanding. `access` is required (see `Access`). Throws `TaskNotFoundError` for
-   * unknown or foreign tasks.
+   * Delivers an answer to outstanding question `key`: `provideInputs` with one answer. Returns false
+   * when the key is not outstanding. `access` is required (see `Access`). Throws `TaskNotFoundError`
+   * for unknown or foreign tasks, and `InvalidAnswerError` (-32602 on the wire; nothing stored, the
+   * question stays pending) when an `accept` does not match the question's `requestedSchema`.
    */
   async provideInput(taskId: string, key: string, response: InputResponse, access: Access): Promise<boolean> {
-    const accepted = await this.store.answerInput(taskId, key, response, access);
-    if (accepted) this.log.info({ taskId, key, action: response.action, by: accessName(access) }, 'task input answered');
-    return accepted;
+    return (await this.provideInputs(taskId, { [key]: response }, access)).length === 1;
+  }
+
+  /**
+   * Delivers answers keyed by question key (see `TaskStore.answerInputs`: keys not outstanding are
+   * ignored; every answer is checked against its question's `requestedSchema` before any is stored,
+   * so a refusal stores nothing). Returns the keys taken. Logs each taken answer (`task input
+   * answered`) and a refusal (`task input refused`, with the schema problems) at info level — never
+   * the answer's content. `access` is required (see `Access`). Throws `TaskNotFoundError` for
+   * unknown, foreign or expired tasks, `InvalidAnswerError` for answers that do not match.
+   */
+  async provideInputs(taskId: string, responses: { [key: string]: InputResponse }, access: Access): Promise<string[]> {
+    let taken: string[];
+    try {
+      taken = await this.store.answerInputs(taskId, responses, access);
+    } catch (error) {
+      if (error instanceof InvalidAnswerError) this.log.info({ taskId, problems: error.problems, by: accessName(access) }, 'task input refused');
+      throw error;
+    }
+    for (const key of taken) this.log.info({ taskId, key, action: responses[key]!.action, by: accessName(access) }, 'task input answered');
+    return taken;
   }
 
   /**

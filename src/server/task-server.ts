@@ -17,7 +17,12 @@ export interface TaskServerOptions {
    * the backend creates or migrates its schema when opened) or a `TaskStore` you opened yourself.
    */
   store: string | TaskStore;
-  /** Options for `openStore` when `store` is a URL: TTL/poll policy, `maxLiveTasksPerOwner`, `secretKey`. */
+  /**
+   * Options for `openStore` when `store` is a URL: `policy` (all ms: `defaultTtlMs`, `maxTtlMs`,
+   * `retainAfterEndMs` — how long a result is kept at least after its task ends, capped by the
+   * task's ttl, default 24 h — and `pollIntervalMs`), `maxLiveTasksPerOwner`, `secretKey`, `logger`
+   * (default: this server's `logger`).
+   */
   storeOptions?: TaskStoreOptions;
   /** Runtime options: `instanceId`, `leaseMs` (ms), `maxResultBytes`, `purgeIntervalMs` (ms), `onError`. */
   runtime?: Omit<TaskRuntimeOptions, 'logger'>;
@@ -64,7 +69,7 @@ export class TaskServer {
 
   constructor(options: TaskServerOptions) {
     this.logger = options.logger ?? createLogger();
-    this.store = typeof options.store === 'string' ? openStore(options.store, options.storeOptions) : options.store;
+    this.store = typeof options.store === 'string' ? openStore(options.store, { logger: this.logger, ...options.storeOptions }) : options.store;
     this.runtime = new TaskRuntime(this.store, { ...options.runtime, logger: this.logger });
     this.tasks = new McpTasks(this.runtime, { ...options.tasks, logger: this.logger });
     this.subscriptions = options.subscriptions ?? {};

@@ -35,8 +35,10 @@ export interface StoreBackend {
   listUnfinished(): Promise<TaskRecord[]>;
   /**
    * Deletes up to `limit` terminal tasks (and their journals) whose lifetime (`createdAt + ttl`) ended
-   * at or before `nowMs`. Returns how many were deleted. Backends whose keys expire by themselves
-   * (Redis) return 0.
+   * at or before `nowMs` (ms since the epoch). A terminal record's `ttl` already includes the
+   * retention after its end (`TaskStore` fixes it in the write that ends the task, see `ttlAtEnd`),
+   * so backends need no policy: `createdAt + ttl` is the expiry. Returns how many were deleted.
+   * Backends whose keys expire by themselves at that instant (Redis) return 0.
    */
   purgeExpired(nowMs: number, limit: number): Promise<number>;
   /** How many `working`/`input_required` tasks `owner` has. Optional fast path; else the store counts `listUnfinished`. */

@@ -57,8 +57,10 @@ type ScriptedRedis = Redis & {
  * `unfinished` (set of live task ids), `journal:<id>` (hash; `HSETNX` = first write wins).
  * Insert and compare-and-swap replace are Lua scripts, so each is atomic with its index updates
  * and its `PUBLISH` on `<prefix>:changes` (the cross-instance wake-up `watch` subscribes to).
- * Once a task is terminal its keys expire with its TTL (`PEXPIREAT createdAt + ttl`); a live task
- * never expires under its worker. Index entries of expired tasks are dropped lazily when listed.
+ * Once a task is terminal its keys expire with its TTL (`PEXPIREAT createdAt + ttl`, set by the
+ * write that ends it, whose `ttl` already includes the retention after the end — see `ttlAtEnd`);
+ * a live task never expires under its worker. Index entries of expired tasks are dropped lazily
+ * when listed.
  *
  * Import it from `mcp-tasks/store/redis` (or let `openStore('redis://…')` build it). The driver
  * `ioredis` is an optional peer dependency, loaded by the first constructor call, not by the import;

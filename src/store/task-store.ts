@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
+import { checkAnswer } from '../core/answer-schema.js';
 import {
   ConflictError,
   IllegalTransitionError,
+  InvalidAnswerError,
   InvalidArgumentError,
   InvalidCursorError,
   LeaseLostError,
@@ -12,14 +14,19 @@ import { ENGINE_ACCESS, mayAccess, type Access } from '../core/access.js';
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
-import { DEFAULT_POLICY, isExpired, resolveTtl, type TaskPolicy } from '../core/policy.js';
+import { silentLogger, type Logger } from '../core/log.js';
+import { DEFAULT_POLICY, isExpired, resolveTtl, ttlAtEnd, type TaskPolicy } from '../core/policy.js';
 import { canTransition, isTerminal, type TaskStatus } from '../core/status.js';
 import type { InputRequest, InputResponse, TaskOutcome, TaskRecord, TaskRequest } from '../core/task.js';
 import type { ListPosition, StoreBackend } from './backend.js';
 
 /** Options of a `TaskStore`. */
 export interface TaskStoreOptions {
-  /** TTL and polling policy; missing fields take `DEFAULT_POLICY`. */
+  /**
+   * TTL, retention and polling policy (`defaultTtlMs`, `maxTtlMs`, `retainAfterEndMs`,
+   * `pollIntervalMs`, all in ms); missing (or undefined) fields take `DEFAULT_POLICY`. Throws
+   * `InvalidArgumentError` when `retainAfterEndMs` is not a non-negative finite number.
+   */
   policy?: Partial<TaskPolicy>;
   /** Clock in ms since the epoch (tests inject one). */
   now?: () => number;
@@ -33,6 +40,12 @@ export interface TaskStoreOptions {
    * argument fields tools mark `sensitive` are stored sealed. Default: none (stored as given).
    */
   secretKey?: Buffer | string;
+  /**
+   * Logger for the store's own events: an answer accepted without a schema check because its
+   * question's `requestedSchema` does not compile (debug level; never the answer). Default: silent.
+   * `createTaskServer` passes its logger.
+   */
+  logger?: Logger;
 }
 
 /** What `create` needs. `ttl` is the requested lifetime in ms (clamped by the policy). */
@@ -58,13 +71,17 @@ const CURSOR_PREFIX = 'c1.';
 /**
  * The one domain layer over every backend. It alone enforces the task lifecycle (MCP 2025-11-25
  * "Task Status Lifecycle"), ownership (2025-11-25 "Security Considerations": tasks are bound to the
- * authorization context), TTL (ms from `createdAt`) and optimistic concurrency: each write is a
+ * authorization context), TTL (ms from `createdAt`; when a task ends its `ttl` is extended so the
+ * result is kept at least `min(ttl, policy.retainAfterEndMs)` after the end, see `ttlAtEnd`),
+ * answers matching their question's `requestedSchema` (see `answerInputs`) and optimistic
+ * concurrency: each write is a
  * read-modify-compare-and-swap on `version`, retried on a lost race after re-checking the rules
  * against the fresh record. So `completed → working` is refused, and when cancel and complete race,
  * exactly one wins and the other gets `IllegalTransitionError`, whoever the callers are.
  *
  * Errors: `TaskNotFoundError` (unknown, foreign or expired task), `IllegalTransitionError`,
- * `InvalidCursorError`, `InvalidArgumentError`, `ConflictError` (retries exhausted).
+ * `InvalidCursorError`, `InvalidArgumentError` (`InvalidAnswerError` for answers that do not match
+ * their schema), `ConflictError` (retries exhausted).
  * Every successful write is announced on `onChange`.
  */
 export class TaskStore {
@@ -81,12 +98,20 @@ export class TaskStore {
   private readonly maxLive?: number;
   /** Seals values at rest when a `secretKey` is configured. */
   readonly secrets?: SecretBox;
+  private readonly log: Logger;
 
   constructor(
     readonly backend: StoreBackend,
     options: TaskStoreOptions = {},
   ) {
-    this.policy = { ...DEFAULT_POLICY, ...options.policy };
+    // A field given as undefined takes the default too (e.g. `{ pollIntervalMs: flags.pollInterval }`).
+    const given = Object.entries(options.policy ?? {}).filter(([, value]) => value !== undefined);
+    this.policy = { ...DEFAULT_POLICY, ...Object.fromEntries(given) };
+    const retain = this.policy.retainAfterEndMs;
+    if (typeof retain !== 'number' || !Number.isFinite(retain) || retain < 0) {
+      throw new InvalidArgumentError('policy.retainAfterEndMs must be a non-negative finite number of milliseconds');
+    }
+    this.log = options.logger ?? silentLogger;
     this.now = options.now ?? Date.now;
     this.maxLive = options.maxLiveTasksPerOwner;
     this.secrets = options.secretKey === undefined ? undefined : new SecretBox(options.secretKey);
@@ -253,19 +278,65 @@ export class TaskStore {
   }
 
   /**
-   * Delivers the answer to the outstanding question `key`. The answer is made durable (journal entry
-   * `input:<key>`, first answer wins) before the task leaves `input_required`; the task goes back to
-   * `working` once no question is left. Returns false, changing nothing, when `key` is not
-   * outstanding (spec 2026-07-28 `tasks/update`: such answers are ignored).
-   * `access` is required (see `Access`). Throws `TaskNotFoundError` for unknown or foreign tasks.
+   * Delivers the answer to the outstanding question `key`: `answerInputs` with one answer. Returns
+   * true when `key` was outstanding (the answer is durable), false, changing nothing, when it is not
+   * (spec 2026-07-28 `tasks/update`: such answers are ignored). `access` is required (see `Access`).
+   * Throws `TaskNotFoundError` for unknown or foreign tasks, and `InvalidAnswerError` (-32602 on the
+   * wire), storing nothing, when an `accept` does not match the question's `requestedSchema`.
    */
   async answerInput(taskId: string, key: string, response: InputResponse, access: Access): Promise<boolean> {
+    return (await this.answerInputs(taskId, { [key]: response }, access)).length === 1;
+  }
+
+  /**
+   * Delivers answers (MCP `ElicitResult`s: `action` accept | decline | cancel, `content` on accept)
+   * to outstanding questions, keyed by question key — the one place every answer passes through.
+   *
+   * - Keys that are not outstanding (never asked, already answered, task ended) are ignored (spec
+   *   2026-07-28 `tasks/update`: answers to unknown keys are ignored).
+   * - Each answer to an outstanding question is checked against that question's `requestedSchema`
+   *   (`checkAnswer`: MCP "Elicitation", accepted content must match the requested schema; forms
+   *   are closed; `decline` / `cancel` need no content and any sent is dropped). If any answer fails,
+   *   `InvalidAnswerError` (an `InvalidArgumentError`, -32602 on the wire) lists the problems of
+   *   every failing key and nothing at all is written: the task stays `input_required` with the same
+   *   questions. A schema that does not compile cannot be checked: the answer is accepted (logged
+   *   at debug level).
+   * - Otherwise each answer is made durable (journal entry `input:<key>`, first answer wins; sealed
+   *   with the `secretKey` if one is configured) before the task leaves `input_required`; the
+   *   answered keys are then removed from `inputRequests` in one write, and the task goes back to
+   *   `working` once no question is left.
+   *
+   * Returns the keys whose answers were taken, in the order given. `access` is required (see
+   * `Access`). Throws `TaskNotFoundError` for unknown, foreign or expired tasks.
+   */
+  async answerInputs(taskId: string, responses: { [key: string]: InputResponse }, access: Access): Promise<string[]> {
     const task = await this.get(taskId, access);
-    if (!(key in task.inputRequests)) return false;
-    const stored = response as unknown as Json;
-    await this.backend.appendJournal(taskId, inputJournalKey(key), this.secrets ? this.secrets.seal(stored) : stored);
-    await this.settleInput(taskId, key);
-    return true;
+    const problems: { [key: string]: string[] } = {};
+    const taken: [string, InputResponse][] = [];
+    for (const [key, response] of Object.entries(responses)) {
+      if (!Object.hasOwn(task.inputRequests, key)) continue;
+      const check = checkAnswer(task.inputRequests[key]!.requestedSchema, response);
+      if (!check.valid) {
+        problems[key] = check.problems;
+        continue;
+      }
+      if (check.unchecked) this.log.debug({ taskId, key, reason: check.unchecked }, 'answer accepted without a schema check');
+      taken.push([
+        key,
+        response.action === 'accept' && response.content !== undefined ? { action: 'accept', content: response.content } : { action: response.action },
+      ]);
+    }
+    if (Object.keys(problems).length > 0) throw new InvalidAnswerError(taskId, problems);
+    for (const [key, response] of taken) {
+      const stored = response as unknown as Json;
+      await this.backend.appendJournal(taskId, inputJournalKey(key), this.secrets ? this.secrets.seal(stored) : stored);
+    }
+    if (taken.length > 0)
+      await this.settleInputs(
+        taskId,
+        taken.map(([key]) => key),
+      );
+    return taken.map(([key]) => key);
   }
 
   /**
@@ -273,9 +344,15 @@ export class TaskStore {
    * task to `working` when none is left. Idempotent; a no-op on terminal tasks.
    */
   async settleInput(taskId: string, key: string): Promise<void> {
+    await this.settleInputs(taskId, [key]);
+  }
+
+  /** `settleInput` for several keys in one write. */
+  private async settleInputs(taskId: string, keys: string[]): Promise<void> {
     await this.mutate(taskId, ENGINE_ACCESS, (task) => {
-      if (!(key in task.inputRequests) || isTerminal(task.status)) return undefined;
-      delete task.inputRequests[key];
+      const settled = keys.filter((key) => Object.hasOwn(task.inputRequests, key));
+      if (settled.length === 0 || isTerminal(task.status)) return undefined;
+      for (const key of settled) delete task.inputRequests[key];
       if (task.status === 'input_required' && Object.keys(task.inputRequests).length === 0) {
         task.status = 'working';
         task.statusMessage = 'Input received; working.';
@@ -353,8 +430,10 @@ export class TaskStore {
   }
 
   /**
-   * Deletes up to `limit` expired tasks (terminal, `createdAt + ttl` passed) with their journals.
-   * Live tasks are never purged. Returns how many were deleted.
+   * Deletes up to `limit` expired tasks (terminal, `createdAt + ttl` passed, where a terminal task's
+   * `ttl` includes its retention after the end, see `ttlAtEnd`) with their journals. Live tasks are
+   * never purged. Returns how many were deleted (0 on Redis, whose keys expire by themselves at the
+   * same instant).
    */
   purgeExpired(limit = 500): Promise<number> {
     return this.backend.purgeExpired(this.now(), limit);
@@ -454,6 +533,11 @@ export class TaskStore {
       next.version = current.version + 1;
       // Lease bookkeeping is invisible to requestors: it does not move lastUpdatedAt.
       if (options.touch !== false) next.lastUpdatedAt = new Date(Math.max(this.now(), Date.parse(current.lastUpdatedAt))).toISOString();
+      // The write that ends a task fixes its lifetime: kept at least min(ttl, retainAfterEndMs) after
+      // the end (terminal records are never written again, so this runs once per task).
+      if (!isTerminal(current.status) && isTerminal(next.status)) {
+        next.ttl = ttlAtEnd(next.ttl, Date.parse(next.createdAt), Date.parse(next.lastUpdatedAt), this.policy.retainAfterEndMs);
+      }
       if (await this.backend.replace(next, current.version)) {
         this.remember(next);
         this.emit(next);

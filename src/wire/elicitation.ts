@@ -1,6 +1,8 @@
 import type { ElicitRequestFormParams, ElicitResult, Server, ServerContext } from '@modelcontextprotocol/server';
 import type { Principal } from '../core/access.js';
+import { InvalidAnswerError } from '../core/errors.js';
 import type { InputRequest, InputResponse } from '../core/task.js';
+import { abortableDelay } from '../runtime/delay.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
 
 /** One outstanding question of a task, to be asked of the connected client. */
@@ -32,12 +34,21 @@ export interface ForwardOptions {
  * Required Status"; MCP "Elicitation") and writes the answer to the store with
  * `runtime.provideInput(taskId, key, toInputResponse(answer), principal)`, which resumes the task
  * wherever it runs. Resolves with `provideInput`'s verdict (false when the question was already
- * answered elsewhere). Rejects when the request fails, times out (`timeoutMs`) or is aborted
- * (`signal`), or when the answer cannot be written; callers decide what a rejection means.
+ * answered elsewhere). Rejects when the request fails, times out (`timeoutMs`, per request) or is
+ * aborted (`signal`), or when the answer cannot be written; callers decide what a rejection means.
+ *
+ * An answer that does not match the question's `requestedSchema` is refused by the store
+ * (`InvalidAnswerError`, nothing stored; the runtime logs the refusal without the content) and the
+ * same question is asked again at once with a new `elicitation/create` on the same channel — the
+ * client cannot be told otherwise, a response to a server request gets no reply. Repeated refusals
+ * are spaced out (`reaskDelayMs`: 0 ms after the first, then 250 ms doubling up to 10 s) so a
+ * client that keeps answering wrongly is not flooded; `signal` ends the loop.
  *
  * With `ctx` the request is sent with `ctx.mcpReq.send`, which relates it to that request so it
  * travels on its stream (`ctx.mcpReq.elicitInput` would not: SDK 2.4 sends it on the standalone
- * stream); without, with `server.elicitInput` on the standalone stream. Callers check
+ * stream); without, with `server.request` on the standalone stream (not `server.elicitInput`, which
+ * checks accepted content with the SDK's own, open-form rules and throws instead of letting the
+ * question be asked again: the store's check is the one that decides). Callers check
  * `clientCanElicit` first: servers must not send `elicitation/create` to other clients.
  */
 export async function forwardQuestion(runtime: TaskRuntime, asked: ForwardedQuestion, options: ForwardOptions): Promise<boolean> {
@@ -49,10 +60,25 @@ export async function forwardQuestion(runtime: TaskRuntime, asked: ForwardedQues
     ...(asked.meta && { _meta: asked.meta }),
   };
   const request = { signal: options.signal, timeout: options.timeoutMs };
-  const answer: ElicitResult = options.ctx
-    ? await options.ctx.mcpReq.send({ method: 'elicitation/create', params }, request)
-    : await options.server.elicitInput(params, request);
-  return runtime.provideInput(asked.taskId, asked.key, toInputResponse(answer), asked.principal);
+  for (let refusals = 0; ;) {
+    const answer: ElicitResult = options.ctx
+      ? await options.ctx.mcpReq.send({ method: 'elicitation/create', params }, request)
+      : await options.server.request({ method: 'elicitation/create', params }, request);
+    try {
+      return await runtime.provideInput(asked.taskId, asked.key, toInputResponse(answer), asked.principal);
+    } catch (error) {
+      if (!(error instanceof InvalidAnswerError)) throw error;
+      await abortableDelay(reaskDelayMs(++refusals), options.signal);
+    }
+  }
+}
+
+/**
+ * How long to wait before asking a question again after its `refusals`-th refused answer, in ms:
+ * 0 after the first (ask again at once), then 250, 500, 1000, … capped at 10 000.
+ */
+export function reaskDelayMs(refusals: number): number {
+  return refusals <= 1 ? 0 : Math.min(10_000, 250 * 2 ** (refusals - 2));
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { CallToolResult, McpServer, ServerContext } from '@modelcontextprotocol/server';
 import * as z from 'zod';
-import { TaskError } from '../core/errors.js';
+import { InvalidAnswerError, TaskError } from '../core/errors.js';
 import type { JsonObject } from '../core/json.js';
 import { isTerminal } from '../core/status.js';
 import type { InputResponse, TaskRecord } from '../core/task.js';
@@ -29,27 +29,6 @@ export function nextStepHint(task: TaskRecord): string {
 
 const json = (value: JsonObject, text: string): CallToolResult => ({ content: [{ type: 'text', text }], structuredContent: value });
 const failure = (text: string): CallToolResult => ({ content: [{ type: 'text', text }], isError: true });
-
-/**
- * Checks an answer against a form-elicitation schema (flat object of string / number / integer /
- * boolean / enum / string-array fields, `required` list). Returns a problem description, or undefined.
- */
-export function checkAnswer(schema: JsonObject, answers: Record<string, unknown>): string | undefined {
-  const properties = (schema.properties ?? {}) as Record<string, { type?: string; enum?: unknown[]; items?: { enum?: unknown[] } }>;
-  for (const key of (schema.required ?? []) as string[]) if (answers[key] === undefined) return `missing required field '${key}'`;
-  for (const [key, value] of Object.entries(answers)) {
-    const field = properties[key];
-    if (!field) return `unknown field '${key}' (expected one of: ${Object.keys(properties).join(', ')})`;
-    if (field.enum && !field.enum.includes(value)) return `'${key}' must be one of ${field.enum.map((v) => JSON.stringify(v)).join(', ')}`;
-    const type = field.type;
-    if (type === 'string' && typeof value !== 'string') return `'${key}' must be a string`;
-    if ((type === 'number' || type === 'integer') && (typeof value !== 'number' || (type === 'integer' && !Number.isInteger(value))))
-      return `'${key}' must be a ${type}`;
-    if (type === 'boolean' && typeof value !== 'boolean') return `'${key}' must be true or false`;
-    if (type === 'array' && (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))) return `'${key}' must be an array of strings`;
-  }
-  return undefined;
-}
 
 /**
  * Ordinary tools for hosts that do not speak MCP Tasks (most do not yet): a model can follow a task
@@ -123,7 +102,8 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
       title: 'Answer a task question',
       description:
         'Answers the question a task is waiting for (its status is input_required; get_task_status shows pendingInput with ' +
-        'the question and the JSON schema of the answer). Pass answers as an object with the fields of that schema. Use ' +
+        'the question and the JSON schema of the answer). Pass answers as an object with exactly the fields of that schema ' +
+        '(answers that do not match it are refused and nothing is recorded). Use ' +
         'action "decline" to refuse to answer or "cancel" to dismiss the question. The task continues after the answer.',
       inputSchema: z.object({
         taskId,
@@ -145,12 +125,19 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         if (!key || !question)
           return failure(`Task ${args.taskId} has no pending question '${args.questionKey}'. Pending: ${entries.map(([k]) => k).join(', ')}.`);
         const action = args.action ?? 'accept';
-        if (action === 'accept') {
-          const problem = checkAnswer(question.requestedSchema, args.answers ?? {});
-          if (problem) return failure(`The answer does not fit the question's schema: ${problem}. Schema: ${JSON.stringify(question.requestedSchema)}`);
-        }
         const response: InputResponse = action === 'accept' ? { action, content: args.answers ?? {} } : { action };
-        const accepted = await runtime.provideInput(task.taskId, key, response, principal);
+        let accepted: boolean;
+        try {
+          accepted = await runtime.provideInput(task.taskId, key, response, principal);
+        } catch (error) {
+          // The store checks every answer against the question's requestedSchema (one validator for all paths).
+          if (!(error instanceof InvalidAnswerError)) throw error;
+          const problems = error.problems[key] ?? [error.message];
+          return failure(
+            `The answer does not fit the question's schema: ${problems.join('; ')}. Nothing was recorded; the question is still pending. ` +
+              `Schema: ${JSON.stringify(question.requestedSchema)}`,
+          );
+        }
         if (!accepted) return failure(`Question '${key}' of task ${args.taskId} was already answered.`);
         const now = await runtime.get(task.taskId, principal);
         return json(taskStatusView(now), `Answer recorded. ${nextStepHint(now)}`);

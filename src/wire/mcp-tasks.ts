@@ -74,7 +74,9 @@ export interface McpTasksOptions {
  * handlers: see `claimRequests` in `sdk-seam.ts`, the one place that patches SDK objects.
  *
  * Errors (JSON-RPC codes): unknown/expired/foreign `taskId`, invalid cursor, cancelling a terminal
- * task (2025), malformed params or arguments → -32602; 2025: `task` on a tool that does not support
+ * task (2025), malformed params or arguments, an answer (2026 `tasks/update`) that does not match
+ * its question's `requestedSchema` → -32602 (a 2025 answer to `elicitation/create` cannot be
+ * refused with an error: the question is asked again); 2025: `task` on a tool that does not support
  * tasks, or a `required` tool without `task` → -32601; 2026: a non-declaring client calling
  * `tasks/*` or a `required` tool → -32021; `tasks/result`/`tasks/list` in 2026 → -32601; anything
  * unexpected → -32603.

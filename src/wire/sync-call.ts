@@ -50,7 +50,8 @@ export function registerSynchronousTools(mcp: McpServer, era: Era, settings: Syn
  * JSON-RPC error).
  *
  * - In 2025-11-25 the task's questions are asked on this call's stream (`elicitation/create`
- *   related to the call, see `forwardQuestion`), and cancelling the call cancels the task (the call
+ *   related to the call, see `forwardQuestion`; asked again when an answer does not match the
+ *   question's `requestedSchema`), and cancelling the call cancels the task (the call
  *   then fails -32603 "The call was cancelled"). A tool result with `isError` ends the task `failed`
  *   (2025-11-25), `completed` (2026-07-28).
  * - Hand-off: when the work outlasts `waitMs`, or a question cannot be asked here (2026-07-28

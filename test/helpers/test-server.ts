@@ -2,6 +2,7 @@ import { McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import { TaskRpcError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/log.js';
+import type { TaskPolicy } from '../../src/core/policy.js';
 import { createTaskServer } from '../../src/server/task-server.js';
 
 const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
@@ -9,12 +10,13 @@ const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
 /**
  * An HTTP MCP server with small task tools that exercise each wire behaviour:
  * echo (optional), ask (optional, elicits), slow (optional, sleeps), soft_fail (isError result),
- * rpc_fail (JSON-RPC error), report (required), and the ordinary tool plain.
+ * rpc_fail (JSON-RPC error), report (required), and the ordinary tool plain. `policy` overrides the
+ * store's `TaskPolicy` (ms values; `pollIntervalMs` defaults to 50 here).
  */
-export async function startTestServer(storeUrl: string, options: { port?: number; list?: boolean } = {}) {
+export async function startTestServer(storeUrl: string, options: { port?: number; list?: boolean; policy?: Partial<TaskPolicy> } = {}) {
   const server = createTaskServer({
     store: storeUrl,
-    storeOptions: { policy: { pollIntervalMs: 50 } },
+    storeOptions: { policy: { pollIntervalMs: 50, ...options.policy } },
     runtime: { onError: () => undefined },
     tasks: { list: options.list, maxArgumentBytes: 64 * 1024 },
     logger: silentLogger,

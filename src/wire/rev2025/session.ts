@@ -34,7 +34,10 @@ const RESULT_STREAM_PUSH_TIMEOUT_MS = 24 * 3600_000;
  *   request arrives for a question already pushed on the standalone stream, Streamable HTTP moves
  *   it to the `tasks/result` stream (a GET stream may not exist; the standalone push is aborted),
  *   while a single-pipe transport (stdio) leaves it where it is, so the client is asked once. The
- *   answer is written to the store, which resumes the task — wherever and whenever it runs.
+ *   answer is written to the store, which resumes the task — wherever and whenever it runs. An
+ *   answer that does not match the question's `requestedSchema` is refused by the store (nothing
+ *   stored, the task stays `input_required`) and the same question is asked again at once on the
+ *   same channel with a new `elicitation/create` (see `forwardQuestion`), not after a timeout.
  * - When a question is answered elsewhere, or the task ends, the pending request is aborted, so
  *   the SDK tells the client (`notifications/cancelled`) to stop asking.
  */

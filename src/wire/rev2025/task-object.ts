@@ -12,14 +12,19 @@ export interface Task2025 {
   createdAt: string;
   /** ISO 8601. */
   lastUpdatedAt: string;
-  /** ms from creation, or null for unlimited. */
+  /**
+   * ms from creation, or null for unlimited: the actual retention (2025-11-25 "TTL and Resource
+   * Management": receivers MAY override the requested ttl and MUST report the actual value). For a
+   * terminal task it is `expiry − createdAt`, the store having extended it when the task ended so
+   * the result is kept at least `min(ttl, retainAfterEndMs)` after the end (see `ttlAtEnd`).
+   */
   ttl: number | null;
   /** ms. */
   pollInterval?: number;
   [key: string]: unknown;
 }
 
-/** Projects a stored record onto the 2025-11-25 `Task` shape. */
+/** Projects a stored record onto the 2025-11-25 `Task` shape (`ttl`: the record's actual lifetime, see `Task2025.ttl`). */
 export function toTask2025(task: TaskRecord): Task2025 {
   return {
     taskId: task.taskId,

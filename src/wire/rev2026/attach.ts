@@ -23,7 +23,10 @@ const elicitResult = z.looseObject({
  * - `tasks/update {taskId, inputResponses}` → empty ack once the answers are durable; keys not
  *   outstanding are ignored; a partial set leaves the task `input_required`; malformed responses
  *   are refused with -32602 before anything is written (non-object ones already by
- *   `claimModernCall`, since the SDK drops them from the params);
+ *   `claimModernCall`, since the SDK drops them from the params); so is the whole update when any
+ *   answer to an outstanding question does not match that question's `requestedSchema` (MCP
+ *   "Elicitation"; -32602 whose message names each field and what it must be, `data.problems` keyed
+ *   by question key): none of its answers is stored and the task keeps the same `inputRequests`;
  * - `tasks/cancel` → empty ack; the task is `cancelled` before the ack unless it had already ended.
  * Every method requires the extension in the request's client capabilities (else -32021 with
  * `data.requiredCapabilities`); unknown or foreign ids are -32602. `tasks/result` and `tasks/list`
@@ -48,14 +51,15 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, throt
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid inputResponses: ${dropped.map((k) => `'${k}'`).join(', ')} not a response object`);
     const responses = ctx.mcpReq.inputResponses ?? params.inputResponses;
     if (responses === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid params for tasks/update: inputResponses is required');
-    const answers: [string, InputResponse][] = [];
+    const answers: { [key: string]: InputResponse } = {};
     for (const [key, value] of Object.entries(responses)) {
       const parsed = elicitResult.safeParse(value);
       if (!parsed.success) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid inputResponses['${key}']: ${z.prettifyError(parsed.error)}`);
-      answers.push([key, { action: parsed.data.action, ...(parsed.data.action === 'accept' && parsed.data.content && { content: parsed.data.content }) }]);
+      answers[key] = { action: parsed.data.action, ...(parsed.data.action === 'accept' && parsed.data.content && { content: parsed.data.content }) };
     }
-    await runtime.get(params.taskId, owner);
-    for (const [key, answer] of answers) await runtime.provideInput(params.taskId, key, answer, owner);
+    // All or nothing: every answer to an outstanding question is checked against its requestedSchema
+    // before any is stored (InvalidAnswerError → -32602 with the problems per key); others are ignored.
+    await runtime.provideInputs(params.taskId, answers, owner);
     return {};
   });
 

@@ -46,7 +46,13 @@ export function toCreateTaskResult(task: TaskRecord): JsonObject {
   return { resultType: 'task', ...taskFieldsV2(task) };
 }
 
-/** The extension's `Task` fields of a record: ISO 8601 times, `ttlMs` and `pollIntervalMs` in ms. */
+/**
+ * The extension's `Task` fields of a record: ISO 8601 times, `ttlMs` and `pollIntervalMs` in ms.
+ * `ttlMs` is the actual lifetime from `createdAt` (null = unlimited): for a terminal task
+ * `expiry − createdAt`, which the store extended when the task ended so its result is kept at least
+ * `min(ttl, retainAfterEndMs)` after the end (see `ttlAtEnd`; 2026-07-28 Tasks extension `ttlMs`,
+ * as 2025-11-25 "TTL and Resource Management": the receiver reports the actual value).
+ */
 export function taskFieldsV2(task: TaskRecord): JsonObject {
   return {
     taskId: task.taskId,

@@ -1,0 +1,275 @@
+import { InvalidArgumentError } from 'commander';
+import type { TaskOutcome, TaskView } from '@modelcontextprotocol/ext-tasks/client';
+import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
+import { Endpoint } from '../client/endpoint.js';
+import { describeError } from '../client/errors.js';
+import { TaskFollower, type FollowResult } from '../client/follower.js';
+import { ClientJournal } from '../client/journal.js';
+import { statusLine, terminalAsker, type QuestionContext } from '../client/prompt.js';
+import { parseAnswer } from '../client/questions.js';
+import { statusKey, statusText } from './render.js';
+
+/** Exit codes: 0 completed, 1 failed or error, 2 cancelled, 3 detached (task goes on / needs input / interrupted). */
+export const EXIT = { completed: 0, failed: 1, cancelled: 2, detached: 3 } as const;
+
+/** The options every command that talks to a server shares. */
+export interface RunOptions {
+  journal: string;
+  /** `--era`; undefined: a journaled task's own era, else auto. */
+  era?: 'auto' | 'legacy' | 'modern';
+  json?: boolean;
+  answer?: string;
+  header?: string[];
+  token?: string;
+}
+
+/** A task waiting for input, as `pending` lists it. */
+export interface PendingTask {
+  taskId: string;
+  url: string;
+  tool?: string;
+  summary?: string;
+  question?: string;
+  statusMessage?: string;
+  /** `journal`, `server` (tasks/list) or both. */
+  source: string;
+}
+
+/**
+ * One CLI command's run: the journal, one endpoint per (URL, era), the follower with its asker, and
+ * Ctrl-C handling (detach: stop following and send nothing). `Run.with` prints every result and sets
+ * the exit code (`EXIT`).
+ */
+export class Run {
+  readonly journal: ClientJournal;
+  readonly log = statusLine;
+  private readonly stop = new AbortController();
+  private readonly endpoints = new Map<string, Endpoint>();
+  private readonly follower: TaskFollower;
+  private readonly headers: Record<string, string>;
+
+  private constructor(private readonly opts: RunOptions) {
+    this.journal = new ClientJournal(opts.journal);
+    this.headers = headersOf(opts);
+    let fixed;
+    if (opts.answer !== undefined) {
+      try {
+        fixed = parseAnswer(opts.answer);
+      } catch (error) {
+        throw new InvalidArgumentError((error as Error).message);
+      }
+    }
+    const asker = terminalAsker({ ...(fixed && { fixed }), interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY), log: this.log });
+    this.follower = new TaskFollower(asker, (reason) => this.stop.abort(new Error(reason)));
+  }
+
+  /** Runs `work` with Ctrl-C detaching, then prints each result and sets the exit code; closes every connection. */
+  static async with(opts: RunOptions, work: (run: Run) => Promise<FollowResult[]>): Promise<void> {
+    const run = new Run(opts);
+    const onSigint = () => run.stop.abort(new Error('interrupted; nothing was sent, the task goes on on the server'));
+    process.on('SIGINT', onSigint);
+    try {
+      for (const result of await work(run)) run.report(result);
+    } finally {
+      process.off('SIGINT', onSigint);
+      await Promise.all([...run.endpoints.values()].map((e) => e.close()));
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  stopReason(): string {
+    const reason = this.stop.signal.reason;
+    return reason instanceof Error ? reason.message : 'stopped';
+  }
+
+  /** `promise`, or `undefined` once the run is stopped (Ctrl-C, a question left unanswered). */
+  untilStopped<T>(promise: Promise<T>): Promise<T | undefined> {
+    const signal = this.stop.signal;
+    if (signal.aborted) return Promise.resolve(undefined);
+    return new Promise<T | undefined>((resolve, reject) => {
+      const onAbort = () => resolve(undefined);
+      signal.addEventListener('abort', onAbort, { once: true });
+      promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  /** The shared endpoint for (`url`, `era`). */
+  endpoint(url: string, era: 'auto' | 'legacy' | 'modern'): Endpoint {
+    const key = `${era}\0${url}`;
+    let endpoint = this.endpoints.get(key);
+    if (!endpoint) {
+      endpoint = new Endpoint(url, { answer: this.follower.answer, headers: this.headers, era, onError: () => undefined });
+      this.endpoints.set(key, endpoint);
+    }
+    return endpoint;
+  }
+
+  /** Follows `taskId` (see `TaskFollower`), printing progress and mirroring server-reported statuses into the journal. */
+  follow(endpoint: Endpoint, taskId: string, context: QuestionContext, until: 'end' | 'answered' = 'end'): Promise<FollowResult> {
+    let last = '';
+    return this.follower.follow(endpoint, taskId, {
+      signal: this.stop.signal,
+      until,
+      context,
+      onEvent: (event) => {
+        if (event.type === 'status') {
+          this.journalStatus(taskId, event.view);
+          const key = statusKey(event.view);
+          if (key !== last) this.log(`[${taskId}] ${statusText(event.view)}`);
+          last = key;
+        } else if (event.type === 'unreachable') {
+          this.log(`[${taskId}] server unreachable: ${event.message}; retrying in ${Math.round(event.retryInMs / 100) / 10} s (Ctrl-C to detach; the task is not affected)`);
+        } else if (event.type === 'reachable') {
+          this.log(`[${taskId}] server reachable again`);
+        } else if (event.type === 'answered') {
+          this.log(`[${taskId}] answer sent (${event.action})`);
+        } else if (event.type === 'refused') {
+          this.log(`[${taskId}] the server refused the answer: ${event.message}`);
+        }
+      },
+    });
+  }
+
+  /** Mirrors a status the server reported into the journal entry (if the task is journaled). */
+  journalStatus(taskId: string, view: TaskView): void {
+    const entry = this.journal.get(taskId);
+    if (!entry) return;
+    if (entry.status === view.status && entry.statusMessage === view.statusMessage && entry.seenAt && Date.now() - Date.parse(entry.seenAt) < 5000) return;
+    this.journal.update(taskId, { status: view.status, statusMessage: view.statusMessage, seenAt: new Date().toISOString() });
+  }
+
+  /** `ls --refresh`: asks each server for the status of the journal's unfinished tasks. */
+  async refresh(): Promise<void> {
+    for (const entry of this.journal.list().filter((e) => !e.outcome && !e.gone)) {
+      try {
+        const tc = await this.endpoint(entry.url, entry.reference.generation === 'v1' ? 'legacy' : 'modern').connection();
+        const view = await tc.session.task(toTaskId(entry.taskId)).snapshot(this.signal);
+        this.journalStatus(entry.taskId, view);
+        if (view.status === 'completed' || view.status === 'failed' || view.status === 'cancelled') {
+          this.journal.update(entry.taskId, { outcome: { status: view.status } });
+        }
+      } catch (error) {
+        const message = describeError(error, entry.url);
+        if (/JSON-RPC -32602/.test(message)) this.journal.update(entry.taskId, { gone: `the server no longer knows this task: ${message}` });
+        else this.log(`[${entry.taskId}] could not refresh: ${message}`);
+      }
+    }
+  }
+
+  /** The tasks waiting for input: the journal's (refreshed), plus each server's `tasks/list` where offered. */
+  async pending(onlyUrl?: string): Promise<PendingTask[]> {
+    await this.refresh();
+    const found = new Map<string, PendingTask>();
+    const entries = this.journal.list().filter((e) => !onlyUrl || e.url === onlyUrl);
+    for (const e of entries.filter((e) => !e.outcome && !e.gone && e.status === 'input_required')) {
+      found.set(e.taskId, { taskId: e.taskId, url: e.url, tool: e.tool, ...(e.summary && { summary: e.summary }), ...(e.statusMessage && { statusMessage: e.statusMessage }), source: 'journal' });
+    }
+    const urls = new Set(onlyUrl ? [onlyUrl] : entries.map((e) => e.url));
+    for (const url of urls) {
+      try {
+        const tc = await this.endpoint(url, this.opts.era ?? 'auto').connection();
+        if (tc.session.capabilities.inventory !== 'server-list') continue;
+        let cursor: string | undefined;
+        for (let page = 0; page < 50; page++) {
+          const listed = await tc.session.listTasks(cursor, this.signal);
+          for (const view of listed.tasks) {
+            if (view.status !== 'input_required') continue;
+            const known = found.get(view.taskId);
+            found.set(view.taskId, known ? { ...known, source: 'journal, server' } : { taskId: view.taskId, url, ...(view.statusMessage && { statusMessage: view.statusMessage }), source: 'server' });
+          }
+          cursor = listed.nextCursor;
+          if (!cursor) break;
+        }
+      } catch (error) {
+        this.log(`could not list the tasks of ${url}: ${describeError(error, url)}`);
+      }
+    }
+    return [...found.values()];
+  }
+
+  /** Prints one result (text, or JSON with `--json`) and raises the exit code accordingly. */
+  private report(r: FollowResult): void {
+    const exit = (code: number) => (process.exitCode = Math.max(Number(process.exitCode ?? 0), code));
+    const id = r.taskId || '-';
+    switch (r.kind) {
+      case 'left':
+        emit(
+          this.opts,
+          { taskId: r.taskId, detached: r.reason },
+          `[${id}] detached: ${r.reason}${id !== '-' && !r.reason.includes('npx mcp-tasks') ? `\n  continue with: mcp-tasks watch ${id}${this.journal.get(id) ? '' : ' --url <MCP endpoint>'}` : ''}`,
+        );
+        return void exit(r.error ? EXIT.failed : EXIT.detached);
+      case 'gone':
+        this.journal.update(r.taskId, { gone: r.reason });
+        emit(this.opts, { taskId: r.taskId, error: r.reason }, `[${id}] the server does not know this task (expired, purged, or never created there): ${r.reason}`);
+        return void exit(EXIT.failed);
+      case 'error':
+        emit(this.opts, { taskId: r.taskId, error: r.reason }, `[${id}] ${r.reason}`);
+        return void exit(EXIT.failed);
+      case 'answered':
+        emit(this.opts, { taskId: r.taskId, answered: true, status: r.view.status }, `[${id}] answered; the task is ${statusText(r.view)}`);
+        return;
+      case 'outcome':
+        this.recordOutcome(r.taskId, r.outcome);
+        return void exit(this.printOutcome(id, r.outcome));
+    }
+  }
+
+  private recordOutcome(taskId: string, outcome: TaskOutcome<unknown>): void {
+    if (!taskId || !this.journal.get(taskId)) return;
+    this.journal.update(taskId, {
+      status: outcome.status,
+      statusMessage: outcome.status === 'failed' ? outcome.error.message : undefined,
+      seenAt: new Date().toISOString(),
+      outcome:
+        outcome.status === 'completed'
+          ? { status: 'completed', result: outcome.result }
+          : outcome.status === 'failed'
+            ? { status: 'failed', error: outcome.error.message }
+            : { status: 'cancelled' },
+    });
+  }
+
+  private printOutcome(id: string, outcome: TaskOutcome<unknown>): number {
+    if (outcome.status === 'completed') {
+      const result = outcome.result as Record<string, unknown>;
+      const text = Array.isArray(result.content)
+        ? (result.content as { type: string; text?: string }[])
+            .filter((c) => c.type === 'text')
+            .map((c) => c.text)
+            .join('\n')
+        : '';
+      const structured = result.structuredContent ? `\n${JSON.stringify(result.structuredContent, null, 2)}` : '';
+      emit(this.opts, { taskId: id === '-' ? undefined : id, status: 'completed', result }, `${text}${structured}`);
+      return result.isError === true ? EXIT.failed : EXIT.completed;
+    }
+    if (outcome.status === 'failed') {
+      emit(
+        this.opts,
+        { taskId: id, status: 'failed', error: outcome.error.message, ...(outcome.error.code !== undefined && { code: outcome.error.code }) },
+        `[${id}] failed: ${outcome.error.message}`,
+      );
+      return EXIT.failed;
+    }
+    emit(this.opts, { taskId: id, status: 'cancelled' }, `[${id}] cancelled`);
+    return EXIT.cancelled;
+  }
+}
+
+function emit(opts: { json?: boolean }, json: unknown, text: string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
+}
+
+function headersOf(opts: RunOptions): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const h of opts.header ?? []) {
+    const at = h.indexOf(':');
+    if (at <= 0) throw new InvalidArgumentError(`--header must be "Name: value", got ${h}`);
+    headers[h.slice(0, at).trim()] = h.slice(at + 1).trim();
+  }
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  return headers;
+}

@@ -1,0 +1,55 @@
+import { connectTaskClient, type ConnectOptions, type TaskClient } from './connect.js';
+
+/**
+ * One MCP endpoint the client talks to, connected lazily and reconnected after transport failures.
+ * Several followers share it. The first successful connection fixes the era: later reconnects pin
+ * it (a task created over 2025-11-25 is never followed over 2026-07-28 or the other way round).
+ */
+export class Endpoint {
+  private current: Promise<TaskClient> | undefined;
+  private era: 'auto' | 'legacy' | 'modern';
+  private closed = false;
+
+  constructor(
+    /** The MCP endpoint URL. */
+    readonly url: string,
+    private readonly options: ConnectOptions,
+  ) {
+    this.era = options.era ?? 'auto';
+  }
+
+  /** The connected client; connects on first use or after `reset`. Rejects like `connectTaskClient`. */
+  connection(): Promise<TaskClient> {
+    if (this.closed) return Promise.reject(new Error(`the connection to ${this.url} is closed`));
+    if (!this.current) {
+      const attempt = connectTaskClient(this.url, { ...this.options, era: this.era }).then((tc) => {
+        this.era = tc.era;
+        return tc;
+      });
+      this.current = attempt;
+      attempt.catch(() => {
+        if (this.current === attempt) this.current = undefined;
+      });
+    }
+    return this.current;
+  }
+
+  /** Drops the connection `tc` (after a transport failure) so the next `connection()` reconnects. */
+  reset(tc: TaskClient): void {
+    const current = this.current;
+    if (!current) return;
+    void current.then((live) => {
+      if (live !== tc || this.current !== current) return;
+      this.current = undefined;
+      void live.close();
+    }, () => undefined);
+  }
+
+  /** Closes the live connection, if any; `connection()` rejects from now on. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const current = this.current;
+    this.current = undefined;
+    if (current) await current.then((tc) => tc.close(), () => undefined);
+  }
+}

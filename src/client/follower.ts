@@ -1,0 +1,278 @@
+import { z } from 'zod';
+import type { ApplicationElicitResult, TaskOutcome, TaskView } from '@modelcontextprotocol/ext-tasks/client';
+import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
+import type { AnswerQuestion, ElicitationQuestion, TaskClient } from './connect.js';
+import type { Endpoint } from './endpoint.js';
+import { describeError, isTransient, jsonRpcCode } from './errors.js';
+import type { Asker, QuestionContext } from './prompt.js';
+
+/** Something worth telling the person while a task is followed. */
+export type FollowEvent =
+  /** A `tasks/get` answer (every poll; compare to decide what to print). */
+  | { type: 'status'; taskId: string; view: TaskView }
+  /** The server could not be reached; the next attempt is in `retryInMs` ms. */
+  | { type: 'unreachable'; taskId: string; message: string; retryInMs: number }
+  /** The server answered again after being unreachable. */
+  | { type: 'reachable'; taskId: string }
+  /** An answer was sent (`key`: the 2026-07-28 input key). */
+  | { type: 'answered'; taskId: string; key?: string; action: ApplicationElicitResult['action'] }
+  /** The server refused an answer (e.g. -32602: it does not fit the question); the question is still open. */
+  | { type: 'refused'; taskId: string; message: string };
+
+/** How following one task ended. Only `outcome` is the task's fate; everything else leaves it as it is on the server. */
+export type FollowResult =
+  /** The server reported the task terminal, with its result, error or cancellation. */
+  | { kind: 'outcome'; taskId: string; outcome: TaskOutcome<unknown> }
+  /** Stopped following; the task goes on (or keeps waiting for input) on the server. `error`: because of a refused `--answer`. */
+  | { kind: 'left'; taskId: string; reason: string; error?: boolean }
+  /** `until: 'answered'`: the questions were answered and the task moved on. */
+  | { kind: 'answered'; taskId: string; view: TaskView }
+  /** The server does not know the task (never existed, expired, purged) or refused to show it. */
+  | { kind: 'gone'; taskId: string; reason: string }
+  /** A JSON-RPC error that is not about reachability (e.g. the server refused the request). */
+  | { kind: 'error'; taskId: string; reason: string };
+
+/** Options of `TaskFollower.follow`. */
+export interface FollowOptions {
+  /** Stops following (Ctrl-C): the result is `left`, nothing is sent. */
+  signal: AbortSignal;
+  /** `end` (default): until the task ends. `answered`: until its open questions are answered. */
+  until?: 'end' | 'answered';
+  onEvent?: (event: FollowEvent) => void;
+  /** What the header of a question says about the task (tool, argument summary, created). */
+  context?: QuestionContext;
+}
+
+/** Backoff after transport failures, in ms: 0.5 s doubling to at most 15 s. */
+export const RETRY_DELAYS_MS = { firstMs: 500, maxMs: 15_000 } as const;
+/** Bounds on the server's suggested poll interval, in ms. */
+const POLL_MIN_MS = 100;
+const POLL_MAX_MS = 30_000;
+/** How long one 2025-11-25 `tasks/result` may stay open before it is re-issued, in ms. */
+const RESULT_CALL_TIMEOUT_MS = 10 * 60_000;
+
+/** `tasks/result` is not a method the SDK v2 client knows; its result is only a wake-up here (the outcome is read after `tasks/get` says the task ended). */
+const ANY_RESULT = z.looseObject({});
+
+/**
+ * Follows tasks on MCP servers to their end the way the specs ask a requestor to, in both eras,
+ * and never mistakes a transport failure for the task's fate:
+ *
+ * - polls `tasks/get` at the server's suggested interval; connection errors, HTTP 5xx/429, lost
+ *   sessions and timeouts are retried with capped backoff (`RETRY_DELAYS_MS`) on a fresh connection,
+ *   reported as `unreachable` events, never as an outcome;
+ * - 2026-07-28 (Tasks extension "Input Requests"): answers each outstanding `inputRequests` entry
+ *   with `tasks/update`, one question at a time through the `Asker`;
+ * - 2025-11-25 ("Input Required Status"): on `input_required` calls `tasks/result`, on whose stream
+ *   (or the GET stream) the server sends its `elicitation/create` requests; those reach `answer`
+ *   (pass it as `ConnectOptions.answer` of the endpoints used with this follower);
+ * - a question left unanswered (nobody at a terminal, "decide later", Ctrl-C) sends nothing: the
+ *   follower returns `left` and the question stays pending on the server.
+ *
+ * One follower serves one CLI run: it shares the asker (one prompt at a time) across the tasks
+ * followed concurrently.
+ */
+export class TaskFollower {
+  private readonly contexts = new Map<string, QuestionContext>();
+  private readonly left = new Map<string, { reason: string; error?: boolean; all?: boolean }>();
+  private readonly answered = new Set<string>();
+  private readonly wakers = new Map<string, () => void>();
+
+  constructor(
+    private readonly asker: Asker,
+    /** Called when a person chose to stop everything (Ctrl-C at a prompt, closed terminal). */
+    private readonly onLeaveAll: (reason: string) => void,
+  ) {}
+
+  /** The `ConnectOptions.answer` for endpoints followed by this follower (2025-11-25 server requests). */
+  readonly answer: AnswerQuestion = async (question, signal) => {
+    const taskId = question.taskId;
+    if (taskId && this.left.has(taskId)) return undefined;
+    const outcome = await this.asker.ask(question, (taskId && this.contexts.get(taskId)) || {}, signal);
+    if (outcome.kind === 'answer') {
+      if (taskId) {
+        this.answered.add(taskId);
+        this.wake(taskId);
+      }
+      return outcome.result;
+    }
+    if (outcome.kind === 'leave') this.leave(taskId, outcome);
+    return undefined;
+  };
+
+  /** Follows `taskId` on `endpoint` (see the class). Never rejects for transport failures; resolves when done. */
+  async follow(endpoint: Endpoint, taskId: string, options: FollowOptions): Promise<FollowResult> {
+    const { signal } = options;
+    const emit = (event: FollowEvent) => options.onEvent?.(event);
+    this.contexts.set(taskId, { url: endpoint.url, ...this.contexts.get(taskId), ...options.context });
+    let failures = 0;
+    let unreachable = false;
+    let resultCall: { tc: TaskClient; done: Promise<void> } | undefined;
+    const sent = new Map<string, string>(); // 2026 input key → JSON of the answer sent
+    const refused = new Set<string>(); // JSON of answers the server refused
+    const stopped = (): FollowResult | undefined => {
+      const left = this.left.get(taskId);
+      if (left) return { kind: 'left', taskId, reason: left.reason, ...(left.error && { error: true }) };
+      if (signal.aborted) return { kind: 'left', taskId, reason: reasonOf(signal) };
+      return undefined;
+    };
+    for (;;) {
+      const stop = stopped();
+      if (stop) return stop;
+      let tc: TaskClient | undefined;
+      try {
+        tc = await endpoint.connection();
+        const controller = tc.session.task(toTaskId(taskId));
+        const view = await controller.snapshot(signal);
+        if (unreachable) emit({ type: 'reachable', taskId });
+        unreachable = false;
+        failures = 0;
+        emit({ type: 'status', taskId, view });
+        if (isTerminalStatus(view.status)) {
+          const outcome = await controller.result({ signal });
+          return { kind: 'outcome', taskId, outcome };
+        }
+        if (view.status !== 'input_required') sent.clear();
+        if (options.until === 'answered' && this.answeredOrSent(taskId, sent) && view.status !== 'input_required') {
+          return { kind: 'answered', taskId, view };
+        }
+        if (view.status === 'input_required') {
+          if (tc.era === 'modern') {
+            const before = sent.size;
+            const result = await this.answerInputRequests(tc, taskId, view, sent, refused, signal, emit);
+            if (result) return result;
+            if (sent.size > before) continue; // poll again at once: the answer may have moved the task on
+          } else if (!resultCall || resultCall.tc !== tc) {
+            resultCall = { tc, done: this.openResultStream(tc, taskId, signal) };
+          }
+        }
+        await this.sleep(taskId, pollInterval(view), signal, resultCall?.done);
+      } catch (error) {
+        if (signal.aborted) continue;
+        if (isTransient(error)) {
+          if (tc) endpoint.reset(tc);
+          resultCall = undefined;
+          const retryInMs = Math.min(RETRY_DELAYS_MS.maxMs, RETRY_DELAYS_MS.firstMs * 2 ** failures++);
+          unreachable = true;
+          emit({ type: 'unreachable', taskId, message: describeError(error, endpoint.url), retryInMs });
+          await this.sleep(taskId, retryInMs, signal);
+          continue;
+        }
+        const code = jsonRpcCode(error);
+        const reason = describeError(error, endpoint.url);
+        if (code === -32602 || code === -32001 || /not found|unknown task/i.test(reason)) return { kind: 'gone', taskId, reason };
+        return { kind: 'error', taskId, reason };
+      }
+    }
+  }
+
+  /** Remembers what the header of `taskId`'s questions should say (tool, argument summary, created). */
+  describe(taskId: string, context: QuestionContext): void {
+    this.contexts.set(taskId, { ...this.contexts.get(taskId), ...context });
+  }
+
+  private answeredOrSent(taskId: string, sent: Map<string, string>): boolean {
+    return this.answered.has(taskId) || sent.size > 0;
+  }
+
+  /** 2026-07-28: asks each open `inputRequests` entry not yet answered and sends the answer with `tasks/update`. */
+  private async answerInputRequests(
+    tc: TaskClient,
+    taskId: string,
+    view: TaskView,
+    sent: Map<string, string>,
+    refused: Set<string>,
+    signal: AbortSignal,
+    emit: (event: FollowEvent) => void,
+  ): Promise<FollowResult | undefined> {
+    const requests = (view.raw.inputRequests ?? {}) as Record<string, { method?: string; params?: Record<string, unknown> }>;
+    for (const [key, request] of Object.entries(requests)) {
+      if (sent.has(key)) continue;
+      if (request.method !== 'elicitation/create' || (request.params?.mode !== undefined && request.params.mode !== 'form')) {
+        return { kind: 'left', taskId, reason: `the task needs ${request.method ?? 'an input'}${request.params?.mode ? ` (${String(request.params.mode)} mode)` : ''}, which this client cannot answer; it is still waiting` };
+      }
+      const question: ElicitationQuestion = {
+        message: String(request.params?.message ?? ''),
+        requestedSchema: (request.params?.requestedSchema ?? {}) as ElicitationQuestion['requestedSchema'],
+        taskId,
+        key,
+      };
+      const outcome = await this.asker.ask(question, this.contexts.get(taskId) ?? {}, signal);
+      if (outcome.kind === 'withdrawn') return undefined;
+      if (outcome.kind === 'leave') {
+        this.leave(taskId, outcome);
+        return { kind: 'left', taskId, reason: outcome.reason, ...(outcome.error && { error: true }) };
+      }
+      const json = JSON.stringify(outcome.result);
+      if (refused.has(json)) return { kind: 'left', taskId, error: true, reason: `the server refused the answer ${json}; nothing else was sent, the task still waits` };
+      try {
+        await tc.session.task(toTaskId(taskId)).update({ [key]: outcome.result } as never, signal);
+      } catch (error) {
+        const code = jsonRpcCode(error);
+        if (code === undefined || isTransient(error)) throw error;
+        refused.add(json);
+        emit({ type: 'refused', taskId, message: describeError(error, tc.url) });
+        return undefined; // ask again on the next poll
+      }
+      sent.set(key, json);
+      emit({ type: 'answered', taskId, key, action: outcome.result.action });
+    }
+    return undefined;
+  }
+
+  /**
+   * 2025-11-25: `tasks/result` on an `input_required` task, so the server delivers its questions on
+   * that request's stream (they reach `answer`). Resolves when the call ends, however it ends (the
+   * poll loop then decides); it is re-issued while the task still needs input.
+   */
+  private openResultStream(tc: TaskClient, taskId: string, signal: AbortSignal): Promise<void> {
+    return tc.client
+      .request({ method: 'tasks/result', params: { taskId } }, ANY_RESULT, { signal, timeout: RESULT_CALL_TIMEOUT_MS, resetTimeoutOnProgress: true })
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+  }
+
+  private leave(taskId: string | undefined, outcome: { reason: string; all?: boolean; error?: boolean }): void {
+    if (outcome.all || !taskId) {
+      this.onLeaveAll(outcome.reason);
+      if (!taskId) return;
+    }
+    this.left.set(taskId, outcome);
+    this.wake(taskId);
+  }
+
+  private wake(taskId: string): void {
+    this.wakers.get(taskId)?.();
+  }
+
+  /** Waits `ms`, or less when the task is woken (answered, left), `signal` aborts or `also` settles. */
+  private sleep(taskId: string, ms: number, signal: AbortSignal, also?: Promise<void>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (this.wakers.get(taskId) === done) this.wakers.delete(taskId);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.wakers.set(taskId, done);
+      void also?.then(done);
+    });
+  }
+}
+
+function isTerminalStatus(status: string): boolean {
+  return status === 'completed' || status === 'failed' || status === 'cancelled';
+}
+
+function pollInterval(view: TaskView): number {
+  const suggested = view.suggestedPollIntervalMs ?? 1000;
+  return Math.min(POLL_MAX_MS, Math.max(POLL_MIN_MS, suggested));
+}
+
+function reasonOf(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : 'stopped following; the task goes on on the server';
+}
