@@ -191,7 +191,23 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
       const own = join(dir, `journal-kill-${era}`);
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', 'src/cli/main.ts', 'call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice(payOn) }), '--answer', '{"decision":"approve"}', '--era', era, '--json', '--journal', own],
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'call',
+          demo.url,
+          'process_invoice',
+          '--args',
+          JSON.stringify({ invoice: smallInvoice(payOn) }),
+          '--answer',
+          '{"decision":"approve"}',
+          '--era',
+          era,
+          '--json',
+          '--journal',
+          own,
+        ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let stderr = '';
@@ -201,7 +217,10 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       await until(() => /waiting until/.test(stderr), { timeoutMs: 30_000, what: `the timer wait:\n${stderr}` });
       await demo.kill();
-      await until(() => /server unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+\/mcp: connection refused/.test(stderr), { timeoutMs: 20_000, what: `a retry:\n${stderr}` });
+      await until(() => /server unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+\/mcp: connection refused/.test(stderr), {
+        timeoutMs: 20_000,
+        what: `a retry:\n${stderr}`,
+      });
       const taskId = idOf(stderr)!;
       const entry = new ClientJournal(own).get(taskId);
       assert.equal(entry?.status, 'working', 'an outage is not a status');
@@ -283,11 +302,31 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     assert.equal(b.code, 3);
     const resumed = cli(['resume', '--answer', '{"decision":"approve"}', '--json'], own);
     assert.equal(resumed.code, 0, resumed.stderr + resumed.stdout);
-    const outcomes = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const outcomes = resumed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(outcomes.length, 2);
     for (const o of outcomes) assert.equal(o.result.structuredContent.status, 'paid');
     const again = cli(['resume'], own);
     assert.match(again.stdout, /No unfinished tasks/);
+  });
+
+  it('says so clearly when the server no longer knows a journaled task (expired, purged)', () => {
+    const own = join(dir, 'journal-gone');
+    const made = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() })], own);
+    const taskId = idOf(made.stdout)!;
+    const journalOf = new ClientJournal(own);
+    const entry = journalOf.get(taskId)!;
+    const ghost = 'f'.repeat(32);
+    journalOf.put({ ...entry, taskId: ghost, reference: { ...entry.reference, taskId: ghost as never } });
+    const resumed = cli(['resume', ghost], own);
+    assert.equal(resumed.code, 1, resumed.stdout + resumed.stderr);
+    assert.match(resumed.stdout, /the server does not know this task \(expired, purged, or never created there\)/);
+    assert.match(journalOf.get(ghost)?.gone ?? '', /Task not found/);
+    const listed = cli(['ls'], own);
+    assert.match(listed.stdout, new RegExp(`${ghost}\\s+gone`));
+    assert.doesNotMatch(cli(['resume'], own).stdout, new RegExp(ghost), 'resume skips tasks the server no longer knows');
   });
 
   it('--no-task and --ttl say what the server decides (2026-07-28) instead of failing or ignoring silently', () => {

@@ -20,7 +20,9 @@ Exit codes:
 const program = new Command();
 program
   .name('mcp-tasks')
-  .description('Durable MCP Tasks client: call tools as tasks on any MCP server (2025-11-25 and 2026-07-28), answer their questions, follow them across disconnects and restarts.')
+  .description(
+    'Durable MCP Tasks client: call tools as tasks on any MCP server (2025-11-25 and 2026-07-28), answer their questions, follow them across disconnects and restarts.',
+  )
   .version('0.1.0')
   .showHelpAfterError()
   .addHelpText(
@@ -45,11 +47,10 @@ const connection = (command: Command, withUrl = true) => {
     .option('-H, --header <header...>', 'extra HTTP header(s), "Name: value"')
     .option('--token <token>', 'bearer token (sets Authorization)')
     .addOption(
-      new Option('--era <era>', 'protocol era: auto (2026-07-28 when the server offers it), legacy (2025-11-25) or modern (2026-07-28); default: a journaled task\'s own era, else auto').choices([
-        'auto',
-        'legacy',
-        'modern',
-      ]),
+      new Option(
+        '--era <era>',
+        "protocol era: auto (2026-07-28 when the server offers it), legacy (2025-11-25) or modern (2026-07-28); default: a journaled task's own era, else auto",
+      ).choices(['auto', 'legacy', 'modern']),
     );
 };
 /** The option of commands that may answer a task's questions. */
@@ -58,7 +59,8 @@ const answering = (command: Command) =>
     '--answer <json>',
     'answer to the question(s) the task asks, checked against the question\'s schema: the form content (= accept), e.g. \'{"decision":"approve"}\', or a full ElicitResult, e.g. \'{"action":"decline"}\'',
   );
-const examples = (command: Command, ...lines: string[]) => command.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n${EXIT_CODES_HELP}`);
+const examples = (command: Command, ...lines: string[]) =>
+  command.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n${EXIT_CODES_HELP}`);
 
 examples(
   answering(
@@ -82,7 +84,8 @@ examples(
     const endpoint = run.endpoint(url, opts.era ?? 'auto');
     const tc = await endpoint.connection();
     if (!tc.tools.has(tool)) throw new Error(`The server at ${url} has no tool named '${tool}' (it has: ${[...tc.tools.keys()].join(', ') || 'none'})`);
-    if (opts.ttl !== undefined && tc.era === 'modern') run.log(`note: ${url} speaks 2026-07-28, where the server decides how long a task is kept; --ttl is not sent`);
+    if (opts.ttl !== undefined && tc.era === 'modern')
+      run.log(`note: ${url} speaks 2026-07-28, where the server decides how long a task is kept; --ttl is not sent`);
     const summary = summarizeArguments(args);
     const call = tc.session.callTool(tool, args, {
       task: {
@@ -98,7 +101,16 @@ examples(
     }
     const taskId = execution.handle.taskId;
     const now = new Date().toISOString();
-    run.journal.put({ taskId, url, tool, startedAt: now, updatedAt: now, status: 'working', ...(summary && { summary }), reference: execution.serializeReference() });
+    run.journal.put({
+      taskId,
+      url,
+      tool,
+      startedAt: now,
+      updatedAt: now,
+      status: 'working',
+      ...(summary && { summary }),
+      reference: execution.serializeReference(),
+    });
     // Follow it ourselves (see TaskFollower): release ext-tasks' own driver without touching the task.
     await execution.detach().catch(() => undefined);
     await execution.result().catch(() => undefined);
@@ -108,7 +120,13 @@ examples(
 });
 
 examples(
-  answering(connection(program.command('resume [taskIds...]').description('Follow every task in the journal the server has not reported ended (or the given ones), answering their questions'))),
+  answering(
+    connection(
+      program
+        .command('resume [taskIds...]')
+        .description('Follow every task in the journal the server has not reported ended (or the given ones), answering their questions'),
+    ),
+  ),
   'mcp-tasks resume',
   `mcp-tasks resume 3f2a… --answer '{"decision":"reject","comment":"duplicate"}'`,
 ).action(async (taskIds: string[], opts: Opts) => {
@@ -145,39 +163,47 @@ examples(
 ).action(async (taskId: string, opts: Opts) => followOne(taskId, opts, 'end'));
 
 examples(
-  answering(connection(program.command('answer <taskId>').description('Answer the questions a task is waiting on (in the terminal, or with --answer), then stop'))),
+  answering(
+    connection(program.command('answer <taskId>').description('Answer the questions a task is waiting on (in the terminal, or with --answer), then stop')),
+  ),
   'mcp-tasks answer 3f2a… --url http://127.0.0.1:3000/mcp',
   `mcp-tasks answer 3f2a… --answer '{"decision":"approve"}'`,
   `mcp-tasks answer 3f2a… --answer '{"action":"decline"}'`,
 ).action(async (taskId: string, opts: Opts) => followOne(taskId, opts, 'answered'));
 
-examples(connection(program.command('get <taskId>').description('Show the current state of a task (tasks/get)')), 'mcp-tasks get 3f2a…', 'mcp-tasks get 3f2a… --url http://127.0.0.1:3000/mcp --json').action(
+examples(
+  connection(program.command('get <taskId>').description('Show the current state of a task (tasks/get)')),
+  'mcp-tasks get 3f2a…',
+  'mcp-tasks get 3f2a… --url http://127.0.0.1:3000/mcp --json',
+).action(async (taskId: string, opts: Opts) => {
+  const { url, entry } = target(taskId, opts);
+  await Run.with(opts, async (run) => {
+    const tc = await run.endpoint(url, eraOf(entry, opts)).connection();
+    const view = await tc.session.task(toTaskId(taskId)).snapshot(run.signal);
+    run.journalStatus(taskId, view);
+    emit(opts, view.raw, `${view.taskId}  ${statusText(view)}`);
+    return [];
+  });
+});
+
+examples(connection(program.command('cancel <taskId>').description('Cancel a task (tasks/cancel)')), 'mcp-tasks cancel 3f2a…').action(
   async (taskId: string, opts: Opts) => {
     const { url, entry } = target(taskId, opts);
     await Run.with(opts, async (run) => {
-      const tc = await run.endpoint(url, eraOf(entry, opts)).connection();
-      const view = await tc.session.task(toTaskId(taskId)).snapshot(run.signal);
+      const controller = (await run.endpoint(url, eraOf(entry, opts)).connection()).session.task(toTaskId(taskId));
+      await controller.cancel(run.signal);
+      const view = await controller.snapshot(run.signal);
       run.journalStatus(taskId, view);
-      emit(opts, view.raw, `${view.taskId}  ${statusText(view)}`);
+      emit(opts, view.raw, `${view.taskId}  ${view.status}`);
       return [];
     });
   },
 );
 
-examples(connection(program.command('cancel <taskId>').description('Cancel a task (tasks/cancel)')), 'mcp-tasks cancel 3f2a…').action(async (taskId: string, opts: Opts) => {
-  const { url, entry } = target(taskId, opts);
-  await Run.with(opts, async (run) => {
-    const controller = (await run.endpoint(url, eraOf(entry, opts)).connection()).session.task(toTaskId(taskId));
-    await controller.cancel(run.signal);
-    const view = await controller.snapshot(run.signal);
-    run.journalStatus(taskId, view);
-    emit(opts, view.raw, `${view.taskId}  ${view.status}`);
-    return [];
-  });
-});
-
 examples(
-  connection(program.command('pending').description('List the tasks waiting for your input: the journal\'s, and the server\'s listing (tasks/list) where it offers one')),
+  connection(
+    program.command('pending').description("List the tasks waiting for your input: the journal's, and the server's listing (tasks/list) where it offers one"),
+  ),
   'mcp-tasks pending',
   'mcp-tasks pending --url http://127.0.0.1:3000/mcp --token $TOKEN',
 ).action(async (opts: Opts) => {
@@ -208,7 +234,14 @@ examples(
 ).action(async (opts: Opts & { refresh?: boolean }) => {
   if (opts.refresh) await Run.with(opts, async (run) => (await run.refresh(), []));
   const entries = new ClientJournal(opts.journal).list();
-  if (opts.json) return void process.stdout.write(`${JSON.stringify(entries.map(({ reference: _r, ...e }) => e), null, 2)}\n`);
+  if (opts.json)
+    return void process.stdout.write(
+      `${JSON.stringify(
+        entries.map(({ reference: _r, ...e }) => e),
+        null,
+        2,
+      )}\n`,
+    );
   if (entries.length === 0) return void process.stdout.write('No tasks in the journal.\n');
   process.stdout.write(`${'TASK'.padEnd(34)}${'LAST KNOWN'.padEnd(16)}${'TOOL'.padEnd(24)}${'SEEN'.padEnd(26)}URL\n`);
   for (const e of entries) {
@@ -231,7 +264,10 @@ examples(
     if (opts.json) process.stdout.write(`${JSON.stringify({ era: tc.era, tools })}\n`);
     else {
       process.stdout.write(`${url} speaks ${tc.era === 'modern' ? '2026-07-28' : '2025-11-25'}; ${tools.length} tool(s):\n`);
-      for (const t of tools) process.stdout.write(`  ${t.name.padEnd(28)} task: ${(t.taskSupport ?? (tc.era === 'modern' ? 'server decides' : 'forbidden')).padEnd(14)} ${(t.description ?? '').split('\n')[0]!.slice(0, 80)}\n`);
+      for (const t of tools)
+        process.stdout.write(
+          `  ${t.name.padEnd(28)} task: ${(t.taskSupport ?? (tc.era === 'modern' ? 'server decides' : 'forbidden')).padEnd(14)} ${(t.description ?? '').split('\n')[0]!.slice(0, 80)}\n`,
+        );
     }
     return [];
   });

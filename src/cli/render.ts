@@ -1,5 +1,6 @@
 import type { TaskView } from '@modelcontextprotocol/ext-tasks/client';
 import { span } from '../client/prompt.js';
+import { PROGRESS_META_KEY } from '../core/task.js';
 
 /**
  * A short summary of tool arguments for headers and listings: identifying scalar fields (ids,
@@ -26,14 +27,30 @@ export function summarizeArguments(args: Record<string, unknown>): string | unde
 }
 
 /**
- * A status line for a task view: `working: Approved; waiting until 2026-12-01T09:00:00.000Z (in 9
- * days) · 12 s`. ISO 8601 times in the status message get a relative "in …"/"… ago"; the elapsed
- * time since the task was created ends the line.
+ * A status line for a task view: `working [██████░░░░] 2/3: Paid line 2 … · 12 s`, or `working:
+ * Approved; waiting until 2026-12-01T09:00:00.000Z (in 9 days) · 12 s`. The bar (or a counter
+ * without `total`) comes from the progress a server publishes in `_meta` (`PROGRESS_META_KEY`); ISO
+ * 8601 times in the status message get a relative "in …"/"… ago"; the time since the task was
+ * created ends the line.
  */
 export function statusText(view: TaskView, now = Date.now()): string {
+  const progress = progressOf(view);
+  const bar = !progress || view.status !== 'working' ? '' : progress.total ? ` ${progressBar(progress.progress, progress.total)}` : ` (${progress.progress})`;
   const message = view.statusMessage ? `: ${withRelativeTimes(view.statusMessage, now)}` : '';
   const elapsed = view.createdAt ? ` · ${span(now - Date.parse(view.createdAt))}` : '';
-  return `${view.status}${message}${elapsed}`;
+  return `${view.status}${bar}${message}${elapsed}`;
+}
+
+/** `[██████░░░░] 2/3`: ten cells, filled in proportion (clamped to 0…total). */
+export function progressBar(progress: number, total: number): string {
+  const filled = Math.round(10 * Math.min(1, Math.max(0, progress / total)));
+  return `[${'█'.repeat(filled)}${'░'.repeat(10 - filled)}] ${progress}/${total}`;
+}
+
+function progressOf(view: TaskView): { progress: number; total?: number } | undefined {
+  const value = (view.raw._meta as Record<string, unknown> | undefined)?.[PROGRESS_META_KEY] as { progress?: unknown; total?: unknown } | undefined;
+  if (typeof value?.progress !== 'number') return undefined;
+  return { progress: value.progress, ...(typeof value.total === 'number' && value.total > 0 && { total: value.total }) };
 }
 
 /** Appends `(in 9 days)` / `(3 min ago)` after each ISO 8601 date-time in `text`. */
@@ -47,5 +64,5 @@ export function withRelativeTimes(text: string, now = Date.now()): string {
 
 /** The part of a status that changes only when something happened (not the elapsed time): for deciding whether to print. */
 export function statusKey(view: TaskView): string {
-  return `${view.status}\0${view.statusMessage ?? ''}`;
+  return `${view.status}\0${view.statusMessage ?? ''}\0${JSON.stringify(progressOf(view) ?? null)}`;
 }

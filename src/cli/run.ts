@@ -121,7 +121,9 @@ export class Run {
           if (key !== last) this.log(`[${taskId}] ${statusText(event.view)}`);
           last = key;
         } else if (event.type === 'unreachable') {
-          this.log(`[${taskId}] server unreachable: ${event.message}; retrying in ${Math.round(event.retryInMs / 100) / 10} s (Ctrl-C to detach; the task is not affected)`);
+          this.log(
+            `[${taskId}] server unreachable: ${event.message}; retrying in ${Math.round(event.retryInMs / 100) / 10} s (Ctrl-C to detach; the task is not affected)`,
+          );
         } else if (event.type === 'reachable') {
           this.log(`[${taskId}] server reachable again`);
         } else if (event.type === 'answered') {
@@ -165,7 +167,14 @@ export class Run {
     const found = new Map<string, PendingTask>();
     const entries = this.journal.list().filter((e) => !onlyUrl || e.url === onlyUrl);
     for (const e of entries.filter((e) => !e.outcome && !e.gone && e.status === 'input_required')) {
-      found.set(e.taskId, { taskId: e.taskId, url: e.url, tool: e.tool, ...(e.summary && { summary: e.summary }), ...(e.statusMessage && { statusMessage: e.statusMessage }), source: 'journal' });
+      found.set(e.taskId, {
+        taskId: e.taskId,
+        url: e.url,
+        tool: e.tool,
+        ...(e.summary && { summary: e.summary }),
+        ...(e.statusMessage && { statusMessage: e.statusMessage }),
+        source: 'journal',
+      });
     }
     const urls = new Set(onlyUrl ? [onlyUrl] : entries.map((e) => e.url));
     for (const url of urls) {
@@ -178,7 +187,12 @@ export class Run {
           for (const view of listed.tasks) {
             if (view.status !== 'input_required') continue;
             const known = found.get(view.taskId);
-            found.set(view.taskId, known ? { ...known, source: 'journal, server' } : { taskId: view.taskId, url, ...(view.statusMessage && { statusMessage: view.statusMessage }), source: 'server' });
+            found.set(
+              view.taskId,
+              known
+                ? { ...known, source: 'journal, server' }
+                : { taskId: view.taskId, url, ...(view.statusMessage && { statusMessage: view.statusMessage }), source: 'server' },
+            );
           }
           cursor = listed.nextCursor;
           if (!cursor) break;
@@ -204,7 +218,11 @@ export class Run {
         return void exit(r.error ? EXIT.failed : EXIT.detached);
       case 'gone':
         this.journal.update(r.taskId, { gone: r.reason });
-        emit(this.opts, { taskId: r.taskId, error: r.reason }, `[${id}] the server does not know this task (expired, purged, or never created there): ${r.reason}`);
+        emit(
+          this.opts,
+          { taskId: r.taskId, error: r.reason },
+          `[${id}] the server does not know this task (expired, purged, or never created there): ${r.reason}`,
+        );
         return void exit(EXIT.failed);
       case 'error':
         emit(this.opts, { taskId: r.taskId, error: r.reason }, `[${id}] ${r.reason}`);

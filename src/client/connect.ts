@@ -87,7 +87,11 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
   client.setRequestHandler('elicitation/create', async (request, ctx) => {
     const params = request.params as unknown as ElicitationQuestion & { _meta?: Record<string, { taskId?: unknown } | undefined> };
     const related = params._meta?.[RELATED_TASK_META_KEY]?.taskId;
-    const question = { message: String(params.message ?? ''), requestedSchema: params.requestedSchema ?? {}, ...(typeof related === 'string' && { taskId: related }) };
+    const question = {
+      message: String(params.message ?? ''),
+      requestedSchema: params.requestedSchema ?? {},
+      ...(typeof related === 'string' && { taskId: related }),
+    };
     const answer = await options.answer(question, ctx.mcpReq.signal);
     if (answer) return answer as never;
     // Unanswered: never respond. The promise settles only when the request is withdrawn or the

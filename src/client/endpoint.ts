@@ -38,11 +38,14 @@ export class Endpoint {
   reset(tc: TaskClient): void {
     const current = this.current;
     if (!current) return;
-    void current.then((live) => {
-      if (live !== tc || this.current !== current) return;
-      this.current = undefined;
-      void live.close();
-    }, () => undefined);
+    void current.then(
+      (live) => {
+        if (live !== tc || this.current !== current) return;
+        this.current = undefined;
+        void live.close();
+      },
+      () => undefined,
+    );
   }
 
   /** Closes the live connection, if any; `connection()` rejects from now on. */
@@ -50,6 +53,10 @@ export class Endpoint {
     this.closed = true;
     const current = this.current;
     this.current = undefined;
-    if (current) await current.then((tc) => tc.close(), () => undefined);
+    if (current)
+      await current.then(
+        (tc) => tc.close(),
+        () => undefined,
+      );
   }
 }

@@ -189,7 +189,11 @@ export class TaskFollower {
     for (const [key, request] of Object.entries(requests)) {
       if (sent.has(key)) continue;
       if (request.method !== 'elicitation/create' || (request.params?.mode !== undefined && request.params.mode !== 'form')) {
-        return { kind: 'left', taskId, reason: `the task needs ${request.method ?? 'an input'}${request.params?.mode ? ` (${String(request.params.mode)} mode)` : ''}, which this client cannot answer; it is still waiting` };
+        return {
+          kind: 'left',
+          taskId,
+          reason: `the task needs ${request.method ?? 'an input'}${request.params?.mode ? ` (${String(request.params.mode)} mode)` : ''}, which this client cannot answer; it is still waiting`,
+        };
       }
       const question: ElicitationQuestion = {
         message: String(request.params?.message ?? ''),
@@ -204,7 +208,8 @@ export class TaskFollower {
         return { kind: 'left', taskId, reason: outcome.reason, ...(outcome.error && { error: true }) };
       }
       const json = JSON.stringify(outcome.result);
-      if (refused.has(json)) return { kind: 'left', taskId, error: true, reason: `the server refused the answer ${json}; nothing else was sent, the task still waits` };
+      if (refused.has(json))
+        return { kind: 'left', taskId, error: true, reason: `the server refused the answer ${json}; nothing else was sent, the task still waits` };
       try {
         await tc.session.task(toTaskId(taskId)).update({ [key]: outcome.result } as never, signal);
       } catch (error) {

@@ -1,7 +1,6 @@
 import { checkbox, confirm, input, number, select } from '@inquirer/prompts';
 import type { ApplicationElicitResult } from '@modelcontextprotocol/ext-tasks/client';
-import { checkAnswer } from '../core/answer-schema.js';
-import type { InputResponse } from '../core/task.js';
+import { answerProblems } from '../core/answer-schema.js';
 import type { ElicitationQuestion } from './connect.js';
 import { fieldsOf, howToAnswer } from './questions.js';
 
@@ -104,8 +103,7 @@ function checkFixed(fixed: ApplicationElicitResult, question: ElicitationQuestio
 
 /** What is wrong with `result` as an answer to `question` (its `requestedSchema`, checked with ajv); empty when it fits. */
 function problemsOf(question: ElicitationQuestion, result: ApplicationElicitResult): string[] {
-  const check = checkAnswer(question.requestedSchema, result as InputResponse);
-  return check.valid ? [] : check.problems;
+  return result.action === 'accept' ? answerProblems(question.requestedSchema, result.content ?? {}) : [];
 }
 
 /** A prompt ended by Ctrl-C / a closed stdin (inquirer's ExitPromptError) or by the question's withdrawal (AbortPromptError). */
@@ -139,7 +137,13 @@ async function askPerson(question: ElicitationQuestion, context: QuestionContext
       if (choice === 'later') return { kind: 'leave', reason: 'left for later; nothing was sent, the question still waits' };
       if (choice === 'decline' || choice === 'cancel') {
         const sure = await confirm(
-          { message: choice === 'decline' ? 'Decline this request? The task goes on knowing you said no.' : 'Cancel this request without answering? The task goes on without your answer.', default: false },
+          {
+            message:
+              choice === 'decline'
+                ? 'Decline this request? The task goes on knowing you said no.'
+                : 'Cancel this request without answering? The task goes on without your answer.',
+            default: false,
+          },
           ctx,
         );
         if (sure) return { kind: 'answer', result: { action: choice } };
@@ -177,7 +181,10 @@ async function askFields(question: ElicitationQuestion, ctx: { signal?: AbortSig
         const value = await number({ message: field.label, required: field.required, step: field.type === 'integer' ? 1 : 'any' }, ctx);
         if (value !== undefined) content[field.name] = value;
       } else {
-        const value = await input({ message: field.label, required: field.required, ...(typeof schema.default === 'string' && { default: schema.default }) }, ctx);
+        const value = await input(
+          { message: field.label, required: field.required, ...(typeof schema.default === 'string' && { default: schema.default }) },
+          ctx,
+        );
         if (value !== '') content[field.name] = value;
       }
     }

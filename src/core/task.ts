@@ -73,7 +73,10 @@ export interface TaskRecord {
   errorResultStatus: 'failed' | 'completed';
   /** Outstanding questions keyed by a key unique for the task's lifetime; empty unless `input_required`. */
   inputRequests: { [key: string]: InputRequest };
-  /** Last progress reported by the handler (MCP progress semantics: `progress` grows, `total` optional). */
+  /**
+   * Last progress reported by the handler (MCP progress semantics: `progress` grows, `total`
+   * optional). `tasks/get` results of both eras carry it as `_meta[PROGRESS_META_KEY]`.
+   */
   progress?: { progress: number; total?: number };
   /** Set once the task is terminal (absent for `cancelled`). */
   outcome?: TaskOutcome;
@@ -84,3 +87,11 @@ export interface TaskRecord {
   lease?: { holder: string; expiresAt: number };
   version: number;
 }
+
+/**
+ * The `_meta` key under which `tasks/get` results (2025-11-25 `GetTaskResult`, 2026-07-28
+ * `DetailedTask`) carry the task's last progress `{ progress, total? }`, so a client that polls
+ * (or resumed in another session, where `notifications/progress` of the creating request cannot
+ * reach it) can show it. MCP "_meta": a vendor prefix, not one of the reserved `mcp` prefixes.
+ */
+export const PROGRESS_META_KEY = 'mcp-tasks/progress';

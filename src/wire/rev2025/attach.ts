@@ -1,7 +1,7 @@
 import { ProtocolError, ProtocolErrorCode, type McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import type { JsonObject } from '../../core/json.js';
-import type { TaskRecord } from '../../core/task.js';
+import { PROGRESS_META_KEY, type TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler } from '../handler.js';
 import { principalOf } from '../principal.js';
@@ -27,7 +27,7 @@ export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, sessi
     const task = await pollTask(runtime, params.taskId, owner, options.throttle, ctx.mcpReq.signal);
     session.watch(task, owner);
     session.deliver(task, owner);
-    return toTask2025(task);
+    return { ...toTask2025(task), ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }) };
   });
 
   handler(server, 'tasks/result', taskIdParams, async (params, ctx) => {

@@ -2,7 +2,7 @@ import { ProtocolError, ProtocolErrorCode, type McpServer, type ServerContext } 
 import * as z from 'zod';
 import { IllegalTransitionError } from '../../core/errors.js';
 import { isTerminal } from '../../core/status.js';
-import type { InputResponse } from '../../core/task.js';
+import { PROGRESS_META_KEY, type InputResponse } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler } from '../handler.js';
 import { pollTask, type PollThrottle } from '../poll-throttle.js';
@@ -41,7 +41,8 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, throt
 
   handler(server, 'tasks/get', taskIdParams, async (params, ctx) => {
     const owner = guard(ctx);
-    return toDetailedTask(await pollTask(runtime, params.taskId, owner, throttle, ctx.mcpReq.signal));
+    const task = await pollTask(runtime, params.taskId, owner, throttle, ctx.mcpReq.signal);
+    return { ...toDetailedTask(task), ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }) };
   });
 
   handler(server, 'tasks/update', updateParams, async (params, ctx) => {
