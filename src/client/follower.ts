@@ -4,7 +4,7 @@ import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import type { AnswerQuestion, ElicitationQuestion, TaskClient } from './connect.js';
 import type { Endpoint } from './endpoint.js';
 import { describeError, isTransient, jsonRpcCode } from './errors.js';
-import type { Asker, QuestionContext } from './prompt.js';
+import type { AskOutcome, Asker, QuestionContext } from './prompt.js';
 
 /** Something worth telling the person while a task is followed. */
 export type FollowEvent =
@@ -43,6 +43,17 @@ export interface FollowOptions {
   context?: QuestionContext;
 }
 
+/** One prompt shared by the server requests that ask the same question (see `TaskFollower.askOnce`). */
+interface SharedQuestion {
+  controller: AbortController;
+  waiting: number;
+  outcome: Promise<AskOutcome>;
+  release?: ReturnType<typeof setTimeout>;
+}
+
+/** How long a prompt whose request was withdrawn stays up for the same question sent again (moved to another stream), in ms. */
+const REASK_GRACE_MS = 1000;
+
 /** Backoff after transport failures, in ms: 0.5 s doubling to at most 15 s. */
 export const RETRY_DELAYS_MS = { firstMs: 500, maxMs: 15_000 } as const;
 /** Bounds on the server's suggested poll interval, in ms. */
@@ -77,6 +88,8 @@ export class TaskFollower {
   private readonly left = new Map<string, { reason: string; error?: boolean; all?: boolean }>();
   private readonly answered = new Set<string>();
   private readonly wakers = new Map<string, () => void>();
+  private readonly shared = new Map<string, SharedQuestion>();
+  private readonly emitters = new Map<string, (event: FollowEvent) => void>();
 
   constructor(
     private readonly asker: Asker,
@@ -88,10 +101,12 @@ export class TaskFollower {
   readonly answer: AnswerQuestion = async (question, signal) => {
     const taskId = question.taskId;
     if (taskId && this.left.has(taskId)) return undefined;
-    const outcome = await this.asker.ask(question, (taskId && this.contexts.get(taskId)) || {}, signal);
+    const outcome = await this.askOnce(question, signal);
+    if (signal?.aborted) return undefined;
     if (outcome.kind === 'answer') {
       if (taskId) {
         this.answered.add(taskId);
+        this.emitters.get(taskId)?.({ type: 'answered', taskId, action: outcome.result.action });
         this.wake(taskId);
       }
       return outcome.result;
@@ -100,10 +115,44 @@ export class TaskFollower {
     return undefined;
   };
 
+  /**
+   * Asks a 2025-11-25 server request's question, sharing one prompt among requests for the same
+   * question of the same task: a server moves a question from the GET stream to a `tasks/result`
+   * stream by withdrawing the first request and sending it again, and the person must see one
+   * prompt, not two. The prompt is withdrawn only when every request waiting for it was withdrawn
+   * and none arrived within `REASK_GRACE_MS`.
+   */
+  private askOnce(question: ElicitationQuestion, signal: AbortSignal | undefined): Promise<AskOutcome> {
+    const key = JSON.stringify([question.taskId ?? null, question.message, question.requestedSchema]);
+    let shared = this.shared.get(key);
+    if (!shared) {
+      const controller = new AbortController();
+      const entry: SharedQuestion = { controller, waiting: 0, outcome: Promise.resolve({ kind: 'withdrawn' }) };
+      entry.outcome = this.asker.ask(question, (question.taskId && this.contexts.get(question.taskId)) || {}, controller.signal).finally(() => {
+        if (this.shared.get(key) === entry) this.shared.delete(key);
+      });
+      this.shared.set(key, (shared = entry));
+    }
+    const entry = shared;
+    entry.waiting++;
+    clearTimeout(entry.release);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        if (--entry.waiting > 0) return;
+        entry.release = setTimeout(() => entry.controller.abort(), REASK_GRACE_MS);
+        entry.release.unref?.();
+      },
+      { once: true },
+    );
+    return entry.outcome;
+  }
+
   /** Follows `taskId` on `endpoint` (see the class). Never rejects for transport failures; resolves when done. */
   async follow(endpoint: Endpoint, taskId: string, options: FollowOptions): Promise<FollowResult> {
     const { signal } = options;
     const emit = (event: FollowEvent) => options.onEvent?.(event);
+    this.emitters.set(taskId, emit);
     this.contexts.set(taskId, { url: endpoint.url, ...this.contexts.get(taskId), ...options.context });
     let failures = 0;
     let unreachable = false;

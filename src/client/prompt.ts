@@ -154,6 +154,7 @@ async function askPerson(question: ElicitationQuestion, context: QuestionContext
       return { kind: 'answer', result: { action: 'accept', content } };
     }
   } catch (error) {
+    if (signal?.aborted) process.stderr.write('  (the server withdrew this question: answered elsewhere, or no longer needed)\n');
     return promptEnd(error, signal);
   } finally {
     promptOpen = false;
