@@ -156,7 +156,9 @@ export class TaskFollower {
     this.contexts.set(taskId, { url: endpoint.url, ...this.contexts.get(taskId), ...options.context });
     let failures = 0;
     let unreachable = false;
-    let resultCall: { tc: TaskClient; done: Promise<void> } | undefined;
+    // The open 2025-11-25 tasks/result call, if any. Re-opened (on the current connection) once it
+    // has ended and the task still needs input — at most once per poll interval.
+    let resultCall: { tc: TaskClient; done: Promise<void>; ended: boolean } | undefined;
     const sent = new Map<string, string>(); // 2026 input key → JSON of the answer sent
     const refused = new Set<string>(); // JSON of answers the server refused
     const stopped = (): FollowResult | undefined => {
@@ -191,11 +193,13 @@ export class TaskFollower {
             const result = await this.answerInputRequests(tc, taskId, view, sent, refused, signal, emit);
             if (result) return result;
             if (sent.size > before) continue; // poll again at once: the answer may have moved the task on
-          } else if (!resultCall || resultCall.tc !== tc) {
-            resultCall = { tc, done: this.openResultStream(tc, taskId, signal) };
+          } else if (!resultCall || resultCall.tc !== tc || resultCall.ended) {
+            const call: { tc: TaskClient; done: Promise<void>; ended: boolean } = { tc, ended: false, done: this.openResultStream(tc, taskId, signal) };
+            void call.done.then(() => (call.ended = true));
+            resultCall = call;
           }
         }
-        await this.sleep(taskId, pollInterval(view), signal, resultCall?.done);
+        await this.sleep(taskId, pollInterval(view), signal, resultCall && !resultCall.ended ? resultCall.done : undefined);
       } catch (error) {
         if (signal.aborted) continue;
         if (isTransient(error)) {
