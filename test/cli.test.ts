@@ -1,6 +1,7 @@
 /** The mcp-tasks CLI against a running demo server, as a user runs it (child processes, real exit codes). */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,12 +216,22 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
       child.stderr.on('data', (chunk) => (stderr += String(chunk)));
       child.stdout.on('data', (chunk) => (stdout += String(chunk)));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      await until(() => /waiting until/.test(stderr), { timeoutMs: 30_000, what: `the timer wait:\n${stderr}` });
+      await until(() => /waiting until/.test(stderr), { timeoutMs: 30_000, what: () => `the timer wait:\n${stderr}` });
       await demo.kill();
       await until(() => /server unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+\/mcp: connection refused/.test(stderr), {
         timeoutMs: 20_000,
-        what: `a retry:\n${stderr}`,
+        what: () => `a retry:\n${stderr}`,
       });
+      // A proxy answering 404 pages while the server is away (a redeploy) is an outage too, not "task gone".
+      const proxy = createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found'));
+      await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+      const before404 = stderr.length;
+      await until(() => /server unreachable: .*(HTTP 404|did not offer)/.test(stderr.slice(before404)), {
+        timeoutMs: 30_000,
+        what: () => `a retry on the 404 page:\n${stderr}`,
+      });
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
       const taskId = idOf(stderr)!;
       const entry = new ClientJournal(own).get(taskId);
       assert.equal(entry?.status, 'working', 'an outage is not a status');
@@ -312,6 +323,35 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     assert.match(again.stdout, /No unfinished tasks/);
   });
 
+  for (const era of ['legacy', 'modern'] as const) {
+    it(`answer stops once the question is answered; the task goes on (${era})`, () => {
+      const own = join(dir, `journal-answer-${era}`);
+      const payOn = new Date(Date.now() + 120_000).toISOString();
+      const made = cli(['call', demo.url, 'process_invoice', '--era', era, '--args', JSON.stringify({ invoice: smallInvoice(payOn) })], own);
+      const taskId = idOf(made.stdout)!;
+      const answered = cli(['answer', taskId, '--answer', '{"decision":"approve"}', '--json'], own);
+      assert.equal(answered.code, 0, answered.stderr + answered.stdout);
+      const out = JSON.parse(answered.stdout.trim().split('\n').at(-1)!);
+      assert.equal(out.answered, true);
+      assert.equal(out.status, 'working');
+      assert.match(answered.stderr, /answer sent \(accept\)/);
+      cli(['cancel', taskId], own);
+    });
+  }
+
+  it('a "gone" label is cleared as soon as the server reports the task again (e.g. after a wrong token)', () => {
+    const own = join(dir, 'journal-regone');
+    const made = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() })], own);
+    const taskId = idOf(made.stdout)!;
+    new ClientJournal(own).update(taskId, { gone: 'the server does not know this task: Task not found (JSON-RPC -32602)' });
+    assert.match(cli(['resume'], own).stderr, /skipping 1 task\(s\) the server said it does not know/);
+    const refreshed = cli(['ls', '--refresh'], own);
+    assert.equal(refreshed.code, 0, refreshed.stderr);
+    assert.equal(new ClientJournal(own).get(taskId)?.gone, undefined);
+    assert.equal(new ClientJournal(own).get(taskId)?.status, 'input_required');
+    cli(['cancel', taskId], own);
+  });
+
   it('says so clearly when the server no longer knows a journaled task (expired, purged)', () => {
     const own = join(dir, 'journal-gone');
     const made = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() })], own);
@@ -339,7 +379,7 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     assert.ok(new ClientJournal(own).get(taskId), 'the task the server created is journaled');
     const legacyRequired = cli(['call', demo.url, 'export_payments_report', '--no-task', '--era', 'legacy'], own);
     assert.equal(legacyRequired.code, 1);
-    assert.match(legacyRequired.stderr, /requires task execution/);
+    assert.match(legacyRequired.stderr, /export_payments_report must run as a task .* call it without --no-task/);
     const legacySync = cli(['call', demo.url, 'process_invoice', '--no-task', '--era', 'legacy', '--args', JSON.stringify({ invoice: smallInvoice() })], own);
     assert.equal(legacySync.code, 3, legacySync.stderr + legacySync.stdout);
     assert.match(legacySync.stdout, /this call is not a task: run it again in a terminal, or with --answer/);

@@ -86,6 +86,9 @@ examples(
     if (!tc.tools.has(tool)) throw new Error(`The server at ${url} has no tool named '${tool}' (it has: ${[...tc.tools.keys()].join(', ') || 'none'})`);
     if (opts.ttl !== undefined && tc.era === 'modern')
       run.log(`note: ${url} speaks 2026-07-28, where the server decides how long a task is kept; --ttl is not sent`);
+    if (!opts.task && tc.era === 'legacy' && tc.tools.get(tool)?.taskSupport === 'required') {
+      throw new Error(`${tool} must run as a task (its execution.taskSupport is "required"); call it without --no-task`);
+    }
     const summary = summarizeArguments(args);
     const call = tc.session.callTool(tool, args, {
       task: {
@@ -114,7 +117,7 @@ examples(
     // Follow it ourselves (see TaskFollower): release ext-tasks' own driver without touching the task.
     await execution.detach().catch(() => undefined);
     await execution.result().catch(() => undefined);
-    run.log(`[${taskId}] task created for ${tool}${opts.task ? '' : ' (the server chose to run it as a task)'}; if this stops: mcp-tasks watch ${taskId}`);
+    run.log(`[${taskId}] task created for ${tool}${opts.task ? '' : ' (the server chose to run it as a task)'}; if this stops: npx mcp-tasks watch ${taskId}`);
     return [await run.follow(endpoint, taskId, { tool, summary, createdAt: now })];
   });
 });
@@ -135,6 +138,12 @@ examples(
     taskIds.length > 0
       ? taskIds.map((id) => journal.get(id) ?? (opts.url ? undefined : missing(journal, id)))
       : journal.list().filter((e) => !e.outcome && !e.gone && (!opts.url || e.url === opts.url));
+  const gone = taskIds.length > 0 ? [] : journal.list().filter((e) => !e.outcome && e.gone && (!opts.url || e.url === opts.url));
+  if (gone.length > 0) {
+    process.stderr.write(
+      `skipping ${gone.length} task(s) the server said it does not know (ls shows them as gone; \`npx mcp-tasks ls --refresh\` asks again, \`npx mcp-tasks resume <taskId>\` retries one)\n`,
+    );
+  }
   if (entries.length === 0) {
     emit(opts, { tasks: [] }, 'No unfinished tasks in the journal.');
     return;
@@ -208,13 +217,14 @@ examples(
   'mcp-tasks pending --url http://127.0.0.1:3000/mcp --token $TOKEN',
 ).action(async (opts: Opts) => {
   await Run.with(opts, async (run) => {
-    const waiting = await run.pending(opts.url);
+    const { tasks: waiting, complete } = await run.pending(opts.url);
+    if (!complete) process.exitCode = 1;
     if (opts.json) process.stdout.write(`${JSON.stringify(waiting)}\n`);
     else if (waiting.length === 0) process.stdout.write('No task is waiting for input.\n');
     else
       for (const w of waiting)
         process.stdout.write(
-          `${w.taskId}  ${w.tool ?? ''}${w.summary ? ` (${w.summary})` : ''}\n    ${w.question ?? w.statusMessage ?? 'waiting for input'}\n    answer: mcp-tasks answer ${w.taskId} --url ${w.url}\n`,
+          `${w.taskId}${w.tool ? `  ${w.tool}` : ''}${w.summary ? ` (${w.summary})` : ''}\n    ${w.question ?? w.statusMessage ?? 'waiting for input'}\n    answer: npx mcp-tasks answer ${w.taskId} --url ${w.url}${run.authFlags()}\n`,
         );
     return [];
   });
@@ -232,7 +242,9 @@ examples(
   'mcp-tasks ls',
   'mcp-tasks ls --refresh',
 ).action(async (opts: Opts & { refresh?: boolean }) => {
-  if (opts.refresh) await Run.with(opts, async (run) => (await run.refresh(), []));
+  let refreshed = true;
+  if (opts.refresh) await Run.with(opts, async (run) => ((refreshed = await run.refresh()), []));
+  if (!refreshed) process.exitCode = 1;
   const entries = new ClientJournal(opts.journal).list();
   if (opts.json)
     return void process.stdout.write(
@@ -250,7 +262,7 @@ examples(
       `${e.taskId.padEnd(34)}${status.padEnd(16)}${e.tool.padEnd(24)}${(e.seenAt ?? e.updatedAt).padEnd(26)}${e.url}${e.summary ? `\n    ${e.summary}` : ''}${e.gone ? `\n    ${e.gone}` : e.statusMessage ? `\n    ${e.statusMessage}` : ''}\n`,
     );
   }
-  if (!opts.refresh) process.stdout.write('(statuses as last reported; --refresh asks the servers)\n');
+  if (!opts.refresh || !refreshed) process.stdout.write('(statuses as last reported; --refresh asks the servers)\n');
 });
 
 examples(

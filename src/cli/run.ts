@@ -2,7 +2,8 @@ import { InvalidArgumentError } from 'commander';
 import type { TaskOutcome, TaskView } from '@modelcontextprotocol/ext-tasks/client';
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { Endpoint } from '../client/endpoint.js';
-import { describeError } from '../client/errors.js';
+import { SdkError } from '@modelcontextprotocol/client';
+import { describeError, jsonRpcCode } from '../client/errors.js';
 import { TaskFollower, type FollowResult } from '../client/follower.js';
 import { ClientJournal } from '../client/journal.js';
 import { statusLine, terminalAsker, type QuestionContext } from '../client/prompt.js';
@@ -113,7 +114,7 @@ export class Run {
     return this.follower.follow(endpoint, taskId, {
       signal: this.stop.signal,
       until,
-      context,
+      context: { ...context, flags: this.authFlags() },
       onEvent: (event) => {
         if (event.type === 'status') {
           this.journalStatus(taskId, event.view);
@@ -139,13 +140,26 @@ export class Run {
   journalStatus(taskId: string, view: TaskView): void {
     const entry = this.journal.get(taskId);
     if (!entry) return;
-    if (entry.status === view.status && entry.statusMessage === view.statusMessage && entry.seenAt && Date.now() - Date.parse(entry.seenAt) < 5000) return;
-    this.journal.update(taskId, { status: view.status, statusMessage: view.statusMessage, seenAt: new Date().toISOString() });
+    if (
+      !entry.gone &&
+      entry.status === view.status &&
+      entry.statusMessage === view.statusMessage &&
+      entry.seenAt &&
+      Date.now() - Date.parse(entry.seenAt) < 5000
+    )
+      return;
+    // The server reported it: whatever made us think it was gone (a wrong token, another store) is over.
+    this.journal.update(taskId, { status: view.status, statusMessage: view.statusMessage, seenAt: new Date().toISOString(), gone: undefined });
   }
 
-  /** `ls --refresh`: asks each server for the status of the journal's unfinished tasks. */
-  async refresh(): Promise<void> {
-    for (const entry of this.journal.list().filter((e) => !e.outcome && !e.gone)) {
+  /**
+   * `ls --refresh`: asks each server for the status of the journal's unfinished tasks (also those
+   * once reported unknown: a wrong token or a server on another store says so too). Returns false
+   * when some server could not be asked.
+   */
+  async refresh(): Promise<boolean> {
+    let complete = true;
+    for (const entry of this.journal.list().filter((e) => !e.outcome)) {
       try {
         const tc = await this.endpoint(entry.url, entry.reference.generation === 'v1' ? 'legacy' : 'modern').connection();
         const view = await tc.session.task(toTaskId(entry.taskId)).snapshot(this.signal);
@@ -155,15 +169,20 @@ export class Run {
         }
       } catch (error) {
         const message = describeError(error, entry.url);
-        if (/JSON-RPC -32602/.test(message)) this.journal.update(entry.taskId, { gone: `the server no longer knows this task: ${message}` });
-        else this.log(`[${entry.taskId}] could not refresh: ${message}`);
+        if (jsonRpcCode(error) === -32602 && !(error instanceof SdkError))
+          this.journal.update(entry.taskId, { gone: `the server does not know this task: ${message}` });
+        else {
+          complete = false;
+          this.log(`[${entry.taskId}] could not refresh: ${message}`);
+        }
       }
     }
+    return complete;
   }
 
   /** The tasks waiting for input: the journal's (refreshed), plus each server's `tasks/list` where offered. */
-  async pending(onlyUrl?: string): Promise<PendingTask[]> {
-    await this.refresh();
+  async pending(onlyUrl?: string): Promise<{ tasks: PendingTask[]; complete: boolean }> {
+    let complete = await this.refresh();
     const found = new Map<string, PendingTask>();
     const entries = this.journal.list().filter((e) => !onlyUrl || e.url === onlyUrl);
     for (const e of entries.filter((e) => !e.outcome && !e.gone && e.status === 'input_required')) {
@@ -180,7 +199,12 @@ export class Run {
     for (const url of urls) {
       try {
         const tc = await this.endpoint(url, this.opts.era ?? 'auto').connection();
-        if (tc.session.capabilities.inventory !== 'server-list') continue;
+        if (tc.session.capabilities.inventory !== 'server-list') {
+          this.log(
+            `note: ${url} offers no task listing (${tc.era === 'modern' ? '2026-07-28 has no tasks/list' : 'tasks/list not declared; servers offer it to authenticated principals'}); only journaled tasks are shown`,
+          );
+          continue;
+        }
         let cursor: string | undefined;
         for (let page = 0; page < 50; page++) {
           const listed = await tc.session.listTasks(cursor, this.signal);
@@ -198,10 +222,17 @@ export class Run {
           if (!cursor) break;
         }
       } catch (error) {
+        complete = false;
         this.log(`could not list the tasks of ${url}: ${describeError(error, url)}`);
       }
     }
-    return [...found.values()];
+    return { tasks: [...found.values()], complete };
+  }
+
+  /** ` --token <token>` when this run authenticates, for commands printed for the person to run (the secret itself is never printed). */
+  authFlags(): string {
+    if (this.opts.token) return ' --token <token>';
+    return this.opts.header?.length ? ' -H <your headers>' : '';
   }
 
   /** Prints one result (text, or JSON with `--json`) and raises the exit code accordingly. */
@@ -213,7 +244,7 @@ export class Run {
         emit(
           this.opts,
           { taskId: r.taskId, detached: r.reason },
-          `[${id}] detached: ${r.reason}${id !== '-' && !r.reason.includes('npx mcp-tasks') ? `\n  continue with: mcp-tasks watch ${id}${this.journal.get(id) ? '' : ' --url <MCP endpoint>'}` : ''}`,
+          `[${id}] detached: ${r.reason}${id !== '-' && !r.reason.includes('npx mcp-tasks') ? `\n  continue with: npx mcp-tasks watch ${id}${this.journal.get(id) ? '' : ' --url <MCP endpoint>'}${this.authFlags()}` : ''}`,
         );
         return void exit(r.error ? EXIT.failed : EXIT.detached);
       case 'gone':

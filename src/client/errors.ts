@@ -64,18 +64,21 @@ export function isTransient(error: unknown): boolean {
  * their JSON-RPC code: `the server refused: Task not found (-32602)`.
  */
 export function describeError(error: unknown, url: string): string {
+  if (error instanceof TransportError) return error.message;
   const rpc = jsonRpcCode(error);
   if (rpc !== undefined && !(error instanceof SdkError)) return `${(error as Error).message} (JSON-RPC ${rpc})`;
   const status = error instanceof SdkError ? httpStatus(error) : undefined;
   if (status === 404) return `${url} answered HTTP 404: is this the MCP endpoint (e.g. http://host:port/mcp)?`;
   if (status === 401 || status === 403) return `${url} refused access (HTTP ${status}): pass --token or -H 'Authorization: …'`;
-  if (status !== undefined) return `${url} answered HTTP ${status}${error instanceof Error ? `: ${trim(error.message)}` : ''}`;
+  if (status !== undefined) return `${url} answered HTTP ${status}${error instanceof Error ? `: ${trim(error.message.replace(/\s*\(.*\)\s*$/, ''))}` : ''}`;
   const code = systemCode(error);
   if (code) return `cannot reach ${url}: ${SYSTEM_CODES[code] ?? code} (${code})`;
   if (error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout) return `${url} did not answer in time`;
   const message = error instanceof Error ? error.message : String(error);
   const cause = innermostMessage(error);
-  return `${url}: ${trim(message)}${cause && cause !== message ? ` (${trim(cause)})` : ''}`;
+  const tls = /wrong version number|EPROTO|ssl3_get_record/i.test(`${message} ${cause ?? ''}`);
+  if (tls) return `${url}: TLS handshake failed — is the server plain http:// rather than https://?`;
+  return `${url}: ${trim(message)}${cause && !message.includes(cause) ? ` (${trim(cause)})` : ''}`;
 }
 
 /** Checks a user-given endpoint URL: absolute http(s). Throws a message that says what to type. */
@@ -85,6 +88,9 @@ export function checkEndpointUrl(url: string): string {
     parsed = new URL(url);
   } catch {
     /* below */
+  }
+  if (parsed && parsed.protocol !== 'http:' && parsed.protocol !== 'https:' && /^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new Error(`'${url}' is not an MCP endpoint this client can reach: only http:// and https:// (Streamable HTTP) are supported`);
   }
   if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
     throw new Error(`'${url}' is not an http(s) URL of an MCP endpoint; did you mean http://${url.replace(/^\/+/, '')}?`);

@@ -3,6 +3,7 @@ import type { ApplicationElicitResult, TaskOutcome, TaskView } from '@modelconte
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import type { AnswerQuestion, ElicitationQuestion, TaskClient } from './connect.js';
 import type { Endpoint } from './endpoint.js';
+import { SdkError } from '@modelcontextprotocol/client';
 import { describeError, isTransient, jsonRpcCode } from './errors.js';
 import type { AskOutcome, Asker, QuestionContext } from './prompt.js';
 
@@ -183,10 +184,10 @@ export class TaskFollower {
           const outcome = await controller.result({ signal });
           return { kind: 'outcome', taskId, outcome };
         }
-        if (view.status !== 'input_required') sent.clear();
-        if (options.until === 'answered' && this.answeredOrSent(taskId, sent) && view.status !== 'input_required') {
+        if (options.until === 'answered' && (this.answered.has(taskId) || sent.size > 0) && view.status !== 'input_required') {
           return { kind: 'answered', taskId, view };
         }
+        if (view.status !== 'input_required') sent.clear();
         if (view.status === 'input_required') {
           if (tc.era === 'modern') {
             const before = sent.size;
@@ -211,9 +212,10 @@ export class TaskFollower {
           await this.sleep(taskId, retryInMs, signal);
           continue;
         }
-        const code = jsonRpcCode(error);
+        // Only the server's own JSON-RPC answer "invalid params" (unknown, expired or someone else's
+        // task: the spec's -32602) means it does not know the task; anything else is an error.
         const reason = describeError(error, endpoint.url);
-        if (code === -32602 || code === -32001 || /not found|unknown task/i.test(reason)) return { kind: 'gone', taskId, reason };
+        if (jsonRpcCode(error) === -32602 && !(error instanceof SdkError)) return { kind: 'gone', taskId, reason };
         return { kind: 'error', taskId, reason };
       }
     }
@@ -222,10 +224,6 @@ export class TaskFollower {
   /** Remembers what the header of `taskId`'s questions should say (tool, argument summary, created). */
   describe(taskId: string, context: QuestionContext): void {
     this.contexts.set(taskId, { ...this.contexts.get(taskId), ...context });
-  }
-
-  private answeredOrSent(taskId: string, sent: Map<string, string>): boolean {
-    return this.answered.has(taskId) || sent.size > 0;
   }
 
   /** 2026-07-28: asks each open `inputRequests` entry not yet answered and sends the answer with `tasks/update`. */
@@ -254,7 +252,7 @@ export class TaskFollower {
         taskId,
         key,
       };
-      const outcome = await this.asker.ask(question, this.contexts.get(taskId) ?? {}, signal);
+      const outcome = await this.askWhileOpen(tc, taskId, key, view, question, signal);
       if (outcome.kind === 'withdrawn') return undefined;
       if (outcome.kind === 'leave') {
         this.leave(taskId, outcome);
@@ -276,6 +274,41 @@ export class TaskFollower {
       emit({ type: 'answered', taskId, key, action: outcome.result.action });
     }
     return undefined;
+  }
+
+  /**
+   * 2026-07-28: asks `question` while polling the task, and withdraws the prompt when the question
+   * is no longer open (answered elsewhere, the task was cancelled or moved on). Poll failures are
+   * ignored here; the main loop deals with them.
+   */
+  private async askWhileOpen(
+    tc: TaskClient,
+    taskId: string,
+    key: string,
+    view: TaskView,
+    question: ElicitationQuestion,
+    signal: AbortSignal,
+  ): Promise<AskOutcome> {
+    const withdraw = new AbortController();
+    const asking = AbortSignal.any([signal, withdraw.signal]);
+    const watcher = (async () => {
+      while (!asking.aborted) {
+        await this.sleep(`${taskId}\0watch`, pollInterval(view), asking);
+        if (asking.aborted) return;
+        const now = await tc.session
+          .task(toTaskId(taskId))
+          .snapshot(asking)
+          .catch(() => undefined);
+        const open = (now?.raw.inputRequests ?? {}) as Record<string, unknown>;
+        if (now && (now.status !== 'input_required' || !(key in open))) withdraw.abort();
+      }
+    })();
+    try {
+      return await this.asker.ask(question, this.contexts.get(taskId) ?? {}, asking);
+    } finally {
+      withdraw.abort();
+      await watcher;
+    }
   }
 
   /**

@@ -20,7 +20,8 @@ const MCP_NAME_SOURCE: Record<string, 'name' | 'uri' | 'taskId'> = {
  * stateless exchange (no session, no shared id space with the SDK's connection), so this sends each
  * already-framed request as one POST with the standard headers (`MCP-Protocol-Version`,
  * `Mcp-Method`, `Mcp-Name` — Base64-sentinel encoded when not plain ASCII) and reads the JSON-RPC
- * response from a JSON or SSE body. Network failures throw a retryable `DispatchError`.
+ * response from a JSON or SSE body. Network failures and replies that are not a JSON-RPC response
+ * (proxy pages, HTTP 404/5xx while a server restarts; not 401/403) throw a retryable `DispatchError`.
  */
 export function createHttpRawDispatch(url: string, options: { protocolVersion: string; headers?: Record<string, string> }): RawClientDispatch {
   return async (request, dispatchOptions) => {
@@ -51,7 +52,7 @@ export function createHttpRawDispatch(url: string, options: { protocolVersion: s
     }
     const reply = await readReply(response, id);
     if (reply.error) return { kind: 'error', error: reply.error as never };
-    if (reply.result === undefined) throw new DispatchError(`HTTP ${response.status} from ${url} carried no JSON-RPC response`, response.status >= 500);
+    if (reply.result === undefined) throw new DispatchError(`HTTP ${response.status} from ${url} carried no JSON-RPC response`, true);
     return { kind: 'result', result: reply.result as never };
   };
 }
@@ -67,7 +68,9 @@ async function readReply(response: Response, id: string | number): Promise<{ res
     try {
       return JSON.parse(text) as { result?: unknown; error?: unknown };
     } catch {
-      throw new DispatchError(`HTTP ${response.status}: ${text.slice(0, 200)}`, response.status >= 500);
+      // Not a JSON-RPC answer: a proxy, a load balancer or a server restarting (HTTP 404/502/503 pages).
+      // Retryable: only the server's own JSON-RPC error says anything about the task.
+      throw new DispatchError(`HTTP ${response.status}: ${text.replace(/\s+/g, ' ').slice(0, 200)}`, response.status !== 401 && response.status !== 403);
     }
   }
   for await (const message of sseMessages<{ id?: unknown; result?: unknown; error?: unknown }>(response)) {

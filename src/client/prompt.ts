@@ -27,6 +27,8 @@ export interface QuestionContext {
   createdAt?: string;
   /** Endpoint URL, for the "how to answer later" command. */
   url?: string;
+  /** Extra flags for that command, e.g. ` --token <token>` (never the secret itself). */
+  flags?: string;
 }
 
 /** Asks questions one at a time. */
@@ -75,8 +77,8 @@ export function terminalAsker(options: TerminalAskerOptions): Asker {
     ask(question, context, signal) {
       const turn = queue.then(async (): Promise<AskOutcome> => {
         if (signal?.aborted) return { kind: 'withdrawn' };
-        if (options.fixed) return checkFixed(options.fixed, question, context.url, options.log);
-        if (!options.interactive) return { kind: 'leave', reason: howToAnswer(question, context.url) };
+        if (options.fixed) return checkFixed(options.fixed, question, context, options.log);
+        if (!options.interactive) return { kind: 'leave', reason: howToAnswer(question, context.url, context.flags) };
         if (gaveUp) return gaveUp;
         const outcome = await askPerson(question, context, signal);
         if (outcome.kind === 'leave' && outcome.all) gaveUp = outcome;
@@ -88,13 +90,13 @@ export function terminalAsker(options: TerminalAskerOptions): Asker {
   };
 }
 
-function checkFixed(fixed: ApplicationElicitResult, question: ElicitationQuestion, url: string | undefined, log: (line: string) => void): AskOutcome {
+function checkFixed(fixed: ApplicationElicitResult, question: ElicitationQuestion, context: QuestionContext, log: (line: string) => void): AskOutcome {
   const problems = problemsOf(question, fixed);
   if (problems.length > 0) {
     return {
       kind: 'leave',
       error: true,
-      reason: `--answer does not fit the question (${problems.join('; ')}); nothing was sent, the task still waits.\n${howToAnswer(question, url)}`,
+      reason: `--answer does not fit the question (${problems.join('; ')}); nothing was sent, the task still waits.\n${howToAnswer(question, context.url, context.flags)}`,
     };
   }
   log(`? ${question.message}\n  answered from --answer: ${JSON.stringify(fixed)}`);

@@ -47,9 +47,10 @@ function choicesOf(schema: Record<string, unknown>): { value: string; title?: st
 /**
  * How to answer `question` without a terminal: one line per field with its allowed values, and a
  * command that works as printed (`npx mcp-tasks answer <taskId> --url <url> --answer '<json>'`)
- * with an example answer built from the schema (first choice, placeholder text).
+ * with an example answer built from the schema (first choice, placeholder text); `flags` are added
+ * to it (e.g. ` --token <token>`).
  */
-export function howToAnswer(question: ElicitationQuestion, url: string | undefined): string {
+export function howToAnswer(question: ElicitationQuestion, url: string | undefined, flags = ''): string {
   const lines = [`the task needs input: ${question.message}`];
   for (const field of fieldsOf(question)) {
     const allowed = field.choices ? `one of ${field.choices.map((c) => c.value).join(', ')}` : field.type;
@@ -57,7 +58,7 @@ export function howToAnswer(question: ElicitationQuestion, url: string | undefin
   }
   const example = shellQuote(JSON.stringify(exampleAnswer(question)));
   if (question.taskId) {
-    const target = `answer ${question.taskId}${url ? ` --url ${url}` : ''}`;
+    const target = `answer ${question.taskId}${url ? ` --url ${url}` : ''}${flags}`;
     lines.push(`  answer with: npx mcp-tasks ${target} --answer ${example}`);
     lines.push(`  or decline:  npx mcp-tasks ${target} --answer '{"action":"decline"}'`);
   } else {
@@ -94,6 +95,7 @@ export function parseAnswer(text: string): ApplicationElicitResult {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('--answer must be a JSON object');
   const record = value as Record<string, unknown>;
   if (record.action === 'accept' || record.action === 'decline' || record.action === 'cancel') return record as unknown as ApplicationElicitResult;
+  if ('action' in record) throw new Error(`--answer: action must be accept, decline or cancel (or give just the form's content)`);
   return { action: 'accept', content: record as ApplicationElicitResult['content'] };
 }
 
