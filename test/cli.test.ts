@@ -19,6 +19,16 @@ function cli(args: string[], journalDir = journal) {
   return { code: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
+/** The CLI as a running child process (so a test can act while it follows, and SIGKILL it); output collected as it comes. */
+function cliChild(args: string[], journalDir = journal) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--journal', journalDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk) => (out.stdout += String(chunk)));
+  child.stderr.on('data', (chunk) => (out.stderr += String(chunk)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, out, exited };
+}
+
 let unique = 0;
 /** A one-line invoice that passes validation (tiny amount against the demo PO), optionally paid at `payOn`. */
 function smallInvoice(payOn?: string) {
@@ -99,37 +109,19 @@ describe('mcp-tasks CLI', () => {
       issuedOn: '2026-11-20',
       lines: [{ lineId: '1', description: 'later', amount: 10, payOn }],
     };
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'call',
-        demo.url,
-        'process_invoice',
-        '--args',
-        JSON.stringify({ invoice: inv }),
-        '--answer',
-        '{"decision":"approve"}',
-        '--journal',
-        journal,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no wait seen: ${stderr}`)), 30_000);
-      child.stderr.on('data', (chunk) => {
-        stderr += String(chunk);
-        if (/waiting until/i.test(stderr)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+    const { child, out, exited } = cliChild([
+      'call',
+      demo.url,
+      'process_invoice',
+      '--args',
+      JSON.stringify({ invoice: inv }),
+      '--answer',
+      '{"decision":"approve"}',
+    ]);
+    await until(() => /waiting until/i.test(out.stderr), { timeoutMs: 30_000, what: () => `the timer wait:\n${out.stderr}` });
+    const stderr = out.stderr;
     child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    await exited;
     const taskId = /\[([0-9a-f]{32})\] task created/.exec(stderr)?.[1];
     assert.ok(taskId);
     const entry = (JSON.parse(cli(['ls', '--json']).stdout) as any[]).find((e) => e.taskId === taskId);
@@ -190,12 +182,8 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     it(`keeps following through a server SIGKILL and restart (${era}); the journal never records the outage as the task's fate`, async () => {
       const payOn = new Date(Date.now() + 6000).toISOString();
       const own = join(dir, `journal-kill-${era}`);
-      const child = spawn(
-        process.execPath,
+      const { out, exited } = cliChild(
         [
-          '--import',
-          'tsx',
-          'src/cli/main.ts',
           'call',
           demo.url,
           'process_invoice',
@@ -206,41 +194,34 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
           '--era',
           era,
           '--json',
-          '--journal',
-          own,
         ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
+        own,
       );
-      let stderr = '';
-      let stdout = '';
-      child.stderr.on('data', (chunk) => (stderr += String(chunk)));
-      child.stdout.on('data', (chunk) => (stdout += String(chunk)));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      await until(() => /waiting until/.test(stderr), { timeoutMs: 30_000, what: () => `the timer wait:\n${stderr}` });
+      await until(() => /waiting until/.test(out.stderr), { timeoutMs: 30_000, what: () => `the timer wait:\n${out.stderr}` });
       await demo.kill();
-      await until(() => /server unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+\/mcp: connection refused/.test(stderr), {
+      await until(() => /server unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+\/mcp: connection refused/.test(out.stderr), {
         timeoutMs: 20_000,
-        what: () => `a retry:\n${stderr}`,
+        what: () => `a retry:\n${out.stderr}`,
       });
       // A proxy answering 404 pages while the server is away (a redeploy) is an outage too, not "task gone".
       const proxy = createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found'));
       await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
-      const before404 = stderr.length;
-      await until(() => /server unreachable: .*(HTTP 404|did not offer)/.test(stderr.slice(before404)), {
+      const before404 = out.stderr.length;
+      await until(() => /server unreachable: .*(HTTP 404|did not offer)/.test(out.stderr.slice(before404)), {
         timeoutMs: 30_000,
-        what: () => `a retry on the 404 page:\n${stderr}`,
+        what: () => `a retry on the 404 page:\n${out.stderr}`,
       });
       proxy.closeAllConnections();
       await new Promise<void>((resolve) => proxy.close(() => resolve()));
-      const taskId = idOf(stderr)!;
+      const taskId = idOf(out.stderr)!;
       const entry = new ClientJournal(own).get(taskId);
       assert.equal(entry?.status, 'working', 'an outage is not a status');
       assert.equal(entry?.outcome, undefined);
       demo = await startDemo([...store(), '--port', String(port)]);
       const code = await exited;
-      assert.equal(code, 0, stderr + stdout);
-      assert.match(stderr, /server reachable again/);
-      assert.equal(JSON.parse(stdout).result.structuredContent.status, 'paid');
+      assert.equal(code, 0, out.stderr + out.stdout);
+      assert.match(out.stderr, /server reachable again/);
+      assert.equal(JSON.parse(out.stdout).result.structuredContent.status, 'paid');
       assert.equal(new ClientJournal(own).get(taskId)?.outcome?.status, 'completed');
     });
   }

@@ -49,13 +49,7 @@ describe('the wire reports the actual ttl of a task that outlived its ttl', () =
     await client.initialize();
     const created = (await client.request('tools/call', { name: 'slow', arguments: { ms: 900 }, task: {} })).result.task;
     assert.equal(created.ttl, TTL, 'while it runs: the granted ttl');
-    const done = await until(
-      async () => {
-        const task = (await client.request('tasks/get', { taskId: created.taskId })).result;
-        return task?.status === 'completed' && task;
-      },
-      { what: 'completion' },
-    );
+    const done = await untilCompleted(client, created.taskId);
     const ended = Date.parse(done.lastUpdatedAt);
     assert.ok(ended > Date.parse(done.createdAt) + TTL, 'it ended after createdAt + ttl');
     assert.equal(done.ttl, ended - Date.parse(done.createdAt) + RETAIN, 'the actual lifetime: end + min(ttl, retainAfterEndMs)');
@@ -69,13 +63,7 @@ describe('the wire reports the actual ttl of a task that outlived its ttl', () =
     const client = new ModernRawClient(server.url);
     const created = (await client.request('tools/call', { name: 'slow', arguments: { ms: 900 } })).result;
     assert.equal(created.ttlMs, TTL);
-    const done = await until(
-      async () => {
-        const task = (await client.request('tasks/get', { taskId: created.taskId })).result;
-        return task?.status === 'completed' && task;
-      },
-      { what: 'completion' },
-    );
+    const done = await untilCompleted(client, created.taskId);
     const ended = Date.parse(done.lastUpdatedAt);
     assert.ok(ended > Date.parse(done.createdAt) + TTL);
     assert.equal(done.ttlMs, ended - Date.parse(done.createdAt) + RETAIN);
@@ -83,3 +71,14 @@ describe('the wire reports the actual ttl of a task that outlived its ttl', () =
     await until(async () => (await client.request('tasks/get', { taskId: created.taskId })).error?.code === -32602, { what: 'expiry' });
   });
 });
+
+/** Polls `tasks/get` (either era's raw client) until the task is `completed`; resolves with that task. */
+function untilCompleted(client: { request(method: string, params: Record<string, unknown>): Promise<{ result?: any }> }, taskId: string): Promise<any> {
+  return until(
+    async () => {
+      const task = (await client.request('tasks/get', { taskId })).result;
+      return task?.status === 'completed' && task;
+    },
+    { what: 'completion' },
+  );
+}
