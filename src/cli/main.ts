@@ -5,7 +5,7 @@ import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { ClientJournal, type JournalEntry } from '../client/journal.js';
 import { checkEndpointUrl } from '../client/errors.js';
 import type { FollowResult } from '../client/follower.js';
-import { EXIT, Run, type RunOptions } from './run.js';
+import { EXIT, Run, emit, type RunOptions } from './run.js';
 import { statusText, summarizeArguments } from './render.js';
 
 const EXIT_CODES_HELP = `
@@ -134,11 +134,10 @@ examples(
   `mcp-tasks resume 3f2a… --answer '{"decision":"reject","comment":"duplicate"}'`,
 ).action(async (taskIds: string[], opts: Opts) => {
   const journal = new ClientJournal(opts.journal);
+  const unfinished = taskIds.length > 0 ? [] : journal.list().filter((e) => !e.outcome && (!opts.url || e.url === opts.url));
   const entries =
-    taskIds.length > 0
-      ? taskIds.map((id) => journal.get(id) ?? (opts.url ? undefined : missing(journal, id)))
-      : journal.list().filter((e) => !e.outcome && !e.gone && (!opts.url || e.url === opts.url));
-  const gone = taskIds.length > 0 ? [] : journal.list().filter((e) => !e.outcome && e.gone && (!opts.url || e.url === opts.url));
+    taskIds.length > 0 ? taskIds.map((id) => journal.get(id) ?? (opts.url ? undefined : missing(journal, id))) : unfinished.filter((e) => !e.gone);
+  const gone = unfinished.filter((e) => e.gone);
   if (gone.length > 0) {
     process.stderr.write(
       `skipping ${gone.length} task(s) the server said it does not know (ls shows them as gone; \`npx mcp-tasks ls --refresh\` asks again, \`npx mcp-tasks resume <taskId>\` retries one)\n`,
@@ -311,10 +310,6 @@ function contextOf(entry: JournalEntry | undefined) {
 
 function missing(journal: ClientJournal, taskId: string): never {
   throw new Error(`Task ${taskId} is not in the journal at ${journal.dir}; pass --url <MCP endpoint>`);
-}
-
-function emit(opts: { json?: boolean }, json: unknown, text: string): void {
-  process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
 }
 
 function readFile(file: string): string {

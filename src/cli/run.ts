@@ -3,6 +3,7 @@ import type { TaskOutcome, TaskView } from '@modelcontextprotocol/ext-tasks/clie
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { Endpoint } from '../client/endpoint.js';
 import { SdkError } from '@modelcontextprotocol/client';
+import { isTerminal } from '../core/status.js';
 import { describeError, jsonRpcCode } from '../client/errors.js';
 import { TaskFollower, type FollowResult } from '../client/follower.js';
 import { ClientJournal } from '../client/journal.js';
@@ -136,7 +137,7 @@ export class Run {
     });
   }
 
-  /** Mirrors a status the server reported into the journal entry (if the task is journaled). */
+  /** Mirrors a status the server reported into the journal entry (if the task is journaled); a terminal one is recorded as its outcome. */
   journalStatus(taskId: string, view: TaskView): void {
     const entry = this.journal.get(taskId);
     if (!entry) return;
@@ -148,8 +149,15 @@ export class Run {
       Date.now() - Date.parse(entry.seenAt) < 5000
     )
       return;
-    // The server reported it: whatever made us think it was gone (a wrong token, another store) is over.
-    this.journal.update(taskId, { status: view.status, statusMessage: view.statusMessage, seenAt: new Date().toISOString(), gone: undefined });
+    // The server reported it: whatever made us think it was gone (a wrong token, another store) is
+    // over. A terminal status is the task's outcome (the full result, when fetched, replaces it).
+    this.journal.update(taskId, {
+      status: view.status,
+      statusMessage: view.statusMessage,
+      seenAt: new Date().toISOString(),
+      gone: undefined,
+      ...(!entry.outcome && isTerminal(view.status) && { outcome: { status: view.status as 'completed' | 'failed' | 'cancelled' } }),
+    });
   }
 
   /**
@@ -164,9 +172,6 @@ export class Run {
         const tc = await this.endpoint(entry.url, entry.reference.generation === 'v1' ? 'legacy' : 'modern').connection();
         const view = await tc.session.task(toTaskId(entry.taskId)).snapshot(this.signal);
         this.journalStatus(entry.taskId, view);
-        if (view.status === 'completed' || view.status === 'failed' || view.status === 'cancelled') {
-          this.journal.update(entry.taskId, { outcome: { status: view.status } });
-        }
       } catch (error) {
         const message = describeError(error, entry.url);
         if (jsonRpcCode(error) === -32602 && !(error instanceof SdkError))
@@ -308,7 +313,8 @@ export class Run {
   }
 }
 
-function emit(opts: { json?: boolean }, json: unknown, text: string): void {
+/** Prints `json` (with `--json`, one line) or `text` on stdout. */
+export function emit(opts: { json?: boolean }, json: unknown, text: string): void {
   process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
 }
 

@@ -4,6 +4,7 @@ import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import type { AnswerQuestion, ElicitationQuestion, TaskClient } from './connect.js';
 import type { Endpoint } from './endpoint.js';
 import { SdkError } from '@modelcontextprotocol/client';
+import { isTerminal } from '../core/status.js';
 import { describeError, isTransient, jsonRpcCode } from './errors.js';
 import type { AskOutcome, Asker, QuestionContext } from './prompt.js';
 
@@ -180,7 +181,7 @@ export class TaskFollower {
         unreachable = false;
         failures = 0;
         emit({ type: 'status', taskId, view });
-        if (isTerminalStatus(view.status)) {
+        if (isTerminal(view.status)) {
           const outcome = await controller.result({ signal });
           return { kind: 'outcome', taskId, outcome };
         }
@@ -219,11 +220,6 @@ export class TaskFollower {
         return { kind: 'error', taskId, reason };
       }
     }
-  }
-
-  /** Remembers what the header of `taskId`'s questions should say (tool, argument summary, created). */
-  describe(taskId: string, context: QuestionContext): void {
-    this.contexts.set(taskId, { ...this.contexts.get(taskId), ...context });
   }
 
   /** 2026-07-28: asks each open `inputRequests` entry not yet answered and sends the answer with `tasks/update`. */
@@ -353,10 +349,6 @@ export class TaskFollower {
       void also?.then(done);
     });
   }
-}
-
-function isTerminalStatus(status: string): boolean {
-  return status === 'completed' || status === 'failed' || status === 'cancelled';
 }
 
 function pollInterval(view: TaskView): number {
