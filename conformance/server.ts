@@ -94,81 +94,98 @@ tasks.registerTool(
 );
 
 /**
- * tasks-mrtr-composition: round 1 should be an InputRequiredResult (MRTR on tools/call), round 2 a
- * CreateTaskResult. mcp-tasks has no InputRequiredResult on tools/call, so the closest it offers is
- * a required task that asks its question as a task input request.
+ * tasks-mrtr-composition: round 1 is an InputRequiredResult (MRTR on tools/call, no taskId), the
+ * retry carrying the answer gets the CreateTaskResult of the same task (`askBeforeTask`).
  */
 tasks.registerTool(
   'test_tool_with_task',
-  { description: 'Task-required: asks for a name, then greets it.', inputSchema: z.object({}), taskSupport: 'required' },
-  async (_args, ctx) => text(`Hello, ${await askName(ctx, 'What is your name?')}!`),
+  {
+    description: 'Task-required: asks for a name (MRTR before the task), then greets it.',
+    inputSchema: z.object({}),
+    taskSupport: 'required',
+    askBeforeTask: true,
+  },
+  async (_args, ctx) => text(`Hello, ${await askName(ctx, 'What is your name?', 'user_name')}!`),
 );
 
-async function askName(ctx: TaskContext, message: string): Promise<string> {
-  const answer = await ctx.elicit(message, { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] });
+async function askName(ctx: TaskContext, message: string, key?: string): Promise<string> {
+  const answer = await ctx.elicit(message, { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] }, { key });
   return answer.action === 'accept' ? String(answer.content?.name ?? '') : `(${answer.action})`;
 }
 
 // ---------------------------------------------------------------------------------------------
-// input-required-result-* fixtures (SEP-2322), as mcp-tasks task tools (default mode). A task
-// handler can only ask through ctx.elicit (elicitation); there is no sampling or roots primitive,
-// and the question keys are chosen by the runtime (`elicit-N`), not by the tool.
+// input-required-result-* fixtures (SEP-2322) as mcp-tasks task tools (default mode): called by a
+// client without the Tasks extension, a task tool asks its questions with InputRequiredResult
+// rounds and each retry resumes the same durable task. Question keys are the ones the scenarios
+// name (AskOptions.key), so answers sent ahead of the question are used too.
 // ---------------------------------------------------------------------------------------------
 
 if (mrtrMode === 'project') {
-  const unsupported = (what: string) => async () => ({
-    ...text(`fixture: an mcp-tasks task handler cannot request ${what} (TaskContext offers elicit only)`),
-    isError: true,
+  const optional = (description: string) => ({ description, inputSchema: z.object({}), taskSupport: 'optional' as const });
+  const capital = { messages: [{ role: 'user', content: { type: 'text', text: 'What is the capital of France?' } }], maxTokens: 100 };
+  const sampledText = (result: { content: unknown }) => {
+    const block = (Array.isArray(result.content) ? result.content[0] : result.content) as { text?: unknown } | undefined;
+    return typeof block?.text === 'string' ? block.text : '';
+  };
+  tasks.registerTool('test_input_required_result_elicitation', optional('SEP-2322 A1: asks for a name (elicitation).'), async (_args, ctx) =>
+    text(`Hello, ${await askName(ctx, 'What is your name?', 'user_name')}!`),
+  );
+  tasks.registerTool('test_input_required_result_sampling', optional('SEP-2322 A2: asks the client model (sampling).'), async (_args, ctx) =>
+    text(`sampled: ${sampledText(await ctx.sample(capital, { key: 'capital_question' }))}`),
+  );
+  tasks.registerTool('test_input_required_result_list_roots', optional('SEP-2322 A3: asks for the client roots.'), async (_args, ctx) => {
+    const { roots } = await ctx.listRoots({ key: 'client_roots' });
+    return text(`roots: ${roots.map((root) => root.uri).join(', ')}`);
   });
-  tasks.registerTool(
-    'test_input_required_result_elicitation',
-    { description: 'SEP-2322 A1: asks for a name (elicitation).', inputSchema: z.object({}), taskSupport: 'optional' },
-    async (_args, ctx) => text(`Hello, ${await askName(ctx, 'What is your name?')}!`),
-  );
-  tasks.registerTool(
-    'test_input_required_result_sampling',
-    { description: 'SEP-2322 A2: needs a sampling/createMessage input.', inputSchema: z.object({}), taskSupport: 'optional' },
-    unsupported('sampling/createMessage'),
-  );
-  tasks.registerTool(
-    'test_input_required_result_list_roots',
-    { description: 'SEP-2322 A3: needs a roots/list input.', inputSchema: z.object({}), taskSupport: 'optional' },
-    unsupported('roots/list'),
-  );
   for (const name of ['test_input_required_result_request_state', 'test_input_required_result_tampered_state']) {
-    tasks.registerTool(
-      name,
-      { description: 'SEP-2322 A4/A12: asks for confirmation (requestState round trip).', inputSchema: z.object({}), taskSupport: 'optional' },
-      async (_args, ctx) => {
-        const answer = await ctx.elicit('Please confirm', { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] });
-        return text(answer.action === 'accept' && answer.content?.ok === true ? 'state-ok' : `not confirmed (${answer.action})`);
-      },
-    );
+    tasks.registerTool(name, optional('SEP-2322 A4/A12: asks for confirmation (requestState round trip).'), async (_args, ctx) => {
+      const answer = await ctx.elicit('Please confirm', { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] }, { key: 'confirm' });
+      return text(answer.action === 'accept' && answer.content?.ok === true ? 'state-ok' : `not confirmed (${answer.action})`);
+    });
   }
-  tasks.registerTool(
-    'test_input_required_result_multiple_inputs',
-    { description: 'SEP-2322 A5: needs elicitation + sampling + roots/list inputs.', inputSchema: z.object({}), taskSupport: 'optional' },
-    unsupported('sampling/createMessage or roots/list'),
-  );
-  tasks.registerTool(
-    'test_input_required_result_multi_round',
-    { description: 'SEP-2322 A6: two rounds of elicitation.', inputSchema: z.object({}), taskSupport: 'optional' },
-    async (_args, ctx) => {
-      const name = await askName(ctx, 'Step 1: What is your name?');
-      const color = await ctx.elicit('Step 2: What is your favorite color?', {
-        type: 'object',
-        properties: { color: { type: 'string' } },
-        required: ['color'],
+  tasks.registerTool('test_input_required_result_multiple_inputs', optional('SEP-2322 A5: elicitation + sampling + roots at once.'), async (_args, ctx) => {
+    const [name, greeting, roots] = await Promise.all([
+      askName(ctx, 'What is your name?', 'user_name'),
+      ctx.sample({ messages: [{ role: 'user', content: { type: 'text', text: 'Generate a greeting' } }], maxTokens: 50 }, { key: 'greeting' }),
+      ctx.listRoots({ key: 'client_roots' }),
+    ]);
+    return text(`all inputs received for ${name}: ${sampledText(greeting)} (${roots.roots.length} roots)`);
+  });
+  tasks.registerTool('test_input_required_result_multi_round', optional('SEP-2322 A6: two rounds of elicitation.'), async (_args, ctx) => {
+    const name = await askName(ctx, 'Step 1: What is your name?', 'step1');
+    const color = await ctx.elicit(
+      'Step 2: What is your favorite color?',
+      { type: 'object', properties: { color: { type: 'string' } }, required: ['color'] },
+      { key: 'step2' },
+    );
+    return text(`${name} likes ${String(color.content?.color ?? color.action)}`);
+  });
+  tasks.registerTool('test_input_required_result_capabilities', optional('SEP-2322 A13: asks what the creating client can answer.'), async (_args, ctx) => {
+    if (ctx.clientCapabilities?.elicitation) await askName(ctx, 'What is your name?', 'answer');
+    else if (ctx.clientCapabilities?.sampling)
+      await ctx.sample({ messages: [{ role: 'user', content: { type: 'text', text: 'Pick a name' } }], maxTokens: 20 }, { key: 'answer' });
+    return text('done');
+  });
+}
+
+/**
+ * A9 (prompts/get): prompts are not tasks, so the fixture serves its prompt the way a user of the
+ * package would, with the SDK's own stateless MRTR helpers on the same McpServer.
+ */
+function registerPromptFixture(mcp: McpServer): void {
+  mcp.registerPrompt('test_input_required_result_prompt', { description: 'SEP-2322 A9' }, async (ctx) => {
+    const context = acceptedContent(ctx.mcpReq.inputResponses, 'user_context')?.context;
+    if (typeof context !== 'string')
+      return inputRequired({
+        inputRequests: {
+          user_context: inputRequired.elicit({
+            message: 'What context should the prompt use?',
+            requestedSchema: { type: 'object', properties: { context: { type: 'string' } }, required: ['context'] },
+          }),
+        },
       });
-      return text(`${name} likes ${String(color.content?.color ?? color.action)}`);
-    },
-  );
-  tasks.registerTool(
-    'test_input_required_result_capabilities',
-    { description: 'SEP-2322 A13: needs a sampling input when the client lacks elicitation.', inputSchema: z.object({}), taskSupport: 'optional' },
-    unsupported('sampling/createMessage'),
-  );
-  // No prompt: mcp-tasks has no prompts/get integration (test_input_required_result_prompt is absent).
+    return { messages: [{ role: 'user', content: { type: 'text', text: `Use this context: ${context}` } }] };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,19 +273,6 @@ function registerSdkMrtrFixtures(mcp: McpServer): void {
     if (caps?.elicitation) return inputRequired({ inputRequests: { answer: nameQuestion('What is your name?') } });
     return inputRequired({ inputRequests: { answer: samplingQuestion('Pick a name', 20) } });
   });
-  mcp.registerPrompt('test_input_required_result_prompt', { description: 'SEP-2322 A9' }, async (ctx) => {
-    const context = acceptedContent(ctx.mcpReq.inputResponses, 'user_context')?.context;
-    if (typeof context !== 'string')
-      return inputRequired({
-        inputRequests: {
-          user_context: inputRequired.elicit({
-            message: 'What context should the prompt use?',
-            requestedSchema: { type: 'object', properties: { context: { type: 'string' } }, required: ['context'] },
-          }),
-        },
-      });
-    return { messages: [{ role: 'user', content: { type: 'text', text: `Use this context: ${context}` } }] };
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,6 +294,7 @@ const http = await startHttpServer({
       text(`Hello, ${name}!`),
     );
     if (mrtrMode === 'sdk') registerSdkMrtrFixtures(mcp);
+    registerPromptFixture(mcp);
     return mcp;
   },
 });

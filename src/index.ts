@@ -20,6 +20,7 @@
 
 // core: the task record, statuses, ownership, errors, policy, logging.
 export type { Access, Principal } from './core/access.js';
+export type { Actor } from './core/history.js';
 export { ENGINE_ACCESS } from './core/access.js';
 export {
   ConflictError,
@@ -39,7 +40,18 @@ export { createLogger, LOG_LEVELS, silentLogger, type Logger, type LoggerOptions
 export { DEFAULT_POLICY, type TaskPolicy } from './core/policy.js';
 export type { SecretBox } from './core/secrets.js';
 export { isTaskStatus, isTerminal, TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from './core/status.js';
-export type { InputRequest, InputResponse, TaskOutcome, TaskRecord, TaskRequest } from './core/task.js';
+export type {
+  InputAnswer,
+  InputKind,
+  InputRequest,
+  InputResponse,
+  RootsResponse,
+  SamplingResponse,
+  TaskOutcome,
+  TaskRecord,
+  TaskRequest,
+  TraceContext,
+} from './core/task.js';
 
 // store: TaskStore over a backend; backends with drivers have their own entry points.
 export {
@@ -50,13 +62,17 @@ export {
   type CreateTaskInput,
   type ListPosition,
   type ListQuery,
+  type OperatorListOptions,
+  type OperatorListPage,
+  type OperatorListQuery,
+  type StatusCounts,
   type StoreBackend,
   type TaskPage,
   type TaskStoreOptions,
 } from './store/index.js';
 
 // runtime: durable execution of task handlers.
-export { StepFailedError, type StepOptions, type TaskContext } from './runtime/context.js';
+export { StepFailedError, type AskOptions, type StepOptions, type TaskContext, type UrlElicitation, type UrlElicitOptions } from './runtime/context.js';
 export { TaskRuntime, type RegisteredHandler, type SubmitInput, type TaskHandler, type TaskRuntimeOptions, type TaskToolResult } from './runtime/runtime.js';
 export { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './runtime/signals.js';
 
@@ -76,4 +92,6 @@ export {
 export { loadTokenFile, staticTokenVerifier } from './server/auth.js';
 export type { BodyLimits } from './server/body-guard.js';
 export { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './server/http.js';
+export { startStdioServer, type RunningStdioServer, type StdioServerOptions } from './server/stdio.js';
 export { createTaskServer, TaskServer, type ListenOptions, type TaskServerOptions } from './server/task-server.js';
+export type { ConsoleOptions } from './server/console/console.js';

@@ -100,7 +100,7 @@ describe('mcp-tasks CLI', () => {
   });
 
   it('after the client is SIGKILLed, ls shows the task and resume picks it up', async () => {
-    const payOn = new Date(Date.now() + 4000).toISOString();
+    const payOn = new Date(Date.now() + 6000).toISOString();
     const inv = {
       invoiceId: 'INV-CLI-1',
       vendorId: 'V-1001',
@@ -127,8 +127,10 @@ describe('mcp-tasks CLI', () => {
     const entry = (JSON.parse(cli(['ls', '--json']).stdout) as any[]).find((e) => e.taskId === taskId);
     assert.equal(entry.status, 'working');
     assert.equal(entry.tool, 'process_invoice');
+    // The server still has it (working, or completed if the pay date passed meanwhile: the CLI is slow to start).
     const got = cli(['get', taskId, '--json']);
-    assert.equal(JSON.parse(got.stdout).status, 'working');
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(JSON.parse(got.stdout).taskId, taskId);
     const resumed = cli(['watch', taskId, '--json']);
     assert.equal(resumed.code, 0, resumed.stderr);
     const result = JSON.parse(resumed.stdout).result;

@@ -23,6 +23,7 @@ import { after, before, describe, it } from 'node:test';
 import { startEverythingPeer, startSdkV1Peer, type PeerProcess } from './helpers/peer-process.js';
 import { runReferenceFlow } from './helpers/peer-reference-client.js';
 import { startRecordingProxy, type RecordingProxy, type WireMessage } from './helpers/peer-wire.js';
+import { postInSession } from './helpers/raw-client.js';
 import { until } from './helpers/until.js';
 
 const TEST_TIMEOUT_MS = 60_000;
@@ -160,16 +161,7 @@ async function peerState(peer: PeerProcess): Promise<any> {
 
 /** tasks/get in an existing session, by hand (SDK 1.x tasks are bound to the session that created them). */
 async function rawTasksGet(url: string, sessionId: string, taskId: string): Promise<any> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-session-id': sessionId,
-      'mcp-protocol-version': '2025-11-25',
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 'interop-check', method: 'tasks/get', params: { taskId } }),
-  });
+  const response = await postInSession(url, sessionId, { jsonrpc: '2.0', id: 'interop-check', method: 'tasks/get', params: { taskId } });
   const text = await response.text();
   const data = text.includes('data:')
     ? text

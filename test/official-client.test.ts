@@ -157,16 +157,45 @@ for (const era of ['legacy', 'modern'] as const)
     }
   });
 
-it('an SDK v2 client on 2026-07-28 that does not declare the extension gets ordinary results and -32021', async () => {
+it('an SDK v2 client on 2026-07-28 without the extension answers the approval through multi round-trip requests (InputRequiredResult, auto-fulfilled)', async () => {
+  const server = await startInvoiceServer({ store: 'memory:', port: 0, policy: { pollIntervalMs: 50 }, logger: silentLogger });
+  const client = new Client(
+    { name: 'mrtr', version: '0' },
+    { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: { form: {} } } },
+  );
+  const asked: string[] = [];
+  client.setRequestHandler('elicitation/create', async (request) => {
+    asked.push(String(request.params.message));
+    return { action: 'accept', content: { decision: 'approve', comment: 'ok by MRTR' } };
+  });
+  try {
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.url!)));
+    const result = await client.callTool({ name: 'process_invoice', arguments: { invoice: invoice('INV-2026-0003') } });
+    assert.equal(result.isError, undefined, JSON.stringify(result));
+    assert.equal(asked.length, 1, 'asked once');
+    assert.match(asked[0]!, /Approve invoice INV-2026-0003/);
+    assert.match(JSON.stringify(result.content), /paid|scheduled|payment/i);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+it('an SDK v2 client on 2026-07-28 that declares neither the extension nor elicitation gets -32021 naming what it lacks', async () => {
   const server = await startInvoiceServer({ store: 'memory:', port: 0, policy: { pollIntervalMs: 50 }, logger: silentLogger });
   const client = new Client({ name: 'plain', version: '0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
   try {
     await client.connect(new StreamableHTTPClientTransport(new URL(server.url!)));
     const report = await client.callTool({ name: 'export_payments_report', arguments: { format: 'csv' } }).catch((e: unknown) => e);
     assert.equal((report as { code?: number }).code, -32021, 'a required task tool needs the extension');
-    const result = await client.callTool({ name: 'process_invoice', arguments: { invoice: invoice('INV-2026-0003') } });
-    assert.equal(result.isError, true, 'the approval cannot be asked without the extension');
-    assert.match((result.content as any)[0].text, /waiting for: Approve invoice INV-2026-0003/);
+    const refused = (await client.callTool({ name: 'process_invoice', arguments: { invoice: invoice('INV-2026-0003') } }).catch((e: unknown) => e)) as {
+      code?: number;
+      message?: string;
+      data?: unknown;
+    };
+    assert.equal(refused.code, -32021, 'the approval cannot be asked of a client without elicitation');
+    assert.match(refused.message ?? '', /needs a client that declares elicitation.*Approve invoice INV-2026-0003/);
+    assert.deepEqual(refused.data, { requiredCapabilities: { elicitation: { form: {} } } });
     const got = await client.request({ method: 'tasks/get', params: { taskId: 'x' } } as never, z.looseObject({}) as never).catch((e: unknown) => e);
     assert.equal((got as { code?: number }).code, -32021);
   } finally {

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../src/core/errors.js';
@@ -18,6 +19,7 @@ import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { openBackend, openStore } from '../src/store/open-store.js';
 import type { StoreBackend } from '../src/store/backend.js';
+import type { TaskRecord } from '../src/core/task.js';
 import { PG_URL, REDIS_URL, withParam } from './helpers/services.js';
 import { until } from './helpers/until.js';
 
@@ -72,6 +74,9 @@ const backends: BackendFactory[] = [
 ];
 
 const request = { tool: 'demo', arguments: { n: 1 } };
+const ids = (tasks: TaskRecord[]) => tasks.map((t) => t.taskId);
+/** Newest first: createdAt, then taskId, descending. */
+const newestFirstOf = (a: TaskRecord, b: TaskRecord) => (a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? 1 : -1) : a.taskId < b.taskId ? 1 : -1);
 
 for (const factory of backends) {
   describe(`store contract: ${factory.name}`, () => {
@@ -291,7 +296,11 @@ for (const factory of backends) {
       await assert.rejects(store.answerInput(task.taskId, 'b', { action: 'accept', content: { name: 'Ada', age: 3 } }, 'alice'), /unknown field 'age'/);
       const after = await store.get(task.taskId, ENGINE_ACCESS);
       assert.deepEqual(after, before, 'the record is untouched: same version, status and questions');
-      assert.equal((await store.readJournal(task.taskId)).size, 0, 'not even the valid answer of the refused batch was journaled');
+      assert.deepEqual(
+        [...(await store.readJournal(task.taskId)).keys()].filter((key) => key.startsWith('input:') || key.startsWith('answered:')),
+        [],
+        'not even the valid answer of the refused batch was journaled',
+      );
       assert.equal(await store.inputAnswer(task.taskId, 'b'), undefined);
       // Keys never asked are ignored, not refused; valid answers then go through together.
       const taken = await store.answerInputs(
@@ -390,6 +399,185 @@ for (const factory of backends) {
       await other.close();
     });
 
+    describe('operator listing (listAll, statusCounts)', () => {
+      const done = { type: 'result' as const, result: { content: [] } };
+      const ask = { kind: 'elicitation' as const, message: 'ok?', requestedSchema: {} };
+      const statuses = ['working', 'input_required', 'completed', 'failed', 'cancelled'] as const;
+
+      /**
+       * 12 tasks of 3 owners (alice, bob, anonymous), 2 tools and all 5 statuses, created at
+       * base + [0,1,2,3,4,5,5,5,5,6,7,8] s (four share one createdAt), near real time so that
+       * Redis does not expire them; returned as stored, newest first.
+       */
+      const seed = async () => {
+        let clock = Math.floor(Date.now() / 1000) * 1000;
+        const base = clock;
+        const { store } = fresh({ now: () => clock });
+        const seconds = [0, 1, 2, 3, 4, 5, 5, 5, 5, 6, 7, 8];
+        for (const [i, s] of seconds.entries()) {
+          clock = base + s * 1000;
+          const owner = ['alice', 'bob', null][i % 3]!;
+          const task = await store.create({ owner, request: { tool: i % 2 ? 'beta' : 'alpha', arguments: { i } }, errorResultStatus: 'failed' });
+          const status = statuses[i % 5]!;
+          if (status === 'input_required') await store.requestInput(task.taskId, 'q', ask, 'ok?');
+          if (status === 'completed' || status === 'failed') await store.finish(task.taskId, status, done);
+          if (status === 'cancelled') await store.cancel(task.taskId, ENGINE_ACCESS);
+        }
+        clock = base + 60_000;
+        const all = (await store.listAll({}, ENGINE_ACCESS)).tasks;
+        return { store, base, all, at: (s: number) => new Date(base + s * 1000).toISOString() };
+      };
+
+      it('lists every principal newest first, with each filter alone and combined', async () => {
+        const { store, all, at } = await seed();
+        assert.equal(all.length, 12);
+        assert.deepEqual(ids(all), ids([...all].sort(newestFirstOf)), 'createdAt desc, then taskId desc');
+        assert.deepEqual(new Set(all.map((t) => t.owner)), new Set(['alice', 'bob', null]), 'every principal');
+        for (const t of all) assert.deepEqual(t, await store.get(t.taskId, ENGINE_ACCESS), 'the stored records');
+        const expect = async (query: Parameters<TaskStore['listAll']>[0], keep: (t: TaskRecord) => boolean, what: string) => {
+          const expected = all.filter(keep);
+          assert.ok(expected.length > 0, `${what}: the seed has matches`);
+          assert.deepEqual(ids((await store.listAll(query, ENGINE_ACCESS)).tasks), ids(expected), what);
+        };
+        await expect({ statuses: ['completed', 'failed'] }, (t) => t.status === 'completed' || t.status === 'failed', 'terminal statuses');
+        await expect({ statuses: ['input_required'] }, (t) => t.status === 'input_required', 'a live status');
+        await expect({ statuses: ['working', 'input_required'] }, (t) => !['completed', 'failed', 'cancelled'].includes(t.status), 'live statuses');
+        await expect({ tool: 'beta' }, (t) => t.request.tool === 'beta', 'tool');
+        await expect({ owner: 'alice' }, (t) => t.owner === 'alice', 'owner');
+        await expect({ owner: null }, (t) => t.owner === null, 'the anonymous principal only');
+        await expect({ createdFrom: at(5) }, (t) => t.createdAt >= at(5), 'createdFrom is inclusive');
+        await expect({ createdTo: at(5) }, (t) => t.createdAt < at(5), 'createdTo is exclusive');
+        await expect({ createdFrom: at(3), createdTo: at(6) }, (t) => t.createdAt >= at(3) && t.createdAt < at(6), 'a time window');
+        await expect(
+          { createdFrom: at(3).replace('Z', '+00:00').replace('.000', '') },
+          (t) => t.createdAt >= at(3),
+          'another ISO 8601 spelling of the same instant',
+        );
+        await expect(
+          { owner: 'bob', tool: 'alpha', statuses: ['working', 'failed', 'cancelled'], createdFrom: at(1) },
+          (t) => t.owner === 'bob' && t.request.tool === 'alpha' && ['working', 'failed', 'cancelled'].includes(t.status) && t.createdAt >= at(1),
+          'filters combined',
+        );
+        await expect(
+          { statuses: ['input_required'], owner: 'bob', tool: 'beta' },
+          (t) => t.status === 'input_required' && t.owner === 'bob' && t.request.tool === 'beta',
+          'live status combined',
+        );
+        assert.deepEqual((await store.listAll({ tool: 'nope' }, ENGINE_ACCESS)).tasks, []);
+        assert.deepEqual((await store.listAll({ owner: 'carol' }, ENGINE_ACCESS)).tasks, []);
+        assert.deepEqual(await store.listAll({ statuses: [] }, ENGINE_ACCESS), { tasks: [] }, 'no status: nothing');
+        assert.deepEqual((await store.listAll({ createdFrom: at(6), createdTo: at(3) }, ENGINE_ACCESS)).tasks, [], 'an empty window');
+        assert.deepEqual(ids((await store.listAll({ limit: 3 }, ENGINE_ACCESS)).tasks), ids(all.slice(0, 3)), 'limit');
+        await store.close();
+      });
+
+      it('paginates over 3 pages without duplicates or gaps, across equal createdAt', async () => {
+        const { store, all } = await seed();
+        const collect = async (query: Parameters<TaskStore['listAll']>[0], limit: number) => {
+          const pages: TaskRecord[][] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await store.listAll({ ...query, limit, ...(cursor !== undefined && { cursor }) }, ENGINE_ACCESS);
+            pages.push(page.tasks);
+            cursor = page.nextCursor;
+            assert.ok(pages.length < 20, 'the cursor moves on');
+          } while (cursor);
+          return pages;
+        };
+        const pages = await collect({}, 5);
+        assert.deepEqual(
+          pages.map((p) => p.length),
+          [5, 5, 2],
+        );
+        assert.equal(pages[0]!.at(-1)!.createdAt, pages[1]![0]!.createdAt, 'the page boundary falls inside tasks sharing one createdAt');
+        assert.deepEqual(ids(pages.flat()), ids(all), 'every task once, in order');
+        const terminal = all.filter((t) => ['completed', 'failed', 'cancelled'].includes(t.status));
+        const filtered = await collect({ statuses: ['completed', 'failed', 'cancelled'] }, 2);
+        assert.equal(filtered.length, Math.ceil(terminal.length / 2) + (terminal.length % 2 === 0 ? 1 : 0));
+        assert.deepEqual(ids(filtered.flat()), ids(terminal), 'filtered pages too');
+        const mine = all.filter((t) => t.owner === 'alice');
+        assert.deepEqual(ids((await collect({ owner: 'alice' }, 1)).flat()), ids(mine), 'one per page');
+        await store.close();
+      });
+
+      it('counts tasks per status, and the oldest question waiting', async () => {
+        const { store, all } = await seed();
+        const counts = await store.statusCounts(ENGINE_ACCESS);
+        for (const status of statuses) assert.equal(counts.counts[status], all.filter((t) => t.status === status).length, status);
+        const waiting = all.filter((t) => t.status === 'input_required').map((t) => t.lastUpdatedAt);
+        assert.equal(counts.oldestInputRequiredAt, [...waiting].sort()[0]);
+        const { store: empty } = fresh();
+        assert.deepEqual(await empty.statusCounts(ENGINE_ACCESS), { counts: { working: 0, input_required: 0, completed: 0, failed: 0, cancelled: 0 } });
+        await store.close();
+        await empty.close();
+      });
+
+      it('skips and does not count expired tasks', async () => {
+        let clock = Math.floor(Date.now() / 1000) * 1000;
+        const { store } = fresh({ now: () => clock, policy: { retainAfterEndMs: 0 } });
+        const short = await store.create({ owner: 'alice', request, ttl: 1000, errorResultStatus: 'failed' });
+        clock += 10;
+        const kept = await store.create({ owner: 'alice', request, ttl: 3_600_000, errorResultStatus: 'failed' });
+        clock += 10;
+        const live = await store.create({ owner: 'bob', request, ttl: 1000, errorResultStatus: 'failed' });
+        await store.finish(short.taskId, 'completed', done);
+        await store.finish(kept.taskId, 'completed', done);
+        clock += 5000;
+        const page = await store.listAll({}, ENGINE_ACCESS);
+        assert.deepEqual(ids(page.tasks), [live.taskId, kept.taskId], 'the expired one is skipped; a live one past its ttl is not expired');
+        assert.deepEqual(
+          (await store.listAll({ statuses: ['completed'] }, ENGINE_ACCESS)).tasks.map((t) => t.taskId),
+          [kept.taskId],
+        );
+        const counts = await store.statusCounts(ENGINE_ACCESS);
+        assert.equal(counts.counts.completed, 1, 'the expired one is not counted');
+        assert.equal(counts.counts.working, 1);
+        assert.equal(counts.oldestInputRequiredAt, undefined);
+        // Pagination over an expired task: pages may be short, the cursor still leads on.
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const next = await store.listAll({ limit: 1, ...(cursor !== undefined && { cursor }) }, ENGINE_ACCESS);
+          seen.push(...ids(next.tasks));
+          cursor = next.nextCursor;
+        } while (cursor);
+        assert.deepEqual(seen, [live.taskId, kept.taskId]);
+        await store.close();
+      });
+
+      it('is operator access only and validates its arguments', async () => {
+        const { store } = fresh();
+        await store.create({ owner: 'alice', request, errorResultStatus: 'failed' });
+        const principal: typeof ENGINE_ACCESS = 'alice' as unknown as typeof ENGINE_ACCESS;
+        await assert.rejects(store.listAll({}, principal), InvalidArgumentError, 'a principal is refused, even for its own tasks');
+        await assert.rejects(store.listAll({ owner: 'alice' }, principal), InvalidArgumentError);
+        await assert.rejects(store.listAll({}, null as unknown as typeof ENGINE_ACCESS), InvalidArgumentError, 'the anonymous principal too');
+        await assert.rejects(store.listAll({}, undefined as unknown as typeof ENGINE_ACCESS), InvalidArgumentError, 'a missing access too');
+        await assert.rejects(store.statusCounts(principal), InvalidArgumentError);
+        await assert.rejects(store.statusCounts(undefined as unknown as typeof ENGINE_ACCESS), InvalidArgumentError);
+        const bad: [string, unknown][] = [
+          ['statuses', ['working', 'done']],
+          ['statuses', 'working'],
+          ['tool', 3],
+          ['owner', 7],
+          ['createdFrom', 'yesterday'],
+          ['createdFrom', '2026-01-01T00:00:00'], // no zone: ambiguous
+          ['createdTo', '2026-02-30'],
+          ['createdTo', 1767225600000],
+          ['limit', 0],
+          ['limit', 1001],
+          ['limit', 2.5],
+        ];
+        for (const [field, value] of bad) {
+          await assert.rejects(store.listAll({ [field]: value } as never, ENGINE_ACCESS), InvalidArgumentError, `${field}: ${JSON.stringify(value)}`);
+        }
+        await assert.rejects(store.listAll(undefined as never, ENGINE_ACCESS), InvalidArgumentError);
+        await assert.rejects(store.listAll({ cursor: 'not-a-cursor' }, ENGINE_ACCESS), InvalidCursorError);
+        assert.equal((await store.listAll({ createdFrom: '2026-01-01', createdTo: '2999-12-31T23:59:59.999999+14:00' }, ENGINE_ACCESS)).tasks.length, 1);
+        await store.close();
+      });
+    });
+
     it('concurrent writers from two processes lose no update', { timeout: 60_000 }, async (t) => {
       const { store, url } = fresh();
       if (!url) return t.skip('an in-memory store cannot be shared between processes');
@@ -410,6 +598,155 @@ for (const factory of backends) {
     });
   });
 }
+
+describe('operator listing on data written before it existed', () => {
+  const V1_TASKS = `
+    CREATE TABLE tasks (task_id TEXT PRIMARY KEY, owner TEXT, status TEXT NOT NULL, created_at TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX tasks_by_owner ON tasks (owner, created_at, task_id);
+    CREATE INDEX tasks_unfinished ON tasks (status) WHERE status IN ('working', 'input_required');`;
+
+  /** Records of three owners, one completed, made in a memory store; oldest first. */
+  const records = async () => {
+    let clock = Math.floor(Date.now() / 1000) * 1000;
+    const store = new TaskStore(new MemoryBackend(), { now: () => clock });
+    const made: TaskRecord[] = [];
+    for (const owner of ['alice', 'bob', null]) {
+      made.push(await store.create({ owner, request, errorResultStatus: 'failed' }));
+      clock += 1000;
+    }
+    made[1] = await store.finish(made[1]!.taskId, 'completed', { type: 'result', result: { content: [] } });
+    return made;
+  };
+
+  it('sqlite: a schema v1 file is migrated to v2 and lists every task by the new index', async () => {
+    const path = join(dir, 'v1.db');
+    const made = await records();
+    const raw = new Database(path);
+    raw.exec(`CREATE TABLE mcp_tasks_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO mcp_tasks_meta VALUES ('schema_version', '1');
+      ${V1_TASKS}
+      CREATE TABLE journal (task_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (task_id, key)) WITHOUT ROWID;`);
+    const insert = raw.prepare('INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?)');
+    for (const t of made) insert.run(t.taskId, t.owner, t.status, t.createdAt, t.version, JSON.stringify(t));
+    raw.close();
+
+    const store = new TaskStore(new SqliteBackend(path));
+    assert.deepEqual((await store.listAll({}, ENGINE_ACCESS)).tasks, [...made].reverse(), 'newest first');
+    assert.equal((await store.statusCounts(ENGINE_ACCESS)).counts.completed, 1);
+    assert.equal((await store.list('alice')).tasks.length, 1, 'the old listing still works');
+    await store.close();
+
+    const check = new Database(path);
+    assert.deepEqual(check.prepare(`SELECT value FROM mcp_tasks_meta WHERE key = 'schema_version'`).get(), { value: '2' });
+    const plan = check
+      .prepare('EXPLAIN QUERY PLAN SELECT body FROM tasks WHERE (created_at, task_id) < (?, ?) ORDER BY created_at DESC, task_id DESC LIMIT 5')
+      .all('x', 'y');
+    assert.match(JSON.stringify(plan), /tasks_by_created/, 'newest first by the (created_at, task_id) index');
+    check.prepare(`UPDATE mcp_tasks_meta SET value = '3' WHERE key = 'schema_version'`).run();
+    check.close();
+    assert.throws(() => new SqliteBackend(path), /schema version 3 is newer/);
+  });
+
+  it('postgres: a schema at migration 1 gains migration 2 and lists every task', async () => {
+    const schema = `mcpt_${run}_v1`;
+    pgSchemas.push(schema);
+    const made = await records();
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    await client.query(`CREATE SCHEMA ${schema};
+      CREATE TABLE ${schema}.mcp_tasks_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+      INSERT INTO ${schema}.mcp_tasks_migrations (version) VALUES (1);
+      ${V1_TASKS.replaceAll(' tasks ', ` ${schema}.tasks `).replace('body TEXT', 'body JSONB')}
+      CREATE TABLE ${schema}.journal (task_id TEXT NOT NULL, key TEXT NOT NULL, value JSONB NOT NULL, PRIMARY KEY (task_id, key));`);
+    for (const t of made)
+      await client.query(`INSERT INTO ${schema}.tasks VALUES ($1, $2, $3, $4, $5, $6)`, [
+        t.taskId,
+        t.owner,
+        t.status,
+        t.createdAt,
+        t.version,
+        JSON.stringify(t),
+      ]);
+    const store = new TaskStore(openBackend(withParam(PG_URL, 'schema', schema)));
+    try {
+      assert.deepEqual((await store.listAll({}, ENGINE_ACCESS)).tasks, [...made].reverse());
+      const { rows } = await client.query(`SELECT MAX(version) AS v FROM ${schema}.mcp_tasks_migrations`);
+      assert.equal(rows[0].v, 2);
+      const index = await client.query(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'tasks_by_created'`, [schema]);
+      assert.match(index.rows[0]?.indexdef ?? '', /\(created_at, task_id\)/);
+    } finally {
+      await store.close();
+      await client.end();
+    }
+  });
+
+  it('redis: tasks missing from the global indexes are backfilled once, on first use', async () => {
+    const prefix = `mcpt-${run}-backfill`;
+    const url = withParam(REDIS_URL, 'prefix', prefix);
+    const writer = new TaskStore(openBackend(url));
+    const made: TaskRecord[] = [];
+    for (const owner of ['alice', 'bob', null, 'alice']) made.push(await writer.create({ owner, request, errorResultStatus: 'failed' }));
+    made[2] = await writer.cancel(made[2]!.taskId, ENGINE_ACCESS);
+    await writer.close();
+    // Drop what an older mcp-tasks never wrote: the data set now looks as it did before.
+    const redis = new Redis(REDIS_URL);
+    await redis.del(`${prefix}:all`, `${prefix}:indexes`, `${prefix}:ended:completed`, `${prefix}:ended:failed`, `${prefix}:ended:cancelled`);
+    const store = new TaskStore(openBackend(url));
+    try {
+      const listed = (await store.listAll({}, ENGINE_ACCESS)).tasks;
+      assert.deepEqual(new Set(ids(listed)), new Set(ids(made)), 'every old task listed');
+      assert.deepEqual(ids(listed), ids([...listed].sort(newestFirstOf)));
+      const counts = await store.statusCounts(ENGINE_ACCESS);
+      assert.deepEqual(counts.counts, { working: 3, input_required: 0, completed: 0, failed: 0, cancelled: 1 });
+      assert.equal(await redis.get(`${prefix}:indexes`), '1', 'recorded: the next backend does not scan again');
+      assert.equal(await redis.zcard(`${prefix}:all`), 4);
+      await store.delete(made[0]!.taskId);
+      await store.delete(made[2]!.taskId);
+      assert.equal(await redis.zcard(`${prefix}:all`), 2, 'delete leaves no index entry');
+      assert.equal(await redis.zcard(`${prefix}:ended:cancelled`), 0);
+    } finally {
+      await store.close();
+      await redis.quit();
+    }
+  });
+
+  it('redis: a filter matching few tasks returns bounded partial pages whose cursor leads on', { timeout: 60_000 }, async () => {
+    const url = withParam(REDIS_URL, 'prefix', `mcpt-${run}-bounded`);
+    const backend = openBackend(url);
+    const store = new TaskStore(backend);
+    try {
+      const rare = await store.create({ owner: 'alice', request: { tool: 'rare', arguments: {} }, errorResultStatus: 'failed' });
+      const base = Date.parse(rare.createdAt) + 1000;
+      const filler = 5100;
+      for (let i = 0; i < filler; i += 500) {
+        await Promise.all(
+          Array.from({ length: Math.min(500, filler - i) }, (_, j) =>
+            backend.insert({
+              ...rare,
+              taskId: `f${String(i + j).padStart(31, '0')}`,
+              createdAt: new Date(base + i + j).toISOString(),
+              request: { tool: 'common', arguments: {} },
+            }),
+          ),
+        );
+      }
+      const first = await store.listAll({ tool: 'rare' }, ENGINE_ACCESS);
+      assert.deepEqual(first.tasks, [], 'the scan stopped at its bound, before the rare task');
+      assert.ok(first.nextCursor, 'and says where to go on');
+      const second = await store.listAll({ tool: 'rare', cursor: first.nextCursor }, ENGINE_ACCESS);
+      assert.deepEqual(ids(second.tasks), [rare.taskId]);
+      assert.equal(second.nextCursor, undefined);
+      assert.equal(
+        (await store.listAll({ tool: 'rare', owner: 'alice', statuses: ['working'] }, ENGINE_ACCESS)).tasks.length,
+        1,
+        'live statuses: read from the unfinished set',
+      );
+      assert.equal((await store.statusCounts(ENGINE_ACCESS)).counts.working, filler + 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
 
 describe('openStore', () => {
   it('opens memory: and sqlite: URLs and rejects others', async () => {

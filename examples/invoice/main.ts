@@ -9,16 +9,23 @@ import { startInvoiceServer } from './server.js';
 
 const program = new Command()
   .name('invoice-demo')
-  .description('Serve the durable invoice workflow (MCP Streamable HTTP at http://HOST:PORT/mcp, or stdio); prints the URL on stdout')
+  .description(
+    'Serve the durable invoice workflow over MCP 2025-11-25 and 2026-07-28 (Streamable HTTP at http://HOST:PORT/mcp, or stdio); prints the URL on stdout (HTTP only)',
+  )
   .option('--host <host>', 'interface to bind', '127.0.0.1')
   .option('--port <port>', 'TCP port (0 = any free port)', parsePort, 3000)
   .option('--store <url>', 'task store: sqlite:<path>, memory:, postgres://… or redis://…', 'sqlite:.mcp-tasks/invoice.db')
   .option('--erp <file>', 'ERP master data (JSON); default: the shipped examples/invoice/data/erp.json')
   .option('--ledger <file>', 'payment ledger database; default: ledger.db beside the store')
   .option('--poll-interval <ms>', 'pollInterval advertised to clients, in ms', parsePositiveInt, 1000)
-  .option('--stdio', 'serve on stdin/stdout instead of HTTP')
+  .option(
+    '--stdio',
+    'serve one connection on stdin/stdout instead of HTTP, in the era the client speaks (2025-11-25 after initialize, 2026-07-28 for requests with its _meta envelope); exits when stdin closes',
+  )
   .option('--stateless', 'keep no client state in the process (instances behind a round-robin proxy)')
   .option('--tokens <file>', 'require bearer tokens: JSON file mapping each token to its principal')
+  .option('--console', 'serve the operator console at http://HOST:PORT/console/ (loopback peers only, unless --operator-tokens)')
+  .option('--operator-tokens <file>', 'console sign-in: JSON file mapping each operator token to the operator name; required with --tokens')
   .option('--fallback-tools', 'add get_task_status/get_task_result/answer_task_input/cancel_task for hosts without MCP Tasks')
   .option('--sync-wait-ms <ms>', 'how long a call without task support waits before handing off its task', parsePositiveInt, 30000)
   .option('--max-live-tasks <n>', 'most working/input_required tasks per principal', parsePositiveInt)
@@ -44,6 +51,8 @@ const program = new Command()
       leaseMs: opts.leaseMs,
       stateless: opts.stateless,
       ...(opts.tokens && { tokens: loadTokenFile(opts.tokens) }),
+      console: opts.console,
+      ...(opts.operatorTokens && { operatorTokens: loadTokenFile(opts.operatorTokens) }),
       fallbackTools: opts.fallbackTools,
       syncWaitMs: opts.syncWaitMs,
       maxLiveTasks: opts.maxLiveTasks,
@@ -59,6 +68,8 @@ const program = new Command()
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // stdio: the client closing stdin ends the session (MCP stdio "Shutdown"): release leases and exit.
+    void server.closed?.then(stop);
   });
 
 function parsePort(value: string): number {

@@ -20,7 +20,10 @@ export interface InvoiceServerOptions {
   erp?: string;
   host?: string;
   port?: number;
-  /** Serve on stdin/stdout instead of HTTP. */
+  /**
+   * Serve one connection on stdin/stdout instead of HTTP, in the era the client speaks: 2025-11-25
+   * after `initialize`, 2026-07-28 for requests carrying its `_meta` envelope (see `TaskServer.serveStdio`).
+   */
   stdio?: boolean;
   /** Keep no client state in the process (see `HttpServerOptions.stateless`), for instances behind a round-robin proxy. */
   stateless?: boolean;
@@ -37,6 +40,10 @@ export interface InvoiceServerOptions {
   syncWaitMs?: number;
   /** Most live tasks per principal. */
   maxLiveTasks?: number;
+  /** Serve the operator console at `/console/` (HTTP only; see `TaskServerOptions.console`). */
+  console?: boolean;
+  /** Operator tokens → operator names for the console; required with `tokens`. Without them the console answers loopback peers only. */
+  operatorTokens?: Record<string, string>;
   /** Key for encrypting approval answers at rest. */
   secretKey?: string;
   /** Structured logger (default: `createLogger()`, JSON on stderr; stdout belongs to the protocol under stdio). */
@@ -46,15 +53,20 @@ export interface InvoiceServerOptions {
 export interface RunningInvoiceServer {
   /** MCP endpoint URL (HTTP only). */
   url?: string;
+  /** The operator console's URL, when it is served. */
+  consoleUrl?: string;
   /** How many unfinished tasks were resumed at start-up. */
   resumed: number;
+  /** stdio only: resolves when the connection has ended (the client closed stdin). */
+  closed?: Promise<void>;
   close(): Promise<void>;
 }
 
 /**
  * Starts the invoice workflow server: opens the store, resumes every unfinished task from its
- * journal, and serves MCP (2025-11-25 Tasks) over Streamable HTTP at `http://HOST:PORT/mcp`, or
- * over stdio.
+ * journal, and serves MCP in both eras (2025-11-25 Tasks; 2026-07-28 with the
+ * `io.modelcontextprotocol/tasks` extension) over Streamable HTTP at `http://HOST:PORT/mcp`, or
+ * over stdio (one connection, in the era its client speaks).
  */
 export async function startInvoiceServer(options: InvoiceServerOptions = {}): Promise<RunningInvoiceServer> {
   const logger = options.logger ?? createLogger();
@@ -68,6 +80,7 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
     runtime: { instanceId: options.instanceId, leaseMs: options.leaseMs },
     tasks: { list: options.tokens !== undefined, fallbackTools: options.fallbackTools, syncWaitMs: options.syncWaitMs },
     logger,
+    ...(options.console && { console: { ...(options.operatorTokens && { operatorTokens: options.operatorTokens }) } }),
     createMcpServer: ({ era }) => {
       const mcp = new McpServer({ name: 'mcp-tasks-invoice', version: '0.1.0' }, { instructions: INSTRUCTIONS[era] });
       registerLedgerTools(mcp, ledger);
@@ -78,9 +91,12 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const close = () => server.close().finally(() => ledger.close());
 
   if (options.stdio) {
-    const { resumed } = await server.serveStdio();
-    logger.info({ transport: 'stdio', store: storeUrl, ledger: ledgerPath, resumed }, `mcp-tasks invoice demo on stdio; resumed ${resumed} task(s)`);
-    return { resumed, close };
+    const { resumed, closed } = await server.serveStdio();
+    logger.info(
+      { transport: 'stdio', store: storeUrl, ledger: ledgerPath, resumed },
+      `mcp-tasks invoice demo on stdio (2025-11-25 and 2026-07-28); resumed ${resumed} task(s)`,
+    );
+    return { resumed, closed, close };
   }
   const http = await server.listen({
     host: options.host,
@@ -88,11 +104,12 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
     stateless: options.stateless,
     ...(options.tokens && { auth: { verifier: staticTokenVerifier(options.tokens) } }),
   });
+  const consoleUrl = options.console ? new URL('/console/', http.url).href : undefined;
   logger.info(
-    { url: http.url, store: storeUrl, ledger: ledgerPath, resumed: http.resumed },
-    `mcp-tasks invoice demo listening on ${http.url}; resumed ${http.resumed} task(s)`,
+    { url: http.url, ...(consoleUrl && { console: consoleUrl }), store: storeUrl, ledger: ledgerPath, resumed: http.resumed },
+    `mcp-tasks invoice demo listening on ${http.url}${consoleUrl ? `, operator console at ${consoleUrl}` : ''}; resumed ${http.resumed} task(s)`,
   );
-  return { url: http.url, resumed: http.resumed, close };
+  return { url: http.url, ...(consoleUrl && { consoleUrl }), resumed: http.resumed, close };
 }
 
 /** What the server tells a client's model, true for the protocol era it speaks. */

@@ -10,6 +10,13 @@ export interface TaskRequest {
   tool: string;
   /** Tool arguments as received (already validated against the tool's input schema). */
   arguments: JsonObject;
+  /**
+   * The capabilities the requestor declared when it created the task (2025-11-25: its `initialize`
+   * capabilities; 2026-07-28: the request's `io.modelcontextprotocol/clientCapabilities`), so a
+   * handler can choose a question the creating client can answer (`TaskContext.clientCapabilities`).
+   * Absent for tasks created without a wire (tests, the engine) or before this field existed.
+   */
+  clientCapabilities?: JsonObject;
 }
 
 /**
@@ -20,23 +27,60 @@ export interface TaskRequest {
 export type TaskOutcome = { type: 'result'; result: JsonObject } | { type: 'error'; error: { code: number; message: string; data?: Json } };
 
 /**
- * A question the task is waiting on. `elicitation` mirrors MCP form elicitation
- * (`elicitation/create` params `message` + `requestedSchema`, a restricted JSON Schema object).
+ * A question the task is waiting on, by kind (each maps onto one MCP server-to-client request; the
+ * wire layers translate):
+ * - `elicitation`: form-mode elicitation (`elicitation/create` with `mode: "form"`, `message` plus
+ *   a restricted JSON Schema `requestedSchema`); answered by an `InputResponse`.
+ * - `url`: URL-mode elicitation (2025-11-25 "Elicitation", `mode: "url"`: the user is sent to `url`
+ *   — a payment approval on a bank's page, an OAuth consent — so nothing sensitive passes through
+ *   the client); `elicitationId` identifies the out-of-band flow, which reports its completion
+ *   separately (`TaskRuntime.completeElicitation`). Answered by an `InputResponse` whose `action`
+ *   says whether the user agreed to open the URL (no `content`).
+ * - `sampling`: `sampling/createMessage` with `params` (messages, maxTokens, …) for the client's
+ *   model; `message` is the human-readable line shown as the task's `statusMessage`. Answered by a
+ *   `SamplingResponse` (a `CreateMessageResult`).
+ * - `roots`: `roots/list`; answered by a `RootsResponse` (a `ListRootsResult`).
  */
-export interface InputRequest {
-  kind: 'elicitation';
-  message: string;
-  requestedSchema: JsonObject;
-}
+export type InputRequest =
+  | { kind: 'elicitation'; message: string; requestedSchema: JsonObject }
+  | { kind: 'url'; message: string; url: string; elicitationId: string }
+  | { kind: 'sampling'; message: string; params: JsonObject }
+  | { kind: 'roots'; message: string };
+
+/** The kinds of `InputRequest`. */
+export type InputKind = InputRequest['kind'];
 
 /**
- * The answer to an `InputRequest`: the MCP `ElicitResult` shape. `action` is `accept`, `decline` or
- * `cancel`; `content` is present on `accept`.
+ * The answer to an elicitation (`elicitation` or `url` kind): the MCP `ElicitResult` shape.
+ * `action` is `accept`, `decline` or `cancel`; `content` is present on `accept` of a form (never
+ * for URL mode).
  */
 export interface InputResponse {
   action: 'accept' | 'decline' | 'cancel';
   content?: { [key: string]: string | number | boolean | string[] };
 }
+
+/**
+ * The answer to a `sampling` question: an MCP `CreateMessageResult` (`role: "assistant"`,
+ * `content` a content block or an array of them, `model` the model that produced it, optional
+ * `stopReason`), stored as the JSON the client sent once its shape is checked.
+ */
+export interface SamplingResponse {
+  role: 'assistant';
+  content: JsonObject | JsonObject[];
+  model: string;
+  stopReason?: string;
+  [key: string]: unknown;
+}
+
+/** The answer to a `roots` question: an MCP `ListRootsResult` (`roots`: `{ uri: "file://…", name? }[]`). */
+export interface RootsResponse {
+  roots: Array<{ uri: string; name?: string }>;
+  [key: string]: unknown;
+}
+
+/** An answer to any `InputRequest` kind (see each kind for which one). */
+export type InputAnswer = InputResponse | SamplingResponse | RootsResponse;
 
 /**
  * The durable task record, shared by every store backend and both wire eras.
@@ -85,7 +129,19 @@ export interface TaskRecord {
    * runtime holds the task; cleared when it ends. Writes on behalf of a runtime are fenced by it.
    */
   lease?: { holder: string; expiresAt: number };
+  /**
+   * W3C trace context (`traceparent`, optional `tracestate`) of the span that created the task, so
+   * every run of it — after a restart, on another instance — continues the same trace (see
+   * `src/runtime/telemetry.ts`). Absent when no OpenTelemetry SDK was recording at creation.
+   */
+  traceContext?: TraceContext;
   version: number;
+}
+
+/** A W3C Trace Context carrier (https://www.w3.org/TR/trace-context/): `traceparent` and optional `tracestate`. */
+export interface TraceContext {
+  traceparent: string;
+  tracestate?: string;
 }
 
 /**

@@ -1,9 +1,13 @@
 import type { Json, JsonObject } from '../core/json.js';
 import { toJson } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
-import type { InputResponse } from '../core/task.js';
+import { randomUUID } from 'node:crypto';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
+import { answeredKey, askedKey, untilKey, type AnsweredEntry, type AskedEntry, type UntilEntry } from '../core/history.js';
 import { abortableDelay } from './delay.js';
+import type { RunTelemetry } from './telemetry.js';
 
 /**
  * What a task handler gets besides its arguments. Everything here is durable: after a crash the
@@ -44,13 +48,86 @@ export interface TaskContext {
    * `content` on accept). Accepted `content` always matches `requestedSchema`: the store refuses
    * answers that do not (`TaskStore.answerInputs`; forms are closed, see `checkAnswer`), so the
    * handler need not re-check it — unless the schema does not compile, in which case answers are
-   * taken unchecked.
+   * taken unchecked. `options.key` names the question (see `AskOptions`).
    */
-  elicit(message: string, requestedSchema: JsonObject): Promise<InputResponse>;
+  elicit(message: string, requestedSchema: JsonObject, options?: AskOptions): Promise<InputResponse>;
+  /**
+   * URL-mode elicitation (2025-11-25 "Elicitation", `mode: "url"`): asks the requestor to open
+   * `url` (an http(s) URL: a payment approval on a bank's page, an OAuth consent) for a step that
+   * must not pass through the client, and waits durably for the answer (`action`: accept = the user
+   * agreed to go there; decline; cancel). On `accept` it then waits — durably, `working`, with a
+   * `statusMessage` naming the site — until the out-of-band flow reports its completion with
+   * `TaskRuntime.completeElicitation(taskId, elicitationId, …)` (unless
+   * `options.waitForCompletion` is false). `elicitationId` (resolved with the answer, also
+   * `options.elicitationId` when given) identifies the flow: put it in `url` so the site can report
+   * back. Throws `InvalidArgumentError` for a URL that is not http(s).
+   */
+  elicitUrl(message: string, url: string, options?: UrlElicitOptions): Promise<UrlElicitation>;
+  /**
+   * Asks the client's model (MCP `sampling/createMessage` with `params`: `messages`, `maxTokens`,
+   * optional `systemPrompt`, `modelPreferences`, …) and waits durably for its `CreateMessageResult`
+   * (`role: "assistant"`, `content`, `model`, `stopReason`); the shape is checked before it is
+   * stored. `options.message` is the task's `statusMessage` meanwhile (default: the first text of
+   * `messages`).
+   */
+  sample(params: JsonObject, options?: AskOptions & { message?: string }): Promise<SamplingResponse>;
+  /**
+   * Asks the client for its roots (MCP `roots/list`) and waits durably for its `ListRootsResult`
+   * (`roots`: `{ uri: "file://…", name? }[]`). `options.message` is the task's `statusMessage`
+   * meanwhile.
+   */
+  listRoots(options?: AskOptions & { message?: string }): Promise<RootsResponse>;
+  /**
+   * The capabilities the client that created the task declared (see `TaskRequest.clientCapabilities`):
+   * e.g. ask with `sample` only when `clientCapabilities?.sampling` is set. Undefined when unknown.
+   * The same on every run of the task, so branching on it is deterministic.
+   */
+  readonly clientCapabilities?: JsonObject;
   /** Reports progress (MCP progress semantics: `progress` increases; `total` optional) and an optional status message. */
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Sets the task's `statusMessage`. */
   setStatusMessage(message: string): Promise<void>;
+}
+
+/**
+ * Options of a question (`elicit`, `elicitUrl`, `sample`, `listRoots`). `key` is the question's key
+ * in `inputRequests` / `inputResponses` (1–256 characters, unique for the task's lifetime; default
+ * `elicit-N`, `url-N`, `sample-N`, `roots-N` by the question's position in the run). Name it when
+ * clients may answer before being asked (MRTR: a `tools/call` carrying `inputResponses` under that
+ * key answers the question as soon as it is asked). Throws `InvalidArgumentError` when it is reused.
+ */
+export interface AskOptions {
+  key?: string;
+}
+
+/** Options of `elicitUrl`. */
+export interface UrlElicitOptions extends AskOptions {
+  /** The out-of-band flow's id (default: a random UUID, journaled so it survives restarts). */
+  elicitationId?: string;
+  /** Wait for `TaskRuntime.completeElicitation` after an `accept` (default true). */
+  waitForCompletion?: boolean;
+}
+
+/** What `elicitUrl` resolves with: the requestor's `action` and the flow's `elicitationId`. */
+export interface UrlElicitation {
+  action: InputResponse['action'];
+  elicitationId: string;
+}
+
+/** Journal key recording that the out-of-band flow `elicitationId` completed (value `{ at }`, ISO 8601; readers test presence only). */
+export function elicitationCompleteKey(elicitationId: string): string {
+  return `elicitation-complete:${elicitationId}`;
+}
+
+/** Journal key (a journaled step) holding the `elicitationId` of URL question `key`. */
+const ELICITATION_ID_PREFIX = 'elicitation-id:';
+
+/** Whether a task's `journal` shows that it asked a URL elicitation under `elicitationId`. */
+export function asksUrlElicitation(journal: Map<string, Json>, elicitationId: string): boolean {
+  for (const [key, value] of journal) {
+    if (key.startsWith(ELICITATION_ID_PREFIX) && (value as StepRecord | null)?.ok && (value as { value?: Json }).value === elicitationId) return true;
+  }
+  return false;
 }
 
 /** Retry policy of one `ctx.step`. */
@@ -61,7 +138,14 @@ export interface StepOptions {
   retryDelayMs?: number;
 }
 
-type StepRecord = { ok: true; value?: Json } | { ok: false; error: { name: string; message: string } };
+/**
+ * What the journal holds for a step (`step:<name>`), a timer (`timer:<n>`, `value` its deadline in
+ * ms since the epoch) and other journaled values: the value or the error, and when the run that
+ * recorded it started and finished computing it (`startedAt`, `endedAt`: ISO 8601 from the
+ * runtime's clock; for a timer, when it started waiting), for the task's timeline. Replay reads
+ * only `ok`, `value` and `error`; records written before the times existed lack them.
+ */
+type StepRecord = ({ ok: true; value?: Json } | { ok: false; error: { name: string; message: string } }) & { startedAt?: string; endedAt?: string };
 
 /** Error replayed from a step that failed in an earlier run; `message` and `name` are the original's. */
 export class StepFailedError extends Error {
@@ -88,22 +172,34 @@ export class ExecutionContext implements TaskContext {
     private readonly holder?: string,
     /** Logs the task's lifecycle events (bound to its taskId, tool and principal). */
     private readonly log: Logger = silentLogger,
+    /** The creating client's capabilities (`TaskRequest.clientCapabilities`). */
+    readonly clientCapabilities?: JsonObject,
+    /** The run's OpenTelemetry spans (see `telemetry.ts`); none in bare contexts. */
+    private readonly telemetry?: RunTelemetry,
   ) {}
 
   async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('step name must be a non-empty string');
     const retries = Math.max(0, Math.floor(options.retries ?? 0));
     const delay = Math.max(0, options.retryDelayMs ?? 500);
-    return this.journaled(`step:${name}`, async (signal) => {
+    const attempts = async (signal: AbortSignal, retried?: (error: unknown) => void) => {
       for (let attempt = 0; ; attempt++) {
         try {
           return await fn(signal);
         } catch (error) {
           if (attempt >= retries || signal.aborted) throw error;
+          retried?.(error);
           await abortableDelay(delay * 2 ** attempt, signal);
         }
       }
-    });
+    };
+    const telemetry = this.telemetry;
+    if (!telemetry) return this.journaled(`step:${name}`, (signal) => attempts(signal));
+    return this.journaled(
+      `step:${name}`,
+      (signal) => telemetry.step(name, retries, signal, (retried) => attempts(signal, retried)),
+      () => telemetry.replayed('step', name),
+    );
   }
 
   async sleep(ms: number): Promise<void> {
@@ -115,28 +211,108 @@ export class ExecutionContext implements TaskContext {
   async sleepUntil(when: Date | string, message?: string): Promise<void> {
     const wakeAt = typeof when === 'string' ? Date.parse(when) : when.getTime();
     if (Number.isNaN(wakeAt)) throw new TypeError(`sleepUntil needs a valid date, got ${String(when)}`);
+    this.signal.throwIfAborted();
+    if (wakeAt > this.now()) {
+      // The deadline needs no replay (the caller gives it again), but the task's history shows it: `until:<ISO>`
+      // (`UntilEntry`; first write wins, so a restart keeps when the wait began; no sequence number is used).
+      const due = new Date(wakeAt).toISOString();
+      const entry: UntilEntry = { at: new Date(this.now()).toISOString(), due };
+      await this.store.appendJournal(this.taskId, untilKey(due), entry as unknown as Json);
+    }
     await this.waitUntil(wakeAt, message ?? `Waiting until ${new Date(wakeAt).toISOString()}`);
   }
 
-  async elicit(message: string, requestedSchema: JsonObject): Promise<InputResponse> {
-    const key = `elicit-${++this.sequence}`;
+  async elicit(message: string, requestedSchema: JsonObject, options: AskOptions = {}): Promise<InputResponse> {
+    const key = this.questionKey('elicit', options.key);
+    return (await this.ask(key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) })) as InputResponse;
+  }
+
+  async elicitUrl(message: string, url: string, options: UrlElicitOptions = {}): Promise<UrlElicitation> {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new InvalidArgumentError(`elicitUrl needs an absolute http(s) URL, got ${JSON.stringify(url)}`);
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new InvalidArgumentError(`elicitUrl needs an http(s) URL, got ${parsed.protocol}`);
+    const key = this.questionKey('url', options.key);
+    const elicitationId = await this.journaled(`${ELICITATION_ID_PREFIX}${key}`, () => options.elicitationId ?? randomUUID());
+    const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId })) as InputResponse;
+    if (answer.action === 'accept' && options.waitForCompletion !== false) {
+      const done = elicitationCompleteKey(elicitationId);
+      const completed = async () => ((await this.store.readJournal(this.taskId)).has(done) ? true : undefined);
+      if (!(await completed())) {
+        await this.store.report(this.taskId, { statusMessage: `Waiting for the step at ${parsed.host} to complete` }, this.holder);
+        await this.waitFor(completed);
+      }
+    }
+    return { action: answer.action, elicitationId };
+  }
+
+  async sample(params: JsonObject, options: AskOptions & { message?: string } = {}): Promise<SamplingResponse> {
+    const key = this.questionKey('sample', options.key);
+    const message = options.message ?? `Waiting for the client's model: ${firstText(params) ?? 'a sampling request'}`;
+    return (await this.ask(key, { kind: 'sampling', message, params: toJson(params) })) as SamplingResponse;
+  }
+
+  async listRoots(options: AskOptions & { message?: string } = {}): Promise<RootsResponse> {
+    const key = this.questionKey('roots', options.key);
+    return (await this.ask(key, { kind: 'roots', message: options.message ?? "Waiting for the client's roots" })) as RootsResponse;
+  }
+
+  /** The key of the next question: `options.key` (checked, unique per run) or `<prefix>-N`. */
+  private questionKey(prefix: string, given: string | undefined): string {
+    const sequence = ++this.sequence;
+    if (given === undefined) return `${prefix}-${sequence}`;
+    if (typeof given !== 'string' || given.length === 0 || given.length > 256)
+      throw new InvalidArgumentError('A question key must be a string of 1-256 characters');
+    return given;
+  }
+
+  /**
+   * Asks `request` under `key` unless it was answered in an earlier run (or before it was asked:
+   * MRTR answers sent ahead), moving the task to `input_required`, and waits durably for the answer.
+   */
+  private async ask(key: string, request: InputRequest): Promise<InputAnswer> {
+    if (this.names.has(`input:${key}`)) throw new InvalidArgumentError(`Question key '${key}' used twice in one run of task ${this.taskId}`);
+    this.names.add(`input:${key}`);
     this.signal.throwIfAborted();
     let answer = await this.store.inputAnswer(this.taskId, key);
     if (answer) {
+      this.telemetry?.replayed('input', key);
       await this.store.settleInput(this.taskId, key);
       return answer;
     }
-    await this.store.requestInput(this.taskId, key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) }, message, this.holder);
-    this.log.info({ key }, 'task waiting for input');
-    for (;;) {
-      const change = this.store.nextChange(this.taskId, { signal: this.signal, timeoutMs: 30_000 });
-      answer = await this.store.inputAnswer(this.taskId, key);
-      if (answer) break;
-      await change;
-      this.signal.throwIfAborted();
+    const asked = this.journal.get(askedKey(key)) as AskedEntry | undefined; // an earlier run's first ask
+    const span = this.telemetry?.startInput(key, request.kind, asked?.at);
+    try {
+      await this.store.requestInput(this.taskId, key, request, request.message, this.holder);
+      this.log.info({ key, kind: request.kind }, 'task waiting for input');
+      answer = await this.waitFor(() => this.store.inputAnswer(this.taskId, key));
+    } catch (error) {
+      span?.interrupted(this.signal.reason ?? error);
+      throw error;
+    }
+    if (span?.recording) {
+      const by = ((await this.store.readJournal(this.taskId)).get(answeredKey(key)) as AnsweredEntry | undefined)?.by;
+      span.answered(by, (answer as { action?: unknown }).action);
     }
     await this.store.settleInput(this.taskId, key);
     return answer;
+  }
+
+  /**
+   * Waits durably until `probe` finds something (not undefined), probing again on every write to
+   * the task (any process sharing the store) and at least every 30 s. Rejects when `signal` aborts.
+   */
+  private async waitFor<T>(probe: () => Promise<T | undefined>): Promise<T> {
+    for (;;) {
+      const change = this.store.nextChange(this.taskId, { signal: this.signal, timeoutMs: 30_000 });
+      const found = await probe();
+      if (found !== undefined) return found;
+      await change;
+      this.signal.throwIfAborted();
+    }
   }
 
   async progress(progress: number, total?: number, message?: string): Promise<void> {
@@ -154,26 +330,42 @@ export class ExecutionContext implements TaskContext {
   private async waitUntil(wakeAt: number, message: string): Promise<void> {
     this.signal.throwIfAborted();
     if (wakeAt <= this.now()) return;
-    await this.store.report(this.taskId, { statusMessage: message }, this.holder);
-    for (let left = wakeAt - this.now(); left > 0; left = wakeAt - this.now()) {
-      await abortableDelay(Math.min(left, MAX_DELAY_CHUNK_MS), this.signal);
+    const span = this.telemetry?.startTimer(wakeAt);
+    try {
+      await this.store.report(this.taskId, { statusMessage: message }, this.holder);
+      for (let left = wakeAt - this.now(); left > 0; left = wakeAt - this.now()) {
+        await abortableDelay(Math.min(left, MAX_DELAY_CHUNK_MS), this.signal);
+      }
+    } catch (error) {
+      span?.interrupted(this.signal.reason ?? error);
+      throw error;
     }
+    span?.done();
   }
 
-  private async journaled<T>(key: string, fn: (signal: AbortSignal) => Promise<T> | T): Promise<T> {
+  /**
+   * Runs `fn` once and journals its outcome under `key` with `startedAt` / `endedAt` (see
+   * `StepRecord`), or replays what an earlier run journaled (calling `onReplay`).
+   */
+  private async journaled<T>(key: string, fn: (signal: AbortSignal) => Promise<T> | T, onReplay?: () => void): Promise<T> {
     if (this.names.has(key)) throw new Error(`Journal key '${key}' used twice in one run of task ${this.taskId}; step names must be unique`);
     this.names.add(key);
     const recorded = this.journal.get(key) as StepRecord | undefined;
-    if (recorded) return replay<T>(recorded);
+    if (recorded) {
+      onReplay?.();
+      return replay<T>(recorded);
+    }
     this.signal.throwIfAborted();
     let record: StepRecord;
+    const startedAt = new Date(this.now()).toISOString();
     try {
       const value = await fn(this.signal);
-      record = value === undefined ? { ok: true } : { ok: true, value: toJson(value) };
+      const endedAt = new Date(this.now()).toISOString();
+      record = value === undefined ? { ok: true, startedAt, endedAt } : { ok: true, value: toJson(value), startedAt, endedAt };
     } catch (error) {
       if (this.signal.aborted) throw error;
       const err = error instanceof Error ? error : new Error(String(error));
-      record = { ok: false, error: { name: err.name, message: err.message } };
+      record = { ok: false, error: { name: err.name, message: err.message }, startedAt, endedAt: new Date(this.now()).toISOString() };
     }
     // First write wins: if another run recorded this step meanwhile, its value is the truth.
     if (!(await this.store.appendJournal(this.taskId, key, record as unknown as Json))) {
@@ -188,4 +380,17 @@ export class ExecutionContext implements TaskContext {
 function replay<T>(record: StepRecord): T {
   if (!record.ok) throw new StepFailedError(record.error.name, record.error.message);
   return record.value as T;
+}
+
+/** The first text of sampling `params.messages`, shortened, for a status line. */
+function firstText(params: JsonObject): string | undefined {
+  const messages = Array.isArray(params.messages) ? params.messages : [];
+  for (const message of messages) {
+    const content = (message as { content?: unknown } | null)?.content;
+    for (const block of Array.isArray(content) ? content : [content]) {
+      const text = (block as { text?: unknown } | null)?.text;
+      if (typeof text === 'string' && text.length > 0) return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+    }
+  }
+  return undefined;
 }

@@ -1,15 +1,29 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, LeaseLostError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
-import { isTerminal } from '../core/status.js';
+import { isTerminal, type TaskStatus } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
-import type { InputResponse, TaskRecord } from '../core/task.js';
+import type { TaskRecord } from '../core/task.js';
 import { ENGINE_ACCESS, type Access, type Principal } from '../core/access.js';
+import { askedKey, answeredKey, runKey, type Actor, type AnsweredEntry, type AskedEntry, type RunEntry } from '../core/history.js';
 import { createLogger, type Logger } from '../core/log.js';
 import type { TaskPage, TaskStore } from '../store/task-store.js';
-import { ExecutionContext, type TaskContext } from './context.js';
+import { asksUrlElicitation, elicitationCompleteKey, ExecutionContext, type TaskContext } from './context.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';
+import {
+  instruments,
+  notePoll,
+  recordInputWait,
+  recordTakeover,
+  recordTaskEnd,
+  registerLiveSource,
+  RunTelemetry,
+  startCreation,
+  type RunEnd,
+  type RunReason,
+} from './telemetry.js';
 
 /**
  * What a task handler returns: an MCP `CallToolResult`-shaped object (`content` blocks, optional
@@ -42,6 +56,16 @@ export interface SubmitInput {
   /** Requested lifetime in ms (clamped by the store's policy). */
   ttl?: number | null;
   errorResultStatus: 'failed' | 'completed';
+  /** The requestor's declared client capabilities (stored as `TaskRequest.clientCapabilities`). */
+  clientCapabilities?: JsonObject;
+  /**
+   * Where the caller's trace context travels: the creating request's `_meta` (MCP 2026-07-28
+   * changelog, SEP-414: `traceparent`, `tracestate`, `baggage`). The task's creation span is its
+   * child, and every run of the task continues that trace (see `telemetry.ts`). Read with the
+   * registered OpenTelemetry propagator (W3C `traceparent` is understood without one); ignored
+   * when no OpenTelemetry SDK is installed.
+   */
+  traceCarrier?: Record<string, unknown>;
 }
 
 /** Options of a `TaskRuntime`. */
@@ -78,6 +102,16 @@ export interface TaskRuntimeOptions {
 interface Execution {
   controller: AbortController;
   done: Promise<void>;
+  /** The task's status as last written (for the `mcp_tasks.tasks.live` gauge). */
+  status: TaskStatus;
+  /** The task's tool (metric attributes). */
+  tool: string;
+}
+
+/** How an execution started: its reason, and the instance that held the task before a takeover. */
+interface RunStart {
+  reason: RunReason;
+  previousHolder?: string;
 }
 
 /**
@@ -98,6 +132,7 @@ interface Execution {
  */
 export class TaskRuntime {
   private readonly handlers = new Map<string, RegisteredHandler>();
+  private readonly completions = new EventEmitter().setMaxListeners(0);
   private readonly executions = new Map<string, Execution>();
   private readonly now: () => number;
   private readonly onError: (error: unknown, taskId?: string) => void;
@@ -114,6 +149,7 @@ export class TaskRuntime {
   private ticking = false;
   private readonly maxResultBytes: number;
   private readonly purgeIntervalMs: number;
+  private unregisterLive?: () => void;
 
   constructor(
     readonly store: TaskStore,
@@ -129,6 +165,7 @@ export class TaskRuntime {
     this.unsubscribe = store.onChange((task) => {
       const execution = this.executions.get(task.taskId);
       if (!execution) return;
+      execution.status = task.status;
       if (task.status === 'cancelled') execution.controller.abort(new TaskCancelledSignal(task.taskId));
       else if (task.lease && task.lease.holder !== this.instanceId) execution.controller.abort(new LeaseLostSignal(task.taskId));
     });
@@ -149,21 +186,38 @@ export class TaskRuntime {
    * Validates the arguments, stores a new `working` task and starts it. Resolves once the task is
    * durably stored (the handler keeps running). Throws `InvalidArgumentError` for an unknown tool or
    * arguments the tool's parser rejects; nothing is stored then.
+   *
+   * Telemetry: the span `task.create <tool>`, child of the caller's context in
+   * `input.traceCarrier`, whose context is stored with the task (`TaskRecord.traceContext`) in
+   * the same write; `mcp_tasks.tasks.created`. See `telemetry.ts`.
    */
   async submit(input: SubmitInput): Promise<TaskRecord> {
     const entry = this.handlers.get(input.tool);
     if (!entry) throw new InvalidArgumentError(`Unknown task tool: ${input.tool}`);
     entry.parse(input.arguments);
-    const task = await this.store.create({
-      owner: input.owner,
-      request: { tool: input.tool, arguments: this.sealSensitive(entry, toJson<JsonObject>(input.arguments)) },
-      ttl: input.ttl,
-      errorResultStatus: input.errorResultStatus,
-      lease: { holder: this.instanceId, leaseMs: this.leaseMs },
-    });
+    const creation = startCreation(input.tool, input.traceCarrier);
+    let task: TaskRecord;
+    try {
+      task = await this.store.create({
+        owner: input.owner,
+        request: {
+          tool: input.tool,
+          arguments: this.sealSensitive(entry, toJson<JsonObject>(input.arguments)),
+          ...(input.clientCapabilities && { clientCapabilities: toJson<JsonObject>(input.clientCapabilities) }),
+        },
+        ttl: input.ttl,
+        errorResultStatus: input.errorResultStatus,
+        lease: { holder: this.instanceId, leaseMs: this.leaseMs },
+        ...(creation.traceContext && { traceContext: creation.traceContext }),
+      });
+    } catch (error) {
+      creation.failed(error);
+      throw error;
+    }
+    creation.stored(task);
     this.log.info(taskFields(task), 'task created');
     this.startHeartbeat();
-    this.start(task);
+    this.start(task, { reason: 'start' });
     return task;
   }
 
@@ -187,7 +241,10 @@ export class TaskRuntime {
       total += deleted;
       if (deleted < 500) break;
     }
-    if (total > 0) this.log.info({ count: total }, 'expired tasks purged');
+    if (total > 0) {
+      this.log.info({ count: total }, 'expired tasks purged');
+      instruments().purged.add(total);
+    }
     return total;
   }
 
@@ -205,19 +262,37 @@ export class TaskRuntime {
     return Object.fromEntries(Object.entries(args).map(([key, value]) => [key, box.open(value)]));
   }
 
-  /** Claims and starts unfinished tasks that no live instance holds (all of them when `force`). */
+  /**
+   * Claims and starts unfinished tasks that no live instance holds (all of them when `force`).
+   * Each start is journaled as a `RunEntry` (`run:<at>:<holder>`): `recovery` after a restart
+   * (an exclusive store, or our own lease), `takeover` (with `previousHolder`) from another
+   * instance; the run span says the same (`mcp_tasks.run.reason`), takeovers count in
+   * `mcp_tasks.takeovers`.
+   */
   private async takeOver(force: boolean): Promise<number> {
     let started = 0;
+    const journaled: Promise<unknown>[] = [];
     for (const task of await this.store.listUnfinished()) {
       if (this.closed || this.executions.has(task.taskId)) continue;
       if (!force && task.lease && task.lease.holder !== this.instanceId && task.lease.expiresAt > this.now()) continue;
       const claimed = await this.store.claim(task.taskId, this.instanceId, this.leaseMs, force);
-      if (!claimed || !this.start(claimed)) continue;
-      started++;
+      if (!claimed) continue;
       const previous = task.lease?.holder;
-      if (force || !previous || previous === this.instanceId) this.log.info(taskFields(claimed), 'task resumed after restart');
-      else this.log.info({ ...taskFields(claimed), previousHolder: previous }, 'task taken over from an instance presumed dead');
+      const takeover = !force && previous !== undefined && previous !== this.instanceId;
+      const run: RunStart = takeover ? { reason: 'takeover', previousHolder: previous } : { reason: 'recovery' };
+      if (!this.start(claimed, run)) continue;
+      started++;
+      if (takeover) {
+        this.log.info({ ...taskFields(claimed), previousHolder: previous }, 'task taken over from an instance presumed dead');
+        recordTakeover(claimed.request.tool);
+      } else this.log.info(taskFields(claimed), 'task resumed after restart');
+      const at = new Date(this.now()).toISOString();
+      const entry: RunEntry = { at, holder: this.instanceId, reason: run.reason as RunEntry['reason'], ...(takeover && { previousHolder: previous }) };
+      journaled.push(
+        this.store.appendJournal(claimed.taskId, runKey(at, this.instanceId), entry as unknown as Json).catch((error) => this.onError(error, claimed.taskId)),
+      );
     }
+    await Promise.all(journaled); // after the starts: the first resumed task does not wait for the others' entries
     return started;
   }
 
@@ -230,6 +305,7 @@ export class TaskRuntime {
   private startHeartbeat(): void {
     if (this.timersStarted || this.closed) return;
     this.timersStarted = true;
+    this.unregisterLive = registerLiveSource(() => [...this.executions.values()].map((execution) => execution.status));
     if (!this.store.exclusive) {
       this.heartbeat = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
       this.heartbeat.unref();
@@ -265,9 +341,10 @@ export class TaskRuntime {
    * store when this resolves. Throws `TaskNotFoundError` (unknown, foreign, expired), or
    * `IllegalTransitionError` if already terminal.
    */
-  async cancel(taskId: string, access: Access): Promise<TaskRecord> {
-    const task = await this.store.cancel(taskId, access);
-    this.log.info({ ...taskFields(task), by: accessName(access) }, 'task cancelled');
+  async cancel(taskId: string, access: Access, actor?: Actor): Promise<TaskRecord> {
+    const task = await this.store.cancel(taskId, access, { ...(actor && { actor }) });
+    recordTaskEnd(task);
+    this.log.info({ ...taskFields(task), by: actor ? actorName(actor) : accessName(access) }, 'task cancelled');
     this.executions.get(taskId)?.controller.abort(new TaskCancelledSignal(taskId));
     return task;
   }
@@ -276,30 +353,94 @@ export class TaskRuntime {
    * Delivers an answer to outstanding question `key`: `provideInputs` with one answer. Returns false
    * when the key is not outstanding. `access` is required (see `Access`). Throws `TaskNotFoundError`
    * for unknown or foreign tasks, and `InvalidAnswerError` (-32602 on the wire; nothing stored, the
-   * question stays pending) when an `accept` does not match the question's `requestedSchema`.
+   * question stays pending) when the answer does not fit the question (see `checkInputAnswer`).
    */
-  async provideInput(taskId: string, key: string, response: InputResponse, access: Access): Promise<boolean> {
-    return (await this.provideInputs(taskId, { [key]: response }, access)).length === 1;
+  async provideInput(taskId: string, key: string, response: unknown, access: Access, actor?: Actor): Promise<boolean> {
+    return (await this.provideInputs(taskId, { [key]: response }, access, actor)).length === 1;
   }
 
   /**
    * Delivers answers keyed by question key (see `TaskStore.answerInputs`: keys not outstanding are
-   * ignored; every answer is checked against its question's `requestedSchema` before any is stored,
+   * ignored, whatever their values; every answer to an outstanding question is checked against that
+   * question — form schema, URL-mode action, sampling or roots result shape — before any is stored,
    * so a refusal stores nothing). Returns the keys taken. Logs each taken answer (`task input
-   * answered`) and a refusal (`task input refused`, with the schema problems) at info level — never
-   * the answer's content. `access` is required (see `Access`). Throws `TaskNotFoundError` for
-   * unknown, foreign or expired tasks, `InvalidAnswerError` for answers that do not match.
+   * answered`, with its `action` for elicitations) and a refusal (`task input refused`, with the
+   * problems) at info level — never the answer's content. `access` is required (see `Access`).
+   * Throws `TaskNotFoundError` for unknown, foreign or expired tasks, `InvalidAnswerError` for
+   * answers that do not fit.
    */
-  async provideInputs(taskId: string, responses: { [key: string]: InputResponse }, access: Access): Promise<string[]> {
+  async provideInputs(taskId: string, responses: { [key: string]: unknown }, access: Access, actor?: Actor): Promise<string[]> {
     let taken: string[];
+    const by = actor ? actorName(actor) : accessName(access);
     try {
-      taken = await this.store.answerInputs(taskId, responses, access);
+      taken = await this.store.answerInputs(taskId, responses, access, actor);
     } catch (error) {
-      if (error instanceof InvalidAnswerError) this.log.info({ taskId, problems: error.problems, by: accessName(access) }, 'task input refused');
+      if (error instanceof InvalidAnswerError) this.log.info({ taskId, problems: error.problems, by }, 'task input refused');
       throw error;
     }
-    for (const key of taken) this.log.info({ taskId, key, action: responses[key]!.action, by: accessName(access) }, 'task input answered');
+    for (const key of taken) {
+      const action = (responses[key] as { action?: unknown } | undefined)?.action;
+      this.log.info({ taskId, key, ...(typeof action === 'string' && { action }), by }, 'task input answered');
+    }
+    if (taken.length > 0 && instruments().enabled) void this.measureInputWaits(taskId, taken).catch(() => undefined);
     return taken;
+  }
+
+  /**
+   * Records `mcp_tasks.input.wait` for answers just taken (in the background, off the answering
+   * request): from the question's first ask (`asked:<key>`) to its answer (`answered:<key>`). Here,
+   * where each answer is taken exactly once, rather than in the waiting run, so an answer given
+   * while nothing ran (a restart) counts once too.
+   */
+  private async measureInputWaits(taskId: string, keys: string[]): Promise<void> {
+    const running = this.executions.get(taskId);
+    const [journal, tool] = await Promise.all([
+      this.store.readJournal(taskId),
+      running ? running.tool : this.store.get(taskId, ENGINE_ACCESS).then((task) => task.request.tool),
+    ]);
+    for (const key of keys) {
+      const asked = journal.get(askedKey(key)) as AskedEntry | undefined;
+      const answered = journal.get(answeredKey(key)) as AnsweredEntry | undefined;
+      if (asked && answered) recordInputWait(tool, asked.kind, asked.at, answered.at);
+    }
+  }
+
+  /**
+   * Notes that a requestor polled `taskId` (`method`: `tasks/get`, `tasks/result`, `tasks/list`):
+   * an event on the task's run span when this process runs it and an OpenTelemetry SDK records it,
+   * else nothing (see `telemetry.ts` `notePoll`). Cheap: one map lookup.
+   */
+  notePoll(taskId: string, method: string): void {
+    notePoll(taskId, method);
+  }
+
+  /**
+   * Reports that the out-of-band flow of a URL-mode elicitation (`ctx.elicitUrl`) completed — the
+   * bank's page confirmed the payment, the OAuth consent came back — so the waiting task resumes
+   * (durably: journal entry `elicitation-complete:<elicitationId>`, first report wins). Listeners
+   * of `onElicitationComplete` (the 2025-11-25 wire, which sends `notifications/elicitation/complete`)
+   * are told. Returns false when it had already been reported. `access` is required (see `Access`;
+   * the site's callback usually acts as `ENGINE_ACCESS`). Throws `TaskNotFoundError` for unknown,
+   * foreign or expired tasks, and `InvalidArgumentError` when the task never asked under
+   * `elicitationId`.
+   */
+  async completeElicitation(taskId: string, elicitationId: string, access: Access): Promise<boolean> {
+    const task = await this.store.get(taskId, access);
+    if (!asksUrlElicitation(await this.store.readJournal(taskId), elicitationId))
+      throw new InvalidArgumentError(`Task ${taskId} has no URL elicitation '${elicitationId}'`);
+    const first = await this.store.appendJournal(taskId, elicitationCompleteKey(elicitationId), { at: new Date(this.now()).toISOString() });
+    if (!first) return false;
+    this.log.info({ ...taskFields(task), elicitationId, by: accessName(access) }, 'task url elicitation completed');
+    // A write wakes the waiting handler (wherever it runs) and tells watchers.
+    if (!isTerminal(task.status)) await this.store.report(taskId, { statusMessage: 'The out-of-band step completed; working.' }).catch(() => undefined);
+    this.completions.emit('complete', task, elicitationId);
+    return true;
+  }
+
+  /** Subscribes to `completeElicitation` reports made in this process. Returns the unsubscribe function. */
+  onElicitationComplete(listener: (task: TaskRecord, elicitationId: string) => void): () => void {
+    this.completions.on('complete', listener);
+    return () => this.completions.off('complete', listener);
   }
 
   /**
@@ -360,6 +501,7 @@ export class TaskRuntime {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.purger) clearInterval(this.purger);
+    this.unregisterLive?.();
     this.unsubscribe();
     const running = [...this.executions.entries()];
     for (const [, execution] of running) execution.controller.abort(new ShutdownSignal());
@@ -367,34 +509,51 @@ export class TaskRuntime {
     await Promise.allSettled(running.map(([taskId]) => this.store.renew(taskId, this.instanceId, -1)));
   }
 
-  /** Starts the handler of `task` unless it is already running here. Returns whether it started. */
-  private start(task: TaskRecord): boolean {
+  /**
+   * Starts the handler of `task` unless it is already running here. Returns whether it started.
+   * The run is the span `task.run <tool>` (see `RunTelemetry`), ended with how the run ended.
+   */
+  private start(task: TaskRecord, run: RunStart): boolean {
     if (this.closed || this.executions.has(task.taskId) || isTerminal(task.status)) return false;
     const controller = new AbortController();
-    const execution: Execution = { controller, done: Promise.resolve() };
+    const execution: Execution = { controller, done: Promise.resolve(), status: task.status, tool: task.request.tool };
     this.executions.set(task.taskId, execution);
-    execution.done = this.run(task, controller.signal)
+    const telemetry = new RunTelemetry(task, { ...run, instanceId: this.instanceId });
+    execution.done = this.run(task, controller.signal, telemetry)
+      .catch((error): RunEnd => {
+        this.onError(error, task.taskId);
+        return { kind: 'error', error };
+      })
+      .then((end) => telemetry.end(end))
       .catch((error) => this.onError(error, task.taskId))
       .finally(() => this.executions.delete(task.taskId));
     return true;
   }
 
-  private async run(task: TaskRecord, signal: AbortSignal): Promise<void> {
+  private async run(task: TaskRecord, signal: AbortSignal, telemetry: RunTelemetry): Promise<RunEnd> {
     const entry = this.handlers.get(task.request.tool);
-    if (!entry) {
-      await this.fail(task, new Error(`No handler is registered for tool '${task.request.tool}' in this server`));
-      return;
-    }
+    if (!entry) return this.fail(task, new Error(`No handler is registered for tool '${task.request.tool}' in this server`));
     let outcome: { result: TaskToolResult } | { error: unknown };
     try {
       const args = entry.parse(this.openSensitive(task.request.arguments));
       const journal = await this.store.readJournal(task.taskId);
-      const ctx = new ExecutionContext(task.taskId, signal, this.store, journal, this.now, this.instanceId, this.log.child(taskFields(task)));
-      outcome = { result: await entry.handler(args, ctx) };
+      const ctx = new ExecutionContext(
+        task.taskId,
+        signal,
+        this.store,
+        journal,
+        this.now,
+        this.instanceId,
+        this.log.child(taskFields(task)),
+        task.request.clientCapabilities,
+        telemetry,
+      );
+      // The handler runs in the run span's context: spans its own instrumentation makes join the task's trace.
+      outcome = { result: await telemetry.within(() => entry.handler(args, ctx)) };
     } catch (error) {
       outcome = { error };
     }
-    if (signal.aborted) return; // cancelled (already terminal), shutting down or taken over (resumes elsewhere)
+    if (signal.aborted) return abortEnd(signal.reason); // cancelled (already terminal), shutting down or taken over (resumes elsewhere)
     if ('error' in outcome) return this.fail(task, outcome.error);
     let result: JsonObject;
     try {
@@ -406,7 +565,7 @@ export class TaskRuntime {
     }
     const status = result.isError === true ? task.errorResultStatus : 'completed';
     const message = result.isError === true ? firstText(result) : undefined;
-    await this.settle(this.store.finish(task.taskId, status, { type: 'result', result }, message, this.instanceId));
+    return this.settle(this.store.finish(task.taskId, status, { type: 'result', result }, message, this.instanceId));
   }
 
   /**
@@ -415,29 +574,44 @@ export class TaskRuntime {
    * the status that result means for the task (`errorResultStatus`: `failed` in 2025-11-25,
    * `completed` in the 2026-07-28 extension, where `failed` is reserved for JSON-RPC errors).
    */
-  private async fail(task: TaskRecord, error: unknown): Promise<void> {
+  private async fail(task: TaskRecord, error: unknown): Promise<RunEnd> {
     if (error instanceof TaskRpcError) {
       const rpc = { code: error.code, message: error.message, ...(error.data !== undefined && { data: toJson<Json>(error.data) }) };
-      await this.settle(this.store.finish(task.taskId, 'failed', { type: 'error', error: rpc }, error.message, this.instanceId));
-      return;
+      return this.settle(this.store.finish(task.taskId, 'failed', { type: 'error', error: rpc }, error.message, this.instanceId));
     }
     const message = error instanceof Error ? error.message : String(error);
     const result: JsonObject = { content: [{ type: 'text', text: message }], isError: true };
-    await this.settle(this.store.finish(task.taskId, task.errorResultStatus, { type: 'result', result }, message, this.instanceId));
+    return this.settle(this.store.finish(task.taskId, task.errorResultStatus, { type: 'result', result }, message, this.instanceId));
   }
 
-  /** A finish that lost to a cancel, a deleted task or a takeover (fenced) is expected, not an error. */
-  private async settle(write: Promise<TaskRecord>): Promise<void> {
+  /**
+   * Logs and counts (`mcp_tasks.tasks.ended`, `mcp_tasks.task.duration`) a finish. A finish that
+   * lost to a cancel, a deleted task or a takeover (fenced) is expected, not an error: it is
+   * reported as how the run ended.
+   */
+  private async settle(write: Promise<TaskRecord>): Promise<RunEnd> {
     try {
       const task = await write;
       const fields = { ...taskFields(task), ...(task.outcome?.type === 'error' && { code: task.outcome.error.code }) };
       if (task.status === 'completed') this.log.info(fields, 'task completed');
       else this.log.info({ ...fields, statusMessage: task.statusMessage }, `task ${task.status}`);
+      recordTaskEnd(task);
+      return { kind: 'ended', task };
     } catch (error) {
-      if (error instanceof IllegalTransitionError || error instanceof TaskNotFoundError || error instanceof LeaseLostError) return;
+      if (error instanceof IllegalTransitionError) return { kind: 'interrupted', reason: 'already_terminal' };
+      if (error instanceof TaskNotFoundError) return { kind: 'interrupted', reason: 'deleted' };
+      if (error instanceof LeaseLostError) return { kind: 'interrupted', reason: 'lease_lost' };
       throw error;
     }
   }
+}
+
+/** How a run stopped by its signal ended, from the signal's reason (see `signals.ts`). */
+function abortEnd(reason: unknown): RunEnd {
+  if (reason instanceof TaskCancelledSignal) return { kind: 'cancelled' };
+  if (reason instanceof ShutdownSignal) return { kind: 'interrupted', reason: 'shutdown' };
+  if (reason instanceof LeaseLostSignal) return { kind: 'interrupted', reason: 'lease_lost' };
+  return { kind: 'interrupted', reason: 'aborted' };
 }
 
 function normalizeResult(value: unknown): JsonObject {
@@ -461,4 +635,9 @@ function taskFields(task: TaskRecord): { taskId: string; tool: string; principal
 /** Who acted, for log lines: the principal, or `engine`. */
 function accessName(access: Access): string | null {
   return access === ENGINE_ACCESS ? 'engine' : access;
+}
+
+/** How logs name an `Actor`: the principal, `operator:<name>`, or `engine`. */
+function actorName(actor: Actor): string | null {
+  return actor.role === 'operator' ? `operator:${actor.name}` : actor.role === 'engine' ? 'engine' : actor.name;
 }

@@ -19,6 +19,7 @@ import { advertiseServedVersions } from '../wire/sdk-seam.js';
 import { principalOf } from '../wire/principal.js';
 import { hardenServerRequestIds, LegacySessions } from './legacy-sessions.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
+import type { OperatorConsole } from './console/console.js';
 
 /** Options of `startHttpServer`. */
 export interface HttpServerOptions {
@@ -50,6 +51,11 @@ export interface HttpServerOptions {
   auth?: BearerAuthOptions;
   /** Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's listen router does not know them). */
   taskSubscriptions?: TaskSubscriptions;
+  /**
+   * The operator console (see `OperatorConsole`), served under `/console/` (and `GET /` redirects
+   * there). It has its own operator credential: the MCP endpoint's `auth` does not apply to it.
+   */
+  console?: OperatorConsole;
   /** Largest accepted request body in bytes. Default 4 MiB; larger bodies get HTTP 413. */
   maxBodyBytes?: number;
   /**
@@ -120,6 +126,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (options.console && (url.pathname === '/' || url.pathname === '/console' || url.pathname.startsWith('/console/'))) {
+      if (checkHost && !checkHost(req, res)) return;
+      if (url.pathname === '/') return void res.writeHead(303, { location: '/console/' }).end();
+      return options.console.handle(req, res, url);
+    }
     if (url.pathname !== path) return reply(res, 404, { error: 'not found' });
     if (checkHost && !checkHost(req, res)) return;
     if (options.auth) {
@@ -193,6 +204,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     url: `http://${shownHost}:${address.port}${path}`,
     http,
     close: async () => {
+      options.console?.close();
       await sessions.closeAll();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));

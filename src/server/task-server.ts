@@ -1,5 +1,4 @@
-import { McpServer, type AuthInfo } from '@modelcontextprotocol/server';
-import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
+import { McpServer, type AuthInfo, type Transport } from '@modelcontextprotocol/server';
 import type * as z from 'zod';
 import { createLogger, type Logger } from '../core/log.js';
 import type { TaskContext } from '../runtime/context.js';
@@ -9,6 +8,9 @@ import type { TaskStore, TaskStoreOptions } from '../store/task-store.js';
 import { McpTasks, type Era, type McpTasksOptions, type TaskToolConfig } from '../wire/mcp-tasks.js';
 import { TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './http.js';
+import { startStdioServer } from './stdio.js';
+import { OperatorConsole, type ConsoleOptions } from './console/console.js';
+import { InvalidArgumentError } from '../core/errors.js';
 
 /** Options of `createTaskServer`. */
 export interface TaskServerOptions {
@@ -35,11 +37,20 @@ export interface TaskServerOptions {
   /** Server identity for the default `McpServer` factory. Default `{ name: 'mcp-tasks', version: '0.1.0' }`. */
   info?: { name: string; version: string };
   /**
-   * Builds the `McpServer` your ordinary tools, resources and prompts live on — one per 2025-11-25
-   * session (or stdio connection), one per 2026-07-28 request; the task tools are attached to it
-   * for the era given. Default: `new McpServer(info)`.
+   * Builds the `McpServer` your ordinary tools, resources and prompts live on — over HTTP one per
+   * 2025-11-25 session and one per 2026-07-28 request; over stdio one per connection in either era
+   * (plus one for a `server/discover` probe, discarded when the client then sends `initialize`);
+   * the task tools are attached to it for the era given. Default: `new McpServer(info)`.
    */
   createMcpServer?: (context: { era: Era; authInfo?: AuthInfo }) => McpServer | Promise<McpServer>;
+  /**
+   * Serve the operator console at `/console/` beside the MCP endpoint (HTTP only; see
+   * `OperatorConsole`): every task in the store, live, with its timeline; pending form questions
+   * answered and tasks cancelled by an operator. `true` = defaults. It sees every principal's tasks,
+   * so when `listen({ auth })` authenticates MCP clients, `operatorTokens` are required; without
+   * tokens it answers loopback peers only. Default off.
+   */
+  console?: boolean | ConsoleOptions;
 }
 
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
@@ -48,7 +59,7 @@ export type ListenOptions = Omit<HttpServerOptions, 'createMcpServer' | 'taskSub
 /**
  * A complete durable MCP Tasks server: one store, one runtime, task tools in both protocol eras
  * (2025-11-25 Tasks; 2026-07-28 with the `io.modelcontextprotocol/tasks` extension and its
- * `subscriptions/listen`), served over Streamable HTTP (`listen`) or stdio (`serveStdio`, 2025-11-25).
+ * `subscriptions/listen`), served over Streamable HTTP (`listen`) or stdio (`serveStdio`), both eras on either.
  *
  * Lifecycle: register task tools (`registerTool`), then `listen`/`serveStdio`, which first resumes
  * every unfinished task from its journal (`TaskRuntime.recover`) and then accepts requests.
@@ -63,6 +74,7 @@ export class TaskServer {
   readonly logger: Logger;
   private readonly createMcpServer: (context: { era: Era; authInfo?: AuthInfo }) => Promise<McpServer>;
   private readonly subscriptions: { keepAliveMs?: number };
+  private readonly consoleOptions?: ConsoleOptions;
   private readonly closers: (() => Promise<void>)[] = [];
   private started = false;
   private closing?: Promise<void>;
@@ -73,6 +85,7 @@ export class TaskServer {
     this.runtime = new TaskRuntime(this.store, { ...options.runtime, logger: this.logger });
     this.tasks = new McpTasks(this.runtime, { ...options.tasks, logger: this.logger });
     this.subscriptions = options.subscriptions ?? {};
+    if (options.console) this.consoleOptions = options.console === true ? {} : options.console;
     const info = options.info ?? { name: 'mcp-tasks', version: '0.1.0' };
     const factory = options.createMcpServer ?? (() => new McpServer(info));
     this.createMcpServer = async (context) => {
@@ -99,12 +112,16 @@ export class TaskServer {
   /**
    * Resumes unfinished tasks, then serves MCP over Streamable HTTP, both eras on one endpoint
    * (default `http://127.0.0.1:3000/mcp`). Resolves with the running server (`url`) and how many
-   * tasks were resumed. Throws if already started, or when the port cannot be bound.
+   * tasks were resumed. With the `console` option, the operator console is served at `/console/`.
+   * Throws if already started, when the port cannot be bound, or (`InvalidArgumentError`) when the
+   * console is on and `auth` is set without operator tokens.
    */
   async listen(options: ListenOptions = {}): Promise<RunningHttpServer & { resumed: number }> {
+    const operatorConsole = this.consoleOptions && this.operatorConsole(this.consoleOptions, options);
     const resumed = await this.start();
     const http = await startHttpServer({
       ...options,
+      ...(operatorConsole && { console: operatorConsole }),
       logger: this.logger,
       taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
       createMcpServer: this.createMcpServer,
@@ -114,15 +131,29 @@ export class TaskServer {
   }
 
   /**
-   * Resumes unfinished tasks, then serves one 2025-11-25 connection on stdin/stdout (stdout then
-   * belongs to the protocol: log to stderr). Resolves with how many tasks were resumed.
+   * Resumes unfinished tasks, then serves one connection on stdin/stdout (stdout then belongs to
+   * the protocol: log to stderr) in the era its client speaks, as the SDK's `serveStdio` negotiates
+   * it (see `startStdioServer`): a client that opens with `initialize` gets 2025-11-25, one whose
+   * requests carry the 2026-07-28 `_meta` envelope (`server/discover` first, or any request) gets
+   * 2026-07-28 with the `io.modelcontextprotocol/tasks` extension (each request read with its own
+   * `_meta`), `subscriptions/listen` for task ids included. Both eras share this server's store and
+   * runtime.
+   *
+   * Resolves once the connection is being served, with how many tasks were resumed and `closed`,
+   * which resolves when the connection ends (the client closed stdin, or `close()`); the server is
+   * not closed then — call `close()` to release leases and close the store. `options.transport`
+   * serves another stream instead of stdin/stdout. Throws if already started.
    */
-  async serveStdio(): Promise<{ resumed: number }> {
+  async serveStdio(options: { transport?: Transport } = {}): Promise<{ resumed: number; closed: Promise<void> }> {
     const resumed = await this.start();
-    const mcp = await this.createMcpServer({ era: 'legacy' });
-    await mcp.connect(new StdioServerTransport());
-    this.closers.push(() => mcp.close());
-    return { resumed };
+    const stdio = startStdioServer({
+      ...options,
+      logger: this.logger,
+      taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
+      createMcpServer: this.createMcpServer,
+    });
+    this.closers.push(() => stdio.close());
+    return { resumed, closed: stdio.closed };
   }
 
   /** Stops accepting requests, stops handlers and releases their leases, closes the store. Idempotent. */
@@ -147,6 +178,20 @@ export class TaskServer {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     return this;
+  }
+
+  private operatorConsole(options: ConsoleOptions, listen: ListenOptions): OperatorConsole {
+    if (listen.auth && !Object.keys(options.operatorTokens ?? {}).length)
+      throw new InvalidArgumentError("The operator console sees every principal's tasks: give it operatorTokens when the server authenticates its clients");
+    return new OperatorConsole(
+      {
+        runtime: this.runtime,
+        sensitiveFields: (tool) => this.tasks.toolConfig(tool)?.sensitive,
+        toolNames: () => this.tasks.toolNames(),
+        logger: this.logger,
+      },
+      options,
+    );
   }
 
   private async start(): Promise<number> {

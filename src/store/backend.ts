@@ -1,4 +1,5 @@
 import type { Json } from '../core/json.js';
+import type { TaskStatus } from '../core/status.js';
 import type { TaskRecord } from '../core/task.js';
 
 /** Position after which a page of `list` starts: the last record of the previous page. */
@@ -12,6 +13,59 @@ export interface ListQuery {
   owner: string | null;
   after?: ListPosition;
   limit: number;
+}
+
+/**
+ * Filters of an operator listing (every principal's tasks), newest first: ordered by `createdAt`
+ * descending, then `taskId` descending. Every given filter must hold (AND); an omitted one matches
+ * every task. Times are compared as stored (`createdAt` is `Date.prototype.toISOString()` text, which
+ * sorts chronologically), so `createdFrom` / `createdTo` must be in that same canonical form
+ * (`TaskStore.listAll` normalizes what it is given). Expired records are not filtered out here:
+ * backends return them until purged, and `TaskStore` skips them.
+ */
+export interface OperatorListQuery {
+  /** Any of these statuses; undefined = all. An empty array matches nothing. */
+  statuses?: TaskStatus[];
+  /** Only tasks whose `request.tool` equals this. */
+  tool?: string;
+  /** undefined = every principal; a string = that principal's tasks; null = the anonymous principal's only. */
+  owner?: string | null;
+  /** ISO 8601 (`toISOString` form), inclusive: `createdAt >= createdFrom`. */
+  createdFrom?: string;
+  /** ISO 8601 (`toISOString` form), exclusive: `createdAt < createdTo`. */
+  createdTo?: string;
+  /** Cursor: only tasks strictly older than this position, i.e. `(createdAt, taskId) < before`. */
+  before?: ListPosition;
+  /** Most tasks to return (a positive integer; `TaskStore` allows 1–1000). */
+  limit: number;
+}
+
+/**
+ * One page of `StoreBackend.listAll`: up to `limit` matching tasks, newest first.
+ *
+ * A page shorter than `limit` normally means the listing is exhausted. A backend that must filter
+ * after fetching (Redis) bounds the work of one call instead: when it stops early it sets
+ * `scannedTo`, the position of the last task it examined (matching or not), and the next page
+ * continues strictly before it; `tasks` may then hold fewer than `limit` tasks, even none.
+ */
+export interface OperatorListPage {
+  tasks: TaskRecord[];
+  /** Where the scan stopped before finding `limit` matches; absent when it did not stop early. */
+  scannedTo?: ListPosition;
+}
+
+/**
+ * How many tasks there are per status (every principal), for an operator overview. Terminal tasks
+ * already expired (`createdAt + ttl` passed) are not counted, like `listAll` does not show them.
+ */
+export interface StatusCounts {
+  /** Tasks per status; every status is present (0 when none). */
+  counts: Record<TaskStatus, number>;
+  /**
+   * The oldest `lastUpdatedAt` (ISO 8601) among `input_required` tasks: roughly since when the
+   * longest-waiting question has been waiting. Absent when no task is `input_required`.
+   */
+  oldestInputRequiredAt?: string;
 }
 
 /**
@@ -31,6 +85,18 @@ export interface StoreBackend {
   replace(task: TaskRecord, expectedVersion: number): Promise<boolean>;
   /** One page of an owner's tasks, oldest first. */
   list(query: ListQuery): Promise<TaskRecord[]>;
+  /**
+   * One page of every principal's tasks matching `query`, newest first (`createdAt` descending, then
+   * `taskId` descending), for operator tooling; see `OperatorListQuery` and `OperatorListPage`.
+   * Expired records not yet purged may be included (`TaskStore` skips them).
+   */
+  listAll(query: OperatorListQuery): Promise<OperatorListPage>;
+  /**
+   * Task counts per status over every principal, leaving out terminal tasks expired at `nowMs` (ms
+   * since the epoch; `createdAt + ttl <= nowMs`), plus the oldest `lastUpdatedAt` among
+   * `input_required` tasks. See `StatusCounts`.
+   */
+  countByStatus(nowMs: number): Promise<StatusCounts>;
   /** Every task whose status is `working` or `input_required` (used for recovery on start-up). */
   listUnfinished(): Promise<TaskRecord[]>;
   /**
@@ -61,4 +127,28 @@ export interface StoreBackend {
    */
   readonly exclusive: boolean;
   close(): Promise<void>;
+}
+
+/**
+ * Whether `task` passes every filter of `query` except `limit` (for backends that filter in
+ * process: memory, and Redis after fetching). Positions compare as strings, by UTF-16 code unit.
+ */
+export function matchesOperatorQuery(task: TaskRecord, query: OperatorListQuery): boolean {
+  if (query.statuses !== undefined && !query.statuses.includes(task.status)) return false;
+  if (query.tool !== undefined && task.request?.tool !== query.tool) return false;
+  if (query.owner !== undefined && task.owner !== query.owner) return false;
+  if (query.createdFrom !== undefined && task.createdAt < query.createdFrom) return false;
+  if (query.createdTo !== undefined && task.createdAt >= query.createdTo) return false;
+  if (query.before !== undefined && comparePositions(task, query.before) >= 0) return false;
+  return true;
+}
+
+/** Orders positions oldest first: by `createdAt`, then `taskId` (negate it for newest first). */
+export function comparePositions(a: ListPosition, b: ListPosition): number {
+  return a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0;
+}
+
+/** A `StatusCounts.counts` with every status at 0. */
+export function zeroCounts(): Record<TaskStatus, number> {
+  return { working: 0, input_required: 0, completed: 0, failed: 0, cancelled: 0 };
 }

@@ -7,7 +7,7 @@
  * root) loads no database driver: `SqliteBackend` is `mcp-tasks/store/sqlite`, `PostgresBackend`
  * `mcp-tasks/store/postgres`, `RedisBackend` `mcp-tasks/store/redis` (src/store/*-backend.ts).
  */
-export type { ListPosition, ListQuery, StoreBackend } from './backend.js';
+export type { ListPosition, ListQuery, OperatorListPage, OperatorListQuery, StatusCounts, StoreBackend } from './backend.js';
 export { MemoryBackend } from './memory-backend.js';
-export { TaskStore, type CreateTaskInput, type TaskPage, type TaskStoreOptions } from './task-store.js';
+export { TaskStore, type CreateTaskInput, type OperatorListOptions, type TaskPage, type TaskStoreOptions } from './task-store.js';
 export { openBackend, openStore } from './open-store.js';

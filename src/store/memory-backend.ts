@@ -1,10 +1,16 @@
 import type { Json } from '../core/json.js';
 import { isExpired } from '../core/policy.js';
 import type { TaskRecord } from '../core/task.js';
-import type { ListQuery, StoreBackend } from './backend.js';
-
-const comparePosition = (a: { createdAt: string; taskId: string }, b: { createdAt: string; taskId: string }) =>
-  a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0;
+import {
+  comparePositions,
+  matchesOperatorQuery,
+  zeroCounts,
+  type ListQuery,
+  type OperatorListPage,
+  type OperatorListQuery,
+  type StatusCounts,
+  type StoreBackend,
+} from './backend.js';
 
 /**
  * In-process backend (`memory:`). Nothing survives the process; for tests and ephemeral servers.
@@ -37,17 +43,40 @@ export class MemoryBackend implements StoreBackend {
     for (const text of this.tasks.values()) {
       const task = JSON.parse(text) as TaskRecord;
       if (task.owner !== query.owner) continue;
-      if (query.after && comparePosition(task, query.after) <= 0) continue;
+      if (query.after && comparePositions(task, query.after) <= 0) continue;
       out.push(task);
     }
-    return out.sort(comparePosition).slice(0, query.limit);
+    return out.sort(comparePositions).slice(0, query.limit);
+  }
+
+  /** Filters and sorts every record: O(n log n) per page, fine for the sizes a memory store holds. */
+  async listAll(query: OperatorListQuery): Promise<OperatorListPage> {
+    const out: TaskRecord[] = [];
+    for (const text of this.tasks.values()) {
+      const task = JSON.parse(text) as TaskRecord;
+      if (matchesOperatorQuery(task, query)) out.push(task);
+    }
+    return { tasks: out.sort((a, b) => comparePositions(b, a)).slice(0, query.limit) };
+  }
+
+  async countByStatus(nowMs: number): Promise<StatusCounts> {
+    const counts = zeroCounts();
+    let oldestInputRequiredAt: string | undefined;
+    for (const text of this.tasks.values()) {
+      const task = JSON.parse(text) as TaskRecord;
+      if (isExpired(task, nowMs)) continue;
+      counts[task.status]++;
+      if (task.status === 'input_required' && (oldestInputRequiredAt === undefined || task.lastUpdatedAt < oldestInputRequiredAt))
+        oldestInputRequiredAt = task.lastUpdatedAt;
+    }
+    return { counts, ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }) };
   }
 
   async listUnfinished(): Promise<TaskRecord[]> {
     return [...this.tasks.values()]
       .map((text) => JSON.parse(text) as TaskRecord)
       .filter((task) => task.status === 'working' || task.status === 'input_required')
-      .sort(comparePosition);
+      .sort(comparePositions);
   }
 
   async purgeExpired(nowMs: number, limit: number): Promise<number> {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Json } from '../core/json.js';
 import type { TaskRecord } from '../core/task.js';
-import type { ListQuery, StoreBackend } from './backend.js';
+import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { loadDriver } from './load-driver.js';
 
 /** Options of the PostgreSQL backend. */
@@ -33,6 +33,9 @@ const MIGRATIONS: ((schema: string) => string)[] = [
       value   JSONB NOT NULL,
       PRIMARY KEY (task_id, key)
     );`,
+  // 2: every principal's tasks newest first (operator listing, `listAll`). A plain CREATE INDEX: it
+  // blocks writes to `tasks` while it builds, once, at the first start of this version.
+  (s) => `CREATE INDEX tasks_by_created ON ${s}.tasks (created_at, task_id);`,
 ];
 
 /** Identifier check for the schema name (it is interpolated into SQL). */
@@ -150,6 +153,56 @@ export class PostgresBackend implements StoreBackend {
           [query.owner, query.limit],
         );
     return rows.map((row) => row.body);
+  }
+
+  /**
+   * One SQL query per page: the filters in `WHERE` (the tool as `body->'request'->>'tool'`), newest
+   * first by the `(created_at, task_id)` index (or the per-owner one when `owner` is given).
+   */
+  async listAll(query: OperatorListQuery): Promise<OperatorListPage> {
+    if (query.statuses?.length === 0) return { tasks: [] };
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const and = (condition: (...placeholders: string[]) => string, ...values: unknown[]) => {
+      where.push(condition(...values.map((_, i) => `$${params.length + i + 1}`)));
+      params.push(...values);
+    };
+    if (query.owner === null) where.push('owner IS NULL');
+    else if (query.owner !== undefined) and((p) => `owner = ${p}`, query.owner);
+    if (query.statuses !== undefined) and((p) => `status = ANY(${p}::text[])`, query.statuses);
+    if (query.tool !== undefined) and((p) => `body->'request'->>'tool' = ${p}`, query.tool);
+    if (query.createdFrom !== undefined) and((p) => `created_at >= ${p}`, query.createdFrom);
+    if (query.createdTo !== undefined) and((p) => `created_at < ${p}`, query.createdTo);
+    if (query.before !== undefined) and((c, t) => `(created_at, task_id) < (${c}, ${t})`, query.before.createdAt, query.before.taskId);
+    params.push(query.limit);
+    const { rows } = await this.query<{ body: TaskRecord }>(
+      `SELECT body FROM ${this.schema}.tasks ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, task_id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return { tasks: rows.map((row) => row.body) };
+  }
+
+  /**
+   * One `GROUP BY status` scan of the table; a terminal row counts until `createdAt + ttl` (read from
+   * the JSONB body) passes, the complement of `purgeExpired`'s condition.
+   */
+  async countByStatus(nowMs: number): Promise<StatusCounts> {
+    const { rows } = await this.query<{ status: string; n: string; oldest: string | null }>(
+      `SELECT status, COUNT(*) AS n, MIN(CASE WHEN status = 'input_required' THEN body->>'lastUpdatedAt' END COLLATE "C") AS oldest
+       FROM ${this.schema}.tasks
+       WHERE status IN ('working', 'input_required') OR body->>'ttl' IS NULL
+          OR created_at::timestamptz + ((body->>'ttl')::bigint * interval '1 millisecond') > to_timestamp($1 / 1000.0)
+       GROUP BY status`,
+      [nowMs],
+    );
+    const counts = zeroCounts();
+    let oldestInputRequiredAt: string | undefined;
+    for (const row of rows) {
+      if (Object.hasOwn(counts, row.status)) counts[row.status as keyof typeof counts] = Number(row.n);
+      if (row.status === 'input_required' && row.oldest !== null) oldestInputRequiredAt = row.oldest;
+    }
+    return { counts, ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }) };
   }
 
   async listUnfinished(): Promise<TaskRecord[]> {

@@ -1,8 +1,18 @@
 import type { Redis } from 'ioredis';
 import type { Json } from '../core/json.js';
-import { isTerminal } from '../core/status.js';
+import { isTerminal, TERMINAL_STATUSES, type TaskStatus } from '../core/status.js';
 import type { TaskRecord } from '../core/task.js';
-import type { ListQuery, StoreBackend } from './backend.js';
+import {
+  comparePositions,
+  matchesOperatorQuery,
+  zeroCounts,
+  type ListPosition,
+  type ListQuery,
+  type OperatorListPage,
+  type OperatorListQuery,
+  type StatusCounts,
+  type StoreBackend,
+} from './backend.js';
 import { loadDriver } from './load-driver.js';
 
 /** Options of the Redis backend. */
@@ -13,16 +23,20 @@ export interface RedisBackendOptions {
   prefix?: string;
 }
 
-// KEYS: task, ownerIndex, unfinished   ARGV: version, body, member, unfinished(0/1), channel, taskId
+// KEYS: task, ownerIndex, unfinished, all, ended
+// ARGV: version, body, member, unfinished(0/1), channel, taskId, endedScore ('' = live)
 const INSERT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2])
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
+redis.call('ZADD', KEYS[4], 0, ARGV[3])
 if ARGV[4] == '1' then redis.call('SADD', KEYS[3], ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[5], ARGV[7], ARGV[3]) end
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1`;
 
-// KEYS: task, unfinished, journal   ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId
+// KEYS: task, unfinished, journal, ended
+// ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId, member
 const REPLACE = `
 local current = redis.call('HGET', KEYS[1], 'v')
 if current == false or current ~= ARGV[1] then return 0 end
@@ -33,8 +47,18 @@ if expireAt > 0 then
   redis.call('PEXPIREAT', KEYS[1], expireAt)
   if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIREAT', KEYS[3], expireAt) end
 end
+if ARGV[4] == '0' then
+  if expireAt > 0 then redis.call('ZADD', KEYS[4], expireAt, ARGV[8]) else redis.call('ZADD', KEYS[4], '+inf', ARGV[8]) end
+end
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1`;
+
+/** Value of the `indexes` key once the global indexes (`all`, `ended:<status>`) cover every task. */
+const INDEXES_VERSION = '1';
+/** Most index members one `listAll` call examines before returning a partial page (`scannedTo`). */
+const MAX_SCANNED_PER_PAGE = 5000;
+/** Index members fetched per round trip. */
+const BATCH = 500;
 
 /**
  * ioredis, loaded on first construction (an optional peer dependency: applications that never open
@@ -45,9 +69,29 @@ function driver(): typeof import('ioredis') {
 }
 
 type ScriptedRedis = Redis & {
-  mcpInsert(task: string, owner: string, unfinished: string, ...argv: string[]): Promise<number>;
-  mcpReplace(task: string, unfinished: string, journal: string, ...argv: string[]): Promise<number>;
+  mcpInsert(task: string, owner: string, unfinished: string, all: string, ended: string, ...argv: string[]): Promise<number>;
+  mcpReplace(task: string, unfinished: string, journal: string, ended: string, ...argv: string[]): Promise<number>;
 };
+
+/** Index member of a task: `createdAt\0taskId`, which sorts by (createdAt, taskId). */
+const memberOf = (task: ListPosition) => `${task.createdAt}\0${task.taskId}`;
+
+/** The position an index member stands for. */
+function positionOf(member: string): ListPosition {
+  const at = member.indexOf('\0');
+  return { createdAt: member.slice(0, at), taskId: member.slice(at + 1) };
+}
+
+/** `pattern` with the glob characters of `SCAN … MATCH` escaped. */
+const escapeGlob = (pattern: string) => pattern.replace(/[*?[\]\\]/g, '\\$&');
+
+/** The results of a pipeline or transaction; throws its first command error. */
+function results(replies: [Error | null, unknown][] | null): unknown[] {
+  return (replies ?? []).map(([error, value]) => {
+    if (error) throw error;
+    return value;
+  });
+}
 
 /**
  * Shared backend (`redis://…`) on ioredis, for several server instances on one Redis.
@@ -55,12 +99,16 @@ type ScriptedRedis = Redis & {
  * Keys (under the prefix): `task:<id>` (hash: `v` version, `b` record JSON), `owner:<owner>`
  * (sorted set of `createdAt\0taskId`, listed with `ZRANGEBYLEX` for cursor pagination),
  * `unfinished` (set of live task ids), `journal:<id>` (hash; `HSETNX` = first write wins).
+ * For operator tooling (`listAll`, `countByStatus`): `all` (the same members as the owner sets, for
+ * every principal, read newest first with `ZREVRANGEBYLEX`), `ended:<status>` (per terminal status,
+ * members `createdAt\0taskId` scored by expiry in ms, `+inf` for an unlimited ttl) and `indexes`
+ * (set once those two cover tasks created before they existed, see `reindex`).
  * Insert and compare-and-swap replace are Lua scripts, so each is atomic with its index updates
  * and its `PUBLISH` on `<prefix>:changes` (the cross-instance wake-up `watch` subscribes to).
  * Once a task is terminal its keys expire with its TTL (`PEXPIREAT createdAt + ttl`, set by the
  * write that ends it, whose `ttl` already includes the retention after the end — see `ttlAtEnd`);
  * a live task never expires under its worker. Index entries of expired tasks are dropped lazily
- * when listed.
+ * when listed, and from `all` / `ended:<status>` by `purgeExpired`.
  *
  * Import it from `mcp-tasks/store/redis` (or let `openStore('redis://…')` build it). The driver
  * `ioredis` is an optional peer dependency, loaded by the first constructor call, not by the import;
@@ -74,14 +122,16 @@ export class RedisBackend implements StoreBackend {
   private readonly channel: string;
   private readonly watchers = new Set<(taskId: string) => void>();
   private closed = false;
+  /** Settles once the global indexes are known to be complete (see `reindex`). */
+  private indexed?: Promise<void>;
 
   constructor(private readonly options: RedisBackendOptions) {
     this.prefix = options.prefix ?? 'mcp-tasks';
     this.channel = `${this.prefix}:changes`;
     this.redis = new (driver().Redis)(options.url, { maxRetriesPerRequest: 3 }) as ScriptedRedis;
     this.redis.on('error', () => undefined); // surfaced on the commands that fail
-    this.redis.defineCommand('mcpInsert', { numberOfKeys: 3, lua: INSERT });
-    this.redis.defineCommand('mcpReplace', { numberOfKeys: 3, lua: REPLACE });
+    this.redis.defineCommand('mcpInsert', { numberOfKeys: 5, lua: INSERT });
+    this.redis.defineCommand('mcpReplace', { numberOfKeys: 4, lua: REPLACE });
   }
 
   private key(...parts: string[]): string {
@@ -92,17 +142,30 @@ export class RedisBackend implements StoreBackend {
     return owner === null ? this.key('owner', '-') : this.key('owner', `=${Buffer.from(owner).toString('base64url')}`);
   }
 
+  /** Key of the index of tasks that ended `status` (scored by expiry). */
+  private endedKey(status: TaskStatus): string {
+    return this.key('ended', status);
+  }
+
+  /** Score of a terminal task in its `ended:<status>` index: its expiry in ms, or `+inf`. */
+  private static endedScore(task: TaskRecord): string {
+    return task.ttl === null ? '+inf' : String(Date.parse(task.createdAt) + task.ttl);
+  }
+
   async insert(task: TaskRecord): Promise<void> {
     const inserted = await this.redis.mcpInsert(
       this.key('task', task.taskId),
       this.ownerKey(task.owner),
       this.key('unfinished'),
+      this.key('all'),
+      this.endedKey(task.status),
       String(task.version),
       JSON.stringify(task),
-      `${task.createdAt}\0${task.taskId}`,
+      memberOf(task),
       isTerminal(task.status) ? '0' : '1',
       this.channel,
       task.taskId,
+      isTerminal(task.status) ? RedisBackend.endedScore(task) : '',
     );
     if (inserted !== 1) throw new Error(`duplicate taskId ${task.taskId}`);
   }
@@ -118,6 +181,7 @@ export class RedisBackend implements StoreBackend {
       this.key('task', task.taskId),
       this.key('unfinished'),
       this.key('journal', task.taskId),
+      this.endedKey(task.status),
       String(expectedVersion),
       String(task.version),
       JSON.stringify(task),
@@ -125,6 +189,7 @@ export class RedisBackend implements StoreBackend {
       String(Math.max(0, expireAt)),
       this.channel,
       task.taskId,
+      memberOf(task),
     );
     return replaced === 1;
   }
@@ -160,21 +225,189 @@ export class RedisBackend implements StoreBackend {
     return tasks.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.taskId < b.taskId ? -1 : 1));
   }
 
-  /** Terminal tasks expire by themselves (`PEXPIREAT`); index entries are dropped lazily by `list`. */
-  async purgeExpired(): Promise<number> {
+  /**
+   * One page of every principal's tasks, newest first (see `StoreBackend.listAll`):
+   * - statuses all live (`working` / `input_required`): the `unfinished` set's tasks, filtered and
+   *   sorted in process — exact, O(live tasks) per page;
+   * - otherwise `ZREVRANGEBYLEX` over `all` (or the owner's own index when `owner` is given), with
+   *   `before` / `createdFrom` / `createdTo` as the lex range and the other filters applied to the
+   *   fetched records, in batches until `limit` match, the index is exhausted, or
+   *   `MAX_SCANNED_PER_PAGE` (5000) members were examined — then `scannedTo` says where to go on.
+   *   Members whose task hash expired are dropped from the index on the way (`ZREM`).
+   * The first call waits for `reindex` when the indexes may miss older tasks.
+   */
+  async listAll(query: OperatorListQuery): Promise<OperatorListPage> {
+    if (query.statuses?.length === 0) return { tasks: [] };
+    await this.ensureIndexes();
+    if (query.statuses?.every((status) => !isTerminal(status))) {
+      const live = (await this.liveTasks()).filter((task) => matchesOperatorQuery(task, query));
+      return { tasks: live.sort((a, b) => comparePositions(b, a)).slice(0, query.limit) };
+    }
+    const index = query.owner === undefined ? this.key('all') : this.ownerKey(query.owner);
+    const bounds = [query.before && memberOf(query.before), query.createdTo].filter((b): b is string => b !== undefined);
+    let max = bounds.length === 0 ? '+' : `(${bounds.reduce((a, b) => (a < b ? a : b))}`;
+    const min = query.createdFrom === undefined ? '-' : `[${query.createdFrom}`;
+    const filtered = query.statuses !== undefined || query.tool !== undefined;
+    const tasks: TaskRecord[] = [];
+    let scanned = 0;
+    let last: string | undefined;
+    while (tasks.length < query.limit) {
+      if (scanned >= MAX_SCANNED_PER_PAGE) return { tasks, scannedTo: positionOf(last!) };
+      const need = query.limit - tasks.length;
+      const count = Math.min(filtered ? BATCH : need, BATCH, MAX_SCANNED_PER_PAGE - scanned);
+      const members = await this.redis.zrevrangebylex(index, max, min, 'LIMIT', 0, count);
+      if (members.length === 0) break;
+      const bodies = await this.bodies(members.map((member) => positionOf(member).taskId));
+      const gone: string[] = [];
+      for (let i = 0; i < members.length && tasks.length < query.limit; i++) {
+        scanned++;
+        last = members[i]!;
+        const body = bodies[i];
+        if (body === null) gone.push(last);
+        else {
+          const task = JSON.parse(body!) as TaskRecord;
+          if (matchesOperatorQuery(task, query)) tasks.push(task);
+        }
+      }
+      if (gone.length > 0) await this.redis.zrem(index, ...gone);
+      if (members.length < count) break;
+      max = `(${last}`;
+    }
+    return { tasks };
+  }
+
+  /**
+   * Counts without scanning terminal tasks: live statuses (and the oldest `input_required`
+   * `lastUpdatedAt`) from the records of the `unfinished` set, O(live tasks); each terminal status
+   * by `ZCOUNT ended:<status> (nowMs +inf`, O(log n) — exact, since a terminal task's expiry never
+   * changes. The first call waits for `reindex` when the indexes may miss older tasks.
+   */
+  async countByStatus(nowMs: number): Promise<StatusCounts> {
+    await this.ensureIndexes();
+    const counts = zeroCounts();
+    let oldestInputRequiredAt: string | undefined;
+    for (const task of await this.liveTasks()) {
+      if (isTerminal(task.status)) continue;
+      counts[task.status]++;
+      if (task.status === 'input_required' && (oldestInputRequiredAt === undefined || task.lastUpdatedAt < oldestInputRequiredAt))
+        oldestInputRequiredAt = task.lastUpdatedAt;
+    }
+    const terminal = [...TERMINAL_STATUSES];
+    const pipeline = this.redis.pipeline();
+    for (const status of terminal) pipeline.zcount(this.endedKey(status), `(${nowMs}`, '+inf');
+    const counted = results(await pipeline.exec());
+    terminal.forEach((status, i) => {
+      counts[status] = Number(counted[i]);
+    });
+    return { counts, ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }) };
+  }
+
+  /**
+   * Deletes no task: terminal tasks expire by themselves (`PEXPIREAT`), so this returns 0. It only
+   * trims the operator indexes: up to `limit` members per round (at most 10 rounds) of each
+   * `ended:<status>` whose expiry is at or before `nowMs` leave it and `all`. Owner index entries
+   * are dropped lazily by `list`.
+   */
+  async purgeExpired(nowMs: number, limit: number): Promise<number> {
+    for (const status of TERMINAL_STATUSES) {
+      const ended = this.endedKey(status);
+      for (let round = 0; round < 10; round++) {
+        const members = await this.redis.zrangebyscore(ended, '-inf', nowMs, 'LIMIT', 0, limit);
+        if (members.length > 0)
+          results(
+            await this.redis
+              .multi()
+              .zrem(ended, ...members)
+              .zrem(this.key('all'), ...members)
+              .exec(),
+          );
+        if (members.length < limit) break;
+      }
+    }
     return 0;
   }
 
   async delete(taskId: string): Promise<boolean> {
     const task = await this.get(taskId);
     if (!task) return false;
-    await this.redis
+    const member = memberOf(task);
+    const transaction = this.redis
       .multi()
       .del(this.key('task', taskId), this.key('journal', taskId))
-      .zrem(this.ownerKey(task.owner), `${task.createdAt}\0${taskId}`)
-      .srem(this.key('unfinished'), taskId)
-      .exec();
+      .zrem(this.ownerKey(task.owner), member)
+      .zrem(this.key('all'), member)
+      .srem(this.key('unfinished'), taskId);
+    // Every ended index, not only the one of the status read: the task may have ended since.
+    for (const status of TERMINAL_STATUSES) transaction.zrem(this.endedKey(status), member);
+    await transaction.exec();
     return true;
+  }
+
+  /**
+   * Adds every stored task to the operator indexes (`all`, and `ended:<status>` for terminal ones,
+   * `ZADD NX`), then records that they are complete (key `indexes`). Runs by itself, once per data
+   * set, before the first `listAll` / `countByStatus` of a backend finding that key missing (tasks
+   * created before this version of mcp-tasks maintained those indexes). Run it again by hand after a
+   * rolling upgrade: instances of an older version, still running after the first backfill, create
+   * tasks the global indexes miss. Cost: one `SCAN … MATCH <prefix>:task:*` over the whole keyspace
+   * and one read per task; concurrent writes are safe (indexes of deleted or expired tasks are
+   * dropped lazily). Returns how many tasks it saw.
+   */
+  async reindex(): Promise<number> {
+    const match = `${escapeGlob(this.key('task'))}:*`;
+    let cursor = '0';
+    let seen = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const bodies = results(await this.redis.pipeline(keys.map((key) => ['hget', key, 'b'])).exec()) as (string | null)[];
+      const pipeline = this.redis.pipeline();
+      for (const body of bodies) {
+        if (body === null) continue;
+        const task = JSON.parse(body) as TaskRecord;
+        seen++;
+        pipeline.zadd(this.key('all'), 'NX', 0, memberOf(task));
+        if (isTerminal(task.status)) pipeline.zadd(this.endedKey(task.status), 'NX', RedisBackend.endedScore(task), memberOf(task));
+      }
+      results(await pipeline.exec());
+    } while (cursor !== '0');
+    await this.redis.set(this.key('indexes'), INDEXES_VERSION);
+    return seen;
+  }
+
+  /** Runs `reindex` unless the data set's indexes are already complete; once per backend. */
+  private ensureIndexes(): Promise<void> {
+    this.indexed ??= (async () => {
+      if ((await this.redis.get(this.key('indexes'))) !== INDEXES_VERSION) await this.reindex();
+    })().catch((error: unknown) => {
+      this.indexed = undefined; // retried by the next call
+      throw error;
+    });
+    return this.indexed;
+  }
+
+  /** The `b` field of each task, in order (null when the task is gone). */
+  private async bodies(taskIds: string[]): Promise<(string | null)[]> {
+    if (taskIds.length === 0) return [];
+    return results(await this.redis.pipeline(taskIds.map((id) => ['hget', this.key('task', id), 'b'])).exec()) as (string | null)[];
+  }
+
+  /** The records of the `unfinished` set, read with `SSCAN` and in batches of `BATCH`. */
+  private async liveTasks(): Promise<TaskRecord[]> {
+    const ids = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, members] = await this.redis.sscan(this.key('unfinished'), cursor, 'COUNT', 1000);
+      cursor = next;
+      for (const id of members) ids.add(id);
+    } while (cursor !== '0');
+    const all = [...ids];
+    const tasks: TaskRecord[] = [];
+    for (let i = 0; i < all.length; i += BATCH) {
+      for (const body of await this.bodies(all.slice(i, i + BATCH))) if (body !== null) tasks.push(JSON.parse(body) as TaskRecord);
+    }
+    return tasks;
   }
 
   async readJournal(taskId: string): Promise<Map<string, Json>> {

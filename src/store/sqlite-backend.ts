@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Json } from '../core/json.js';
 import type { TaskRecord } from '../core/task.js';
-import type { ListQuery, StoreBackend } from './backend.js';
+import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { loadDriver } from './load-driver.js';
 
 /** Options of the SQLite backend. */
@@ -21,7 +21,42 @@ export interface SqliteBackendOptions {
   exclusive?: boolean;
 }
 
-const SCHEMA_VERSION = 1;
+/**
+ * The schema migrations, in order: migration `n` (1-based) brings a file from version `n - 1` to `n`.
+ * The version is kept in `mcp_tasks_meta.schema_version`. Every statement is idempotent (`IF NOT
+ * EXISTS`), so a migration interrupted before its version was recorded can simply run again.
+ */
+const MIGRATIONS: string[] = [
+  // 1: tasks with their lookup columns, the per-owner and unfinished indexes, the journal.
+  `CREATE TABLE IF NOT EXISTS tasks (
+     task_id    TEXT PRIMARY KEY,
+     owner      TEXT,
+     status     TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     version    INTEGER NOT NULL,
+     body       TEXT NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner, created_at, task_id);
+   CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (status) WHERE status IN ('working', 'input_required');
+   CREATE TABLE IF NOT EXISTS journal (
+     task_id TEXT NOT NULL,
+     key     TEXT NOT NULL,
+     value   TEXT NOT NULL,
+     PRIMARY KEY (task_id, key)
+   ) WITHOUT ROWID;`,
+  // 2: every principal's tasks newest first (operator listing, `listAll`).
+  `CREATE INDEX IF NOT EXISTS tasks_by_created ON tasks (created_at, task_id);`,
+];
+
+const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** SQL of `countByStatus`: a terminal task counts until `createdAt + ttl` (ms) passes; see `purgeExpired`. */
+const COUNT_BY_STATUS = `
+  SELECT status, COUNT(*) AS n, MIN(CASE WHEN status = 'input_required' THEN json_extract(body, '$.lastUpdatedAt') END) AS oldest
+  FROM tasks
+  WHERE status IN ('working', 'input_required') OR json_extract(body, '$.ttl') IS NULL
+     OR unixepoch(created_at, 'subsec') * 1000 + json_extract(body, '$.ttl') > ?
+  GROUP BY status`;
 
 /**
  * better-sqlite3 (a native addon), loaded on first construction, so applications on `memory:` or a
@@ -48,6 +83,8 @@ function driver(): typeof Database {
 export class SqliteBackend implements StoreBackend {
   private readonly db: Database.Database;
   private readonly stmt: ReturnType<SqliteBackend['prepare']>;
+  /** `listAll` statements by SQL text (at most one per combination of filters: 64). */
+  private readonly listAllStatements = new Map<string, Database.Statement>();
   readonly exclusive: boolean;
 
   constructor(path: string, options: SqliteBackendOptions = {}) {
@@ -61,32 +98,29 @@ export class SqliteBackend implements StoreBackend {
     this.stmt = this.prepare();
   }
 
+  /**
+   * Brings the file to `SCHEMA_VERSION`, one recorded migration at a time (a new file runs them all;
+   * a version-1 file only gains the `created_at` index). Runs in an IMMEDIATE transaction that
+   * re-reads the version, so processes opening one file at once migrate it once. Throws when the
+   * file was written by a newer mcp-tasks.
+   */
   private migrate(): void {
     this.db.exec(`CREATE TABLE IF NOT EXISTS mcp_tasks_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-    const row = this.db.prepare(`SELECT value FROM mcp_tasks_meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
-    const current = row ? Number(row.value) : 0;
-    if (current > SCHEMA_VERSION) throw new Error(`store schema version ${current} is newer than this mcp-tasks (${SCHEMA_VERSION})`);
-    if (current === SCHEMA_VERSION) return;
-    this.db.transaction(() => {
-      this.db.exec(`
-        CREATE TABLE IF NOT EXISTS tasks (
-          task_id    TEXT PRIMARY KEY,
-          owner      TEXT,
-          status     TEXT NOT NULL,
-          created_at TEXT NOT NULL,
-          version    INTEGER NOT NULL,
-          body       TEXT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner, created_at, task_id);
-        CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (status) WHERE status IN ('working', 'input_required');
-        CREATE TABLE IF NOT EXISTS journal (
-          task_id TEXT NOT NULL,
-          key     TEXT NOT NULL,
-          value   TEXT NOT NULL,
-          PRIMARY KEY (task_id, key)
-        ) WITHOUT ROWID;`);
-      this.db.prepare(`INSERT OR REPLACE INTO mcp_tasks_meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
-    })();
+    const version = () => {
+      const row = this.db.prepare(`SELECT value FROM mcp_tasks_meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
+      const current = row ? Number(row.value) : 0;
+      if (current > SCHEMA_VERSION) throw new Error(`store schema version ${current} is newer than this mcp-tasks (${SCHEMA_VERSION})`);
+      return current;
+    };
+    if (version() === SCHEMA_VERSION) return;
+    this.db
+      .transaction(() => {
+        for (let next = version() + 1; next <= SCHEMA_VERSION; next++) {
+          this.db.exec(MIGRATIONS[next - 1]!);
+          this.db.prepare(`INSERT OR REPLACE INTO mcp_tasks_meta (key, value) VALUES ('schema_version', ?)`).run(String(next));
+        }
+      })
+      .immediate();
   }
 
   private prepare() {
@@ -107,6 +141,7 @@ export class SqliteBackend implements StoreBackend {
         `SELECT task_id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND json_extract(body, '$.ttl') IS NOT NULL
          AND unixepoch(created_at, 'subsec') * 1000 + json_extract(body, '$.ttl') <= ? LIMIT ?`,
       ),
+      countByStatus: this.db.prepare(COUNT_BY_STATUS),
       countUnfinished: this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE owner IS ? AND status IN ('working', 'input_required')`),
     };
   }
@@ -132,6 +167,44 @@ export class SqliteBackend implements StoreBackend {
         : this.stmt.listFirst.all(query.owner, query.limit)
     ) as { body: string }[];
     return rows.map((row) => JSON.parse(row.body) as TaskRecord);
+  }
+
+  /**
+   * One SQL query per page: the filters in `WHERE`, newest first by the `(created_at, task_id)`
+   * index (or the per-owner one when `owner` is given), the tool read with
+   * `json_extract(body, '$.request.tool')`. Statements are prepared once per combination of filters.
+   */
+  async listAll(query: OperatorListQuery): Promise<OperatorListPage> {
+    if (query.statuses?.length === 0) return { tasks: [] };
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const and = (condition: string, ...values: unknown[]) => {
+      where.push(condition);
+      params.push(...values);
+    };
+    if (query.owner !== undefined) and('owner IS ?', query.owner);
+    if (query.statuses !== undefined) and('status IN (SELECT value FROM json_each(?))', JSON.stringify(query.statuses));
+    if (query.tool !== undefined) and(`json_extract(body, '$.request.tool') = ?`, query.tool);
+    if (query.createdFrom !== undefined) and('created_at >= ?', query.createdFrom);
+    if (query.createdTo !== undefined) and('created_at < ?', query.createdTo);
+    if (query.before !== undefined) and('(created_at, task_id) < (?, ?)', query.before.createdAt, query.before.taskId);
+    const sql = `SELECT body FROM tasks ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, task_id DESC LIMIT ?`;
+    let statement = this.listAllStatements.get(sql);
+    if (!statement) this.listAllStatements.set(sql, (statement = this.db.prepare(sql)));
+    const rows = statement.all(...params, query.limit) as { body: string }[];
+    return { tasks: rows.map((row) => JSON.parse(row.body) as TaskRecord) };
+  }
+
+  /** One `GROUP BY status` scan of the table (terminal rows read their `ttl` from the JSON body). */
+  async countByStatus(nowMs: number): Promise<StatusCounts> {
+    const rows = this.stmt.countByStatus.all(nowMs) as { status: string; n: number; oldest: string | null }[];
+    const counts = zeroCounts();
+    let oldestInputRequiredAt: string | undefined;
+    for (const row of rows) {
+      if (Object.hasOwn(counts, row.status)) counts[row.status as keyof typeof counts] = row.n;
+      if (row.status === 'input_required' && row.oldest !== null) oldestInputRequiredAt = row.oldest;
+    }
+    return { counts, ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }) };
   }
 
   async listUnfinished(): Promise<TaskRecord[]> {

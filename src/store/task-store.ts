@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { checkAnswer } from '../core/answer-schema.js';
 import {
   ConflictError,
   IllegalTransitionError,
@@ -11,14 +10,16 @@ import {
   TaskNotFoundError,
 } from '../core/errors.js';
 import { ENGINE_ACCESS, mayAccess, type Access } from '../core/access.js';
+import { actorOf, answeredKey, askedKey, CANCELLED_KEY, type Actor, type AnsweredEntry, type AskedEntry, type CancelledEntry } from '../core/history.js';
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { DEFAULT_POLICY, isExpired, resolveTtl, ttlAtEnd, type TaskPolicy } from '../core/policy.js';
-import { canTransition, isTerminal, type TaskStatus } from '../core/status.js';
-import type { InputRequest, InputResponse, TaskOutcome, TaskRecord, TaskRequest } from '../core/task.js';
-import type { ListPosition, StoreBackend } from './backend.js';
+import { canTransition, isTaskStatus, isTerminal, type TaskStatus } from '../core/status.js';
+import type { InputAnswer, InputRequest, TaskOutcome, TaskRecord, TaskRequest, TraceContext } from '../core/task.js';
+import { checkInputAnswer } from '../core/input-answers.js';
+import type { ListPosition, OperatorListQuery, StatusCounts, StoreBackend } from './backend.js';
 
 /** Options of a `TaskStore`. */
 export interface TaskStoreOptions {
@@ -57,6 +58,8 @@ export interface CreateTaskInput {
   statusMessage?: string;
   /** Runtime instance that will execute the task, holding its lease for `leaseMs` from creation. */
   lease?: { holder: string; leaseMs: number };
+  /** Trace context the task's runs continue (see `TaskRecord.traceContext`). */
+  traceContext?: TraceContext;
 }
 
 /** One page of `list`. `nextCursor` is opaque and present when more tasks may follow. */
@@ -64,6 +67,14 @@ export interface TaskPage {
   tasks: TaskRecord[];
   nextCursor?: string;
 }
+
+/**
+ * What `TaskStore.listAll` takes: the filters of `OperatorListQuery` (all optional, combined with
+ * AND), an opaque `cursor` (a `nextCursor` of the previous page) instead of `before`, and `limit`
+ * (1–1000, default 50). `createdFrom` / `createdTo` are ISO 8601: a date (`2026-01-31`, midnight
+ * UTC) or a date-time with a zone designator (`2026-01-31T08:00:00Z`, `…+02:00`).
+ */
+export type OperatorListOptions = Omit<OperatorListQuery, 'before' | 'limit'> & { cursor?: string; limit?: number };
 
 const MAX_CAS_ATTEMPTS = 64;
 const CURSOR_PREFIX = 'c1.';
@@ -168,6 +179,7 @@ export class TaskStore {
       errorResultStatus: input.errorResultStatus,
       inputRequests: {},
       ...(input.lease && { lease: { holder: input.lease.holder, expiresAt: this.now() + input.lease.leaseMs } }),
+      ...(input.traceContext && { traceContext: input.traceContext }),
       version: 1,
     };
     await this.backend.insert(task);
@@ -200,6 +212,56 @@ export class TaskStore {
     return { tasks, ...(page.length === limit && last && { nextCursor: encodeCursor(last) }) };
   }
 
+  /**
+   * One page of every principal's tasks, newest first (`createdAt` descending, then `taskId`
+   * descending), for operator tooling such as a console. Operator access only: `access` must be
+   * `ENGINE_ACCESS` (a principal lists its own tasks with `list`). See `OperatorListOptions` for the
+   * filters, cursor and limit. Expired tasks are skipped like `list` does, so a page may hold fewer
+   * than `limit` tasks (even none) and still carry a `nextCursor`; follow it until it is absent. A
+   * cursor is only meaningful with the filters of the query that produced it.
+   *
+   * Throws `InvalidArgumentError` when `access` is not `ENGINE_ACCESS`, a filter is malformed
+   * (unknown status, non-string tool or owner, a time that is not ISO 8601 with a zone) or `limit`
+   * is out of range; `InvalidCursorError` for a cursor this store did not issue.
+   */
+  async listAll(query: OperatorListOptions, access: typeof ENGINE_ACCESS): Promise<TaskPage> {
+    assertOperator(access, 'listAll', 'a principal lists its own tasks with list');
+    if (typeof query !== 'object' || query === null) throw new InvalidArgumentError('listAll needs a query object (use {} for every task)');
+    const { statuses, tool, owner, createdFrom, createdTo, cursor, limit = 50 } = query;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidArgumentError('limit must be an integer from 1 to 1000');
+    if (statuses !== undefined && (!Array.isArray(statuses) || !statuses.every(isTaskStatus))) {
+      throw new InvalidArgumentError('statuses must be an array of working, input_required, completed, failed, cancelled');
+    }
+    if (tool !== undefined && typeof tool !== 'string') throw new InvalidArgumentError('tool must be a string');
+    if (owner !== undefined && owner !== null && typeof owner !== 'string')
+      throw new InvalidArgumentError('owner must be a string, or null for the anonymous principal');
+    const before = cursor === undefined ? undefined : decodeCursor(cursor);
+    const filters: OperatorListQuery = {
+      ...(statuses !== undefined && { statuses: [...new Set(statuses)] }),
+      ...(tool !== undefined && { tool }),
+      ...(owner !== undefined && { owner }),
+      ...(createdFrom !== undefined && { createdFrom: canonicalInstant(createdFrom, 'createdFrom') }),
+      ...(createdTo !== undefined && { createdTo: canonicalInstant(createdTo, 'createdTo') }),
+      ...(before && { before }),
+      limit,
+    };
+    const page = await this.backend.listAll(filters);
+    const now = this.now();
+    const tasks = page.tasks.filter((task) => !isExpired(task, now));
+    const next = page.scannedTo ?? (page.tasks.length === limit ? page.tasks.at(-1) : undefined);
+    return { tasks, ...(next && { nextCursor: encodeCursor(next) }) };
+  }
+
+  /**
+   * How many tasks there are per status over every principal (a terminal task counts until it
+   * expires, like `listAll` shows it), and the oldest `lastUpdatedAt` among `input_required` tasks.
+   * Operator access only: throws `InvalidArgumentError` unless `access` is `ENGINE_ACCESS`.
+   */
+  async statusCounts(access: typeof ENGINE_ACCESS): Promise<StatusCounts> {
+    assertOperator(access, 'statusCounts', "it counts every principal's tasks");
+    return this.backend.countByStatus(this.now());
+  }
+
   /** Tasks still `working` or `input_required`, for recovery after a restart. */
   listUnfinished(): Promise<TaskRecord[]> {
     return this.backend.listUnfinished();
@@ -207,18 +269,23 @@ export class TaskStore {
 
   /**
    * Cancels a live task (2025-11-25 "Task Cancellation": the task is `cancelled` before this
-   * resolves) on behalf of `access` (required). Throws `TaskNotFoundError` (unknown, foreign,
-   * expired) or `IllegalTransitionError` when the task is already terminal.
+   * resolves) on behalf of `access` (required). `options.statusMessage` replaces the default
+   * message; `options.actor` is who asked (default: the principal `access` names, or the engine),
+   * journaled as `cancelled` (`CancelledEntry`) for the task's history. Throws `TaskNotFoundError`
+   * (unknown, foreign, expired) or `IllegalTransitionError` when the task is already terminal.
    */
-  cancel(taskId: string, access: Access, statusMessage = 'The task was cancelled by request.'): Promise<TaskRecord> {
-    return this.mutate(taskId, access, (task) => {
-      this.assertTransition(task, 'cancelled');
-      task.status = 'cancelled';
-      task.statusMessage = statusMessage;
-      task.inputRequests = {};
-      delete task.lease;
-      return task;
+  async cancel(taskId: string, access: Access, options: { statusMessage?: string; actor?: Actor } = {}): Promise<TaskRecord> {
+    const task = await this.mutate(taskId, access, (current) => {
+      this.assertTransition(current, 'cancelled');
+      current.status = 'cancelled';
+      current.statusMessage = options.statusMessage ?? 'The task was cancelled by request.';
+      current.inputRequests = {};
+      delete current.lease;
+      return current;
     });
+    const entry: CancelledEntry = { at: task.lastUpdatedAt, by: options.actor ?? actorOf(access) };
+    await this.backend.appendJournal(taskId, CANCELLED_KEY, entry as unknown as Json);
+    return task;
   }
 
   /**
@@ -264,17 +331,21 @@ export class TaskStore {
 
   /**
    * Records an outstanding question under `key` (unique for the task's lifetime) and moves the task
-   * to `input_required`. Throws `IllegalTransitionError` when the task is terminal.
+   * to `input_required`; the first time, journals `asked:<key>` (`AskedEntry`) for the task's
+   * history. Throws `IllegalTransitionError` when the task is terminal.
    */
-  requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string, holder?: string): Promise<TaskRecord> {
-    return this.mutate(taskId, ENGINE_ACCESS, (task) => {
-      if (task.status !== 'input_required') this.assertTransition(task, 'input_required');
-      assertHolder(task, holder);
-      task.status = 'input_required';
-      task.inputRequests[key] = request;
-      task.statusMessage = statusMessage;
-      return task;
+  async requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string, holder?: string): Promise<TaskRecord> {
+    const task = await this.mutate(taskId, ENGINE_ACCESS, (current) => {
+      if (current.status !== 'input_required') this.assertTransition(current, 'input_required');
+      assertHolder(current, holder);
+      current.status = 'input_required';
+      current.inputRequests[key] = request;
+      current.statusMessage = statusMessage;
+      return current;
     });
+    const asked: AskedEntry = { at: task.lastUpdatedAt, kind: request.kind, message: request.message };
+    await this.backend.appendJournal(taskId, askedKey(key), asked as unknown as Json); // first ask wins: a re-ask after a restart keeps it
+    return task;
   }
 
   /**
@@ -282,54 +353,58 @@ export class TaskStore {
    * true when `key` was outstanding (the answer is durable), false, changing nothing, when it is not
    * (spec 2026-07-28 `tasks/update`: such answers are ignored). `access` is required (see `Access`).
    * Throws `TaskNotFoundError` for unknown or foreign tasks, and `InvalidAnswerError` (-32602 on the
-   * wire), storing nothing, when an `accept` does not match the question's `requestedSchema`.
+   * wire), storing nothing, when the answer does not fit its question (see `checkInputAnswer`).
    */
-  async answerInput(taskId: string, key: string, response: InputResponse, access: Access): Promise<boolean> {
-    return (await this.answerInputs(taskId, { [key]: response }, access)).length === 1;
+  async answerInput(taskId: string, key: string, response: unknown, access: Access, actor?: Actor): Promise<boolean> {
+    return (await this.answerInputs(taskId, { [key]: response }, access, actor)).length === 1;
   }
 
   /**
-   * Delivers answers (MCP `ElicitResult`s: `action` accept | decline | cancel, `content` on accept)
-   * to outstanding questions, keyed by question key — the one place every answer passes through.
+   * Delivers answers to outstanding questions, keyed by question key — the one place every answer
+   * passes through, whatever wire carried it. Values are untrusted (`unknown`): each is checked
+   * against the question it answers, by kind (`checkInputAnswer`: an `ElicitResult` matching the
+   * form's `requestedSchema`, an `ElicitResult` for URL mode, a `CreateMessageResult` for sampling,
+   * a `ListRootsResult` for roots).
    *
-   * - Keys that are not outstanding (never asked, already answered, task ended) are ignored (spec
-   *   2026-07-28 `tasks/update`: answers to unknown keys are ignored).
-   * - Each answer to an outstanding question is checked against that question's `requestedSchema`
-   *   (`checkAnswer`: MCP "Elicitation", accepted content must match the requested schema; forms
-   *   are closed; `decline` / `cancel` need no content and any sent is dropped). If any answer fails,
-   *   `InvalidAnswerError` (an `InvalidArgumentError`, -32602 on the wire) lists the problems of
-   *   every failing key and nothing at all is written: the task stays `input_required` with the same
-   *   questions. A schema that does not compile cannot be checked: the answer is accepted (logged
-   *   at debug level).
+   * - Keys that are not outstanding (never asked, already answered, task ended) are ignored before
+   *   their values are looked at, so junk under unknown keys never spoils valid answers sent with it
+   *   (2026-07-28 Tasks extension "Task Update Requests"; MRTR "Error Handling": ignore what is not
+   *   recognized).
+   * - If any answer to an outstanding question does not fit, `InvalidAnswerError` (an
+   *   `InvalidArgumentError`, -32602 on the wire) lists the problems of every failing key and
+   *   nothing at all is written: the task stays `input_required` with the same questions. A form
+   *   schema that does not compile cannot be checked: the answer is accepted (logged at debug level).
    * - Otherwise each answer is made durable (journal entry `input:<key>`, first answer wins; sealed
    *   with the `secretKey` if one is configured) before the task leaves `input_required`; the
    *   answered keys are then removed from `inputRequests` in one write, and the task goes back to
    *   `working` once no question is left.
    *
+   * - Who answered (`actor`; default: the principal `access` names, or the engine) and when is
+   *   journaled as `answered:<key>` (`AnsweredEntry`) for the task's history.
+   *
    * Returns the keys whose answers were taken, in the order given. `access` is required (see
    * `Access`). Throws `TaskNotFoundError` for unknown, foreign or expired tasks.
    */
-  async answerInputs(taskId: string, responses: { [key: string]: InputResponse }, access: Access): Promise<string[]> {
+  async answerInputs(taskId: string, responses: { [key: string]: unknown }, access: Access, actor?: Actor): Promise<string[]> {
     const task = await this.get(taskId, access);
     const problems: { [key: string]: string[] } = {};
-    const taken: [string, InputResponse][] = [];
+    const taken: [string, InputAnswer][] = [];
     for (const [key, response] of Object.entries(responses)) {
       if (!Object.hasOwn(task.inputRequests, key)) continue;
-      const check = checkAnswer(task.inputRequests[key]!.requestedSchema, response);
+      const check = checkInputAnswer(task.inputRequests[key]!, response);
       if (!check.valid) {
         problems[key] = check.problems;
         continue;
       }
       if (check.unchecked) this.log.debug({ taskId, key, reason: check.unchecked }, 'answer accepted without a schema check');
-      taken.push([
-        key,
-        response.action === 'accept' && response.content !== undefined ? { action: 'accept', content: response.content } : { action: response.action },
-      ]);
+      taken.push([key, check.answer]);
     }
     if (Object.keys(problems).length > 0) throw new InvalidAnswerError(taskId, problems);
+    const answered: AnsweredEntry = { at: new Date(this.now()).toISOString(), by: actor ?? actorOf(access) };
     for (const [key, response] of taken) {
       const stored = response as unknown as Json;
-      await this.backend.appendJournal(taskId, inputJournalKey(key), this.secrets ? this.secrets.seal(stored) : stored);
+      if (await this.backend.appendJournal(taskId, inputJournalKey(key), this.secrets ? this.secrets.seal(stored) : stored))
+        await this.backend.appendJournal(taskId, answeredKey(key), answered as unknown as Json);
     }
     if (taken.length > 0)
       await this.settleInputs(
@@ -411,12 +486,12 @@ export class TaskStore {
   }
 
   /** The answer recorded for question `key`, if any. */
-  async inputAnswer(taskId: string, key: string): Promise<InputResponse | undefined> {
+  async inputAnswer(taskId: string, key: string): Promise<InputAnswer | undefined> {
     const journal = await this.backend.readJournal(taskId);
     const value = journal.get(inputJournalKey(key));
     if (value === undefined) return undefined;
-    if (!this.secrets) return value as unknown as InputResponse;
-    return this.secrets.open<InputResponse>(value);
+    if (!this.secrets) return value as unknown as InputAnswer;
+    return this.secrets.open<InputAnswer>(value);
   }
 
   /** All journal entries of a task (steps, timers, answers), by key. */
@@ -567,6 +642,32 @@ export class TaskStore {
 /** Fencing: a write on behalf of runtime instance `holder` is refused once another instance holds the lease. */
 function assertHolder(task: TaskRecord, holder: string | undefined): void {
   if (holder !== undefined && task.lease !== undefined && task.lease.holder !== holder) throw new LeaseLostError(task.taskId, holder);
+}
+
+/** Refuses operator-only calls (`listAll`, `statusCounts`) made with anything but `ENGINE_ACCESS`. */
+function assertOperator(access: unknown, method: string, why: string): void {
+  if (access !== ENGINE_ACCESS) throw new InvalidArgumentError(`${method} is for operator access only (ENGINE_ACCESS): ${why}`);
+}
+
+/** ISO 8601 date, or date-time with a zone designator; groups: year, month, day, fraction. */
+const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.(\d+))?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * `value` (an ISO 8601 date, midnight UTC, or date-time with a zone) in the stored form of
+ * `createdAt` (`toISOString`, ms precision), so backends compare it as text. A fraction finer than
+ * a millisecond rounds up, which keeps both `>= from` and `< to` exact for ms timestamps. Throws
+ * `InvalidArgumentError` naming `field` for anything else, impossible dates (`2026-02-30`) included.
+ */
+function canonicalInstant(value: unknown, field: string): string {
+  const match = typeof value === 'string' ? ISO_INSTANT.exec(value) : null;
+  const ms = match ? Date.parse(value as string) : NaN;
+  const [, year, month, day, fraction = ''] = match ?? [];
+  const calendar = new Date(0);
+  calendar.setUTCFullYear(Number(year), Number(month) - 1, Number(day)); // Date.UTC would read year 0–99 as 1900–1999
+  if (!match || Number.isNaN(ms) || calendar.getUTCMonth() !== Number(month) - 1 || calendar.getUTCDate() !== Number(day)) {
+    throw new InvalidArgumentError(`${field} must be an ISO 8601 date (2026-01-31) or date-time with a zone (2026-01-31T08:00:00Z)`);
+  }
+  return new Date(ms + (/[1-9]/.test(fraction.slice(3)) ? 1 : 0)).toISOString();
 }
 
 /** Journal key under which the answer to question `key` is stored. */

@@ -1,7 +1,8 @@
-import type { ElicitRequestFormParams, ElicitResult, Server, ServerContext } from '@modelcontextprotocol/server';
+import type { ElicitResult, Server, ServerContext, ServerRequest } from '@modelcontextprotocol/server';
 import type { Principal } from '../core/access.js';
 import { InvalidAnswerError } from '../core/errors.js';
 import type { InputRequest, InputResponse } from '../core/task.js';
+import { wireRequestOf, type WireInputRequest } from './input-kinds.js';
 import { abortableDelay } from '../runtime/delay.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
 
@@ -30,47 +31,52 @@ export interface ForwardOptions {
 }
 
 /**
- * Asks the client one task question as a form-mode `elicitation/create` request (2025-11-25 "Input
- * Required Status"; MCP "Elicitation") and writes the answer to the store with
- * `runtime.provideInput(taskId, key, toInputResponse(answer), principal)`, which resumes the task
+ * Asks the client one task question as the server request its kind maps to (see `wireRequestOf`:
+ * `elicitation/create` in form or URL mode, `sampling/createMessage`, `roots/list`; 2025-11-25
+ * "Input Required Status"; MCP "Elicitation", "Sampling", "Roots") and writes the answer to the
+ * store with `runtime.provideInput(taskId, key, answer, principal)`, which resumes the task
  * wherever it runs. Resolves with `provideInput`'s verdict (false when the question was already
- * answered elsewhere). Rejects when the request fails, times out (`timeoutMs`, per request) or is
+ * answered elsewhere). Rejects when the request fails (a client that refuses a sampling request
+ * answers with an error: the question stays pending), times out (`timeoutMs`, per request) or is
  * aborted (`signal`), or when the answer cannot be written; callers decide what a rejection means.
  *
- * An answer that does not match the question's `requestedSchema` is refused by the store
- * (`InvalidAnswerError`, nothing stored; the runtime logs the refusal without the content) and the
- * same question is asked again at once with a new `elicitation/create` on the same channel — the
- * client cannot be told otherwise, a response to a server request gets no reply. Repeated refusals
- * are spaced out (`reaskDelayMs`: 0 ms after the first, then 250 ms doubling up to 10 s) so a
- * client that keeps answering wrongly is not flooded; `signal` ends the loop.
+ * An answer that does not fit the question (a form answer not matching its `requestedSchema`, a
+ * malformed `CreateMessageResult` …) is refused by the store (`InvalidAnswerError`, nothing stored;
+ * the runtime logs the refusal without the content) and the same question is asked again at once
+ * with a new request on the same channel — the client cannot be told otherwise, a response to a
+ * server request gets no reply. Repeated refusals are spaced out (`reaskDelayMs`: 0 ms after the
+ * first, then 250 ms doubling up to 10 s) so a client that keeps answering wrongly is not flooded;
+ * `signal` ends the loop.
  *
  * With `ctx` the request is sent with `ctx.mcpReq.send`, which relates it to that request so it
  * travels on its stream (`ctx.mcpReq.elicitInput` would not: SDK 2.4 sends it on the standalone
  * stream); without, with `server.request` on the standalone stream (not `server.elicitInput`, which
  * checks accepted content with the SDK's own, open-form rules and throws instead of letting the
  * question be asked again: the store's check is the one that decides). Callers check
- * `clientCanElicit` first: servers must not send `elicitation/create` to other clients.
+ * `clientCanAnswer` first: servers must not send requests the client did not declare.
  */
 export async function forwardQuestion(runtime: TaskRuntime, asked: ForwardedQuestion, options: ForwardOptions): Promise<boolean> {
-  const params: ElicitRequestFormParams = {
-    mode: 'form',
-    message: asked.question.message,
-    // The engine stores the restricted schema as plain JSON; it came from the same form-elicitation shape.
-    requestedSchema: asked.question.requestedSchema as ElicitRequestFormParams['requestedSchema'],
-    ...(asked.meta && { _meta: asked.meta }),
-  };
+  const wire = wireRequestOf(asked.question);
+  const params = { ...wire.params, ...(asked.meta && { _meta: asked.meta }) } as Record<string, unknown>;
   const request = { signal: options.signal, timeout: options.timeoutMs };
   for (let refusals = 0; ;) {
-    const answer: ElicitResult = options.ctx
-      ? await options.ctx.mcpReq.send({ method: 'elicitation/create', params }, request)
-      : await options.server.request({ method: 'elicitation/create', params }, request);
+    const answer: Record<string, unknown> = options.ctx
+      ? await options.ctx.mcpReq.send({ method: wire.method, params } as ServerRequest, request)
+      : await options.server.request({ method: wire.method, params } as ServerRequest, request);
     try {
-      return await runtime.provideInput(asked.taskId, asked.key, toInputResponse(answer), asked.principal);
+      return await runtime.provideInput(asked.taskId, asked.key, toStoredAnswer(wire.method, answer), asked.principal);
     } catch (error) {
       if (!(error instanceof InvalidAnswerError)) throw error;
       await abortableDelay(reaskDelayMs(++refusals), options.signal);
     }
   }
+}
+
+/** What the store is given for a client's result: an `InputResponse` for elicitation, else the result without its `_meta`. */
+function toStoredAnswer(method: WireInputRequest['method'], result: Record<string, unknown>): unknown {
+  if (method === 'elicitation/create') return toInputResponse(result as ElicitResult);
+  const { _meta: _ignored, ...rest } = result;
+  return rest;
 }
 
 /**
@@ -79,15 +85,6 @@ export async function forwardQuestion(runtime: TaskRuntime, asked: ForwardedQues
  */
 export function reaskDelayMs(refusals: number): number {
   return refusals <= 1 ? 0 : Math.min(10_000, 250 * 2 ** (refusals - 2));
-}
-
-/**
- * Whether the connected client declared form elicitation (`capabilities.elicitation`, where an empty
- * object means form in 2025-11-25). Servers must not send `elicitation/create` to other clients.
- */
-export function clientCanElicit(server: Server): boolean {
-  const elicitation = server.getClientCapabilities()?.elicitation as { form?: unknown; url?: unknown } | undefined;
-  return elicitation !== undefined && (elicitation.form !== undefined || elicitation.url === undefined);
 }
 
 /** Projects an MCP `ElicitResult` onto the engine's `InputResponse` (`content` only on `accept`; unknown actions → `cancel`). */

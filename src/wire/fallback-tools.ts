@@ -2,8 +2,9 @@ import type { CallToolResult, McpServer, ServerContext } from '@modelcontextprot
 import * as z from 'zod';
 import { InvalidAnswerError, TaskError } from '../core/errors.js';
 import type { JsonObject } from '../core/json.js';
+import { withDeadline } from '../core/deadline.js';
 import { isTerminal } from '../core/status.js';
-import type { InputResponse, TaskRecord } from '../core/task.js';
+import type { InputRequest, TaskRecord } from '../core/task.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
 import { principalOf } from './principal.js';
 import { taskFieldsV2 } from './rev2026/task-object.js';
@@ -13,8 +14,42 @@ const MAX_WAIT_SECONDS = 60;
 
 /** The status of a task as the fallback tools report it (also their `structuredContent`). */
 export function taskStatusView(task: TaskRecord): JsonObject {
-  const pending = Object.entries(task.inputRequests).map(([key, q]) => ({ questionKey: key, message: q.message, requestedSchema: q.requestedSchema }));
+  const pending = Object.entries(task.inputRequests).map(([key, q]) => ({ questionKey: key, ...pendingView(q) }));
   return { ...taskFieldsV2(task), ...(pending.length > 0 && { pendingInput: pending }) };
+}
+
+/**
+ * One pending question as the fallback tools show it: `kind`, `message` and what an answer needs —
+ * `requestedSchema` (form: the fields of `answers`), `url` (URL mode: the user opens it; answer
+ * with the action only), `sampling` (the `sampling/createMessage` params: answer with
+ * `answers.text`), nothing more for roots (answer with `answers.roots`, a list of `file://` URIs).
+ */
+function pendingView(q: InputRequest): JsonObject {
+  switch (q.kind) {
+    case 'elicitation':
+      return { kind: 'form', message: q.message, requestedSchema: q.requestedSchema };
+    case 'url':
+      return { kind: 'url', message: q.message, url: q.url };
+    case 'sampling':
+      return { kind: 'sampling', message: q.message, sampling: q.params };
+    case 'roots':
+      return { kind: 'roots', message: q.message };
+  }
+}
+
+/**
+ * The answer `answer_task_input` stores for `question`: an `ElicitResult` for form and URL
+ * questions (URL mode: the action only), a `CreateMessageResult` whose text is `answers.text` for
+ * sampling (model `answer_task_input`), a `ListRootsResult` from `answers.roots` (URIs) for roots.
+ */
+function fallbackAnswer(question: InputRequest, action: 'accept' | 'decline' | 'cancel', answers: JsonObject | undefined): unknown {
+  if (question.kind === 'sampling')
+    return { role: 'assistant', content: { type: 'text', text: String(answers?.text ?? '') }, model: 'answer_task_input', stopReason: 'endTurn' };
+  if (question.kind === 'roots') {
+    const uris = Array.isArray(answers?.roots) ? answers.roots : [];
+    return { roots: uris.map((uri) => ({ uri: String(uri) })) };
+  }
+  return action === 'accept' && question.kind === 'elicitation' ? { action, content: answers ?? {} } : { action };
 }
 
 /** Tells a model what to do next with a task (used by the fallback tools and the synchronous time limit). */
@@ -83,10 +118,9 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         if (!isTerminal(task.status) && task.status !== 'input_required' && (waitSeconds ?? 0) > 0) {
           const stop = new AbortController();
           task =
-            (await runtime.waitForTerminal(id, principal, {
-              signal: AbortSignal.any([AbortSignal.timeout(waitSeconds! * 1000), ctx.mcpReq.signal, stop.signal]),
-              onChange: (t) => t.status === 'input_required' && stop.abort(),
-            })) ?? (await runtime.get(id, principal));
+            (await withDeadline(waitSeconds! * 1000, [ctx.mcpReq.signal, stop.signal], (signal) =>
+              runtime.waitForTerminal(id, principal, { signal, onChange: (t) => t.status === 'input_required' && stop.abort() }),
+            )) ?? (await runtime.get(id, principal));
         }
         if (!isTerminal(task.status)) return json(taskStatusView(task), `Task ${id} has not finished (${task.status}). ${nextStepHint(task)}`);
         if (task.status === 'cancelled') return failure(`Task ${id} was cancelled; it has no result.`);
@@ -104,13 +138,15 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         'Answers the question a task is waiting for (its status is input_required; get_task_status shows pendingInput with ' +
         'the question and the JSON schema of the answer). Pass answers as an object with exactly the fields of that schema ' +
         '(answers that do not match it are refused and nothing is recorded). Use ' +
-        'action "decline" to refuse to answer or "cancel" to dismiss the question. The task continues after the answer.',
+        'action "decline" to refuse to answer or "cancel" to dismiss the question. By the question\'s kind: "form" — answers ' +
+        'has the fields of requestedSchema; "url" — give the user the url, then answer with the action only; "sampling" — ' +
+        'answers.text is the reply to the sampling messages; "roots" — answers.roots lists file:// URIs. The task continues after the answer.',
       inputSchema: z.object({
         taskId,
         answers: z
           .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]))
           .optional()
-          .describe('Fields of the requested schema'),
+          .describe('Fields of the requested schema (form), text (sampling) or roots (roots)'),
         action: z.enum(['accept', 'decline', 'cancel']).optional().describe('Default accept'),
         questionKey: z.string().optional().describe('Which pending question (default: the first in pendingInput)'),
       }),
@@ -125,7 +161,9 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
         if (!key || !question)
           return failure(`Task ${args.taskId} has no pending question '${args.questionKey}'. Pending: ${entries.map(([k]) => k).join(', ')}.`);
         const action = args.action ?? 'accept';
-        const response: InputResponse = action === 'accept' ? { action, content: args.answers ?? {} } : { action };
+        if (action !== 'accept' && (question.kind === 'sampling' || question.kind === 'roots'))
+          return failure(`Question '${key}' (${question.kind}) can only be answered with action "accept".`);
+        const response = fallbackAnswer(question, action, args.answers);
         let accepted: boolean;
         try {
           accepted = await runtime.provideInput(task.taskId, key, response, principal);
@@ -135,7 +173,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
           const problems = error.problems[key] ?? [error.message];
           return failure(
             `The answer does not fit the question's schema: ${problems.join('; ')}. Nothing was recorded; the question is still pending. ` +
-              `Schema: ${JSON.stringify(question.requestedSchema)}`,
+              (question.kind === 'elicitation' ? `Schema: ${JSON.stringify(question.requestedSchema)}` : ''),
           );
         }
         if (!accepted) return failure(`Question '${key}' of task ${args.taskId} was already answered.`);

@@ -50,7 +50,8 @@ export interface McpTasksOptions {
  * Durable MCP Tasks for an SDK v2 `McpServer`, in both protocol eras, on one store and runtime.
  *
  * Register task tools once with `registerTool`, then `attach(mcp, { era })` every `McpServer` you
- * create (per session for 2025-11-25 Streamable HTTP or stdio, per request for 2026-07-28) before
+ * create (per session for 2025-11-25 Streamable HTTP, per request for 2026-07-28 Streamable HTTP, per
+ * connection on stdio in either era) before
  * it is connected.
  *
  * 2025-11-25 ("Tasks", in core): declares `capabilities.tasks` (`requests.tools.call`, `cancel`,
@@ -68,18 +69,22 @@ export interface McpTasksOptions {
  *
  * Without `params.task` (2025) or without a task decision (2026), a task tool runs as an ordinary
  * call backed by the same durable task (see `registerSynchronousTools`); in 2025 its questions are
- * asked on the call's stream.
+ * asked on the call's stream, in 2026 with multi round-trip requests (`InputRequiredResult` rounds
+ * resuming the same task, see `callModern`). Questions of every kind (form and URL elicitation,
+ * sampling, roots) only go to clients that declared the capability (see `clientCanAnswer`).
  *
- * Task-augmented calls are answered ahead of the SDK, which refuses task results from `tools/call`
- * handlers: see `claimRequests` in `sdk-seam.ts`, the one place that patches SDK objects.
+ * Task-augmented calls, and every 2026 call of a task tool, are answered ahead of the SDK, which
+ * refuses task results from `tools/call` handlers and turns their errors into `isError` results:
+ * see `claimRequests` in `sdk-seam.ts`, the one place that patches SDK objects.
  *
  * Errors (JSON-RPC codes): unknown/expired/foreign `taskId`, invalid cursor, cancelling a terminal
  * task (2025), malformed params or arguments, an answer (2026 `tasks/update`) that does not match
  * its question's `requestedSchema` → -32602 (a 2025 answer to `elicitation/create` cannot be
  * refused with an error: the question is asked again); 2025: `task` on a tool that does not support
  * tasks, or a `required` tool without `task` → -32601; 2026: a non-declaring client calling
- * `tasks/*` or a `required` tool → -32021; `tasks/result`/`tasks/list` in 2026 → -32601; anything
- * unexpected → -32603.
+ * `tasks/*` or a `required` tool → -32021; `tasks/result`/`tasks/list` in 2026 → -32601; a
+ * tampered, foreign or expired `requestState` → -32602; a 2026 ordinary call whose question the
+ * client did not declare it can answer → -32021; anything unexpected → -32603.
  */
 export class McpTasks {
   private readonly tools: TaskTools;
@@ -128,6 +133,11 @@ export class McpTasks {
     return this.tools.all().map((tool) => tool.name);
   }
 
+  /** The declaration a task tool was registered with (`TaskToolConfig`), or undefined for an unknown name. */
+  toolConfig(name: string): TaskToolConfig<z.ZodObject> | undefined {
+    return this.tools.get(name)?.config;
+  }
+
   /** Wires tasks into `mcp` for one era (default `legacy`). Call before `mcp.connect`. */
   attach(mcp: McpServer, options: { era?: Era } = {}): void {
     const era = options.era ?? 'legacy';
@@ -137,13 +147,13 @@ export class McpTasks {
     if (this.sync.fallbackTools) registerFallbackTools(mcp, runtime);
     if (era === 'modern') {
       server.registerCapabilities({ extensions: { [TASKS_EXTENSION]: {} } });
-      attachModernHandlers(mcp, runtime, this.throttle);
-      claimRequests(server, (message, extra) => claimModernCall(message, extra, { tools, runtime }), { onError });
+      attachModernHandlers(mcp, runtime, { throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
+      claimRequests(server, (message, extra) => claimModernCall(message, extra, { tools, runtime, sync: this.sync }), { onError });
       return;
     }
     server.registerCapabilities({ tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) } });
     const session = new Session2025(runtime, server, onError);
-    attachLegacyHandlers(mcp, runtime, session, { list: this.listEnabled, throttle: this.throttle });
+    attachLegacyHandlers(mcp, runtime, session, { list: this.listEnabled, throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
     claimRequests(server, (message, extra) => claimLegacyCall(message, extra, { tools, runtime, session }), {
       onConnect: (transport) => session.connected(transport),
       onError,

@@ -5,10 +5,12 @@ import type { TaskRuntime } from '../runtime/runtime.js';
 /**
  * A `tasks/get` read (either era): the task as `principal` may see it, after `throttle` (if any)
  * admitted the poll. It is read again only when the throttle held the poll back, so a well-paced
- * poll costs one read. Throws `TaskNotFoundError` like `TaskRuntime.get`.
+ * poll costs one read. Noted on the task's run span (`TaskRuntime.notePoll`). Throws
+ * `TaskNotFoundError` like `TaskRuntime.get`.
  */
 export async function pollTask(runtime: TaskRuntime, taskId: string, principal: Principal, throttle?: PollThrottle, signal?: AbortSignal): Promise<TaskRecord> {
   const task = await runtime.get(taskId, principal);
+  runtime.notePoll(task.taskId, 'tasks/get');
   if (!throttle || (await throttle.admit(principal, task.taskId, task.pollInterval, signal)) === 0) return task;
   return runtime.get(taskId, principal);
 }

@@ -29,11 +29,23 @@ import {
 import { toErrorObject } from './errors.js';
 
 /**
- * Decides whether mcp-tasks answers an incoming request itself: returns the pending answer (its
- * value becomes the JSON-RPC `result`, its rejection the JSON-RPC `error` via `toErrorObject`), or
- * undefined to leave the request to the SDK. It must decide synchronously, from the message alone.
+ * Decides whether mcp-tasks answers an incoming request itself, synchronously, from the message
+ * alone: returns the function that answers it (given the request's `ClaimIo`; its value becomes the
+ * JSON-RPC `result`, its rejection the JSON-RPC `error` via `toErrorObject`), or undefined to leave
+ * the request to the SDK.
  */
-export type Claim = (request: JSONRPCRequest, extra?: MessageExtraInfo) => Promise<Result> | undefined;
+export type Claim = (request: JSONRPCRequest, extra: MessageExtraInfo | undefined) => ((io: ClaimIo) => Promise<Result>) | undefined;
+
+/** What a claimed request can use while it runs. */
+export interface ClaimIo {
+  /**
+   * Aborts when the requestor cancels the request (`notifications/cancelled` naming its id, on the
+   * same connection) or the connection closes.
+   */
+  signal: AbortSignal;
+  /** Sends a notification related to the request (on its stream), e.g. `notifications/progress`. */
+  notify(notification: { method: string; params?: Record<string, unknown> }): Promise<void>;
+}
 
 /**
  * Wraps `server.connect` so that, once the SDK has connected a transport, `onConnect(transport)`
@@ -42,7 +54,10 @@ export type Claim = (request: JSONRPCRequest, extra?: MessageExtraInfo) => Promi
  * Streamable HTTP sends it on that request's stream) and never reaches the SDK; every other message
  * flows through the SDK untouched. A response that cannot be sent is passed to `onError`.
  *
- * Call before `server.connect`. Why it exists: see this file's header.
+ * Claimed requests skip the SDK's per-request checks (the 2026-07-28 `_meta` envelope): whatever
+ * serves the connection validates the envelope first (`startHttpServer`'s strict handler,
+ * `startStdioServer`'s envelope check). Call before `server.connect`. Why it exists: see this
+ * file's header.
  */
 export function claimRequests(server: Server, claim: Claim, options: { onConnect?: (transport: Transport) => void; onError: (error: unknown) => void }): void {
   const connect = server.connect.bind(server);
@@ -56,16 +71,27 @@ export function claimRequests(server: Server, claim: Claim, options: { onConnect
 /** Answers the requests `claim` takes on `transport` itself (see `claimRequests`). */
 function interpose(transport: Transport, claim: Claim, onError: (error: unknown) => void): void {
   const inner = transport.onmessage;
+  const running = new Map<string | number, AbortController>();
   transport.onmessage = (message: JSONRPCMessage, extra?: MessageExtraInfo) => {
+    const cancelled = message as { method?: unknown; params?: { requestId?: unknown } };
+    if (cancelled.method === 'notifications/cancelled') running.get(cancelled.params?.requestId as string | number)?.abort();
     const answer = isJSONRPCRequest(message) ? claim(message, extra) : undefined;
     if (!answer) return inner?.(message, extra);
     const { id } = message as JSONRPCRequest; // only requests are claimed
-    answer
+    const controller = new AbortController();
+    running.set(id, controller);
+    answer({ signal: controller.signal, notify: (notification) => transport.send({ jsonrpc: '2.0', ...notification }, { relatedRequestId: id }) })
       .then(
         (result) => transport.send({ jsonrpc: '2.0', id, result }, { relatedRequestId: id }),
         (error) => transport.send({ jsonrpc: '2.0', id, error: toErrorObject(error) }, { relatedRequestId: id }),
       )
-      .catch(onError);
+      .catch(onError)
+      .finally(() => running.delete(id));
+  };
+  const onclose = transport.onclose;
+  transport.onclose = () => {
+    for (const controller of running.values()) controller.abort();
+    onclose?.();
   };
 }
 

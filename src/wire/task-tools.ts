@@ -32,6 +32,15 @@ export interface TaskToolConfig<Input extends z.ZodObject> {
    * (see `ModernTaskPolicy`). Default `always`. `required` tools always become tasks.
    */
   taskPolicy?: ModernTaskPolicy;
+  /**
+   * Protocol 2026-07-28, clients that declared the Tasks extension: gather input with multi
+   * round-trip requests before the task is handed out (SEP-2663 "MRTR composition"). The call waits
+   * up to `waitMs` (default 2000) for the task's first question; if it asks one the client can
+   * answer, the call is answered with an `InputRequiredResult` instead of a `CreateTaskResult`, and
+   * the retry carrying the answer continues the same task (see `answerModernCall`). Default off.
+   * (Clients without the extension always get MRTR rounds: see `callModern`.)
+   */
+  askBeforeTask?: boolean | { waitMs: number };
 }
 
 /**

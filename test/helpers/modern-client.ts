@@ -14,13 +14,15 @@ export class ModernRawClient {
     readonly declareTasks = true,
     /** Abort each request after this many ms (none by default). */
     readonly timeoutMs?: number,
+    /** Declared client capabilities besides the tasks extension (default: form elicitation). */
+    readonly capabilities: Record<string, unknown> = { elicitation: {} },
   ) {}
 
   envelope(): Record<string, unknown> {
     return {
       'io.modelcontextprotocol/protocolVersion': '2026-07-28',
       'io.modelcontextprotocol/clientInfo': { name: 'modern-raw', version: '0' },
-      'io.modelcontextprotocol/clientCapabilities': this.declareTasks ? { extensions: { [TASKS_EXT]: {} } } : {},
+      'io.modelcontextprotocol/clientCapabilities': { ...this.capabilities, ...(this.declareTasks && { extensions: { [TASKS_EXT]: {} } }) },
     };
   }
 

@@ -45,14 +45,7 @@ export class RawMcpClient {
 
   /** POSTs any body (valid or not) and returns the raw HTTP response. */
   async post(body: unknown): Promise<Response> {
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-11-25',
-      ...this.headers,
-    };
-    if (this.sessionId) headers['mcp-session-id'] = this.sessionId;
-    const response = await fetch(this.url, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const response = await postInSession(this.url, this.sessionId, body, { headers: this.headers });
     const sid = response.headers.get('mcp-session-id');
     if (sid) this.sessionId = sid;
     return response;
@@ -74,4 +67,29 @@ export class RawMcpClient {
     }
     throw new Error(`stream ended without a response to request ${id}`);
   }
+}
+
+/**
+ * POSTs a body (a JSON-RPC message, or any string) as a 2025-11-25 client would: JSON and SSE
+ * accepted, `MCP-Protocol-Version: 2025-11-25`, `Mcp-Session-Id` when `sessionId` is given (any
+ * session, e.g. one an SDK client opened). Returns the raw HTTP response.
+ */
+export function postInSession(
+  url: string,
+  sessionId: string | undefined,
+  body: unknown,
+  options: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      ...options.headers,
+      ...(sessionId && { 'mcp-session-id': sessionId }),
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: options.signal,
+  });
 }

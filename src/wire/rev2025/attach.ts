@@ -2,6 +2,7 @@ import { ProtocolError, ProtocolErrorCode, type McpServer } from '@modelcontextp
 import * as z from 'zod';
 import type { JsonObject } from '../../core/json.js';
 import { PROGRESS_META_KEY, type TaskRecord } from '../../core/task.js';
+import { isTerminal } from '../../core/status.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler } from '../handler.js';
 import { principalOf } from '../principal.js';
@@ -14,25 +15,37 @@ const listParams = z.looseObject({ cursor: z.string().max(1024).optional() });
 
 /**
  * Serves the 2025-11-25 task methods on one (per-session) `McpServer`:
- * `tasks/get` → `Task`; `tasks/result` → blocks until the task is terminal, delivering its
+ * `tasks/get` → `Task` (its `statusMessage` says what kind of client can answer a question this
+ * client did not declare it can, see `Session2025.unanswerableStatus`); `tasks/result` → blocks until the task is terminal, delivering its
  * questions on this stream meanwhile, then returns exactly the call's result (with related-task
  * `_meta`) or its JSON-RPC error; `tasks/cancel` → the `cancelled` `Task` (-32602 if already
  * terminal); `tasks/list` (only when `list`) → the principal's tasks, paginated with opaque cursors.
  * Unknown, foreign or expired ids and bad cursors → -32602; malformed params → -32602.
  */
-export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, session: Session2025, options: { list: boolean; throttle?: PollThrottle }): void {
+export function attachLegacyHandlers(
+  mcp: McpServer,
+  runtime: TaskRuntime,
+  session: Session2025,
+  options: { list: boolean; throttle?: PollThrottle; fallbackTools?: boolean },
+): void {
   const server = mcp.server;
   handler(server, 'tasks/get', taskIdParams, async (params, ctx) => {
     const owner = principalOf(ctx.http?.authInfo);
     const task = await pollTask(runtime, params.taskId, owner, options.throttle, ctx.mcpReq.signal);
     session.watch(task, owner);
     session.deliver(task, owner);
-    return { ...toTask2025(task), ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }) };
+    const unanswerable = session.unanswerableStatus(task, options.fallbackTools ?? false);
+    return {
+      ...toTask2025(task),
+      ...(unanswerable && { statusMessage: unanswerable }),
+      ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }),
+    };
   });
 
   handler(server, 'tasks/result', taskIdParams, async (params, ctx) => {
     const owner = principalOf(ctx.http?.authInfo);
     const task = await runtime.get(params.taskId, owner);
+    runtime.notePoll(task.taskId, 'tasks/result');
     session.watch(task, owner);
     session.openResultStream(task.taskId, ctx);
     let final: TaskRecord | undefined;
@@ -50,6 +63,7 @@ export function attachLegacyHandlers(mcp: McpServer, runtime: TaskRuntime, sessi
   if (options.list) {
     handler(server, 'tasks/list', listParams, async (params, ctx) => {
       const page = await runtime.list(principalOf(ctx.http?.authInfo), params.cursor);
+      for (const task of page.tasks) if (!isTerminal(task.status)) runtime.notePoll(task.taskId, 'tasks/list');
       return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
     });
   }

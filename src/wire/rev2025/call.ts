@@ -12,9 +12,9 @@ const taskParam = z.looseObject({ ttl: z.number().finite().nonnegative().nullabl
 /**
  * The 2025-11-25 `tools/call` requests `McpTasks` answers itself, ahead of the SDK (see
  * `claimRequests`): those with `params.task`, and calls of a `required` task tool without it.
- * Returns the pending answer (its value is the JSON-RPC result, its rejection the JSON-RPC error),
- * or undefined to leave the request to the SDK (ordinary calls of `optional` task tools and of
- * other tools).
+ * Returns the function answering it (its value is the JSON-RPC result, its rejection the
+ * JSON-RPC error), or undefined to leave the request to the SDK (ordinary calls of `optional` task
+ * tools and of other tools).
  *
  * The answer is `CreateTaskResult { task }` (2025-11-25 "Creating Tasks") once the task is durably
  * stored; the task is then watched by `session` for status / progress notifications (with the
@@ -27,13 +27,13 @@ export function claimLegacyCall(
   message: JSONRPCRequest,
   extra: MessageExtraInfo | undefined,
   deps: { tools: TaskTools; runtime: TaskRuntime; session: Session2025 },
-): Promise<{ task: Task2025 }> | undefined {
+): (() => Promise<{ task: Task2025 }>) | undefined {
   if (message.method !== 'tools/call') return undefined;
-  const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; task?: unknown; _meta?: { progressToken?: unknown } };
+  const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; task?: unknown; _meta?: { progressToken?: unknown; [key: string]: unknown } };
   const name = String(params.name);
   const tool = deps.tools.get(params.name);
   if (params.task === undefined && tool?.config.taskSupport !== 'required') return undefined;
-  return (async () => {
+  return async () => {
     if (typeof params.name !== 'string') throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid params: tools/call needs a string name');
     if (!tool)
       throw new ProtocolError(
@@ -49,9 +49,18 @@ export function claimLegacyCall(
     if (!task.success) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid params.task: ${z.prettifyError(task.error)}`);
     const args = deps.tools.checkArguments(name, params.arguments);
     const owner = principalOf(extra?.authInfo);
-    const record = await deps.runtime.submit({ owner, tool: name, arguments: args, ttl: task.data.ttl, errorResultStatus: 'failed' });
+    const capabilities = deps.session.clientCapabilities();
+    const record = await deps.runtime.submit({
+      owner,
+      tool: name,
+      arguments: args,
+      ttl: task.data.ttl,
+      errorResultStatus: 'failed',
+      ...(capabilities && { clientCapabilities: capabilities }),
+      ...(params._meta && { traceCarrier: params._meta }), // the caller's trace context (traceparent, …)
+    });
     const token = params._meta?.progressToken;
     deps.session.watch(record, owner, typeof token === 'string' || typeof token === 'number' ? token : undefined);
     return { task: toTask2025(record) };
-  })();
+  };
 }

@@ -1,15 +1,18 @@
 import type { Notification, Server, ServerContext } from '@modelcontextprotocol/server';
 import { isTerminal } from '../../core/status.js';
+import type { JsonObject } from '../../core/json.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
-import { clientCanElicit, forwardQuestion } from '../elicitation.js';
+import { forwardQuestion } from '../elicitation.js';
+import { progressForwarder } from '../progress.js';
+import { answerableQuestions, clientCanAnswer, unanswerableMessage } from '../input-kinds.js';
 import { relatedTaskMeta, toTask2025 } from './task-object.js';
 
 interface Watch {
   owner: string | null;
-  progressToken?: string | number;
   lastStatus?: string;
-  lastProgress?: string;
+  /** Forwards progress to the creating request's progressToken (see `progressForwarder`). */
+  progress?: (task: TaskRecord) => void;
 }
 
 interface Push {
@@ -25,10 +28,14 @@ const RESULT_STREAM_PUSH_TIMEOUT_MS = 24 * 3600_000;
  * The 2025-11-25 view of one MCP connection (one `Server`) onto the shared task store.
  *
  * - Tracks the tasks this connection created or asked about ("watched"), and sends
- *   `notifications/tasks/status` when their status changes and `notifications/progress` (with the
- *   `progressToken` of the creating request) when they report progress.
- * - Delivers each outstanding question of a watched `input_required` task as an `elicitation/create`
- *   request carrying `io.modelcontextprotocol/related-task` (2025-11-25 "Input Required Status"):
+ *   `notifications/tasks/status` when their status changes, `notifications/progress` (with the
+ *   `progressToken` of the creating request) when their progress value grows — strictly
+ *   increasing, never after the task ended — and `notifications/elicitation/complete` when a URL
+ *   elicitation's out-of-band flow completes (`TaskRuntime.completeElicitation`).
+ * - Delivers each outstanding question of a watched `input_required` task that this client
+ *   declared it can answer (`clientCanAnswer`: elicitation form / URL mode, sampling, roots) as the
+ *   matching server request (`elicitation/create`, `sampling/createMessage`, `roots/list`) carrying
+ *   `io.modelcontextprotocol/related-task` (2025-11-25 "Input Required Status"):
  *   on an open `tasks/result` stream for that task when there is one, else on the standalone GET
  *   stream (the spec: clients SHOULD expect messages on any SSE stream). When a `tasks/result`
  *   request arrives for a question already pushed on the standalone stream, Streamable HTTP moves
@@ -58,7 +65,27 @@ export class Session2025 {
     private readonly server: Server,
     private readonly onError: (error: unknown) => void,
   ) {
-    this.unsubscribe = runtime.onChange((task) => this.onStoreChange(task));
+    const offChange = runtime.onChange((task) => this.onStoreChange(task));
+    const offComplete = runtime.onElicitationComplete((task, elicitationId) => this.onElicitationComplete(task, elicitationId));
+    this.unsubscribe = () => {
+      offChange();
+      offComplete();
+    };
+  }
+
+  /** The client capabilities this connection declared in `initialize` (undefined before it). */
+  clientCapabilities(): JsonObject | undefined {
+    return this.server.getClientCapabilities() as JsonObject | undefined;
+  }
+
+  /**
+   * The `statusMessage` a task shows this client when it cannot answer some outstanding question
+   * (see `unanswerableMessage`), else undefined.
+   */
+  unanswerableStatus(task: TaskRecord, fallbackTools: boolean): string | undefined {
+    if (task.status !== 'input_required') return undefined;
+    const { unanswerable } = answerableQuestions(task, this.server.getClientCapabilities());
+    return unanswerable.length > 0 ? unanswerableMessage(unanswerable, fallbackTools) : undefined;
   }
 
   /** Tells the session what it is connected to (see `separateStreams`). */
@@ -71,10 +98,14 @@ export class Session2025 {
     if (this.disposed || isTerminal(task.status)) return;
     const existing = this.watched.get(task.taskId);
     if (existing) {
-      if (progressToken !== undefined) existing.progressToken = progressToken;
+      if (progressToken !== undefined) existing.progress = this.progressTo(task.taskId, progressToken);
       return;
     }
-    this.watched.set(task.taskId, { owner, progressToken, lastStatus: task.status });
+    this.watched.set(task.taskId, {
+      owner,
+      lastStatus: task.status,
+      ...(progressToken !== undefined && { progress: this.progressTo(task.taskId, progressToken) }),
+    });
   }
 
   /** Registers an open `tasks/result` request for `taskId`; questions go there from now on. */
@@ -98,10 +129,12 @@ export class Session2025 {
    * next poll) and while a `tasks/result` request waits.
    */
   deliver(task: TaskRecord, owner: string | null): void {
-    if (this.disposed || task.status !== 'input_required' || !clientCanElicit(this.server)) return;
+    if (this.disposed || task.status !== 'input_required') return;
     const streams = this.resultStreams.get(task.taskId);
     const ctx = streams ? [...streams].at(-1) : undefined;
+    const capabilities = this.server.getClientCapabilities();
     for (const [key, question] of Object.entries(task.inputRequests)) {
+      if (!clientCanAnswer(question, capabilities)) continue; // never sent to a client that did not declare it
       const id = `${task.taskId}\0${key}\0${ctx ? ctxKey(ctx) : 'standalone'}`;
       if (this.pushes.has(id)) continue;
       const standalone = this.pushes.get(`${task.taskId}\0${key}\0standalone`);
@@ -144,26 +177,26 @@ export class Session2025 {
       const [taskId, key] = id.split('\0');
       if (taskId === task.taskId && !(key! in task.inputRequests)) push.controller.abort();
     }
+    // Progress first: it belongs to the operation while it runs (see `progressForwarder`).
+    watch.progress?.(task);
     if (watch.lastStatus !== task.status) {
       watch.lastStatus = task.status;
       this.notify({ method: 'notifications/tasks/status', params: toTask2025(task) });
     }
-    const progress = task.progress ? JSON.stringify([task.progress, task.statusMessage]) : undefined;
-    if (watch.progressToken !== undefined && task.progress && progress !== watch.lastProgress) {
-      watch.lastProgress = progress;
-      this.notify({
-        method: 'notifications/progress',
-        params: {
-          progressToken: watch.progressToken,
-          progress: task.progress.progress,
-          ...(task.progress.total !== undefined && { total: task.progress.total }),
-          ...(task.statusMessage !== undefined && { message: task.statusMessage }),
-          _meta: relatedTaskMeta(task.taskId),
-        },
-      });
-    }
     if (isTerminal(task.status)) this.watched.delete(task.taskId);
     else this.deliver(task, watch.owner);
+  }
+
+  /** Progress of task `taskId` to `progressToken` on this connection, with the related-task `_meta`. */
+  private progressTo(taskId: string, progressToken: string | number): (task: TaskRecord) => void {
+    return progressForwarder(progressToken, (notification) => this.server.notification(notification as Notification), relatedTaskMeta(taskId));
+  }
+
+  /** URL-mode elicitation completed (2025-11-25 "Elicitation": `notifications/elicitation/complete`), for watched tasks. */
+  private onElicitationComplete(task: TaskRecord, elicitationId: string): void {
+    if (!this.watched.has(task.taskId)) return;
+    if (!clientCanAnswer({ kind: 'url', message: '', url: '', elicitationId }, this.server.getClientCapabilities())) return;
+    this.notify({ method: 'notifications/elicitation/complete', params: { elicitationId, _meta: relatedTaskMeta(task.taskId) } });
   }
 
   private notify(notification: Notification): void {

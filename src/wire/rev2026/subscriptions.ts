@@ -3,7 +3,7 @@ import { SUBSCRIPTION_ID_META_KEY, type AuthInfo, type JSONRPCRequest } from '@m
 import { isTerminal } from '../../core/status.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { principalOf } from '../principal.js';
-import { declaresTasksExtension, missingTasksCapability, toDetailedTask } from './task-object.js';
+import { declaresTasksExtension, missingTasksCapability, requestCapabilities, toDetailedTask } from './task-object.js';
 
 /** Largest number of task ids one subscription may watch. */
 const MAX_TASK_IDS = 100;
@@ -48,6 +48,7 @@ export class TaskSubscriptions {
       return;
     }
     const owner = principalOf(authInfo);
+    const viewerCapabilities = requestCapabilities(params._meta);
     const requested = [...new Set(params.notifications.taskIds.filter((id): id is string => typeof id === 'string'))].slice(0, MAX_TASK_IDS);
     const watched = new Set<string>();
     for (const taskId of requested) {
@@ -81,7 +82,7 @@ export class TaskSubscriptions {
       const visible = JSON.stringify([task.status, task.statusMessage, task.lastUpdatedAt, Object.keys(task.inputRequests), task.progress]);
       if (lastSent.get(task.taskId) === visible) return;
       lastSent.set(task.taskId, visible);
-      write({ jsonrpc: '2.0', method: 'notifications/tasks', params: { ...toDetailedTask(task), _meta: meta } });
+      write({ jsonrpc: '2.0', method: 'notifications/tasks', params: { ...toDetailedTask(task, { capabilities: viewerCapabilities }), _meta: meta } });
       if (isTerminal(task.status)) watched.delete(task.taskId);
       if (watched.size === 0) finish(true);
     };

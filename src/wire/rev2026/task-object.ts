@@ -1,6 +1,7 @@
 import { CLIENT_CAPABILITIES_META_KEY, MissingRequiredClientCapabilityError } from '@modelcontextprotocol/server';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRecord } from '../../core/task.js';
+import { answerableQuestions, unanswerableMessage, wireRequestOf } from '../input-kinds.js';
 
 /** The extension identifier (2026-07-28 Tasks extension "Extension Identifier"). */
 export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
@@ -9,9 +10,19 @@ export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
 const TOOL_ERROR_CODE = -32603;
 
 /**
+ * Who a `DetailedTask` is shown to: the requestor's declared client capabilities (the request's
+ * `io.modelcontextprotocol/clientCapabilities`) and whether the fallback tools can answer questions.
+ */
+export interface TaskViewer {
+  capabilities: unknown;
+  fallbackTools?: boolean;
+}
+
+/**
  * The extension's `DetailedTask` (as `tasks/get` and `notifications/tasks` carry it): the `Task`
  * fields (`ttlMs`, `pollIntervalMs` in ms; ISO 8601 times) plus, by status, `inputRequests`
- * (`input_required`: every outstanding question as an `elicitation/create` input request), `result`
+ * (`input_required`: the outstanding questions as input requests — `elicitation/create` in form or
+ * URL mode, `sampling/createMessage`, `roots/list`, see `wireRequestOf`), `result`
  * (`completed`: the `CallToolResult` as the call would have returned it in 2026-07-28, i.e. with
  * `resultType: "complete"`) or `error` (`failed`).
  *
@@ -19,15 +30,23 @@ const TOOL_ERROR_CODE = -32603;
  * no JSON-RPC error; it is shown with `error: { code: -32603, message, data: { result } }` so the
  * extension's "failed carries error" holds without losing the result (SEP-2663: 2025 tasks stay
  * readable through the new `tasks/get`).
+ *
+ * With `viewer`, questions that client may not be sent (`clientCanAnswer` on its capabilities) are
+ * left out of `inputRequests` (possibly leaving it `{}`), and `statusMessage` says what kind of
+ * client — or the fallback tool `answer_task_input` — can answer them (`unanswerableMessage`).
  */
-export function toDetailedTask(task: TaskRecord): JsonObject {
+export function toDetailedTask(task: TaskRecord, viewer?: TaskViewer): JsonObject {
   const base = taskFieldsV2(task);
   if (task.status === 'input_required') {
+    // Servers MUST NOT send input requests the client did not declare (MRTR "Server Requirements"):
+    // those are left out, and the statusMessage says what kind of client can answer them.
+    const { answerable, unanswerable } = viewer
+      ? answerableQuestions(task, viewer.capabilities)
+      : { answerable: Object.entries(task.inputRequests), unanswerable: [] };
     const inputRequests: JsonObject = {};
-    for (const [key, question] of Object.entries(task.inputRequests)) {
-      inputRequests[key] = { method: 'elicitation/create', params: { mode: 'form', message: question.message, requestedSchema: question.requestedSchema } };
-    }
+    for (const [key, question] of answerable) inputRequests[key] = wireRequestOf(question, 'modern') as unknown as JsonObject;
     base.inputRequests = inputRequests;
+    if (unanswerable.length > 0) base.statusMessage = unanswerableMessage(unanswerable, viewer?.fallbackTools ?? false);
   }
   const outcome = task.outcome;
   // A 2026-07-28 result carries its discriminator: the call would have returned resultType "complete".
@@ -63,6 +82,15 @@ export function taskFieldsV2(task: TaskRecord): JsonObject {
     ttlMs: task.ttl,
     pollIntervalMs: task.pollInterval,
   };
+}
+
+/**
+ * The client capabilities a 2026-07-28 request declares: `io.modelcontextprotocol/clientCapabilities`
+ * of its `_meta` (or of the SDK's lifted `ctx.mcpReq.envelope`); undefined when absent.
+ */
+export function requestCapabilities(meta: unknown): Record<string, unknown> | undefined {
+  const caps = (meta as Record<string, unknown> | undefined)?.[CLIENT_CAPABILITIES_META_KEY];
+  return typeof caps === 'object' && caps !== null && !Array.isArray(caps) ? (caps as Record<string, unknown>) : undefined;
 }
 
 /** True when a request's per-request client capabilities (`_meta` envelope) declare the extension. */

@@ -1,0 +1,163 @@
+import type { Actor, AnsweredEntry, AskedEntry, CancelledEntry, RunEntry, UntilEntry } from '../../core/history.js';
+import type { Json } from '../../core/json.js';
+import type { TaskRecord } from '../../core/task.js';
+import { isTerminal } from '../../core/status.js';
+
+/**
+ * One row of a task's timeline in the operator console: something that happened (or is still
+ * happening) at a point or over an interval. Times are ms since the epoch.
+ */
+export interface TimelineItem {
+  kind: 'created' | 'step' | 'timer' | 'question' | 'run' | 'cancelled' | 'ended' | 'completion';
+  /** What happened, e.g. `step validate-with-erp` or `question approval`. */
+  label: string;
+  /** A short account: a step's recorded value, the question and its answer, a run's instance. */
+  detail?: string;
+  start: number;
+  /** End of the interval; undefined for a point in time, or for something still going on (see `state`). */
+  end?: number;
+  /** Timers: when the task wakes up. */
+  due?: number;
+  /** `done`/`failed` for finished work, `waiting` for a pending timer or question, `info` for points in time. */
+  state: 'done' | 'failed' | 'waiting' | 'info';
+  /** Who answered a question or cancelled the task. */
+  by?: Actor;
+}
+
+interface StepRecord {
+  ok: boolean;
+  value?: Json;
+  error?: { name: string; message: string };
+  startedAt?: string;
+  endedAt?: string;
+}
+
+const PREVIEW_CHARS = 160;
+
+/** A value shortened for one line of the timeline. */
+export function preview(value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  if (text === undefined) return '';
+  return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS - 1)}…` : text;
+}
+
+/**
+ * Builds a task's timeline from its record and journal (see `src/core/history.ts` for the history
+ * entries; steps and timers carry `startedAt`/`endedAt`): creation; each step with its start,
+ * duration and recorded value (or error); each timer with its deadline; each question with when it
+ * was asked, when and by whom it was answered and the answer (`answerOf` opens sealed answers);
+ * restarts and takeovers; a cancellation; the end. Entries written by older versions without times
+ * are placed at creation. Sorted by start time. `now` is ms since the epoch.
+ */
+export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answerOf: (key: string) => unknown, now: number): TimelineItem[] {
+  const created = Date.parse(task.createdAt);
+  const ended = isTerminal(task.status) ? Date.parse(task.lastUpdatedAt) : undefined;
+  const items: TimelineItem[] = [
+    { kind: 'created', label: 'created', detail: `${task.request.tool} by ${task.owner ?? 'anonymous'}`, start: created, state: 'info' },
+  ];
+  const at = (iso: string | undefined) => (iso ? Date.parse(iso) : created);
+
+  for (const [key, value] of journal) {
+    if (key.startsWith('step:')) {
+      const record = value as unknown as StepRecord;
+      items.push({
+        kind: 'step',
+        label: `step ${key.slice('step:'.length)}`,
+        detail: record.ok ? (record.value === undefined ? 'done' : preview(record.value)) : `${record.error?.name}: ${record.error?.message}`,
+        start: at(record.startedAt),
+        end: record.endedAt ? Date.parse(record.endedAt) : at(record.startedAt),
+        state: record.ok ? 'done' : 'failed',
+      });
+    } else if (key.startsWith('timer:')) {
+      const record = value as unknown as StepRecord;
+      const due = typeof record.value === 'number' ? record.value : undefined;
+      const fired = due !== undefined && (due <= now || ended !== undefined);
+      items.push({
+        kind: 'timer',
+        label: `timer ${key.slice('timer:'.length)}`,
+        detail: due === undefined ? 'timer' : `${fired ? 'woke at' : 'waits until'} ${new Date(due).toISOString()}`,
+        start: at(record.startedAt),
+        ...(fired ? { end: Math.min(due!, ended ?? due!) } : {}),
+        ...(due !== undefined && { due }),
+        state: fired ? 'done' : 'waiting',
+      });
+    } else if (key.startsWith('until:')) {
+      const entry = value as unknown as UntilEntry;
+      const due = Date.parse(entry.due);
+      const fired = due <= now || ended !== undefined;
+      items.push({
+        kind: 'timer',
+        label: 'waits for a date',
+        detail: `${fired ? 'woke at' : 'waits until'} ${entry.due}`,
+        start: at(entry.at),
+        ...(fired ? { end: Math.min(due, ended ?? due) } : {}),
+        due,
+        state: fired ? 'done' : 'waiting',
+      });
+    } else if (key.startsWith('asked:')) {
+      const question = key.slice('asked:'.length);
+      const asked = value as unknown as AskedEntry;
+      const answered = journal.get(`answered:${question}`) as unknown as AnsweredEntry | undefined;
+      const hasAnswer = journal.has(`input:${question}`);
+      const answer = hasAnswer ? answerOf(question) : undefined;
+      items.push({
+        kind: 'question',
+        label: `question ${question}`,
+        detail: `${asked.message}${hasAnswer ? ` → ${describeAnswer(answer)}` : ''}`,
+        start: at(asked.at),
+        ...(hasAnswer ? { end: answered ? Date.parse(answered.at) : at(asked.at) } : {}),
+        ...(answered && { by: answered.by }),
+        state: hasAnswer ? 'done' : ended !== undefined ? 'failed' : 'waiting',
+      });
+    } else if (key.startsWith('run:')) {
+      const run = value as unknown as RunEntry;
+      items.push({
+        kind: 'run',
+        label: run.reason === 'takeover' ? 'taken over' : 'resumed after restart',
+        detail: run.reason === 'takeover' ? `by ${run.holder} from ${run.previousHolder ?? 'an instance presumed dead'}` : `on ${run.holder}`,
+        start: at(run.at),
+        state: 'info',
+      });
+    } else if (key === 'cancelled') {
+      const entry = value as unknown as CancelledEntry;
+      items.push({ kind: 'cancelled', label: 'cancel requested', start: at(entry.at), by: entry.by, state: 'info' });
+    } else if (key.startsWith('elicitation-complete:')) {
+      const when = (value as { at?: string } | null)?.at;
+      items.push({ kind: 'completion', label: 'out-of-band step completed', start: at(when), state: 'info' });
+    }
+  }
+  if (ended !== undefined) {
+    const outcome = task.outcome;
+    const detail =
+      outcome?.type === 'error'
+        ? `error ${outcome.error.code}: ${outcome.error.message}`
+        : outcome?.type === 'result'
+          ? outcome.result.isError
+            ? 'tool error'
+            : 'result'
+          : (task.statusMessage ?? '');
+    items.push({
+      kind: 'ended',
+      label: task.status,
+      detail,
+      start: ended,
+      state: task.status === 'completed' && !(outcome?.type === 'result' && outcome.result.isError) ? 'done' : 'failed',
+    });
+  }
+  return items.sort((a, b) => a.start - b.start || order(a) - order(b));
+}
+
+/** Ties: creation first, the end last. */
+function order(item: TimelineItem): number {
+  return item.kind === 'created' ? -1 : item.kind === 'ended' ? 1 : 0;
+}
+
+/** One line for an answer: the action and, for a form, its fields. */
+export function describeAnswer(answer: unknown): string {
+  if (answer === null || typeof answer !== 'object') return 'answered';
+  const { action, content } = answer as { action?: unknown; content?: unknown };
+  if (typeof action !== 'string') return preview(answer);
+  if (action !== 'accept' || content === undefined) return action;
+  const fields = Object.entries(content as Record<string, unknown>).map(([name, v]) => `${name}: ${Array.isArray(v) ? v.join(', ') : String(v)}`);
+  return `accept (${preview(fields.join('; '))})`;
+}

@@ -1,0 +1,429 @@
+import type { Json, JsonObject } from '../../core/json.js';
+import type { TaskStatus } from '../../core/status.js';
+import type { InputRequest, TaskRecord } from '../../core/task.js';
+import { renderFields } from './form.js';
+import { html, raw, type Html } from './html.js';
+import { preview, type TimelineItem } from './timeline.js';
+
+/**
+ * The operator console's pages, rendered on the server as HTML (Pico CSS for the look, htmx and its
+ * SSE extension for live updates: the server pushes "something changed" events and htmx swaps in
+ * fresh fragments of these same views). Every value from a task is escaped (see `html`).
+ */
+
+export const STATUSES: TaskStatus[] = ['working', 'input_required', 'completed', 'failed', 'cancelled'];
+
+/** Filters of the task list (query parameters of `/console/`). */
+export interface ListFilters {
+  status?: TaskStatus;
+  tool?: string;
+  /** A principal name; `-` for the anonymous principal. */
+  principal?: string;
+  /** ISO 8601 lower bound of `createdAt` (inclusive). */
+  from?: string;
+  /** ISO 8601 upper bound of `createdAt` (exclusive). */
+  to?: string;
+  cursor?: string;
+}
+
+/** What the task list shows. */
+export interface ListView {
+  tasks: TaskRecord[];
+  nextCursor?: string;
+  counts: Record<TaskStatus, number>;
+  /** ISO 8601: since when the longest-waiting `input_required` task waits. */
+  oldestInputRequiredAt?: string;
+  filters: ListFilters;
+  tools: string[];
+  now: number;
+  operator: string;
+  /** A message over the list (a refused filter). */
+  notice?: string;
+}
+
+/** What a task's page shows. */
+export interface TaskView {
+  task: TaskRecord;
+  /** Arguments with `sensitive` fields replaced by `[redacted]`. */
+  args: JsonObject;
+  timeline: TimelineItem[];
+  now: number;
+  operator: string;
+  /** A refused answer or cancel: message, and per-field problems of an answer. */
+  refusal?: { key?: string; message: string; problems?: string[] };
+  /** Values of a refused form, kept for the operator to correct. */
+  previous?: Record<string, string[]>;
+}
+
+const STATUS_LABEL: Record<TaskStatus, string> = {
+  working: 'working',
+  input_required: 'waiting for input',
+  completed: 'completed',
+  failed: 'failed',
+  cancelled: 'cancelled',
+};
+
+/** "3 min ago", "in 41 days": `at` (ms) relative to `now` (ms). */
+export function relative(at: number, now: number): string {
+  const delta = at - now;
+  const abs = Math.abs(delta);
+  const unit =
+    abs < 45_000
+      ? [Math.round(abs / 1000), 's']
+      : abs < 45 * 60_000
+        ? [Math.round(abs / 60_000), 'min']
+        : abs < 36 * 3600_000
+          ? [Math.round(abs / 3600_000), 'h']
+          : [Math.round(abs / 86_400_000), 'days'];
+  const text = `${unit[0]} ${unit[0] === 1 && unit[1] === 'days' ? 'day' : unit[1]}`;
+  return delta >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+/** A duration in ms as "850 ms", "12 s", "3 min", "41 days". */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  return relative(ms, 0).replace(/^in /, '');
+}
+
+const time = (iso: string, now: number) => html`<time datetime="${iso}" title="${iso}">${relative(Date.parse(iso), now)}</time>`;
+
+const badge = (status: TaskStatus) => html`<span class="badge s-${status}" data-status="${status}">${STATUS_LABEL[status]}</span>`;
+
+/** A whole page around `body`. */
+export function layout(title: string, body: Html, operator?: string): Html {
+  return html`<!doctype html>
+    <html lang="en" data-theme="light">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${title} · mcp-tasks console</title>
+        <link rel="icon" href="data:," />
+        <link rel="stylesheet" href="/console/assets/pico.min.css" />
+        <link rel="stylesheet" href="/console/assets/console.css" />
+        <script src="/console/assets/htmx.min.js"></script>
+        <script src="/console/assets/sse.js"></script>
+      </head>
+      <body hx-ext="sse" sse-connect="/console/events">
+        <header class="container bar">
+          <a href="/console/" class="brand"><strong>mcp-tasks</strong> operator console</a>
+          ${operator ? html`<span class="who">signed in as <strong>${operator}</strong>${operator === 'local' ? '' : html` <form method="post" action="/console/logout" class="inline"><button class="secondary outline small">Sign out</button></form>`}</span>` : ''}
+        </header>
+        <main class="container">${body}</main>
+      </body>
+    </html>`;
+}
+
+/** The sign-in page (operator token). */
+export function loginPage(error?: string): Html {
+  return html`<!doctype html>
+    <html lang="en" data-theme="light">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>Sign in · mcp-tasks console</title>
+        <link rel="icon" href="data:," />
+        <link rel="stylesheet" href="/console/assets/pico.min.css" />
+        <link rel="stylesheet" href="/console/assets/console.css" />
+      </head>
+      <body>
+        <main class="container narrow">
+          <h1>Operator console</h1>
+          <p>This console shows every principal's tasks. Sign in with an operator token.</p>
+          ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
+          <form method="post" action="/console/login">
+            <label>Operator token<input type="password" name="token" autocomplete="current-password" required autofocus /></label>
+            <button type="submit">Sign in</button>
+          </form>
+        </main>
+      </body>
+    </html>`;
+}
+
+/** Query string of `filters` (without the cursor unless `withCursor`). */
+export function queryOf(filters: ListFilters, withCursor = false): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(filters)) if (value && (withCursor || key !== 'cursor')) params.set(key, value);
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+/** The task list page. */
+export function listPage(view: ListView): Html {
+  const f = view.filters;
+  const local = (iso?: string) => (iso ? iso.slice(0, 16) : '');
+  return layout(
+    'Tasks',
+    html`<h1>Tasks</h1>
+      <form method="get" action="/console/" class="filters" role="search">
+        <label
+          >Status<select name="status">
+            <option value="">any</option>
+            ${STATUSES.map((s) => html`<option value="${s}" ${f.status === s ? html`selected` : ''}>${STATUS_LABEL[s]}</option>`)}
+          </select></label
+        >
+        <label
+          >Tool<select name="tool">
+            <option value="">any</option>
+            ${view.tools.map((t) => html`<option ${f.tool === t ? html`selected` : ''}>${t}</option>`)}
+          </select></label
+        >
+        <label>Principal<input name="principal" value="${f.principal ?? ''}" placeholder="any (- = anonymous)" /></label>
+        <label>Created from<input type="datetime-local" name="from" value="${local(f.from)}" /></label>
+        <label>to<input type="datetime-local" name="to" value="${local(f.to)}" /></label>
+        <button type="submit">Filter</button>
+      </form>
+      <div id="task-list" hx-get="/console/list${queryOf(f, true)}" hx-trigger="sse:tasks throttle:750ms" hx-swap="innerHTML">${listFragment(view)}</div>`,
+    view.operator,
+  );
+}
+
+/** The counts and the table: what live updates replace. */
+export function listFragment(view: ListView): Html {
+  const waiting = view.counts.input_required;
+  return html`<section class="counts" aria-label="Tasks per status">
+      ${STATUSES.map((s) => html`<a href="/console/${queryOf({ ...view.filters, status: s, cursor: undefined })}" class="count s-${s}" data-count="${s}"><strong>${view.counts[s]}</strong> ${STATUS_LABEL[s]}</a>`)}
+      <span class="count oldest" data-oldest
+        >${
+          waiting > 0 && view.oldestInputRequiredAt
+            ? html`oldest waiting: <strong>${duration(view.now - Date.parse(view.oldestInputRequiredAt))}</strong>`
+            : 'nothing waits for input'
+        }</span
+      >
+    </section>
+    ${view.notice ? html`<p class="error" role="alert">${view.notice}</p>` : ''}
+    <table class="tasks striped">
+      <thead>
+        <tr>
+          <th>Task</th>
+          <th>Tool</th>
+          <th>Principal</th>
+          <th>Status</th>
+          <th>Created</th>
+          <th>Updated</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${
+          view.tasks.length === 0
+            ? html`<tr>
+                <td colspan="6" class="empty">No tasks match.</td>
+              </tr>`
+            : view.tasks.map(
+                (t) =>
+                  html`<tr data-task-id="${t.taskId}">
+                    <td>
+                      <a href="/console/tasks/${t.taskId}"><code>${t.taskId.slice(0, 12)}…</code></a
+                      ><br /><small>${t.statusMessage ?? ''}</small>
+                    </td>
+                    <td>${t.request.tool}</td>
+                    <td>${t.owner ?? html`<em>anonymous</em>`}</td>
+                    <td>${badge(t.status)}</td>
+                    <td>${time(t.createdAt, view.now)}</td>
+                    <td>${time(t.lastUpdatedAt, view.now)}</td>
+                  </tr>`,
+              )
+        }
+      </tbody>
+    </table>
+    <nav class="pages">
+      ${view.filters.cursor ? html`<a href="/console/${queryOf(view.filters)}">← Newest</a>` : ''}${
+        view.nextCursor ? html`<a href="/console/${queryOf({ ...view.filters, cursor: view.nextCursor }, true)}" rel="next">Older →</a>` : ''
+      }
+    </nav>`;
+}
+
+/** A task's page. */
+export function taskPage(view: TaskView): Html {
+  return layout(
+    `Task ${view.task.taskId.slice(0, 8)}`,
+    html`<p><a href="/console/">← All tasks</a></p>
+      <div id="task-panel" hx-get="/console/tasks/${view.task.taskId}/panel" hx-trigger="sse:task-${view.task.taskId} throttle:500ms" hx-swap="innerHTML">
+        ${taskPanel(view)}
+      </div>`,
+    view.operator,
+  );
+}
+
+/** The live part of a task's page. */
+export function taskPanel(view: TaskView): Html {
+  const { task, now } = view;
+  const live = task.status === 'working' || task.status === 'input_required';
+  return html`<hgroup>
+      <h1>${task.request.tool} ${badge(task.status)}</h1>
+      <p><code>${task.taskId}</code></p>
+    </hgroup>
+    <dl class="facts">
+      <dt>Principal</dt>
+      <dd>${task.owner ?? html`<em>anonymous</em>`}</dd>
+      <dt>Created</dt>
+      <dd>${time(task.createdAt, now)} <small>${task.createdAt}</small></dd>
+      <dt>Last update</dt>
+      <dd>${time(task.lastUpdatedAt, now)}</dd>
+      <dt>Status message</dt>
+      <dd>${task.statusMessage ?? '—'}</dd>
+      ${
+        task.progress
+          ? html`<dt>Progress</dt>
+              <dd>
+                <progress value="${task.progress.progress}" ${task.progress.total !== undefined ? html`max="${task.progress.total}"` : ''}></progress>
+                ${task.progress.progress}${task.progress.total !== undefined ? ` / ${task.progress.total}` : ''}
+              </dd>`
+          : ''
+      }
+      <dt>Expires</dt>
+      <dd>${task.ttl === null ? 'never' : time(new Date(Date.parse(task.createdAt) + task.ttl).toISOString(), now)}</dd>
+      ${
+        task.lease
+          ? html`<dt>Runs on</dt>
+              <dd>${task.lease.holder}</dd>`
+          : ''
+      }
+    </dl>
+    ${
+      view.refusal
+        ? html`<article class="refusal" role="alert">
+            <strong>Not done:</strong> ${view.refusal.message}${
+              view.refusal.problems?.length
+                ? html`<ul>
+                    ${view.refusal.problems.map((p) => html`<li>${p}</li>`)}
+                  </ul>`
+                : ''
+            }
+          </article>`
+        : ''
+    }
+    ${Object.entries(task.inputRequests).map(([key, q]) => questionCard(task.taskId, key, q, view))}
+    <h2>Timeline</h2>
+    ${timelineChart(view.timeline, Date.parse(task.createdAt), now)}
+    <h2>Arguments</h2>
+    <pre class="json">${JSON.stringify(view.args, null, 2)}</pre>
+    ${outcomeSection(task)}
+    ${
+      live
+        ? html`<details class="danger">
+            <summary role="button" class="secondary outline">Cancel task…</summary>
+            <form method="post" action="/console/tasks/${task.taskId}/cancel">
+              <p>Cancel this task? Its work stops and it cannot be resumed.</p>
+              <input type="hidden" name="confirm" value="yes" /><button type="submit" class="contrast" data-action="confirm-cancel">
+                Yes, cancel this task
+              </button>
+            </form>
+          </details>`
+        : ''
+    }`;
+}
+
+function outcomeSection(task: TaskRecord): Html | string {
+  const outcome = task.outcome;
+  if (!outcome) return '';
+  if (outcome.type === 'error')
+    return html`<h2>Error</h2>
+      <p class="error"><code>${outcome.error.code}</code> ${outcome.error.message}</p>
+      ${outcome.error.data !== undefined ? html`<pre class="json">${JSON.stringify(outcome.error.data, null, 2)}</pre>` : ''}`;
+  const result = outcome.result as { content?: { type?: string; text?: string }[]; structuredContent?: Json; isError?: boolean };
+  const texts = (result.content ?? []).filter((c) => c.type === 'text' && typeof c.text === 'string').map((c) => c.text!);
+  return html`<h2>${result.isError ? 'Result (tool error)' : 'Result'}</h2>
+    ${texts.map((t) => html`<p class="result-text">${t}</p>`)}${
+      result.structuredContent !== undefined ? html`<pre class="json">${JSON.stringify(result.structuredContent, null, 2)}</pre>` : ''
+    }`;
+}
+
+/** A pending question: a form for form elicitation; other kinds are shown (a client must answer them). */
+function questionCard(taskId: string, key: string, q: InputRequest, view: TaskView): Html {
+  if (q.kind !== 'elicitation')
+    return html`<article class="question">
+      <header>Waiting for the client: <strong>${q.kind}</strong> (<code>${key}</code>)</header>
+      <p>${q.message}</p>
+      ${q.kind === 'url' ? html`<p><small>URL: ${q.url}</small></p>` : ''}
+      <p><small>Only a client can answer this kind of question.</small></p>
+    </article>`;
+  const previous = view.refusal?.key === key ? view.previous : undefined;
+  return html`<article class="question" data-question="${key}">
+    <header>Question <code>${key}</code></header>
+    <p class="message">${q.message}</p>
+    <form method="post" action="/console/tasks/${taskId}/answer" class="answer">
+      <input type="hidden" name="key" value="${key}" />
+      ${renderFields(q.requestedSchema, previous)}
+      <div class="actions">
+        <button type="submit" name="action" value="accept">Review answer…</button>
+        <button type="submit" name="action" value="decline" class="secondary outline" formnovalidate>Decline…</button>
+      </div>
+    </form>
+  </article>`;
+}
+
+/** The confirmation page of an answer: shows exactly what will be sent, nothing is sent until confirmed. */
+export function confirmAnswerPage(
+  task: TaskRecord,
+  key: string,
+  action: string,
+  content: Record<string, unknown> | undefined,
+  form: Record<string, string[]>,
+  operator: string,
+): Html {
+  const hidden = Object.entries(form).flatMap(([name, values]) =>
+    name === 'confirm' ? [] : values.map((v) => html`<input type="hidden" name="${name}" value="${v}" />`),
+  );
+  const q = task.inputRequests[key];
+  return layout(
+    'Confirm answer',
+    html`<p><a href="/console/tasks/${task.taskId}">← Back to the task</a></p>
+      <article class="confirm">
+        <header>Confirm your answer to <strong>${task.request.tool}</strong> <code>${task.taskId.slice(0, 12)}…</code></header>
+        <p class="message">${q?.message ?? key}</p>
+        <p>Answer: <strong data-confirm-action>${action}</strong></p>
+        ${
+          content
+            ? html`<dl class="facts">
+                ${Object.entries(content).map(
+                  ([k, v]) =>
+                    html`<dt>${k}</dt>
+                      <dd>${Array.isArray(v) ? v.join(', ') : String(v)}</dd>`,
+                )}
+              </dl>`
+            : ''
+        }
+        <p>
+          <small>Recorded as answered by operator <strong>${operator}</strong>.</small>
+        </p>
+        <form method="post" action="/console/tasks/${task.taskId}/answer">
+          ${hidden}<input type="hidden" name="confirm" value="yes" />
+          <div class="actions">
+            <button type="submit" data-action="confirm-answer">Confirm and send</button>
+            <a href="/console/tasks/${task.taskId}" role="button" class="secondary outline">Back</a>
+          </div>
+        </form>
+      </article>`,
+    operator,
+  );
+}
+
+/** The timeline as a chart: one row per item, a bar from its start to its end (or to now / its deadline) on the task's time axis. */
+function timelineChart(items: TimelineItem[], created: number, now: number): Html {
+  const last = Math.max(now, ...items.map((i) => i.due ?? i.end ?? i.start));
+  const span = Math.max(1, last - created);
+  const pct = (t: number) => `${(((t - created) / span) * 100).toFixed(2)}%`;
+  return html`<ol class="timeline" aria-label="Timeline">
+    ${items.map((item) => {
+      const end = item.end ?? (item.state === 'waiting' ? (item.due ?? now) : item.start);
+      const width = Math.max(0, ((end - item.start) / span) * 100);
+      const took = item.end !== undefined && item.end > item.start ? duration(item.end - item.start) : undefined;
+      return html`<li class="t-${item.kind} st-${item.state}" data-kind="${item.kind}" data-state="${item.state}">
+        <span class="when"
+          ><time datetime="${new Date(item.start).toISOString()}" title="${new Date(item.start).toISOString()}"
+            >${new Date(item.start).toISOString().replace('T', ' ').slice(0, 19)}</time
+          ></span
+        >
+        <span class="what"
+          ><strong>${item.label}</strong>${took ? html` <small>${took}</small>` : ''}${
+            item.due !== undefined && item.state === 'waiting' ? html` <small class="due">due ${relative(item.due, now)}</small>` : ''
+          }${item.by ? html` <small class="by">by ${item.by.role === 'operator' ? `operator ${item.by.name}` : item.by.role === 'engine' ? 'the engine' : (item.by.name ?? 'anonymous client')}</small>` : ''}<br /><small
+            class="detail"
+            >${item.detail ? preview(item.detail) : ''}</small
+          ></span
+        >
+        <span class="track"><span class="bar" style="${raw(`left:${pct(item.start)};width:max(${width.toFixed(2)}%,6px)`)}"></span></span>
+      </li>`;
+    })}
+  </ol>`;
+}
