@@ -329,7 +329,7 @@ describe('operator console, with operator tokens (MCP clients authenticated)', (
       const keys = questionKeys(page.text);
       assert.deepEqual(keys, Object.keys((await taskOf(ids.aliceApprove)).inputRequests));
       key = keys[0]!;
-      assert.match(page.text, /<form method="post" action="\/console\/tasks\/[0-9a-f]+\/answer" class="answer">/);
+      assert.match(page.text, /<form method="post" action="\/console\/tasks\/[0-9a-f]+\/answer" class="answer"[^>]*>/);
       assert.match(page.text, /name="field\.decision" value="approve"/);
       assert.match(page.text, /name="field\.decision" value="reject"/);
       assert.match(page.text, /name="field\.comment"/);

@@ -15,7 +15,7 @@ import { registerInvoiceTasks, registerLedgerTools } from '../../examples/invoic
 import { createTaskServer, staticTokenVerifier, type TaskServer } from '../../src/index.js';
 import { silentLogger } from '../../src/core/log.js';
 
-/** A fetch response read once: status, headers, body text. */
+/** A fetch response read once: status, headers, body text (markup normalized, see `normalizeHtml`). */
 export interface Page {
   status: number;
   headers: Headers;
@@ -24,8 +24,25 @@ export interface Page {
   setCookie?: string;
 }
 
+/**
+ * HTML with layout-only differences removed, so assertions are about content and attributes, not
+ * about how the source was formatted: whitespace runs collapsed to one space; none between tags,
+ * after an opening tag, before a closing tag or before a tag's `>`; `/>` written `>`.
+ */
+export function normalizeHtml(text: string): string {
+  return text
+    .replace(/\s+/g, ' ')
+    .replace(/>\s+</g, '><')
+    .replace(/\s*\/>/g, '>')
+    .replace(/<(\/?[a-z][^>]*?)\s+>/g, '<$1>')
+    .replace(/>\s+(?=[^<\s])/g, '>')
+    .replace(/(?<=[^>\s])\s+<\//g, '</');
+}
+
 async function read(response: Response): Promise<Page> {
-  const text = await response.text();
+  const type = response.headers.get('content-type') ?? '';
+  const body = await response.text();
+  const text = type.startsWith('text/html') ? normalizeHtml(body) : body;
   return {
     status: response.status,
     headers: response.headers,

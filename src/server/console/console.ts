@@ -74,7 +74,9 @@ const TASK_ID = /^\/console\/tasks\/([A-Za-z0-9_-]{1,128})(\/panel|\/answer|\/ca
  *
  * Pages are HTML rendered here; live updates come from the store's change events, pushed to the
  * browser as server-sent events (`/console/events`: `tasks` on any change, `task-<taskId>` for one
- * task, coalesced every 300 ms) on which htmx re-fetches the visible fragment — no polling. Every
+ * task, coalesced every 300 ms) on which htmx re-fetches the visible fragment — no polling. The
+ * coalescing is here, not in the page: a page-side throttle drops the events after the first, and
+ * with them the task's last state. Every
  * instance sharing a store serves the same view (shared backends deliver other instances' writes).
  * Assets (htmx, its SSE extension, Pico CSS) are served from the installed packages: no CDN.
  */

@@ -172,7 +172,7 @@ export function listPage(view: ListView): Html {
         <label>to<input type="datetime-local" name="to" value="${local(f.to)}" /></label>
         <button type="submit">Filter</button>
       </form>
-      <div id="task-list" hx-get="/console/list${queryOf(f, true)}" hx-trigger="sse:tasks throttle:750ms" hx-swap="innerHTML">${listFragment(view)}</div>`,
+      <div id="task-list" hx-get="/console/list${queryOf(f, true)}" hx-trigger="sse:tasks" hx-swap="innerHTML">${listFragment(view)}</div>`,
     view.operator,
   );
 }
@@ -237,7 +237,7 @@ export function taskPage(view: TaskView): Html {
   return layout(
     `Task ${view.task.taskId.slice(0, 8)}`,
     html`<p><a href="/console/">← All tasks</a></p>
-      <div id="task-panel" hx-get="/console/tasks/${view.task.taskId}/panel" hx-trigger="sse:task-${view.task.taskId} throttle:500ms" hx-swap="innerHTML">
+      <div id="task-panel" hx-get="/console/tasks/${view.task.taskId}/panel" hx-trigger="sse:task-${view.task.taskId}" hx-swap="innerHTML">
         ${taskPanel(view)}
       </div>`,
     view.operator,
@@ -328,7 +328,10 @@ function outcomeSection(task: TaskRecord): Html | string {
     }`;
 }
 
-/** A pending question: a form for form elicitation; other kinds are shown (a client must answer them). */
+/**
+ * A pending question: a form for form elicitation (kept as the operator left it when the panel is
+ * refreshed live: `hx-preserve`); other kinds are shown (a client must answer them).
+ */
 function questionCard(taskId: string, key: string, q: InputRequest, view: TaskView): Html {
   if (q.kind !== 'elicitation')
     return html`<article class="question">
@@ -341,7 +344,7 @@ function questionCard(taskId: string, key: string, q: InputRequest, view: TaskVi
   return html`<article class="question" data-question="${key}">
     <header>Question <code>${key}</code></header>
     <p class="message">${q.message}</p>
-    <form method="post" action="/console/tasks/${taskId}/answer" class="answer">
+    <form method="post" action="/console/tasks/${taskId}/answer" class="answer" id="answer-${key}" hx-preserve>
       <input type="hidden" name="key" value="${key}" />
       ${renderFields(q.requestedSchema, previous)}
       <div class="actions">
