@@ -306,7 +306,7 @@ describe('operator console, with operator tokens (MCP clients authenticated)', (
         const rows = rowIds((await ops.get(`/console/?status=${status}`)).text);
         assert.equal(rows.length, counts[status], `rows listed under ${status}`);
       }
-      assert.match(page.text, /data-oldest>oldest waiting: <strong>/, 'the oldest waiting question is shown');
+      assert.match(page.text, /data-oldest>oldest question waiting for <strong><time [^>]*data-since>/, 'the oldest waiting question is shown');
     });
 
     it('while alice, over MCP, still sees only her own tasks', async () => {
@@ -349,7 +349,7 @@ describe('operator console, with operator tokens (MCP clients authenticated)', (
       });
       assert.equal(page.status, 200);
       assert.match(page.text, /data-action="confirm-answer"/);
-      assert.match(page.text, /<strong data-confirm-action>accept<\/strong>/);
+      assert.match(page.text, /<strong data-confirm-action="accept">submit these values<\/strong>/);
       assert.match(page.text, /<dt>decision<\/dt><dd>approve<\/dd>/);
       assert.match(page.text, /<input type="hidden" name="confirm" value="yes">/);
       assert.match(page.text, new RegExp(`<input type="hidden" name="key" value="${key}">`));

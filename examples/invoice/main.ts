@@ -25,7 +25,7 @@ const program = new Command()
   .option('--stateless', 'keep no client state in the process (instances behind a round-robin proxy)')
   .option('--tokens <file>', 'require bearer tokens: JSON file mapping each token to its principal')
   .option('--console', 'serve the operator console at http://HOST:PORT/console/ (loopback peers only, unless --operator-tokens)')
-  .option('--operator-tokens <file>', 'console sign-in: JSON file mapping each operator token to the operator name; required with --tokens')
+  .option('--operator-tokens <file>', 'console sign-in (implies --console): JSON file mapping each operator token to the operator name; required with --tokens')
   .option('--fallback-tools', 'add get_task_status/get_task_result/answer_task_input/cancel_task for hosts without MCP Tasks')
   .option('--sync-wait-ms <ms>', 'how long a call without task support waits before handing off its task', parsePositiveInt, 30000)
   .option('--max-live-tasks <n>', 'most working/input_required tasks per principal', parsePositiveInt)
@@ -39,6 +39,11 @@ const program = new Command()
     ]),
   )
   .action(async (opts) => {
+    if (opts.operatorTokens) opts.console = true; // operator tokens are only for the console
+    if (opts.console && opts.tokens && !opts.operatorTokens)
+      throw new InvalidArgumentError(
+        "--console with --tokens needs --operator-tokens FILE: the console shows every principal's tasks, so operators sign in with tokens of their own",
+      );
     const server = await startInvoiceServer({
       host: opts.host,
       port: opts.port,

@@ -24,10 +24,16 @@ export function staticTokenVerifier(tokens: Record<string, string>): OAuthTokenV
 
 /**
  * Reads a token file: a JSON object mapping each bearer token to the principal it authenticates,
- * e.g. `{"s3cr3t-alice": "alice", "s3cr3t-bob": "bob"}`. Throws with the file name on bad content.
+ * e.g. `{"s3cr3t-alice": "alice", "s3cr3t-bob": "bob"}`. Throws with the file name when it cannot be read, is not
+ * JSON, or has another shape.
  */
 export function loadTokenFile(path: string): Record<string, string> {
-  const value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new Error(`Token file ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string' && v.length > 0)) {
     throw new Error(`Token file ${path} must be a JSON object mapping tokens to principal names`);
   }

@@ -182,7 +182,9 @@ export class TaskServer {
 
   private operatorConsole(options: ConsoleOptions, listen: ListenOptions): OperatorConsole {
     if (listen.auth && !Object.keys(options.operatorTokens ?? {}).length)
-      throw new InvalidArgumentError("The operator console sees every principal's tasks: give it operatorTokens when the server authenticates its clients");
+      throw new InvalidArgumentError(
+        "The operator console sees every principal's tasks: give it operatorTokens (the demo's --operator-tokens FILE) when the server authenticates its clients",
+      );
     return new OperatorConsole(
       {
         runtime: this.runtime,

@@ -13,6 +13,8 @@ import { ConsoleAuth, sameOrigin } from './auth.js';
 import { contentFromForm } from './form.js';
 import type { Html } from './html.js';
 import { CONSOLE_CSS } from './styles.js';
+import { CONSOLE_JS } from './script.js';
+import { checkInputAnswer } from '../../core/input-answers.js';
 import { buildTimeline } from './timeline.js';
 import {
   confirmAnswerPage,
@@ -58,12 +60,16 @@ const ASSETS: Record<string, { type: string; file?: string; text?: string }> = {
   'sse.js': { type: 'text/javascript; charset=utf-8', file: 'htmx-ext-sse/dist/sse.min.js' },
   'pico.min.css': { type: 'text/css; charset=utf-8', file: '@picocss/pico/css/pico.min.css' },
   'console.css': { type: 'text/css; charset=utf-8', text: CONSOLE_CSS },
+  'console.js': { type: 'text/javascript; charset=utf-8', text: CONSOLE_JS },
 };
 
 const MAX_FORM_BYTES = 64 * 1024;
 const SSE_FLUSH_MS = 300;
 const SSE_KEEPALIVE_MS = 15_000;
 const SSE_TASKS_PER_FLUSH = 500;
+/** Refused sign-ins allowed per peer address within `SIGN_IN_WINDOW_MS` before it must wait (HTTP 429). */
+const SIGN_IN_FAILURES = 10;
+const SIGN_IN_WINDOW_MS = 5 * 60_000;
 const TASK_ID = /^\/console\/tasks\/([A-Za-z0-9_-]{1,128})(\/panel|\/answer|\/cancel)?$/;
 
 /**
@@ -89,6 +95,7 @@ export class OperatorConsole {
   private keepAlive?: NodeJS.Timeout;
   private readonly pageSize: number;
   private readonly assets = new Map<string, Buffer>();
+  private readonly signInFailures = new FailureWindow(SIGN_IN_FAILURES, SIGN_IN_WINDOW_MS);
 
   constructor(
     private readonly deps: ConsoleDeps,
@@ -112,16 +119,7 @@ export class OperatorConsole {
       await this.route(req, res, url);
     } catch (error) {
       this.deps.logger.error({ err: error, component: 'console' }, 'console request failed');
-      if (!res.headersSent)
-        send(
-          res,
-          500,
-          layout(
-            'Error',
-            html`<h1>Something went wrong</h1>
-              <p>The error is in the server log.</p>`,
-          ),
-        );
+      if (!res.headersSent) message(res, 500, 'Something went wrong', html`The error is in the server log.`);
       else res.end();
     }
   }
@@ -140,65 +138,31 @@ export class OperatorConsole {
     if (path === '/console') return redirect(res, '/console/');
     if (path === '/console/login') return this.login(req, res, method);
     if (path === '/console/logout' && method === 'POST') {
-      if (!sameOrigin(req))
-        return send(
-          res,
-          403,
-          layout(
-            'Forbidden',
-            html`<h1>Forbidden</h1>
-              <p>Cross-site request refused.</p>`,
-          ),
-        );
+      if (!sameOrigin(req)) return message(res, 403, 'Forbidden', html`Cross-site request refused.`);
+      this.deps.logger.info({ component: 'console', operator: this.auth.operatorOf(req) }, 'operator signed out of the console');
       res.writeHead(303, { location: '/console/login', 'set-cookie': ConsoleAuth.clearCookie() }).end();
       return;
     }
     const operator = this.auth.operatorOf(req);
     if (!operator) {
-      if (!this.auth.usesTokens)
-        return send(
-          res,
-          403,
-          layout(
-            'Forbidden',
-            html`<h1>Forbidden</h1>
-              <p>Without operator tokens, the console answers only on this machine (loopback).</p>`,
-          ),
-        );
+      if (!this.auth.usesTokens) return message(res, 403, 'Forbidden', html`Without operator tokens, the console answers only on this machine (loopback).`);
       const page = path === '/console/' || (TASK_ID.test(path) && TASK_ID.exec(path)![2] === undefined);
       if (method === 'GET' && page) return redirect(res, '/console/login'); // fragments and streams get 401
-      return send(
-        res,
-        401,
-        layout(
-          'Sign in',
-          html`<h1>Sign in required</h1>
-            <p><a href="/console/login">Sign in</a></p>`,
-        ),
-      );
+      return message(res, 401, 'Sign in required', html`<a href="/console/login">Sign in</a>`);
     }
-    if (method === 'POST' && !sameOrigin(req))
-      return send(
-        res,
-        403,
-        layout(
-          'Forbidden',
-          html`<h1>Forbidden</h1>
-            <p>Cross-site request refused.</p>`,
-        ),
-      );
+    if (method === 'POST' && !sameOrigin(req)) return message(res, 403, 'Forbidden', html`Cross-site request refused.`);
     const actor: Actor = { role: 'operator', name: operator };
     if (path === '/console/' && method === 'GET') return send(res, 200, listPage(await this.listView(url, operator)));
     if (path === '/console/list' && method === 'GET') return send(res, 200, listFragment(await this.listView(url, operator)));
     if (path === '/console/events' && method === 'GET') return this.stream(req, res);
     const match = TASK_ID.exec(path);
-    if (!match) return send(res, 404, layout('Not found', html`<h1>Not found</h1>`, operator));
+    if (!match) return message(res, 404, 'Not found', undefined, operator);
     const [, taskId, action] = match as unknown as [string, string, string | undefined];
     if (method === 'GET' && action === undefined) return this.showTask(res, taskId, operator, 200, false);
     if (method === 'GET' && action === '/panel') return this.showTask(res, taskId, operator, 200, true);
     if (method === 'POST' && action === '/answer') return this.answer(req, res, taskId, operator, actor);
     if (method === 'POST' && action === '/cancel') return this.cancel(req, res, taskId, operator, actor);
-    return send(res, 405, layout('Not allowed', html`<h1>Method not allowed</h1>`, operator));
+    return message(res, 405, 'Method not allowed', undefined, operator);
   }
 
   private asset(res: ServerResponse, name: string): void {
@@ -212,11 +176,18 @@ export class OperatorConsole {
     if (method === 'GET') return send(res, 200, loginPage());
     if (method !== 'POST') return send(res, 405, loginPage());
     if (!sameOrigin(req)) return send(res, 403, loginPage('Cross-site request refused.'));
+    const peer = req.socket.remoteAddress ?? 'unknown';
+    const retryAfter = this.signInFailures.retryAfterSeconds(peer);
+    if (retryAfter > 0) {
+      res.setHeader('retry-after', String(retryAfter));
+      return send(res, 429, loginPage(`Too many refused sign-ins from your address; try again in ${retryAfter} s.`));
+    }
     const form = await readForm(req, res);
     if (!form) return send(res, 413, loginPage('Form too large.'));
     const operator = this.auth.operatorOfToken(form.token?.[0] ?? '');
     if (!operator) {
-      this.deps.logger.info({ component: 'console' }, 'console sign-in refused');
+      this.signInFailures.add(peer);
+      this.deps.logger.info({ component: 'console', peer }, 'console sign-in refused');
       return send(res, 401, loginPage('That is not an operator token.'));
     }
     this.deps.logger.info({ component: 'console', operator }, 'operator signed in to the console');
@@ -234,6 +205,7 @@ export class OperatorConsole {
       ...(pick('to') && { to: isoOf(pick('to')!) }),
       ...(pick('cursor') && { cursor: pick('cursor') }),
     };
+    const unknownStatus = pick('status') !== undefined && filters.status === undefined;
     const store = this.deps.runtime.store;
     const counts = await store.statusCounts(ENGINE_ACCESS);
     const base = {
@@ -257,7 +229,12 @@ export class OperatorConsole {
         },
         ENGINE_ACCESS,
       );
-      return { ...base, tasks: page.tasks, ...(page.nextCursor && { nextCursor: page.nextCursor }) };
+      return {
+        ...base,
+        tasks: page.tasks,
+        ...(page.nextCursor && { nextCursor: page.nextCursor }),
+        ...(unknownStatus && { notice: `Unknown status ${JSON.stringify(pick('status'))}: showing every status` }),
+      };
     } catch (error) {
       if (!(error instanceof InvalidArgumentError) && !(error instanceof InvalidCursorError)) throw error;
       return { ...base, tasks: [], notice: error.message };
@@ -283,7 +260,13 @@ export class OperatorConsole {
       }
     };
     const now = Date.now();
-    return { task, args: this.redacted(task), timeline: buildTimeline(task, journal, answerOf, now), now, operator };
+    const askedAt = Object.fromEntries(
+      Object.keys(task.inputRequests).flatMap((key) => {
+        const at = (journal.get(`asked:${key}`) as { at?: unknown } | undefined)?.at;
+        return typeof at === 'string' ? [[key, at]] : [];
+      }),
+    );
+    return { task, args: this.redacted(task), timeline: buildTimeline(task, journal, answerOf, now), now, operator, askedAt };
   }
 
   private redacted(task: TaskRecord): JsonObject {
@@ -295,24 +278,14 @@ export class OperatorConsole {
 
   private async showTask(res: ServerResponse, taskId: string, operator: string, status: number, panel: boolean, extra?: Partial<TaskView>): Promise<void> {
     const view = await this.taskView(taskId, operator);
-    if (!view)
-      return send(
-        res,
-        404,
-        layout(
-          'Not found',
-          html`<h1>No such task</h1>
-            <p>It never existed or has expired. <a href="/console/">All tasks</a></p>`,
-          operator,
-        ),
-      );
+    if (!view) return message(res, 404, 'No such task', html`It never existed or has expired. <a href="/console/">All tasks</a>`, operator);
     const full = { ...view, ...extra };
     send(res, status, panel ? taskPanel(full) : taskPage(full));
   }
 
   private async answer(req: IncomingMessage, res: ServerResponse, taskId: string, operator: string, actor: Actor): Promise<void> {
     const form = await readForm(req, res);
-    if (!form) return send(res, 413, layout('Too large', html`<h1>Form too large</h1>`, operator));
+    if (!form) return message(res, 413, 'Form too large', undefined, operator);
     const key = form.key?.[0] ?? '';
     const action = form.action?.[0] ?? 'accept';
     const view = await this.taskView(taskId, operator);
@@ -325,7 +298,16 @@ export class OperatorConsole {
     if (action !== 'accept' && action !== 'decline')
       return this.showTask(res, taskId, operator, 400, false, { refusal: { key, message: `Unknown action ${JSON.stringify(action)}` } });
     const content = action === 'accept' ? contentFromForm(question.requestedSchema, form) : undefined;
-    if (form.confirm?.[0] !== 'yes') return send(res, 200, confirmAnswerPage(view.task, key, action, content, form, operator));
+    if (form.confirm?.[0] !== 'yes') {
+      // Checked before the review too (the same rule the store applies), so nothing is confirmed that would be refused.
+      const check = checkInputAnswer(question, { action, ...(content && { content }) });
+      if (!check.valid)
+        return this.showTask(res, taskId, operator, 422, false, {
+          refusal: { key, message: 'The answer does not fit the question.', problems: check.problems },
+          previous: form,
+        });
+      return send(res, 200, confirmAnswerPage(view.task, key, action, content, form, operator));
+    }
     try {
       const taken = await this.deps.runtime.provideInputs(taskId, { [key]: { action, ...(content && { content }) } }, ENGINE_ACCESS, actor);
       if (taken.length === 0)
@@ -347,7 +329,7 @@ export class OperatorConsole {
 
   private async cancel(req: IncomingMessage, res: ServerResponse, taskId: string, operator: string, actor: Actor): Promise<void> {
     const form = await readForm(req, res);
-    if (!form) return send(res, 413, layout('Too large', html`<h1>Form too large</h1>`, operator));
+    if (!form) return message(res, 413, 'Form too large', undefined, operator);
     if (form.confirm?.[0] !== 'yes') return this.showTask(res, taskId, operator, 400, false, { refusal: { message: 'Cancelling needs a confirmation.' } });
     try {
       await this.deps.runtime.cancel(taskId, ENGINE_ACCESS, actor);
@@ -408,6 +390,20 @@ export class OperatorConsole {
   }
 }
 
+/** A short page: `title` as its heading and an optional line of `text`. */
+function message(res: ServerResponse, status: number, title: string, text?: Html, operator?: string): void {
+  send(
+    res,
+    status,
+    layout(
+      title,
+      html`<h1>${title}</h1>
+        ${text ? html`<p>${text}</p>` : ''}`,
+      operator,
+    ),
+  );
+}
+
 function send(res: ServerResponse, status: number, body: Html): void {
   res
     .writeHead(status, {
@@ -458,4 +454,31 @@ function isSealed(value: Json | undefined): boolean {
 /** Whether the browser reached us over HTTPS (directly, or through a proxy that says so): the session cookie is then `Secure`. */
 function isHttps(req: IncomingMessage): boolean {
   return (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
+}
+
+/** Failures per key (a peer address) within a sliding window, bounded to 10,000 keys (the oldest dropped first). */
+class FailureWindow {
+  private readonly seen = new Map<string, number[]>();
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  add(key: string): void {
+    const now = Date.now();
+    const times = (this.seen.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    times.push(now);
+    this.seen.delete(key);
+    this.seen.set(key, times);
+    if (this.seen.size > 10_000) this.seen.delete(this.seen.keys().next().value!);
+  }
+
+  /** 0 when `key` may try again now, else how many seconds until its oldest failure leaves the window. */
+  retryAfterSeconds(key: string): number {
+    const now = Date.now();
+    const times = (this.seen.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    if (times.length < this.limit) return 0;
+    return Math.max(1, Math.ceil((times[0]! + this.windowMs - now) / 1000));
+  }
 }

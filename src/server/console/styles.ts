@@ -7,6 +7,8 @@ export const CONSOLE_CSS = `
 .who button.small { padding: .15rem .5rem; font-size: .8rem; margin: 0 0 0 .5rem; width: auto; }
 .narrow { max-width: 28rem; }
 .filters { display: grid; grid-template-columns: repeat(6, auto); gap: .5rem; align-items: end; }
+.filters label { min-width: 0; }
+.filters input, .filters select { width: 100%; min-width: 0; }
 .filters label { margin: 0; font-size: .85rem; }
 .filters input, .filters select, .filters button { margin: 0; }
 .counts { display: flex; flex-wrap: wrap; gap: .5rem; margin: 1rem 0; }
@@ -43,4 +45,16 @@ pre.json { max-height: 24rem; overflow: auto; font-size: .8rem; }
 .st-waiting .bar { background: repeating-linear-gradient(45deg, #f59f00, #f59f00 6px, #ffd8a8 6px, #ffd8a8 12px); }
 .t-run .bar, .t-created .bar, .t-cancelled .bar, .t-completion .bar { background: #5f3dc4; }
 details.danger summary { width: auto; display: inline-block; }
+.connection { position: sticky; top: 0; z-index: 10; margin: 0; padding: .5rem 1rem; background: #fff4e0; color: #8a5200; border-bottom: 1px solid #f59f00; text-align: center; }
+.count-label { align-self: center; font-size: .85rem; color: var(--pico-muted-color); }
+.scroll { overflow-x: auto; }
+@media (max-width: 720px) {
+  .bar { flex-wrap: wrap; gap: .25rem; }
+  .filters { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+  .filters button { grid-column: 1 / -1; }
+  table.tasks th:nth-child(5), table.tasks td:nth-child(5), table.tasks th:nth-child(6), table.tasks td:nth-child(6) { display: none; }
+  .timeline li { grid-template-columns: 1fr; gap: .2rem; }
+  .facts { grid-template-columns: 1fr; }
+  .facts dd { margin-bottom: .4rem; }
+}
 `;

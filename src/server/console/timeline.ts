@@ -105,7 +105,7 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
         label: `question ${question}`,
         detail: `${asked.message}${hasAnswer ? ` → ${describeAnswer(answer)}` : ''}`,
         start: at(asked.at),
-        ...(hasAnswer ? { end: answered ? Date.parse(answered.at) : at(asked.at) } : {}),
+        ...(hasAnswer ? { end: answered ? Date.parse(answered.at) : at(asked.at) } : ended !== undefined ? { end: ended } : {}),
         ...(answered && { by: answered.by }),
         state: hasAnswer ? 'done' : ended !== undefined ? 'failed' : 'waiting',
       });

@@ -53,6 +53,8 @@ export interface TaskView {
   refusal?: { key?: string; message: string; problems?: string[] };
   /** Values of a refused form, kept for the operator to correct. */
   previous?: Record<string, string[]>;
+  /** ISO 8601: when each pending question was first asked (journal `asked:<key>`). */
+  askedAt?: Record<string, string>;
 }
 
 const STATUS_LABEL: Record<TaskStatus, string> = {
@@ -85,9 +87,28 @@ export function duration(ms: number): string {
   return relative(ms, 0).replace(/^in /, '');
 }
 
-const time = (iso: string, now: number) => html`<time datetime="${iso}" title="${iso}">${relative(Date.parse(iso), now)}</time>`;
+/** A relative time ("3 min ago"), kept current in the browser (`data-relative`, see script.ts); the exact UTC time as its tooltip. */
+const time = (iso: string, now: number) => html`<time datetime="${iso}" title="${iso}" data-relative>${relative(Date.parse(iso), now)}</time>`;
 
-const badge = (status: TaskStatus) => html`<span class="badge s-${status}" data-status="${status}">${STATUS_LABEL[status]}</span>`;
+/** How long since `iso` ("12 min"), kept current in the browser (`data-since`). */
+const since = (iso: string, now: number) => html`<time datetime="${iso}" title="${iso}" data-since>${duration(now - Date.parse(iso))}</time>`;
+
+/** The status badge; a task that completed with a tool error (`isError`, 2026-07-28's `completed`) says so in red. */
+const badge = (task: TaskRecord) => {
+  const toolError = task.status === 'completed' && task.outcome?.type === 'result' && task.outcome.result.isError === true;
+  return html`<span class="badge s-${toolError ? 'failed' : task.status}" data-status="${task.status}" ${toolError ? html`data-tool-error` : ''}
+    >${STATUS_LABEL[task.status]}${toolError ? ' · tool error' : ''}</span
+  >`;
+};
+
+/** One line saying how a task stands: its status message, else how it ended (the result's first text, or the error). */
+function summary(task: TaskRecord): string {
+  if (task.statusMessage) return task.statusMessage;
+  const outcome = task.outcome;
+  if (outcome?.type === 'error') return outcome.error.message;
+  const text = (outcome?.result as { content?: { type?: string; text?: unknown }[] } | undefined)?.content?.find((c) => c.type === 'text')?.text;
+  return typeof text === 'string' ? text : '';
+}
 
 /** A whole page around `body`. */
 export function layout(title: string, body: Html, operator?: string): Html {
@@ -102,12 +123,14 @@ export function layout(title: string, body: Html, operator?: string): Html {
         <link rel="stylesheet" href="/console/assets/console.css" />
         <script src="/console/assets/htmx.min.js"></script>
         <script src="/console/assets/sse.js"></script>
+        <script src="/console/assets/console.js" defer></script>
       </head>
       <body hx-ext="sse" sse-connect="/console/events">
         <header class="container bar">
           <a href="/console/" class="brand"><strong>mcp-tasks</strong> operator console</a>
           ${operator ? html`<span class="who">signed in as <strong>${operator}</strong>${operator === 'local' ? '' : html` <form method="post" action="/console/logout" class="inline"><button class="secondary outline small">Sign out</button></form>`}</span>` : ''}
         </header>
+        <p id="connection" class="connection" role="status" hidden>Lost the live connection to the server; retrying… (what you see may be out of date)</p>
         <main class="container">${body}</main>
       </body>
     </html>`;
@@ -167,12 +190,14 @@ export function listPage(view: ListView): Html {
             ${view.tools.map((t) => html`<option ${f.tool === t ? html`selected` : ''}>${t}</option>`)}
           </select></label
         >
-        <label>Principal<input name="principal" value="${f.principal ?? ''}" placeholder="any (- = anonymous)" /></label>
-        <label>Created from<input type="datetime-local" name="from" value="${local(f.from)}" /></label>
-        <label>to<input type="datetime-local" name="to" value="${local(f.to)}" /></label>
+        <label
+          >Principal<input name="principal" value="${f.principal ?? ''}" placeholder="any" title="a principal name; - for the anonymous principal"
+        /></label>
+        <label>Created from (UTC)<input type="datetime-local" name="from" value="${local(f.from)}" /></label>
+        <label>to (UTC)<input type="datetime-local" name="to" value="${local(f.to)}" /></label>
         <button type="submit">Filter</button>
       </form>
-      <div id="task-list" hx-get="/console/list${queryOf(f, true)}" hx-trigger="sse:tasks" hx-swap="innerHTML">${listFragment(view)}</div>`,
+      <div id="task-list" data-live hx-get="/console/list${queryOf(f, true)}" hx-trigger="sse:tasks" hx-swap="innerHTML">${listFragment(view)}</div>`,
     view.operator,
   );
 }
@@ -180,51 +205,54 @@ export function listPage(view: ListView): Html {
 /** The counts and the table: what live updates replace. */
 export function listFragment(view: ListView): Html {
   const waiting = view.counts.input_required;
-  return html`<section class="counts" aria-label="Tasks per status">
+  return html`<section class="counts" aria-label="Tasks per status in the whole store">
+      <span class="count-label">In the store:</span>
       ${STATUSES.map((s) => html`<a href="/console/${queryOf({ ...view.filters, status: s, cursor: undefined })}" class="count s-${s}" data-count="${s}"><strong>${view.counts[s]}</strong> ${STATUS_LABEL[s]}</a>`)}
       <span class="count oldest" data-oldest
         >${
           waiting > 0 && view.oldestInputRequiredAt
-            ? html`oldest waiting: <strong>${duration(view.now - Date.parse(view.oldestInputRequiredAt))}</strong>`
+            ? html`oldest question waiting for <strong>${since(view.oldestInputRequiredAt, view.now)}</strong>`
             : 'nothing waits for input'
         }</span
       >
     </section>
     ${view.notice ? html`<p class="error" role="alert">${view.notice}</p>` : ''}
-    <table class="tasks striped">
-      <thead>
-        <tr>
-          <th>Task</th>
-          <th>Tool</th>
-          <th>Principal</th>
-          <th>Status</th>
-          <th>Created</th>
-          <th>Updated</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${
-          view.tasks.length === 0
-            ? html`<tr>
-                <td colspan="6" class="empty">No tasks match.</td>
-              </tr>`
-            : view.tasks.map(
-                (t) =>
-                  html`<tr data-task-id="${t.taskId}">
-                    <td>
-                      <a href="/console/tasks/${t.taskId}"><code>${t.taskId.slice(0, 12)}…</code></a
-                      ><br /><small>${t.statusMessage ?? ''}</small>
-                    </td>
-                    <td>${t.request.tool}</td>
-                    <td>${t.owner ?? html`<em>anonymous</em>`}</td>
-                    <td>${badge(t.status)}</td>
-                    <td>${time(t.createdAt, view.now)}</td>
-                    <td>${time(t.lastUpdatedAt, view.now)}</td>
-                  </tr>`,
-              )
-        }
-      </tbody>
-    </table>
+    <div class="scroll">
+      <table class="tasks striped">
+        <thead>
+          <tr>
+            <th>Task</th>
+            <th>Tool</th>
+            <th>Principal</th>
+            <th>Status</th>
+            <th>Created</th>
+            <th>Updated</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${
+            view.tasks.length === 0
+              ? html`<tr>
+                  <td colspan="6" class="empty">No tasks match.</td>
+                </tr>`
+              : view.tasks.map(
+                  (t) =>
+                    html`<tr data-task-id="${t.taskId}">
+                      <td>
+                        <a href="/console/tasks/${t.taskId}"><code>${t.taskId.slice(0, 12)}…</code></a
+                        ><br /><small>${summary(t)}</small>
+                      </td>
+                      <td>${t.request.tool}</td>
+                      <td>${t.owner ?? html`<em>anonymous</em>`}</td>
+                      <td>${badge(t)}</td>
+                      <td>${time(t.createdAt, view.now)}</td>
+                      <td>${time(t.lastUpdatedAt, view.now)}</td>
+                    </tr>`,
+                )
+          }
+        </tbody>
+      </table>
+    </div>
     <nav class="pages">
       ${view.filters.cursor ? html`<a href="/console/${queryOf(view.filters)}">← Newest</a>` : ''}${
         view.nextCursor ? html`<a href="/console/${queryOf({ ...view.filters, cursor: view.nextCursor }, true)}" rel="next">Older →</a>` : ''
@@ -237,7 +265,7 @@ export function taskPage(view: TaskView): Html {
   return layout(
     `Task ${view.task.taskId.slice(0, 8)}`,
     html`<p><a href="/console/">← All tasks</a></p>
-      <div id="task-panel" hx-get="/console/tasks/${view.task.taskId}/panel" hx-trigger="sse:task-${view.task.taskId}" hx-swap="innerHTML">
+      <div id="task-panel" data-live hx-get="/console/tasks/${view.task.taskId}/panel" hx-trigger="sse:task-${view.task.taskId}" hx-swap="innerHTML">
         ${taskPanel(view)}
       </div>`,
     view.operator,
@@ -249,7 +277,7 @@ export function taskPanel(view: TaskView): Html {
   const { task, now } = view;
   const live = task.status === 'working' || task.status === 'input_required';
   return html`<hgroup>
-      <h1>${task.request.tool} ${badge(task.status)}</h1>
+      <h1>${task.request.tool} ${badge(task)}</h1>
       <p><code>${task.taskId}</code></p>
     </hgroup>
     <dl class="facts">
@@ -270,8 +298,16 @@ export function taskPanel(view: TaskView): Html {
               </dd>`
           : ''
       }
-      <dt>Expires</dt>
-      <dd>${task.ttl === null ? 'never' : time(new Date(Date.parse(task.createdAt) + task.ttl).toISOString(), now)}</dd>
+      <dt>Kept</dt>
+      <dd>
+        ${
+          live
+            ? 'while it runs; its result is kept after it ends'
+            : task.ttl === null
+              ? 'forever'
+              : html`until ${time(new Date(Date.parse(task.createdAt) + task.ttl).toISOString(), now)}`
+        }
+      </dd>
       ${
         task.lease
           ? html`<dt>Runs on</dt>
@@ -342,7 +378,7 @@ function questionCard(taskId: string, key: string, q: InputRequest, view: TaskVi
     </article>`;
   const previous = view.refusal?.key === key ? view.previous : undefined;
   return html`<article class="question" data-question="${key}">
-    <header>Question <code>${key}</code></header>
+    <header>Question <code>${key}</code>${view.askedAt?.[key] ? html` · waiting for ${since(view.askedAt[key]!, view.now)}` : ''}</header>
     <p class="message">${q.message}</p>
     <form method="post" action="/console/tasks/${taskId}/answer" class="answer" id="answer-${key}" hx-preserve>
       <input type="hidden" name="key" value="${key}" />
@@ -374,7 +410,10 @@ export function confirmAnswerPage(
       <article class="confirm">
         <header>Confirm your answer to <strong>${task.request.tool}</strong> <code>${task.taskId.slice(0, 12)}…</code></header>
         <p class="message">${q?.message ?? key}</p>
-        <p>Answer: <strong data-confirm-action>${action}</strong></p>
+        <p>
+          Answer: <strong data-confirm-action="${action}">${action === 'decline' ? 'decline to answer' : 'submit these values'}</strong>
+          ${action === 'decline' ? html`<br /><small>A decline sends no fields: anything typed in the form is not recorded.</small>` : ''}
+        </p>
         ${
           content
             ? html`<dl class="facts">
@@ -393,7 +432,7 @@ export function confirmAnswerPage(
           ${hidden}<input type="hidden" name="confirm" value="yes" />
           <div class="actions">
             <button type="submit" data-action="confirm-answer">Confirm and send</button>
-            <a href="/console/tasks/${task.taskId}" role="button" class="secondary outline">Back</a>
+            <a href="/console/tasks/${task.taskId}" role="button" class="secondary outline" data-back>Back</a>
           </div>
         </form>
       </article>`,
@@ -414,7 +453,7 @@ function timelineChart(items: TimelineItem[], created: number, now: number): Htm
       return html`<li class="t-${item.kind} st-${item.state}" data-kind="${item.kind}" data-state="${item.state}">
         <span class="when"
           ><time datetime="${new Date(item.start).toISOString()}" title="${new Date(item.start).toISOString()}"
-            >${new Date(item.start).toISOString().replace('T', ' ').slice(0, 19)}</time
+            >${new Date(item.start).toISOString().replace('T', ' ').slice(0, 19)} UTC</time
           ></span
         >
         <span class="what"
@@ -422,10 +461,10 @@ function timelineChart(items: TimelineItem[], created: number, now: number): Htm
             item.due !== undefined && item.state === 'waiting' ? html` <small class="due">due ${relative(item.due, now)}</small>` : ''
           }${item.by ? html` <small class="by">by ${item.by.role === 'operator' ? `operator ${item.by.name}` : item.by.role === 'engine' ? 'the engine' : (item.by.name ?? 'anonymous client')}</small>` : ''}<br /><small
             class="detail"
-            >${item.detail ? preview(item.detail) : ''}</small
+            >${item.detail ? (item.kind === 'question' ? item.detail : preview(item.detail)) : ''}</small
           ></span
         >
-        <span class="track"><span class="bar" style="${raw(`left:${pct(item.start)};width:max(${width.toFixed(2)}%,6px)`)}"></span></span>
+        <span class="track"><span class="bar" style="${raw(`left:min(${pct(item.start)},calc(100% - 6px));width:max(${width.toFixed(2)}%,6px)`)}"></span></span>
       </li>`;
     })}
   </ol>`;

@@ -1,0 +1,58 @@
+/**
+ * The console's only script of its own (served as `/console/assets/console.js`, loaded after htmx):
+ * - keeps relative times current: every `<time data-relative>` is re-rendered from its `datetime`
+ *   every 15 s (the server renders them once), with the same wording as `relative()` in views.ts;
+ *   `data-since` elements show a duration since their `datetime`;
+ * - says when the live connection to the server is lost (a banner), and on reconnecting re-fetches
+ *   what the page shows, since events sent meanwhile were missed;
+ * - sends the browser to the sign-in page when a live refresh is answered 401 (signed out
+ *   elsewhere, session expired);
+ * - `[data-back]` buttons go back in history, so a reviewed answer's form keeps its values.
+ */
+export const CONSOLE_JS = `
+(function () {
+  function words(ms) {
+    var abs = Math.abs(ms), n, unit;
+    if (abs < 45000) { n = Math.round(abs / 1000); unit = 's'; }
+    else if (abs < 45 * 60000) { n = Math.round(abs / 60000); unit = 'min'; }
+    else if (abs < 36 * 3600000) { n = Math.round(abs / 3600000); unit = 'h'; }
+    else { n = Math.round(abs / 86400000); unit = n === 1 ? 'day' : 'days'; }
+    return n + ' ' + unit;
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll('time[data-relative]').forEach(function (el) {
+      var at = Date.parse(el.getAttribute('datetime'));
+      if (!isNaN(at)) el.textContent = at >= now ? 'in ' + words(at - now) : words(now - at) + ' ago';
+    });
+    document.querySelectorAll('time[data-since]').forEach(function (el) {
+      var at = Date.parse(el.getAttribute('datetime'));
+      if (!isNaN(at)) el.textContent = words(now - at);
+    });
+  }
+  setInterval(tick, 15000);
+  document.addEventListener('htmx:afterSwap', tick);
+
+  var lost = false;
+  function banner(show) {
+    var el = document.getElementById('connection');
+    if (el) el.hidden = !show;
+  }
+  document.body.addEventListener('htmx:sseError', function () { lost = true; banner(true); });
+  document.body.addEventListener('htmx:sseOpen', function () {
+    banner(false);
+    if (!lost) return;
+    lost = false;
+    document.querySelectorAll('[data-live]').forEach(function (el) {
+      htmx.ajax('GET', el.getAttribute('hx-get'), { target: el, swap: 'innerHTML' });
+    });
+  });
+  document.body.addEventListener('htmx:responseError', function (event) {
+    if (event.detail && event.detail.xhr && event.detail.xhr.status === 401) window.location.href = '/console/login';
+  });
+  document.addEventListener('click', function (event) {
+    var target = event.target;
+    if (target && target.closest && target.closest('[data-back]')) { event.preventDefault(); history.back(); }
+  });
+})();
+`;
