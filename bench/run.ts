@@ -84,6 +84,8 @@ function storeUrls(): Record<string, () => string> {
   return {
     memory: () => 'memory:',
     sqlite: () => `sqlite:${join(work, `s-${randomBytes(3).toString('hex')}.db`)}`,
+    // The same, committing each write on its own (no group commit): what group commit buys.
+    'sqlite/1': () => `sqlite:${join(work, `s-${randomBytes(3).toString('hex')}.db`)}?groupCommit=off`,
     postgres: () => {
       const schema = `mcpt_bench_${run}_${schemas.length}`;
       schemas.push(schema);

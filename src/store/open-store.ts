@@ -12,6 +12,8 @@ import { TaskStore, type TaskStoreOptions } from './task-store.js';
  * - `sqlite:<path>` — embedded SQLite file in WAL mode (`sqlite::memory:` for a private in-memory
  *   DB); `?synchronous=normal` trades power-loss durability for speed (default `full`);
  *   `?shared=true` when several processes share the file (they then use leases to take over);
+ *   `?groupCommit=off` commits each write on its own (default `on`: concurrent writes share a
+ *   commit, see `GroupCommit`; either way a write resolves only once it is committed);
  * - `postgres://…` / `postgresql://…` — PostgreSQL for several instances; `?schema=name` picks the
  *   schema (default `mcp_tasks`; the parameter is not passed on to the driver);
  * - `redis://…` / `rediss://…` — Redis for several instances; `?prefix=name` picks the key prefix
@@ -38,7 +40,9 @@ export function openBackend(url: string): StoreBackend {
     const synchronous = search.get('synchronous');
     if (synchronous !== null && synchronous !== 'full' && synchronous !== 'normal')
       throw new InvalidArgumentError(`synchronous must be full or normal: ${url}`);
-    return new SqliteBackend(path, { synchronous: synchronous ?? 'full', exclusive: search.get('shared') !== 'true' });
+    const groupCommit = search.get('groupCommit');
+    if (groupCommit !== null && groupCommit !== 'on' && groupCommit !== 'off') throw new InvalidArgumentError(`groupCommit must be on or off: ${url}`);
+    return new SqliteBackend(path, { synchronous: synchronous ?? 'full', exclusive: search.get('shared') !== 'true', groupCommit: groupCommit !== 'off' });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const parsed = new URL(url);
