@@ -3,8 +3,8 @@
  * - keeps relative times current: every `<time data-relative>` is re-rendered from its `datetime`
  *   every 15 s (the server renders them once), with the same wording as `relative()` in views.ts;
  *   `data-since` elements show a duration since their `datetime`;
- * - says when the live connection to the server is lost (a banner), and on reconnecting re-fetches
- *   what the page shows, since events sent meanwhile were missed;
+ * - says when the live connection to the server is lost (a banner), and on every (re)connection
+ *   re-fetches what the page shows, since events sent before it were missed;
  * - sends the browser to the sign-in page when a live refresh is answered 401 (signed out
  *   elsewhere, session expired);
  * - `[data-back]` buttons go back in history, so a reviewed answer's form keeps its values.
@@ -39,9 +39,11 @@ export const CONSOLE_JS = `
     if (el) el.hidden = !show;
   }
   document.body.addEventListener('htmx:sseError', function () { lost = true; banner(true); });
+  // On every (re)connection, re-fetch what the page shows: changes made between rendering the page
+  // and subscribing (a task finishing right after its answer), or while the connection was lost,
+  // sent events nobody received.
   document.body.addEventListener('htmx:sseOpen', function () {
     banner(false);
-    if (!lost) return;
     lost = false;
     document.querySelectorAll('[data-live]').forEach(function (el) {
       htmx.ajax('GET', el.getAttribute('hx-get'), { target: el, swap: 'innerHTML' });
