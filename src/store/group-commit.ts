@@ -28,7 +28,7 @@ export class GroupCommit {
   private readonly batch: (items: Pending[]) => unknown[];
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     private readonly maxBatch = 1000,
   ) {
     // One IMMEDIATE transaction per batch (the write lock up front: no upgrade deadlock with another
