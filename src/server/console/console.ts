@@ -3,15 +3,15 @@ import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ENGINE_ACCESS } from '../../core/access.js';
 import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, InvalidCursorError, TaskNotFoundError } from '../../core/errors.js';
-import type { Actor } from '../../core/history.js';
+import { askedKey, type Actor } from '../../core/history.js';
 import type { Json, JsonObject } from '../../core/json.js';
 import type { Logger } from '../../core/log.js';
 import type { TaskStatus } from '../../core/status.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
+import { inputJournalKey } from '../../store/task-store.js';
 import { ConsoleAuth, sameOrigin } from './auth.js';
 import { contentFromForm } from './form.js';
-import type { Html } from './html.js';
 import { CONSOLE_CSS } from './styles.js';
 import { CONSOLE_JS } from './script.js';
 import { checkInputAnswer } from '../../core/input-answers.js';
@@ -29,7 +29,7 @@ import {
   type ListView,
   type TaskView,
 } from './views.js';
-import { html } from './html.js';
+import { html, type Html } from './html.js';
 
 /** Options of the operator console (`TaskServerOptions.console`). */
 export interface ConsoleOptions {
@@ -143,10 +143,11 @@ export class OperatorConsole {
       res.writeHead(303, { location: '/console/login', 'set-cookie': ConsoleAuth.clearCookie() }).end();
       return;
     }
+    const match = TASK_ID.exec(path);
     const operator = this.auth.operatorOf(req);
     if (!operator) {
       if (!this.auth.usesTokens) return message(res, 403, 'Forbidden', html`Without operator tokens, the console answers only on this machine (loopback).`);
-      const page = path === '/console/' || (TASK_ID.test(path) && TASK_ID.exec(path)![2] === undefined);
+      const page = path === '/console/' || (match !== null && match[2] === undefined);
       if (method === 'GET' && page) return redirect(res, '/console/login'); // fragments and streams get 401
       return message(res, 401, 'Sign in required', html`<a href="/console/login">Sign in</a>`);
     }
@@ -155,7 +156,6 @@ export class OperatorConsole {
     if (path === '/console/' && method === 'GET') return send(res, 200, listPage(await this.listView(url, operator)));
     if (path === '/console/list' && method === 'GET') return send(res, 200, listFragment(await this.listView(url, operator)));
     if (path === '/console/events' && method === 'GET') return this.stream(req, res);
-    const match = TASK_ID.exec(path);
     if (!match) return message(res, 404, 'Not found', undefined, operator);
     const [, taskId, action] = match as unknown as [string, string, string | undefined];
     if (method === 'GET' && action === undefined) return this.showTask(res, taskId, operator, 200, false);
@@ -252,7 +252,7 @@ export class OperatorConsole {
     }
     const journal = await store.readJournal(taskId);
     const answerOf = (key: string) => {
-      const value = journal.get(`input:${key}`);
+      const value = journal.get(inputJournalKey(key));
       try {
         return store.secrets ? store.secrets.open(value) : value;
       } catch {
@@ -262,7 +262,7 @@ export class OperatorConsole {
     const now = Date.now();
     const askedAt = Object.fromEntries(
       Object.keys(task.inputRequests).flatMap((key) => {
-        const at = (journal.get(`asked:${key}`) as { at?: unknown } | undefined)?.at;
+        const at = (journal.get(askedKey(key)) as { at?: unknown } | undefined)?.at;
         return typeof at === 'string' ? [[key, at]] : [];
       }),
     );

@@ -1,7 +1,22 @@
-import type { Actor, AnsweredEntry, AskedEntry, CancelledEntry, RunEntry, UntilEntry } from '../../core/history.js';
+import {
+  answeredKey,
+  askedKey,
+  CANCELLED_KEY,
+  untilKey,
+  type Actor,
+  type AnsweredEntry,
+  type AskedEntry,
+  type CancelledEntry,
+  type RunEntry,
+  type UntilEntry,
+} from '../../core/history.js';
 import type { Json } from '../../core/json.js';
 import type { TaskRecord } from '../../core/task.js';
 import { isTerminal } from '../../core/status.js';
+import { inputJournalKey } from '../../store/task-store.js';
+
+const ASKED_PREFIX = askedKey('');
+const UNTIL_PREFIX = untilKey('');
 
 /**
  * One row of a task's timeline in the operator console: something that happened (or is still
@@ -56,6 +71,19 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
     { kind: 'created', label: 'created', detail: `${task.request.tool} by ${task.owner ?? 'anonymous'}`, start: created, state: 'info' },
   ];
   const at = (iso: string | undefined) => (iso ? Date.parse(iso) : created);
+  /** A wait that began at `start` until `due` (ms; unknown for a malformed entry): woken once due or once the task ended. */
+  const timerItem = (label: string, start: number, due: number | undefined): TimelineItem => {
+    const fired = due !== undefined && (due <= now || ended !== undefined);
+    return {
+      kind: 'timer',
+      label,
+      detail: due === undefined ? 'timer' : `${fired ? 'woke at' : 'waits until'} ${new Date(due).toISOString()}`,
+      start,
+      ...(fired && { end: Math.min(due, ended ?? due) }),
+      ...(due !== undefined && { due }),
+      state: fired ? 'done' : 'waiting',
+    };
+  };
 
   for (const [key, value] of journal) {
     if (key.startsWith('step:')) {
@@ -69,36 +97,19 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
         state: record.ok ? 'done' : 'failed',
       });
     } else if (key.startsWith('timer:')) {
+      // `ctx.sleep`: a journaled step whose value is the deadline (ms since the epoch).
       const record = value as unknown as StepRecord;
       const due = typeof record.value === 'number' ? record.value : undefined;
-      const fired = due !== undefined && (due <= now || ended !== undefined);
-      items.push({
-        kind: 'timer',
-        label: `timer ${key.slice('timer:'.length)}`,
-        detail: due === undefined ? 'timer' : `${fired ? 'woke at' : 'waits until'} ${new Date(due).toISOString()}`,
-        start: at(record.startedAt),
-        ...(fired ? { end: Math.min(due!, ended ?? due!) } : {}),
-        ...(due !== undefined && { due }),
-        state: fired ? 'done' : 'waiting',
-      });
-    } else if (key.startsWith('until:')) {
+      items.push(timerItem(`timer ${key.slice('timer:'.length)}`, at(record.startedAt), due));
+    } else if (key.startsWith(UNTIL_PREFIX)) {
+      // `ctx.sleepUntil`: an `UntilEntry`.
       const entry = value as unknown as UntilEntry;
-      const due = Date.parse(entry.due);
-      const fired = due <= now || ended !== undefined;
-      items.push({
-        kind: 'timer',
-        label: 'waits for a date',
-        detail: `${fired ? 'woke at' : 'waits until'} ${entry.due}`,
-        start: at(entry.at),
-        ...(fired ? { end: Math.min(due, ended ?? due) } : {}),
-        due,
-        state: fired ? 'done' : 'waiting',
-      });
-    } else if (key.startsWith('asked:')) {
-      const question = key.slice('asked:'.length);
+      items.push(timerItem('waits for a date', at(entry.at), Date.parse(entry.due)));
+    } else if (key.startsWith(ASKED_PREFIX)) {
+      const question = key.slice(ASKED_PREFIX.length);
       const asked = value as unknown as AskedEntry;
-      const answered = journal.get(`answered:${question}`) as unknown as AnsweredEntry | undefined;
-      const hasAnswer = journal.has(`input:${question}`);
+      const answered = journal.get(answeredKey(question)) as unknown as AnsweredEntry | undefined;
+      const hasAnswer = journal.has(inputJournalKey(question));
       const answer = hasAnswer ? answerOf(question) : undefined;
       items.push({
         kind: 'question',
@@ -118,7 +129,7 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
         start: at(run.at),
         state: 'info',
       });
-    } else if (key === 'cancelled') {
+    } else if (key === CANCELLED_KEY) {
       const entry = value as unknown as CancelledEntry;
       items.push({ kind: 'cancelled', label: 'cancel requested', start: at(entry.at), by: entry.by, state: 'info' });
     } else if (key.startsWith('elicitation-complete:')) {
