@@ -18,7 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -28,12 +28,13 @@ import { Redis } from 'ioredis';
 import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { openStore } from '../src/store/open-store.js';
 import type { TaskRecord } from '../src/core/task.js';
-import { RawMcpClient } from '../test/helpers/raw-client.js';
+import { ENGINE_ACCESS } from '../src/core/access.js';
+import { LoadClient, type BenchEra } from './load-client.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1_000_000);
-const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7').split(','));
 const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MCP_TASKS_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -99,59 +100,64 @@ function storeUrls(): Record<string, () => string> {
   };
 }
 
-/** Scenario 1: lifecycles per second with 32 clients for SECONDS. */
-async function lifecycles(url: string): Promise<number> {
-  const clients = await Promise.all(
-    Array.from({ length: 32 }, async () => {
-      const c = new RawMcpClient(url);
-      await c.initialize({});
-      return c;
-    }),
-  );
-  let done = 0;
+/** Machine load when a measurement starts: the 1-minute load average over the core count (1.0 = every core busy). */
+const load = () => (loadavg()[0]! / cpus().length).toFixed(2);
+
+/** `n` connected load clients of `era` on `url`. */
+async function clientsOf(url: string, era: BenchEra, n: number): Promise<LoadClient[]> {
+  const clients: LoadClient[] = [];
+  for (let i = 0; i < n; i += 64)
+    clients.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(64, n - i) }, async () => {
+          const c = new LoadClient(url, era);
+          await c.init();
+          return c;
+        }),
+      )),
+    );
+  return clients;
+}
+
+/**
+ * Scenario 1 and 4: `n` clients each run lifecycles of `trivial` back to back for SECONDS (create →
+ * `tasks/get` every `pollInterval` → `tasks/result` in 2025-11-25; result inline in 2026-07-28).
+ * Returns lifecycles/s and the lifecycle latency percentiles in ms.
+ */
+async function lifecycles(url: string, era: BenchEra, n = 32): Promise<{ rate: number; p50: number; p99: number }> {
+  const clients = await clientsOf(url, era, n);
+  const latencies: number[] = [];
   const deadline = Date.now() + SECONDS * 1000;
   await Promise.all(
     clients.map(async (c) => {
       while (Date.now() < deadline) {
-        const created = await c.request('tools/call', { name: 'trivial', arguments: {}, task: {} });
-        const task = created.result?.task;
-        if (!task) throw new Error(`no task: ${JSON.stringify(created)}`);
-        let status = task.status;
-        while (status !== 'completed' && status !== 'failed' && status !== 'cancelled') {
-          await new Promise((r) => setTimeout(r, task.pollInterval ?? 10));
-          status = (await c.request('tasks/get', { taskId: task.taskId })).result.status;
-        }
-        const result = await c.request('tasks/result', { taskId: task.taskId });
-        if (!result.result) throw new Error(`no result: ${JSON.stringify(result)}`);
-        done++;
+        const t0 = performance.now();
+        await c.lifecycle('trivial');
+        latencies.push(performance.now() - t0);
       }
     }),
   );
-  return done / SECONDS;
+  for (const c of clients) c.close();
+  return { rate: latencies.length / SECONDS, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
-/** Scenario 2: tasks/get latencies with 100 pollers for SECONDS. */
-async function getLatency(url: string): Promise<{ p50: number; p99: number; rps: number }> {
-  const clients = await Promise.all(
-    Array.from({ length: 100 }, async () => {
-      const c = new RawMcpClient(url);
-      await c.initialize({});
-      const taskId = (await c.request('tools/call', { name: 'sleepy', arguments: {}, task: {} })).result.task.taskId as string;
-      return { c, taskId };
-    }),
-  );
+/** Scenario 2: `tasks/get` latencies with 100 pollers (no pause) on a task that waits, for SECONDS. */
+async function getLatency(url: string, era: BenchEra): Promise<{ p50: number; p99: number; rps: number }> {
+  const clients = await clientsOf(url, era, 100);
+  const tasks = await Promise.all(clients.map(async (c) => ({ c, taskId: (await c.createTask('sleepy')).taskId })));
   const latencies: number[] = [];
   const deadline = Date.now() + SECONDS * 1000;
   await Promise.all(
-    clients.map(async ({ c, taskId }) => {
+    tasks.map(async ({ c, taskId }) => {
       while (Date.now() < deadline) {
         const t0 = performance.now();
-        const res = await c.request('tasks/get', { taskId });
+        const res = await c.rpc('tasks/get', { taskId });
         if (!res.result) throw new Error(`tasks/get failed: ${JSON.stringify(res)}`);
         latencies.push(performance.now() - t0);
       }
     }),
   );
+  for (const c of clients) c.close();
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: latencies.length / SECONDS };
 }
 
@@ -228,22 +234,17 @@ async function storeWrites(): Promise<Record<string, { ours: number; raw: number
   return out;
 }
 
-/** Scenario 4: 1,000 parked tasks, SIGKILL, restart; ms from spawn until every one has resumed. */
+/** Scenario 6: 1,000 parked tasks, SIGKILL, restart; ms from spawn until every one has resumed. */
 async function recovery(): Promise<{ startMs: number; resumedMs: number; inProcessMs: number }> {
   const url = storeUrls().sqlite!();
   const first = await startServer('ours.ts', [url]);
-  const clients = await Promise.all(
-    Array.from({ length: 20 }, async () => {
-      const c = new RawMcpClient(first.url);
-      await c.initialize({});
-      return c;
-    }),
-  );
+  const clients = await clientsOf(first.url, '2025', 20);
   await Promise.all(
     clients.map(async (c) => {
-      for (let i = 0; i < 50; i++) await c.request('tools/call', { name: 'parked', arguments: {}, task: {} });
+      for (let i = 0; i < 50; i++) await c.createTask('parked');
     }),
   );
+  for (const c of clients) c.close();
   const store = openStore(url);
   for (let i = 0; i < 200 && (await store.listUnfinished()).filter((t) => t.statusMessage?.startsWith('Waiting')).length < 1000; i++)
     await new Promise((r) => setTimeout(r, 100));
@@ -260,7 +261,7 @@ async function recovery(): Promise<{ startMs: number; resumedMs: number; inProce
   return { startMs: listening, resumedMs, inProcessMs: Number(own[1]) };
 }
 
-/** Scenario 5: tasks/get p50 and RSS with `count` finished tasks in SQLite. */
+/** Scenario 7: tasks/get p50 and RSS with `count` finished tasks in SQLite. */
 async function scale(count: number): Promise<{ p50: number; rssMb: number; fillSeconds: number }> {
   const path = join(work, `scale-${count}.db`);
   const backend = new SqliteBackend(path, { synchronous: 'normal' });
@@ -295,19 +296,13 @@ async function scale(count: number): Promise<{ p50: number; rssMb: number; fillS
   await backend.close();
   const fillSeconds = (performance.now() - t0) / 1000;
   const server = await startServer('ours.ts', [`sqlite:${path}`]);
-  const clients = await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      const c = new RawMcpClient(server.url);
-      await c.initialize({});
-      return c;
-    }),
-  );
+  const clients = await clientsOf(server.url, '2025', 4);
   const latencies: number[] = [];
   await Promise.all(
     clients.map(async (c, k) => {
       for (let i = k; i < ids.length; i += clients.length) {
         const t = performance.now();
-        const res = await c.request('tasks/get', { taskId: ids[i] });
+        const res = await c.rpc('tasks/get', { taskId: ids[i]! });
         if (res.result?.status !== 'completed') throw new Error(`scale get failed: ${JSON.stringify(res)}`);
         latencies.push(performance.now() - t);
       }
@@ -326,58 +321,142 @@ async function repeat<T>(fn: () => Promise<T>): Promise<T[]> {
   return out;
 }
 
+/** Scenario 3b: `writers` concurrent writers (create + finish each) on SQLite through mcp-tasks, for `n` tasks in all. */
+async function concurrentWrites(url: string, writers: number, n: number): Promise<number> {
+  const store = openStore(url);
+  await store.create({ owner: null, request: { tool: 'warmup', arguments: {} }, errorResultStatus: 'failed' });
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (next++ < n) {
+        const task = await store.create({ owner: null, request: { tool: 't', arguments: {} }, errorResultStatus: 'failed' });
+        await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [{ type: 'text', text: 'ok' }] } });
+      }
+    }),
+  );
+  const rate = (2 * n) / ((performance.now() - t0) / 1000);
+  await store.close();
+  return rate;
+}
+
+/** CPU time (user + system) of process `pid` so far, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+const rssMbOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+/**
+ * Scenario 5: `count` tasks waiting for an answer nobody gives (2025-11-25 clients that cannot
+ * answer), SQLite. RSS before and after, and the server's CPU while nothing happens for 10 s.
+ */
+async function waiting(count: number): Promise<{ idleMb: number; waitingMb: number; cpuPct: number; createSeconds: number }> {
+  const url = storeUrls().sqlite!();
+  const server = await startServer('ours.ts', [url]);
+  const pid = server.child.pid!;
+  const clients = await clientsOf(server.url, '2025', 16);
+  await new Promise((r) => setTimeout(r, 1000));
+  const idleMb = rssMbOf(pid);
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    clients.map(async (c) => {
+      while (next++ < count) await c.createTask('waits');
+    }),
+  );
+  const store = openStore(url);
+  for (let i = 0; i < 600 && (await store.statusCounts(ENGINE_ACCESS)).counts.input_required < count; i++) await new Promise((r) => setTimeout(r, 100));
+  const createSeconds = (performance.now() - t0) / 1000;
+  await store.close();
+  await new Promise((r) => setTimeout(r, 2000));
+  const before = cpuMs(pid);
+  await new Promise((r) => setTimeout(r, 10_000));
+  const cpuPct = (cpuMs(pid) - before) / 100;
+  const waitingMb = rssMbOf(pid);
+  for (const c of clients) c.close();
+  await server.kill();
+  return { idleMb, waitingMb, cpuPct, createSeconds };
+}
+
+const LIFECYCLE_ROWS: [label: string, script: string, store: string | undefined, era: BenchEra][] = [
+  ['SDK 1.x InMemoryTaskStore (peer)', 'baseline-v1.ts', undefined, '2025'],
+  ['mcp-tasks memory     2025-11-25', 'ours.ts', 'memory', '2025'],
+  ['mcp-tasks memory     2026-07-28', 'ours.ts', 'memory', '2026'],
+  ['mcp-tasks sqlite     2025-11-25', 'ours.ts', 'sqlite', '2025'],
+  ['mcp-tasks sqlite     2026-07-28', 'ours.ts', 'sqlite', '2026'],
+  ['mcp-tasks sqlite/1   2025-11-25', 'ours.ts', 'sqlite/1', '2025'],
+  ['mcp-tasks postgres   2025-11-25', 'ours.ts', 'postgres', '2025'],
+  ['mcp-tasks redis      2025-11-25', 'ours.ts', 'redis', '2025'],
+];
+
 async function main() {
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  console.log(`mcp-tasks benchmarks — ${machine}; medians of ${REPEATS} runs, ${SECONDS} s per load run\n`);
+  console.log(`mcp-tasks benchmarks — ${machine}; medians of ${REPEATS} runs (interleaved), ${SECONDS} s per load run`);
+  console.log("load = 1-min load average / cores when the row's first run started (1.00 = every core busy)\n");
   const raw: Record<string, unknown> = { machine, seconds: SECONDS, repeats: REPEATS, at: new Date().toISOString() };
-
-  if (ONLY.has('1')) {
-    const rows: Record<string, number> = {};
-    const baselineRuns: number[] = [];
-    for (let r = 0; r < REPEATS; r++) {
-      const s = await startServer('baseline-v1.ts', []);
-      baselineRuns.push(await lifecycles(s.url));
+  const urls = storeUrls();
+  const only = process.env.BENCH_STORES?.split(',');
+  const measureOn = async <T>(script: string, store: string | undefined, fn: (url: string) => Promise<T>) => {
+    const s = await startServer(script, store ? [urls[store]!()] : []);
+    try {
+      return await fn(s.url);
+    } finally {
       await s.kill();
     }
-    rows['SDK 1.x InMemoryTaskStore (baseline)'] = median(baselineRuns);
-    for (const [name, url] of Object.entries(storeUrls())) {
-      const runs: number[] = [];
-      for (let r = 0; r < REPEATS; r++) {
-        const s = await startServer('ours.ts', [url()]);
-        runs.push(await lifecycles(s.url));
-        await s.kill();
+  };
+
+  if (ONLY.has('1')) {
+    const rows = LIFECYCLE_ROWS.filter(([, , store]) => !store || !only || only.includes(store));
+    const runs = new Map<string, number[]>();
+    const loads = new Map<string, string>();
+    for (let r = 0; r < REPEATS; r++)
+      for (const [label, script, store, era] of rows) {
+        if (!loads.has(label)) loads.set(label, load());
+        runs.set(label, [...(runs.get(label) ?? []), (await measureOn(script, store, (url) => lifecycles(url, era))).rate]);
       }
-      rows[`mcp-tasks ${name}`] = median(runs);
+    const result = Object.fromEntries([...runs].map(([k, v]) => [k, median(v)]));
+    raw.lifecycles = result;
+    console.log('1. Task lifecycles/s, 32 clients, Streamable HTTP (create → tasks/get every pollInterval → tasks/result; 2026: result in tasks/get)');
+    const peer = result[rows[0]![0]]!;
+    for (const [label, , store, era] of rows) {
+      const v = result[label]!;
+      const twin = era === '2026' ? result[label.replace('2026-07-28', '2025-11-25')] : undefined;
+      console.log(
+        `   ${label.padEnd(34)} ${v.toFixed(0).padStart(6)} /s   ×peer ${(v / peer).toFixed(2)}${twin ? `   2026/2025 ${(v / twin).toFixed(2)}` : ''}   load ${loads.get(label)}${store ? '' : ''}`,
+      );
     }
-    raw.lifecycles = rows;
-    console.log('1. Task lifecycles/s, 32 clients, Streamable HTTP (create → poll tasks/get → tasks/result)');
-    const base = rows['SDK 1.x InMemoryTaskStore (baseline)']!;
-    for (const [name, v] of Object.entries(rows)) console.log(`   ${name.padEnd(40)} ${v.toFixed(0).padStart(7)} /s   ours/baseline ${(v / base).toFixed(2)}`);
   }
 
   if (ONLY.has('2')) {
-    const measure = async (script: string, args: string[]) =>
-      repeat(async () => {
-        const s = await startServer(script, args);
-        const m = await getLatency(s.url);
-        await s.kill();
-        return m;
-      });
-    const base = await measure('baseline-v1.ts', []);
-    const ours = await measure('ours.ts', [storeUrls().sqlite!()]);
-    const summary = (runs: { p50: number; p99: number; rps: number }[]) => ({
-      p50: median(runs.map((r) => r.p50)),
-      p99: median(runs.map((r) => r.p99)),
-      rps: median(runs.map((r) => r.rps)),
+    const rows: [string, string, string | undefined, BenchEra][] = [
+      ['SDK 1.x InMemoryTaskStore (peer)', 'baseline-v1.ts', undefined, '2025'],
+      ['mcp-tasks sqlite     2025-11-25', 'ours.ts', 'sqlite', '2025'],
+      ['mcp-tasks sqlite     2026-07-28', 'ours.ts', 'sqlite', '2026'],
+    ];
+    const runs = new Map<string, { p50: number; p99: number; rps: number }[]>();
+    const loads = new Map<string, string>();
+    for (let r = 0; r < REPEATS; r++)
+      for (const [label, script, store, era] of rows) {
+        if (!loads.has(label)) loads.set(label, load());
+        runs.set(label, [...(runs.get(label) ?? []), await measureOn(script, store, (url) => getLatency(url, era))]);
+      }
+    const summary = (xs: { p50: number; p99: number; rps: number }[]) => ({
+      p50: median(xs.map((x) => x.p50)),
+      p99: median(xs.map((x) => x.p99)),
+      rps: median(xs.map((x) => x.rps)),
     });
-    const b = summary(base);
-    const o = summary(ours);
-    raw.getLatency = { baseline: b, ours: o };
-    console.log('\n2. tasks/get latency, 100 concurrent pollers');
-    console.log(`   SDK 1.x InMemoryTaskStore (baseline)   p50 ${b.p50.toFixed(2)} ms  p99 ${b.p99.toFixed(2)} ms  ${b.rps.toFixed(0)} req/s`);
-    console.log(
-      `   mcp-tasks sqlite                       p50 ${o.p50.toFixed(2)} ms  p99 ${o.p99.toFixed(2)} ms  ${o.rps.toFixed(0)} req/s   p50 ours/baseline ${(o.p50 / b.p50).toFixed(2)}`,
-    );
+    const result = Object.fromEntries([...runs].map(([k, v]) => [k, summary(v)]));
+    raw.getLatency = result;
+    console.log('\n2. tasks/get, 100 concurrent pollers (no pause)');
+    const peer = result[rows[0]![0]]!;
+    for (const [label] of rows) {
+      const v = result[label]!;
+      console.log(
+        `   ${label.padEnd(34)} p50 ${v.p50.toFixed(2).padStart(6)} ms  p99 ${v.p99.toFixed(2).padStart(7)} ms  ${v.rps.toFixed(0).padStart(6)} req/s   p50 ×peer ${(v.p50 / peer.p50).toFixed(2)}   req/s ×peer ${(v.rps / peer.rps).toFixed(2)}   load ${loads.get(label)}`,
+      );
+    }
   }
 
   if (ONLY.has('3')) {
@@ -385,29 +464,72 @@ async function main() {
     const rows = Object.fromEntries(
       Object.keys(runs[0]!).map((k) => [k, { ours: median(runs.map((r) => r[k]!.ours)), raw: median(runs.map((r) => r[k]!.raw)) }]),
     );
-    raw.storeWrites = rows;
-    console.log('\n3. Store writes/s (one writer; create + finish = 2 writes) vs the same row writes on the raw database');
+    const concurrent = median(await repeat(() => concurrentWrites(urls.sqlite!(), 32, 4000)));
+    raw.storeWrites = { ...rows, sqliteConcurrent: concurrent };
+    console.log('\n3. Store writes/s (create + finish = 2 writes) vs the same row writes on the raw database, one transaction each');
     for (const [name, v] of Object.entries(rows))
       console.log(
-        `   ${name.padEnd(10)} mcp-tasks ${v.ours.toFixed(0).padStart(7)} /s   raw ${v.raw.toFixed(0).padStart(7)} /s   ours/raw ${(v.ours / v.raw).toFixed(2)}`,
+        `   ${name.padEnd(10)} 1 writer    mcp-tasks ${v.ours.toFixed(0).padStart(7)} /s   raw ${v.raw.toFixed(0).padStart(7)} /s   ours/raw ${(v.ours / v.raw).toFixed(2)}`,
       );
+    console.log(
+      `   sqlite     32 writers  mcp-tasks ${concurrent.toFixed(0).padStart(7)} /s   raw ${rows.sqlite!.raw.toFixed(0).padStart(7)} /s   ours/raw ${(concurrent / rows.sqlite!.raw).toFixed(2)}   (group commit; raw better-sqlite3 is synchronous: one writer at a time)`,
+    );
   }
 
   if (ONLY.has('4')) {
+    const sizes = [32, 128, 512];
+    const rows: [string, string, string | undefined][] = [
+      ['SDK 1.x InMemoryTaskStore (peer)', 'baseline-v1.ts', undefined],
+      ['mcp-tasks sqlite     2025-11-25', 'ours.ts', 'sqlite'],
+    ];
+    const runs = new Map<string, { rate: number; p50: number; p99: number }[]>();
+    for (let r = 0; r < REPEATS; r++)
+      for (const [label, script, store] of rows)
+        for (const n of sizes) {
+          const key = `${label}|${n}`;
+          runs.set(key, [...(runs.get(key) ?? []), await measureOn(script, store, (url) => lifecycles(url, '2025', n))]);
+        }
+    const result = Object.fromEntries(
+      [...runs].map(([k, v]) => [k, { rate: median(v.map((x) => x.rate)), p50: median(v.map((x) => x.p50)), p99: median(v.map((x) => x.p99)) }]),
+    );
+    raw.tail = result;
+    console.log(`\n4. Lifecycle latency by concurrent clients (2025-11-25)   load ${load()} after`);
+    for (const [label] of rows) {
+      const base = result[`${label}|32`]!;
+      for (const n of sizes) {
+        const v = result[`${label}|${n}`]!;
+        console.log(
+          `   ${label.padEnd(34)} ${String(n).padStart(3)} clients  ${v.rate.toFixed(0).padStart(6)} /s  p50 ${v.p50.toFixed(0).padStart(5)} ms  p99 ${v.p99.toFixed(0).padStart(5)} ms   p99 ×p99@32 ${(v.p99 / base.p99).toFixed(1)}`,
+        );
+      }
+    }
+  }
+
+  if (ONLY.has('5')) {
+    const count = Number(process.env.BENCH_WAITING ?? 10_000);
+    const w = await waiting(count);
+    raw.waiting = { count, ...w };
+    console.log(`\n5. ${count.toLocaleString('en-US')} tasks waiting for input (SQLite; created in ${w.createSeconds.toFixed(0)} s)`);
+    console.log(
+      `   server RSS idle ${w.idleMb.toFixed(0)} MB → ${w.waitingMb.toFixed(0)} MB (${(((w.waitingMb - w.idleMb) * 1024) / count).toFixed(1)} KB per waiting task);  CPU over 10 s with nothing happening ${w.cpuPct.toFixed(1)} % of a core`,
+    );
+  }
+
+  if (ONLY.has('6')) {
     const runs = await repeat(recovery);
     const r = { startMs: median(runs.map((x) => x.startMs)), inProcessMs: median(runs.map((x) => x.inProcessMs)) };
     raw.recovery = r;
-    console.log('\n4. Recovery of 1,000 in-flight tasks after SIGKILL (SQLite)');
+    console.log('\n6. Recovery of 1,000 in-flight tasks after SIGKILL (SQLite)');
     console.log(
       `   process start → all 1,000 resumed a step ${r.inProcessMs.toFixed(0)} ms;  spawn → listening ${r.startMs.toFixed(0)} ms (incl. loading Node + tsx)`,
     );
   }
 
-  if (ONLY.has('5')) {
+  if (ONLY.has('7')) {
     const small = await scale(1000);
     const big = await scale(SCALE);
     raw.scale = { small, big, count: SCALE };
-    console.log(`\n5. Scale: finished tasks in SQLite (filled in ${big.fillSeconds.toFixed(0)} s)`);
+    console.log(`\n7. Scale: finished tasks in SQLite (filled in ${big.fillSeconds.toFixed(0)} s)`);
     console.log(`   1,000 tasks        tasks/get p50 ${small.p50.toFixed(2)} ms   server RSS ${small.rssMb.toFixed(0)} MB`);
     console.log(
       `   ${SCALE.toLocaleString('en-US').padEnd(18)} tasks/get p50 ${big.p50.toFixed(2)} ms   server RSS ${big.rssMb.toFixed(0)} MB   p50 ratio ${(big.p50 / small.p50).toFixed(2)}`,

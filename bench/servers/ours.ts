@@ -1,6 +1,6 @@
 /**
  * Benchmark server on mcp-tasks: `trivial` (answers at once), `sleepy` (waits a long durable timer),
- * `parked` (one journaled step, then a long durable timer; announces on stderr when every parked
+ * `waits` (asks a question nobody answers), `parked` (one journaled step, then a long durable timer; announces on stderr when every parked
  * task has resumed after a restart). Polling is not throttled, so raw `tasks/get` cost is measured.
  *
  * Usage: node --import tsx bench/servers/ours.ts <store-url> [expectParked]
@@ -26,6 +26,10 @@ server.registerTool('trivial', { description: 'answers at once', inputSchema: z.
 server.registerTool('sleepy', { description: 'sleeps', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
   await ctx.sleep(3_600_000);
   return { content: [{ type: 'text', text: 'woke' }] };
+});
+server.registerTool('waits', { description: 'asks a question nobody answers', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
+  await ctx.elicit('Approve?', { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] });
+  return { content: [{ type: 'text', text: 'answered' }] };
 });
 let resumed = 0;
 const target = Number(expectParked ?? 0);

@@ -483,13 +483,23 @@ export class TaskRuntime {
     access: Access,
     options: { signal?: AbortSignal; onChange?: (task: TaskRecord) => void } = {},
   ): Promise<TaskRecord | undefined> {
-    for (;;) {
-      const change = this.store.nextChange(taskId, { signal: options.signal, timeoutMs: 5_000 });
-      const task = await this.store.get(taskId, access);
-      options.onChange?.(task);
-      if (isTerminal(task.status)) return task;
-      if (options.signal?.aborted) return undefined;
-      await change;
+    // The change waiter of the last round is released as soon as the wait ends (a terminal task, an
+    // abort or an error), not left to its timer: nothing outlives the request that waited.
+    const stop = new AbortController();
+    const forward = () => stop.abort();
+    options.signal?.addEventListener('abort', forward, { once: true });
+    try {
+      for (;;) {
+        const change = this.store.nextChange(taskId, { signal: stop.signal, timeoutMs: 5_000 });
+        const task = await this.store.get(taskId, access);
+        options.onChange?.(task);
+        if (isTerminal(task.status)) return task;
+        if (options.signal?.aborted) return undefined;
+        await change;
+      }
+    } finally {
+      stop.abort();
+      options.signal?.removeEventListener('abort', forward);
     }
   }
 

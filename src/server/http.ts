@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { localhostHostValidation, NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import { localhostHostValidation, NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
 import {
   bearerAuthChallengeResponse,
+  classifyInboundRequest,
   createMcpHandler,
   isInitializeRequest,
-  isLegacyRequest,
+  isJsonContentType,
   verifyBearerToken,
   type AuthInfo,
   type BearerAuthOptions,
@@ -20,6 +21,7 @@ import { principalOf } from '../wire/principal.js';
 import { hardenServerRequestIds, LegacySessions } from './legacy-sessions.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 import type { OperatorConsole } from './console/console.js';
+import type { LeanAnswer, LeanPolls } from '../wire/lean-polls.js';
 
 /** Options of `startHttpServer`. */
 export interface HttpServerOptions {
@@ -49,6 +51,12 @@ export interface HttpServerOptions {
    * tasks to their principal (see `principalOf`). Without it every requestor is anonymous.
    */
   auth?: BearerAuthOptions;
+  /**
+   * The lean polling path (see `LeanPolls`): `tasks/get` in both eras and 2025-11-25 `tasks/result`
+   * of an ended task answered without the SDK's per-request machinery, after every check this
+   * server and the SDK's transport perform. Without it every request goes through the SDK.
+   */
+  leanPolls?: LeanPolls;
   /** Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's listen router does not know them). */
   taskSubscriptions?: TaskSubscriptions;
   /**
@@ -104,6 +112,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
   const stateless = options.stateless === true;
+  const lean = options.leanPolls;
   const modern =
     options.modern === false && !stateless
       ? undefined
@@ -162,15 +171,45 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // A session answers only the principal that opened it; anyone else is told it does not exist.
       const session = sessions.find(sessionId, principalOf(authInfo));
       if (!session) return rpcError(res, 404, -32001, 'Session not found; start a new session with initialize');
+      // The checks the SDK's transport makes before it reads a message; whatever fails one of them is its to answer.
+      if (lean && req.method === 'POST' && acceptsJsonAndSse(req) && isJsonContentType(req.headers['content-type'] ?? '') && servesLegacyVersion(req)) {
+        const answer = await lean.legacy(session.mcp, body, authInfo, requestSignal(res));
+        if (answer) return writeLean(res, answer, { 'mcp-session-id': sessionId });
+      }
       return session.transport.handleRequest(req, res, body);
     }
-    if (stateless && modern) {
-      if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
-      return modern(req, res, body);
-    }
-    if (modern && !isInitializeRequest(body) && !(await isLegacyRequest(await toWebRequest(req, body), body))) {
-      if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
-      return modern(req, res, body);
+    if (modern) {
+      // The SDK's own era classifier (what its isLegacyRequest runs), on the Node request as it is.
+      const route = classifyInboundRequest({
+        httpMethod: req.method ?? 'GET',
+        ...header(req, 'mcp-protocol-version', 'protocolVersionHeader'),
+        ...header(req, 'mcp-method', 'mcpMethodHeader'),
+        ...header(req, 'mcp-name', 'mcpNameHeader'),
+        ...(body !== undefined && { body }),
+      });
+      if (stateless || (!isInitializeRequest(body) && route.kind !== 'legacy')) {
+        if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
+        if (
+          lean &&
+          route.kind === 'modern' &&
+          route.messageKind === 'request' &&
+          isJsonContentType(req.headers['content-type'] ?? '') &&
+          // SEP-2243: both are required on a modern request (the classifier has checked they match the body).
+          req.headers['mcp-protocol-version'] !== undefined &&
+          req.headers['mcp-method'] !== undefined
+        ) {
+          const mcpName = req.headers['mcp-name'];
+          const answer = await lean.modern(
+            body,
+            route.classification.revision,
+            { ...(typeof mcpName === 'string' && { mcpName }) },
+            authInfo,
+            requestSignal(res),
+          );
+          if (answer) return writeLean(res, answer);
+        }
+        return modern(req, res, body);
+      }
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
     const mcp = await options.createMcpServer({ era: 'legacy', ...(authInfo && { authInfo }) });
@@ -221,6 +260,39 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string | '
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `{ [key]: value }` of request header `name` when present (repeated headers joined with ", ", as web `Headers.get` does). */
+function header<K extends string>(req: IncomingMessage, name: string, key: K): { [P in K]?: string } {
+  const value = req.headers[name];
+  if (value === undefined) return {};
+  return { [key]: Array.isArray(value) ? value.join(', ') : value } as { [P in K]?: string };
+}
+
+/** The SDK transport's `Accept` rule for a POST: both `application/json` and `text/event-stream`. */
+function acceptsJsonAndSse(req: IncomingMessage): boolean {
+  const accept = req.headers.accept;
+  return accept !== undefined && accept.includes('application/json') && accept.includes('text/event-stream');
+}
+
+/** A 2025-11-25 session request whose `MCP-Protocol-Version` header (optional) names the revision tasks belong to. */
+function servesLegacyVersion(req: IncomingMessage): boolean {
+  const version = req.headers['mcp-protocol-version'];
+  return version === undefined || version === '2025-11-25';
+}
+
+/** Aborts when the client goes away before the response is sent (ends a throttled poll's wait). */
+function requestSignal(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+/** Writes a lean answer as one JSON response (Streamable HTTP lets a server answer a POST with `application/json`). */
+function writeLean(res: ServerResponse, answer: LeanAnswer, headers: Record<string, string> = {}): void {
+  res.writeHead(answer.status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(answer.body));
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {

@@ -51,6 +51,12 @@ export interface TaskServerOptions {
    * tokens it answers loopback peers only. Default off.
    */
   console?: boolean | ConsoleOptions;
+  /**
+   * Answer the hottest polls over HTTP — `tasks/get` in both eras, 2025-11-25 `tasks/result` of an
+   * ended task — on the lean path (see `LeanPolls`): same checks, same answers, without the SDK's
+   * per-request machinery. `false` sends every request through the SDK. Default true.
+   */
+  leanPolling?: boolean;
 }
 
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
@@ -75,6 +81,7 @@ export class TaskServer {
   private readonly createMcpServer: (context: { era: Era; authInfo?: AuthInfo }) => Promise<McpServer>;
   private readonly subscriptions: { keepAliveMs?: number };
   private readonly consoleOptions?: ConsoleOptions;
+  private readonly leanPolling: boolean;
   private readonly closers: (() => Promise<void>)[] = [];
   private started = false;
   private closing?: Promise<void>;
@@ -85,6 +92,7 @@ export class TaskServer {
     this.runtime = new TaskRuntime(this.store, { ...options.runtime, logger: this.logger });
     this.tasks = new McpTasks(this.runtime, { ...options.tasks, logger: this.logger });
     this.subscriptions = options.subscriptions ?? {};
+    this.leanPolling = options.leanPolling ?? true;
     if (options.console) this.consoleOptions = options.console === true ? {} : options.console;
     const info = options.info ?? { name: 'mcp-tasks', version: '0.1.0' };
     const factory = options.createMcpServer ?? (() => new McpServer(info));
@@ -125,6 +133,7 @@ export class TaskServer {
       logger: this.logger,
       taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
       createMcpServer: this.createMcpServer,
+      ...(this.leanPolling && { leanPolls: this.tasks.lean }),
     });
     this.closers.push(() => http.close());
     return Object.assign(http, { resumed });

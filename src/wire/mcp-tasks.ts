@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../core/log.js';
 import type { TaskContext } from '../runtime/context.js';
 import type { TaskRuntime, TaskToolResult } from '../runtime/runtime.js';
 import { registerFallbackTools } from './fallback-tools.js';
+import { LeanPolls } from './lean-polls.js';
 import { PollThrottle } from './poll-throttle.js';
 import { attachLegacyHandlers } from './rev2025/attach.js';
 import { claimLegacyCall } from './rev2025/call.js';
@@ -92,6 +93,12 @@ export class McpTasks {
   private readonly onError: (error: unknown) => void;
   private readonly sync: SyncCallSettings;
   private readonly throttle?: PollThrottle;
+  /**
+   * The lean polling path over the same runtime and settings (see `LeanPolls`): `startHttpServer`
+   * answers `tasks/get` (both eras) and `tasks/result` of ended tasks with it unless `leanPolling`
+   * is false.
+   */
+  readonly lean: LeanPolls;
 
   constructor(
     readonly runtime: TaskRuntime,
@@ -103,6 +110,7 @@ export class McpTasks {
     this.onError = options.onError ?? ((error) => logger.warn({ err: error }, 'could not deliver a message to the client'));
     this.sync = { runtime, tools: this.tools, waitMs: options.syncWaitMs ?? 30_000, fallbackTools: options.fallbackTools ?? false };
     if (options.throttlePolling !== false) this.throttle = new PollThrottle();
+    this.lean = new LeanPolls(runtime, { throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
   }
 
   /**
@@ -149,10 +157,12 @@ export class McpTasks {
       server.registerCapabilities({ extensions: { [TASKS_EXTENSION]: {} } });
       attachModernHandlers(mcp, runtime, { throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
       claimRequests(server, (message, extra) => claimModernCall(message, extra, { tools, runtime, sync: this.sync }), { onError });
+      this.lean.noteModernServer(mcp);
       return;
     }
     server.registerCapabilities({ tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) } });
     const session = new Session2025(runtime, server, onError);
+    this.lean.addSession(mcp, session);
     attachLegacyHandlers(mcp, runtime, session, { list: this.listEnabled, throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
     claimRequests(server, (message, extra) => claimLegacyCall(message, extra, { tools, runtime, session }), {
       onConnect: (transport) => session.connected(transport),

@@ -14,6 +14,8 @@
  *   handler cannot see that its `inputResponses` were malformed. Both are answered on the
  *   transport, before the SDK sees the request.
  * - `advertiseServedVersions` — SDK v2 answers `server/discover` with modern revisions only.
+ * - `serverInfoOf` — SDK v2 stamps `io.modelcontextprotocol/serverInfo` on 2026-07-28 results from
+ *   the server's identity but offers no getter for it; the lean polling path stamps the same.
  */
 import {
   isJSONRPCRequest,
@@ -26,6 +28,7 @@ import {
   type Server,
   type Transport,
 } from '@modelcontextprotocol/server';
+import type { JsonObject } from '../core/json.js';
 import { toErrorObject } from './errors.js';
 
 /**
@@ -115,4 +118,18 @@ export function advertiseServedVersions(mcp: McpServer, legacyVersions: readonly
     const result = discover();
     return { ...result, supportedVersions: [...result.supportedVersions, ...legacyVersions.filter((v) => !result.supportedVersions.includes(v))] };
   };
+}
+
+/**
+ * The `Implementation` (`{ name, version, … }`) an `McpServer` stamps as
+ * `io.modelcontextprotocol/serverInfo` on its 2026-07-28 results, or undefined if this SDK no longer
+ * exposes it (the lean polling path then leaves 2026 polls to the SDK).
+ *
+ * Why it is a seam: SDK v2 reads it through `Server._outboundServerInfo()` (the hook its encoder
+ * calls) and has no public getter.
+ */
+export function serverInfoOf(mcp: McpServer): JsonObject | undefined {
+  const server = mcp.server as unknown as { _outboundServerInfo?: () => unknown };
+  const info = server._outboundServerInfo?.call(server);
+  return typeof info === 'object' && info !== null && !Array.isArray(info) ? (info as JsonObject) : undefined;
 }

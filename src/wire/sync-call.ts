@@ -45,14 +45,14 @@ export interface SyncCallSettings {
  * answered by the era's call claim instead: in 2026-07-28 the registration only lists the tool.
  */
 export function registerSynchronousTools(mcp: McpServer, era: Era, settings: SyncCallSettings): void {
-  for (const { name, config } of settings.tools.all()) {
+  for (const { name, config, listed } of settings.tools.all()) {
     const registered = mcp.registerTool(
       name,
       {
         title: config.title,
         description: config.description,
-        inputSchema: config.inputSchema,
-        ...(config.outputSchema && { outputSchema: config.outputSchema }),
+        inputSchema: listed.inputSchema,
+        ...(listed.outputSchema && { outputSchema: listed.outputSchema }),
         ...(config.annotations && { annotations: config.annotations }),
       },
       async (args: Record<string, unknown>, ctx: ServerContext) => {

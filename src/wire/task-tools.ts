@@ -1,4 +1,4 @@
-import { ProtocolError, ProtocolErrorCode, type ToolAnnotations } from '@modelcontextprotocol/server';
+import { ProtocolError, ProtocolErrorCode, type StandardSchemaWithJSON, type ToolAnnotations } from '@modelcontextprotocol/server';
 import type * as z from 'zod';
 import type { JsonObject } from '../core/json.js';
 import { jsonSize } from '../core/json.js';
@@ -53,7 +53,42 @@ export type Era = 'legacy' | 'modern';
 export interface TaskTool {
   name: string;
   config: TaskToolConfig<z.ZodObject>;
+  /**
+   * `config.inputSchema` / `outputSchema` as given to every `McpServer` (one per 2026-07-28
+   * request): the same validation, their JSON Schema converted once (see `convertedOnce`).
+   */
+  listed: { inputSchema: StandardSchemaWithJSON<Record<string, unknown>>; outputSchema?: StandardSchemaWithJSON };
 }
+
+/**
+ * `schema` (any Standard Schema with JSON Schema output, e.g. a zod object) with its JSON Schema
+ * conversion memoized per target and direction: validation is delegated unchanged. The SDK converts
+ * a tool's schema on each `McpServer` it is registered on (for `tools/list` and the 2026-07-28
+ * `Mcp-Param-*` header check of every `tools/call`); with one `McpServer` per 2026 request that was
+ * a conversion per call.
+ */
+export function convertedOnce<Input, Output>(schema: StandardSchemaWithJSON<Input, Output>): StandardSchemaWithJSON<Input, Output> {
+  const std = schema['~standard'];
+  const cache = new Map<string, Record<string, unknown>>();
+  const memo =
+    (io: 'input' | 'output') =>
+    (options: StandardJSONSchemaOptions): Record<string, unknown> => {
+      const key = `${io} ${JSON.stringify(options)}`;
+      let json = cache.get(key);
+      if (!json) cache.set(key, (json = std.jsonSchema[io](options)));
+      return json;
+    };
+  return {
+    '~standard': {
+      version: std.version,
+      vendor: std.vendor,
+      validate: (value) => std.validate(value),
+      jsonSchema: { input: memo('input'), output: memo('output') },
+    },
+  };
+}
+
+type StandardJSONSchemaOptions = Parameters<StandardSchemaWithJSON['~standard']['jsonSchema']['input']>[0];
 
 /**
  * The task tools of one `McpTasks`, as every call path (task and synchronous, both eras) looks them
@@ -67,7 +102,11 @@ export class TaskTools {
 
   /** Adds a tool; the caller has checked that `name` is free. */
   add(name: string, config: TaskToolConfig<z.ZodObject>): void {
-    this.byName.set(name, { name, config });
+    const listed = {
+      inputSchema: convertedOnce(config.inputSchema),
+      ...(config.outputSchema && { outputSchema: convertedOnce(config.outputSchema) }),
+    };
+    this.byName.set(name, { name, config, listed });
   }
 
   /** The task tool a `tools/call` names (`params.name`, unchecked), or undefined (not a string, or no such task tool). */

@@ -3,6 +3,7 @@ import * as z from 'zod';
 import type { JsonObject } from '../../core/json.js';
 import { PROGRESS_META_KEY, type TaskRecord } from '../../core/task.js';
 import { isTerminal } from '../../core/status.js';
+import type { Principal } from '../../core/access.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler } from '../handler.js';
 import { principalOf } from '../principal.js';
@@ -10,7 +11,6 @@ import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import type { Session2025 } from './session.js';
 import { relatedTaskMeta, toTask2025 } from './task-object.js';
 
-const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) });
 const listParams = z.looseObject({ cursor: z.string().max(1024).optional() });
 
 /**
@@ -29,18 +29,9 @@ export function attachLegacyHandlers(
   options: { list: boolean; throttle?: PollThrottle; fallbackTools?: boolean },
 ): void {
   const server = mcp.server;
-  handler(server, 'tasks/get', taskIdParams, async (params, ctx) => {
-    const owner = principalOf(ctx.http?.authInfo);
-    const task = await pollTask(runtime, params.taskId, owner, options.throttle, ctx.mcpReq.signal);
-    session.watch(task, owner);
-    session.deliver(task, owner);
-    const unanswerable = session.unanswerableStatus(task, options.fallbackTools ?? false);
-    return {
-      ...toTask2025(task),
-      ...(unanswerable && { statusMessage: unanswerable }),
-      ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }),
-    };
-  });
+  handler(server, 'tasks/get', taskIdParams, (params, ctx) =>
+    getTask2025(runtime, session, params.taskId, principalOf(ctx.http?.authInfo), options, ctx.mcpReq.signal),
+  );
 
   handler(server, 'tasks/result', taskIdParams, async (params, ctx) => {
     const owner = principalOf(ctx.http?.authInfo);
@@ -67,6 +58,36 @@ export function attachLegacyHandlers(
       return { tasks: page.tasks.map(toTask2025), ...(page.nextCursor && { nextCursor: page.nextCursor }) };
     });
   }
+}
+
+/** The params of `tasks/get`, `tasks/result` and `tasks/cancel` (both eras). */
+export const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) });
+
+/**
+ * 2025-11-25 `tasks/get` for `owner` on one session: the `Task` (throttled like every poll, see
+ * `pollTask`), its `statusMessage` saying what kind of client can answer a question this session
+ * did not declare it can (`Session2025.unanswerableStatus`), and the `mcp-tasks/progress` `_meta`.
+ * The session starts watching the task and is handed its open questions (`Session2025.deliver`).
+ * Shared by the SDK handler and the lean polling path, so both answer alike. Throws
+ * `TaskNotFoundError` (→ -32602) for unknown, foreign or expired ids.
+ */
+export async function getTask2025(
+  runtime: TaskRuntime,
+  session: Session2025,
+  taskId: string,
+  owner: Principal,
+  options: { throttle?: PollThrottle; fallbackTools?: boolean },
+  signal?: AbortSignal,
+): Promise<JsonObject> {
+  const task = await pollTask(runtime, taskId, owner, options.throttle, signal);
+  session.watch(task, owner);
+  session.deliver(task, owner);
+  const unanswerable = session.unanswerableStatus(task, options.fallbackTools ?? false);
+  return {
+    ...toTask2025(task),
+    ...(unanswerable && { statusMessage: unanswerable }),
+    ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }),
+  };
 }
 
 /**

@@ -3,13 +3,15 @@ import * as z from 'zod';
 import { IllegalTransitionError } from '../../core/errors.js';
 import { isTerminal } from '../../core/status.js';
 import { PROGRESS_META_KEY } from '../../core/task.js';
+import type { Principal } from '../../core/access.js';
+import type { JsonObject } from '../../core/json.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler } from '../handler.js';
+import { taskIdParams } from '../rev2025/attach.js';
 import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import { principalOf } from '../principal.js';
 import { declaresTasksExtension, missingTasksCapability, requestCapabilities, toDetailedTask } from './task-object.js';
 
-const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) });
 // The SDK lifts `inputResponses` out of every request's params into `ctx.mcpReq.inputResponses`.
 const updateParams = z.looseObject({ taskId: z.string().min(1).max(256), inputResponses: z.record(z.string().max(256), z.unknown()).optional() });
 
@@ -33,19 +35,15 @@ const updateParams = z.looseObject({ taskId: z.string().min(1).max(256), inputRe
  * do not exist in this era and answer -32601 (they are simply not registered).
  */
 export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, options: { throttle?: PollThrottle; fallbackTools?: boolean } = {}): void {
-  const { throttle, fallbackTools } = options;
   const server = mcp.server;
   const guard = (ctx: ServerContext) => {
     if (!declaresTasksExtension(ctx.mcpReq.envelope)) throw missingTasksCapability();
     return principalOf(ctx.http?.authInfo);
   };
 
-  handler(server, 'tasks/get', taskIdParams, async (params, ctx) => {
-    const owner = guard(ctx);
-    const task = await pollTask(runtime, params.taskId, owner, throttle, ctx.mcpReq.signal);
-    const viewer = { capabilities: requestCapabilities(ctx.mcpReq.envelope), fallbackTools };
-    return { ...toDetailedTask(task, viewer), ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }) };
-  });
+  handler(server, 'tasks/get', taskIdParams, (params, ctx) =>
+    getTask2026(runtime, params.taskId, ctx.mcpReq.envelope, principalOf(ctx.http?.authInfo), options, ctx.mcpReq.signal),
+  );
 
   handler(server, 'tasks/update', updateParams, async (params, ctx) => {
     const owner = guard(ctx);
@@ -71,4 +69,27 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, optio
     }
     return {};
   });
+}
+
+/**
+ * 2026-07-28 `tasks/get` (extension "Polling"): the `DetailedTask` of `taskId` for `owner`, its
+ * `inputRequests` limited to what the request's `envelope` (its `_meta`, with
+ * `io.modelcontextprotocol/clientCapabilities`) declares it can answer (see `toDetailedTask`), plus
+ * the `mcp-tasks/progress` `_meta`; throttled like every poll (`pollTask`). Shared by the SDK
+ * handler and the lean polling path. Throws -32021 (`MissingRequiredClientCapabilityError`) when
+ * the envelope does not declare the extension, `TaskNotFoundError` (→ -32602) for unknown, foreign
+ * or expired ids. The result has no `resultType`: the SDK's encoder (or the lean path) adds it.
+ */
+export async function getTask2026(
+  runtime: TaskRuntime,
+  taskId: string,
+  envelope: unknown,
+  owner: Principal,
+  options: { throttle?: PollThrottle; fallbackTools?: boolean },
+  signal?: AbortSignal,
+): Promise<JsonObject> {
+  if (!declaresTasksExtension(envelope)) throw missingTasksCapability();
+  const task = await pollTask(runtime, taskId, owner, options.throttle, signal);
+  const viewer = { capabilities: requestCapabilities(envelope), fallbackTools: options.fallbackTools };
+  return { ...toDetailedTask(task, viewer), ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }) };
 }

@@ -1,0 +1,153 @@
+import { isJSONRPCRequest, ProtocolErrorCode, SERVER_INFO_META_KEY, type AuthInfo, type JSONRPCRequest, type McpServer } from '@modelcontextprotocol/server';
+import type { JsonObject } from '../core/json.js';
+import { isTerminal } from '../core/status.js';
+import type { TaskRuntime } from '../runtime/runtime.js';
+import { toErrorObject } from './errors.js';
+import { principalOf } from './principal.js';
+import type { PollThrottle } from './poll-throttle.js';
+import { getTask2025, resultOf, taskIdParams } from './rev2025/attach.js';
+import type { Session2025 } from './rev2025/session.js';
+import { getTask2026 } from './rev2026/attach.js';
+import { serverInfoOf } from './sdk-seam.js';
+
+/** The protocol revision whose `tasks/get` the lean path answers (2026-07-28 Tasks extension). */
+const MODERN_REVISION = '2026-07-28';
+
+/**
+ * A JSON-RPC response the lean path produced, with the HTTP status the SDK would have answered it
+ * with (200, or 400 for -32021 in 2026-07-28, as the SDK's in-band mapping does).
+ */
+export interface LeanAnswer {
+  status: number;
+  body: { jsonrpc: '2.0'; id: string | number; result?: JsonObject; error?: { code: number; message: string; data?: unknown } };
+}
+
+/** What the 2026-07-28 lean path needs to know of the HTTP request besides its body. */
+export interface ModernRequestHeaders {
+  /** `Mcp-Name` (SEP-2243), as received. */
+  mcpName?: string;
+}
+
+/**
+ * The lean polling path: the protocol's hottest requests — `tasks/get` in both eras and 2025-11-25
+ * `tasks/result` of a task that has already ended — answered without the SDK's per-request
+ * machinery (web `Request`/`Response` adapters, per-request `McpServer` in 2026-07-28, SSE
+ * framing), with the same checks and the same answer.
+ *
+ * It shares the handlers' own code (`getTask2025`, `getTask2026`, `resultOf`), so the result,
+ * throttling, question delivery and error codes cannot drift apart. It answers only what it is
+ * sure of: anything it does not recognise — another method, a batch, params that do not parse, an
+ * `Mcp-Name` header it would have to decode, an unknown revision, a `tasks/result` that would have
+ * to wait — is declined (`undefined`) and goes the ordinary way, where the SDK gives its own answer
+ * and error. The transport-level checks (authentication, session binding, `Accept`,
+ * `Content-Type`, protocol-version headers, body limits, era classification and envelope
+ * validation) run before it, in `startHttpServer`.
+ */
+export class LeanPolls {
+  private readonly sessions = new WeakMap<McpServer, Session2025>();
+  /** The `io.modelcontextprotocol/serverInfo` every 2026 `McpServer` built so far stamps; `null` once two disagreed. */
+  private serverInfo: JsonObject | null | undefined;
+
+  constructor(
+    private readonly runtime: TaskRuntime,
+    private readonly options: { throttle?: PollThrottle; fallbackTools?: boolean },
+  ) {}
+
+  /** Remembers the 2025-11-25 session state of `mcp` (see `McpTasks.attach`). */
+  addSession(mcp: McpServer, session: Session2025): void {
+    this.sessions.set(mcp, session);
+  }
+
+  /**
+   * Learns the identity a 2026-07-28 `McpServer` stamps on its results. The lean 2026 path answers
+   * only once one is known, and never again if two servers built for the era disagree (a factory
+   * that varies its identity per request).
+   */
+  noteModernServer(mcp: McpServer): void {
+    if (this.serverInfo === null) return;
+    const info = serverInfoOf(mcp);
+    if (info !== undefined && info === this.serverInfo) return;
+    if (info === undefined || (this.serverInfo !== undefined && JSON.stringify(info) !== JSON.stringify(this.serverInfo))) this.serverInfo = null;
+    else this.serverInfo ??= info;
+  }
+
+  /**
+   * A 2025-11-25 request on the session served by `mcp`: answers `tasks/get`, and `tasks/result` of
+   * an ended task, for the principal of `authInfo`; resolves undefined to leave the request to the
+   * SDK (see the class). `signal` aborts when the HTTP request goes away (it ends a throttled wait).
+   */
+  async legacy(mcp: McpServer, body: unknown, authInfo: AuthInfo | undefined, signal: AbortSignal): Promise<LeanAnswer | undefined> {
+    const request = taskRequest(body, ['tasks/get', 'tasks/result']);
+    const session = request && this.sessions.get(mcp);
+    if (!request || !session) return undefined;
+    const owner = principalOf(authInfo);
+    if (request.message.method === 'tasks/get')
+      return answer(request.message.id, () => getTask2025(this.runtime, session, request.taskId, owner, this.options, signal), false);
+    let ended: JsonObject | undefined;
+    try {
+      const task = await this.runtime.get(request.taskId, owner);
+      if (!isTerminal(task.status)) return undefined; // it waits: the SDK's stream serves the wait and its questions
+      this.runtime.notePoll(task.taskId, 'tasks/result');
+      ended = resultOf(task, true);
+    } catch (error) {
+      return errorAnswer(request.message.id, error, false);
+    }
+    return { status: 200, body: { jsonrpc: '2.0', id: request.message.id, result: ended } };
+  }
+
+  /**
+   * A 2026-07-28 request the SDK's classifier routed to the modern era (`revision` is the envelope's
+   * claimed revision): answers `tasks/get` when its `Mcp-Name` header is present and names the
+   * same `taskId` verbatim (SEP-2243), with `resultType: "complete"` and the server's
+   * `io.modelcontextprotocol/serverInfo` `_meta` as the SDK's encoder adds them. Resolves undefined
+   * to leave the request to the SDK.
+   */
+  modern(
+    body: unknown,
+    revision: string | undefined,
+    headers: ModernRequestHeaders,
+    authInfo: AuthInfo | undefined,
+    signal: AbortSignal,
+  ): Promise<LeanAnswer> | undefined {
+    const request = taskRequest(body, ['tasks/get']);
+    const serverInfo = this.serverInfo;
+    if (!request || revision !== MODERN_REVISION || !serverInfo) return undefined;
+    // The header must mirror params.taskId. Only the verbatim form is taken here; an encoded one
+    // (`=?base64?…?=`), a missing or a mismatching header is the SDK's to judge (-32020).
+    const name = headers.mcpName?.replace(/^[ \t]+|[ \t]+$/g, '');
+    if (name !== request.taskId || name.startsWith('=?')) return undefined;
+    const envelope = (request.message.params as { _meta?: unknown } | undefined)?._meta;
+    return answer(
+      request.message.id,
+      async () => {
+        const result = await getTask2026(this.runtime, request.taskId, envelope, principalOf(authInfo), this.options, signal);
+        const meta = (result._meta as JsonObject | undefined) ?? {};
+        return { ...result, resultType: 'complete', _meta: { ...meta, [SERVER_INFO_META_KEY]: serverInfo } };
+      },
+      true,
+    );
+  }
+}
+
+/** `body` as a single JSON-RPC request of one of `methods` whose params parse as `{ taskId }`; else undefined. */
+function taskRequest(body: unknown, methods: string[]): { message: JSONRPCRequest; taskId: string } | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const method = (body as { method?: unknown }).method;
+  if (typeof method !== 'string' || !methods.includes(method) || !isJSONRPCRequest(body)) return undefined;
+  const params = taskIdParams.safeParse(body.params ?? {});
+  return params.success ? { message: body, taskId: params.data.taskId } : undefined;
+}
+
+async function answer(id: string | number, work: () => Promise<JsonObject>, modern: boolean): Promise<LeanAnswer> {
+  try {
+    return { status: 200, body: { jsonrpc: '2.0', id, result: await work() } };
+  } catch (error) {
+    return errorAnswer(id, error, modern);
+  }
+}
+
+function errorAnswer(id: string | number, error: unknown, modern: boolean): LeanAnswer {
+  const object = toErrorObject(error);
+  const status = modern && object.code === ProtocolErrorCode.MissingRequiredClientCapability ? 400 : 200;
+  return { status, body: { jsonrpc: '2.0', id, error: object } };
+}
