@@ -529,7 +529,8 @@ export class TaskRuntime {
     const execution: Execution = { controller, done: Promise.resolve(), status: task.status, tool: task.request.tool };
     this.executions.set(task.taskId, execution);
     const telemetry = new RunTelemetry(task, { ...run, instanceId: this.instanceId });
-    execution.done = this.run(task, controller.signal, telemetry)
+    // A task this runtime has just created has an empty journal by construction: no read for it.
+    execution.done = this.run(task, controller.signal, telemetry, run.reason === 'start')
       .catch((error): RunEnd => {
         this.onError(error, task.taskId);
         return { kind: 'error', error };
@@ -540,13 +541,13 @@ export class TaskRuntime {
     return true;
   }
 
-  private async run(task: TaskRecord, signal: AbortSignal, telemetry: RunTelemetry): Promise<RunEnd> {
+  private async run(task: TaskRecord, signal: AbortSignal, telemetry: RunTelemetry, fresh: boolean): Promise<RunEnd> {
     const entry = this.handlers.get(task.request.tool);
     if (!entry) return this.fail(task, new Error(`No handler is registered for tool '${task.request.tool}' in this server`));
     let outcome: { result: TaskToolResult } | { error: unknown };
     try {
       const args = entry.parse(this.openSensitive(task.request.arguments));
-      const journal = await this.store.readJournal(task.taskId);
+      const journal = fresh ? new Map<string, Json>() : await this.store.readJournal(task.taskId);
       const ctx = new ExecutionContext(
         task.taskId,
         signal,

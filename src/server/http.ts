@@ -21,7 +21,7 @@ import { principalOf } from '../wire/principal.js';
 import { hardenServerRequestIds, LegacySessions } from './legacy-sessions.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 import type { OperatorConsole } from './console/console.js';
-import type { LeanAnswer, LeanPolls } from '../wire/lean-polls.js';
+import type { LeanAnswer, LeanPath } from '../wire/lean-path.js';
 
 /** Options of `startHttpServer`. */
 export interface HttpServerOptions {
@@ -52,11 +52,11 @@ export interface HttpServerOptions {
    */
   auth?: BearerAuthOptions;
   /**
-   * The lean polling path (see `LeanPolls`): `tasks/get` in both eras and 2025-11-25 `tasks/result`
+   * The lean polling path (see `LeanPath`): `tasks/get` in both eras and 2025-11-25 `tasks/result`
    * of an ended task answered without the SDK's per-request machinery, after every check this
    * server and the SDK's transport perform. Without it every request goes through the SDK.
    */
-  leanPolls?: LeanPolls;
+  leanPath?: LeanPath;
   /** Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's listen router does not know them). */
   taskSubscriptions?: TaskSubscriptions;
   /**
@@ -112,7 +112,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
   const stateless = options.stateless === true;
-  const lean = options.leanPolls;
+  const lean = options.leanPath;
   const modern =
     options.modern === false && !stateless
       ? undefined

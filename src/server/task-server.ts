@@ -53,7 +53,7 @@ export interface TaskServerOptions {
   console?: boolean | ConsoleOptions;
   /**
    * Answer the hottest polls over HTTP — `tasks/get` in both eras, 2025-11-25 `tasks/result` of an
-   * ended task — on the lean path (see `LeanPolls`): same checks, same answers, without the SDK's
+   * ended task — on the lean path (see `LeanPath`): same checks, same answers, without the SDK's
    * per-request machinery. `false` sends every request through the SDK. Default true.
    */
   leanPolling?: boolean;
@@ -133,7 +133,7 @@ export class TaskServer {
       logger: this.logger,
       taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
       createMcpServer: this.createMcpServer,
-      ...(this.leanPolling && { leanPolls: this.tasks.lean }),
+      ...(this.leanPolling && { leanPath: this.tasks.lean }),
     });
     this.closers.push(() => http.close());
     return Object.assign(http, { resumed });

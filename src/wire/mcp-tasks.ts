@@ -5,7 +5,7 @@ import { createLogger, type Logger } from '../core/log.js';
 import type { TaskContext } from '../runtime/context.js';
 import type { TaskRuntime, TaskToolResult } from '../runtime/runtime.js';
 import { registerFallbackTools } from './fallback-tools.js';
-import { LeanPolls } from './lean-polls.js';
+import { LeanPath } from './lean-path.js';
 import { PollThrottle } from './poll-throttle.js';
 import { attachLegacyHandlers } from './rev2025/attach.js';
 import { claimLegacyCall } from './rev2025/call.js';
@@ -94,11 +94,11 @@ export class McpTasks {
   private readonly sync: SyncCallSettings;
   private readonly throttle?: PollThrottle;
   /**
-   * The lean polling path over the same runtime and settings (see `LeanPolls`): `startHttpServer`
+   * The lean polling path over the same runtime and settings (see `LeanPath`): `startHttpServer`
    * answers `tasks/get` (both eras) and `tasks/result` of ended tasks with it unless `leanPolling`
    * is false.
    */
-  readonly lean: LeanPolls;
+  readonly lean: LeanPath;
 
   constructor(
     readonly runtime: TaskRuntime,
@@ -110,7 +110,7 @@ export class McpTasks {
     this.onError = options.onError ?? ((error) => logger.warn({ err: error }, 'could not deliver a message to the client'));
     this.sync = { runtime, tools: this.tools, waitMs: options.syncWaitMs ?? 30_000, fallbackTools: options.fallbackTools ?? false };
     if (options.throttlePolling !== false) this.throttle = new PollThrottle();
-    this.lean = new LeanPolls(runtime, { throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
+    this.lean = new LeanPath(runtime, this.tools, { throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
   }
 
   /**

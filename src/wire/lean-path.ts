@@ -6,9 +6,11 @@ import { toErrorObject } from './errors.js';
 import { principalOf } from './principal.js';
 import type { PollThrottle } from './poll-throttle.js';
 import { getTask2025, resultOf, taskIdParams } from './rev2025/attach.js';
+import { claimLegacyCall } from './rev2025/call.js';
 import type { Session2025 } from './rev2025/session.js';
 import { getTask2026 } from './rev2026/attach.js';
 import { serverInfoOf } from './sdk-seam.js';
+import type { TaskTools } from './task-tools.js';
 
 /** The protocol revision whose `tasks/get` the lean path answers (2026-07-28 Tasks extension). */
 const MODERN_REVISION = '2026-07-28';
@@ -29,13 +31,15 @@ export interface ModernRequestHeaders {
 }
 
 /**
- * The lean polling path: the protocol's hottest requests — `tasks/get` in both eras and 2025-11-25
- * `tasks/result` of a task that has already ended — answered without the SDK's per-request
- * machinery (web `Request`/`Response` adapters, per-request `McpServer` in 2026-07-28, SSE
- * framing), with the same checks and the same answer.
+ * The lean path: the requests of a task's lifecycle — `tasks/get` in both eras, 2025-11-25
+ * `tasks/result` of a task that has already ended, and the 2025-11-25 `tools/call` requests
+ * `McpTasks` answers ahead of the SDK anyway (task-augmented calls, see `claimLegacyCall`) —
+ * answered without the SDK's per-request machinery (web `Request`/`Response` adapters,
+ * per-request `McpServer` in 2026-07-28, SSE framing), with the same checks and the same answer.
+ * Polling is the protocol's hottest path: every poll may be a fresh serverless invocation.
  *
- * It shares the handlers' own code (`getTask2025`, `getTask2026`, `resultOf`), so the result,
- * throttling, question delivery and error codes cannot drift apart. It answers only what it is
+ * It shares the handlers' own code (`getTask2025`, `getTask2026`, `resultOf`, `claimLegacyCall`),
+ * so the result, throttling, question delivery and error codes cannot drift apart. It answers only what it is
  * sure of: anything it does not recognise — another method, a batch, params that do not parse, an
  * `Mcp-Name` header it would have to decode, an unknown revision, a `tasks/result` that would have
  * to wait — is declined (`undefined`) and goes the ordinary way, where the SDK gives its own answer
@@ -43,13 +47,14 @@ export interface ModernRequestHeaders {
  * `Content-Type`, protocol-version headers, body limits, era classification and envelope
  * validation) run before it, in `startHttpServer`.
  */
-export class LeanPolls {
+export class LeanPath {
   private readonly sessions = new WeakMap<McpServer, Session2025>();
   /** The `io.modelcontextprotocol/serverInfo` every 2026 `McpServer` built so far stamps; `null` once two disagreed. */
   private serverInfo: JsonObject | null | undefined;
 
   constructor(
     private readonly runtime: TaskRuntime,
+    private readonly tools: TaskTools,
     private readonly options: { throttle?: PollThrottle; fallbackTools?: boolean },
   ) {}
 
@@ -72,14 +77,25 @@ export class LeanPolls {
   }
 
   /**
-   * A 2025-11-25 request on the session served by `mcp`: answers `tasks/get`, and `tasks/result` of
-   * an ended task, for the principal of `authInfo`; resolves undefined to leave the request to the
+   * A 2025-11-25 request on the session served by `mcp`: answers `tasks/get`, `tasks/result` of an
+   * ended task and the task-augmented `tools/call` requests `claimLegacyCall` takes, for the
+   * principal of `authInfo`; resolves undefined to leave the request to the
    * SDK (see the class). `signal` aborts when the HTTP request goes away (it ends a throttled wait).
    */
   async legacy(mcp: McpServer, body: unknown, authInfo: AuthInfo | undefined, signal: AbortSignal): Promise<LeanAnswer | undefined> {
+    const session = this.sessions.get(mcp);
+    if (!session) return undefined;
+    const call = taskCall(body);
+    // Only calls of task tools: those are registered by `McpTasks` without a scope challenge, so the
+    // SDK transport's scope check has nothing to say about them.
+    if (call && this.tools.get((call.params as { name?: unknown } | undefined)?.name)) {
+      // The claim `McpTasks` installs on the session's transport (`claimRequests`), run here instead:
+      // the same function, so the same task, result and errors; the SDK never sees these calls.
+      const answerCall = claimLegacyCall(call, { authInfo }, { tools: this.tools, runtime: this.runtime, session });
+      if (answerCall) return answer(call.id, answerCall as () => Promise<JsonObject>, false);
+    }
     const request = taskRequest(body, ['tasks/get', 'tasks/result']);
-    const session = request && this.sessions.get(mcp);
-    if (!request || !session) return undefined;
+    if (!request) return undefined;
     const owner = principalOf(authInfo);
     if (request.message.method === 'tasks/get')
       return answer(request.message.id, () => getTask2025(this.runtime, session, request.taskId, owner, this.options, signal), false);
@@ -127,6 +143,12 @@ export class LeanPolls {
       true,
     );
   }
+}
+
+/** `body` as a single JSON-RPC `tools/call` request, else undefined. */
+function taskCall(body: unknown): JSONRPCRequest | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || (body as { method?: unknown }).method !== 'tools/call') return undefined;
+  return isJSONRPCRequest(body) ? body : undefined;
 }
 
 /** `body` as a single JSON-RPC request of one of `methods` whose params parse as `{ taskId }`; else undefined. */

@@ -193,6 +193,28 @@ describe('lean polling path: the same answers as the SDK path', () => {
       const { lean: l } = await same(async (url) => (await alice(url)).rpc('tasks/result', { taskId: ids[label] }), `tasks/result ${label}`);
       assert.equal(l.type, 'json', `tasks/result ${label} answered on the lean path`);
     }
+    // Task-augmented calls: the same refusals; a created task has the same shape and is readable from both.
+    for (const [label, params] of [
+      ['bad ttl', { name: 'echo', arguments: { text: 'x' }, task: { ttl: -1 } }],
+      ['bad arguments', { name: 'echo', arguments: { text: 5 }, task: {} }],
+      ['arguments not an object', { name: 'echo', arguments: [1], task: {} }],
+      ['not a task tool', { name: 'nope', arguments: {}, task: {} }],
+    ] as const) {
+      const { lean: l } = await same(async (url) => (await alice(url)).rpc('tools/call', params), `tools/call ${label}`);
+      assert.ok(l.message?.error, `tools/call ${label} is refused`);
+    }
+    const created = await Promise.all(
+      [lean.url, sdk.url].map(async (url) => (await alice(url)).rpc('tools/call', { name: 'echo', arguments: { text: 'x' }, task: { ttl: 60_000 } })),
+    );
+    assert.deepEqual(
+      created.map((r) => r.type),
+      ['json', 'sse'],
+      'the lean server created its task on the lean path',
+    );
+    assert.deepEqual(Object.keys(created[0]!.message!.result.task).sort(), Object.keys(created[1]!.message!.result.task).sort());
+    assert.equal(created[0]!.message!.result.task.ttl, created[1]!.message!.result.task.ttl);
+    for (const r of created) assert.equal((await store.get(r.message!.result.task.taskId, 'alice')).request.tool, 'echo');
+
     const unknown = await same(async (url) => (await alice(url)).rpc('tasks/get', { taskId: 'f'.repeat(32) }), 'unknown id');
     assert.equal(unknown.lean.message?.error?.code, -32602);
     assert.equal((await same(async (url) => (await alice(url)).rpc('tasks/get', { taskId: ids.bobs }), "bob's task")).lean.message?.error?.code, -32602);
