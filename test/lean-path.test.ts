@@ -1,6 +1,6 @@
 /**
- * The lean polling path answers exactly as the SDK path does. Two servers share one store: one
- * with `leanPolling` (the default), one without, so every request goes through the SDK. Each
+ * The lean path answers exactly as the SDK path does. Two servers share one store: one
+ * with `leanPath` (the default), one without, so every request goes through the SDK. Each
  * probe is sent to both and the HTTP status and JSON-RPC message must be equal — results, errors
  * and their codes, throttling aside — while the lean server shows it did take its own path (JSON
  * instead of an SSE stream in 2025-11-25; no per-request `McpServer` built in 2026-07-28).
@@ -50,10 +50,10 @@ class Server {
   modernServersBuilt = 0;
   url = '';
   readonly server: TaskServer;
-  constructor(store: TaskStore, leanPolling: boolean) {
+  constructor(store: TaskStore, leanPath: boolean) {
     this.server = createTaskServer({
       store,
-      leanPolling,
+      leanPath,
       logger: silentLogger,
       runtime: { onError: () => undefined, purgeIntervalMs: 0 },
       tasks: { onError: () => undefined },
@@ -135,7 +135,7 @@ function modern(
   return post(url, headers, { jsonrpc: '2.0', id: 7, method, params: { ...params, _meta: ENVELOPE(capabilities) } });
 }
 
-describe('lean polling path: the same answers as the SDK path', () => {
+describe('lean path: the same answers as the SDK path', () => {
   const store = openStore('memory:', { policy: { pollIntervalMs: 40 } });
   const lean = new Server(store, true);
   const sdk = new Server(store, false);

@@ -52,9 +52,10 @@ export interface HttpServerOptions {
    */
   auth?: BearerAuthOptions;
   /**
-   * The lean polling path (see `LeanPath`): `tasks/get` in both eras and 2025-11-25 `tasks/result`
-   * of an ended task answered without the SDK's per-request machinery, after every check this
-   * server and the SDK's transport perform. Without it every request goes through the SDK.
+   * The lean path (see `LeanPath`): `tasks/get` in both eras, 2025-11-25 `tasks/result` of an ended
+   * task and 2025-11-25 task-augmented `tools/call` of task tools answered without the SDK's
+   * per-request machinery, after every check this server and the SDK's transport perform. Without
+   * it every request goes through the SDK.
    */
   leanPath?: LeanPath;
   /** Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's listen router does not know them). */

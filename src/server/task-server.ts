@@ -52,11 +52,12 @@ export interface TaskServerOptions {
    */
   console?: boolean | ConsoleOptions;
   /**
-   * Answer the hottest polls over HTTP — `tasks/get` in both eras, 2025-11-25 `tasks/result` of an
-   * ended task — on the lean path (see `LeanPath`): same checks, same answers, without the SDK's
-   * per-request machinery. `false` sends every request through the SDK. Default true.
+   * Answer a task's lifecycle over HTTP — `tasks/get` in both eras, 2025-11-25 `tasks/result` of an
+   * ended task and 2025-11-25 task-augmented `tools/call` of task tools — on the lean path (see
+   * `LeanPath`): same checks, same answers, without the SDK's per-request machinery. `false` sends
+   * every request through the SDK. Default true.
    */
-  leanPolling?: boolean;
+  leanPath?: boolean;
 }
 
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
@@ -81,7 +82,7 @@ export class TaskServer {
   private readonly createMcpServer: (context: { era: Era; authInfo?: AuthInfo }) => Promise<McpServer>;
   private readonly subscriptions: { keepAliveMs?: number };
   private readonly consoleOptions?: ConsoleOptions;
-  private readonly leanPolling: boolean;
+  private readonly leanPath: boolean;
   private readonly closers: (() => Promise<void>)[] = [];
   private started = false;
   private closing?: Promise<void>;
@@ -92,7 +93,7 @@ export class TaskServer {
     this.runtime = new TaskRuntime(this.store, { ...options.runtime, logger: this.logger });
     this.tasks = new McpTasks(this.runtime, { ...options.tasks, logger: this.logger });
     this.subscriptions = options.subscriptions ?? {};
-    this.leanPolling = options.leanPolling ?? true;
+    this.leanPath = options.leanPath ?? true;
     if (options.console) this.consoleOptions = options.console === true ? {} : options.console;
     const info = options.info ?? { name: 'mcp-tasks', version: '0.1.0' };
     const factory = options.createMcpServer ?? (() => new McpServer(info));
@@ -133,7 +134,7 @@ export class TaskServer {
       logger: this.logger,
       taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
       createMcpServer: this.createMcpServer,
-      ...(this.leanPolling && { leanPath: this.tasks.lean }),
+      ...(this.leanPath && { leanPath: this.tasks.lean }),
     });
     this.closers.push(() => http.close());
     return Object.assign(http, { resumed });

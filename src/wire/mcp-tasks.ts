@@ -94,9 +94,9 @@ export class McpTasks {
   private readonly sync: SyncCallSettings;
   private readonly throttle?: PollThrottle;
   /**
-   * The lean polling path over the same runtime and settings (see `LeanPath`): `startHttpServer`
-   * answers `tasks/get` (both eras) and `tasks/result` of ended tasks with it unless `leanPolling`
-   * is false.
+   * The lean path over the same runtime, tools and settings (see `LeanPath`): `startHttpServer`
+   * answers `tasks/get` (both eras), `tasks/result` of ended tasks and 2025 task-augmented calls
+   * with it unless `TaskServerOptions.leanPath` is false.
    */
   readonly lean: LeanPath;
 

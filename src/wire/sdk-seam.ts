@@ -15,7 +15,7 @@
  *   transport, before the SDK sees the request.
  * - `advertiseServedVersions` — SDK v2 answers `server/discover` with modern revisions only.
  * - `serverInfoOf` — SDK v2 stamps `io.modelcontextprotocol/serverInfo` on 2026-07-28 results from
- *   the server's identity but offers no getter for it; the lean polling path stamps the same.
+ *   the server's identity but offers no getter for it; the lean path stamps the same.
  */
 import {
   isJSONRPCRequest,
@@ -123,7 +123,7 @@ export function advertiseServedVersions(mcp: McpServer, legacyVersions: readonly
 /**
  * The `Implementation` (`{ name, version, … }`) an `McpServer` stamps as
  * `io.modelcontextprotocol/serverInfo` on its 2026-07-28 results, or undefined if this SDK no longer
- * exposes it (the lean polling path then leaves 2026 polls to the SDK).
+ * exposes it (the lean path then leaves 2026 polls to the SDK).
  *
  * Why it is a seam: SDK v2 reads it through `Server._outboundServerInfo()` (the hook its encoder
  * calls) and has no public getter.

@@ -68,7 +68,7 @@ export const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) }
  * `pollTask`), its `statusMessage` saying what kind of client can answer a question this session
  * did not declare it can (`Session2025.unanswerableStatus`), and the `mcp-tasks/progress` `_meta`.
  * The session starts watching the task and is handed its open questions (`Session2025.deliver`).
- * Shared by the SDK handler and the lean polling path, so both answer alike. Throws
+ * Shared by the SDK handler and the lean path, so both answer alike. Throws
  * `TaskNotFoundError` (→ -32602) for unknown, foreign or expired ids.
  */
 export async function getTask2025(

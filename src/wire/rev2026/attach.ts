@@ -76,7 +76,7 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, optio
  * `inputRequests` limited to what the request's `envelope` (its `_meta`, with
  * `io.modelcontextprotocol/clientCapabilities`) declares it can answer (see `toDetailedTask`), plus
  * the `mcp-tasks/progress` `_meta`; throttled like every poll (`pollTask`). Shared by the SDK
- * handler and the lean polling path. Throws -32021 (`MissingRequiredClientCapabilityError`) when
+ * handler and the lean path. Throws -32021 (`MissingRequiredClientCapabilityError`) when
  * the envelope does not declare the extension, `TaskNotFoundError` (→ -32602) for unknown, foreign
  * or expired ids. The result has no `resultType`: the SDK's encoder (or the lean path) adds it.
  */
