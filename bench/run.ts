@@ -167,18 +167,7 @@ async function storeWrites(): Promise<Record<string, { ours: number; raw: number
   const out: Record<string, { ours: number; raw: number }> = {};
   const tag = `${run}_${++writesRun}`;
   const body = (id: string) => JSON.stringify({ taskId: id, status: 'working', padding: 'x'.repeat(300) });
-  const oursRate = async (url: string, n: number) => {
-    const store = openStore(url);
-    await store.create({ owner: null, request: { tool: 'warmup', arguments: {} }, errorResultStatus: 'failed' });
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const task = await store.create({ owner: null, request: { tool: 't', arguments: { i } }, errorResultStatus: 'failed' });
-      await store.finish(task.taskId, 'completed', { type: 'result', result: { content: [{ type: 'text', text: 'ok' }] } });
-    }
-    const rate = (2 * n) / ((performance.now() - t0) / 1000);
-    await store.close();
-    return rate;
-  };
+  const oursRate = (url: string, n: number) => concurrentWrites(url, 1, n);
   // SQLite
   {
     const n = 2000;
@@ -321,7 +310,7 @@ async function repeat<T>(fn: () => Promise<T>): Promise<T[]> {
   return out;
 }
 
-/** Scenario 3b: `writers` concurrent writers (create + finish each) on SQLite through mcp-tasks, for `n` tasks in all. */
+/** Scenario 3: `writers` concurrent writers (create + finish each) on SQLite through mcp-tasks, for `n` tasks in all. */
 async function concurrentWrites(url: string, writers: number, n: number): Promise<number> {
   const store = openStore(url);
   await store.create({ owner: null, request: { tool: 'warmup', arguments: {} }, errorResultStatus: 'failed' });
@@ -420,11 +409,11 @@ async function main() {
     raw.lifecycles = result;
     console.log('1. Task lifecycles/s, 32 clients, Streamable HTTP (create → tasks/get every pollInterval → tasks/result; 2026: result in tasks/get)');
     const peer = result[rows[0]![0]]!;
-    for (const [label, , store, era] of rows) {
+    for (const [label, , , era] of rows) {
       const v = result[label]!;
       const twin = era === '2026' ? result[label.replace('2026-07-28', '2025-11-25')] : undefined;
       console.log(
-        `   ${label.padEnd(34)} ${v.toFixed(0).padStart(6)} /s   ×peer ${(v / peer).toFixed(2)}${twin ? `   2026/2025 ${(v / twin).toFixed(2)}` : ''}   load ${loads.get(label)}${store ? '' : ''}`,
+        `   ${label.padEnd(34)} ${v.toFixed(0).padStart(6)} /s   ×peer ${(v / peer).toFixed(2)}${twin ? `   2026/2025 ${(v / twin).toFixed(2)}` : ''}   load ${loads.get(label)}`,
       );
     }
   }

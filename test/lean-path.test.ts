@@ -43,7 +43,8 @@ async function post(url: string, headers: Record<string, string>, body: unknown)
     for await (const message of sseMessages<RpcMessage>(response))
       if (message.id !== undefined && !message.method) return { status: response.status, type: 'sse', message };
   }
-  return { status: response.status, type: type || 'none', ...((await response.text()) && {}) };
+  await response.text();
+  return { status: response.status, type: type || 'none' };
 }
 
 class Server {

@@ -1,5 +1,9 @@
 import type { Result, Server, ServerContext, StandardSchemaV1 } from '@modelcontextprotocol/server';
+import * as z from 'zod';
 import { toProtocolError } from './errors.js';
+
+/** The params of `tasks/get`, `tasks/result` and `tasks/cancel` (both eras): `{ taskId }`, 1–256 characters. */
+export const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) });
 
 /**
  * Registers `fn` as the handler of the request `method` on `server` (the task methods

@@ -5,7 +5,8 @@ import type { TaskRuntime } from '../runtime/runtime.js';
 import { toErrorObject } from './errors.js';
 import { principalOf } from './principal.js';
 import type { PollThrottle } from './poll-throttle.js';
-import { getTask2025, resultOf, taskIdParams } from './rev2025/attach.js';
+import { taskIdParams } from './handler.js';
+import { getTask2025, resultOf } from './rev2025/attach.js';
 import { claimLegacyCall } from './rev2025/call.js';
 import type { Session2025 } from './rev2025/session.js';
 import { getTask2026 } from './rev2026/attach.js';
@@ -51,6 +52,8 @@ export class LeanPath {
   private readonly sessions = new WeakMap<McpServer, Session2025>();
   /** The `io.modelcontextprotocol/serverInfo` every 2026 `McpServer` built so far stamps; `null` once two disagreed. */
   private serverInfo: JsonObject | null | undefined;
+  /** `serverInfo` as JSON, to compare the next server's identity with (a custom factory builds a new object each time). */
+  private serverInfoJson?: string;
 
   constructor(
     private readonly runtime: TaskRuntime,
@@ -71,9 +74,13 @@ export class LeanPath {
   noteModernServer(mcp: McpServer): void {
     if (this.serverInfo === null) return;
     const info = serverInfoOf(mcp);
-    if (info !== undefined && info === this.serverInfo) return;
-    if (info === undefined || (this.serverInfo !== undefined && JSON.stringify(info) !== JSON.stringify(this.serverInfo))) this.serverInfo = null;
-    else this.serverInfo ??= info;
+    if (info === undefined) return void (this.serverInfo = null);
+    if (info === this.serverInfo) return;
+    const json = JSON.stringify(info);
+    if (this.serverInfoJson === undefined) {
+      this.serverInfo = info;
+      this.serverInfoJson = json;
+    } else if (json !== this.serverInfoJson) this.serverInfo = null;
   }
 
   /**
@@ -85,7 +92,7 @@ export class LeanPath {
   async legacy(mcp: McpServer, body: unknown, authInfo: AuthInfo | undefined, signal: AbortSignal): Promise<LeanAnswer | undefined> {
     const session = this.sessions.get(mcp);
     if (!session) return undefined;
-    const call = taskCall(body);
+    const call = singleRequest(body, ['tools/call']);
     // Only calls of task tools: those are registered by `McpTasks` without a scope challenge, so the
     // SDK transport's scope check has nothing to say about them.
     if (call && this.tools.get((call.params as { name?: unknown } | undefined)?.name)) {
@@ -145,19 +152,18 @@ export class LeanPath {
   }
 }
 
-/** `body` as a single JSON-RPC `tools/call` request, else undefined. */
-function taskCall(body: unknown): JSONRPCRequest | undefined {
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || (body as { method?: unknown }).method !== 'tools/call') return undefined;
-  return isJSONRPCRequest(body) ? body : undefined;
+/** `body` as a single JSON-RPC request of one of `methods` (the method is looked at before the SDK's schema check); else undefined. */
+function singleRequest(body: unknown, methods: string[]): JSONRPCRequest | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const method = (body as { method?: unknown }).method;
+  return typeof method === 'string' && methods.includes(method) && isJSONRPCRequest(body) ? body : undefined;
 }
 
 /** `body` as a single JSON-RPC request of one of `methods` whose params parse as `{ taskId }`; else undefined. */
 function taskRequest(body: unknown, methods: string[]): { message: JSONRPCRequest; taskId: string } | undefined {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
-  const method = (body as { method?: unknown }).method;
-  if (typeof method !== 'string' || !methods.includes(method) || !isJSONRPCRequest(body)) return undefined;
-  const params = taskIdParams.safeParse(body.params ?? {});
-  return params.success ? { message: body, taskId: params.data.taskId } : undefined;
+  const message = singleRequest(body, methods);
+  const params = message && taskIdParams.safeParse(message.params ?? {});
+  return message && params?.success ? { message, taskId: params.data.taskId } : undefined;
 }
 
 async function answer(id: string | number, work: () => Promise<JsonObject>, modern: boolean): Promise<LeanAnswer> {

@@ -5,7 +5,7 @@ import { PROGRESS_META_KEY, type TaskRecord } from '../../core/task.js';
 import { isTerminal } from '../../core/status.js';
 import type { Principal } from '../../core/access.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
-import { handler } from '../handler.js';
+import { handler, taskIdParams } from '../handler.js';
 import { principalOf } from '../principal.js';
 import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import type { Session2025 } from './session.js';
@@ -59,9 +59,6 @@ export function attachLegacyHandlers(
     });
   }
 }
-
-/** The params of `tasks/get`, `tasks/result` and `tasks/cancel` (both eras). */
-export const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) });
 
 /**
  * 2025-11-25 `tasks/get` for `owner` on one session: the `Task` (throttled like every poll, see

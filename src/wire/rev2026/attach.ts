@@ -6,11 +6,10 @@ import { PROGRESS_META_KEY } from '../../core/task.js';
 import type { Principal } from '../../core/access.js';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
-import { handler } from '../handler.js';
-import { taskIdParams } from '../rev2025/attach.js';
+import { handler, taskIdParams } from '../handler.js';
 import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import { principalOf } from '../principal.js';
-import { declaresTasksExtension, missingTasksCapability, requestCapabilities, toDetailedTask } from './task-object.js';
+import { requestCapabilities, requireTasksExtension, toDetailedTask } from './task-object.js';
 
 // The SDK lifts `inputResponses` out of every request's params into `ctx.mcpReq.inputResponses`.
 const updateParams = z.looseObject({ taskId: z.string().min(1).max(256), inputResponses: z.record(z.string().max(256), z.unknown()).optional() });
@@ -37,7 +36,7 @@ const updateParams = z.looseObject({ taskId: z.string().min(1).max(256), inputRe
 export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, options: { throttle?: PollThrottle; fallbackTools?: boolean } = {}): void {
   const server = mcp.server;
   const guard = (ctx: ServerContext) => {
-    if (!declaresTasksExtension(ctx.mcpReq.envelope)) throw missingTasksCapability();
+    requireTasksExtension(ctx.mcpReq.envelope);
     return principalOf(ctx.http?.authInfo);
   };
 
@@ -88,7 +87,7 @@ export async function getTask2026(
   options: { throttle?: PollThrottle; fallbackTools?: boolean },
   signal?: AbortSignal,
 ): Promise<JsonObject> {
-  if (!declaresTasksExtension(envelope)) throw missingTasksCapability();
+  requireTasksExtension(envelope);
   const task = await pollTask(runtime, taskId, owner, options.throttle, signal);
   const viewer = { capabilities: requestCapabilities(envelope), fallbackTools: options.fallbackTools };
   return { ...toDetailedTask(task, viewer), ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }) };

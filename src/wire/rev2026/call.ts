@@ -10,7 +10,7 @@ import type { ClaimIo } from '../sdk-seam.js';
 import { progressForwarder } from '../progress.js';
 import { callModern, refuseUnanswerable, type SyncCall, type SyncCallSettings } from '../sync-call.js';
 import { clientCanAnswer } from '../input-kinds.js';
-import { declaresTasksExtension, missingTasksCapability, requestCapabilities, toCreateTaskResult } from './task-object.js';
+import { declaresTasksExtension, requestCapabilities, requireTasksExtension, toCreateTaskResult } from './task-object.js';
 
 /** How long an `askBeforeTask` round waits for the task's first question by default, in ms. */
 export const DEFAULT_ASK_BEFORE_TASK_MS = 2_000;
@@ -85,7 +85,7 @@ export async function answerModernCall(
   io: ClaimIo,
 ): Promise<JsonObject> {
   const { runtime } = settings;
-  if (!declaresTasksExtension(params._meta)) throw missingTasksCapability();
+  requireTasksExtension(params._meta);
   const tool = String(params.name);
   const capabilities = requestCapabilities(params._meta);
   const binding = { owner, tool, args };

@@ -100,6 +100,11 @@ export function declaresTasksExtension(meta: unknown): boolean {
   return declared !== undefined && declared !== null && typeof declared === 'object';
 }
 
+/** Throws the -32021 `missingTasksCapability()` error unless the request's `_meta` envelope declares the extension. */
+export function requireTasksExtension(meta: unknown): void {
+  if (!declaresTasksExtension(meta)) throw missingTasksCapability();
+}
+
 /** The -32021 error for a client that did not declare the extension (`data.requiredCapabilities`). */
 export function missingTasksCapability(): MissingRequiredClientCapabilityError {
   return new MissingRequiredClientCapabilityError({ requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } });
