@@ -95,6 +95,26 @@ for (const factory of backends) {
       return { store: new TaskStore(backend, options), url, twin: tracked };
     };
 
+    it('versionsOf reads stored versions in one call; a waiter wakes on a write through another connection', async () => {
+      const { store, twin } = fresh({ recheckMs: 100 });
+      const a = await store.create({ owner: 'alice', request, errorResultStatus: 'failed' });
+      const b = await store.create({ owner: 'alice', request, errorResultStatus: 'failed' });
+      await store.report(a.taskId, { statusMessage: 'moved' });
+      const reported = await store.get(a.taskId, 'alice');
+      assert.ok(reported.version > a.version);
+      const versionsOf = store.backend.versionsOf?.bind(store.backend);
+      if (versionsOf) {
+        const versions = await versionsOf([a.taskId, b.taskId, 'f'.repeat(32)]);
+        assert.deepEqual(Object.fromEntries(versions), { [a.taskId]: reported.version, [b.taskId]: b.version }, 'unknown ids are left out');
+      }
+      if (!twin || store.exclusive) return await store.close(); // one process: its own writes wake its waiters
+      const elsewhere = new TaskStore(twin());
+      const woke = store.nextChange(b.taskId);
+      await elsewhere.report(b.taskId, { statusMessage: 'written elsewhere' });
+      assert.equal((await woke)?.statusMessage, 'written elsewhere');
+      await store.close();
+    });
+
     it('creates a working task with spec fields', async () => {
       const { store } = fresh({ policy: { pollIntervalMs: 250 } });
       const task = await store.create({ owner: 'alice', request, ttl: 60_000, errorResultStatus: 'failed' });

@@ -29,6 +29,9 @@ const program = new Command()
   .option('--fallback-tools', 'add get_task_status/get_task_result/answer_task_input/cancel_task for hosts without MCP Tasks')
   .option('--sync-wait-ms <ms>', 'how long a call without task support waits before handing off its task', parsePositiveInt, 30000)
   .option('--max-live-tasks <n>', 'most working/input_required tasks per principal', parsePositiveInt)
+  .option('--session-idle-ms <ms>', 'close a 2025-11-25 session after this long with nothing open (0 = never)', parseCount, 1_800_000)
+  .option('--max-sessions <n>', 'most 2025-11-25 sessions in all (least recently used idle ones are closed first)', parsePositiveInt, 10_000)
+  .option('--max-requests <n>', 'most requests served at once; beyond it HTTP 503 + Retry-After (0 = no limit)', parseCount, 512)
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
   .addOption(new Option('--log-level <level>', 'lowest log level written to stderr (default: $MCP_TASKS_LOG_LEVEL, else info)').choices([...LOG_LEVELS]))
@@ -61,6 +64,8 @@ const program = new Command()
       fallbackTools: opts.fallbackTools,
       syncWaitMs: opts.syncWaitMs,
       maxLiveTasks: opts.maxLiveTasks,
+      sessions: { idleTimeoutMs: opts.sessionIdleMs, max: opts.maxSessions },
+      maxConcurrentRequests: opts.maxRequests,
       secretKey: process.env.MCP_TASKS_SECRET_KEY,
       logger: createLogger({
         ...(opts.logLevel && { level: opts.logLevel }),
@@ -80,6 +85,12 @@ const program = new Command()
 function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return n;
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
   return n;
 }
 

@@ -1,7 +1,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { McpServer } from '@modelcontextprotocol/server';
-import { createLogger, createTaskServer, staticTokenVerifier, type Era, type Logger, type TaskPolicy } from '../../src/index.js';
+import { createLogger, createTaskServer, staticTokenVerifier, type Era, type Logger, type SessionLimits, type TaskPolicy } from '../../src/index.js';
 import { Erp } from './erp.js';
 import { Ledger } from './ledger.js';
 import { registerInvoiceTasks, registerLedgerTools } from './tools.js';
@@ -46,6 +46,10 @@ export interface InvoiceServerOptions {
   operatorTokens?: Record<string, string>;
   /** Key for encrypting approval answers at rest. */
   secretKey?: string;
+  /** Lifetime of 2025-11-25 sessions (see `SessionLimits`): idle timeout in ms, caps. */
+  sessions?: SessionLimits;
+  /** Most requests served at once before answering HTTP 503 + Retry-After (see `HttpServerOptions.maxConcurrentRequests`). */
+  maxConcurrentRequests?: number;
   /** Structured logger (default: `createLogger()`, JSON on stderr; stdout belongs to the protocol under stdio). */
   logger?: Logger;
 }
@@ -102,6 +106,8 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
     host: options.host,
     port: options.port,
     stateless: options.stateless,
+    ...(options.sessions && { sessions: options.sessions }),
+    ...(options.maxConcurrentRequests !== undefined && { maxConcurrentRequests: options.maxConcurrentRequests }),
     ...(options.tokens && { auth: { verifier: staticTokenVerifier(options.tokens) } }),
   });
   const consoleUrl = options.console ? new URL('/console/', http.url).href : undefined;

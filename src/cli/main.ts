@@ -82,7 +82,8 @@ examples(
   const args = parseJsonObject(opts.argsFile ? readFile(opts.argsFile) : opts.args, opts.argsFile ? `--args-file ${opts.argsFile}` : '--args');
   await Run.with(opts, async (run) => {
     const endpoint = run.endpoint(url, opts.era ?? 'auto');
-    const tc = await endpoint.connection();
+    const tc = await run.whileBusy(`connecting to ${url}`, () => endpoint.connection());
+    if (!tc) return [{ kind: 'left', taskId: '-', reason: run.stopReason() } satisfies FollowResult];
     if (!tc.tools.has(tool)) throw new Error(`The server at ${url} has no tool named '${tool}' (it has: ${[...tc.tools.keys()].join(', ') || 'none'})`);
     if (opts.ttl !== undefined && tc.era === 'modern')
       run.log(`note: ${url} speaks 2026-07-28, where the server decides how long a task is kept; --ttl is not sent`);
@@ -90,12 +91,14 @@ examples(
       throw new Error(`${tool} must run as a task (its execution.taskSupport is "required"); call it without --no-task`);
     }
     const summary = summarizeArguments(args);
-    const call = tc.session.callTool(tool, args, {
-      task: {
-        preference: opts.task ? 'prefer' : tc.era === 'modern' ? 'allow' : 'forbid',
-        ...(opts.ttl !== undefined && tc.era === 'legacy' && { retentionMs: opts.ttl }),
-      },
-    });
+    const call = run.whileBusy(`calling ${tool}`, () =>
+      tc.session.callTool(tool, args, {
+        task: {
+          preference: opts.task ? 'prefer' : tc.era === 'modern' ? 'allow' : 'forbid',
+          ...(opts.ttl !== undefined && tc.era === 'legacy' && { retentionMs: opts.ttl }),
+        },
+      }),
+    );
     const execution = await run.untilStopped(call);
     if (!execution) return [{ kind: 'left', taskId: '-', reason: run.stopReason() } satisfies FollowResult];
     if (execution.kind !== 'task') {

@@ -4,7 +4,7 @@ import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { Endpoint } from '../client/endpoint.js';
 import { SdkError } from '@modelcontextprotocol/client';
 import { isTerminal } from '../core/status.js';
-import { describeError, jsonRpcCode } from '../client/errors.js';
+import { busyRetryMs, describeError, jsonRpcCode } from '../client/errors.js';
 import { TaskFollower, type FollowResult } from '../client/follower.js';
 import { ClientJournal } from '../client/journal.js';
 import { statusLine, terminalAsker, type QuestionContext } from '../client/prompt.js';
@@ -96,6 +96,27 @@ export class Run {
       signal.addEventListener('abort', onAbort, { once: true });
       promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
+  }
+
+  /**
+   * `attempt()`, tried again while the server answers busy (HTTP 503/429, see `busyRetryMs`: it did
+   * nothing with the request, so sending it again creates nothing twice), after the delay it asks
+   * for (at least 1 s, at most 30 s), up to 10 tries; other errors and the last busy answer are
+   * thrown. Resolves undefined when the run is stopped (Ctrl-C) while waiting.
+   */
+  async whileBusy<T>(what: string, attempt: () => Promise<T>): Promise<T | undefined> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        const retryMs = busyRetryMs(error);
+        if (retryMs === undefined || tries >= 10 || this.stop.signal.aborted) throw error;
+        const waitMs = Math.min(30_000, Math.max(1000, retryMs));
+        this.log(`${what}: the server is busy; retrying in ${Math.round(waitMs / 100) / 10} s (Ctrl-C to stop; nothing was created)`);
+        const stopped = await this.untilStopped(new Promise((resolve) => setTimeout(resolve, waitMs, true)));
+        if (!stopped) return undefined;
+      }
+    }
   }
 
   /** The shared endpoint for (`url`, `era`). */

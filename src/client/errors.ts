@@ -59,6 +59,23 @@ export function isTransient(error: unknown): boolean {
 }
 
 /**
+ * When `error` is a busy server's answer (HTTP 503 or 429: it did nothing with the request, so the
+ * request may be sent again), the delay in ms before trying again: its `Retry-After`, else 1000.
+ * Otherwise undefined. Looks through wrappers (`TransportError`, ext-tasks' `DispatchError`).
+ */
+export function busyRetryMs(error: unknown): number | undefined {
+  for (let e = error as { cause?: unknown } | undefined, depth = 0; e && depth < 8; depth++, e = e.cause as typeof e) {
+    if (e instanceof SdkError) {
+      const status = httpStatus(e);
+      if (status === 503 || status === 429) return 1000;
+    }
+    const retryAfterMs = (e as { retryAfterMs?: unknown }).retryAfterMs;
+    if (typeof retryAfterMs === 'number' || (e as { busy?: unknown }).busy === true) return typeof retryAfterMs === 'number' ? retryAfterMs : 1000;
+  }
+  return undefined;
+}
+
+/**
  * One line saying what went wrong talking to `url` and why, with the underlying cause (e.g.
  * `cannot reach http://127.0.0.1:9/mcp: connection refused (ECONNREFUSED)`). Server answers keep
  * their JSON-RPC code: `the server refused: Task not found (-32602)`.

@@ -5,7 +5,7 @@ import type { AnswerQuestion, ElicitationQuestion, TaskClient } from './connect.
 import type { Endpoint } from './endpoint.js';
 import { SdkError } from '@modelcontextprotocol/client';
 import { isTerminal } from '../core/status.js';
-import { describeError, isTransient, jsonRpcCode } from './errors.js';
+import { describeError, isTransient, jsonRpcCode, busyRetryMs } from './errors.js';
 import type { AskOutcome, Asker, QuestionContext } from './prompt.js';
 
 /** Something worth telling the person while a task is followed. */
@@ -207,7 +207,8 @@ export class TaskFollower {
         if (isTransient(error)) {
           if (tc) endpoint.reset(tc);
           resultCall = undefined;
-          const retryInMs = Math.min(RETRY_DELAYS_MS.maxMs, RETRY_DELAYS_MS.firstMs * 2 ** failures++);
+          // A busy server's Retry-After is honoured when it asks for longer than the backoff would wait.
+          const retryInMs = Math.min(RETRY_DELAYS_MS.maxMs, Math.max(RETRY_DELAYS_MS.firstMs * 2 ** failures++, busyRetryMs(error) ?? 0));
           unreachable = true;
           emit({ type: 'unreachable', taskId, message: describeError(error, endpoint.url), retryInMs });
           await this.sleep(taskId, retryInMs, signal);

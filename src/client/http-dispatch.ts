@@ -50,11 +50,27 @@ export function createHttpRawDispatch(url: string, options: { protocolVersion: s
       if (dispatchOptions?.signal?.aborted) throw error;
       throw new DispatchError(`POST ${url} failed: ${(error as Error).message}`, true, { cause: error });
     }
+    if (response.status === 503 || response.status === 429) {
+      // Overloaded (or rate-limited): the server did nothing with the request. Retryable, after Retry-After.
+      await response.body?.cancel().catch(() => undefined);
+      const error = Object.assign(new DispatchError(`${url} is busy (HTTP ${response.status})`, true), { busy: true });
+      const retryAfterMs = retryAfterOf(response.headers.get('retry-after'));
+      throw retryAfterMs === undefined ? error : Object.assign(error, { retryAfterMs });
+    }
     const reply = await readReply(response, id);
     if (reply.error) return { kind: 'error', error: reply.error as never };
     if (reply.result === undefined) throw new DispatchError(`HTTP ${response.status} from ${url} carried no JSON-RPC response`, true);
     return { kind: 'result', result: reply.result as never };
   };
+}
+
+/** `Retry-After` (delta-seconds or an HTTP date) in ms, or undefined when absent or unreadable. */
+export function retryAfterOf(value: string | null | undefined): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 function headerSafe(value: string): string {

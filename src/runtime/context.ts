@@ -7,6 +7,7 @@ import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingR
 import type { TaskStore } from '../store/task-store.js';
 import { answeredKey, askedKey, untilKey, type AnsweredEntry, type AskedEntry, type UntilEntry } from '../core/history.js';
 import { abortableDelay } from './delay.js';
+import { TimerQueue } from './timer-queue.js';
 import type { RunTelemetry } from './telemetry.js';
 
 /**
@@ -155,8 +156,6 @@ export class StepFailedError extends Error {
   }
 }
 
-const MAX_DELAY_CHUNK_MS = 2_147_000_000;
-
 /** The `TaskContext` of one run of one task. Internal to the runtime. */
 export class ExecutionContext implements TaskContext {
   private readonly names = new Set<string>();
@@ -176,6 +175,8 @@ export class ExecutionContext implements TaskContext {
     readonly clientCapabilities?: JsonObject,
     /** The run's OpenTelemetry spans (see `telemetry.ts`); none in bare contexts. */
     private readonly telemetry?: RunTelemetry,
+    /** The process's durable-timer queue (one timer for every sleeping task); bare contexts get their own. */
+    private readonly timers: TimerQueue = new TimerQueue(now),
   ) {}
 
   async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
@@ -303,11 +304,13 @@ export class ExecutionContext implements TaskContext {
 
   /**
    * Waits durably until `probe` finds something (not undefined), probing again on every write to
-   * the task (any process sharing the store) and at least every 30 s. Rejects when `signal` aborts.
+   * the task (any process sharing the store: by notice, or by the store's one periodic recheck, see
+   * `TaskStoreOptions.recheckMs`). Holds no timer of its own: a task waiting for weeks costs one
+   * listener. Rejects when `signal` aborts.
    */
   private async waitFor<T>(probe: () => Promise<T | undefined>): Promise<T> {
     for (;;) {
-      const change = this.store.nextChange(this.taskId, { signal: this.signal, timeoutMs: 30_000 });
+      const change = this.store.nextChange(this.taskId, { signal: this.signal });
       const found = await probe();
       if (found !== undefined) return found;
       await change;
@@ -333,9 +336,7 @@ export class ExecutionContext implements TaskContext {
     const span = this.telemetry?.startTimer(wakeAt);
     try {
       await this.store.report(this.taskId, { statusMessage: message }, this.holder);
-      for (let left = wakeAt - this.now(); left > 0; left = wakeAt - this.now()) {
-        await abortableDelay(Math.min(left, MAX_DELAY_CHUNK_MS), this.signal);
-      }
+      await this.timers.wait(wakeAt, this.signal);
     } catch (error) {
       span?.interrupted(this.signal.reason ?? error);
       throw error;

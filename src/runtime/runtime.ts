@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../core/log.js';
 import type { TaskPage, TaskStore } from '../store/task-store.js';
 import { asksUrlElicitation, elicitationCompleteKey, ExecutionContext, type TaskContext } from './context.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';
+import { TimerQueue } from './timer-queue.js';
 import {
   instruments,
   notePoll,
@@ -150,6 +151,8 @@ export class TaskRuntime {
   private readonly maxResultBytes: number;
   private readonly purgeIntervalMs: number;
   private unregisterLive?: () => void;
+  /** Every durable timer of this runtime's tasks, on one `setTimeout` (see `TimerQueue`). */
+  private readonly timers: TimerQueue;
 
   constructor(
     readonly store: TaskStore,
@@ -162,6 +165,7 @@ export class TaskRuntime {
     this.leaseMs = options.leaseMs ?? 5000;
     this.maxResultBytes = options.maxResultBytes ?? 4 * 1024 * 1024;
     this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
+    this.timers = new TimerQueue(this.now);
     this.unsubscribe = store.onChange((task) => {
       const execution = this.executions.get(task.taskId);
       if (!execution) return;
@@ -468,6 +472,15 @@ export class TaskRuntime {
     return this.store.onChange(listener);
   }
 
+  /**
+   * Subscribes to the writes of one task (see `TaskStore.onTaskChange`): a write calls only its own
+   * task's listeners, so thousands of watched tasks cost nothing on other tasks' writes. The
+   * listener gets undefined when the task was deleted. Returns the unsubscribe function.
+   */
+  onTaskChange(taskId: string, listener: (task: TaskRecord | undefined) => void): () => void {
+    return this.store.onTaskChange(taskId, listener);
+  }
+
   /** True while this runtime is executing the task's handler. */
   isRunning(taskId: string): boolean {
     return this.executions.has(taskId);
@@ -516,6 +529,7 @@ export class TaskRuntime {
     const running = [...this.executions.entries()];
     for (const [, execution] of running) execution.controller.abort(new ShutdownSignal());
     await Promise.allSettled(running.map(([, execution]) => execution.done));
+    this.timers.close();
     await Promise.allSettled(running.map(([taskId]) => this.store.renew(taskId, this.instanceId, -1)));
   }
 
@@ -558,6 +572,7 @@ export class TaskRuntime {
         this.log.child(taskFields(task)),
         task.request.clientCapabilities,
         telemetry,
+        this.timers,
       );
       // The handler runs in the run span's context: spans its own instrumentation makes join the task's trace.
       outcome = { result: await telemetry.within(() => entry.handler(args, ctx)) };

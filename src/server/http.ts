@@ -18,7 +18,7 @@ import { createLogger, logRequestError, type Logger } from '../core/log.js';
 import type { Era } from '../wire/mcp-tasks.js';
 import { advertiseServedVersions } from '../wire/sdk-seam.js';
 import { principalOf } from '../wire/principal.js';
-import { hardenServerRequestIds, LegacySessions } from './legacy-sessions.js';
+import { hardenServerRequestIds, LegacySessions, type SessionLimits } from './legacy-sessions.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 import type { OperatorConsole } from './console/console.js';
 import type { LeanAnswer, LeanPath } from '../wire/lean-path.js';
@@ -65,6 +65,25 @@ export interface HttpServerOptions {
    * there). It has its own operator credential: the MCP endpoint's `auth` does not apply to it.
    */
   console?: OperatorConsole;
+  /**
+   * Lifetime of 2025-11-25 sessions (see `SessionLimits`): `idleTimeoutMs` (default 30 min),
+   * `maxPerPrincipal` (default 1,000), `max` (default 10,000).
+   */
+  sessions?: SessionLimits;
+  /**
+   * Told when a 2025-11-25 session's standalone GET stream opens (`true`) and closes (`false`; also
+   * once when the session starts), so questions are pushed there only while it exists (see
+   * `Session2025.standaloneStream`).
+   */
+  onStandaloneStream?: (mcp: McpServer, open: boolean) => void;
+  /**
+   * Most requests served at once, GET streams, `subscriptions/listen` and `tasks/result` (which
+   * wait by design) not counted. A request beyond it is answered at once with HTTP 503,
+   * `Retry-After: 1` and a JSON-RPC error (-32000, "Server busy"), before any work: the client
+   * retries later instead of queueing behind work the server cannot keep up with. Default 512;
+   * 0 = no limit.
+   */
+  maxConcurrentRequests?: number;
   /** Largest accepted request body in bytes. Default 4 MiB; larger bodies get HTTP 413. */
   maxBodyBytes?: number;
   /**
@@ -87,6 +106,8 @@ export interface HttpServerOptions {
 export interface RunningHttpServer {
   url: string;
   http: HttpServer;
+  /** What the server holds now: open 2025-11-25 sessions, requests being served (as `maxConcurrentRequests` counts them). */
+  stats(): { sessions: number; requests: number };
   /** Closes every session and stops listening. */
   close(): Promise<void>;
 }
@@ -109,7 +130,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
   const logger = options.logger ?? createLogger();
   const onError = options.onError ?? ((error: unknown) => logRequestError(logger, error, { component: 'http' }));
-  const sessions = new LegacySessions(logger);
+  const sessions = new LegacySessions(logger, options.sessions);
+  const maxConcurrent = options.maxConcurrentRequests ?? 512;
+  let serving = 0;
+  const standaloneStreams = new Map<McpServer, number>();
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
   const stateless = options.stateless === true;
@@ -165,6 +189,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // key count, before the SDK's zod validation or JSON.stringify can overflow the stack.
       const refused = checkBody(body, options.bodyLimits);
       if (refused) return reply(res, refused.status, { jsonrpc: '2.0', error: { code: refused.code, message: refused.message }, id: refused.id });
+      if (maxConcurrent > 0 && !waitsByDesign(body)) {
+        if (serving >= maxConcurrent) return busy(res, 'Server busy: too many requests at once; retry after 1 s', body);
+        serving++;
+        res.once('close', () => serving--);
+      }
     }
     const authInfo = (req as IncomingMessage & { auth?: AuthInfo }).auth;
     const sessionId = req.headers['mcp-session-id'];
@@ -172,6 +201,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // A session answers only the principal that opened it; anyone else is told it does not exist.
       const session = sessions.find(sessionId, principalOf(authInfo));
       if (!session) return rpcError(res, 404, -32001, 'Session not found; start a new session with initialize');
+      sessions.track(session, res);
+      if (req.method === 'GET' && options.onStandaloneStream) {
+        const mcp = session.mcp;
+        const streams = (standaloneStreams.get(mcp) ?? 0) + 1;
+        standaloneStreams.set(mcp, streams);
+        if (streams === 1) options.onStandaloneStream(mcp, true);
+        res.once('close', () => {
+          const left = (standaloneStreams.get(mcp) ?? 1) - 1;
+          if (left > 0) return void standaloneStreams.set(mcp, left);
+          standaloneStreams.delete(mcp);
+          options.onStandaloneStream?.(mcp, false);
+        });
+      }
       // The checks the SDK's transport makes before it reads a message; whatever fails one of them is its to answer.
       if (lean && req.method === 'POST' && acceptsJsonAndSse(req) && isJsonContentType(req.headers['content-type'] ?? '') && servesLegacyVersion(req)) {
         const answer = await lean.legacy(session.mcp, body, authInfo, requestSignal(res));
@@ -213,8 +255,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       }
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
-    const mcp = await options.createMcpServer({ era: 'legacy', ...(authInfo && { authInfo }) });
     const principal = principalOf(authInfo);
+    if (!sessions.makeRoom(principal)) return busy(res, 'Server busy: every session is in use; retry after 1 s', body);
+    const mcp = await options.createMcpServer({ era: 'legacy', ...(authInfo && { authInfo }) });
+    options.onStandaloneStream?.(mcp, false);
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => sessions.add(id, { transport, mcp, principal }),
@@ -243,6 +287,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   return {
     url: `http://${shownHost}:${address.port}${path}`,
     http,
+    stats: () => ({ sessions: sessions.size, requests: serving }),
     close: async () => {
       options.console?.close();
       await sessions.closeAll();
@@ -294,6 +339,19 @@ function requestSignal(res: ServerResponse): AbortSignal {
 /** Writes a lean answer as one JSON response (Streamable HTTP lets a server answer a POST with `application/json`). */
 function writeLean(res: ServerResponse, answer: LeanAnswer, headers: Record<string, string> = {}): void {
   res.writeHead(answer.status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(answer.body));
+}
+
+/** Requests that stay open by design, not counted by `maxConcurrentRequests`: `tasks/result` waits for its task, `subscriptions/listen` is a stream. */
+function waitsByDesign(body: unknown): boolean {
+  const method = (body as { method?: unknown } | null)?.method;
+  return method === 'tasks/result' || method === 'subscriptions/listen';
+}
+
+/** HTTP 503 with `Retry-After: 1` and a JSON-RPC error: the server is overloaded and did nothing with the request. */
+function busy(res: ServerResponse, message: string, body: unknown): void {
+  const id = (body as { id?: unknown } | null)?.id;
+  const error = { jsonrpc: '2.0', error: { code: -32000, message }, id: typeof id === 'string' || typeof id === 'number' ? id : null };
+  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end(JSON.stringify(error));
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {

@@ -10,6 +10,7 @@ import {
 } from '@modelcontextprotocol/server';
 import type { Principal } from '../core/access.js';
 import type { Logger } from '../core/log.js';
+import { InvalidArgumentError } from '../core/errors.js';
 
 /** One 2025-11-25 Streamable HTTP session: its transport, its `McpServer` and the principal that opened it. */
 export interface LegacySession {
@@ -19,16 +20,72 @@ export interface LegacySession {
   principal: Principal;
 }
 
+/** Lifetime limits of 2025-11-25 sessions (see `LegacySessions`). */
+export interface SessionLimits {
+  /**
+   * How long (ms) a session may sit with no request or stream open before it is closed: its
+   * `McpServer`, transport and listeners released. Its tasks are untouched; a later request naming
+   * it gets HTTP 404 and the client initializes again (Streamable HTTP "Session Management").
+   * Default 30 min (longer than any sensible poll gap); 0 keeps idle sessions forever.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Most sessions one principal may hold (all anonymous clients are one principal). A new
+   * `initialize` beyond it closes that principal's least recently used idle session; with none
+   * idle it is refused with HTTP 503 and `Retry-After`. Default 1,000.
+   */
+  maxPerPrincipal?: number;
+  /** Most sessions in all, enforced the same way over every principal's sessions. Default 10,000. */
+  max?: number;
+}
+
+/** Why a session was closed by the server (log field `reason`). */
+type CloseReason = 'idle' | 'principal-cap' | 'total-cap';
+
+interface Entry extends LegacySession {
+  sessionId: string;
+  /** Requests and streams of this session still open. */
+  open: number;
+  /** When the last open request or stream ended (ms since the epoch). */
+  lastActive: number;
+}
+
 /**
  * The 2025-11-25 sessions of one HTTP server, each bound to the principal that opened it (MCP
  * "Security Best Practices › Session Hijacking": bind session ids to user information). A request
  * that names a session with another principal's credentials is treated exactly like one naming an
  * unknown session (HTTP 404), so a session's existence is not revealed.
+ *
+ * Sessions have a lifetime (`SessionLimits`): clients that vanish without `DELETE` (the common
+ * case) are closed after `idleTimeoutMs` with nothing open, by one sweep timer per server; the
+ * number of sessions per principal and in all is capped, closing the least recently used idle
+ * session first. The map's order is the use order (a session moves to the end when a request
+ * names it), so both are a walk from the front.
  */
 export class LegacySessions {
-  private readonly sessions = new Map<string, LegacySession>();
+  private readonly sessions = new Map<string, Entry>();
+  private readonly perPrincipal = new Map<Principal, number>();
+  private readonly idleTimeoutMs: number;
+  private readonly maxPerPrincipal: number;
+  private readonly max: number;
+  private readonly sweeper?: NodeJS.Timeout;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    limits: SessionLimits = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.idleTimeoutMs = limits.idleTimeoutMs ?? 30 * 60_000;
+    this.maxPerPrincipal = limits.maxPerPrincipal ?? 1_000;
+    this.max = limits.max ?? 10_000;
+    for (const [name, value] of Object.entries({ idleTimeoutMs: this.idleTimeoutMs, maxPerPrincipal: this.maxPerPrincipal, max: this.max })) {
+      if (!Number.isFinite(value) || value < 0) throw new InvalidArgumentError(`sessions.${name} must be a non-negative number`);
+    }
+    if (this.idleTimeoutMs > 0) {
+      this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(60_000, Math.floor(this.idleTimeoutMs / 4))));
+      this.sweeper.unref();
+    }
+  }
 
   /**
    * The session `sessionId` if it exists and was opened by `principal`; otherwise undefined (the
@@ -40,22 +97,82 @@ export class LegacySessions {
       this.logger.debug({ principal }, 'request names a session of another principal: answered as unknown');
       return undefined;
     }
+    if (session) {
+      this.sessions.delete(sessionId); // most recently used last
+      this.sessions.set(sessionId, session);
+    }
     return session;
   }
 
+  /** Counts a request or stream of the session as open until `res` closes (idle sessions only are closed). */
+  track(session: LegacySession, res: { once(event: 'close', listener: () => void): unknown }): void {
+    const entry = session as Entry;
+    entry.open++;
+    res.once('close', () => {
+      entry.open--;
+      entry.lastActive = this.now();
+    });
+  }
+
+  /**
+   * Makes room for a new session of `principal` under the caps, closing least recently used idle
+   * sessions. Returns false when the caps are reached and no session can be closed (every one has a
+   * request open): the caller refuses the `initialize` (HTTP 503).
+   */
+  makeRoom(principal: Principal): boolean {
+    if ((this.perPrincipal.get(principal) ?? 0) >= this.maxPerPrincipal && !this.closeIdlest('principal-cap', principal)) return false;
+    if (this.sessions.size >= this.max && !this.closeIdlest('total-cap')) return false;
+    return true;
+  }
+
   add(sessionId: string, session: LegacySession): void {
-    this.sessions.set(sessionId, session);
+    this.sessions.set(sessionId, { ...session, sessionId, open: 0, lastActive: this.now() });
+    this.perPrincipal.set(session.principal, (this.perPrincipal.get(session.principal) ?? 0) + 1);
   }
 
   delete(sessionId: string): void {
+    const entry = this.sessions.get(sessionId);
+    if (!entry) return;
     this.sessions.delete(sessionId);
+    const left = (this.perPrincipal.get(entry.principal) ?? 1) - 1;
+    if (left > 0) this.perPrincipal.set(entry.principal, left);
+    else this.perPrincipal.delete(entry.principal);
+  }
+
+  /** Sessions open now. */
+  get size(): number {
+    return this.sessions.size;
   }
 
   /** Closes every session's `McpServer` (and with it its transport). */
   async closeAll(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     const all = [...this.sessions.values()];
     this.sessions.clear();
+    this.perPrincipal.clear();
     await Promise.all(all.map(({ mcp }) => mcp.close().catch(() => undefined)));
+  }
+
+  /** Closes sessions with nothing open for `idleTimeoutMs`. */
+  private sweep(): void {
+    const before = this.now() - this.idleTimeoutMs;
+    for (const entry of [...this.sessions.values()]) if (entry.open === 0 && entry.lastActive <= before) this.close(entry, 'idle');
+  }
+
+  /** Closes the least recently used idle session (of `principal` when given). Returns whether one was closed. */
+  private closeIdlest(reason: CloseReason, principal?: Principal): boolean {
+    for (const entry of this.sessions.values()) {
+      if (entry.open > 0 || (principal !== undefined && entry.principal !== principal)) continue;
+      this.close(entry, reason);
+      return true;
+    }
+    return false;
+  }
+
+  private close(entry: Entry, reason: CloseReason): void {
+    this.delete(entry.sessionId);
+    this.logger.info({ reason, principal: entry.principal, idleMs: this.now() - entry.lastActive }, 'session closed');
+    entry.mcp.close().catch(() => undefined);
   }
 }
 

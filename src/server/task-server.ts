@@ -61,7 +61,7 @@ export interface TaskServerOptions {
 }
 
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
-export type ListenOptions = Omit<HttpServerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger'>;
+export type ListenOptions = Omit<HttpServerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream'>;
 
 /**
  * A complete durable MCP Tasks server: one store, one runtime, task tools in both protocol eras
@@ -134,6 +134,7 @@ export class TaskServer {
       logger: this.logger,
       taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
       createMcpServer: this.createMcpServer,
+      onStandaloneStream: (mcp, open) => this.tasks.standaloneStream(mcp, open),
       ...(this.leanPath && { leanPath: this.tasks.lean }),
     });
     this.closers.push(() => http.close());

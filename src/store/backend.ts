@@ -109,6 +109,11 @@ export interface StoreBackend {
   purgeExpired(nowMs: number, limit: number): Promise<number>;
   /** How many `working`/`input_required` tasks `owner` has. Optional fast path; else the store counts `listUnfinished`. */
   countUnfinished?(owner: string | null): Promise<number>;
+  /**
+   * The stored `version` of each of `taskIds` that exists (at most 500 ids a call). Optional fast
+   * path for `TaskStore`'s recheck of waited-on tasks on shared stores; else it reads each record.
+   */
+  versionsOf?(taskIds: string[]): Promise<Map<string, number>>;
   /** Removes a task and its journal. Returns whether it existed. */
   delete(taskId: string): Promise<boolean>;
   /** All journal entries of a task, by key. */

@@ -235,6 +235,14 @@ export class PostgresBackend implements StoreBackend {
     return Number(rows[0]!.n);
   }
 
+  async versionsOf(taskIds: string[]): Promise<Map<string, number>> {
+    const { rows } = await this.query<{ task_id: string; version: string | number }>(
+      `SELECT task_id, version FROM ${this.schema}.tasks WHERE task_id = ANY($1::text[])`,
+      [taskIds],
+    );
+    return new Map(rows.map((row) => [row.task_id, Number(row.version)]));
+  }
+
   async delete(taskId: string): Promise<boolean> {
     await this.query(`DELETE FROM ${this.schema}.journal WHERE task_id = $1`, [taskId]);
     const { rowCount } = await this.query(`DELETE FROM ${this.schema}.tasks WHERE task_id = $1`, [taskId]);

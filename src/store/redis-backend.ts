@@ -125,7 +125,7 @@ export class RedisBackend implements StoreBackend {
   /** Settles once the global indexes are known to be complete (see `reindex`). */
   private indexed?: Promise<void>;
 
-  constructor(private readonly options: RedisBackendOptions) {
+  constructor(options: RedisBackendOptions) {
     this.prefix = options.prefix ?? 'mcp-tasks';
     this.channel = `${this.prefix}:changes`;
     this.redis = new (driver().Redis)(options.url, { maxRetriesPerRequest: 3 }) as ScriptedRedis;

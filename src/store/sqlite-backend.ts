@@ -156,6 +156,7 @@ export class SqliteBackend implements StoreBackend {
          AND unixepoch(created_at, 'subsec') * 1000 + json_extract(body, '$.ttl') <= ? LIMIT ?`,
       ),
       countByStatus: this.db.prepare(COUNT_BY_STATUS),
+      versionsOf: this.db.prepare(`SELECT task_id, version FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))`),
       countUnfinished: this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE owner IS ? AND status IN ('working', 'input_required')`),
     };
   }
@@ -239,6 +240,12 @@ export class SqliteBackend implements StoreBackend {
 
   async countUnfinished(owner: string | null): Promise<number> {
     return (this.stmt.countUnfinished.get(owner) as { n: number }).n;
+  }
+
+  async versionsOf(taskIds: string[]): Promise<Map<string, number>> {
+    // json_each over one bound JSON array: one statement for any number of ids.
+    const rows = this.stmt.versionsOf.all(JSON.stringify(taskIds)) as { task_id: string; version: number }[];
+    return new Map(rows.map((row) => [row.task_id, row.version]));
   }
 
   async delete(taskId: string): Promise<boolean> {

@@ -47,6 +47,15 @@ export interface TaskStoreOptions {
    * `createTaskServer` passes its logger.
    */
   logger?: Logger;
+  /**
+   * Stores shared by several processes only: how often (ms, default 30000) the tasks someone in
+   * this process waits on (`nextChange`, `onTaskChange`) are checked against the backend in one
+   * batched read, and a change is announced for each whose version moved without a notice (a
+   * shared SQLite file has no notices; a PostgreSQL `LISTEN` or Redis subscription may miss some
+   * while it reconnects). One timer per store, running only while someone waits; waiting tasks
+   * need no timer of their own. 0 disables it.
+   */
+  recheckMs?: number;
 }
 
 /** What `create` needs. `ttl` is the requested lifetime in ms (clamped by the policy). */
@@ -102,7 +111,7 @@ export class TaskStore {
   /** The record of this store's last successful write per task (the CAS fast path; bounded). */
   private readonly lastWritten = new Map<string, TaskRecord>();
   /** Waiters of one task (`nextChange`), so a write wakes only its own task's waiters. */
-  private readonly taskWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
+  private readonly taskWaiters = new Map<string, Set<(task: TaskRecord | undefined) => void>>();
   /** Highest version emitted per task, so a remote notice of our own write is not emitted twice. */
   private readonly emitted = new Map<string, number>();
   private readonly unwatch?: () => void;
@@ -110,6 +119,9 @@ export class TaskStore {
   /** Seals values at rest when a `secretKey` is configured. */
   readonly secrets?: SecretBox;
   private readonly log: Logger;
+  private readonly recheckMs: number;
+  private recheckTimer?: NodeJS.Timeout;
+  private rechecking = false;
 
   constructor(
     readonly backend: StoreBackend,
@@ -125,6 +137,7 @@ export class TaskStore {
     this.log = options.logger ?? silentLogger;
     this.now = options.now ?? Date.now;
     this.maxLive = options.maxLiveTasksPerOwner;
+    this.recheckMs = options.recheckMs ?? 30_000;
     this.secrets = options.secretKey === undefined ? undefined : new SecretBox(options.secretKey);
     this.events.setMaxListeners(0);
     this.unwatch = backend.watch?.((taskId) => {
@@ -517,7 +530,14 @@ export class TaskStore {
   /** Removes a task and its journal. */
   async delete(taskId: string): Promise<boolean> {
     this.lastWritten.delete(taskId);
-    return this.backend.delete(taskId);
+    const deleted = await this.backend.delete(taskId);
+    if (deleted) this.wakeDeleted(taskId);
+    return deleted;
+  }
+
+  /** Tells the listeners of a task that it is gone (they re-read and meet `TaskNotFoundError`). */
+  private wakeDeleted(taskId: string): void {
+    for (const waiter of [...(this.taskWaiters.get(taskId) ?? [])]) waiter(undefined);
   }
 
   /** Subscribes to every successful write (in this process). Returns the unsubscribe function. */
@@ -528,7 +548,8 @@ export class TaskStore {
 
   /**
    * Resolves with the task's next written state, or with undefined when `timeoutMs` (default: none)
-   * elapses or `signal` aborts first. Subscribe before checking state to never miss a write.
+   * elapses or `signal` aborts first. Subscribe before checking state to never miss a write. Holds
+   * no timer without `timeoutMs`, and nothing at all once it resolved.
    */
   nextChange(taskId: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<TaskRecord | undefined> {
     return new Promise((resolve) => {
@@ -547,18 +568,74 @@ export class TaskStore {
     });
   }
 
-  /** Subscribes to writes of one task only. Returns the unsubscribe function. */
-  private onTaskChange(taskId: string, listener: (task: TaskRecord) => void): () => void {
+  /**
+   * Subscribes to the writes of one task only (in this process, and other processes' writes on
+   * shared stores: by notice, or by the periodic `recheckMs` check). A write to a task calls only
+   * its own listeners, however many tasks are watched. The listener gets undefined when the task
+   * was deleted (`delete`, or found gone by the recheck). Returns the unsubscribe function.
+   */
+  onTaskChange(taskId: string, listener: (task: TaskRecord | undefined) => void): () => void {
     let set = this.taskWaiters.get(taskId);
     if (!set) this.taskWaiters.set(taskId, (set = new Set()));
     set.add(listener);
+    this.armRecheck();
     return () => {
       set.delete(listener);
       if (set.size === 0 && this.taskWaiters.get(taskId) === set) this.taskWaiters.delete(taskId);
+      if (this.taskWaiters.size === 0) this.disarmRecheck();
     };
   }
 
+  /** How many tasks have listeners in this process (`nextChange` / `onTaskChange`), and how many listeners `onChange` has. */
+  listenerCounts(): { tasks: number; taskListeners: number; changeListeners: number } {
+    let taskListeners = 0;
+    for (const set of this.taskWaiters.values()) taskListeners += set.size;
+    return { tasks: this.taskWaiters.size, taskListeners, changeListeners: this.events.listenerCount('change') };
+  }
+
+  private armRecheck(): void {
+    if (this.recheckTimer || this.recheckMs <= 0 || this.backend.exclusive) return;
+    this.recheckTimer = setInterval(() => void this.recheck(), this.recheckMs);
+    this.recheckTimer.unref();
+  }
+
+  private disarmRecheck(): void {
+    if (this.recheckTimer) clearInterval(this.recheckTimer);
+    this.recheckTimer = undefined;
+  }
+
+  /**
+   * One batched read of the versions of every task waited on here; a change is announced for each
+   * that moved past what this process last announced (or was never announced here), and for each
+   * that disappeared (deleted or purged: waiters re-read and get `TaskNotFoundError`).
+   */
+  private async recheck(): Promise<void> {
+    if (this.rechecking) return;
+    this.rechecking = true;
+    try {
+      const ids = [...this.taskWaiters.keys()];
+      for (let at = 0; at < ids.length; at += 500) {
+        const batch = ids.slice(at, at + 500);
+        const versions = this.backend.versionsOf
+          ? await this.backend.versionsOf(batch)
+          : new Map((await Promise.all(batch.map((id) => this.backend.get(id)))).flatMap((task) => (task ? [[task.taskId, task.version] as const] : [])));
+        for (const taskId of batch) {
+          const version = versions.get(taskId);
+          if (version !== undefined && (this.emitted.get(taskId) ?? 0) >= version) continue;
+          const task = version === undefined ? undefined : await this.backend.get(taskId);
+          if (task) this.emit(task);
+          else this.wakeDeleted(taskId);
+        }
+      }
+    } catch (error) {
+      this.log.debug({ err: error }, 'recheck of waited-on tasks failed; next one in recheckMs');
+    } finally {
+      this.rechecking = false;
+    }
+  }
+
   close(): Promise<void> {
+    this.disarmRecheck();
     this.unwatch?.();
     this.events.removeAllListeners();
     return this.backend.close();

@@ -93,6 +93,8 @@ export class McpTasks {
   private readonly onError: (error: unknown) => void;
   private readonly sync: SyncCallSettings;
   private readonly throttle?: PollThrottle;
+  /** The 2025-11-25 session view of each server attached in that era. */
+  private readonly sessions = new WeakMap<McpServer, Session2025>();
   /**
    * The lean path over the same runtime, tools and settings (see `LeanPath`): `startHttpServer`
    * answers `tasks/get` (both eras), `tasks/result` of ended tasks and 2025 task-augmented calls
@@ -146,6 +148,15 @@ export class McpTasks {
     return this.tools.get(name)?.config;
   }
 
+  /**
+   * Tells the 2025-11-25 session of `mcp` whether its client holds the standalone GET stream open
+   * (see `Session2025.standaloneStream`); `startHttpServer`'s `onStandaloneStream` calls it. No-op
+   * for servers this did not attach in the 2025 era.
+   */
+  standaloneStream(mcp: McpServer, open: boolean): void {
+    this.sessions.get(mcp)?.standaloneStream(open);
+  }
+
   /** Wires tasks into `mcp` for one era (default `legacy`). Call before `mcp.connect`. */
   attach(mcp: McpServer, options: { era?: Era } = {}): void {
     const era = options.era ?? 'legacy';
@@ -162,6 +173,7 @@ export class McpTasks {
     }
     server.registerCapabilities({ tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) } });
     const session = new Session2025(runtime, server, onError);
+    this.sessions.set(mcp, session);
     this.lean.addSession(mcp, session);
     attachLegacyHandlers(mcp, runtime, session, { list: this.listEnabled, throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
     claimRequests(server, (message, extra) => claimLegacyCall(message, extra, { tools, runtime, session }), {

@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { TaskRpcError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/log.js';
 import type { TaskPolicy } from '../../src/core/policy.js';
-import { createTaskServer } from '../../src/server/task-server.js';
+import { createTaskServer, type ListenOptions } from '../../src/server/task-server.js';
 
 const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
 
@@ -13,12 +13,15 @@ const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
  * rpc_fail (JSON-RPC error), report (required), and the ordinary tool plain. `policy` overrides the
  * store's `TaskPolicy` (ms values; `pollIntervalMs` defaults to 50 here).
  */
-export async function startTestServer(storeUrl: string, options: { port?: number; list?: boolean; policy?: Partial<TaskPolicy> } = {}) {
+export async function startTestServer(
+  storeUrl: string,
+  options: { port?: number; list?: boolean; policy?: Partial<TaskPolicy>; listen?: ListenOptions; syncWaitMs?: number } = {},
+) {
   const server = createTaskServer({
     store: storeUrl,
     storeOptions: { policy: { pollIntervalMs: 50, ...options.policy } },
     runtime: { onError: () => undefined },
-    tasks: { list: options.list, maxArgumentBytes: 64 * 1024 },
+    tasks: { list: options.list, maxArgumentBytes: 64 * 1024, ...(options.syncWaitMs !== undefined && { syncWaitMs: options.syncWaitMs }) },
     logger: silentLogger,
     subscriptions: { keepAliveMs: 1000 },
     createMcpServer: () => {
@@ -63,9 +66,10 @@ export async function startTestServer(storeUrl: string, options: { port?: number
     },
   );
   server.registerTool('report', { description: 'Required task', inputSchema: z.object({}), taskSupport: 'required' }, async () => text('report'));
-  const http = await server.listen({ port: options.port ?? 0 });
+  const http = await server.listen({ port: options.port ?? 0, ...options.listen });
   return {
     url: http.url,
+    stats: () => http.stats(),
     store: server.store,
     runtime: server.runtime,
     close: () => server.close(),

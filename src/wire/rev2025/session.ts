@@ -10,6 +10,8 @@ import { relatedTaskMeta, toTask2025 } from './task-object.js';
 
 interface Watch {
   owner: string | null;
+  /** Ends this session's subscription to the task's writes. */
+  off: () => void;
   lastStatus?: string;
   /** Forwards progress to the creating request's progressToken (see `progressForwarder`). */
   progress?: (task: TaskRecord) => void;
@@ -59,18 +61,15 @@ export class Session2025 {
    * (stdio) a question already sent is in front of the client whatever request it came with.
    */
   private separateStreams = true;
+  /** Whether the client holds the standalone GET stream open (see `standaloneStream`); undefined: never told. */
+  private standalone: boolean | undefined;
 
   constructor(
     private readonly runtime: TaskRuntime,
     private readonly server: Server,
     private readonly onError: (error: unknown) => void,
   ) {
-    const offChange = runtime.onChange((task) => this.onStoreChange(task));
-    const offComplete = runtime.onElicitationComplete((task, elicitationId) => this.onElicitationComplete(task, elicitationId));
-    this.unsubscribe = () => {
-      offChange();
-      offComplete();
-    };
+    this.unsubscribe = runtime.onElicitationComplete((task, elicitationId) => this.onElicitationComplete(task, elicitationId));
   }
 
   /** The client capabilities this connection declared in `initialize` (undefined before it). */
@@ -101,11 +100,35 @@ export class Session2025 {
       if (progressToken !== undefined) existing.progress = this.progressTo(task.taskId, progressToken);
       return;
     }
-    this.watched.set(task.taskId, {
+    const taskId = task.taskId;
+    this.watched.set(taskId, {
       owner,
+      // Only this task's writes reach this session: a write costs its own watchers, not every session.
+      off: this.runtime.onTaskChange(taskId, (current) => (current ? this.onStoreChange(current) : this.unwatch(taskId))),
       lastStatus: task.status,
       ...(progressToken !== undefined && { progress: this.progressTo(task.taskId, progressToken) }),
     });
+  }
+
+  /**
+   * Tells the session whether its client holds the standalone GET stream open (Streamable HTTP;
+   * `startHttpServer` reports it). Without one, questions are not pushed on it: the SDK would drop
+   * them while each stayed a pending request with a timer. When one opens, the questions of watched
+   * `input_required` tasks not yet sent are sent on it; questions sent on a stream that closed stay
+   * pending (the client has them and may answer by POST). Never told (other transports): open.
+   */
+  standaloneStream(open: boolean): void {
+    if (this.disposed || this.standalone === open) return;
+    this.standalone = open;
+    // Questions already sent on a stream that closed stay pending: the client has them and may answer by POST.
+    if (!open) return;
+    for (const [taskId, watch] of this.watched) {
+      if (watch.lastStatus !== 'input_required') continue;
+      this.runtime.get(taskId, watch.owner).then(
+        (task) => this.deliver(task, watch.owner),
+        () => undefined, // gone meanwhile: nothing to ask
+      );
+    }
   }
 
   /** Registers an open `tasks/result` request for `taskId`; questions go there from now on. */
@@ -132,6 +155,7 @@ export class Session2025 {
     if (this.disposed || task.status !== 'input_required') return;
     const streams = this.resultStreams.get(task.taskId);
     const ctx = streams ? [...streams].at(-1) : undefined;
+    if (!ctx && this.separateStreams && this.standalone === false) return; // nowhere to send it: asked when a stream opens or on tasks/result
     const capabilities = this.server.getClientCapabilities();
     for (const [key, question] of Object.entries(task.inputRequests)) {
       if (!clientCanAnswer(question, capabilities)) continue; // never sent to a client that did not declare it
@@ -167,7 +191,14 @@ export class Session2025 {
     this.unsubscribe();
     for (const push of this.pushes.values()) push.controller.abort();
     this.pushes.clear();
+    for (const watch of this.watched.values()) watch.off();
     this.watched.clear();
+  }
+
+  /** Stops watching `taskId` (ended or deleted). */
+  private unwatch(taskId: string): void {
+    this.watched.get(taskId)?.off();
+    this.watched.delete(taskId);
   }
 
   private onStoreChange(task: TaskRecord): void {
@@ -183,7 +214,7 @@ export class Session2025 {
       watch.lastStatus = task.status;
       this.notify({ method: 'notifications/tasks/status', params: toTask2025(task) });
     }
-    if (isTerminal(task.status)) this.watched.delete(task.taskId);
+    if (isTerminal(task.status)) this.unwatch(task.taskId);
     else this.deliver(task, watch.owner);
   }
 

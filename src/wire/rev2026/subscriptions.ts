@@ -86,7 +86,15 @@ export class TaskSubscriptions {
       if (isTerminal(task.status)) watched.delete(task.taskId);
       if (watched.size === 0) finish(true);
     };
-    const off = this.runtime.onChange(notify);
+    // One subscription per watched task: other tasks' writes never reach this stream.
+    const offs = [...watched].map((taskId) =>
+      this.runtime.onTaskChange(taskId, (task) => {
+        if (task) return notify(task);
+        watched.delete(taskId); // deleted: nothing more to say about it
+        if (watched.size === 0) finish(true);
+      }),
+    );
+    const off = () => offs.forEach((unsubscribe) => unsubscribe());
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), this.keepAliveMs);
     req.once('close', () => finish(false));
     if (watched.size === 0) return finish(true);

@@ -1,0 +1,390 @@
+/**
+ * Issue 15: a server that runs for months. Sessions have a lifetime and caps, a store write reaches
+ * only its own task's watchers, waiting tasks hold no timer of their own, everything a burst of
+ * lifecycles, disconnects and aborted waits leaves behind is released, and overload is answered
+ * with 503 + Retry-After (which the CLI honours).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ENGINE_ACCESS } from '../src/core/access.js';
+import { silentLogger } from '../src/core/log.js';
+import { TaskRuntime, type TaskToolResult } from '../src/runtime/runtime.js';
+import { TimerQueue } from '../src/runtime/timer-queue.js';
+import { openStore } from '../src/store/open-store.js';
+import { ModernRawClient } from './helpers/modern-client.js';
+import { RawMcpClient, type RpcMessage } from './helpers/raw-client.js';
+import { sseMessages } from '../src/client/sse.js';
+import { startTestServer } from './helpers/test-server.js';
+import { until } from './helpers/until.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-lifetime-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Live `setTimeout`/`setInterval` handles of this process. */
+const timeouts = () => process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
+const text = (t: string): TaskToolResult => ({ content: [{ type: 'text', text: t }] });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('2025-11-25 sessions have a lifetime', () => {
+  it('an idle session is closed; its id then gets HTTP 404, and a new session reads the task it created', async () => {
+    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 150 } } });
+    try {
+      const first = new RawMcpClient(server.url);
+      await first.initialize();
+      const created = await first.request('tools/call', { name: 'echo', arguments: { text: 'kept' }, task: {} });
+      const taskId = created.result.task.taskId as string;
+      assert.equal(server.stats().sessions, 1);
+      await until(() => server.stats().sessions === 0, { what: 'the idle session closed' });
+      const stale = await first.post({ jsonrpc: '2.0', id: 9, method: 'tasks/get', params: { taskId } });
+      assert.equal(stale.status, 404, 'a closed session is unknown (the client initializes again)');
+      const second = new RawMcpClient(server.url);
+      await second.initialize();
+      const result = await second.request('tasks/result', { taskId });
+      assert.match(JSON.stringify(result.result), /kept/, 'the task outlived the session');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a session with its GET stream open is not idle; it is closed once the stream ends', async () => {
+    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 100 } } });
+    try {
+      const client = new RawMcpClient(server.url);
+      await client.initialize();
+      const controller = new AbortController();
+      const stream = await fetch(server.url, {
+        headers: { accept: 'text/event-stream', 'mcp-session-id': client.sessionId!, 'mcp-protocol-version': '2025-11-25' },
+        signal: controller.signal,
+      });
+      assert.equal(stream.status, 200);
+      await sleep(400);
+      assert.equal(server.stats().sessions, 1, 'four idle timeouts passed while the stream was open');
+      controller.abort();
+      await until(() => server.stats().sessions === 0, { what: 'the session closed after its stream ended' });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('caps sessions per principal, closing the least recently used idle one; with all in use it answers 503 + Retry-After', async () => {
+    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 0, maxPerPrincipal: 2 } } });
+    const streams: AbortController[] = [];
+    try {
+      const open = async () => {
+        const client = new RawMcpClient(server.url);
+        await client.initialize();
+        return client;
+      };
+      const alive = async (client: RawMcpClient) => (await client.post({ jsonrpc: '2.0', id: 99, method: 'ping' })).status !== 404;
+      const [s1, s2] = [await open(), await open()];
+      const s3 = await open();
+      assert.equal(server.stats().sessions, 2);
+      assert.equal(await alive(s1), false, 'the oldest idle session made room');
+      assert.equal(await alive(s2), true);
+      // s2 was used last: the next session closes s3.
+      const s4 = await open();
+      assert.equal(await alive(s3), false, 'the least recently used one went');
+      assert.equal(await alive(s2), true);
+      // Both remaining sessions hold a GET stream: none can be closed, the new one is refused.
+      for (const client of [s2, s4]) {
+        const controller = new AbortController();
+        streams.push(controller);
+        const stream = await fetch(server.url, {
+          headers: { accept: 'text/event-stream', 'mcp-session-id': client.sessionId!, 'mcp-protocol-version': '2025-11-25' },
+          signal: controller.signal,
+        });
+        assert.equal(stream.status, 200);
+      }
+      const refused = await new RawMcpClient(server.url).post({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'late', version: '0' } },
+      });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      const body = (await refused.json()) as { error: { code: number; message: string }; id: unknown };
+      assert.equal(body.error.code, -32000);
+      assert.match(body.error.message, /busy/);
+      assert.equal(body.id, 1);
+      assert.equal(server.stats().sessions, 2);
+      assert.equal(await alive(s4), true, 'the sessions in use are untouched');
+    } finally {
+      for (const controller of streams) controller.abort();
+      await server.close();
+    }
+  });
+
+  it('a question is pushed only on an open GET stream: asked when the stream opens, not dropped before it', async () => {
+    const server = await startTestServer('memory:');
+    const controller = new AbortController();
+    try {
+      const client = new RawMcpClient(server.url);
+      await client.initialize();
+      const taskId = (await client.request('tools/call', { name: 'ask', arguments: { question: 'later?' }, task: {} })).result.task.taskId;
+      await until(async () => (await client.request('tasks/get', { taskId })).result.status === 'input_required');
+      // Polled while no stream was open: the question waits for one (it was not sent into the void).
+      const stream = await fetch(server.url, {
+        headers: { accept: 'text/event-stream', 'mcp-session-id': client.sessionId!, 'mcp-protocol-version': '2025-11-25' },
+        signal: controller.signal,
+      });
+      assert.equal(stream.status, 200);
+      for await (const message of sseMessages<RpcMessage>(stream)) {
+        if (message.method !== 'elicitation/create') continue;
+        assert.equal(message.params.message, 'later?');
+        assert.equal(message.params._meta['io.modelcontextprotocol/related-task'].taskId, taskId);
+        const answered = await client.post({ jsonrpc: '2.0', id: message.id, result: { action: 'accept', content: { reply: 'now' } } });
+        assert.equal(answered.status, 202);
+        break;
+      }
+      assert.match(JSON.stringify((await client.request('tasks/result', { taskId })).result), /reply: now/);
+    } finally {
+      controller.abort();
+      await server.close();
+    }
+  });
+
+  it("a task's write reaches only the sessions watching that task: no per-session store listener", async () => {
+    const server = await startTestServer('memory:');
+    try {
+      const before = server.store.listenerCounts();
+      const clients: RawMcpClient[] = [];
+      for (let i = 0; i < 20; i++) {
+        const client = new RawMcpClient(server.url);
+        await client.initialize({});
+        clients.push(client);
+        await client.request('tools/call', { name: 'ask', arguments: { question: `q${i}` }, task: {} });
+      }
+      const during = server.store.listenerCounts();
+      assert.equal(during.changeListeners, before.changeListeners, 'twenty sessions added no store-wide listener');
+      // Each waiting task: its handler's wait, and the one session that created (watches) it.
+      assert.equal(during.tasks, 20);
+      assert.equal(during.taskListeners, 40);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('everything is released', () => {
+  it('after a burst of lifecycles, disconnects and aborted waits in both eras, timers, listeners and sessions return to their baseline', async () => {
+    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 300 } }, syncWaitMs: 5_000 });
+    try {
+      // Warm-up: one lifecycle per era, so lazily made process-wide timers exist in the baseline.
+      const warm = new RawMcpClient(server.url);
+      await warm.initialize();
+      await warm.request('tools/call', { name: 'echo', arguments: { text: 'warm' }, task: {} });
+      await new ModernRawClient(server.url).request('tools/call', { name: 'echo', arguments: { text: 'warm' } });
+      await until(() => server.stats().sessions === 0, { what: 'the warm-up session closed' });
+      const base = { timeouts: timeouts(), listeners: server.store.listenerCounts() };
+
+      const waiting: string[] = [];
+      await Promise.all(
+        Array.from({ length: 12 }, async (_, i) => {
+          // 2025: a whole lifecycle on a session that is never deleted.
+          const client = new RawMcpClient(server.url);
+          await client.initialize();
+          const taskId = (await client.request('tools/call', { name: 'echo', arguments: { text: `e${i}` }, task: {} })).result.task.taskId;
+          await client.request('tasks/get', { taskId });
+          await client.request('tasks/result', { taskId });
+          // 2025: a tasks/result the client walks away from while the task waits for input.
+          const asking = new RawMcpClient(server.url);
+          await asking.initialize({});
+          const askId = (await asking.request('tools/call', { name: 'ask', arguments: { question: 'left?' }, task: {} })).result.task.taskId;
+          waiting.push(askId);
+          const walkAway = new AbortController();
+          const pending = fetch(server.url, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              accept: 'application/json, text/event-stream',
+              'mcp-protocol-version': '2025-11-25',
+              'mcp-session-id': asking.sessionId!,
+            },
+            body: JSON.stringify({ jsonrpc: '2.0', id: 50, method: 'tasks/result', params: { taskId: askId } }),
+            signal: walkAway.signal,
+          }).then((response) => response.body?.cancel());
+          await sleep(50);
+          walkAway.abort();
+          await pending.catch(() => undefined);
+          // 2026: a lifecycle, and a call that waits for input which the client abandons.
+          const modern = new ModernRawClient(server.url);
+          await modern.request('tools/call', { name: 'echo', arguments: { text: `m${i}` } });
+          await new ModernRawClient(server.url, true, 100).request('tools/call', { name: 'ask', arguments: { question: 'gone?' } }).catch(() => undefined);
+        }),
+      );
+      // The abandoned 2026 asks are tasks too: end every waiting task, as an owner would.
+      const unfinished = (await server.store.listUnfinished()).map((task) => task.taskId);
+      assert.ok(unfinished.length >= waiting.length, 'the abandoned questions still wait: a walk-away is not an answer');
+      for (const taskId of unfinished) await server.runtime.cancel(taskId, null);
+
+      await until(() => server.stats().sessions === 0 && server.stats().requests === 0, { what: 'sessions and requests released', timeoutMs: 15_000 });
+      let last = '';
+      await until(
+        () => {
+          const now = { timeouts: timeouts(), listeners: server.store.listenerCounts() };
+          last = JSON.stringify({ base, now });
+          return now.timeouts <= base.timeouts && JSON.stringify(now.listeners) === JSON.stringify(base.listeners);
+        },
+        { what: () => `timers and listeners back at baseline: ${last}`, timeoutMs: 15_000 },
+      );
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('waiting costs nothing while nothing happens', () => {
+  it('600 tasks asleep or waiting for input hold one timer between them; short sleeps wake in order, and again after a restart', async () => {
+    const store = openStore('memory:', { logger: silentLogger });
+    const register = (runtime: TaskRuntime, woke: string[]) => {
+      runtime.register('nap', {
+        parse: (args) => args,
+        handler: async (args: { ms: number; name: string }, ctx) => {
+          await ctx.sleep(args.ms);
+          woke.push(args.name);
+          return text('rested');
+        },
+      });
+      runtime.register('ask', {
+        parse: (args) => args,
+        handler: async (_args, ctx) => {
+          const answer = await ctx.elicit('ok?', { type: 'object', properties: {} });
+          return text(answer.action);
+        },
+      });
+    };
+    const woke: string[] = [];
+    const first = new TaskRuntime(store, { logger: silentLogger, purgeIntervalMs: 0 });
+    register(first, woke);
+    const base = timeouts();
+    for (let i = 0; i < 300; i++) await first.submit({ owner: null, tool: 'nap', arguments: { ms: 3_600_000, name: `long${i}` }, errorResultStatus: 'failed' });
+    for (let i = 0; i < 300; i++) await first.submit({ owner: null, tool: 'ask', arguments: {}, errorResultStatus: 'failed' });
+    await until(async () => (await store.listUnfinished()).filter((task) => task.status === 'input_required').length === 300, { what: '300 questions asked' });
+    await until(() => store.listenerCounts().tasks === 300, { what: 'the askers waiting' });
+    await sleep(50);
+    assert.ok(timeouts() - base <= 1, `600 waiting tasks added ${timeouts() - base} timers (one expected)`);
+    assert.equal(store.listenerCounts().taskListeners, 300, 'one listener per task waiting for input, nothing for sleepers');
+
+    // Short sleeps among the long ones wake in due order.
+    for (const [name, ms] of [
+      ['c', 240],
+      ['a', 80],
+      ['b', 160],
+    ] as const)
+      await first.submit({ owner: null, tool: 'nap', arguments: { ms, name }, errorResultStatus: 'failed' });
+    await until(() => woke.length === 3, { what: 'three short sleepers woke' });
+    assert.deepEqual(woke, ['a', 'b', 'c']);
+
+    // A restart re-arms every timer from the journal, still on one timer, keeping the original deadlines.
+    await first.submit({ owner: null, tool: 'nap', arguments: { ms: 300, name: 'across-restart' }, errorResultStatus: 'failed' });
+    await first.close();
+    assert.ok(timeouts() - base <= 0, 'a closed runtime holds no timer');
+    const second = new TaskRuntime(store, { logger: silentLogger, purgeIntervalMs: 0 });
+    register(second, woke);
+    assert.equal(await second.recover(), 601);
+    await until(() => store.listenerCounts().tasks === 300, { what: 'the askers waiting again' });
+    assert.ok(timeouts() - base <= 1, `601 resumed tasks hold ${timeouts() - base} timers`);
+    await until(() => woke.includes('across-restart'), { what: 'the sleeper resumed after the restart woke' });
+    await second.close();
+    await store.close();
+  });
+
+  it('on a shared store a waiting task learns of an answer written by another process through the one periodic recheck', async () => {
+    const file = join(dir, 'shared.db');
+    const here = openStore(`sqlite:${file}?shared=true`, { logger: silentLogger, recheckMs: 100 });
+    const elsewhere = openStore(`sqlite:${file}?shared=true`, { logger: silentLogger });
+    const runtime = new TaskRuntime(here, { logger: silentLogger, purgeIntervalMs: 0 });
+    runtime.register('ask', {
+      parse: (args) => args,
+      handler: async (_args, ctx) => text((await ctx.elicit('ok?', { type: 'object', properties: { yes: { type: 'boolean' } } })).action),
+    });
+    try {
+      const task = await runtime.submit({ owner: 'olivia', tool: 'ask', arguments: {}, errorResultStatus: 'failed' });
+      const asked = await until(async () => {
+        const current = await elsewhere.get(task.taskId, ENGINE_ACCESS);
+        return current.status === 'input_required' && current;
+      });
+      // The other process answers; SQLite has no notices between processes.
+      await elsewhere.answerInputs(task.taskId, { [Object.keys(asked.inputRequests)[0]!]: { action: 'accept', content: { yes: true } } }, 'olivia');
+      const done = await until(async () => {
+        const current = await here.get(task.taskId, ENGINE_ACCESS);
+        return current.status === 'completed' && current;
+      });
+      assert.equal(done.status, 'completed');
+    } finally {
+      await runtime.close();
+      await here.close();
+      await elsewhere.close();
+    }
+  });
+
+  it('TimerQueue: one timer for many waits, in due order; an aborted wait rejects with its reason and is dropped', async () => {
+    const queue = new TimerQueue();
+    const base = timeouts();
+    const order: number[] = [];
+    const aborted = new AbortController();
+    const waits = [60, 20, 40].map((ms) => queue.wait(Date.now() + ms, new AbortController().signal).then(() => order.push(ms)));
+    const cancelled = Array.from({ length: 10 }, () => queue.wait(Date.now() + 3_600_000, aborted.signal));
+    assert.equal(timeouts() - base, 1);
+    assert.equal(queue.size, 13);
+    aborted.abort(new Error('cancelled'));
+    for (const wait of cancelled) await assert.rejects(wait, /cancelled/);
+    assert.equal(queue.size, 3, 'aborted waits are dropped at once (compaction)');
+    await Promise.all(waits);
+    assert.deepEqual(order, [20, 40, 60]);
+    assert.equal(queue.size, 0);
+    assert.equal(timeouts() - base, 0, 'no timer left once nothing waits');
+  });
+});
+
+describe('overload is answered, not queued', () => {
+  it('beyond maxConcurrentRequests: HTTP 503, Retry-After, JSON-RPC -32000, nothing done; the CLI waits and retries', async () => {
+    const server = await startTestServer('memory:', { listen: { maxConcurrentRequests: 1 }, syncWaitMs: 5_000 });
+    try {
+      const holder = new RawMcpClient(server.url);
+      await holder.initialize();
+      const other = new RawMcpClient(server.url);
+      await other.initialize();
+      // A call without a task waits for its tool (a 1.5 s sleep): it holds the one slot.
+      const holding = holder.request('tools/call', { name: 'slow', arguments: { ms: 1_500 } });
+      await until(() => server.stats().requests === 1, { what: 'the slot taken' });
+      const before = (await server.store.listAll({}, ENGINE_ACCESS)).tasks.length;
+      const refused = await other.post({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' }, task: {} } });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      const body = (await refused.json()) as { error: { code: number; message: string }; id: unknown };
+      assert.deepEqual([body.error.code, body.id], [-32000, 5]);
+      assert.equal((await server.store.listAll({}, ENGINE_ACCESS)).tasks.length, before, 'the refused call created nothing');
+
+      // The CLI meets the same answer while the slot is taken, says so, and gets through afterwards.
+      const journal = join(dir, 'cli-journal');
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'call', server.url, 'echo', '--args', '{"text":"patient"}', '--journal', journal],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let output = '';
+      child.stdout.on('data', (chunk) => (output += chunk));
+      child.stderr.on('data', (chunk) => (output += chunk));
+      const keepBusy = (async () => {
+        await holding;
+        // Keep the slot taken until the CLI has been refused at least once.
+        for (let i = 0; i < 20 && !/busy/.test(output); i++) await holder.request('tools/call', { name: 'slow', arguments: { ms: 800 } });
+      })();
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      await keepBusy;
+      assert.match(output, /the server is busy; retrying in 1 s/);
+      assert.match(output, /patient/);
+      assert.equal(code, 0, output);
+    } finally {
+      await server.close();
+    }
+  });
+});
