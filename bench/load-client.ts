@@ -28,11 +28,18 @@ export class LoadClient {
   private sessionId?: string;
   private nextId = 1;
 
+  private readonly envelope: Record<string, unknown>;
+
+  /** `options.elicitation`: 2026-07-28 requests declare form elicitation too (the server may then ask this client questions). */
   constructor(
     url: string,
     readonly era: BenchEra,
+    options: { elicitation?: boolean } = {},
   ) {
     this.target = new URL(url);
+    this.envelope = options.elicitation
+      ? { ...ENVELOPE, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {}, extensions: { 'io.modelcontextprotocol/tasks': {} } } }
+      : ENVELOPE;
   }
 
   /** 2025-11-25: `initialize` + `notifications/initialized`; 2026-07-28 needs nothing. */
@@ -51,7 +58,7 @@ export class LoadClient {
     const headers: Record<string, string> = modern
       ? { 'mcp-protocol-version': '2026-07-28', 'mcp-method': method, ...(name !== undefined && { 'mcp-name': name }) }
       : { ...(this.sessionId && { 'mcp-session-id': this.sessionId, 'mcp-protocol-version': '2025-11-25' }) };
-    const body = { jsonrpc: '2.0', id, method, params: modern ? { ...params, _meta: ENVELOPE } : params };
+    const body = { jsonrpc: '2.0', id, method, params: modern ? { ...params, _meta: this.envelope } : params };
     const { text, type } = await this.send(body, headers);
     if (type.includes('text/event-stream')) {
       for (const line of text.split('\n')) {

@@ -4,16 +4,19 @@
  * figures to bench/results/latest.json. Not part of `npm test`.
  *
  * 1. Task lifecycles/s over Streamable HTTP on loopback (create with `task`, poll `tasks/get` at the
- *    advised interval, `tasks/result`), 32 concurrent clients: every mcp-tasks backend vs the SDK 1.x
- *    experimental tasks with `InMemoryTaskStore`.
- * 2. `tasks/get` latency p50/p99 with 100 concurrent pollers (no pause), mcp-tasks (SQLite) vs the baseline.
- * 3. Store writes/s (create + finish = 2 writes per task, one writer) vs the raw database doing the
- *    same row writes in the same run: better-sqlite3 (WAL, synchronous=FULL), plain pg, plain Redis.
- * 4. Recovery: 1,000 in-flight tasks, SIGKILL, restart: time until all have resumed.
- * 5. Scale: `tasks/get` p50 and server RSS with 1,000,000 finished tasks in SQLite vs 1,000.
+ *    advised interval, `tasks/result`), 32 concurrent clients, both eras: every mcp-tasks backend vs
+ *    the SDK 1.x experimental tasks with `InMemoryTaskStore` (the peer).
+ * 2. `tasks/get` latency p50/p99 and req/s with 100 concurrent pollers (no pause), SQLite vs the peer.
+ * 3. Store writes/s, one writer and 32 concurrent writers, vs the raw database in the same run.
+ * 4. Lifecycle latency p50/p99 at 32, 128 and 512 clients, ours and the peer's.
+ * 5. RSS and idle CPU with 10,000 tasks waiting for input (BENCH_WAITING).
+ * 6. Recovery: 1,000 in-flight tasks, SIGKILL, restart: time until all have resumed.
+ * 7. Scale: `tasks/get` p50 and server RSS with 1,000,000 finished tasks in SQLite vs 1,000.
+ * 8. Connection burst: 448 new 2025-11-25 clients connect at once to a server kept saturated by 64
+ *    clients; how long until each gets its first answer (or a 503), ours and the peer's.
  *
  * Env: BENCH_SECONDS (per load run, default 5), BENCH_REPEATS (3), BENCH_SCALE (1000000),
- * BENCH_ONLY (comma list of 1-5), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
+ * BENCH_ONLY (comma list of 1-8), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,7 +37,7 @@ import { LoadClient, type BenchEra } from './load-client.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1_000_000);
-const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(','));
 const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MCP_TASKS_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -304,6 +307,46 @@ async function scale(count: number): Promise<{ p50: number; rssMb: number; fillS
   return { p50: percentile(latencies, 50), rssMb, fillSeconds };
 }
 
+/** Scenario 8's figures: ms from connecting to the first answer, and how many were answered 503. */
+interface Burst {
+  p50: number;
+  p99: number;
+  max: number;
+  busy: number;
+}
+
+/**
+ * Scenario 8: 64 clients run lifecycles back to back (the server saturated); after 1 s, 448 new
+ * clients each open a connection and `initialize` at the same moment. Measures, per new client, the
+ * time to its first answer (a 503 counts as an answer: the client knows to come back).
+ */
+async function burst(url: string): Promise<Burst> {
+  const steady = await clientsOf(url, '2025', 64);
+  let running = true;
+  const load = Promise.all(
+    steady.map(async (c) => {
+      while (running) await c.lifecycle('trivial');
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  let busy = 0;
+  const fresh = Array.from({ length: 448 }, () => new LoadClient(url, '2025'));
+  const times = await Promise.all(
+    fresh.map(async (c) => {
+      const t0 = performance.now();
+      await c.init().catch((error: Error) => {
+        if (!/busy/i.test(error.message)) throw error;
+        busy++;
+      });
+      return performance.now() - t0;
+    }),
+  );
+  running = false;
+  await load;
+  for (const c of [...steady, ...fresh]) c.close();
+  return { p50: percentile(times, 50), p99: percentile(times, 99), max: Math.max(...times), busy };
+}
+
 async function repeat<T>(fn: () => Promise<T>): Promise<T[]> {
   const out: T[] = [];
   for (let i = 0; i < REPEATS; i++) out.push(await fn());
@@ -523,6 +566,29 @@ async function main() {
     console.log(
       `   ${SCALE.toLocaleString('en-US').padEnd(18)} tasks/get p50 ${big.p50.toFixed(2)} ms   server RSS ${big.rssMb.toFixed(0)} MB   p50 ratio ${(big.p50 / small.p50).toFixed(2)}`,
     );
+  }
+
+  if (ONLY.has('8')) {
+    const rows: [string, string, string | undefined][] = [
+      ['SDK 1.x InMemoryTaskStore (peer)', 'baseline-v1.ts', undefined],
+      ['mcp-tasks sqlite     2025-11-25', 'ours.ts', 'sqlite'],
+    ];
+    const result: Record<string, Burst> = {};
+    for (const [label, script, store] of rows) {
+      const runs = await repeat(() => measureOn(script, store, (url) => burst(url)));
+      result[label] = {
+        p50: median(runs.map((r) => r.p50)),
+        p99: median(runs.map((r) => r.p99)),
+        max: median(runs.map((r) => r.max)),
+        busy: median(runs.map((r) => r.busy)),
+      };
+    }
+    raw.burst = result;
+    console.log(`\n8. Connection burst: 448 new clients at once, 64 saturating (2025-11-25)   load ${load()} after`);
+    for (const [label, r] of Object.entries(result))
+      console.log(
+        `   ${label.padEnd(34)} first answer p50 ${r.p50.toFixed(0).padStart(5)} ms  p99 ${r.p99.toFixed(0).padStart(5)} ms  max ${r.max.toFixed(0).padStart(5)} ms   busy (503) ${r.busy}`,
+      );
   }
 
   mkdirSync(join(here, 'results'), { recursive: true });

@@ -214,6 +214,8 @@ describe('everything is released', () => {
           // 2026: a lifecycle, and a call that waits for input which the client abandons.
           const modern = new ModernRawClient(server.url);
           await modern.request('tools/call', { name: 'echo', arguments: { text: `m${i}` } });
+          // …and from a client that declared no elicitation (its calls first check for questions it could not answer).
+          await new ModernRawClient(server.url, true, undefined, {}).request('tools/call', { name: 'echo', arguments: { text: `n${i}` } });
           await new ModernRawClient(server.url, true, 100).request('tools/call', { name: 'ask', arguments: { question: 'gone?' } }).catch(() => undefined);
         }),
       );
@@ -230,7 +232,8 @@ describe('everything is released', () => {
           last = JSON.stringify({ base, now });
           return now.timeouts <= base.timeouts && JSON.stringify(now.listeners) === JSON.stringify(base.listeners);
         },
-        { what: () => `timers and listeners back at baseline: ${last}`, timeoutMs: 15_000 },
+        // Sooner than any request's 5 s safety timer would expire by itself: released, not expired.
+        { what: () => `timers and listeners back at baseline: ${last}`, timeoutMs: 3_000 },
       );
     } finally {
       await server.close();

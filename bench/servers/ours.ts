@@ -5,6 +5,12 @@
  *
  * Usage: node --import tsx bench/servers/ours.ts <store-url> [expectParked]
  * Prints the MCP URL on stdout.
+ *
+ * For bench/soak.ts (nothing changes without these): SOAK_STATS_MS adds the `approve` tool (asks one
+ * form question, returns once answered) and writes `stats {"rss":…,"heapUsed":…,"handles":…,"timers":…,
+ * "sessions":…,"requests":…}` to stderr every that many ms (bytes; active resources, of which
+ * `Timeout`s; open 2025-11-25 sessions and requests being served); SOAK_SESSION_IDLE_MS /
+ * SOAK_MAX_SESSIONS set `sessions.idleTimeoutMs` / `sessions.max` of `listen`.
  */
 import * as z from 'zod';
 import { createLogger, createTaskServer } from '../../src/index.js';
@@ -33,6 +39,16 @@ server.registerTool('waits', { description: 'asks a question nobody answers', in
   await ctx.elicit('Approve?', { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] });
   return { content: [{ type: 'text', text: 'answered' }] };
 });
+const statsMs = process.env.SOAK_STATS_MS ? Number(process.env.SOAK_STATS_MS) : undefined;
+if (statsMs)
+  server.registerTool(
+    'approve',
+    { description: 'asks one question, returns the answer', inputSchema: z.object({}), taskSupport: 'optional' },
+    async (_a, ctx) => {
+      const answer = await ctx.elicit('Approve?', { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] });
+      return { content: [{ type: 'text', text: `answered ${answer.action}` }] };
+    },
+  );
 let resumed = 0;
 const target = Number(expectParked ?? 0);
 server.registerTool('parked', { description: 'a step, then a long wait', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
@@ -41,7 +57,18 @@ server.registerTool('parked', { description: 'a step, then a long wait', inputSc
   await ctx.sleep(3_600_000);
   return { content: [{ type: 'text', text: 'done' }] };
 });
-const http = await server.listen({ port: 0, onError: () => undefined });
+const sessions = {
+  ...(process.env.SOAK_SESSION_IDLE_MS && { idleTimeoutMs: Number(process.env.SOAK_SESSION_IDLE_MS) }),
+  ...(process.env.SOAK_MAX_SESSIONS && { max: Number(process.env.SOAK_MAX_SESSIONS) }),
+};
+const http = await server.listen({ port: 0, onError: () => undefined, ...(Object.keys(sessions).length > 0 && { sessions }) });
+if (statsMs)
+  setInterval(() => {
+    const resources = process.getActiveResourcesInfo();
+    const { rss, heapUsed } = process.memoryUsage();
+    const stats = { rss, heapUsed, handles: resources.length, timers: resources.filter((r) => r === 'Timeout').length, ...http.stats() };
+    process.stderr.write(`stats ${JSON.stringify(stats)}\n`);
+  }, statsMs).unref();
 process.stderr.write(`recovered ${http.resumed}\n`);
 process.stdout.write(`${http.url}\n`);
 process.on('SIGTERM', () => process.exit(0)); // lets --cpu-prof write its profile

@@ -143,10 +143,25 @@ export interface RoundOptions {
  * `signal` aborts (`waiting`). Offered answers are applied first (see `RoundOptions.offered`).
  */
 export async function awaitRound(runtime: TaskRuntime, taskId: string, options: RoundOptions): Promise<RoundOutcome> {
+  // Every change waiter of the round is released when the round returns (a question, the end, an
+  // abort or an error), not left to its 5 s timer: nothing outlives the request that waited.
+  const stop = new AbortController();
+  const forward = () => stop.abort();
+  options.signal.addEventListener('abort', forward, { once: true });
+  try {
+    return await followRound(runtime, taskId, options, stop.signal);
+  } finally {
+    stop.abort();
+    options.signal.removeEventListener('abort', forward);
+  }
+}
+
+/** `awaitRound`'s loop; its change waiters end with `waiters`. */
+async function followRound(runtime: TaskRuntime, taskId: string, options: RoundOptions, waiters: AbortSignal): Promise<RoundOutcome> {
   const used = new Set<string>();
   let pending = ''; // the answerable question keys seen last: asked together once they stop growing
   for (;;) {
-    const change = runtime.store.nextChange(taskId, { signal: options.signal, timeoutMs: 5_000 });
+    const change = runtime.store.nextChange(taskId, { signal: waiters, timeoutMs: 5_000 });
     const task = await runtime.get(taskId, options.owner);
     options.onChange?.(task);
     if (isTerminal(task.status)) return { kind: 'ended', task };
@@ -167,7 +182,7 @@ export async function awaitRound(runtime: TaskRuntime, taskId: string, options: 
         // Questions asked together (Promise.all of several asks) are written one by one: give the
         // others a moment to arrive so they travel in one round.
         pending = keys;
-        await runtime.store.nextChange(taskId, { signal: options.signal, timeoutMs: QUESTION_COALESCE_MS });
+        await runtime.store.nextChange(taskId, { signal: waiters, timeoutMs: QUESTION_COALESCE_MS });
         continue;
       }
       if (unanswerable.length > 0) return { kind: 'unanswerable', task, questions: unanswerable };
