@@ -27,9 +27,8 @@
  * handles and lifecycles/s flat — every window within ±10 % of their median (handles, a few dozen
  * including each client's socket, also pass within ±SOAK_CLIENTS of it) — and open sessions never
  * above the cap (checked on every `stats` sample, not only the window ends). Every client here is the
- * same anonymous principal, so `sessions.maxPerPrincipal` (default 1,000) bounds them before
- * SOAK_MAX_SESSIONS does unless that is set below 1,000. Handles are sampled at one instant: they
- * include whatever short-lived timers the traffic holds at that moment.
+ * same anonymous principal, to which only the total cap (SOAK_MAX_SESSIONS) applies. Handles are
+ * sampled at one instant: they include whatever short-lived timers the traffic holds at that moment.
  *
  * Env: SOAK_MINUTES (default 10; fractions allowed), SOAK_REPORT_MS (60000), SOAK_COMPLETED (100000),
  * SOAK_WAITS (10000), SOAK_CLIENTS (16), SOAK_VANISH_PER_S (50), SOAK_SESSION_IDLE_MS (60000),

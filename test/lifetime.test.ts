@@ -14,7 +14,9 @@ import { ENGINE_ACCESS } from '../src/core/access.js';
 import { silentLogger } from '../src/core/log.js';
 import { TaskRuntime, type TaskToolResult } from '../src/runtime/runtime.js';
 import { TimerQueue } from '../src/runtime/timer-queue.js';
+import { LegacySessions } from '../src/server/legacy-sessions.js';
 import { openStore } from '../src/store/open-store.js';
+import type { TaskStore } from '../src/store/task-store.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient, type RpcMessage } from './helpers/raw-client.js';
 import { sseMessages } from '../src/client/sse.js';
@@ -26,6 +28,25 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Live `setTimeout`/`setInterval` handles of this process. */
 const timeouts = () => process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
+/** Live timers of the process and the store's listeners: what must come back after a burst. */
+const baseline = (store: TaskStore) => ({ timeouts: timeouts(), listeners: store.listenerCounts() });
+
+/**
+ * Waits until timers are at most, and listeners exactly, what `base` had — within 3 s, sooner than
+ * any request's 5 s safety timer would expire by itself: released, not expired.
+ */
+async function backToBaseline(store: TaskStore, base: ReturnType<typeof baseline>, what: string): Promise<void> {
+  let last = '';
+  await until(
+    () => {
+      const now = baseline(store);
+      last = JSON.stringify({ base, now });
+      return now.timeouts <= base.timeouts && JSON.stringify(now.listeners) === JSON.stringify(base.listeners);
+    },
+    { what: () => `${what}: ${last}`, timeoutMs: 3_000 },
+  );
+}
+
 const text = (t: string): TaskToolResult => ({ content: [{ type: 'text', text: t }] });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -70,8 +91,8 @@ describe('2025-11-25 sessions have a lifetime', () => {
     }
   });
 
-  it('caps sessions per principal, closing the least recently used idle one; with all in use it answers 503 + Retry-After', async () => {
-    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 0, maxPerPrincipal: 2 } } });
+  it('caps sessions, closing the least recently used idle one; with all in use it answers 503 + Retry-After', async () => {
+    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 0, max: 2 } } });
     const streams: AbortController[] = [];
     try {
       const open = async () => {
@@ -115,6 +136,45 @@ describe('2025-11-25 sessions have a lifetime', () => {
       assert.equal(await alive(s4), true, 'the sessions in use are untouched');
     } finally {
       for (const controller of streams) controller.abort();
+      await server.close();
+    }
+  });
+
+  it('initializes under way count against the cap (no overshoot); one the transport refuses leaves nothing behind', async () => {
+    const sessions = new LegacySessions(silentLogger, { idleTimeoutMs: 0, max: 3, maxPerPrincipal: 2 });
+    const pending = [sessions.reserve(null), sessions.reserve(null), sessions.reserve(null)];
+    assert.ok(pending.every(Boolean), 'three initializes under way');
+    assert.equal(sessions.reserve(null), undefined, 'a fourth is refused although no session exists yet');
+    pending[0]!();
+    pending[0]!(); // releasing twice frees one place only
+    const fourth = sessions.reserve(null);
+    assert.ok(fourth);
+    assert.equal(sessions.reserve(null), undefined);
+    for (const release of [...pending, fourth]) release!();
+    // The per-principal cap applies to authenticated principals; anonymous clients are everyone.
+    assert.ok(sessions.reserve('alice') && sessions.reserve('alice'));
+    assert.equal(sessions.reserve('alice'), undefined, 'alice holds her 2');
+    assert.ok(sessions.reserve(null), 'the total (3) still has room');
+    await sessions.closeAll();
+
+    const server = await startTestServer('memory:');
+    try {
+      const base = server.store.listenerCounts();
+      const refused = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' }, // no text/event-stream
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '0' } },
+        }),
+      });
+      assert.equal(refused.status, 406);
+      await refused.body?.cancel();
+      assert.equal(server.stats().sessions, 0);
+      assert.deepEqual(server.store.listenerCounts(), base);
+    } finally {
       await server.close();
     }
   });
@@ -180,7 +240,7 @@ describe('everything is released', () => {
       await warm.request('tools/call', { name: 'echo', arguments: { text: 'warm' }, task: {} });
       await new ModernRawClient(server.url).request('tools/call', { name: 'echo', arguments: { text: 'warm' } });
       await until(() => server.stats().sessions === 0, { what: 'the warm-up session closed' });
-      const base = { timeouts: timeouts(), listeners: server.store.listenerCounts() };
+      const base = baseline(server.store);
 
       const waiting: string[] = [];
       await Promise.all(
@@ -225,16 +285,29 @@ describe('everything is released', () => {
       for (const taskId of unfinished) await server.runtime.cancel(taskId, null);
 
       await until(() => server.stats().sessions === 0 && server.stats().requests === 0, { what: 'sessions and requests released', timeoutMs: 15_000 });
-      let last = '';
-      await until(
-        () => {
-          const now = { timeouts: timeouts(), listeners: server.store.listenerCounts() };
-          last = JSON.stringify({ base, now });
-          return now.timeouts <= base.timeouts && JSON.stringify(now.listeners) === JSON.stringify(base.listeners);
-        },
-        // Sooner than any request's 5 s safety timer would expire by itself: released, not expired.
-        { what: () => `timers and listeners back at baseline: ${last}`, timeoutMs: 3_000 },
-      );
+      await backToBaseline(server.store, base, 'timers and listeners back at baseline');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('abandoned streams', () => {
+  it('a 2026 subscriptions/listen the client walks away from releases its listeners and keep-alive timer', async () => {
+    const server = await startTestServer('memory:');
+    try {
+      const created = await new ModernRawClient(server.url).request('tools/call', { name: 'ask', arguments: { question: 'watched?' } });
+      const taskId = (created.result as { taskId?: string } | undefined)?.taskId ?? (await server.store.listUnfinished())[0]!.taskId;
+      await until(async () => (await server.store.get(taskId, ENGINE_ACCESS)).status === 'input_required');
+      await sleep(50);
+      const base = baseline(server.store);
+      for (let i = 0; i < 5; i++) {
+        const stream = await new ModernRawClient(server.url).send('subscriptions/listen', { notifications: { taskIds: [taskId] } });
+        const reader = stream.body!.getReader();
+        await reader.read(); // the acknowledgement: the subscription is live
+        await reader.cancel(); // the client goes away
+      }
+      await backToBaseline(server.store, base, 'subscriptions released');
     } finally {
       await server.close();
     }
@@ -346,6 +419,22 @@ describe('waiting costs nothing while nothing happens', () => {
 });
 
 describe('overload is answered, not queued', () => {
+  it('a call holding the only slot gets the answer to its own question (no deadlock)', async () => {
+    const server = await startTestServer('memory:', { listen: { maxConcurrentRequests: 1 }, syncWaitMs: 5_000 });
+    try {
+      const client = new RawMcpClient(server.url);
+      await client.initialize();
+      // Not a task: the call waits for its tool, which asks a question on the call's own stream.
+      const result = await client.request('tools/call', { name: 'ask', arguments: { question: 'sure?' } }, async () => ({
+        action: 'accept',
+        content: { reply: 'yes' },
+      }));
+      assert.match(JSON.stringify(result.result), /reply: yes/, 'answered in the call, not handed off after the wait');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('beyond maxConcurrentRequests: HTTP 503, Retry-After, JSON-RPC -32000, nothing done; the CLI waits and retries', async () => {
     const server = await startTestServer('memory:', { listen: { maxConcurrentRequests: 1 }, syncWaitMs: 5_000 });
     try {
@@ -363,6 +452,11 @@ describe('overload is answered, not queued', () => {
       const body = (await refused.json()) as { error: { code: number; message: string }; id: unknown };
       assert.deepEqual([body.error.code, body.id], [-32000, 5]);
       assert.equal((await server.store.listAll({}, ENGINE_ACCESS)).tasks.length, before, 'the refused call created nothing');
+      // Answers to the server's questions and notifications are never refused: they lose nothing and deadlock nothing.
+      const answer = await other.post({ jsonrpc: '2.0', id: 's-unknown', result: { action: 'accept', content: {} } });
+      assert.equal(answer.status, 202, 'a JSON-RPC response is let through while the slot is taken');
+      const notification = await other.post({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      assert.equal(notification.status, 202, 'a notification is let through too');
 
       // The CLI meets the same answer while the slot is taken, says so, and gets through afterwards.
       const journal = join(dir, 'cli-journal');

@@ -31,6 +31,12 @@ const program = new Command()
   .option('--max-live-tasks <n>', 'most working/input_required tasks per principal', parsePositiveInt)
   .option('--session-idle-ms <ms>', 'close a 2025-11-25 session after this long with nothing open (0 = never)', parseCount, 1_800_000)
   .option('--max-sessions <n>', 'most 2025-11-25 sessions in all (least recently used idle ones are closed first)', parsePositiveInt, 10_000)
+  .option(
+    '--max-sessions-per-principal <n>',
+    'most 2025-11-25 sessions of one authenticated principal (--tokens); anonymous clients fall under --max-sessions only',
+    parsePositiveInt,
+    1_000,
+  )
   .option('--max-requests <n>', 'most requests served at once; beyond it HTTP 503 + Retry-After (0 = no limit)', parseCount, 512)
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
@@ -64,7 +70,7 @@ const program = new Command()
       fallbackTools: opts.fallbackTools,
       syncWaitMs: opts.syncWaitMs,
       maxLiveTasks: opts.maxLiveTasks,
-      sessions: { idleTimeoutMs: opts.sessionIdleMs, max: opts.maxSessions },
+      sessions: { idleTimeoutMs: opts.sessionIdleMs, max: opts.maxSessions, maxPerPrincipal: opts.maxSessionsPerPrincipal },
       maxConcurrentRequests: opts.maxRequests,
       secretKey: process.env.MCP_TASKS_SECRET_KEY,
       logger: createLogger({

@@ -110,7 +110,9 @@ export class Run {
         return await attempt();
       } catch (error) {
         const retryMs = busyRetryMs(error);
-        if (retryMs === undefined || tries >= 10 || this.stop.signal.aborted) throw error;
+        if (retryMs === undefined || this.stop.signal.aborted) throw error;
+        if (tries >= 10)
+          throw new Error(`${what}: the server stayed busy through ${tries} tries (HTTP 503); nothing was created, try again later`, { cause: error });
         const waitMs = Math.min(30_000, Math.max(1000, retryMs));
         this.log(`${what}: the server is busy; retrying in ${Math.round(waitMs / 100) / 10} s (Ctrl-C to stop; nothing was created)`);
         const stopped = await this.untilStopped(new Promise((resolve) => setTimeout(resolve, waitMs, true)));
@@ -143,6 +145,8 @@ export class Run {
           const key = statusKey(event.view);
           if (key !== last) this.log(`[${taskId}] ${statusText(event.view)}`);
           last = key;
+        } else if (event.type === 'unreachable' && event.busy) {
+          this.log(`[${taskId}] the server is busy; retrying in ${Math.round(event.retryInMs / 100) / 10} s (Ctrl-C to detach; the task is not affected)`);
         } else if (event.type === 'unreachable') {
           this.log(
             `[${taskId}] server unreachable: ${event.message}; retrying in ${Math.round(event.retryInMs / 100) / 10} s (Ctrl-C to detach; the task is not affected)`,

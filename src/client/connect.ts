@@ -7,7 +7,7 @@ import {
   type TaskEnabledSession,
   type ToolDeclaration,
 } from '@modelcontextprotocol/ext-tasks/client';
-import { TransportError, checkEndpointUrl, describeError, isTransient } from './errors.js';
+import { TransportError, busyRetryMs, checkEndpointUrl, describeError, isTransient } from './errors.js';
 import { createHttpRawDispatch } from './http-dispatch.js';
 
 /** A question from the server: MCP form-elicitation params (`message`, `requestedSchema`) and where it comes from. */
@@ -114,7 +114,12 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
   const tools = new Map<string, ToolDeclaration>();
   try {
     for (const tool of (await client.listTools()).tools) tools.set(tool.name, toolDeclarationFromMcpTool(tool));
-  } catch {
+  } catch (error) {
+    // A busy server (HTTP 503/429) has tools it could not list now: not "no tools" but "try again".
+    if (busyRetryMs(error) !== undefined) {
+      await client.close().catch(() => undefined);
+      throw new TransportError(describeError(error, url), url, { cause: error });
+    }
     /* a server without tools can still serve tasks/* */
   }
   const port: ClientSessionPortOptions =

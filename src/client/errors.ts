@@ -86,6 +86,7 @@ export function describeError(error: unknown, url: string): string {
   if (rpc !== undefined && !(error instanceof SdkError)) return `${(error as Error).message} (JSON-RPC ${rpc})`;
   const status = error instanceof SdkError ? httpStatus(error) : undefined;
   if (status === 404) return `${url} answered HTTP 404: is this the MCP endpoint (e.g. http://host:port/mcp)?`;
+  if (status === 503 || status === 429) return `${url} is busy (HTTP ${status}): it asked to be retried later`;
   if (status === 401 || status === 403) return `${url} refused access (HTTP ${status}): pass --token or -H 'Authorization: …'`;
   if (status !== undefined) return `${url} answered HTTP ${status}${error instanceof Error ? `: ${trim(error.message.replace(/\s*\(.*\)\s*$/, ''))}` : ''}`;
   const code = systemCode(error);

@@ -12,8 +12,8 @@ import type { AskOutcome, Asker, QuestionContext } from './prompt.js';
 export type FollowEvent =
   /** A `tasks/get` answer (every poll; compare to decide what to print). */
   | { type: 'status'; taskId: string; view: TaskView }
-  /** The server could not be reached; the next attempt is in `retryInMs` ms. */
-  | { type: 'unreachable'; taskId: string; message: string; retryInMs: number }
+  /** The server could not be reached (or, `busy`, answered HTTP 503/429: it asked to be retried later); the next attempt is in `retryInMs` ms. */
+  | { type: 'unreachable'; taskId: string; message: string; retryInMs: number; busy?: boolean }
   /** The server answered again after being unreachable. */
   | { type: 'reachable'; taskId: string }
   /** An answer was sent (`key`: the 2026-07-28 input key). */
@@ -204,11 +204,19 @@ export class TaskFollower {
         await this.sleep(taskId, pollInterval(view), signal, resultCall && !resultCall.ended ? resultCall.done : undefined);
       } catch (error) {
         if (signal.aborted) continue;
+        const busyMs = busyRetryMs(error);
+        if (busyMs !== undefined) {
+          // Busy (HTTP 503/429): the server is there and did nothing with the request. The connection
+          // stays (a new session would only add load); try again when it asked to (Retry-After).
+          const retryInMs = Math.min(RETRY_DELAYS_MS.maxMs, Math.max(RETRY_DELAYS_MS.firstMs, busyMs));
+          emit({ type: 'unreachable', taskId, message: describeError(error, endpoint.url), retryInMs, busy: true });
+          await this.sleep(taskId, retryInMs, signal);
+          continue;
+        }
         if (isTransient(error)) {
           if (tc) endpoint.reset(tc);
           resultCall = undefined;
-          // A busy server's Retry-After is honoured when it asks for longer than the backoff would wait.
-          const retryInMs = Math.min(RETRY_DELAYS_MS.maxMs, Math.max(RETRY_DELAYS_MS.firstMs * 2 ** failures++, busyRetryMs(error) ?? 0));
+          const retryInMs = Math.min(RETRY_DELAYS_MS.maxMs, RETRY_DELAYS_MS.firstMs * 2 ** failures++);
           unreachable = true;
           emit({ type: 'unreachable', taskId, message: describeError(error, endpoint.url), retryInMs });
           await this.sleep(taskId, retryInMs, signal);

@@ -77,11 +77,12 @@ export interface HttpServerOptions {
    */
   onStandaloneStream?: (mcp: McpServer, open: boolean) => void;
   /**
-   * Most requests served at once, GET streams, `subscriptions/listen` and `tasks/result` (which
-   * wait by design) not counted. A request beyond it is answered at once with HTTP 503,
+   * Most JSON-RPC requests served at once; GET streams, `subscriptions/listen` and `tasks/result`
+   * (which wait by design), responses (answers to the server's questions) and notifications are not
+   * counted and never refused. A request beyond it is answered at once with HTTP 503,
    * `Retry-After: 1` and a JSON-RPC error (-32000, "Server busy"), before any work: the client
-   * retries later instead of queueing behind work the server cannot keep up with. Default 512;
-   * 0 = no limit.
+   * retries later instead of queueing behind work the server cannot keep up with. Refusals are
+   * logged at warn level, at most once per 10 s with their count. Default 512; 0 = no limit.
    */
   maxConcurrentRequests?: number;
   /** Largest accepted request body in bytes. Default 4 MiB; larger bodies get HTTP 413. */
@@ -133,6 +134,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const sessions = new LegacySessions(logger, options.sessions);
   const maxConcurrent = options.maxConcurrentRequests ?? 512;
   let serving = 0;
+  const refusals = refusalLog(logger, maxConcurrent);
   const standaloneStreams = new Map<McpServer, number>();
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
@@ -189,8 +191,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // key count, before the SDK's zod validation or JSON.stringify can overflow the stack.
       const refused = checkBody(body, options.bodyLimits);
       if (refused) return reply(res, refused.status, { jsonrpc: '2.0', error: { code: refused.code, message: refused.message }, id: refused.id });
-      if (maxConcurrent > 0 && !waitsByDesign(body)) {
-        if (serving >= maxConcurrent) return busy(res, 'Server busy: too many requests at once; retry after 1 s', body);
+      if (maxConcurrent > 0 && countsAsWork(body)) {
+        if (serving >= maxConcurrent) {
+          refusals.note();
+          return busy(res, 'Server busy: too many requests at once; retry after 1 s', body);
+        }
+        if (res.closed || res.destroyed) return; // gone while the body was read
         serving++;
         res.once('close', () => serving--);
       }
@@ -201,19 +207,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // A session answers only the principal that opened it; anyone else is told it does not exist.
       const session = sessions.find(sessionId, principalOf(authInfo));
       if (!session) return rpcError(res, 404, -32001, 'Session not found; start a new session with initialize');
+      // The client went away while its credentials were checked: nothing to serve, nothing to count
+      // (a closed response's close event does not come again).
+      if (res.closed || res.destroyed) return;
       sessions.track(session, res);
-      if (req.method === 'GET' && options.onStandaloneStream) {
-        const mcp = session.mcp;
-        const streams = (standaloneStreams.get(mcp) ?? 0) + 1;
-        standaloneStreams.set(mcp, streams);
-        if (streams === 1) options.onStandaloneStream(mcp, true);
-        res.once('close', () => {
-          const left = (standaloneStreams.get(mcp) ?? 1) - 1;
-          if (left > 0) return void standaloneStreams.set(mcp, left);
-          standaloneStreams.delete(mcp);
-          options.onStandaloneStream?.(mcp, false);
-        });
-      }
+      if (req.method === 'GET' && options.onStandaloneStream) trackStandalone(session.mcp, res, options.onStandaloneStream);
       // The checks the SDK's transport makes before it reads a message; whatever fails one of them is its to answer.
       if (lean && req.method === 'POST' && acceptsJsonAndSse(req) && isJsonContentType(req.headers['content-type'] ?? '') && servesLegacyVersion(req)) {
         const answer = await lean.legacy(session.mcp, body, authInfo, requestSignal(res));
@@ -256,19 +254,57 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
     const principal = principalOf(authInfo);
-    if (!sessions.makeRoom(principal)) return busy(res, 'Server busy: every session is in use; retry after 1 s', body);
-    const mcp = await options.createMcpServer({ era: 'legacy', ...(authInfo && { authInfo }) });
-    options.onStandaloneStream?.(mcp, false);
-    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => sessions.add(id, { transport, mcp, principal }),
+    const release = sessions.reserve(principal);
+    if (!release) {
+      logger.warn({ principal }, 'server busy: initialize refused with HTTP 503, every session is in use');
+      return busy(res, 'Server busy: every session is in use; retry after 1 s', body);
+    }
+    try {
+      const mcp = await options.createMcpServer({ era: 'legacy', ...(authInfo && { authInfo }) });
+      options.onStandaloneStream?.(mcp, false);
+      const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          release();
+          sessions.add(id, { transport, mcp, principal });
+        },
+      });
+      transport.onclose = () => {
+        if (transport.sessionId) sessions.delete(transport.sessionId);
+      };
+      await mcp.connect(transport);
+      hardenServerRequestIds(transport, logger);
+      await transport.handleRequest(req, res, body);
+      // Refused by the transport (a wrong Accept, a bad version …): no session, so nothing may stay behind.
+      if (!transport.sessionId) await mcp.close().catch(() => undefined);
+    } finally {
+      release();
+    }
+  };
+
+  /**
+   * Reports a session's standalone GET stream open once the transport has accepted it (HTTP 200;
+   * a refused GET is no stream) and closed when the last one ends.
+   */
+  const trackStandalone = (mcp: McpServer, res: ServerResponse, report: (mcp: McpServer, open: boolean) => void) => {
+    let opened = false;
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.writeHead = ((status: number, ...rest: unknown[]) => {
+      if (status === 200 && !opened) {
+        opened = true;
+        const streams = (standaloneStreams.get(mcp) ?? 0) + 1;
+        standaloneStreams.set(mcp, streams);
+        if (streams === 1) queueMicrotask(() => report(mcp, true)); // after the headers are out
+      }
+      return writeHead(status, ...rest);
+    }) as ServerResponse['writeHead'];
+    res.once('close', () => {
+      if (!opened) return;
+      const left = (standaloneStreams.get(mcp) ?? 1) - 1;
+      if (left > 0) return void standaloneStreams.set(mcp, left);
+      standaloneStreams.delete(mcp);
+      report(mcp, false);
     });
-    transport.onclose = () => {
-      if (transport.sessionId) sessions.delete(transport.sessionId);
-    };
-    await mcp.connect(transport);
-    hardenServerRequestIds(transport, logger);
-    await transport.handleRequest(req, res, body);
   };
 
   const http = createServer((req, res) => {
@@ -341,10 +377,37 @@ function writeLean(res: ServerResponse, answer: LeanAnswer, headers: Record<stri
   res.writeHead(answer.status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(answer.body));
 }
 
-/** Requests that stay open by design, not counted by `maxConcurrentRequests`: `tasks/result` waits for its task, `subscriptions/listen` is a stream. */
-function waitsByDesign(body: unknown): boolean {
-  const method = (body as { method?: unknown } | null)?.method;
-  return method === 'tasks/result' || method === 'subscriptions/listen';
+/**
+ * Whether a POST body counts against `maxConcurrentRequests`: a JSON-RPC request (or a batch holding
+ * one), except those that stay open by design (`tasks/result` waits for its task,
+ * `subscriptions/listen` is a stream). Responses (a client's answer to a question the server asked,
+ * perhaps on the very call that holds a slot) and notifications are never refused: refusing them
+ * could lose an answer or deadlock a call waiting for it.
+ */
+function countsAsWork(body: unknown): boolean {
+  if (Array.isArray(body)) return body.some(countsAsWork);
+  const message = body as { method?: unknown; id?: unknown } | null;
+  if (typeof message?.method !== 'string' || message.id === undefined) return false;
+  return message.method !== 'tasks/result' && message.method !== 'subscriptions/listen';
+}
+
+/**
+ * Logs refusals for overload at warn level, at most once per 10 s with how many there were since
+ * the last line (a flood of 503s must not become a flood of log lines).
+ */
+function refusalLog(logger: Logger, limit: number) {
+  let count = 0;
+  let last = 0;
+  return {
+    note() {
+      count++;
+      const now = Date.now();
+      if (now - last < 10_000) return;
+      logger.warn({ refused: count, maxConcurrentRequests: limit }, 'server busy: requests refused with HTTP 503');
+      count = 0;
+      last = now;
+    },
+  };
 }
 
 /** HTTP 503 with `Retry-After: 1` and a JSON-RPC error: the server is overloaded and did nothing with the request. */

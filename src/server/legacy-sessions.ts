@@ -30,12 +30,13 @@ export interface SessionLimits {
    */
   idleTimeoutMs?: number;
   /**
-   * Most sessions one principal may hold (all anonymous clients are one principal). A new
-   * `initialize` beyond it closes that principal's least recently used idle session; with none
-   * idle it is refused with HTTP 503 and `Retry-After`. Default 1,000.
+   * Most sessions one authenticated principal may hold (at least 1). A new `initialize` beyond it
+   * closes that principal's least recently used idle session; with none idle it is refused with HTTP
+   * 503 and `Retry-After`. Anonymous clients (a server without auth) are all one principal, so only
+   * `max` applies to them. Default 1,000.
    */
   maxPerPrincipal?: number;
-  /** Most sessions in all, enforced the same way over every principal's sessions. Default 10,000. */
+  /** Most sessions in all (at least 1), enforced the same way over every principal's sessions. Default 10,000. */
   max?: number;
 }
 
@@ -65,6 +66,9 @@ interface Entry extends LegacySession {
 export class LegacySessions {
   private readonly sessions = new Map<string, Entry>();
   private readonly perPrincipal = new Map<Principal, number>();
+  /** Initializes under way (room reserved, session not added yet), per principal and in all. */
+  private readonly reserved = new Map<Principal, number>();
+  private reservedTotal = 0;
   private readonly idleTimeoutMs: number;
   private readonly maxPerPrincipal: number;
   private readonly max: number;
@@ -78,8 +82,10 @@ export class LegacySessions {
     this.idleTimeoutMs = limits.idleTimeoutMs ?? 30 * 60_000;
     this.maxPerPrincipal = limits.maxPerPrincipal ?? 1_000;
     this.max = limits.max ?? 10_000;
-    for (const [name, value] of Object.entries({ idleTimeoutMs: this.idleTimeoutMs, maxPerPrincipal: this.maxPerPrincipal, max: this.max })) {
-      if (!Number.isFinite(value) || value < 0) throw new InvalidArgumentError(`sessions.${name} must be a non-negative number`);
+    if (!Number.isFinite(this.idleTimeoutMs) || this.idleTimeoutMs < 0)
+      throw new InvalidArgumentError('sessions.idleTimeoutMs must be a non-negative number of ms');
+    for (const [name, value] of Object.entries({ maxPerPrincipal: this.maxPerPrincipal, max: this.max })) {
+      if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`sessions.${name} must be a positive integer`);
     }
     if (this.idleTimeoutMs > 0) {
       this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(60_000, Math.floor(this.idleTimeoutMs / 4))));
@@ -104,7 +110,10 @@ export class LegacySessions {
     return session;
   }
 
-  /** Counts a request or stream of the session as open until `res` closes (idle sessions only are closed). */
+  /**
+   * Counts a request or stream of the session as open until `res` closes (idle sessions only are
+   * closed). The caller checks first that `res` is not closed already (its close event would not come).
+   */
   track(session: LegacySession, res: { once(event: 'close', listener: () => void): unknown }): void {
     const entry = session as Entry;
     entry.open++;
@@ -115,14 +124,28 @@ export class LegacySessions {
   }
 
   /**
-   * Makes room for a new session of `principal` under the caps, closing least recently used idle
-   * sessions. Returns false when the caps are reached and no session can be closed (every one has a
-   * request open): the caller refuses the `initialize` (HTTP 503).
+   * Reserves room for a new session of `principal` under the caps, closing least recently used idle
+   * sessions (initializes still under way count too, so concurrent ones cannot overshoot). Returns
+   * the release function of the reservation (call it once the initialize has ended, whether or not
+   * it opened a session), or undefined when the caps are reached and no session can be closed
+   * (every one has a request open): the caller refuses the `initialize` (HTTP 503).
    */
-  makeRoom(principal: Principal): boolean {
-    if ((this.perPrincipal.get(principal) ?? 0) >= this.maxPerPrincipal && !this.closeIdlest('principal-cap', principal)) return false;
-    if (this.sessions.size >= this.max && !this.closeIdlest('total-cap')) return false;
-    return true;
+  reserve(principal: Principal): (() => void) | undefined {
+    const capped = principal !== null; // anonymous clients are everyone: only the total cap applies
+    const held = () => (this.perPrincipal.get(principal) ?? 0) + (this.reserved.get(principal) ?? 0);
+    while (capped && held() >= this.maxPerPrincipal) if (!this.closeIdlest('principal-cap', principal)) return undefined;
+    while (this.sessions.size + this.reservedTotal >= this.max) if (!this.closeIdlest('total-cap')) return undefined;
+    this.reserved.set(principal, (this.reserved.get(principal) ?? 0) + 1);
+    this.reservedTotal++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reservedTotal--;
+      const left = (this.reserved.get(principal) ?? 1) - 1;
+      if (left > 0) this.reserved.set(principal, left);
+      else this.reserved.delete(principal);
+    };
   }
 
   add(sessionId: string, session: LegacySession): void {

@@ -96,6 +96,9 @@ export class TaskSubscriptions {
     );
     const off = () => offs.forEach((unsubscribe) => unsubscribe());
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), this.keepAliveMs);
+    // The response's close over HTTP (the request body was read before: its close has fired already);
+    // the request's on stdio, where a stand-in request closes when the subscription is cancelled.
+    res.once('close', () => finish(false));
     req.once('close', () => finish(false));
     if (watched.size === 0) return finish(true);
     for (const taskId of [...watched]) {
