@@ -69,8 +69,9 @@ export function busyRetryMs(error: unknown): number | undefined {
       const status = httpStatus(e);
       if (status === 503 || status === 429) return 1000;
     }
-    const retryAfterMs = (e as { retryAfterMs?: unknown }).retryAfterMs;
-    if (typeof retryAfterMs === 'number' || (e as { busy?: unknown }).busy === true) return typeof retryAfterMs === 'number' ? retryAfterMs : 1000;
+    // `createHttpRawDispatch`'s busy error, with the `Retry-After` it read.
+    const { busy, retryAfterMs } = e as { busy?: unknown; retryAfterMs?: unknown };
+    if (busy === true) return typeof retryAfterMs === 'number' ? retryAfterMs : 1000;
   }
   return undefined;
 }

@@ -1,6 +1,8 @@
 /**
- * Runs `work` with a signal that aborts when any of `signals` aborts or `ms` milliseconds pass,
- * and releases the timer and listeners when `work` settles. Resolves or rejects as `work` does.
+ * Runs `work` with a signal that aborts when any of `signals` aborts or `ms` milliseconds pass.
+ * When `work` settles, the signal is aborted too (so whatever `work` left waiting on it — a store
+ * change waiter, a listener — is released at once), and the timer and the source listeners are
+ * removed. Resolves or rejects as `work` does.
  *
  * Why not `AbortSignal.any([signal, AbortSignal.timeout(ms)])`: on Node 20 the timeout signal is
  * held only weakly there, so a garbage collection before it fires loses the timeout and the wait
@@ -9,10 +11,26 @@
  *
  * The abort reason is the first source's reason, or a `TimeoutError` `DOMException` for the timer.
  */
-export async function withDeadline<T>(ms: number, signals: readonly AbortSignal[], work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export function withDeadline<T>(ms: number, signals: readonly AbortSignal[], work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  return linked(signals, ms, work);
+}
+
+/**
+ * `withDeadline` without the deadline: runs `work` with a signal that aborts when any of `signals`
+ * aborts, and aborts it when `work` settles, releasing everything `work` left waiting on it.
+ */
+export function withSignals<T>(signals: readonly (AbortSignal | undefined)[], work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  return linked(
+    signals.filter((signal): signal is AbortSignal => signal !== undefined),
+    undefined,
+    work,
+  );
+}
+
+async function linked<T>(signals: readonly AbortSignal[], ms: number | undefined, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onAbort = (event: Event) => controller.abort((event.target as AbortSignal).reason);
-  const timer = setTimeout(() => controller.abort(new DOMException('The operation timed out', 'TimeoutError')), Math.max(0, ms));
+  const timer = ms === undefined ? undefined : setTimeout(() => controller.abort(new DOMException('The operation timed out', 'TimeoutError')), Math.max(0, ms));
   for (const signal of signals) {
     if (signal.aborted) controller.abort(signal.reason);
     else signal.addEventListener('abort', onAbort, { once: true });
@@ -22,5 +40,6 @@ export async function withDeadline<T>(ms: number, signals: readonly AbortSignal[
   } finally {
     clearTimeout(timer);
     for (const signal of signals) signal.removeEventListener('abort', onAbort);
+    controller.abort(new DOMException('The work ended', 'AbortError'));
   }
 }

@@ -9,6 +9,7 @@ import type { TaskRecord } from '../core/task.js';
 import { ENGINE_ACCESS, type Access, type Principal } from '../core/access.js';
 import { askedKey, answeredKey, runKey, type Actor, type AnsweredEntry, type AskedEntry, type RunEntry } from '../core/history.js';
 import { createLogger, type Logger } from '../core/log.js';
+import { withSignals } from '../core/deadline.js';
 import type { TaskPage, TaskStore } from '../store/task-store.js';
 import { asksUrlElicitation, elicitationCompleteKey, ExecutionContext, type TaskContext } from './context.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';
@@ -498,22 +499,16 @@ export class TaskRuntime {
   ): Promise<TaskRecord | undefined> {
     // The change waiter of the last round is released as soon as the wait ends (a terminal task, an
     // abort or an error), not left to its timer: nothing outlives the request that waited.
-    const stop = new AbortController();
-    const forward = () => stop.abort();
-    options.signal?.addEventListener('abort', forward, { once: true });
-    try {
+    return withSignals([options.signal], async (waiters) => {
       for (;;) {
-        const change = this.store.nextChange(taskId, { signal: stop.signal, timeoutMs: 5_000 });
+        const change = this.store.nextChange(taskId, { signal: waiters, timeoutMs: 5_000 });
         const task = await this.store.get(taskId, access);
         options.onChange?.(task);
         if (isTerminal(task.status)) return task;
         if (options.signal?.aborted) return undefined;
         await change;
       }
-    } finally {
-      stop.abort();
-      options.signal?.removeEventListener('abort', forward);
-    }
+    });
   }
 
   /**

@@ -616,13 +616,15 @@ export class TaskStore {
       const ids = [...this.taskWaiters.keys()];
       for (let at = 0; at < ids.length; at += 500) {
         const batch = ids.slice(at, at + 500);
-        const versions = this.backend.versionsOf
-          ? await this.backend.versionsOf(batch)
-          : new Map((await Promise.all(batch.map((id) => this.backend.get(id)))).flatMap((task) => (task ? [[task.taskId, task.version] as const] : [])));
+        // Without `versionsOf` the records are read whole, and those read are announced as they are.
+        const records = this.backend.versionsOf
+          ? undefined
+          : new Map((await Promise.all(batch.map((id) => this.backend.get(id)))).flatMap((task) => (task ? [[task.taskId, task] as const] : [])));
+        const versions = records ? new Map([...records].map(([id, task]) => [id, task.version])) : await this.backend.versionsOf!(batch);
         for (const taskId of batch) {
           const version = versions.get(taskId);
           if (version !== undefined && (this.emitted.get(taskId) ?? 0) >= version) continue;
-          const task = version === undefined ? undefined : await this.backend.get(taskId);
+          const task = version === undefined ? undefined : (records?.get(taskId) ?? (await this.backend.get(taskId)));
           if (task) this.emit(task);
           else this.wakeDeleted(taskId);
         }

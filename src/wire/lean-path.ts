@@ -49,7 +49,6 @@ export interface ModernRequestHeaders {
  * validation) run before it, in `startHttpServer`.
  */
 export class LeanPath {
-  private readonly sessions = new WeakMap<McpServer, Session2025>();
   /** The `io.modelcontextprotocol/serverInfo` every 2026 `McpServer` built so far stamps; `null` once two disagreed. */
   private serverInfo: JsonObject | null | undefined;
   /** `serverInfo` as JSON, to compare the next server's identity with (a custom factory builds a new object each time). */
@@ -58,13 +57,9 @@ export class LeanPath {
   constructor(
     private readonly runtime: TaskRuntime,
     private readonly tools: TaskTools,
-    private readonly options: { throttle?: PollThrottle; fallbackTools?: boolean },
+    /** `sessionOf`: the 2025-11-25 session state `McpTasks.attach` gave a server. */
+    private readonly options: { throttle?: PollThrottle; fallbackTools?: boolean; sessionOf: (mcp: McpServer) => Session2025 | undefined },
   ) {}
-
-  /** Remembers the 2025-11-25 session state of `mcp` (see `McpTasks.attach`). */
-  addSession(mcp: McpServer, session: Session2025): void {
-    this.sessions.set(mcp, session);
-  }
 
   /**
    * Learns the identity a 2026-07-28 `McpServer` stamps on its results. The lean 2026 path answers
@@ -90,7 +85,7 @@ export class LeanPath {
    * SDK (see the class). `signal` aborts when the HTTP request goes away (it ends a throttled wait).
    */
   async legacy(mcp: McpServer, body: unknown, authInfo: AuthInfo | undefined, signal: AbortSignal): Promise<LeanAnswer | undefined> {
-    const session = this.sessions.get(mcp);
+    const session = this.options.sessionOf(mcp);
     if (!session) return undefined;
     const call = singleRequest(body, ['tools/call']);
     // Only calls of task tools: those are registered by `McpTasks` without a scope challenge, so the

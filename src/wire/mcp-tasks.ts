@@ -112,7 +112,11 @@ export class McpTasks {
     this.onError = options.onError ?? ((error) => logger.warn({ err: error }, 'could not deliver a message to the client'));
     this.sync = { runtime, tools: this.tools, waitMs: options.syncWaitMs ?? 30_000, fallbackTools: options.fallbackTools ?? false };
     if (options.throttlePolling !== false) this.throttle = new PollThrottle();
-    this.lean = new LeanPath(runtime, this.tools, { throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
+    this.lean = new LeanPath(runtime, this.tools, {
+      throttle: this.throttle,
+      fallbackTools: this.sync.fallbackTools,
+      sessionOf: (mcp) => this.sessions.get(mcp),
+    });
   }
 
   /**
@@ -174,7 +178,6 @@ export class McpTasks {
     server.registerCapabilities({ tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) } });
     const session = new Session2025(runtime, server, onError);
     this.sessions.set(mcp, session);
-    this.lean.addSession(mcp, session);
     attachLegacyHandlers(mcp, runtime, session, { list: this.listEnabled, throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
     claimRequests(server, (message, extra) => claimLegacyCall(message, extra, { tools, runtime, session }), {
       onConnect: (transport) => session.connected(transport),

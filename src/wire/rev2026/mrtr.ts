@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequestStateCodec, ProtocolError, ProtocolErrorCode, type ServerContext } from '@modelcontextprotocol/server';
+import { withSignals } from '../../core/deadline.js';
 import { InvalidAnswerError } from '../../core/errors.js';
 import type { Json, JsonObject } from '../../core/json.js';
 import { isTerminal } from '../../core/status.js';
@@ -142,18 +143,10 @@ export interface RoundOptions {
  * (`input`: every such outstanding question), asks only questions it cannot (`unanswerable`), or
  * `signal` aborts (`waiting`). Offered answers are applied first (see `RoundOptions.offered`).
  */
-export async function awaitRound(runtime: TaskRuntime, taskId: string, options: RoundOptions): Promise<RoundOutcome> {
+export function awaitRound(runtime: TaskRuntime, taskId: string, options: RoundOptions): Promise<RoundOutcome> {
   // Every change waiter of the round is released when the round returns (a question, the end, an
   // abort or an error), not left to its 5 s timer: nothing outlives the request that waited.
-  const stop = new AbortController();
-  const forward = () => stop.abort();
-  options.signal.addEventListener('abort', forward, { once: true });
-  try {
-    return await followRound(runtime, taskId, options, stop.signal);
-  } finally {
-    stop.abort();
-    options.signal.removeEventListener('abort', forward);
-  }
+  return withSignals([options.signal], (waiters) => followRound(runtime, taskId, options, waiters));
 }
 
 /** `awaitRound`'s loop; its change waiters end with `waiters`. */
