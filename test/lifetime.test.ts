@@ -221,9 +221,10 @@ describe('2025-11-25 sessions have a lifetime', () => {
       }
       const during = server.store.listenerCounts();
       assert.equal(during.changeListeners, before.changeListeners, 'twenty sessions added no store-wide listener');
-      // Each waiting task: its handler's wait, and the one session that created (watches) it.
+      // Each waiting task: the runtime following its run (cancellation, lease), its handler's wait,
+      // and the one session that created (watches) it.
       assert.equal(during.tasks, 20);
-      assert.equal(during.taskListeners, 40);
+      assert.equal(during.taskListeners, 60);
     } finally {
       await server.close();
     }
@@ -341,10 +342,11 @@ describe('waiting costs nothing while nothing happens', () => {
     for (let i = 0; i < 300; i++) await first.submit({ owner: null, tool: 'nap', arguments: { ms: 3_600_000, name: `long${i}` }, errorResultStatus: 'failed' });
     for (let i = 0; i < 300; i++) await first.submit({ owner: null, tool: 'ask', arguments: {}, errorResultStatus: 'failed' });
     await until(async () => (await store.listUnfinished()).filter((task) => task.status === 'input_required').length === 300, { what: '300 questions asked' });
-    await until(() => store.listenerCounts().tasks === 300, { what: 'the askers waiting' });
+    await until(() => store.listenerCounts().taskListeners === 900, { what: 'the askers waiting' });
     await sleep(50);
     assert.ok(timeouts() - base <= 1, `600 waiting tasks added ${timeouts() - base} timers (one expected)`);
-    assert.equal(store.listenerCounts().taskListeners, 300, 'one listener per task waiting for input, nothing for sleepers');
+    assert.equal(store.listenerCounts().tasks, 600);
+    assert.equal(store.listenerCounts().taskListeners, 900, 'one listener per running task (the runtime follows it), one more per task waiting for input');
 
     // Short sleeps among the long ones wake in due order.
     for (const [name, ms] of [
@@ -360,10 +362,11 @@ describe('waiting costs nothing while nothing happens', () => {
     await first.submit({ owner: null, tool: 'nap', arguments: { ms: 300, name: 'across-restart' }, errorResultStatus: 'failed' });
     await first.close();
     assert.ok(timeouts() - base <= 0, 'a closed runtime holds no timer');
+    assert.equal(store.listenerCounts().taskListeners, 0, 'nor any listener');
     const second = new TaskRuntime(store, { logger: silentLogger, purgeIntervalMs: 0 });
     register(second, woke);
     assert.equal(await second.recover(), 601);
-    await until(() => store.listenerCounts().tasks === 300, { what: 'the askers waiting again' });
+    await until(() => store.listenerCounts().taskListeners === 901, { what: 'the askers waiting again' });
     assert.ok(timeouts() - base <= 1, `601 resumed tasks hold ${timeouts() - base} timers`);
     await until(() => woke.includes('across-restart'), { what: 'the sleeper resumed after the restart woke' });
     await second.close();

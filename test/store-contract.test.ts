@@ -206,6 +206,75 @@ for (const factory of backends) {
       assert.deepEqual(await store.inputAnswer(task.taskId, 'a'), { action: 'accept', content: { x: 1 } });
     });
 
+    it('calls issued together (one batch on PostgreSQL) keep every rule of calls issued alone', async () => {
+      const { store } = fresh();
+      const backend = store.backend;
+      const at = new Date().toISOString();
+      const record = (taskId: string, version = 1, note = ''): TaskRecord => ({
+        taskId,
+        owner: null,
+        status: 'working',
+        statusMessage: note,
+        createdAt: at,
+        lastUpdatedAt: at,
+        ttl: 60_000,
+        pollInterval: 10,
+        request,
+        errorResultStatus: 'failed',
+        inputRequests: {},
+        version,
+      });
+      const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(32)) as [string, string, string];
+      // Inserts: a task id given twice is stored once; the other call fails, alone.
+      const inserted = await Promise.allSettled([
+        backend.insert(record(a)),
+        backend.insert(record(b)),
+        backend.insert(record(a, 1, 'dup')),
+        backend.insert(record(c)),
+      ]);
+      assert.deepEqual(
+        inserted.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.equal((await backend.get(a))?.statusMessage, '', 'the first insert of a is the one stored');
+      // Compare-and-swap: of two calls racing from version 1 exactly one wins, and what is stored is the winner's.
+      const swapped = await Promise.all([
+        backend.replace(record(a, 2, 'first'), 1),
+        backend.replace(record(a, 2, 'second'), 1),
+        backend.replace(record(b, 2, 'stale'), 7),
+        backend.replace(record(c, 2, 'moved'), 1),
+        backend.replace(record('f'.repeat(32), 2), 1),
+      ]);
+      assert.equal(swapped[0]! !== swapped[1]!, true, 'exactly one of the racing writers won');
+      assert.deepEqual(swapped.slice(2), [false, true, false]);
+      assert.equal((await backend.get(a))?.statusMessage, swapped[0] ? 'first' : 'second');
+      // Reads of one task together are independent copies.
+      const [one, two, none] = await Promise.all([backend.get(a), backend.get(a), backend.get('e'.repeat(32))]);
+      assert.equal(none, undefined);
+      assert.notEqual(one, two);
+      one!.statusMessage = 'mutated';
+      assert.notEqual(two!.statusMessage, 'mutated');
+      assert.equal((await backend.get(c))?.version, 2);
+      // Journal appends: the first call for a key wins; the value stored is its value.
+      const appended = await Promise.all([
+        backend.appendJournal(a, 'k', 1),
+        backend.appendJournal(a, 'k', 2),
+        backend.appendJournal(b, 'k', 3),
+        backend.appendJournal(a, 'k2', { x: [1] }),
+      ]);
+      assert.deepEqual(appended, [true, false, true, true]);
+      assert.deepEqual(Object.fromEntries(await backend.readJournal(a)), { k: 1, k2: { x: [1] } });
+      if (factory.name === 'postgres') {
+        // A value PostgreSQL refuses (NUL in jsonb) fails its own call only.
+        const mixed = await Promise.allSettled([backend.appendJournal(c, 'ok', 'fine'), backend.appendJournal(c, 'bad', 'nul\u0000here')]);
+        assert.deepEqual(
+          mixed.map((r) => r.status),
+          ['fulfilled', 'rejected'],
+        );
+        assert.deepEqual(Object.fromEntries(await backend.readJournal(c)), { ok: 'fine' });
+      }
+    });
+
     it('journal: first write wins', async () => {
       const { store } = fresh();
       const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });

@@ -140,7 +140,6 @@ export class TaskRuntime {
   private readonly onError: (error: unknown, taskId?: string) => void;
   private readonly log: Logger;
   private closed = false;
-  private readonly unsubscribe: () => void;
   /** This instance's identity in leases. */
   readonly instanceId: string;
   /** Lease length in ms. */
@@ -167,9 +166,17 @@ export class TaskRuntime {
     this.maxResultBytes = options.maxResultBytes ?? 4 * 1024 * 1024;
     this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
     this.timers = new TimerQueue(this.now);
-    this.unsubscribe = store.onChange((task) => {
-      const execution = this.executions.get(task.taskId);
-      if (!execution) return;
+  }
+
+  /**
+   * Follows the writes of a task running here (its own, and on shared stores other instances'):
+   * keeps `execution.status` current and aborts the run when the task is cancelled or its lease
+   * went to another instance. One listener per running task, so a write to a task that does not run
+   * here costs this runtime nothing (on shared stores, not even a read of the notice's record).
+   */
+  private follow(taskId: string, execution: Execution): () => void {
+    return this.store.onTaskChange(taskId, (task) => {
+      if (!task) return;
       execution.status = task.status;
       if (task.status === 'cancelled') execution.controller.abort(new TaskCancelledSignal(task.taskId));
       else if (task.lease && task.lease.holder !== this.instanceId) execution.controller.abort(new LeaseLostSignal(task.taskId));
@@ -520,7 +527,6 @@ export class TaskRuntime {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.purger) clearInterval(this.purger);
     this.unregisterLive?.();
-    this.unsubscribe();
     const running = [...this.executions.entries()];
     for (const [, execution] of running) execution.controller.abort(new ShutdownSignal());
     await Promise.allSettled(running.map(([, execution]) => execution.done));
@@ -537,6 +543,7 @@ export class TaskRuntime {
     const controller = new AbortController();
     const execution: Execution = { controller, done: Promise.resolve(), status: task.status, tool: task.request.tool };
     this.executions.set(task.taskId, execution);
+    const unfollow = this.follow(task.taskId, execution);
     const telemetry = new RunTelemetry(task, { ...run, instanceId: this.instanceId });
     // A task this runtime has just created has an empty journal by construction: no read for it.
     execution.done = this.run(task, controller.signal, telemetry, run.reason === 'start')
@@ -546,7 +553,10 @@ export class TaskRuntime {
       })
       .then((end) => telemetry.end(end))
       .catch((error) => this.onError(error, task.taskId))
-      .finally(() => this.executions.delete(task.taskId));
+      .finally(() => {
+        unfollow();
+        this.executions.delete(task.taskId);
+      });
     return true;
   }
 

@@ -121,17 +121,32 @@ export interface StoreBackend {
   /** Adds one journal entry. First write wins: returns false and keeps the old value if `key` exists. */
   appendJournal(taskId: string, key: string, value: Json): Promise<boolean>;
   /**
-   * For backends shared by several processes: calls `listener(taskId)` whenever any process wrote
-   * that task (including this one). Returns the unsubscribe function. Absent on single-process
-   * backends, where `TaskStore`'s in-process events suffice.
+   * For backends shared by several processes: calls `listener(taskId, version)` whenever any process
+   * wrote that task (including this one); `version` is the record's version after that write, or
+   * undefined when the notice does not carry it (a notice from an older mcp-tasks). Returns the
+   * unsubscribe function. Absent on single-process backends, where `TaskStore`'s in-process events
+   * suffice.
    */
-  watch?(listener: (taskId: string) => void): () => void;
+  watch?(listener: (taskId: string, version?: number) => void): () => void;
   /**
    * True when only one process uses the data (memory; SQLite by default), so a starting runtime may
    * take over every unfinished task at once instead of waiting for their leases to expire.
    */
   readonly exclusive: boolean;
   close(): Promise<void>;
+}
+
+/**
+ * The payload of a shared backend's change notice: `<taskId> <version>` (task ids never hold a
+ * space: see `isPlausibleTaskId`), so a process can tell a notice of its own write, which it has
+ * already announced, from a newer one without reading the record. A bare `<taskId>` (no version,
+ * as earlier builds sent it) is accepted too and is always treated as news.
+ */
+export function parseChangeNotice(payload: string): { taskId: string; version?: number } {
+  const space = payload.lastIndexOf(' ');
+  if (space < 0) return { taskId: payload };
+  const version = Number(payload.slice(space + 1));
+  return Number.isSafeInteger(version) ? { taskId: payload.slice(0, space), version } : { taskId: payload };
 }
 
 /**

@@ -1,7 +1,16 @@
+import DataLoader from 'dataloader';
 import type pg from 'pg';
 import type { Json } from '../core/json.js';
 import type { TaskRecord } from '../core/task.js';
-import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
+import {
+  parseChangeNotice,
+  zeroCounts,
+  type ListQuery,
+  type OperatorListPage,
+  type OperatorListQuery,
+  type StatusCounts,
+  type StoreBackend,
+} from './backend.js';
 import { loadDriver } from './load-driver.js';
 
 /** Options of the PostgreSQL backend. */
@@ -12,6 +21,24 @@ export interface PostgresBackendOptions {
   schema?: string;
   /** Pool size. Default 10. */
   max?: number;
+  /**
+   * Most calls of one kind sent as one statement (see "Batching" on `PostgresBackend`); 1 sends
+   * every call on its own. Default 500.
+   */
+  maxBatch?: number;
+}
+
+/** A replace waiting for its batch. */
+interface PendingReplace {
+  task: TaskRecord;
+  expectedVersion: number;
+}
+
+/** A journal append waiting for its batch. */
+interface PendingAppend {
+  taskId: string;
+  key: string;
+  value: Json;
 }
 
 /** The migrations, in order; each runs once per schema, recorded in `mcp_tasks_migrations`. */
@@ -59,9 +86,16 @@ function safeIdentifier(name: string): string {
  *   serialized with a transaction-scoped advisory lock, so two instances starting at once are safe.
  * - Compare-and-swap is one `UPDATE … WHERE task_id = $1 AND version = $2`; journal entries are
  *   `INSERT … ON CONFLICT DO NOTHING` (first write wins).
- * - Every task write sends `NOTIFY mcp_tasks_<schema>, '<taskId>'` in the same statement batch;
+ * - Every task write sends `NOTIFY mcp_tasks_<schema>, '<taskId> <version>'` in the same statement;
  *   `watch` holds one dedicated `LISTEN` connection (reconnecting if it drops), so waiters in other
  *   instances (`tasks/result`, input answers, cancellation) are woken without polling.
+ * - Batching: the hot calls (`get`, `insert`, `replace`, `appendJournal`) made in one turn of the
+ *   event loop go to PostgreSQL as one statement per kind (`= ANY($1)` for reads, `unnest(…)` arrays
+ *   for writes; the `dataloader` library collects them, flushing on `setImmediate`). A lone call is
+ *   sent as the plain statement. Each batch statement commits on its own (`synchronous_commit` as
+ *   configured), and every call resolves only after that commit: acknowledged still means durable.
+ *   Each call keeps its own outcome: a compare-and-swap that lost, a duplicate task id or journal
+ *   key, or a value PostgreSQL refuses (the batch is then retried call by call) fails that call only.
  *
  * Import it from `mcp-tasks/store/postgres` (or let `openStore('postgres://…')` build it). The driver
  * `pg` is an optional peer dependency, loaded by the first constructor call, not by the import; the
@@ -75,14 +109,73 @@ export class PostgresBackend implements StoreBackend {
   private readonly channel: string;
   private ready?: Promise<void>;
   private listener?: pg.Client;
-  private readonly watchers = new Set<(taskId: string) => void>();
+  private readonly watchers = new Set<(taskId: string, version?: number) => void>();
   private closed = false;
+
+  /** Batches of the hot calls: each collects the calls of one event-loop turn (see the class doc). */
+  private readonly reads: DataLoader<string, TaskRecord | undefined>;
+  private readonly inserts: DataLoader<TaskRecord, true>;
+  private readonly replaces: DataLoader<PendingReplace, boolean>;
+  private readonly appends: DataLoader<PendingAppend, boolean>;
 
   constructor(private readonly options: PostgresBackendOptions) {
     this.schema = safeIdentifier(options.schema ?? 'mcp_tasks');
     this.channel = `mcp_tasks_${this.schema}`;
     this.pool = new (driver().Pool)({ connectionString: options.connectionString, max: options.max ?? 10 });
     this.pool.on('error', () => undefined); // idle client errors surface on the next query
+    const batch = { cache: false, maxBatchSize: Math.max(1, options.maxBatch ?? 500), batchScheduleFn: (run: () => void) => setImmediate(run) };
+    this.reads = new DataLoader(
+      (ids) =>
+        this.batched(
+          ids,
+          (id) => this.getOne(id),
+          (all) => this.getMany(all),
+        ),
+      batch,
+    );
+    this.inserts = new DataLoader(
+      (tasks) =>
+        this.batched(
+          tasks,
+          (task) => this.insertOne(task),
+          (all) => this.insertMany(all),
+        ),
+      batch,
+    );
+    this.replaces = new DataLoader(
+      (calls) =>
+        this.batched(
+          calls,
+          (call) => this.replaceOne(call),
+          (all) => this.replaceMany(all),
+        ),
+      batch,
+    );
+    this.appends = new DataLoader(
+      (calls) =>
+        this.batched(
+          calls,
+          (call) => this.appendOne(call),
+          (all) => this.appendMany(all),
+        ),
+      batch,
+    );
+  }
+
+  /**
+   * Runs a batch: `one` for a single call (the plain statement), `many` for more. When PostgreSQL
+   * refuses the batch statement (an error with a SQLSTATE: nothing of it was committed), each call
+   * is retried on its own, so only the call at fault fails. Any other error (the connection was
+   * lost) fails every call of the batch, as it would have failed each of them alone.
+   */
+  private async batched<K, V>(keys: readonly K[], one: (key: K) => Promise<V>, many: (keys: readonly K[]) => Promise<V[]>): Promise<(V | Error)[]> {
+    if (keys.length === 1) return [await one(keys[0]!)];
+    try {
+      return await many(keys);
+    } catch (error) {
+      if (typeof (error as { code?: unknown }).code !== 'string') throw error;
+      return Promise.all(keys.map((key) => one(key).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))));
+    }
   }
 
   /** Runs pending migrations once (idempotent; safe when several instances start together). */
@@ -121,25 +214,105 @@ export class PostgresBackend implements StoreBackend {
   }
 
   async insert(task: TaskRecord): Promise<void> {
-    await this.query(
-      `WITH ins AS (INSERT INTO ${this.schema}.tasks (task_id, owner, status, created_at, version, body) VALUES ($1, $2, $3, $4, $5, $6) RETURNING task_id)
-       SELECT pg_notify($7, task_id) FROM ins`,
-      [task.taskId, task.owner, task.status, task.createdAt, task.version, JSON.stringify(task), this.channel],
-    );
+    await this.inserts.load(task);
   }
 
-  async get(taskId: string): Promise<TaskRecord | undefined> {
+  private async insertOne(task: TaskRecord): Promise<true> {
+    await this.query(
+      `WITH ins AS (INSERT INTO ${this.schema}.tasks (task_id, owner, status, created_at, version, body) VALUES ($1, $2, $3, $4, $5, $6) RETURNING task_id)
+       SELECT pg_notify($7, task_id || ' ' || $5) FROM ins`,
+      [task.taskId, task.owner, task.status, task.createdAt, task.version, JSON.stringify(task), this.channel],
+    );
+    return true;
+  }
+
+  /** Several inserts in one statement; a task id already stored (or twice in the batch) fails alone. */
+  private async insertMany(batch: readonly TaskRecord[]): Promise<(true | Error)[]> {
+    const first = new Map<string, TaskRecord>();
+    for (const t of batch) if (!first.has(t.taskId)) first.set(t.taskId, t);
+    const tasks = [...first.values()];
+    const { rows } = await this.query<{ task_id: string }>(
+      `WITH ins AS (INSERT INTO ${this.schema}.tasks (task_id, owner, status, created_at, version, body)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::jsonb[])
+         ON CONFLICT (task_id) DO NOTHING RETURNING task_id, version)
+       SELECT task_id, pg_notify($7, task_id || ' ' || version) FROM ins`,
+      [
+        tasks.map((t) => t.taskId),
+        tasks.map((t) => t.owner),
+        tasks.map((t) => t.status),
+        tasks.map((t) => t.createdAt),
+        tasks.map((t) => t.version),
+        tasks.map((t) => JSON.stringify(t)),
+        this.channel,
+      ],
+    );
+    const inserted = new Set(rows.map((row) => row.task_id));
+    return batch.map((t) => (first.get(t.taskId) === t && inserted.has(t.taskId) ? true : new Error(`duplicate taskId ${t.taskId}`)));
+  }
+
+  get(taskId: string): Promise<TaskRecord | undefined> {
+    return this.reads.load(taskId);
+  }
+
+  private async getOne(taskId: string): Promise<TaskRecord | undefined> {
     const { rows } = await this.query<{ body: TaskRecord }>(`SELECT body FROM ${this.schema}.tasks WHERE task_id = $1`, [taskId]);
     return rows[0]?.body;
   }
 
-  async replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+  /** Several reads in one statement; a task asked for twice gets two copies. */
+  private async getMany(taskIds: readonly string[]): Promise<(TaskRecord | undefined)[]> {
+    const { rows } = await this.query<{ task_id: string; body: TaskRecord }>(`SELECT task_id, body FROM ${this.schema}.tasks WHERE task_id = ANY($1::text[])`, [
+      [...new Set(taskIds)],
+    ]);
+    const found = new Map(rows.map((row) => [row.task_id, row.body]));
+    const given = new Set<string>();
+    return taskIds.map((id) => {
+      const body = found.get(id);
+      if (body === undefined) return undefined;
+      if (given.has(id)) return structuredClone(body);
+      given.add(id);
+      return body;
+    });
+  }
+
+  replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+    return this.replaces.load({ task, expectedVersion });
+  }
+
+  private async replaceOne({ task, expectedVersion }: PendingReplace): Promise<boolean> {
     const { rowCount } = await this.query(
       `WITH upd AS (UPDATE ${this.schema}.tasks SET owner = $1, status = $2, version = $3, body = $4 WHERE task_id = $5 AND version = $6 RETURNING task_id)
-       SELECT pg_notify($7, task_id) FROM upd`,
+       SELECT pg_notify($7, task_id || ' ' || $3) FROM upd`,
       [task.owner, task.status, task.version, JSON.stringify(task), task.taskId, expectedVersion, this.channel],
     );
     return rowCount === 1;
+  }
+
+  /**
+   * Several compare-and-swaps in one statement (`UPDATE … FROM unnest(…)`). Each row is written only
+   * if its stored version is the expected one; when two calls of the batch race for one task, the
+   * row is updated once and `RETURNING` names the call that won, so exactly one of them succeeds.
+   */
+  private async replaceMany(calls: readonly PendingReplace[]): Promise<boolean[]> {
+    const { rows } = await this.query<{ ord: number }>(
+      `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::int[], $7::int[])
+                    AS v(task_id, owner, status, version, body, expected, ord)),
+            upd AS (UPDATE ${this.schema}.tasks t SET owner = v.owner, status = v.status, version = v.version, body = v.body
+                    FROM v WHERE t.task_id = v.task_id AND t.version = v.expected RETURNING v.ord, t.task_id, t.version)
+       SELECT ord, pg_notify($8, task_id || ' ' || version) FROM upd`,
+      [
+        calls.map((c) => c.task.taskId),
+        calls.map((c) => c.task.owner),
+        calls.map((c) => c.task.status),
+        calls.map((c) => c.task.version),
+        calls.map((c) => JSON.stringify(c.task)),
+        calls.map((c) => c.expectedVersion),
+        calls.map((_, i) => i),
+        this.channel,
+      ],
+    );
+    const won = new Set(rows.map((row) => Number(row.ord)));
+    return calls.map((_, i) => won.has(i));
   }
 
   async list(query: ListQuery): Promise<TaskRecord[]> {
@@ -254,7 +427,11 @@ export class PostgresBackend implements StoreBackend {
     return new Map(rows.map((row) => [row.key, row.value]));
   }
 
-  async appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
+  appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
+    return this.appends.load({ taskId, key, value });
+  }
+
+  private async appendOne({ taskId, key, value }: PendingAppend): Promise<boolean> {
     const { rowCount } = await this.query(`INSERT INTO ${this.schema}.journal (task_id, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
       taskId,
       key,
@@ -263,7 +440,22 @@ export class PostgresBackend implements StoreBackend {
     return rowCount === 1;
   }
 
-  watch(listener: (taskId: string) => void): () => void {
+  /** Several appends in one statement; of two calls for one key in the batch the first wins. */
+  private async appendMany(batch: readonly PendingAppend[]): Promise<boolean[]> {
+    const slot = (c: PendingAppend) => JSON.stringify([c.taskId, c.key]);
+    const first = new Map<string, PendingAppend>();
+    for (const c of batch) if (!first.has(slot(c))) first.set(slot(c), c);
+    const calls = [...first.values()];
+    const { rows } = await this.query<{ task_id: string; key: string }>(
+      `INSERT INTO ${this.schema}.journal (task_id, key, value) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+       ON CONFLICT DO NOTHING RETURNING task_id, key`,
+      [calls.map((c) => c.taskId), calls.map((c) => c.key), calls.map((c) => JSON.stringify(c.value))],
+    );
+    const written = new Set(rows.map((row) => slot({ taskId: row.task_id, key: row.key, value: null })));
+    return batch.map((c) => first.get(slot(c)) === c && written.has(slot(c)));
+  }
+
+  watch(listener: (taskId: string, version?: number) => void): () => void {
     this.watchers.add(listener);
     void this.listen();
     return () => {
@@ -286,7 +478,8 @@ export class PostgresBackend implements StoreBackend {
     client.on('end', retry);
     client.on('notification', (message) => {
       if (message.channel !== this.channel || !message.payload) return;
-      for (const watcher of this.watchers) watcher(message.payload);
+      const { taskId, version } = parseChangeNotice(message.payload);
+      for (const watcher of this.watchers) watcher(taskId, version);
     });
     try {
       await this.migrate();

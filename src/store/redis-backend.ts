@@ -5,6 +5,7 @@ import type { TaskRecord } from '../core/task.js';
 import {
   comparePositions,
   matchesOperatorQuery,
+  parseChangeNotice,
   zeroCounts,
   type ListPosition,
   type ListQuery,
@@ -32,7 +33,7 @@ redis.call('ZADD', KEYS[2], 0, ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
 if ARGV[4] == '1' then redis.call('SADD', KEYS[3], ARGV[6]) end
 if ARGV[7] ~= '' then redis.call('ZADD', KEYS[5], ARGV[7], ARGV[3]) end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' ' .. ARGV[1])
 return 1`;
 
 // KEYS: task, unfinished, journal, ended
@@ -50,7 +51,7 @@ end
 if ARGV[4] == '0' then
   if expireAt > 0 then redis.call('ZADD', KEYS[4], expireAt, ARGV[8]) else redis.call('ZADD', KEYS[4], '+inf', ARGV[8]) end
 end
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. ARGV[2])
 return 1`;
 
 /** Value of the `indexes` key once the global indexes (`all`, `ended:<status>`) cover every task. */
@@ -120,7 +121,7 @@ export class RedisBackend implements StoreBackend {
   private subscriber?: Redis;
   private readonly prefix: string;
   private readonly channel: string;
-  private readonly watchers = new Set<(taskId: string) => void>();
+  private readonly watchers = new Set<(taskId: string, version?: number) => void>();
   private closed = false;
   /** Settles once the global indexes are known to be complete (see `reindex`). */
   private indexed?: Promise<void>;
@@ -419,14 +420,16 @@ export class RedisBackend implements StoreBackend {
     return (await this.redis.hsetnx(this.key('journal', taskId), key, JSON.stringify(value))) === 1;
   }
 
-  watch(listener: (taskId: string) => void): () => void {
+  watch(listener: (taskId: string, version?: number) => void): () => void {
     this.watchers.add(listener);
     if (!this.subscriber) {
       const subscriber = this.redis.duplicate();
       this.subscriber = subscriber;
       subscriber.on('error', () => undefined); // ioredis reconnects and re-subscribes by itself
-      subscriber.on('message', (channel: string, taskId: string) => {
-        if (channel === this.channel) for (const watcher of this.watchers) watcher(taskId);
+      subscriber.on('message', (channel: string, payload: string) => {
+        if (channel !== this.channel) return;
+        const { taskId, version } = parseChangeNotice(payload);
+        for (const watcher of this.watchers) watcher(taskId, version);
       });
       void subscriber.subscribe(this.channel).catch(() => undefined);
     }

@@ -140,8 +140,9 @@ export class TaskStore {
     this.recheckMs = options.recheckMs ?? 30_000;
     this.secrets = options.secretKey === undefined ? undefined : new SecretBox(options.secretKey);
     this.events.setMaxListeners(0);
-    this.unwatch = backend.watch?.((taskId) => {
+    this.unwatch = backend.watch?.((taskId, version) => {
       if (this.events.listenerCount('change') === 0 && !this.taskWaiters.has(taskId)) return; // nobody listens here
+      if (version !== undefined && (this.emitted.get(taskId) ?? 0) >= version) return; // already announced (our own write)
       this.backend.get(taskId).then(
         (task) => task && this.emit(task),
         () => undefined,
