@@ -74,6 +74,7 @@ class Server {
       return text('slept');
     });
     s.registerTool('soft_fail', { description: 'isError', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({ ...text('no'), isError: true }));
+    s.registerTool('must', { description: 'required', inputSchema: z.object({}), taskSupport: 'required' }, async () => text('done'));
     s.registerTool('rpc_fail', { description: 'rpc error', inputSchema: z.object({}), taskSupport: 'optional' }, async () => {
       throw new TaskRpcError(-32602, 'the order does not exist', { orderId: 7 });
     });
@@ -283,5 +284,58 @@ describe('lean path: the same answers as the SDK path', () => {
     for (const [label, probe] of declined) await same(probe, label);
     const mismatch = await same((url) => modern(url, 'tok-alice', 'tasks/get', { taskId: ids.done }, TASKS, { 'mcp-name': ids.soft }), 'Mcp-Name mismatch');
     assert.equal(mismatch.lean.message?.error?.code, -32020);
+  });
+
+  it('2026-07-28 task-creating tools/call: the same task, refusals and MRTR answers; no per-request McpServer is built', { timeout: 60_000 }, async () => {
+    await modern(lean.url, 'tok-alice', 'tools/list', {});
+    const built = lean.modernServersBuilt;
+    /** A reply with the fresh task's id and times blanked, so two servers' new tasks compare equal. */
+    const blank = (reply: Reply): Reply =>
+      JSON.parse(
+        JSON.stringify(reply)
+          .replace(/"[0-9a-f]{32}"/g, '"<taskId>"')
+          .replace(/"\d{4}-\d\d-\d\dT[\d:.]+Z"/g, '"<time>"'),
+      ) as Reply;
+    const alike = async (probe: (url: string) => Promise<Reply>, label: string) => {
+      const [a, b] = [blank(await probe(lean.url)), blank(await probe(sdk.url))];
+      assert.equal(a.status, b.status, `${label}: HTTP status`);
+      assert.deepEqual(a.message, b.message, `${label}: JSON-RPC message`);
+      return a;
+    };
+    const call =
+      (params: Record<string, unknown>, capabilities: Record<string, unknown> = TASKS, extra: Record<string, string | undefined> = {}) =>
+      (url: string) =>
+        modern(url, 'tok-alice', 'tools/call', params, capabilities, extra);
+
+    const created = await alike(call({ name: 'echo', arguments: { text: 'x' } }), 'a task');
+    assert.equal(created.message?.result?.resultType, 'task');
+    const taken: [string, (url: string) => Promise<Reply>][] = [
+      ['bad arguments', call({ name: 'echo', arguments: { text: 5 } })],
+      ['arguments not an object', call({ name: 'echo', arguments: [1] })],
+      ['a required tool, client without the extension', call({ name: 'must', arguments: {} }, {})],
+      ['a required tool', call({ name: 'must', arguments: {} })],
+      ['a question the client cannot answer', call({ name: 'ask', arguments: {} })],
+      ['a tampered requestState', call({ name: 'ask', arguments: {}, requestState: 'forged', inputResponses: {} }, { ...TASKS, elicitation: {} })],
+    ];
+    for (const [label, probe] of taken) await alike(probe, label);
+    assert.equal(lean.modernServersBuilt, built, 'the lean server built no McpServer for these calls');
+    const required = await alike(call({ name: 'must', arguments: {} }, {}), 'required, no extension');
+    assert.deepEqual([required.status, required.message?.error?.code], [400, -32021]);
+
+    // Declined: ordinary calls (progress may stream), other tools, headers the SDK must judge.
+    const declined: [string, (url: string) => Promise<Reply>][] = [
+      ['an ordinary call (no extension)', call({ name: 'echo', arguments: { text: 'plain' } }, {})],
+      ['not a task tool', call({ name: 'nope', arguments: {} })],
+      ['Mcp-Name missing', call({ name: 'echo', arguments: { text: 'x' } }, TASKS, { 'mcp-name': undefined })],
+      ['Mcp-Name of another tool', call({ name: 'echo', arguments: { text: 'x' } }, TASKS, { 'mcp-name': 'ask' })],
+      [
+        'Mcp-Name base64-encoded',
+        call({ name: 'echo', arguments: { text: 'x' } }, TASKS, { 'mcp-name': `=?base64?${Buffer.from('echo').toString('base64')}?=` }),
+      ],
+      ['Mcp-Method of another method', call({ name: 'echo', arguments: { text: 'x' } }, TASKS, { 'mcp-method': 'tools/list' })],
+    ];
+    for (const [label, probe] of declined) await alike(probe, label);
+    const mismatch = await alike(call({ name: 'echo', arguments: { text: 'x' } }, TASKS, { 'mcp-name': 'ask' }), 'Mcp-Name mismatch');
+    assert.equal(mismatch.message?.error?.code, -32020);
   });
 });

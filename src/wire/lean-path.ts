@@ -10,6 +10,8 @@ import { getTask2025, resultOf } from './rev2025/attach.js';
 import { claimLegacyCall } from './rev2025/call.js';
 import type { Session2025 } from './rev2025/session.js';
 import { getTask2026 } from './rev2026/attach.js';
+import { claimModernCall, claimsModernCall, modernCallPolicy } from './rev2026/call.js';
+import type { SyncCallSettings } from './sync-call.js';
 import { serverInfoOf } from './sdk-seam.js';
 import type { TaskTools } from './task-tools.js';
 
@@ -57,8 +59,13 @@ export class LeanPath {
   constructor(
     private readonly runtime: TaskRuntime,
     private readonly tools: TaskTools,
-    /** `sessionOf`: the 2025-11-25 session state `McpTasks.attach` gave a server. */
-    private readonly options: { throttle?: PollThrottle; fallbackTools?: boolean; sessionOf: (mcp: McpServer) => Session2025 | undefined },
+    /** `sessionOf`: the 2025-11-25 session state `McpTasks.attach` gave a server; `sync`: `McpTasks`' call settings. */
+    private readonly options: {
+      throttle?: PollThrottle;
+      fallbackTools?: boolean;
+      sessionOf: (mcp: McpServer) => Session2025 | undefined;
+      sync: SyncCallSettings;
+    },
   ) {}
 
   /**
@@ -127,13 +134,17 @@ export class LeanPath {
     authInfo: AuthInfo | undefined,
     signal: AbortSignal,
   ): Promise<LeanAnswer> | undefined {
-    const request = taskRequest(body, ['tasks/get']);
     const serverInfo = this.serverInfo;
-    if (!request || revision !== MODERN_REVISION || !serverInfo) return undefined;
-    // The header must mirror params.taskId. Only the verbatim form is taken here; an encoded one
-    // (`=?base64?…?=`), a missing or a mismatching header is the SDK's to judge (-32020).
+    if (revision !== MODERN_REVISION || !serverInfo) return undefined;
+    // The header must mirror params.taskId (params.name for tools/call). Only the verbatim form is
+    // taken here; an encoded one (`=?base64?…?=`), a missing or a mismatching header is the SDK's
+    // to judge (-32020).
     const name = headers.mcpName?.replace(/^[ \t]+|[ \t]+$/g, '');
-    if (name !== request.taskId || name.startsWith('=?')) return undefined;
+    if (name === undefined || name.startsWith('=?')) return undefined;
+    const call = singleRequest(body, ['tools/call']);
+    if (call) return this.modernCall(call, name, authInfo, signal);
+    const request = taskRequest(body, ['tasks/get']);
+    if (!request || name !== request.taskId) return undefined;
     const envelope = (request.message.params as { _meta?: unknown } | undefined)?._meta;
     return answer(
       request.message.id,
@@ -144,6 +155,23 @@ export class LeanPath {
       },
       true,
     );
+  }
+
+  /**
+   * A 2026-07-28 `tools/call` of a task tool that `McpTasks` answers itself (`claimsModernCall`: the
+   * client declared the extension, or the tool is `required`), named verbatim by `Mcp-Name`:
+   * answered by the same `claimModernCall` the SDK path runs on its per-request `McpServer`, so
+   * the task, `CreateTaskResult`, MRTR rounds and errors are the same. Ordinary calls (which may
+   * stream progress notifications) and calls of other tools are declined.
+   */
+  private modernCall(call: JSONRPCRequest, name: string, authInfo: AuthInfo | undefined, signal: AbortSignal): Promise<LeanAnswer> | undefined {
+    const params = (call.params ?? {}) as { name?: unknown; _meta?: unknown };
+    const tool = this.tools.get(params.name);
+    if (!tool || name !== tool.name || !claimsModernCall(params, modernCallPolicy(tool.config))) return undefined;
+    const answerCall = claimModernCall(call, authInfo && { authInfo }, { tools: this.tools, runtime: this.runtime, sync: this.options.sync });
+    if (!answerCall) return undefined;
+    // A claimed call sends no notification (`answerModernCall` reports nothing while it runs).
+    return answer(call.id, () => answerCall({ signal, notify: async () => undefined }), true);
   }
 }
 

@@ -116,6 +116,7 @@ export class McpTasks {
       throttle: this.throttle,
       fallbackTools: this.sync.fallbackTools,
       sessionOf: (mcp) => this.sessions.get(mcp),
+      sync: this.sync,
     });
   }
 

@@ -5,7 +5,8 @@ import type { InputRequest } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { awaitRound, inputRequiredResult, objectResponses, roundTask } from './mrtr.js';
 import { principalOf } from '../principal.js';
-import type { TaskTools } from '../task-tools.js';
+import type * as z from 'zod';
+import type { TaskToolConfig, TaskTools } from '../task-tools.js';
 import type { ClaimIo } from '../sdk-seam.js';
 import { progressForwarder } from '../progress.js';
 import { callModern, refuseUnanswerable, type SyncCall, type SyncCallSettings } from '../sync-call.js';
@@ -122,6 +123,16 @@ export async function answerModernCall(
   return toCreateTaskResult(latest);
 }
 
+/** The `ModernCallPolicy` of a task tool, from its registration (`taskPolicy`, `taskSupport`, `askBeforeTask`). */
+export function modernCallPolicy(config: Pick<TaskToolConfig<z.ZodObject>, 'taskPolicy' | 'taskSupport' | 'askBeforeTask'>): ModernCallPolicy {
+  const ask = config.askBeforeTask;
+  return {
+    policy: config.taskPolicy ?? 'always',
+    required: config.taskSupport === 'required',
+    ...(ask && { askBeforeTaskMs: typeof ask === 'object' ? ask.waitMs : DEFAULT_ASK_BEFORE_TASK_MS }),
+  };
+}
+
 /**
  * The 2026-07-28 requests `McpTasks` answers itself, ahead of the SDK (see `claimRequests`); returns
  * the function answering one, given its `ClaimIo` (its value is the JSON-RPC result, its rejection
@@ -152,12 +163,7 @@ export function claimModernCall(
   const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; _meta?: unknown; requestState?: unknown; inputResponses?: unknown };
   const tool = deps.tools.get(params.name);
   if (!tool) return undefined;
-  const ask = tool.config.askBeforeTask;
-  const call: ModernCallPolicy = {
-    policy: tool.config.taskPolicy ?? 'always',
-    required: tool.config.taskSupport === 'required',
-    ...(ask && { askBeforeTaskMs: typeof ask === 'object' ? ask.waitMs : DEFAULT_ASK_BEFORE_TASK_MS }),
-  };
+  const call = modernCallPolicy(tool.config);
   const owner = principalOf(extra?.authInfo);
   return async (io) => {
     const args = deps.tools.checkArguments(tool.name, params.arguments);
