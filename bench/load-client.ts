@@ -97,7 +97,12 @@ export class LoadClient {
     if (this.era === '2025') {
       const result = await this.rpc('tasks/result', { taskId: task.taskId });
       if (!result.result) throw new Error(`tasks/result: ${JSON.stringify(result)}`);
-    } else if (last && !last.result.result) throw new Error(`tasks/get of a completed task without its result: ${JSON.stringify(last)}`);
+      return;
+    }
+    // 2026: a task already ended at creation (a client that did not declare elicitation has its
+    // create held until the task asks or ends) still needs one tasks/get to fetch its result.
+    last ??= await this.rpc('tasks/get', { taskId: task.taskId });
+    if (!last.result?.result) throw new Error(`tasks/get of a completed task without its result: ${JSON.stringify(last)}`);
   }
 
   close(): void {

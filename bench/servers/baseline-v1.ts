@@ -36,7 +36,11 @@ const make = () => {
         },
       } as never,
     );
-  register('trivial', (taskId) => void taskStore.storeTaskResult(taskId, 'completed', { content: [{ type: 'text', text: 'ok' }] }));
+  // The work runs after CreateTaskResult is sent, as a task's work does (mcp-tasks starts it once the task
+  // is stored): BENCH_PEER_SYNC=1 completes it inside createTask instead, so the client sees `completed`
+  // at creation and skips polling (the shape of this bench before 2026-11-22).
+  const complete = (taskId: string) => void taskStore.storeTaskResult(taskId, 'completed', { content: [{ type: 'text', text: 'ok' }] });
+  register('trivial', process.env.BENCH_PEER_SYNC === '1' ? complete : (taskId) => setImmediate(complete, taskId));
   register('sleepy', () => undefined);
   return server;
 };

@@ -228,7 +228,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         ...header(req, 'mcp-name', 'mcpNameHeader'),
         ...(body !== undefined && { body }),
       });
-      if (stateless || (!isInitializeRequest(body) && route.kind !== 'legacy')) {
+      if (stateless || (!initializes(body) && route.kind !== 'legacy')) {
         if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
         if (
           lean &&
@@ -252,7 +252,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         return modern(req, res, body);
       }
     }
-    if (req.method !== 'POST' || !isInitializeRequest(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
+    if (req.method !== 'POST' || !initializes(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
     const principal = principalOf(authInfo);
     const release = sessions.reserve(principal);
     if (!release) {
@@ -370,6 +370,15 @@ function requestSignal(res: ServerResponse): AbortSignal {
     if (!res.writableFinished) controller.abort();
   });
   return controller.signal;
+}
+
+/**
+ * The SDK's `isInitializeRequest`, asked only of bodies whose `method` is `initialize`: for any
+ * other request its schema check fails, and a failing zod parse builds an error object, on every
+ * poll. The same answer either way.
+ */
+function initializes(body: unknown): boolean {
+  return (body as { method?: unknown } | null | undefined)?.method === 'initialize' && isInitializeRequest(body);
 }
 
 /** Writes a lean answer as one JSON response (Streamable HTTP lets a server answer a POST with `application/json`). */
