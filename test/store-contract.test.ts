@@ -837,6 +837,61 @@ describe('operator listing on data written before it existed', () => {
   });
 });
 
+describe('change notices on shared stores', () => {
+  /**
+   * A memory backend posing as shared: its notices are sent by the test, and `beforeReplace` runs
+   * inside the next compare-and-swap, before it touches the data (another process's write landing
+   * while ours is on its way, its notice arriving before our reply).
+   */
+  class SharedMemory extends MemoryBackend {
+    override readonly exclusive = false as true;
+    notice: (taskId: string, version?: number) => void = () => undefined;
+    beforeReplace?: () => Promise<void>;
+    watch(listener: (taskId: string, version?: number) => void): () => void {
+      this.notice = listener;
+      return () => undefined;
+    }
+    override async replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+      const hook = this.beforeReplace;
+      this.beforeReplace = undefined;
+      await hook?.();
+      return super.replace(task, expectedVersion);
+    }
+  }
+
+  it('a notice of our own write reads nothing; one that overtook a compare-and-swap lost to another process is still announced', async () => {
+    const backend = new SharedMemory();
+    const store = new TaskStore(backend, { recheckMs: 0 });
+    const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+    const seen: string[] = [];
+    store.onTaskChange(task.taskId, (t) => seen.push(`${t?.version} ${t?.statusMessage}`));
+    let reads = 0;
+    const get = backend.get.bind(backend);
+    backend.get = (id) => {
+      reads++;
+      return get(id);
+    };
+    // Our own write, its notice before and after our reply: no read, announced once.
+    backend.beforeReplace = async () => backend.notice(task.taskId, 2);
+    await store.report(task.taskId, { statusMessage: 'ours' });
+    backend.notice(task.taskId, 2);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(seen, ['2 ours']);
+    assert.equal(reads, 0, 'a notice of our own write is not read back');
+    // Another process writes version 3 while our write of version 3 is on its way; its notice
+    // arrives first. Ours loses, is retried as version 4, and version 3 is announced too.
+    backend.beforeReplace = async () => {
+      const current = (await get(task.taskId))!;
+      assert.equal(await MemoryBackend.prototype.replace.call(backend, { ...current, version: 3, statusMessage: 'theirs' }, 2), true);
+      backend.notice(task.taskId, 3);
+    };
+    await store.report(task.taskId, { statusMessage: 'ours again' });
+    await until(() => seen.length === 3, { what: 'both writes announced' });
+    assert.deepEqual(seen, ['2 ours', '3 theirs', '4 ours again']);
+    await store.close();
+  });
+});
+
 describe('openStore', () => {
   it('opens memory: and sqlite: URLs and rejects others', async () => {
     const path = join(dir, 'open.db');

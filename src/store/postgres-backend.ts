@@ -124,41 +124,23 @@ export class PostgresBackend implements StoreBackend {
     this.pool = new (driver().Pool)({ connectionString: options.connectionString, max: options.max ?? 10 });
     this.pool.on('error', () => undefined); // idle client errors surface on the next query
     const batch = { cache: false, maxBatchSize: Math.max(1, options.maxBatch ?? 500), batchScheduleFn: (run: () => void) => setImmediate(run) };
-    this.reads = new DataLoader(
-      (ids) =>
-        this.batched(
-          ids,
-          (id) => this.getOne(id),
-          (all) => this.getMany(all),
-        ),
-      batch,
+    const loader = <K, V>(one: (key: K) => Promise<V>, many: (keys: readonly K[]) => Promise<(V | Error)[]>) =>
+      new DataLoader<K, V>((keys) => this.batched(keys, one, many), batch);
+    this.reads = loader(
+      (id: string) => this.getOne(id),
+      (ids) => this.getMany(ids),
     );
-    this.inserts = new DataLoader(
-      (tasks) =>
-        this.batched(
-          tasks,
-          (task) => this.insertOne(task),
-          (all) => this.insertMany(all),
-        ),
-      batch,
+    this.inserts = loader(
+      (task: TaskRecord) => this.insertOne(task),
+      (tasks) => this.insertMany(tasks),
     );
-    this.replaces = new DataLoader(
-      (calls) =>
-        this.batched(
-          calls,
-          (call) => this.replaceOne(call),
-          (all) => this.replaceMany(all),
-        ),
-      batch,
+    this.replaces = loader(
+      (call: PendingReplace) => this.replaceOne(call),
+      (calls) => this.replaceMany(calls),
     );
-    this.appends = new DataLoader(
-      (calls) =>
-        this.batched(
-          calls,
-          (call) => this.appendOne(call),
-          (all) => this.appendMany(all),
-        ),
-      batch,
+    this.appends = loader(
+      (call: PendingAppend) => this.appendOne(call),
+      (calls) => this.appendMany(calls),
     );
   }
 
@@ -168,7 +150,7 @@ export class PostgresBackend implements StoreBackend {
    * is retried on its own, so only the call at fault fails. Any other error (the connection was
    * lost) fails every call of the batch, as it would have failed each of them alone.
    */
-  private async batched<K, V>(keys: readonly K[], one: (key: K) => Promise<V>, many: (keys: readonly K[]) => Promise<V[]>): Promise<(V | Error)[]> {
+  private async batched<K, V>(keys: readonly K[], one: (key: K) => Promise<V>, many: (keys: readonly K[]) => Promise<(V | Error)[]>): Promise<(V | Error)[]> {
     if (keys.length === 1) return [await one(keys[0]!)];
     try {
       return await many(keys);

@@ -114,6 +114,8 @@ export class TaskStore {
   private readonly taskWaiters = new Map<string, Set<(task: TaskRecord | undefined) => void>>();
   /** Highest version emitted per task, so a remote notice of our own write is not emitted twice. */
   private readonly emitted = new Map<string, number>();
+  /** This store's writes under way, per task: the version being written, and whether its notice came meanwhile (see `writeOwn`). */
+  private readonly writing = new Map<string, { version: number; noticed: boolean }>();
   private readonly unwatch?: () => void;
   private readonly maxLive?: number;
   /** Seals values at rest when a `secretKey` is configured. */
@@ -142,11 +144,12 @@ export class TaskStore {
     this.events.setMaxListeners(0);
     this.unwatch = backend.watch?.((taskId, version) => {
       if (this.events.listenerCount('change') === 0 && !this.taskWaiters.has(taskId)) return; // nobody listens here
-      if (version !== undefined && (this.emitted.get(taskId) ?? 0) >= version) return; // already announced (our own write)
-      this.backend.get(taskId).then(
-        (task) => task && this.emit(task),
-        () => undefined,
-      );
+      if (version !== undefined) {
+        if ((this.emitted.get(taskId) ?? 0) >= version) return; // already announced (our own write)
+        const own = this.writing.get(taskId);
+        if (own?.version === version) return void (own.noticed = true); // our write under way will announce it
+      }
+      this.refresh(taskId);
     });
   }
 
@@ -196,7 +199,10 @@ export class TaskStore {
       ...(input.traceContext && { traceContext: input.traceContext }),
       version: 1,
     };
-    await this.backend.insert(task);
+    await this.writeOwn(task, async () => {
+      await this.backend.insert(task);
+      return true;
+    });
     this.remember(task);
     this.emit(task);
     return task;
@@ -693,7 +699,8 @@ export class TaskStore {
       if (!isTerminal(current.status) && isTerminal(next.status)) {
         next.ttl = ttlAtEnd(next.ttl, Date.parse(next.createdAt), Date.parse(next.lastUpdatedAt), this.policy.retainAfterEndMs);
       }
-      if (await this.backend.replace(next, current.version)) {
+      const written = next;
+      if (await this.writeOwn(written, () => this.backend.replace(written, current.version))) {
         this.remember(next);
         this.emit(next);
         return next;
@@ -702,6 +709,34 @@ export class TaskStore {
       if (attempt > 2) await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
     }
     throw new ConflictError(taskId);
+  }
+
+  /**
+   * Runs `write`, this store's write of `task` (its version `task.version`), resolving with whether
+   * it happened. A change notice of that version arriving meanwhile (on shared stores the notice
+   * can overtake the write's own reply) is set aside, since the write announces the record itself
+   * when it succeeds; if it did not happen (a compare-and-swap lost to another process, which wrote
+   * that version), the record is read and announced then, so no notice is lost.
+   */
+  private async writeOwn(task: TaskRecord, write: () => Promise<boolean>): Promise<boolean> {
+    const mark = { version: task.version, noticed: false };
+    this.writing.set(task.taskId, mark);
+    let written = false;
+    try {
+      written = await write();
+      return written;
+    } finally {
+      if (this.writing.get(task.taskId) === mark) this.writing.delete(task.taskId);
+      if (!written && mark.noticed) this.refresh(task.taskId);
+    }
+  }
+
+  /** Reads a task another process wrote and announces it (if it still exists). */
+  private refresh(taskId: string): void {
+    this.backend.get(taskId).then(
+      (task) => task && this.emit(task),
+      () => undefined,
+    );
   }
 
   private remember(task: TaskRecord): void {
