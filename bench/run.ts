@@ -6,7 +6,8 @@
  * 1. Task lifecycles/s over Streamable HTTP on loopback (create with `task`, poll `tasks/get` at the
  *    advised interval, `tasks/result`), 32 concurrent clients, both eras: every mcp-tasks backend vs
  *    the SDK 1.x experimental tasks with `InMemoryTaskStore` (the peer).
- * 2. `tasks/get` latency p50/p99 and req/s with 100 concurrent pollers (no pause), SQLite vs the peer.
+ * 2. `tasks/get` latency p50/p99 and req/s with 100 concurrent pollers (no pause), SQLite vs the peer,
+ *    and vs a bare `node:http` server answering a fixed JSON (the floor of this client and machine).
  * 3. Store writes/s, one writer and 32 concurrent writers, vs the raw database in the same run.
  * 4. Lifecycle latency p50/p99 at 32, 128 and 512 clients, ours and the peer's.
  * 5. RSS and idle CPU with 10,000 tasks waiting for input (BENCH_WAITING).
@@ -466,6 +467,8 @@ async function main() {
       ['SDK 1.x InMemoryTaskStore (peer)', 'baseline-v1.ts', undefined, '2025'],
       ['mcp-tasks sqlite     2025-11-25', 'ours.ts', 'sqlite', '2025'],
       ['mcp-tasks sqlite     2026-07-28', 'ours.ts', 'sqlite', '2026'],
+      // No MCP work at all: the floor this client and machine allow (see bench/servers/bare.ts).
+      ['bare node:http (floor)', 'bare.ts', undefined, '2025'],
     ];
     const runs = new Map<string, { p50: number; p99: number; rps: number }[]>();
     const loads = new Map<string, string>();
