@@ -15,13 +15,14 @@ import {
 } from '@modelcontextprotocol/server';
 import { checkBody, type BodyLimits } from './body-guard.js';
 import { createLogger, logRequestError, type Logger } from '../core/log.js';
+import { Counts } from '../core/counts.js';
 import type { Era } from '../wire/mcp-tasks.js';
 import { advertiseServedVersions } from '../wire/sdk-seam.js';
 import { principalOf } from '../wire/principal.js';
 import { hardenServerRequestIds, LegacySessions, type SessionLimits } from './legacy-sessions.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 import type { OperatorConsole } from './console/console.js';
-import type { LeanAnswer, LeanPath } from '../wire/lean-path.js';
+import type { LeanPath } from '../wire/lean-path.js';
 
 /** Options of `startHttpServer`. */
 export interface HttpServerOptions {
@@ -135,7 +136,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const maxConcurrent = options.maxConcurrentRequests ?? 512;
   let serving = 0;
   const refusals = refusalLog(logger, maxConcurrent);
-  const standaloneStreams = new Map<McpServer, number>();
+  const standaloneStreams = new Counts<McpServer>();
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
   const stateless = options.stateless === true;
@@ -215,7 +216,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // The checks the SDK's transport makes before it reads a message; whatever fails one of them is its to answer.
       if (lean && req.method === 'POST' && acceptsJsonAndSse(req) && isJsonContentType(req.headers['content-type'] ?? '') && servesLegacyVersion(req)) {
         const answer = await lean.legacy(session.mcp, body, authInfo, requestSignal(res));
-        if (answer) return writeLean(res, answer, { 'mcp-session-id': sessionId });
+        if (answer) return reply(res, answer.status, answer.body, { 'mcp-session-id': sessionId }); // JSON: Streamable HTTP allows it for any POST
       }
       return session.transport.handleRequest(req, res, body);
     }
@@ -247,7 +248,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
             authInfo,
             requestSignal(res),
           );
-          if (answer) return writeLean(res, answer);
+          if (answer) return reply(res, answer.status, answer.body);
         }
         return modern(req, res, body);
       }
@@ -292,18 +293,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     res.writeHead = ((status: number, ...rest: unknown[]) => {
       if (status === 200 && !opened) {
         opened = true;
-        const streams = (standaloneStreams.get(mcp) ?? 0) + 1;
-        standaloneStreams.set(mcp, streams);
-        if (streams === 1) queueMicrotask(() => report(mcp, true)); // after the headers are out
+        if (standaloneStreams.add(mcp) === 1) queueMicrotask(() => report(mcp, true)); // after the headers are out
       }
       return writeHead(status, ...rest);
     }) as ServerResponse['writeHead'];
     res.once('close', () => {
       if (!opened) return;
-      const left = (standaloneStreams.get(mcp) ?? 1) - 1;
-      if (left > 0) return void standaloneStreams.set(mcp, left);
-      standaloneStreams.delete(mcp);
-      report(mcp, false);
+      if (standaloneStreams.remove(mcp) === 0) report(mcp, false);
     });
   };
 
@@ -381,11 +377,6 @@ function initializes(body: unknown): boolean {
   return (body as { method?: unknown } | null | undefined)?.method === 'initialize' && isInitializeRequest(body);
 }
 
-/** Writes a lean answer as one JSON response (Streamable HTTP lets a server answer a POST with `application/json`). */
-function writeLean(res: ServerResponse, answer: LeanAnswer, headers: Record<string, string> = {}): void {
-  res.writeHead(answer.status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(answer.body));
-}
-
 /**
  * Whether a POST body counts against `maxConcurrentRequests`: a JSON-RPC request (or a batch holding
  * one), except those that stay open by design (`tasks/result` waits for its task,
@@ -423,11 +414,12 @@ function refusalLog(logger: Logger, limit: number) {
 function busy(res: ServerResponse, message: string, body: unknown): void {
   const id = (body as { id?: unknown } | null)?.id;
   const error = { jsonrpc: '2.0', error: { code: -32000, message }, id: typeof id === 'string' || typeof id === 'number' ? id : null };
-  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end(JSON.stringify(error));
+  reply(res, 503, error, { 'retry-after': '1' });
 }
 
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+/** Writes `body` as the JSON response, with `status` and any further `headers`. Every JSON answer of this file goes through here. */
+function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 }
 
 function rpcError(res: ServerResponse, status: number, code: number, message: string): void {

@@ -11,6 +11,7 @@ import {
 import type { Principal } from '../core/access.js';
 import type { Logger } from '../core/log.js';
 import { InvalidArgumentError } from '../core/errors.js';
+import { Counts } from '../core/counts.js';
 
 /** One 2025-11-25 Streamable HTTP session: its transport, its `McpServer` and the principal that opened it. */
 export interface LegacySession {
@@ -65,9 +66,9 @@ interface Entry extends LegacySession {
  */
 export class LegacySessions {
   private readonly sessions = new Map<string, Entry>();
-  private readonly perPrincipal = new Map<Principal, number>();
+  private readonly perPrincipal = new Counts<Principal>();
   /** Initializes under way (room reserved, session not added yet), per principal and in all. */
-  private readonly reserved = new Map<Principal, number>();
+  private readonly reserved = new Counts<Principal>();
   private reservedTotal = 0;
   private readonly idleTimeoutMs: number;
   private readonly maxPerPrincipal: number;
@@ -132,34 +133,30 @@ export class LegacySessions {
    */
   reserve(principal: Principal): (() => void) | undefined {
     const capped = principal !== null; // anonymous clients are everyone: only the total cap applies
-    const held = () => (this.perPrincipal.get(principal) ?? 0) + (this.reserved.get(principal) ?? 0);
+    const held = () => this.perPrincipal.get(principal) + this.reserved.get(principal);
     while (capped && held() >= this.maxPerPrincipal) if (!this.closeIdlest('principal-cap', principal)) return undefined;
     while (this.sessions.size + this.reservedTotal >= this.max) if (!this.closeIdlest('total-cap')) return undefined;
-    this.reserved.set(principal, (this.reserved.get(principal) ?? 0) + 1);
+    this.reserved.add(principal);
     this.reservedTotal++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.reservedTotal--;
-      const left = (this.reserved.get(principal) ?? 1) - 1;
-      if (left > 0) this.reserved.set(principal, left);
-      else this.reserved.delete(principal);
+      this.reserved.remove(principal);
     };
   }
 
   add(sessionId: string, session: LegacySession): void {
     this.sessions.set(sessionId, { ...session, sessionId, open: 0, lastActive: this.now() });
-    this.perPrincipal.set(session.principal, (this.perPrincipal.get(session.principal) ?? 0) + 1);
+    this.perPrincipal.add(session.principal);
   }
 
   delete(sessionId: string): void {
     const entry = this.sessions.get(sessionId);
     if (!entry) return;
     this.sessions.delete(sessionId);
-    const left = (this.perPrincipal.get(entry.principal) ?? 1) - 1;
-    if (left > 0) this.perPrincipal.set(entry.principal, left);
-    else this.perPrincipal.delete(entry.principal);
+    this.perPrincipal.remove(entry.principal);
   }
 
   /** Sessions open now. */
