@@ -283,6 +283,8 @@ const http = await startHttpServer({
   host: '127.0.0.1',
   port,
   taskSubscriptions: new TaskSubscriptions(runtime),
+  // The lean path, as createTaskServer serves by default (CONFORMANCE_LEAN=off: every request through the SDK).
+  ...(process.env.CONFORMANCE_LEAN !== 'off' && { leanPath: tasks.lean }),
   onError: (error) => log(`http: ${String(error)}`),
   createMcpServer: ({ era }) => {
     const mcp = new McpServer(
