@@ -4,6 +4,12 @@
  */
 export class Counts<K> {
   private readonly counts = new Map<K, number>();
+  private sum = 0;
+
+  /** The counts of every key added up. */
+  get total(): number {
+    return this.sum;
+  }
 
   /** The count of `key` (0 when none). */
   get(key: K): number {
@@ -14,12 +20,14 @@ export class Counts<K> {
   add(key: K): number {
     const count = this.get(key) + 1;
     this.counts.set(key, count);
+    this.sum++;
     return count;
   }
 
   /** Takes one from `key`'s count (never below 0; the key is forgotten at 0); returns the new count. */
   remove(key: K): number {
     const count = this.get(key) - 1;
+    if (count >= 0) this.sum--;
     if (count > 0) this.counts.set(key, count);
     else this.counts.delete(key);
     return Math.max(0, count);
@@ -28,5 +36,6 @@ export class Counts<K> {
   /** Forgets every key. */
   clear(): void {
     this.counts.clear();
+    this.sum = 0;
   }
 }

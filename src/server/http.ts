@@ -191,7 +191,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // Shape, depth, batch length (an empty batch too: the SDK transport would accept it with 202) and
       // key count, before the SDK's zod validation or JSON.stringify can overflow the stack.
       const refused = checkBody(body, options.bodyLimits);
-      if (refused) return reply(res, refused.status, { jsonrpc: '2.0', error: { code: refused.code, message: refused.message }, id: refused.id });
+      if (refused) return rpcError(res, refused.status, refused.code, refused.message, { id: refused.id });
       if (maxConcurrent > 0 && countsAsWork(body)) {
         if (serving >= maxConcurrent) {
           refusals.note();
@@ -413,8 +413,7 @@ function refusalLog(logger: Logger, limit: number) {
 /** HTTP 503 with `Retry-After: 1` and a JSON-RPC error: the server is overloaded and did nothing with the request. */
 function busy(res: ServerResponse, message: string, body: unknown): void {
   const id = (body as { id?: unknown } | null)?.id;
-  const error = { jsonrpc: '2.0', error: { code: -32000, message }, id: typeof id === 'string' || typeof id === 'number' ? id : null };
-  reply(res, 503, error, { 'retry-after': '1' });
+  rpcError(res, 503, -32000, message, { id: typeof id === 'string' || typeof id === 'number' ? id : null, headers: { 'retry-after': '1' } });
 }
 
 /** Writes `body` as the JSON response, with `status` and any further `headers`. Every JSON answer of this file goes through here. */
@@ -422,6 +421,13 @@ function reply(res: ServerResponse, status: number, body: unknown, headers: Reco
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 }
 
-function rpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  reply(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
+/** Writes a JSON-RPC error response (`id` null unless given) with `status` and any further `headers`. */
+function rpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  options: { id?: string | number | null; headers?: Record<string, string> } = {},
+): void {
+  reply(res, status, { jsonrpc: '2.0', error: { code, message }, id: options.id ?? null }, options.headers);
 }

@@ -67,9 +67,8 @@ interface Entry extends LegacySession {
 export class LegacySessions {
   private readonly sessions = new Map<string, Entry>();
   private readonly perPrincipal = new Counts<Principal>();
-  /** Initializes under way (room reserved, session not added yet), per principal and in all. */
+  /** Initializes under way (room reserved, session not added yet), per principal and in all (`total`). */
   private readonly reserved = new Counts<Principal>();
-  private reservedTotal = 0;
   private readonly idleTimeoutMs: number;
   private readonly maxPerPrincipal: number;
   private readonly max: number;
@@ -135,14 +134,12 @@ export class LegacySessions {
     const capped = principal !== null; // anonymous clients are everyone: only the total cap applies
     const held = () => this.perPrincipal.get(principal) + this.reserved.get(principal);
     while (capped && held() >= this.maxPerPrincipal) if (!this.closeIdlest('principal-cap', principal)) return undefined;
-    while (this.sessions.size + this.reservedTotal >= this.max) if (!this.closeIdlest('total-cap')) return undefined;
+    while (this.sessions.size + this.reserved.total >= this.max) if (!this.closeIdlest('total-cap')) return undefined;
     this.reserved.add(principal);
-    this.reservedTotal++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.reservedTotal--;
       this.reserved.remove(principal);
     };
   }

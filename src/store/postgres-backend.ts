@@ -424,17 +424,17 @@ export class PostgresBackend implements StoreBackend {
 
   /** Several appends in one statement; of two calls for one key in the batch the first wins. */
   private async appendMany(batch: readonly PendingAppend[]): Promise<boolean[]> {
-    const slot = (c: PendingAppend) => JSON.stringify([c.taskId, c.key]);
+    const slot = (taskId: string, key: string) => JSON.stringify([taskId, key]);
     const first = new Map<string, PendingAppend>();
-    for (const c of batch) if (!first.has(slot(c))) first.set(slot(c), c);
+    for (const c of batch) if (!first.has(slot(c.taskId, c.key))) first.set(slot(c.taskId, c.key), c);
     const calls = [...first.values()];
     const { rows } = await this.query<{ task_id: string; key: string }>(
       `INSERT INTO ${this.schema}.journal (task_id, key, value) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
        ON CONFLICT DO NOTHING RETURNING task_id, key`,
       [calls.map((c) => c.taskId), calls.map((c) => c.key), calls.map((c) => JSON.stringify(c.value))],
     );
-    const written = new Set(rows.map((row) => slot({ taskId: row.task_id, key: row.key, value: null })));
-    return batch.map((c) => first.get(slot(c)) === c && written.has(slot(c)));
+    const written = new Set(rows.map((row) => slot(row.task_id, row.key)));
+    return batch.map((c) => first.get(slot(c.taskId, c.key)) === c && written.has(slot(c.taskId, c.key)));
   }
 
   watch(listener: (taskId: string, version?: number) => void): () => void {

@@ -10,7 +10,7 @@ import { getTask2025, resultOf } from './rev2025/attach.js';
 import { claimLegacyCall } from './rev2025/call.js';
 import type { Session2025 } from './rev2025/session.js';
 import { getTask2026 } from './rev2026/attach.js';
-import { claimModernCall, claimsModernCall, modernCallPolicy } from './rev2026/call.js';
+import { claimModernCall } from './rev2026/call.js';
 import type { SyncCallSettings } from './sync-call.js';
 import { serverInfoOf } from './sdk-seam.js';
 import type { TaskTools } from './task-tools.js';
@@ -165,10 +165,9 @@ export class LeanPath {
    * stream progress notifications) and calls of other tools are declined.
    */
   private modernCall(call: JSONRPCRequest, name: string, authInfo: AuthInfo | undefined, signal: AbortSignal): Promise<LeanAnswer> | undefined {
-    const params = (call.params ?? {}) as { name?: unknown; _meta?: unknown };
-    const tool = this.tools.get(params.name);
-    if (!tool || name !== tool.name || !claimsModernCall(params, modernCallPolicy(tool.config))) return undefined;
-    const answerCall = claimModernCall(call, authInfo && { authInfo }, { tools: this.tools, runtime: this.runtime, sync: this.options.sync });
+    if (name !== (call.params as { name?: unknown } | undefined)?.name) return undefined;
+    const deps = { tools: this.tools, runtime: this.runtime, sync: this.options.sync };
+    const answerCall = claimModernCall(call, authInfo && { authInfo }, deps, { taskCreatingOnly: true });
     if (!answerCall) return undefined;
     // A claimed call sends no notification (`answerModernCall` reports nothing while it runs).
     return answer(call.id, () => answerCall({ signal, notify: async () => undefined }), true);

@@ -124,7 +124,7 @@ export async function answerModernCall(
 }
 
 /** The `ModernCallPolicy` of a task tool, from its registration (`taskPolicy`, `taskSupport`, `askBeforeTask`). */
-export function modernCallPolicy(config: Pick<TaskToolConfig<z.ZodObject>, 'taskPolicy' | 'taskSupport' | 'askBeforeTask'>): ModernCallPolicy {
+function modernCallPolicy(config: Pick<TaskToolConfig<z.ZodObject>, 'taskPolicy' | 'taskSupport' | 'askBeforeTask'>): ModernCallPolicy {
   const ask = config.askBeforeTask;
   return {
     policy: config.taskPolicy ?? 'always',
@@ -154,6 +154,8 @@ export function claimModernCall(
   message: JSONRPCRequest,
   extra: MessageExtraInfo | undefined,
   deps: { tools: TaskTools; runtime: TaskRuntime; sync: SyncCallSettings },
+  /** `taskCreatingOnly`: claim only the `tools/call` requests `claimsModernCall` takes (the lean path, which cannot stream an ordinary call's progress). */
+  options: { taskCreatingOnly?: boolean } = {},
 ): ((io: ClaimIo) => Promise<JsonObject>) | undefined {
   if (message.method === 'tasks/update') {
     const malformed = malformedInputResponses('tasks/update', (message.params as { inputResponses?: unknown } | undefined)?.inputResponses);
@@ -164,10 +166,12 @@ export function claimModernCall(
   const tool = deps.tools.get(params.name);
   if (!tool) return undefined;
   const call = modernCallPolicy(tool.config);
+  const claimed = claimsModernCall(params, call);
+  if (options.taskCreatingOnly && !claimed) return undefined;
   const owner = principalOf(extra?.authInfo);
   return async (io) => {
     const args = deps.tools.checkArguments(tool.name, params.arguments);
-    if (claimsModernCall(params, call)) return answerModernCall(deps.sync, params, args, owner, call, io);
+    if (claimed) return answerModernCall(deps.sync, params, args, owner, call, io);
     const malformed = malformedInputResponses('tools/call', params.inputResponses);
     if (malformed) throw malformed;
     const { responses, dropped } = objectResponses(params.inputResponses);
