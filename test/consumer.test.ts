@@ -17,7 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,6 +135,8 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
     assert.deepEqual(unexpected, []);
     for (const path of ['LICENSE', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client/index.js', 'dist/src/cli/main.js'])
       assert.ok(packed.includes(path), `${path} is missing from the tarball`);
+    // `npm pack` cleaned and rebuilt this checkout's dist/: `npx mcp-tasks` must still run here.
+    assert.ok(statSync(join(ROOT, 'dist/src/cli/main.js')).mode & 0o100, "the checkout's CLI is executable after the build");
   });
 
   it('installs without the optional peer dependencies pg and ioredis', () => {
