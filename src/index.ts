@@ -30,11 +30,14 @@ export {
   InvalidCursorError,
   LeaseLostError,
   LimitExceededError,
+  StoreUnavailableError,
   TaskError,
   TaskNotFoundError,
   TaskRpcError,
+  type LeaseLossReason,
   type TaskErrorKind,
 } from './core/errors.js';
+export { isTransientError, NonRetryableError, TransientError } from './core/transient.js';
 export type { Json, JsonObject } from './core/json.js';
 export { createLogger, LOG_LEVELS, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './core/log.js';
 export { DEFAULT_POLICY, type TaskPolicy } from './core/policy.js';
@@ -45,6 +48,8 @@ export type {
   InputKind,
   InputRequest,
   InputResponse,
+  Fence,
+  Lease,
   RootsResponse,
   SamplingResponse,
   TaskOutcome,
@@ -74,7 +79,7 @@ export {
 // runtime: durable execution of task handlers.
 export { StepFailedError, type AskOptions, type StepOptions, type TaskContext, type UrlElicitation, type UrlElicitOptions } from './runtime/context.js';
 export { TaskRuntime, type RegisteredHandler, type SubmitInput, type TaskHandler, type TaskRuntimeOptions, type TaskToolResult } from './runtime/runtime.js';
-export { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './runtime/signals.js';
+export { LeaseLostSignal, ShutdownSignal, StoreUnavailableSignal, TaskCancelledSignal } from './runtime/signals.js';
 
 // wire: MCP Tasks on an SDK v2 McpServer (names taken one by one from the wire layer's barrel).
 export {

@@ -11,10 +11,21 @@
  * | `conflict`           | optimistic-concurrency retries exhausted              | -32603        |
  * | `invalid_argument`   | malformed input to a store or runtime call, or an     | -32602        |
  * |                      | answer that does not match its `requestedSchema`      |               |
- * | `lease_lost`         | a runtime wrote for a task another instance now holds | (internal)    |
+ * | `lease_lost`         | a runtime wrote for a task another instance now holds,| (internal)    |
+ * |                      | or that ended or was cancelled meanwhile (fencing)    |               |
  * | `limit_exceeded`     | a configured limit (e.g. live tasks per principal)    | -32000        |
+ * | `unavailable`        | the task store cannot be reached or refuses writes    | -32010, HTTP  |
+ * |                      | for now (outage, timeout, disk full); retry later     | 503           |
  */
-export type TaskErrorKind = 'not_found' | 'invalid_cursor' | 'illegal_transition' | 'conflict' | 'invalid_argument' | 'lease_lost' | 'limit_exceeded';
+export type TaskErrorKind =
+  | 'not_found'
+  | 'invalid_cursor'
+  | 'illegal_transition'
+  | 'conflict'
+  | 'invalid_argument'
+  | 'lease_lost'
+  | 'limit_exceeded'
+  | 'unavailable';
 
 /** Base class: `kind` says which rule was broken, `message` is safe to show to the requestor. */
 export class TaskError extends Error {
@@ -69,13 +80,56 @@ export class ConflictError extends TaskError {
 }
 
 /**
- * A runtime instance tried to write for a task whose lease another instance has taken over (it
- * was presumed dead). The write was rejected (fencing); the instance must stop executing the task.
+ * Why a runtime instance may no longer act for a task (see `LeaseLostError`): `taken` — another
+ * instance claimed it (this one was presumed dead, or its lease expired while it was paused);
+ * `cancelled` — someone cancelled it; `ended` — it is terminal, or gone; `clock` — this instance's
+ * clock is too far from the store's to hold leases (see `TaskStore.clock`).
+ */
+export type LeaseLossReason = 'taken' | 'cancelled' | 'ended' | 'clock';
+
+/**
+ * Fencing: a runtime instance wrote, or asked to start an effect, for a task it no longer holds
+ * under the lease epoch it ran with (`reason`: another instance took it over, it was cancelled or
+ * ended, or this instance's clock is off). The write was rejected and nothing changed; the
+ * instance must stop executing the task. Internal to the engine (never a requestor's answer).
  */
 export class LeaseLostError extends TaskError {
-  constructor(taskId: string, holder: string) {
-    super('lease_lost', `Instance ${holder} no longer holds the lease of task ${taskId}`);
+  constructor(
+    readonly taskId: string,
+    holder: string,
+    readonly reason: LeaseLossReason = 'taken',
+  ) {
+    super(
+      'lease_lost',
+      reason === 'taken'
+        ? `Instance ${holder} no longer holds the lease of task ${taskId}`
+        : reason === 'clock'
+          ? `Instance ${holder} may not hold the lease of task ${taskId}: its clock is too far from the store's`
+          : `Task ${taskId} was ${reason === 'cancelled' ? 'cancelled' : 'ended'}; instance ${holder} may no longer act for it`,
+    );
     this.name = 'LeaseLostError';
+  }
+}
+
+/**
+ * The task store could not be used for now: it refused or dropped the connection, did not answer
+ * within its timeout, or could not write (disk full, locked beyond its busy timeout). Nothing is
+ * known to have been written by the failed call; trying again later is safe. `cause` is the
+ * driver's error (never shown to requestors); `retryAfterMs` the suggested wait in ms.
+ *
+ * On the wire: JSON-RPC -32010 (implementation-defined range) with `data: { retryable: true,
+ * retryAfterMs }`, and over HTTP a 503 with `Retry-After` (see `src/wire/errors.ts`). It is never
+ * a task's outcome: runs interrupted by it are resumed by the runtime with backoff.
+ */
+export class StoreUnavailableError extends TaskError {
+  constructor(
+    message: string,
+    readonly retryAfterMs = 1000,
+    options?: ErrorOptions,
+  ) {
+    super('unavailable', message);
+    if (options?.cause !== undefined) (this as { cause?: unknown }).cause = options.cause;
+    this.name = 'StoreUnavailableError';
   }
 }
 

@@ -29,11 +29,14 @@ export interface AnsweredEntry {
   by: Actor;
 }
 
-/** Journal key `run:<at>:<holder>`: an execution started again after a restart (`recovery`) or on another instance (`takeover`). */
+/**
+ * Journal key `run:<at>:<holder>`: an execution started again after a restart (`recovery`), on
+ * another instance (`takeover`), or after a store outage interrupted the previous one (`retry`).
+ */
 export interface RunEntry {
   at: string;
   holder: string;
-  reason: 'recovery' | 'takeover';
+  reason: 'recovery' | 'takeover' | 'retry';
   /** The instance that held the task before a takeover. */
   previousHolder?: string;
 }

@@ -125,10 +125,11 @@ export interface TaskRecord {
   /** Set once the task is terminal (absent for `cancelled`). */
   outcome?: TaskOutcome;
   /**
-   * Which runtime instance executes the task, until when (ms since the epoch). Present while a
-   * runtime holds the task; cleared when it ends. Writes on behalf of a runtime are fenced by it.
+   * Which runtime instance executes the task, until when (ms since the epoch, on the store's
+   * clock), under which `epoch`. Present while a runtime holds the task; cleared when it ends.
+   * Writes on behalf of a runtime are fenced by it (see `Fence`).
    */
-  lease?: { holder: string; expiresAt: number };
+  lease?: Lease;
   /**
    * W3C trace context (`traceparent`, optional `tracestate`) of the span that created the task, so
    * every run of it — after a restart, on another instance — continues the same trace (see
@@ -136,6 +137,28 @@ export interface TaskRecord {
    */
   traceContext?: TraceContext;
   version: number;
+}
+
+/**
+ * A runtime instance's hold on a live task. `expiresAt` is ms since the epoch on the store's clock
+ * (see `TaskStore.now`); `epoch` is the fencing token: it grows by one with every claim (a
+ * takeover, a restart, a retried run), never with a renewal, so each run of a task has its own,
+ * higher than every earlier run's. Records written before epochs existed have none (read as 0).
+ */
+export interface Lease {
+  holder: string;
+  expiresAt: number;
+  epoch?: number;
+}
+
+/**
+ * What a runtime's writes are fenced by: the lease `holder` and the `epoch` it ran under. A write
+ * carrying a fence is refused (`LeaseLostError`, nothing written) unless the task is live and its
+ * lease still names this holder and epoch.
+ */
+export interface Fence {
+  holder: string;
+  epoch: number;
 }
 
 /** A W3C Trace Context carrier (https://www.w3.org/TR/trace-context/): `traceparent` and optional `tracestate`. */

@@ -2,11 +2,13 @@ import type { Json, JsonObject } from '../core/json.js';
 import { toJson } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { randomUUID } from 'node:crypto';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, LeaseLostError, StoreUnavailableError } from '../core/errors.js';
+import { isTransientError } from '../core/transient.js';
 import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
 import { answeredKey, askedKey, untilKey, type AnsweredEntry, type AskedEntry, type UntilEntry } from '../core/history.js';
 import { abortableDelay } from './delay.js';
+import type { LeaseGuard } from './lease-guard.js';
 import { TimerQueue } from './timer-queue.js';
 import type { RunTelemetry } from './telemetry.js';
 
@@ -20,19 +22,34 @@ export interface TaskContext {
   /** The task's id (`taskId`). */
   readonly taskId: string;
   /**
-   * Fires when the task is cancelled (`reason` is a `TaskCancelledSignal`) or the runtime shuts
-   * down (`ShutdownSignal`; the task resumes on the next start). Pass it to I/O you start.
+   * Fires when the task is cancelled (`reason` is a `TaskCancelledSignal`), the runtime shuts
+   * down (`ShutdownSignal`; the task resumes on the next start) or this instance lost the task
+   * (`LeaseLostSignal`: another instance took it over). Pass it to I/O you start.
    */
   readonly signal: AbortSignal;
+  /**
+   * The fencing token of this run: the task's lease epoch, a positive integer that grows with every
+   * run of the task (each takeover, restart or retried run) and never repeats. Send it with side
+   * effects in foreign systems that can keep the highest token seen per task and refuse lower ones
+   * — that closes the one window the engine cannot: an instance paused after its last lease check
+   * and before its request left (see the README, "Exactly once under faults"). With `ctx.taskId` and
+   * the step name it also makes an idempotency key per run.
+   */
+  readonly fencingToken: number;
   /**
    * Runs `fn` once and journals its JSON result (or its error) under `name`, unique per task. After
    * a restart a finished step returns the recorded value without running `fn`. A step that was
    * running when the process died runs again (at-least-once), so side effects need an idempotency
    * key — `ctx.taskId` + `name` is a good one. The value must be JSON-serializable; the handler
    * gets the JSON round-tripped value on the first run too, so both runs see the same thing.
-   * A throw is recorded too (and replayed as `StepFailedError`), after `options.retries` further
-   * attempts spaced by `options.retryDelayMs` (doubling) — use them for transient failures.
-   * Throws `Error` if `name` is reused within one run.
+   *
+   * Fencing: each attempt of `fn` begins only while this instance provably holds the task (see
+   * `LeaseGuard`): never after another instance took it over, after a cancel was acknowledged or
+   * after the task ended; the run stops instead. Retries: a transient failure (`isTransientError`:
+   * connection resets, timeouts, SQLite busy, HTTP 503 …) is retried by default
+   * (`options.transientRetries`, 6: waits of 0.5, 1, 2, 4, 8, 16 s); `options.retries` retries any
+   * failure; a `NonRetryableError` is never retried. The last failure is recorded (and replayed as
+   * `StepFailedError`). Throws `Error` if `name` is reused within one run.
    */
   step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options?: StepOptions): Promise<T>;
   /** Durable timer: waits `ms` milliseconds counted from the first run that reached this call. */
@@ -131,12 +148,58 @@ export function asksUrlElicitation(journal: Map<string, Json>, elicitationId: st
   return false;
 }
 
-/** Retry policy of one `ctx.step`. */
+/**
+ * Retry policy of one `ctx.step`. An attempt that throws is retried while either budget allows:
+ * `retries` (any error) or `transientRetries` (transient errors only); waits start at
+ * `retryDelayMs` and double, capped at `maxRetryDelayMs`, and end early on `ctx.signal`. A
+ * `NonRetryableError` (anywhere in the error's `cause` chain, or `transient: false`) ends the step
+ * at once. The last error is recorded.
+ */
 export interface StepOptions {
-  /** Further attempts after a throw before the error is recorded (default 0: record the first error). */
+  /** Further attempts after any throw before the error is recorded (default 0). */
   retries?: number;
-  /** Wait before the first retry in ms, doubling each time (default 500). Aborted by `ctx.signal`. */
+  /**
+   * Further attempts after a transient throw (`isTransient`, default `isTransientError`: connection
+   * resets and refusals, timeouts, SQLite busy, retryable PostgreSQL and Redis errors, HTTP
+   * 408/425/429/502/503/504, `TransientError`). Default 6; 0 records a transient error at once.
+   */
+  transientRetries?: number;
+  /** Wait before the first retry in ms, doubling each time (default 500). */
   retryDelayMs?: number;
+  /** Longest wait between two attempts in ms (default 30000). */
+  maxRetryDelayMs?: number;
+  /** Decides which errors are transient (default `isTransientError`). */
+  isTransient?: (error: unknown) => boolean;
+}
+
+/** Default `StepOptions.transientRetries`: waits of 0.5, 1, 2, 4, 8 and 16 s, about 31 s in all. */
+export const DEFAULT_TRANSIENT_RETRIES = 6;
+
+/** What an `ExecutionContext` is made of (internal to the runtime). */
+export interface ExecutionContextOptions {
+  taskId: string;
+  signal: AbortSignal;
+  store: TaskStore;
+  /** The task's journal as read when the run started (empty for a new task). */
+  journal: Map<string, Json>;
+  /** The runtime's clock (the store's, see `TaskStore.now`), ms since the epoch. */
+  now: () => number;
+  /** Fencing of this run (lease holder and epoch, permits before effects); bare contexts have none. */
+  guard?: LeaseGuard;
+  /** Logs the task's lifecycle events (bound to its taskId, tool and principal). */
+  log?: Logger;
+  /** The creating client's capabilities (`TaskRequest.clientCapabilities`). */
+  clientCapabilities?: JsonObject;
+  /** The run's OpenTelemetry spans (see `telemetry.ts`); none in bare contexts. */
+  telemetry?: RunTelemetry;
+  /** The process's durable-timer queue (one timer for every sleeping task); bare contexts get their own. */
+  timers?: TimerQueue;
+  /**
+   * Called once when the run must stop for a reason the engine found (a `LeaseLostError` from a
+   * fenced write or a permit, a `StoreUnavailableError`): the runtime aborts the run's signal and
+   * decides what happens next (nothing, or a retry of the run later).
+   */
+  onStop?: (error: LeaseLostError | StoreUnavailableError) => void;
 }
 
 /**
@@ -156,42 +219,107 @@ export class StepFailedError extends Error {
   }
 }
 
-/** The `TaskContext` of one run of one task. Internal to the runtime. */
+/**
+ * The `TaskContext` of one run of one task. Internal to the runtime.
+ *
+ * Every store call it makes passes through `engine()`: a `LeaseLostError` or `StoreUnavailableError`
+ * there is a reason for the run to stop (reported once through `onStop`), never a step's recorded
+ * outcome — even when a handler catches and rethrows something else.
+ */
 export class ExecutionContext implements TaskContext {
   private readonly names = new Set<string>();
   private sequence = 0;
+  readonly taskId: string;
+  readonly signal: AbortSignal;
+  readonly clientCapabilities?: JsonObject;
+  private readonly store: TaskStore;
+  private readonly journal: Map<string, Json>;
+  private readonly now: () => number;
+  private readonly guard?: LeaseGuard;
+  private readonly log: Logger;
+  private readonly telemetry?: RunTelemetry;
+  private readonly timers: TimerQueue;
+  private readonly onStop?: ExecutionContextOptions['onStop'];
+  /** Errors raised by the engine (fencing, store outages): they stop the run and are never journaled as a step's outcome. */
+  private readonly stops = new WeakSet<object>();
+  /** The first engine error that stopped this run, if any. */
+  stoppedBy?: LeaseLostError | StoreUnavailableError;
 
-  constructor(
-    readonly taskId: string,
-    readonly signal: AbortSignal,
-    private readonly store: TaskStore,
-    private readonly journal: Map<string, Json>,
-    private readonly now: () => number,
-    /** The runtime instance holding the task's lease; its writes are fenced by it. */
-    private readonly holder?: string,
-    /** Logs the task's lifecycle events (bound to its taskId, tool and principal). */
-    private readonly log: Logger = silentLogger,
-    /** The creating client's capabilities (`TaskRequest.clientCapabilities`). */
-    readonly clientCapabilities?: JsonObject,
-    /** The run's OpenTelemetry spans (see `telemetry.ts`); none in bare contexts. */
-    private readonly telemetry?: RunTelemetry,
-    /** The process's durable-timer queue (one timer for every sleeping task); bare contexts get their own. */
-    private readonly timers: TimerQueue = new TimerQueue(now),
-  ) {}
+  constructor(options: ExecutionContextOptions) {
+    this.taskId = options.taskId;
+    this.signal = options.signal;
+    this.store = options.store;
+    this.journal = options.journal;
+    this.now = options.now;
+    this.guard = options.guard;
+    this.log = options.log ?? silentLogger;
+    this.clientCapabilities = options.clientCapabilities;
+    this.telemetry = options.telemetry;
+    this.timers = options.timers ?? new TimerQueue(options.now);
+    this.onStop = options.onStop;
+  }
+
+  get fencingToken(): number {
+    return this.guard?.epoch ?? 0;
+  }
+
+  /** The fence of this run's writes (undefined in bare contexts). */
+  private get fence() {
+    return this.guard?.fence;
+  }
+
+  /**
+   * Runs an engine call (the store, a permit): a `LeaseLostError` or `StoreUnavailableError` it
+   * throws is marked as one that stops the run and reported through `onStop` (once).
+   */
+  private async engine<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (error) {
+      if (error instanceof LeaseLostError || error instanceof StoreUnavailableError) {
+        this.stops.add(error);
+        if (!this.stoppedBy) {
+          this.stoppedBy = error;
+          this.onStop?.(error);
+        }
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Waits for a permit (see `LeaseGuard`) and returns synchronously right after a last check, so
+   * the caller's effect begins in the same tick. Without a guard (bare contexts) only the signal.
+   */
+  private async permit(): Promise<void> {
+    for (;;) {
+      this.signal.throwIfAborted();
+      if (!this.guard) return;
+      await this.engine(this.guard.permit());
+      if (this.guard.fresh()) return;
+    }
+  }
 
   async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('step name must be a non-empty string');
     const retries = Math.max(0, Math.floor(options.retries ?? 0));
+    const transientRetries = Math.max(0, Math.floor(options.transientRetries ?? DEFAULT_TRANSIENT_RETRIES));
     const delay = Math.max(0, options.retryDelayMs ?? 500);
+    const maxDelay = Math.max(0, options.maxRetryDelayMs ?? 30_000);
+    const transient = options.isTransient ?? isTransientError;
     const attempts = async (signal: AbortSignal, retried?: (error: unknown) => void) => {
       for (let attempt = 0; ; attempt++) {
+        await this.permit(); // fencing: outside the try, so its refusal stops the run instead of failing the step
+        let failure: unknown;
         try {
           return await fn(signal);
         } catch (error) {
-          if (attempt >= retries || signal.aborted) throw error;
-          retried?.(error);
-          await abortableDelay(delay * 2 ** attempt, signal);
+          failure = error;
         }
+        if (signal.aborted || markedFinal(failure)) throw failure;
+        if (attempt >= retries && !(attempt < transientRetries && transient(failure))) throw failure;
+        retried?.(failure);
+        await abortableDelay(Math.min(maxDelay, delay * 2 ** attempt), signal);
       }
     };
     const telemetry = this.telemetry;
@@ -218,7 +346,7 @@ export class ExecutionContext implements TaskContext {
       // (`UntilEntry`; first write wins, so a restart keeps when the wait began; no sequence number is used).
       const due = new Date(wakeAt).toISOString();
       const entry: UntilEntry = { at: new Date(this.now()).toISOString(), due };
-      await this.store.appendJournal(this.taskId, untilKey(due), entry as unknown as Json);
+      await this.engine(this.store.appendJournal(this.taskId, untilKey(due), entry as unknown as Json, this.fence));
     }
     await this.waitUntil(wakeAt, message ?? `Waiting until ${new Date(wakeAt).toISOString()}`);
   }
@@ -241,11 +369,12 @@ export class ExecutionContext implements TaskContext {
     const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId })) as InputResponse;
     if (answer.action === 'accept' && options.waitForCompletion !== false) {
       const done = elicitationCompleteKey(elicitationId);
-      const completed = async () => ((await this.store.readJournal(this.taskId)).has(done) ? true : undefined);
+      const completed = async () => ((await this.engine(this.store.readJournal(this.taskId))).has(done) ? true : undefined);
       if (!(await completed())) {
-        await this.store.report(this.taskId, { statusMessage: `Waiting for the step at ${parsed.host} to complete` }, this.holder);
+        await this.engine(this.store.report(this.taskId, { statusMessage: `Waiting for the step at ${parsed.host} to complete` }, this.fence));
         await this.waitFor(completed);
       }
+      await this.permit(); // what follows acts on the completed flow
     }
     return { action: answer.action, elicitationId };
   }
@@ -278,27 +407,29 @@ export class ExecutionContext implements TaskContext {
     if (this.names.has(`input:${key}`)) throw new InvalidArgumentError(`Question key '${key}' used twice in one run of task ${this.taskId}`);
     this.names.add(`input:${key}`);
     this.signal.throwIfAborted();
-    let answer = await this.store.inputAnswer(this.taskId, key);
+    let answer = await this.engine(this.store.inputAnswer(this.taskId, key));
     if (answer) {
       this.telemetry?.replayed('input', key);
-      await this.store.settleInput(this.taskId, key);
+      await this.permit(); // the handler acts on the answer: only while this run holds the task
+      await this.engine(this.store.settleInput(this.taskId, key));
       return answer;
     }
     const asked = this.journal.get(askedKey(key)) as AskedEntry | undefined; // an earlier run's first ask
     const span = this.telemetry?.startInput(key, request.kind, asked?.at);
     try {
-      await this.store.requestInput(this.taskId, key, request, request.message, this.holder);
+      await this.engine(this.store.requestInput(this.taskId, key, request, request.message, this.fence));
       this.log.info({ key, kind: request.kind }, 'task waiting for input');
       answer = await this.waitFor(() => this.store.inputAnswer(this.taskId, key));
+      await this.permit();
     } catch (error) {
       span?.interrupted(this.signal.reason ?? error);
       throw error;
     }
     if (span?.recording) {
-      const by = ((await this.store.readJournal(this.taskId)).get(answeredKey(key)) as AnsweredEntry | undefined)?.by;
+      const by = ((await this.engine(this.store.readJournal(this.taskId))).get(answeredKey(key)) as AnsweredEntry | undefined)?.by;
       span.answered(by, (answer as { action?: unknown }).action);
     }
-    await this.store.settleInput(this.taskId, key);
+    await this.engine(this.store.settleInput(this.taskId, key));
     return answer;
   }
 
@@ -311,7 +442,7 @@ export class ExecutionContext implements TaskContext {
   private async waitFor<T>(probe: () => Promise<T | undefined>): Promise<T> {
     for (;;) {
       const change = this.store.nextChange(this.taskId, { signal: this.signal });
-      const found = await probe();
+      const found = await this.engine(probe());
       if (found !== undefined) return found;
       await change;
       this.signal.throwIfAborted();
@@ -319,24 +450,38 @@ export class ExecutionContext implements TaskContext {
   }
 
   async progress(progress: number, total?: number, message?: string): Promise<void> {
-    await this.store.report(
-      this.taskId,
-      { progress: { progress, ...(total !== undefined && { total }) }, ...(message !== undefined && { statusMessage: message }) },
-      this.holder,
+    await this.engine(
+      this.store.report(
+        this.taskId,
+        { progress: { progress, ...(total !== undefined && { total }) }, ...(message !== undefined && { statusMessage: message }) },
+        this.fence,
+      ),
     );
   }
 
   async setStatusMessage(message: string): Promise<void> {
-    await this.store.report(this.taskId, { statusMessage: message }, this.holder);
+    await this.engine(this.store.report(this.taskId, { statusMessage: message }, this.fence));
   }
 
+  /**
+   * Waits until `wakeAt` (ms since the epoch) on the store's clock: the process's timer queue wakes
+   * it by the runtime's clock (the store's, as last measured), then — before the handler goes on —
+   * a permit confirmed by the store (`LeaseGuard.permit({ confirm: true })`) reads the store's own
+   * clock, and an early wake (a clock that ran ahead) waits again for the rest. So a due time never
+   * passes early by the store's clock, and the continuation only runs on an instance holding the task.
+   */
   private async waitUntil(wakeAt: number, message: string): Promise<void> {
     this.signal.throwIfAborted();
-    if (wakeAt <= this.now()) return;
+    if (wakeAt <= this.now() && !this.guard) return;
     const span = this.telemetry?.startTimer(wakeAt);
     try {
-      await this.store.report(this.taskId, { statusMessage: message }, this.holder);
-      await this.timers.wait(wakeAt, this.signal);
+      if (wakeAt > this.now()) await this.engine(this.store.report(this.taskId, { statusMessage: message }, this.fence));
+      for (;;) {
+        await this.timers.wait(wakeAt, this.signal);
+        const storeNow = this.guard ? await this.engine(this.guard.permit({ confirm: true })) : undefined;
+        if (storeNow === undefined || storeNow >= wakeAt) break;
+        await this.timers.wait(this.now() + (wakeAt - storeNow), this.signal);
+      }
     } catch (error) {
       span?.interrupted(this.signal.reason ?? error);
       throw error;
@@ -364,18 +509,29 @@ export class ExecutionContext implements TaskContext {
       const endedAt = new Date(this.now()).toISOString();
       record = value === undefined ? { ok: true, startedAt, endedAt } : { ok: true, value: toJson(value), startedAt, endedAt };
     } catch (error) {
-      if (this.signal.aborted) throw error;
+      if (this.signal.aborted || this.stops.has(error as object)) throw error;
       const err = error instanceof Error ? error : new Error(String(error));
       record = { ok: false, error: { name: err.name, message: err.message }, startedAt, endedAt: new Date(this.now()).toISOString() };
     }
-    // First write wins: if another run recorded this step meanwhile, its value is the truth.
-    if (!(await this.store.appendJournal(this.taskId, key, record as unknown as Json))) {
-      const journal = await this.store.readJournal(this.taskId);
+    // First write wins: if another run recorded this step meanwhile, its value is the truth. The
+    // append is fenced: a run that lost the task records nothing (its outcome may be a stale effect's).
+    if (!(await this.engine(this.store.appendJournal(this.taskId, key, record as unknown as Json, this.fence)))) {
+      const journal = await this.engine(this.store.readJournal(this.taskId));
       record = journal.get(key) as StepRecord;
     }
     this.journal.set(key, record as unknown as Json);
     return replay<T>(record);
   }
+}
+
+/** True when `error` (or an error in its `cause` chain) is marked final: `NonRetryableError`, `transient: false`. */
+function markedFinal(error: unknown): boolean {
+  for (let e = error as { transient?: unknown; cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+    if (e.transient === false) return true;
+    if (e.transient === true) return false;
+    e = e.cause as typeof e;
+  }
+  return false;
 }
 
 function replay<T>(record: StepRecord): T {

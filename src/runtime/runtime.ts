@@ -1,18 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, LeaseLostError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
+import {
+  IllegalTransitionError,
+  InvalidAnswerError,
+  InvalidArgumentError,
+  LeaseLostError,
+  StoreUnavailableError,
+  TaskNotFoundError,
+  TaskRpcError,
+} from '../core/errors.js';
 import { isTerminal, type TaskStatus } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
-import type { TaskRecord } from '../core/task.js';
+import type { Fence, Lease, TaskRecord } from '../core/task.js';
 import { ENGINE_ACCESS, type Access, type Principal } from '../core/access.js';
 import { askedKey, answeredKey, runKey, type Actor, type AnsweredEntry, type AskedEntry, type RunEntry } from '../core/history.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { withSignals } from '../core/deadline.js';
 import type { TaskPage, TaskStore } from '../store/task-store.js';
 import { asksUrlElicitation, elicitationCompleteKey, ExecutionContext, type TaskContext } from './context.js';
-import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';
+import { LeaseGuard, monotonicNow } from './lease-guard.js';
+import { LeaseLostSignal, ShutdownSignal, StoreUnavailableSignal, TaskCancelledSignal } from './signals.js';
 import { TimerQueue } from './timer-queue.js';
 import {
   instruments,
@@ -72,7 +81,10 @@ export interface SubmitInput {
 
 /** Options of a `TaskRuntime`. */
 export interface TaskRuntimeOptions {
-  /** Clock in ms since the epoch (tests inject one). */
+  /**
+   * Clock in ms since the epoch (tests inject one). Default: the store's clock (`TaskStore.now`:
+   * this process's clock corrected by the offset measured against a shared store).
+   */
   now?: () => number;
   /**
    * Structured logger. The runtime logs each task's lifecycle at info level (created, waiting for
@@ -91,6 +103,22 @@ export interface TaskRuntimeOptions {
    * of it; on an exclusive store (memory, SQLite by default) they are never consulted or renewed.
    */
   leaseMs?: number;
+  /**
+   * Fencing on stores shared by several processes (see `LeaseGuard`): how long a confirmation from
+   * the store that this instance still holds a task authorizes effects (steps, timer continuations,
+   * the use of answers) to begin, in ms by the monotonic clock; a cancel of a task another instance
+   * holds is acknowledged only this long after it was written, so no permit from before the cancel
+   * is still usable. Default `min(500, leaseMs / 5)`.
+   */
+  permitMs?: number;
+  /**
+   * Shared stores with a clock of their own (PostgreSQL, Redis): the largest difference between
+   * this instance's clock and the store's it tolerates, in ms (default 1000). Beyond it the
+   * instance takes no leases — it creates tasks for the other instances to run, runs none itself,
+   * releases the ones it holds — logs an error, and reports the offset (`mcp_tasks.clock.offset`)
+   * until its clock is back within it.
+   */
+  maxClockSkewMs?: number;
   /** Largest tool result stored, in bytes of JSON (default 4 MiB); a larger one fails its task. */
   maxResultBytes?: number;
   /**
@@ -108,13 +136,23 @@ interface Execution {
   status: TaskStatus;
   /** The task's tool (metric attributes). */
   tool: string;
+  /** Fencing of this run: its lease holder and epoch, and permits before effects. */
+  guard: LeaseGuard;
 }
 
-/** How an execution started: its reason, and the instance that held the task before a takeover. */
+/**
+ * How an execution started: its reason, the instance that held the task before a takeover, and
+ * when (monotonic ms) the write that gave this run its lease was sent.
+ */
 interface RunStart {
   reason: RunReason;
   previousHolder?: string;
+  since: number;
 }
+
+/** Waits between in-process retries of a run interrupted by a store outage: 0.5 s doubling, at most 30 s. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
 
 /**
  * Runs task handlers durably over a `TaskStore`.
@@ -131,6 +169,15 @@ interface RunStart {
  * - `cancel` makes the task `cancelled` in the store first, then aborts `ctx.signal`; whatever the
  *   handler does afterwards cannot change the status. A cancel written by anyone else to the store
  *   (another connection, another process sharing the store) aborts the run as well.
+ * - Fencing (see `LeaseGuard`): each run holds the task under a lease epoch; every journal and
+ *   status write it makes carries that epoch and is refused by the store once the task was taken
+ *   over, cancelled or ended, and no step function, timer continuation or use of an answer begins
+ *   without a fresh confirmation that it still holds the task.
+ * - Store outages are never a task's outcome: a run interrupted by one (`StoreUnavailableError`) is
+ *   started again in this process with backoff (0.5 s doubling to 30 s) until the store answers,
+ *   replaying its journal; on shared stores another instance may take it over instead.
+ * - On shared stores with a clock (PostgreSQL, Redis), lease expiries and timer due times are read
+ *   on the store's clock; an instance whose clock is more than `maxClockSkewMs` off takes no leases.
  */
 export class TaskRuntime {
   private readonly handlers = new Map<string, RegisteredHandler>();
@@ -153,12 +200,19 @@ export class TaskRuntime {
   private unregisterLive?: () => void;
   /** Every durable timer of this runtime's tasks, on one `setTimeout` (see `TimerQueue`). */
   private readonly timers: TimerQueue;
+  /** See `TaskRuntimeOptions.permitMs`. */
+  readonly permitMs: number;
+  private readonly maxClockSkewMs: number;
+  /** True while this instance's clock is beyond `maxClockSkewMs` from the store's: it takes no leases. */
+  private skewed = false;
+  /** Pending in-process retries of runs a store outage interrupted: task id → attempt and timer. */
+  private readonly retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
 
   constructor(
     readonly store: TaskStore,
     options: TaskRuntimeOptions = {},
   ) {
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? (() => store.now());
     this.log = options.logger ?? createLogger();
     this.onError = options.onError ?? ((error, taskId) => this.log.error({ err: error, taskId }, 'task runtime error'));
     this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -166,6 +220,45 @@ export class TaskRuntime {
     this.maxResultBytes = options.maxResultBytes ?? 4 * 1024 * 1024;
     this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
     this.timers = new TimerQueue(this.now);
+    this.permitMs = Math.max(1, Math.floor(options.permitMs ?? Math.min(500, this.leaseMs / 5)));
+    this.maxClockSkewMs = options.maxClockSkewMs ?? 1000;
+  }
+
+  /** Whether this instance currently refuses leases because its clock is too far from the store's (see `maxClockSkewMs`). */
+  get clockSkewed(): boolean {
+    return this.skewed;
+  }
+
+  /**
+   * Measures this instance's clock against the store's (`TaskStore.measureClock`, `samples`
+   * readings) and applies `maxClockSkewMs`: beyond it, logs an error (once, until it is back
+   * within) and stops taking leases, stopping the runs it holds (their leases then expire for the
+   * other instances); back within it, logs that and takes leases again. Runs at `recover` and before
+   * every heartbeat's takeovers, so lease expiries are judged on a fresh reading of the store's
+   * clock. A store that cannot be reached leaves the state as it was. Returns the offset in ms
+   * (store minus local), or undefined when it could not be measured.
+   */
+  async checkClock(samples = 3): Promise<number | undefined> {
+    let reading: { offsetMs: number; rttMs: number };
+    try {
+      reading = await this.store.measureClock(samples);
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) return undefined;
+      throw error;
+    }
+    const skewed = Math.abs(reading.offsetMs) > this.maxClockSkewMs;
+    if (skewed && !this.skewed) {
+      this.log.error(
+        { offsetMs: reading.offsetMs, rttMs: reading.rttMs, maxClockSkewMs: this.maxClockSkewMs, instanceId: this.instanceId },
+        `this instance's clock is ${Math.abs(reading.offsetMs)} ms ${reading.offsetMs < 0 ? 'ahead of' : 'behind'} the store's (tolerance ${this.maxClockSkewMs} ms): it takes no task leases until its clock is fixed (check NTP)`,
+      );
+      this.skewed = true;
+      for (const execution of this.executions.values()) execution.controller.abort(new LeaseLostSignal('clock'));
+    } else if (!skewed && this.skewed) {
+      this.log.warn({ offsetMs: reading.offsetMs, instanceId: this.instanceId }, "this instance's clock agrees with the store's again: it takes task leases again");
+      this.skewed = false;
+    }
+    return reading.offsetMs;
   }
 
   /**
@@ -179,7 +272,8 @@ export class TaskRuntime {
       if (!task) return;
       execution.status = task.status;
       if (task.status === 'cancelled') execution.controller.abort(new TaskCancelledSignal(task.taskId));
-      else if (task.lease && task.lease.holder !== this.instanceId) execution.controller.abort(new LeaseLostSignal(task.taskId));
+      else if (task.lease && (task.lease.holder !== this.instanceId || (task.lease.epoch ?? 0) !== execution.guard.epoch))
+        execution.controller.abort(new LeaseLostSignal(task.taskId));
     });
   }
 
@@ -209,6 +303,7 @@ export class TaskRuntime {
     entry.parse(input.arguments);
     const creation = startCreation(input.tool, input.traceCarrier);
     let task: TaskRecord;
+    const since = monotonicNow();
     try {
       task = await this.store.create({
         owner: input.owner,
@@ -219,7 +314,8 @@ export class TaskRuntime {
         },
         ttl: input.ttl,
         errorResultStatus: input.errorResultStatus,
-        lease: { holder: this.instanceId, leaseMs: this.leaseMs },
+        // An instance whose clock is off creates the task unleased: another instance claims and runs it.
+        ...(!this.skewed && { lease: { holder: this.instanceId, leaseMs: this.leaseMs } }),
         ...(creation.traceContext && { traceContext: creation.traceContext }),
       });
     } catch (error) {
@@ -229,7 +325,7 @@ export class TaskRuntime {
     creation.stored(task);
     this.log.info(taskFields(task), 'task created');
     this.startHeartbeat();
-    this.start(task, { reason: 'start' });
+    if (task.lease) this.start(task, { reason: 'start', since });
     return task;
   }
 
@@ -241,6 +337,7 @@ export class TaskRuntime {
    * many tasks were started.
    */
   async recover(): Promise<number> {
+    if (!this.store.exclusive) await this.checkClock();
     this.startHeartbeat();
     return this.takeOver(this.store.exclusive);
   }
@@ -282,30 +379,43 @@ export class TaskRuntime {
    * `mcp_tasks.takeovers`.
    */
   private async takeOver(force: boolean): Promise<number> {
+    if (this.skewed) return 0;
     let started = 0;
     const journaled: Promise<unknown>[] = [];
     for (const task of await this.store.listUnfinished()) {
-      if (this.closed || this.executions.has(task.taskId)) continue;
+      if (this.closed || this.skewed || this.executions.has(task.taskId) || this.retries.has(task.taskId)) continue;
       if (!force && task.lease && task.lease.holder !== this.instanceId && task.lease.expiresAt > this.now()) continue;
+      const since = monotonicNow();
       const claimed = await this.store.claim(task.taskId, this.instanceId, this.leaseMs, force);
       if (!claimed) continue;
       const previous = task.lease?.holder;
       const takeover = !force && previous !== undefined && previous !== this.instanceId;
-      const run: RunStart = takeover ? { reason: 'takeover', previousHolder: previous } : { reason: 'recovery' };
+      const run: RunStart = takeover ? { reason: 'takeover', previousHolder: previous, since } : { reason: 'recovery', since };
       if (!this.start(claimed, run)) continue;
       started++;
       if (takeover) {
         this.log.info({ ...taskFields(claimed), previousHolder: previous }, 'task taken over from an instance presumed dead');
         recordTakeover(claimed.request.tool);
       } else this.log.info(taskFields(claimed), 'task resumed after restart');
-      const at = new Date(this.now()).toISOString();
-      const entry: RunEntry = { at, holder: this.instanceId, reason: run.reason as RunEntry['reason'], ...(takeover && { previousHolder: previous }) };
-      journaled.push(
-        this.store.appendJournal(claimed.taskId, runKey(at, this.instanceId), entry as unknown as Json).catch((error) => this.onError(error, claimed.taskId)),
-      );
+      journaled.push(this.journalRun(claimed, run));
     }
     await Promise.all(journaled); // after the starts: the first resumed task does not wait for the others' entries
     return started;
+  }
+
+  /** Journals the start of a run that is not the task's first (`RunEntry`), fenced by the run's lease. */
+  private journalRun(task: TaskRecord, run: RunStart): Promise<unknown> {
+    const at = new Date(this.now()).toISOString();
+    const entry: RunEntry = { at, holder: this.instanceId, reason: run.reason as RunEntry['reason'], ...(run.previousHolder && { previousHolder: run.previousHolder }) };
+    return this.store
+      .appendJournal(task.taskId, runKey(at, this.instanceId), entry as unknown as Json, fenceOf(task))
+      .catch((error) => this.quietOrReport(error, task.taskId));
+  }
+
+  /** Errors the engine expects under faults (a lost lease, a store outage: logged once by the store) stay quiet; others go to `onError`. */
+  private quietOrReport(error: unknown, taskId?: string): void {
+    if (error instanceof LeaseLostError || error instanceof StoreUnavailableError) return;
+    this.onError(error, taskId);
   }
 
   /** Every third of a lease (shared stores only): renew ours (aborting runs whose lease was taken), take over expired ones. */
@@ -333,16 +443,20 @@ export class TaskRuntime {
     this.ticking = true;
     try {
       for (const [taskId, execution] of this.executions) {
+        const sent = monotonicNow();
         try {
-          await this.store.renew(taskId, this.instanceId, this.leaseMs);
+          await this.store.renew(taskId, execution.guard.fence, this.leaseMs);
+          execution.guard.renewed(sent, this.leaseMs); // written after `sent`, so it lasts at least leaseMs from then
         } catch (error) {
-          if (error instanceof LeaseLostError || error instanceof TaskNotFoundError) execution.controller.abort(new LeaseLostSignal(taskId));
-          else this.onError(error, taskId);
+          if (error instanceof LeaseLostError) execution.controller.abort(error.reason === 'cancelled' ? new TaskCancelledSignal(taskId) : new LeaseLostSignal(taskId));
+          else if (error instanceof TaskNotFoundError) execution.controller.abort(new LeaseLostSignal(taskId));
+          else this.quietOrReport(error, taskId); // an outage: the lease runs on, the next tick tries again
         }
       }
+      await this.checkClock(1);
       await this.takeOver(false);
     } catch (error) {
-      this.onError(error);
+      this.quietOrReport(error);
     } finally {
       this.ticking = false;
     }
@@ -354,10 +468,19 @@ export class TaskRuntime {
    * `IllegalTransitionError` if already terminal.
    */
   async cancel(taskId: string, access: Access, actor?: Actor): Promise<TaskRecord> {
-    const task = await this.store.cancel(taskId, access, { ...(actor && { actor }) });
+    let revoked: Lease | undefined;
+    const task = await this.store.cancel(taskId, access, { ...(actor && { actor }), onRevoked: (lease) => (revoked = lease) });
     recordTaskEnd(task);
     this.log.info({ ...taskFields(task), by: actor ? actorName(actor) : accessName(access) }, 'task cancelled');
     this.executions.get(taskId)?.controller.abort(new TaskCancelledSignal(taskId));
+    this.cancelRetry(taskId);
+    // Another instance may hold a permit confirmed just before the cancel was written: it expires
+    // within permitMs (see LeaseGuard), and only then is the cancel acknowledged, so no effect of the
+    // task begins after the acknowledgement. Not needed when this instance held it (aborted above) or
+    // the lease had already expired (the holder could not confirm it).
+    if (!this.store.exclusive && revoked && revoked.holder !== this.instanceId && revoked.expiresAt > this.now() - this.permitMs) {
+      await new Promise((resolve) => setTimeout(resolve, this.permitMs));
+    }
     return task;
   }
 
@@ -526,12 +649,13 @@ export class TaskRuntime {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.purger) clearInterval(this.purger);
+    for (const taskId of [...this.retries.keys()]) this.cancelRetry(taskId);
     this.unregisterLive?.();
     const running = [...this.executions.entries()];
     for (const [, execution] of running) execution.controller.abort(new ShutdownSignal());
     await Promise.allSettled(running.map(([, execution]) => execution.done));
     this.timers.close();
-    await Promise.allSettled(running.map(([taskId]) => this.store.renew(taskId, this.instanceId, -1)));
+    await Promise.allSettled(running.map(([taskId, execution]) => this.store.renew(taskId, execution.guard.fence, -1)));
   }
 
   /**
@@ -539,19 +663,34 @@ export class TaskRuntime {
    * The run is the span `task.run <tool>` (see `RunTelemetry`), ended with how the run ended.
    */
   private start(task: TaskRecord, run: RunStart): boolean {
-    if (this.closed || this.executions.has(task.taskId) || isTerminal(task.status)) return false;
+    if (this.closed || this.executions.has(task.taskId) || isTerminal(task.status) || !task.lease) return false;
     const controller = new AbortController();
-    const execution: Execution = { controller, done: Promise.resolve(), status: task.status, tool: task.request.tool };
+    const guard = new LeaseGuard({
+      store: this.store,
+      taskId: task.taskId,
+      fence: fenceOf(task),
+      signal: controller.signal,
+      leaseMs: this.leaseMs,
+      permitMs: this.permitMs,
+      exclusive: this.store.exclusive,
+      since: run.since,
+    });
+    const execution: Execution = { controller, done: Promise.resolve(), status: task.status, tool: task.request.tool, guard };
     this.executions.set(task.taskId, execution);
     const unfollow = this.follow(task.taskId, execution);
     const telemetry = new RunTelemetry(task, { ...run, instanceId: this.instanceId });
     // A task this runtime has just created has an empty journal by construction: no read for it.
-    execution.done = this.run(task, controller.signal, telemetry, run.reason === 'start')
+    execution.done = this.run(task, execution, telemetry, run.reason === 'start')
       .catch((error): RunEnd => {
+        if (error instanceof StoreUnavailableError) return { kind: 'interrupted', reason: 'store_unavailable' };
         this.onError(error, task.taskId);
         return { kind: 'error', error };
       })
-      .then((end) => telemetry.end(end))
+      .then((end) => {
+        telemetry.end(end);
+        if (end.kind === 'interrupted' && end.reason === 'store_unavailable') this.retryLater(task.taskId);
+        else this.retries.delete(task.taskId);
+      })
       .catch((error) => this.onError(error, task.taskId))
       .finally(() => {
         unfollow();
@@ -560,43 +699,103 @@ export class TaskRuntime {
     return true;
   }
 
-  private async run(task: TaskRecord, signal: AbortSignal, telemetry: RunTelemetry, fresh: boolean): Promise<RunEnd> {
+  /**
+   * Starts `taskId`'s run again after a store outage interrupted it, after a backoff (0.5 s doubling
+   * to 30 s per attempt): claims the task anew (a new lease epoch; on an exclusive store by force)
+   * and replays its journal. Stops when the task ended, another instance holds it, or the runtime
+   * closes; a store still unavailable schedules the next attempt.
+   */
+  private retryLater(taskId: string): void {
+    if (this.closed) return;
+    const state = this.retries.get(taskId) ?? { attempt: 0 };
+    if (state.timer) return;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** state.attempt);
+    state.attempt++;
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      void this.resume(taskId).catch((error) => {
+        if (error instanceof StoreUnavailableError) this.retryLater(taskId);
+        else {
+          this.retries.delete(taskId);
+          this.onError(error, taskId);
+        }
+      });
+    }, delay);
+    state.timer.unref();
+    this.retries.set(taskId, state);
+    this.log.info({ taskId, attempt: state.attempt, retryInMs: delay }, 'task run interrupted by a store outage; it resumes when the store answers');
+  }
+
+  /** One attempt of `retryLater`. */
+  private async resume(taskId: string): Promise<void> {
+    if (this.closed || this.executions.has(taskId)) return;
+    if (this.skewed) return void this.retries.delete(taskId);
+    const since = monotonicNow();
+    const claimed = await this.store.claim(taskId, this.instanceId, this.leaseMs, this.store.exclusive);
+    if (!claimed) return void this.retries.delete(taskId); // ended, or another instance runs it
+    const run: RunStart = { reason: 'retry', since };
+    if (!this.start(claimed, run)) return void this.retries.delete(taskId);
+    this.log.info(taskFields(claimed), 'task resumed after a store outage');
+    await this.journalRun(claimed, run);
+  }
+
+  private cancelRetry(taskId: string): void {
+    const state = this.retries.get(taskId);
+    if (state?.timer) clearTimeout(state.timer);
+    this.retries.delete(taskId);
+  }
+
+  private async run(task: TaskRecord, execution: Execution, telemetry: RunTelemetry, fresh: boolean): Promise<RunEnd> {
+    const signal = execution.controller.signal;
     const entry = this.handlers.get(task.request.tool);
-    if (!entry) return this.fail(task, new Error(`No handler is registered for tool '${task.request.tool}' in this server`));
+    if (!entry) return this.fail(task, execution, new Error(`No handler is registered for tool '${task.request.tool}' in this server`));
     let outcome: { result: TaskToolResult } | { error: unknown };
+    let ctx: ExecutionContext | undefined;
     try {
       const args = entry.parse(this.openSensitive(task.request.arguments));
       const journal = fresh ? new Map<string, Json>() : await this.store.readJournal(task.taskId);
-      const ctx = new ExecutionContext(
-        task.taskId,
+      ctx = new ExecutionContext({
+        taskId: task.taskId,
         signal,
-        this.store,
+        store: this.store,
         journal,
-        this.now,
-        this.instanceId,
-        this.log.child(taskFields(task)),
-        task.request.clientCapabilities,
+        now: this.now,
+        guard: execution.guard,
+        log: this.log.child(taskFields(task)),
+        clientCapabilities: task.request.clientCapabilities,
         telemetry,
-        this.timers,
-      );
+        timers: this.timers,
+        // The engine found a reason to stop (fencing, an outage): stop the handler's own I/O too.
+        onStop: (error) =>
+          execution.controller.abort(
+            error instanceof StoreUnavailableError
+              ? new StoreUnavailableSignal(task.taskId)
+              : error.reason === 'cancelled'
+                ? new TaskCancelledSignal(task.taskId)
+                : new LeaseLostSignal(task.taskId),
+          ),
+      });
       // The handler runs in the run span's context: spans its own instrumentation makes join the task's trace.
-      outcome = { result: await telemetry.within(() => entry.handler(args, ctx)) };
+      outcome = { result: await telemetry.within(() => entry.handler(args, ctx!)) };
     } catch (error) {
       outcome = { error };
     }
+    // A store outage is never the task's outcome, whatever the handler made of it: the run is retried.
+    if ('error' in outcome && (ctx?.stoppedBy instanceof StoreUnavailableError || outcome.error instanceof StoreUnavailableError))
+      return { kind: 'interrupted', reason: 'store_unavailable' };
     if (signal.aborted) return abortEnd(signal.reason); // cancelled (already terminal), shutting down or taken over (resumes elsewhere)
-    if ('error' in outcome) return this.fail(task, outcome.error);
+    if ('error' in outcome) return this.fail(task, execution, outcome.error);
     let result: JsonObject;
     try {
       result = normalizeResult(outcome.result);
       const size = jsonSize(result);
       if (size > this.maxResultBytes) throw new Error(`The tool result is too large to keep (${size} bytes; the limit is ${this.maxResultBytes})`);
     } catch (error) {
-      return this.fail(task, error);
+      return this.fail(task, execution, error);
     }
     const status = result.isError === true ? task.errorResultStatus : 'completed';
     const message = result.isError === true ? firstText(result) : undefined;
-    return this.settle(this.store.finish(task.taskId, status, { type: 'result', result }, message, this.instanceId));
+    return this.settle(this.store.finish(task.taskId, status, { type: 'result', result }, message, execution.guard.fence));
   }
 
   /**
@@ -605,14 +804,15 @@ export class TaskRuntime {
    * the status that result means for the task (`errorResultStatus`: `failed` in 2025-11-25,
    * `completed` in the 2026-07-28 extension, where `failed` is reserved for JSON-RPC errors).
    */
-  private async fail(task: TaskRecord, error: unknown): Promise<RunEnd> {
+  private async fail(task: TaskRecord, execution: Execution, error: unknown): Promise<RunEnd> {
+    const fence = execution.guard.fence;
     if (error instanceof TaskRpcError) {
       const rpc = { code: error.code, message: error.message, ...(error.data !== undefined && { data: toJson<Json>(error.data) }) };
-      return this.settle(this.store.finish(task.taskId, 'failed', { type: 'error', error: rpc }, error.message, this.instanceId));
+      return this.settle(this.store.finish(task.taskId, 'failed', { type: 'error', error: rpc }, error.message, fence));
     }
     const message = error instanceof Error ? error.message : String(error);
     const result: JsonObject = { content: [{ type: 'text', text: message }], isError: true };
-    return this.settle(this.store.finish(task.taskId, task.errorResultStatus, { type: 'result', result }, message, this.instanceId));
+    return this.settle(this.store.finish(task.taskId, task.errorResultStatus, { type: 'result', result }, message, fence));
   }
 
   /**
@@ -631,7 +831,9 @@ export class TaskRuntime {
     } catch (error) {
       if (error instanceof IllegalTransitionError) return { kind: 'interrupted', reason: 'already_terminal' };
       if (error instanceof TaskNotFoundError) return { kind: 'interrupted', reason: 'deleted' };
-      if (error instanceof LeaseLostError) return { kind: 'interrupted', reason: 'lease_lost' };
+      if (error instanceof LeaseLostError)
+        return { kind: 'interrupted', reason: error.reason === 'cancelled' || error.reason === 'ended' ? 'already_terminal' : 'lease_lost' };
+      if (error instanceof StoreUnavailableError) return { kind: 'interrupted', reason: 'store_unavailable' };
       throw error;
     }
   }
@@ -642,7 +844,13 @@ function abortEnd(reason: unknown): RunEnd {
   if (reason instanceof TaskCancelledSignal) return { kind: 'cancelled' };
   if (reason instanceof ShutdownSignal) return { kind: 'interrupted', reason: 'shutdown' };
   if (reason instanceof LeaseLostSignal) return { kind: 'interrupted', reason: 'lease_lost' };
+  if (reason instanceof StoreUnavailableSignal) return { kind: 'interrupted', reason: 'store_unavailable' };
   return { kind: 'interrupted', reason: 'aborted' };
+}
+
+/** The fence of a run holding `task` (its lease holder and epoch; a lease without epoch is epoch 0). */
+function fenceOf(task: TaskRecord): Fence {
+  return { holder: task.lease!.holder, epoch: task.lease!.epoch ?? 0 };
 }
 
 function normalizeResult(value: unknown): JsonObject {

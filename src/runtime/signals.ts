@@ -14,10 +14,25 @@ export class ShutdownSignal extends Error {
   }
 }
 
-/** `ctx.signal.reason` when another instance took over the task (this one was presumed dead). */
+/**
+ * `ctx.signal.reason` when this instance may no longer run the task: another instance took it over
+ * (this one was presumed dead, or paused past its lease), or this instance's clock is too far from
+ * the store's to hold leases (then `taskId` is `'clock'` and every run stops).
+ */
 export class LeaseLostSignal extends Error {
   constructor(taskId: string) {
-    super(`Another instance took over task ${taskId}`);
+    super(taskId === 'clock' ? "This instance's clock is too far from the store's to run tasks" : `Another instance took over task ${taskId}`);
     this.name = 'LeaseLostSignal';
+  }
+}
+
+/**
+ * `ctx.signal.reason` when the task store became unavailable while the task ran: the run stops and
+ * the runtime starts it again (from its journal) once the store answers; never the task's outcome.
+ */
+export class StoreUnavailableSignal extends Error {
+  constructor(taskId: string) {
+    super(`The task store is unavailable; task ${taskId} resumes when it answers again`);
+    this.name = 'StoreUnavailableSignal';
   }
 }

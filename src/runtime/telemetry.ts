@@ -105,7 +105,7 @@ export const ATTR = {
 } as const;
 
 /** Why an execution started (`ATTR.runReason`): `start` is the first run, right after `submit`. */
-export type RunReason = 'start' | 'recovery' | 'takeover';
+export type RunReason = 'start' | 'recovery' | 'takeover' | 'retry';
 
 /** How an execution ended, for its run span. */
 export type RunEnd =
@@ -114,7 +114,7 @@ export type RunEnd =
   /** The task was cancelled while this run executed it. */
   | { kind: 'cancelled' }
   /** The run stopped and the task goes on elsewhere or later (see `ATTR.interruption`). */
-  | { kind: 'interrupted'; reason: 'shutdown' | 'lease_lost' | 'deleted' | 'already_terminal' | 'aborted' }
+  | { kind: 'interrupted'; reason: 'shutdown' | 'lease_lost' | 'deleted' | 'already_terminal' | 'aborted' | 'store_unavailable' }
   /** The runtime failed (a store outage while finishing, …). */
   | { kind: 'error'; error: unknown };
 

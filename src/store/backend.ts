@@ -1,6 +1,6 @@
 import type { Json } from '../core/json.js';
 import type { TaskStatus } from '../core/status.js';
-import type { TaskRecord } from '../core/task.js';
+import type { Fence, TaskRecord } from '../core/task.js';
 
 /** Position after which a page of `list` starts: the last record of the previous page. */
 export interface ListPosition {
@@ -118,21 +118,44 @@ export interface StoreBackend {
   delete(taskId: string): Promise<boolean>;
   /** All journal entries of a task, by key. */
   readJournal(taskId: string): Promise<Map<string, Json>>;
-  /** Adds one journal entry. First write wins: returns false and keeps the old value if `key` exists. */
-  appendJournal(taskId: string, key: string, value: Json): Promise<boolean>;
+  /**
+   * Adds one journal entry. First write wins: returns false and keeps the old value if `key` exists.
+   * With `fence`, atomically with a check of the task record: the entry is written only while the
+   * task is live (`working` / `input_required`) and its lease names `fence.holder` under
+   * `fence.epoch` (a record without `epoch` counts as epoch 0); otherwise nothing is written and it
+   * returns false as well (`TaskStore` tells the two apart by reading the record).
+   */
+  appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean>;
+  /**
+   * The stored record (or undefined) read fresh — never from a cache or a batch older than the call —
+   * with the store's own clock at the read (`nowMs`, ms since the epoch: PostgreSQL
+   * `clock_timestamp()`, Redis `TIME`). Optional: backends on this host's clock (memory, SQLite)
+   * omit it and `TaskStore` uses `get` and its own clock.
+   */
+  getAt?(taskId: string): Promise<{ task: TaskRecord | undefined; nowMs: number }>;
+  /** The store's clock in ms since the epoch (see `getAt`); optional like it. */
+  clock?(): Promise<number>;
   /**
    * For backends shared by several processes: calls `listener(taskId, version)` whenever any process
    * wrote that task (including this one); `version` is the record's version after that write, or
    * undefined when the notice does not carry it (a notice from an older mcp-tasks). Returns the
-   * unsubscribe function. Absent on single-process backends, where `TaskStore`'s in-process events
-   * suffice.
+   * unsubscribe function. `resync`, when given, is called after the backend's change feed was
+   * interrupted (a lost connection, now restored): notices sent meanwhile may be missing, so the
+   * caller re-reads what it waits on. Absent on single-process backends, where `TaskStore`'s
+   * in-process events suffice.
    */
-  watch?(listener: (taskId: string, version?: number) => void): () => void;
+  watch?(listener: (taskId: string, version?: number) => void, resync?: () => void): () => void;
   /**
    * True when only one process uses the data (memory; SQLite by default), so a starting runtime may
    * take over every unfinished task at once instead of waiting for their leases to expire.
    */
   readonly exclusive: boolean;
+  /**
+   * How logs and errors name this store: its kind and location, never a secret (e.g.
+   * `postgres://postgres:***@db:5432/app (schema mcp_tasks)`, `sqlite file /srv/tasks.db`).
+   * Optional; `TaskStore` falls back to the backend's class name.
+   */
+  describe?(): string;
   close(): Promise<void>;
 }
 
@@ -147,6 +170,19 @@ export function parseChangeNotice(payload: string): { taskId: string; version?: 
   if (space < 0) return { taskId: payload };
   const version = Number(payload.slice(space + 1));
   return Number.isSafeInteger(version) ? { taskId: payload.slice(0, space), version } : { taskId: payload };
+}
+
+/**
+ * Whether `task` is live and held under `fence` (its lease names `fence.holder` and `fence.epoch`,
+ * a lease without `epoch` counting as epoch 0): the condition of a fenced journal append.
+ */
+export function holdsFence(task: TaskRecord | undefined, fence: Fence): boolean {
+  return (
+    task !== undefined &&
+    (task.status === 'working' || task.status === 'input_required') &&
+    task.lease?.holder === fence.holder &&
+    (task.lease.epoch ?? 0) === fence.epoch
+  );
 }
 
 /**
@@ -171,4 +207,15 @@ export function comparePositions(a: ListPosition, b: ListPosition): number {
 /** A `StatusCounts.counts` with every status at 0. */
 export function zeroCounts(): Record<TaskStatus, number> {
   return { working: 0, input_required: 0, completed: 0, failed: 0, cancelled: 0 };
+}
+
+/** `url` with its password replaced by `***` (for logs and error messages). */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  }
 }

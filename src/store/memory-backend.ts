@@ -1,8 +1,9 @@
 import type { Json } from '../core/json.js';
 import { isExpired } from '../core/policy.js';
-import type { TaskRecord } from '../core/task.js';
+import type { Fence, TaskRecord } from '../core/task.js';
 import {
   comparePositions,
+  holdsFence,
   matchesOperatorQuery,
   zeroCounts,
   type ListQuery,
@@ -99,7 +100,8 @@ export class MemoryBackend implements StoreBackend {
     return new Map([...entries].map(([key, text]) => [key, JSON.parse(text) as Json]));
   }
 
-  async appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
+  async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
+    if (fence && !holdsFence(await this.get(taskId), fence)) return false;
     let entries = this.journals.get(taskId);
     if (!entries) this.journals.set(taskId, (entries = new Map()));
     if (entries.has(key)) return false;

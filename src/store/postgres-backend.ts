@@ -1,9 +1,10 @@
 import DataLoader from 'dataloader';
 import type pg from 'pg';
 import type { Json } from '../core/json.js';
-import type { TaskRecord } from '../core/task.js';
+import type { Fence, TaskRecord } from '../core/task.js';
 import {
   parseChangeNotice,
+  redactUrl,
   zeroCounts,
   type ListQuery,
   type OperatorListPage,
@@ -26,6 +27,17 @@ export interface PostgresBackendOptions {
    * every call on its own. Default 500.
    */
   maxBatch?: number;
+  /**
+   * How long opening a connection (or waiting for a free one in the pool) may take before the call
+   * fails as unavailable, in ms. Default 3000.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * How long one query may take, in ms (default 5000): the client gives up on the reply after it
+   * (a stalled or unreachable server) and discards the connection, and the server cancels a
+   * statement running that long (`statement_timeout`).
+   */
+  queryTimeoutMs?: number;
 }
 
 /** A replace waiting for its batch. */
@@ -34,12 +46,17 @@ interface PendingReplace {
   expectedVersion: number;
 }
 
-/** A journal append waiting for its batch. */
+/** A journal append waiting for its batch; `fence` makes it conditional on the task's lease. */
 interface PendingAppend {
   taskId: string;
   key: string;
   value: Json;
+  fence?: Fence;
 }
+
+/** SQL condition: the `tasks` row `t` is live and held under the fence in `holder` / `epoch`. */
+const FENCE_HOLDS = (holder: string, epoch: string) =>
+  `t.status IN ('working', 'input_required') AND t.body->'lease'->>'holder' = ${holder} AND COALESCE((t.body->'lease'->>'epoch')::int, 0) = ${epoch}`;
 
 /** The migrations, in order; each runs once per schema, recorded in `mcp_tasks_migrations`. */
 const MIGRATIONS: ((schema: string) => string)[] = [
@@ -110,6 +127,10 @@ export class PostgresBackend implements StoreBackend {
   private ready?: Promise<void>;
   private listener?: pg.Client;
   private readonly watchers = new Set<(taskId: string, version?: number) => void>();
+  private readonly resyncs = new Set<() => void>();
+  /** Whether the LISTEN connection was lost since it last listened (its notices may be missing). */
+  private missedNotices = false;
+  private listenerCheck?: NodeJS.Timeout;
   private closed = false;
 
   /** Batches of the hot calls: each collects the calls of one event-loop turn (see the class doc). */
@@ -121,7 +142,7 @@ export class PostgresBackend implements StoreBackend {
   constructor(private readonly options: PostgresBackendOptions) {
     this.schema = safeIdentifier(options.schema ?? 'mcp_tasks');
     this.channel = `mcp_tasks_${this.schema}`;
-    this.pool = new (driver().Pool)({ connectionString: options.connectionString, max: options.max ?? 10 });
+    this.pool = new (driver().Pool)({ ...this.connectionConfig(), max: options.max ?? 10 });
     this.pool.on('error', () => undefined); // idle client errors surface on the next query
     const batch = { cache: false, maxBatchSize: Math.max(1, options.maxBatch ?? 500), batchScheduleFn: (run: () => void) => setImmediate(run) };
     const loader = <K, V>(one: (key: K) => Promise<V>, many: (keys: readonly K[]) => Promise<(V | Error)[]>) =>
@@ -142,6 +163,18 @@ export class PostgresBackend implements StoreBackend {
       (call: PendingAppend) => this.appendOne(call),
       (calls) => this.appendMany(calls),
     );
+  }
+
+  /** node-postgres settings of every connection: the URL, timeouts (see the options), TCP keep-alive. */
+  private connectionConfig(): pg.ClientConfig {
+    const queryTimeout = Math.max(1, Math.floor(this.options.queryTimeoutMs ?? 5000));
+    return {
+      connectionString: this.options.connectionString,
+      connectionTimeoutMillis: Math.max(1, Math.floor(this.options.connectTimeoutMs ?? 3000)),
+      query_timeout: queryTimeout,
+      statement_timeout: queryTimeout,
+      keepAlive: true,
+    };
   }
 
   /**
@@ -181,13 +214,23 @@ export class PostgresBackend implements StoreBackend {
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
-        this.ready = undefined;
         throw error;
       } finally {
         client.release();
       }
-    })();
+    })().catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
     return this.ready;
+  }
+
+  /**
+   * The store as logs and start-up errors name it: the URL without its password, and the schema
+   * (`postgres://postgres:***@db:5432/app (schema mcp_tasks)`).
+   */
+  describe(): string {
+    return `${redactUrl(this.options.connectionString)} (schema ${this.schema})`;
   }
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
@@ -255,6 +298,20 @@ export class PostgresBackend implements StoreBackend {
       given.add(id);
       return body;
     });
+  }
+
+  /** One statement outside the batches: the record and `clock_timestamp()` of the same read. */
+  async getAt(taskId: string): Promise<{ task: TaskRecord | undefined; nowMs: number }> {
+    const { rows } = await this.query<{ body: TaskRecord | null; now: number }>(
+      `SELECT (SELECT body FROM ${this.schema}.tasks WHERE task_id = $1) AS body, extract(epoch FROM clock_timestamp()) * 1000 AS now`,
+      [taskId],
+    );
+    return { task: rows[0]?.body ?? undefined, nowMs: Number(rows[0]!.now) };
+  }
+
+  async clock(): Promise<number> {
+    const { rows } = await this.pool.query<{ now: number }>(`SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now`);
+    return Number(rows[0]!.now);
   }
 
   replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
@@ -409,50 +466,81 @@ export class PostgresBackend implements StoreBackend {
     return new Map(rows.map((row) => [row.key, row.value]));
   }
 
-  appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
-    return this.appends.load({ taskId, key, value });
+  appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
+    return this.appends.load({ taskId, key, value, ...(fence && { fence }) });
   }
 
-  private async appendOne({ taskId, key, value }: PendingAppend): Promise<boolean> {
-    const { rowCount } = await this.query(`INSERT INTO ${this.schema}.journal (task_id, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
-      taskId,
-      key,
-      JSON.stringify(value),
-    ]);
+  /**
+   * A fenced append inserts only if the task's row holds the fence at the statement's snapshot. A
+   * claim committing concurrently may not be seen; that append is then ordered before the claim,
+   * and the new holder, reading the journal after its claim, finds it (or loses its own append of
+   * the same key to it: first write wins).
+   */
+  private async appendOne({ taskId, key, value, fence }: PendingAppend): Promise<boolean> {
+    const { rowCount } = fence
+      ? await this.query(
+          `INSERT INTO ${this.schema}.journal (task_id, key, value)
+           SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM ${this.schema}.tasks t WHERE t.task_id = $1 AND ${FENCE_HOLDS('$4', '$5')})
+           ON CONFLICT DO NOTHING`,
+          [taskId, key, JSON.stringify(value), fence.holder, fence.epoch],
+        )
+      : await this.query(`INSERT INTO ${this.schema}.journal (task_id, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
+          taskId,
+          key,
+          JSON.stringify(value),
+        ]);
     return rowCount === 1;
   }
 
-  /** Several appends in one statement; of two calls for one key in the batch the first wins. */
+  /** Several appends in one statement (fenced ones checked row by row); of two calls for one key in the batch the first wins. */
   private async appendMany(batch: readonly PendingAppend[]): Promise<boolean[]> {
     const slot = (taskId: string, key: string) => JSON.stringify([taskId, key]);
     const first = new Map<string, PendingAppend>();
     for (const c of batch) if (!first.has(slot(c.taskId, c.key))) first.set(slot(c.taskId, c.key), c);
     const calls = [...first.values()];
     const { rows } = await this.query<{ task_id: string; key: string }>(
-      `INSERT INTO ${this.schema}.journal (task_id, key, value) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+      `INSERT INTO ${this.schema}.journal (task_id, key, value)
+       SELECT v.task_id, v.key, v.value FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[]) AS v(task_id, key, value, holder, epoch)
+       WHERE v.holder IS NULL OR EXISTS (SELECT 1 FROM ${this.schema}.tasks t WHERE t.task_id = v.task_id AND ${FENCE_HOLDS('v.holder', 'v.epoch')})
        ON CONFLICT DO NOTHING RETURNING task_id, key`,
-      [calls.map((c) => c.taskId), calls.map((c) => c.key), calls.map((c) => JSON.stringify(c.value))],
+      [
+        calls.map((c) => c.taskId),
+        calls.map((c) => c.key),
+        calls.map((c) => JSON.stringify(c.value)),
+        calls.map((c) => c.fence?.holder ?? null),
+        calls.map((c) => c.fence?.epoch ?? null),
+      ],
     );
     const written = new Set(rows.map((row) => slot(row.task_id, row.key)));
     return batch.map((c) => first.get(slot(c.taskId, c.key)) === c && written.has(slot(c.taskId, c.key)));
   }
 
-  watch(listener: (taskId: string, version?: number) => void): () => void {
+  watch(listener: (taskId: string, version?: number) => void, resync?: () => void): () => void {
     this.watchers.add(listener);
+    if (resync) this.resyncs.add(resync);
     void this.listen();
     return () => {
       this.watchers.delete(listener);
+      if (resync) this.resyncs.delete(resync);
     };
   }
 
-  /** Keeps one LISTEN connection open while anyone watches; reconnects after errors. */
+  /**
+   * Keeps one LISTEN connection open while anyone watches; reconnects after errors, and after a
+   * health check (`SELECT 1` every 5 s, bounded by the query timeout) finds it silent — a
+   * connection to an unreachable server can look open for minutes. Once listening again after a
+   * loss, calls the `resync` callbacks: notices sent meanwhile were missed.
+   */
   private async listen(): Promise<void> {
     if (this.listener || this.closed) return;
-    const client = new (driver().Client)({ connectionString: this.options.connectionString });
+    const client = new (driver().Client)(this.connectionConfig());
     this.listener = client;
     const retry = () => {
       if (this.listener !== client) return;
       this.listener = undefined;
+      this.missedNotices = true;
+      if (this.listenerCheck) clearInterval(this.listenerCheck);
+      this.listenerCheck = undefined;
       client.end().catch(() => undefined);
       if (!this.closed && this.watchers.size > 0) setTimeout(() => void this.listen(), 500).unref();
     };
@@ -469,6 +557,14 @@ export class PostgresBackend implements StoreBackend {
       await client.query(`LISTEN ${this.channel}`);
     } catch {
       retry();
+      return;
+    }
+    if (this.listener !== client) return;
+    this.listenerCheck = setInterval(() => void client.query('SELECT 1').catch(retry), 5000);
+    this.listenerCheck.unref();
+    if (this.missedNotices) {
+      this.missedNotices = false;
+      for (const resync of this.resyncs) resync();
     }
   }
 
@@ -476,9 +572,11 @@ export class PostgresBackend implements StoreBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.listenerCheck) clearInterval(this.listenerCheck);
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => undefined);
     await this.pool.end();
   }
 }
+

@@ -1,11 +1,12 @@
 import type { Redis } from 'ioredis';
 import type { Json } from '../core/json.js';
 import { isTerminal, TERMINAL_STATUSES, type TaskStatus } from '../core/status.js';
-import type { TaskRecord } from '../core/task.js';
+import type { Fence, TaskRecord } from '../core/task.js';
 import {
   comparePositions,
   matchesOperatorQuery,
   parseChangeNotice,
+  redactUrl,
   zeroCounts,
   type ListPosition,
   type ListQuery,
@@ -22,13 +23,20 @@ export interface RedisBackendOptions {
   url: string;
   /** Prefix of every key and of the change channel. Default `mcp-tasks`. */
   prefix?: string;
+  /** How long connecting may take before the attempt fails (ms, default 3000); ioredis keeps reconnecting. */
+  connectTimeoutMs?: number;
+  /**
+   * How long one command may wait for its reply, including while the connection is down and it
+   * sits in ioredis's offline queue (ms, default 5000): after it the call fails as unavailable.
+   */
+  commandTimeoutMs?: number;
 }
 
 // KEYS: task, ownerIndex, unfinished, all, ended
-// ARGV: version, body, member, unfinished(0/1), channel, taskId, endedScore ('' = live)
+// ARGV: version, body, member, unfinished(0/1), channel, taskId, endedScore ('' = live), fence
 const INSERT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'f', ARGV[8])
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
 if ARGV[4] == '1' then redis.call('SADD', KEYS[3], ARGV[6]) end
@@ -37,11 +45,11 @@ redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' ' .. ARGV[1])
 return 1`;
 
 // KEYS: task, unfinished, journal, ended
-// ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId, member
+// ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId, member, fence
 const REPLACE = `
 local current = redis.call('HGET', KEYS[1], 'v')
 if current == false or current ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3], 'f', ARGV[9])
 if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[7]) else redis.call('SREM', KEYS[2], ARGV[7]) end
 local expireAt = tonumber(ARGV[5])
 if expireAt > 0 then
@@ -53,6 +61,17 @@ if ARGV[4] == '0' then
 end
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. ARGV[2])
 return 1`;
+
+// A fenced journal append: written only while the task hash's fence field names the caller.
+// KEYS: task, journal; ARGV: key, value, fence. Returns 1 written, 0 key exists, -1 fenced.
+const APPEND_FENCED = `
+if redis.call('HGET', KEYS[1], 'f') ~= ARGV[3] then return -1 end
+return redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])`;
+
+/** The `f` field of a task hash: `holder\nepoch` while the task is live and leased, else empty. */
+function fenceField(task: TaskRecord): string {
+  return !isTerminal(task.status) && task.lease ? `${task.lease.holder}\n${task.lease.epoch ?? 0}` : '';
+}
 
 /** Value of the `indexes` key once the global indexes (`all`, `ended:<status>`) cover every task. */
 const INDEXES_VERSION = '1';
@@ -72,6 +91,7 @@ function driver(): typeof import('ioredis') {
 type ScriptedRedis = Redis & {
   mcpInsert(task: string, owner: string, unfinished: string, all: string, ended: string, ...argv: string[]): Promise<number>;
   mcpReplace(task: string, unfinished: string, journal: string, ended: string, ...argv: string[]): Promise<number>;
+  mcpAppendFenced(task: string, journal: string, key: string, value: string, fence: string): Promise<number>;
 };
 
 /** Index member of a task: `createdAt\0taskId`, which sorts by (createdAt, taskId). */
@@ -97,7 +117,8 @@ function results(replies: [Error | null, unknown][] | null): unknown[] {
 /**
  * Shared backend (`redis://…`) on ioredis, for several server instances on one Redis.
  *
- * Keys (under the prefix): `task:<id>` (hash: `v` version, `b` record JSON), `owner:<owner>`
+ * Keys (under the prefix): `task:<id>` (hash: `v` version, `b` record JSON, `f` the lease's
+ * `holder\nepoch` while live, for fenced journal appends), `owner:<owner>`
  * (sorted set of `createdAt\0taskId`, listed with `ZRANGEBYLEX` for cursor pagination),
  * `unfinished` (set of live task ids), `journal:<id>` (hash; `HSETNX` = first write wins).
  * For operator tooling (`listAll`, `countByStatus`): `all` (the same members as the owner sets, for
@@ -122,17 +143,31 @@ export class RedisBackend implements StoreBackend {
   private readonly prefix: string;
   private readonly channel: string;
   private readonly watchers = new Set<(taskId: string, version?: number) => void>();
+  private readonly resyncs = new Set<() => void>();
   private closed = false;
+  private readonly url: string;
   /** Settles once the global indexes are known to be complete (see `reindex`). */
   private indexed?: Promise<void>;
 
   constructor(options: RedisBackendOptions) {
     this.prefix = options.prefix ?? 'mcp-tasks';
     this.channel = `${this.prefix}:changes`;
-    this.redis = new (driver().Redis)(options.url, { maxRetriesPerRequest: 3 }) as ScriptedRedis;
+    this.url = options.url;
+    this.redis = new (driver().Redis)(options.url, {
+      maxRetriesPerRequest: 3,
+      connectTimeout: Math.max(1, Math.floor(options.connectTimeoutMs ?? 3000)),
+      commandTimeout: Math.max(1, Math.floor(options.commandTimeoutMs ?? 5000)),
+      keepAlive: 5000,
+    }) as ScriptedRedis;
     this.redis.on('error', () => undefined); // surfaced on the commands that fail
     this.redis.defineCommand('mcpInsert', { numberOfKeys: 5, lua: INSERT });
     this.redis.defineCommand('mcpReplace', { numberOfKeys: 4, lua: REPLACE });
+    this.redis.defineCommand('mcpAppendFenced', { numberOfKeys: 2, lua: APPEND_FENCED });
+  }
+
+  /** The store as logs name it: the URL without its password, and the key prefix. */
+  describe(): string {
+    return `${redactUrl(this.url)} (prefix ${this.prefix})`;
   }
 
   private key(...parts: string[]): string {
@@ -167,6 +202,7 @@ export class RedisBackend implements StoreBackend {
       this.channel,
       task.taskId,
       isTerminal(task.status) ? RedisBackend.endedScore(task) : '',
+      fenceField(task),
     );
     if (inserted !== 1) throw new Error(`duplicate taskId ${task.taskId}`);
   }
@@ -191,8 +227,19 @@ export class RedisBackend implements StoreBackend {
       this.channel,
       task.taskId,
       memberOf(task),
+      fenceField(task),
     );
     return replaced === 1;
+  }
+
+  /** The record and Redis's `TIME`, in one round trip (a pipeline). */
+  async getAt(taskId: string): Promise<{ task: TaskRecord | undefined; nowMs: number }> {
+    const [body, time] = results(await this.redis.pipeline().hget(this.key('task', taskId), 'b').time().exec()) as [string | null, [string, string]];
+    return { task: body === null ? undefined : (JSON.parse(body) as TaskRecord), nowMs: timeMs(time) };
+  }
+
+  async clock(): Promise<number> {
+    return timeMs((await this.redis.time()) as unknown as [string, string]);
   }
 
   async list(query: ListQuery): Promise<TaskRecord[]> {
@@ -416,16 +463,30 @@ export class RedisBackend implements StoreBackend {
     return new Map(Object.entries(entries).map(([key, value]) => [key, JSON.parse(value) as Json]));
   }
 
-  async appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
+  async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
+    if (fence)
+      return (
+        (await this.redis.mcpAppendFenced(this.key('task', taskId), this.key('journal', taskId), key, JSON.stringify(value), `${fence.holder}\n${fence.epoch}`)) ===
+        1
+      );
     return (await this.redis.hsetnx(this.key('journal', taskId), key, JSON.stringify(value))) === 1;
   }
 
-  watch(listener: (taskId: string, version?: number) => void): () => void {
+  watch(listener: (taskId: string, version?: number) => void, resync?: () => void): () => void {
     this.watchers.add(listener);
+    if (resync) this.resyncs.add(resync);
     if (!this.subscriber) {
       const subscriber = this.redis.duplicate();
       this.subscriber = subscriber;
       subscriber.on('error', () => undefined); // ioredis reconnects and re-subscribes by itself
+      // Messages published while the subscriber was disconnected are lost: tell the watchers to re-read.
+      let lost = false;
+      subscriber.on('close', () => (lost = true));
+      subscriber.on('ready', () => {
+        if (!lost) return;
+        lost = false;
+        for (const callback of this.resyncs) callback();
+      });
       subscriber.on('message', (channel: string, payload: string) => {
         if (channel !== this.channel) return;
         const { taskId, version } = parseChangeNotice(payload);
@@ -435,6 +496,7 @@ export class RedisBackend implements StoreBackend {
     }
     return () => {
       this.watchers.delete(listener);
+      if (resync) this.resyncs.delete(resync);
     };
   }
 
@@ -445,4 +507,9 @@ export class RedisBackend implements StoreBackend {
     this.subscriber?.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** Redis `TIME` (`[seconds, microseconds]`) in ms since the epoch. */
+function timeMs([seconds, micros]: [string, string]): number {
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Json } from '../core/json.js';
-import type { TaskRecord } from '../core/task.js';
+import type { Fence, TaskRecord } from '../core/task.js';
 import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { GroupCommit } from './group-commit.js';
 import { loadDriver } from './load-driver.js';
@@ -26,6 +26,12 @@ export interface SqliteBackendOptions {
    * write resolves only once its transaction has committed.
    */
   groupCommit?: boolean;
+  /**
+   * How long a write waits for another process's lock on the file before failing with
+   * `SQLITE_BUSY` (ms, default 5000; the store reports that as unavailable, see
+   * `StoreUnavailableError`).
+   */
+  busyTimeoutMs?: number;
 }
 
 /**
@@ -99,16 +105,34 @@ export class SqliteBackend implements StoreBackend {
   /** `listAll` statements by SQL text (at most one per combination of filters: 64). */
   private readonly listAllStatements = new Map<string, Database.Statement>();
   readonly exclusive: boolean;
+  private readonly path: string;
 
+  /**
+   * Opens (creating it if missing) and migrates the file at `path`. Throws an `Error` naming the file,
+   * the cause (SQLite's code) and what to do when it cannot be opened or read: a directory that
+   * cannot be created or written, a file that is not an SQLite database or is corrupted, a read-only
+   * file, a file written by a newer mcp-tasks.
+   */
   constructor(path: string, options: SqliteBackendOptions = {}) {
     this.exclusive = options.exclusive ?? true;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new (driver())(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
-    this.stmt = this.prepare();
+    this.path = path;
+    const Driver = driver();
+    try {
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      this.db = new Driver(path);
+    } catch (error) {
+      throw openError(path, error);
+    }
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      this.migrate();
+      this.stmt = this.prepare();
+    } catch (error) {
+      this.db.close();
+      throw openError(path, error);
+    }
     this.writes = new GroupCommit(this.db, options.groupCommit === false ? 1 : undefined);
   }
 
@@ -151,6 +175,11 @@ export class SqliteBackend implements StoreBackend {
       deleteJournal: this.db.prepare(`DELETE FROM journal WHERE task_id = ?`),
       readJournal: this.db.prepare(`SELECT key, value FROM journal WHERE task_id = ?`),
       appendJournal: this.db.prepare(`INSERT OR IGNORE INTO journal (task_id, key, value) VALUES (?, ?, ?)`),
+      appendFenced: this.db.prepare(
+        `INSERT OR IGNORE INTO journal (task_id, key, value) SELECT ?, ?, ? WHERE EXISTS (
+           SELECT 1 FROM tasks WHERE task_id = ? AND status IN ('working', 'input_required')
+             AND json_extract(body, '$.lease.holder') = ? AND IFNULL(json_extract(body, '$.lease.epoch'), 0) = ?)`,
+      ),
       expired: this.db.prepare(
         `SELECT task_id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND json_extract(body, '$.ttl') IS NOT NULL
          AND unixepoch(created_at, 'subsec') * 1000 + json_extract(body, '$.ttl') <= ? LIMIT ?`,
@@ -260,9 +289,16 @@ export class SqliteBackend implements StoreBackend {
     return new Map(rows.map((row) => [row.key, JSON.parse(row.value) as Json]));
   }
 
-  async appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
+  async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
     const text = JSON.stringify(value);
+    // The fence is checked inside the write transaction, so no claim can come between check and insert.
+    if (fence) return this.writes.run(() => this.stmt.appendFenced.run(taskId, key, text, taskId, fence.holder, fence.epoch).changes === 1);
     return this.writes.run(() => this.stmt.appendJournal.run(taskId, key, text).changes === 1);
+  }
+
+  /** `sqlite file <path>` (or `sqlite in memory`), for logs and errors. */
+  describe(): string {
+    return this.path === ':memory:' ? 'sqlite in memory' : `sqlite file ${this.path}`;
   }
 
   async close(): Promise<void> {
@@ -270,4 +306,29 @@ export class SqliteBackend implements StoreBackend {
     this.writes.flushAll();
     this.db.close();
   }
+}
+
+/** SQLite's error codes at open, with what to do about each. */
+const OPEN_ADVICE: Record<string, string> = {
+  SQLITE_NOTADB: 'the file is not an SQLite database (or its header is damaged): point the store at another path, or move the file aside and restore it from a backup',
+  SQLITE_CORRUPT: 'the database is corrupted: restore it from a backup (or try `sqlite3 FILE .recover`), after moving the damaged file aside',
+  SQLITE_CANTOPEN: 'the file cannot be opened: check that its directory exists and that this process may read and write both',
+  SQLITE_READONLY: 'the file is read-only for this process: fix its permissions (the store writes the file and its -wal and -shm files)',
+  SQLITE_PERM: 'permission denied: fix the permissions of the file and its directory',
+  SQLITE_FULL: 'the disk is full: free some space and start again',
+  SQLITE_IOERR: 'the disk reported an I/O error: check the disk and the file system',
+  EACCES: 'permission denied: fix the permissions of the directory (or choose another path)',
+  ENOTDIR: 'a part of the path is a file, not a directory: choose another path',
+  ENOSPC: 'the disk is full: free some space and start again',
+  EROFS: 'the file system is read-only: choose a writable path',
+};
+
+/** An `Error` naming the SQLite task store's file, the cause and what to do (see the constructor). */
+function openError(path: string, error: unknown): Error {
+  const code = String((error as { code?: unknown })?.code ?? '');
+  const message = error instanceof Error ? error.message : String(error);
+  const advice = OPEN_ADVICE[code] ?? OPEN_ADVICE[code.replace(/_[A-Z]+$/, '')] ?? 'check the path and the file, or choose another path with --store sqlite:<path>';
+  return new Error(`Cannot open the SQLite task store ${path === ':memory:' ? '(in memory)' : `file ${path}`}: ${message}${code ? ` (${code})` : ''}. What to do: ${advice}.`, {
+    cause: error,
+  });
 }

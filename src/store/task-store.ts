@@ -17,9 +17,10 @@ import type { Json } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { DEFAULT_POLICY, isExpired, resolveTtl, ttlAtEnd, type TaskPolicy } from '../core/policy.js';
 import { canTransition, isTaskStatus, isTerminal, type TaskStatus } from '../core/status.js';
-import type { InputAnswer, InputRequest, TaskOutcome, TaskRecord, TaskRequest, TraceContext } from '../core/task.js';
+import type { Fence, InputAnswer, InputRequest, Lease, TaskOutcome, TaskRecord, TaskRequest, TraceContext } from '../core/task.js';
 import { checkInputAnswer } from '../core/input-answers.js';
-import type { ListPosition, OperatorListQuery, StatusCounts, StoreBackend } from './backend.js';
+import { holdsFence, type ListPosition, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
+import { GuardedBackend, registerClockSource, StoreHealth } from './store-health.js';
 
 /** Options of a `TaskStore`. */
 export interface TaskStoreOptions {
@@ -29,8 +30,16 @@ export interface TaskStoreOptions {
    * `InvalidArgumentError` when `retainAfterEndMs` is not a non-negative finite number.
    */
   policy?: Partial<TaskPolicy>;
-  /** Clock in ms since the epoch (tests inject one). */
+  /**
+   * Clock in ms since the epoch (tests inject one). An injected clock is taken as the store's own:
+   * no offset is measured against it (see `measureClock`).
+   */
   now?: () => number;
+  /**
+   * The `retryAfterMs` suggested by the `StoreUnavailableError`s this store raises during an outage
+   * (ms, default 1000; HTTP answers carry it as `Retry-After`).
+   */
+  unavailableRetryAfterMs?: number;
   /**
    * Most `working`/`input_required` tasks one principal may have at once (the anonymous principal
    * counts as one). `create` beyond it throws `LimitExceededError`. Default: unlimited.
@@ -65,7 +74,7 @@ export interface CreateTaskInput {
   ttl?: number | null;
   errorResultStatus: 'failed' | 'completed';
   statusMessage?: string;
-  /** Runtime instance that will execute the task, holding its lease for `leaseMs` from creation. */
+  /** Runtime instance that will execute the task, holding its lease (epoch 1) for `leaseMs` from creation. */
   lease?: { holder: string; leaseMs: number };
   /** Trace context the task's runs continue (see `TaskRecord.traceContext`). */
   traceContext?: TraceContext;
@@ -106,7 +115,17 @@ const CURSOR_PREFIX = 'c1.';
  */
 export class TaskStore {
   readonly policy: TaskPolicy;
-  private readonly now: () => number;
+  /** The backend, behind the store's availability tracking (`health`; see `GuardedBackend`). */
+  readonly backend: StoreBackend;
+  /** Availability of the backend as this process sees it (outages are logged and counted there). */
+  readonly health: StoreHealth;
+  private readonly localNow: () => number;
+  /** Whether `now` was injected (then it is the store's clock: no offset is measured). */
+  private readonly clockInjected: boolean;
+  /** The store's clock minus this process's, in ms, as last measured (0 until then). */
+  private offsetMs = 0;
+  private measured = false;
+  private readonly unregisterClock: () => void;
   private readonly events = new EventEmitter();
   /** The record of this store's last successful write per task (the CAS fast path; bounded). */
   private readonly lastWritten = new Map<string, TaskRecord>();
@@ -125,10 +144,7 @@ export class TaskStore {
   private recheckTimer?: NodeJS.Timeout;
   private rechecking = false;
 
-  constructor(
-    readonly backend: StoreBackend,
-    options: TaskStoreOptions = {},
-  ) {
+  constructor(backend: StoreBackend, options: TaskStoreOptions = {}) {
     // A field given as undefined takes the default too (e.g. `{ pollIntervalMs: flags.pollInterval }`).
     const given = Object.entries(options.policy ?? {}).filter(([, value]) => value !== undefined);
     this.policy = { ...DEFAULT_POLICY, ...Object.fromEntries(given) };
@@ -137,20 +153,67 @@ export class TaskStore {
       throw new InvalidArgumentError('policy.retainAfterEndMs must be a non-negative finite number of milliseconds');
     }
     this.log = options.logger ?? silentLogger;
-    this.now = options.now ?? Date.now;
+    this.health = new StoreHealth(backend.describe?.() ?? backend.constructor.name, this.log, options.unavailableRetryAfterMs);
+    this.backend = new GuardedBackend(backend, this.health);
+    this.localNow = options.now ?? Date.now;
+    this.clockInjected = options.now !== undefined;
+    const name = this.health.name;
+    this.unregisterClock = registerClockSource({ name, offsetMs: () => (this.measured ? this.offsetMs : undefined) });
     this.maxLive = options.maxLiveTasksPerOwner;
     this.recheckMs = options.recheckMs ?? 30_000;
     this.secrets = options.secretKey === undefined ? undefined : new SecretBox(options.secretKey);
     this.events.setMaxListeners(0);
-    this.unwatch = backend.watch?.((taskId, version) => {
-      if (this.events.listenerCount('change') === 0 && !this.taskWaiters.has(taskId)) return; // nobody listens here
-      if (version !== undefined) {
-        if ((this.emitted.get(taskId) ?? 0) >= version) return; // already announced (our own write)
-        const own = this.writing.get(taskId);
-        if (own?.version === version) return void (own.noticed = true); // our write under way will announce it
-      }
-      this.refresh(taskId);
-    });
+    this.unwatch = this.backend.watch?.(
+      (taskId, version) => {
+        if (this.events.listenerCount('change') === 0 && !this.taskWaiters.has(taskId)) return; // nobody listens here
+        if (version !== undefined) {
+          if ((this.emitted.get(taskId) ?? 0) >= version) return; // already announced (our own write)
+          const own = this.writing.get(taskId);
+          if (own?.version === version) return void (own.noticed = true); // our write under way will announce it
+        }
+        this.refresh(taskId);
+      },
+      // The change feed was interrupted: what waits here re-reads at once instead of at the next recheck.
+      () => void this.recheck(),
+    );
+  }
+
+  /**
+   * The store's clock, in ms since the epoch: this process's clock (or the injected `now`) plus the
+   * offset last measured against the store (`measureClock`; 0 until then, and always 0 for
+   * backends on this host's clock). Lease expiries, timer due times and task times are read on it.
+   */
+  now(): number {
+    return this.localNow() + this.offsetMs;
+  }
+
+  /**
+   * Measures the store's clock against this process's (shared backends with a clock: PostgreSQL
+   * `clock_timestamp()`, Redis `TIME`): `samples` readings (default 3), the one with the shortest round trip kept;
+   * the offset is the store's time minus the midpoint of the round trip. From then on `now()` reads
+   * the store's clock. Returns the offset and round trip in ms (`{ offsetMs: 0, rttMs: 0 }` when the
+   * backend has no clock of its own or `now` was injected). Throws `StoreUnavailableError` when the
+   * store cannot be reached.
+   */
+  async measureClock(samples = 3): Promise<{ offsetMs: number; rttMs: number }> {
+    const clock = this.backend.clock;
+    if (!clock || this.clockInjected) return { offsetMs: 0, rttMs: 0 };
+    let best: { offsetMs: number; rttMs: number } | undefined;
+    for (let i = 0; i < Math.max(1, samples); i++) {
+      const sent = Date.now();
+      const storeMs = await clock();
+      const received = Date.now();
+      const reading = { offsetMs: Math.round(storeMs - (sent + received) / 2), rttMs: received - sent };
+      if (!best || reading.rttMs < best.rttMs) best = reading;
+    }
+    this.offsetMs = best!.offsetMs;
+    this.measured = true;
+    return best!;
+  }
+
+  /** The offset last measured by `measureClock` (store minus local, ms), or undefined before the first measurement. */
+  get clockOffsetMs(): number | undefined {
+    return this.measured ? this.offsetMs : undefined;
   }
 
   /** Whether one process owns the data (see `StoreBackend.exclusive`). */
@@ -195,7 +258,7 @@ export class TaskStore {
       request: input.request,
       errorResultStatus: input.errorResultStatus,
       inputRequests: {},
-      ...(input.lease && { lease: { holder: input.lease.holder, expiresAt: this.now() + input.lease.leaseMs } }),
+      ...(input.lease && { lease: { holder: input.lease.holder, expiresAt: this.now() + input.lease.leaseMs, epoch: 1 } }),
       ...(input.traceContext && { traceContext: input.traceContext }),
       version: 1,
     };
@@ -291,18 +354,27 @@ export class TaskStore {
    * Cancels a live task (2025-11-25 "Task Cancellation": the task is `cancelled` before this
    * resolves) on behalf of `access` (required). `options.statusMessage` replaces the default
    * message; `options.actor` is who asked (default: the principal `access` names, or the engine),
-   * journaled as `cancelled` (`CancelledEntry`) for the task's history. Throws `TaskNotFoundError`
-   * (unknown, foreign, expired) or `IllegalTransitionError` when the task is already terminal.
+   * journaled as `cancelled` (`CancelledEntry`) for the task's history. `options.onRevoked` is
+   * called with the lease the cancel revoked (the task's holder at the moment it was cancelled), if
+   * any. Throws `TaskNotFoundError` (unknown, foreign, expired) or `IllegalTransitionError` when the
+   * task is already terminal.
    */
-  async cancel(taskId: string, access: Access, options: { statusMessage?: string; actor?: Actor } = {}): Promise<TaskRecord> {
+  async cancel(
+    taskId: string,
+    access: Access,
+    options: { statusMessage?: string; actor?: Actor; onRevoked?: (lease: Lease) => void } = {},
+  ): Promise<TaskRecord> {
+    let revoked: Lease | undefined;
     const task = await this.mutate(taskId, access, (current) => {
       this.assertTransition(current, 'cancelled');
+      revoked = current.lease; // the callback re-runs on a lost race: the last run's lease was revoked
       current.status = 'cancelled';
       current.statusMessage = options.statusMessage ?? 'The task was cancelled by request.';
       current.inputRequests = {};
       delete current.lease;
       return current;
     });
+    if (revoked) options.onRevoked?.(revoked);
     const entry: CancelledEntry = { at: task.lastUpdatedAt, by: options.actor ?? actorOf(access) };
     await this.backend.appendJournal(taskId, CANCELLED_KEY, entry as unknown as Json);
     return task;
@@ -310,9 +382,10 @@ export class TaskStore {
 
   /**
    * Ends a live task `completed` or `failed` with its outcome. Throws `IllegalTransitionError` when
-   * the task is already terminal (e.g. it was cancelled while its work was finishing).
+   * the task is already terminal (e.g. it was cancelled while its work was finishing), and
+   * `LeaseLostError` when `holder` (a name, or a `Fence`) no longer holds it.
    */
-  finish(taskId: string, status: 'completed' | 'failed', outcome: TaskOutcome, statusMessage?: string, holder?: string): Promise<TaskRecord> {
+  finish(taskId: string, status: 'completed' | 'failed', outcome: TaskOutcome, statusMessage?: string, holder?: Holder): Promise<TaskRecord> {
     return this.mutate(taskId, ENGINE_ACCESS, (task) => {
       this.assertTransition(task, status);
       assertHolder(task, holder);
@@ -328,14 +401,16 @@ export class TaskStore {
 
   /**
    * Updates `statusMessage` and/or progress of a live task without changing its status. Returns
-   * whether anything was written: false for a terminal, unknown or unchanged task.
+   * whether anything was written: false for a terminal, unknown or unchanged task. With a `Fence`
+   * as `holder`, a task that ended or is held under another lease throws `LeaseLostError` instead
+   * (the run writing it must stop).
    */
-  async report(taskId: string, update: { statusMessage?: string; progress?: { progress: number; total?: number } }, holder?: string): Promise<boolean> {
+  async report(taskId: string, update: { statusMessage?: string; progress?: { progress: number; total?: number } }, holder?: Holder): Promise<boolean> {
     let written = false;
     try {
       await this.mutate(taskId, ENGINE_ACCESS, (task) => {
         written = false; // the callback re-runs on a lost race; only the last attempt counts
-        if (isTerminal(task.status)) return undefined;
+        if (isTerminal(task.status) && typeof holder !== 'object') return undefined;
         assertHolder(task, holder);
         if (update.statusMessage === task.statusMessage && update.progress === undefined) return undefined;
         if (update.statusMessage !== undefined) task.statusMessage = update.statusMessage;
@@ -345,6 +420,7 @@ export class TaskStore {
       });
     } catch (error) {
       if (!(error instanceof TaskNotFoundError)) throw error;
+      if (typeof holder === 'object') throw new LeaseLostError(taskId, holder.holder, 'ended');
     }
     return written;
   }
@@ -354,8 +430,9 @@ export class TaskStore {
    * to `input_required`; the first time, journals `asked:<key>` (`AskedEntry`) for the task's
    * history. Throws `IllegalTransitionError` when the task is terminal.
    */
-  async requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string, holder?: string): Promise<TaskRecord> {
+  async requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string, holder?: Holder): Promise<TaskRecord> {
     const task = await this.mutate(taskId, ENGINE_ACCESS, (current) => {
+      if (typeof holder === 'object') assertHolder(current, holder); // a fenced run learns why it must stop
       if (current.status !== 'input_required') this.assertTransition(current, 'input_required');
       assertHolder(current, holder);
       current.status = 'input_required';
@@ -364,7 +441,8 @@ export class TaskStore {
       return current;
     });
     const asked: AskedEntry = { at: task.lastUpdatedAt, kind: request.kind, message: request.message };
-    await this.backend.appendJournal(taskId, askedKey(key), asked as unknown as Json); // first ask wins: a re-ask after a restart keeps it
+    // First ask wins: a re-ask after a restart keeps it.
+    await this.appendJournal(taskId, askedKey(key), asked as unknown as Json, typeof holder === 'object' ? holder : undefined);
     return task;
   }
 
@@ -459,9 +537,12 @@ export class TaskStore {
   }
 
   /**
-   * Takes the lease of a live task for `holder` for `leaseMs` when it is free, expired, already
-   * `holder`'s, or `force` is set (a single-process runtime taking over after a crash). Returns the
-   * claimed task, or undefined when another live holder has it or the task has ended.
+   * Takes the lease of a live task for `holder` for `leaseMs` (from `now()`, the store's clock) when
+   * it is free, expired, already `holder`'s, or `force` is set (a single-process runtime taking over
+   * after a crash). Every claim starts a new lease epoch (the fencing token: the previous epoch plus
+   * one), so writes fenced by an earlier run of the task — even one of the same holder — are
+   * refused from then on. Returns the claimed task, or undefined when another live holder has it or
+   * the task has ended.
    */
   async claim(taskId: string, holder: string, leaseMs: number, force = false): Promise<TaskRecord | undefined> {
     let claimed = false;
@@ -474,7 +555,7 @@ export class TaskStore {
           if (isTerminal(current.status)) return undefined;
           const lease = current.lease;
           if (!force && lease && lease.holder !== holder && lease.expiresAt > this.now()) return undefined;
-          current.lease = { holder, expiresAt: this.now() + leaseMs };
+          current.lease = { holder, expiresAt: this.now() + leaseMs, epoch: (lease?.epoch ?? 0) + 1 };
           claimed = true;
           return current;
         },
@@ -488,21 +569,50 @@ export class TaskStore {
   }
 
   /**
-   * Extends `holder`'s lease of a live task to `leaseMs` from now. Throws `LeaseLostError` when
-   * another instance holds it (this one was presumed dead); a no-op once the task has ended.
+   * Extends `holder`'s lease of a live task to `leaseMs` from `now()` (a negative `leaseMs`
+   * releases it for an immediate takeover), keeping its epoch. Throws `LeaseLostError` when another
+   * instance holds it (this one was presumed dead) or, for a `Fence`, another epoch; once the task
+   * has ended a `Fence` throws `LeaseLostError` (`ended` / `cancelled`) and a bare holder name is a
+   * no-op. Returns the record as written (or as found, for that no-op).
    */
-  async renew(taskId: string, holder: string, leaseMs: number): Promise<void> {
-    await this.mutate(
-      taskId,
-      ENGINE_ACCESS,
-      (task) => {
-        if (isTerminal(task.status)) return undefined;
-        assertHolder(task, holder);
-        task.lease = { holder, expiresAt: this.now() + leaseMs };
-        return task;
-      },
-      { touch: false },
-    );
+  async renew(taskId: string, holder: Holder, leaseMs: number): Promise<TaskRecord> {
+    const name = typeof holder === 'string' ? holder : holder.holder;
+    try {
+      return await this.mutate(
+        taskId,
+        ENGINE_ACCESS,
+        (task) => {
+          if (isTerminal(task.status) && typeof holder !== 'object') return undefined;
+          assertHolder(task, holder);
+          task.lease = { holder: name, expiresAt: this.now() + leaseMs, epoch: task.lease?.epoch ?? (typeof holder === 'object' ? holder.epoch : 0) };
+          return task;
+        },
+        { touch: false },
+      );
+    } catch (error) {
+      if (error instanceof TaskNotFoundError && typeof holder === 'object') throw new LeaseLostError(taskId, name, 'ended');
+      throw error;
+    }
+  }
+
+  /**
+   * Confirms, from a fresh read of the record (never a cache), that `fence` still holds the task:
+   * it is live, its lease names `fence.holder` under `fence.epoch`, and at least `minLeftMs` of the
+   * lease remain on the store's clock — else the lease is renewed for `renewMs` first (a
+   * compare-and-swap, so it cannot revive a lease someone else claimed). This is what a runtime asks
+   * before it lets an effect begin (see `LeaseGuard`). Resolves with the store's clock at the read
+   * (`nowMs`, ms since the epoch; from the backend's own clock where it has one) and the lease's
+   * `expiresAt`. Throws `LeaseLostError` (reason `taken`, `cancelled` or `ended`) when the fence no
+   * longer holds, `StoreUnavailableError` when the store cannot be reached.
+   */
+  async confirm(taskId: string, fence: Fence, renewMs: number, minLeftMs: number): Promise<{ nowMs: number; expiresAt: number }> {
+    const { task, nowMs } = this.backend.getAt ? await this.backend.getAt(taskId) : { task: await this.backend.get(taskId), nowMs: this.now() };
+    if (!task) throw new LeaseLostError(taskId, fence.holder, 'ended');
+    assertHolder(task, fence);
+    const expiresAt = task.lease!.expiresAt;
+    if (expiresAt - nowMs >= minLeftMs) return { nowMs, expiresAt };
+    const renewed = await this.renew(taskId, fence, renewMs);
+    return { nowMs, expiresAt: renewed.lease!.expiresAt };
   }
 
   /** The answer recorded for question `key`, if any. */
@@ -519,9 +629,23 @@ export class TaskStore {
     return this.backend.readJournal(taskId);
   }
 
-  /** Adds a journal entry; first write wins (returns false if `key` existed). */
-  appendJournal(taskId: string, key: string, value: Json): Promise<boolean> {
-    return this.backend.appendJournal(taskId, key, value);
+  /**
+   * Adds a journal entry; first write wins (returns false if `key` existed). With `fence`, the entry
+   * is written only while the fence holds the task (checked atomically with the write by the
+   * backend); otherwise nothing is written and it throws `LeaseLostError` (`taken`, `cancelled` or
+   * `ended`), so a run that lost its task cannot record anything for it — not even a failure its
+   * own stale effect caused.
+   */
+  async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
+    if (await this.backend.appendJournal(taskId, key, value, fence)) return true;
+    if (fence) {
+      const task = await this.backend.get(taskId);
+      if (!holdsFence(task, fence)) {
+        if (!task) throw new LeaseLostError(taskId, fence.holder, 'ended');
+        assertHolder(task, fence);
+      }
+    }
+    return false;
   }
 
   /**
@@ -644,6 +768,7 @@ export class TaskStore {
   }
 
   close(): Promise<void> {
+    this.unregisterClock();
     this.disarmRecheck();
     this.unwatch?.();
     this.events.removeAllListeners();
@@ -754,9 +879,25 @@ export class TaskStore {
   }
 }
 
-/** Fencing: a write on behalf of runtime instance `holder` is refused once another instance holds the lease. */
-function assertHolder(task: TaskRecord, holder: string | undefined): void {
-  if (holder !== undefined && task.lease !== undefined && task.lease.holder !== holder) throw new LeaseLostError(task.taskId, holder);
+/**
+ * Who a runtime write is made for: an instance's name (refused once another instance holds the
+ * lease), or a `Fence` (refused unless the task is live and held under exactly that holder and epoch).
+ */
+export type Holder = string | Fence;
+
+/**
+ * Fencing: refuses (`LeaseLostError`) a write on behalf of `holder`. A name is refused once another
+ * instance holds the lease; a `Fence` once the task is terminal (`cancelled` / `ended`) or its
+ * lease is missing or names another holder or epoch (`taken`).
+ */
+function assertHolder(task: TaskRecord, holder: Holder | undefined): void {
+  if (holder === undefined) return;
+  if (typeof holder === 'string') {
+    if (task.lease !== undefined && task.lease.holder !== holder) throw new LeaseLostError(task.taskId, holder);
+    return;
+  }
+  if (isTerminal(task.status)) throw new LeaseLostError(task.taskId, holder.holder, task.status === 'cancelled' ? 'cancelled' : 'ended');
+  if (!holdsFence(task, holder)) throw new LeaseLostError(task.taskId, holder.holder, 'taken');
 }
 
 /** Refuses operator-only calls (`listAll`, `statusCounts`) made with anything but `ENGINE_ACCESS`. */
