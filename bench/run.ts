@@ -15,13 +15,16 @@
  * 7. Scale: `tasks/get` p50 and server RSS with 1,000,000 finished tasks in SQLite vs 1,000.
  * 8. Connection burst: 448 new 2025-11-25 clients connect at once to a server kept saturated by 64
  *    clients; how long until each gets its first answer (or a 503), ours and the peer's.
+ * 9. What fencing costs: lifecycles/s (32 clients, 2026-07-28) of a trivial tool and of a tool with
+ *    four steps and a timer, on SQLite, PostgreSQL and Redis, this checkout vs the commit before
+ *    fencing (BENCH_BASELINE_REF, default eaac0a9: a git worktree made for the run), interleaved.
  *
  * Env: BENCH_SECONDS (per load run, default 5), BENCH_REPEATS (3), BENCH_SCALE (1000000),
- * BENCH_ONLY (comma list of 1-8), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
+ * BENCH_ONLY (comma list of 1-9), BENCH_BASELINE_REF (scenario 9), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -38,7 +41,7 @@ import { LoadClient, type BenchEra } from './load-client.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1_000_000);
-const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9').split(','));
 const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MCP_TASKS_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -128,7 +131,7 @@ async function clientsOf(url: string, era: BenchEra, n: number): Promise<LoadCli
  * `tasks/get` every `pollInterval` → `tasks/result` in 2025-11-25; result inline in 2026-07-28).
  * Returns lifecycles/s and the lifecycle latency percentiles in ms.
  */
-async function lifecycles(url: string, era: BenchEra, n = 32): Promise<{ rate: number; p50: number; p99: number }> {
+async function lifecycles(url: string, era: BenchEra, n = 32, tool = 'trivial'): Promise<{ rate: number; p50: number; p99: number }> {
   const clients = await clientsOf(url, era, n);
   const latencies: number[] = [];
   const deadline = Date.now() + SECONDS * 1000;
@@ -136,7 +139,7 @@ async function lifecycles(url: string, era: BenchEra, n = 32): Promise<{ rate: n
     clients.map(async (c) => {
       while (Date.now() < deadline) {
         const t0 = performance.now();
-        await c.lifecycle('trivial');
+        await c.lifecycle(tool);
         latencies.push(performance.now() - t0);
       }
     }),
@@ -595,6 +598,45 @@ async function main() {
       console.log(
         `   ${label.padEnd(34)} first answer p50 ${r.p50.toFixed(0).padStart(5)} ms  p99 ${r.p99.toFixed(0).padStart(5)} ms  max ${r.max.toFixed(0).padStart(5)} ms   busy (503) ${r.busy}`,
       );
+  }
+
+  if (ONLY.has('9')) {
+    const ref = process.env.BENCH_BASELINE_REF ?? 'eaac0a9';
+    const baseline = join(work, 'baseline');
+    const repo = join(here, '..');
+    execFileSync('git', ['-C', repo, 'worktree', 'add', '--detach', baseline, ref], { stdio: 'ignore' });
+    symlinkSync(join(repo, 'node_modules'), join(baseline, 'node_modules'));
+    try {
+      const variants = [
+        ['before fencing', baseline],
+        ['fenced', repo],
+      ] as const;
+      const stores = ['sqlite', 'postgres', 'redis'].filter((store) => !only || only.includes(store));
+      const runs = new Map<string, number[]>();
+      for (let r = 0; r < REPEATS; r++)
+        for (const store of stores)
+          for (const tool of ['trivial', 'stepped'])
+            for (const [variant, root] of variants) {
+              const s = await startServer('fenced.ts', [root, urls[store]!()]);
+              try {
+                const key = `${store}|${tool}|${variant}`;
+                runs.set(key, [...(runs.get(key) ?? []), (await lifecycles(s.url, '2026', 32, tool)).rate]);
+              } finally {
+                await s.kill();
+              }
+            }
+      const result = Object.fromEntries([...runs].map(([k, v]) => [k, median(v)]));
+      raw.fencing = { baseline: ref, ...result };
+      console.log(`\n9. What fencing costs: lifecycles/s, 32 clients, 2026-07-28, vs ${ref} (before fencing), interleaved   load ${load()} after`);
+      for (const store of stores)
+        for (const tool of ['trivial', 'stepped']) {
+          const before = result[`${store}|${tool}|before fencing`]!;
+          const after = result[`${store}|${tool}|fenced`]!;
+          console.log(`   ${store.padEnd(9)} ${tool.padEnd(8)} before ${before.toFixed(0).padStart(6)} /s   fenced ${after.toFixed(0).padStart(6)} /s   ×before ${(after / before).toFixed(3)}`);
+        }
+    } finally {
+      execFileSync('git', ['-C', repo, 'worktree', 'remove', '--force', baseline], { stdio: 'ignore' });
+    }
   }
 
   mkdirSync(join(here, 'results'), { recursive: true });

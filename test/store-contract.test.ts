@@ -464,6 +464,85 @@ for (const factory of backends) {
       assert.equal(await store.claim(task.taskId, 'C', 1000, true), undefined, 'an ended task cannot be claimed');
     });
 
+    it('fencing: every claim starts a new lease epoch; fenced writes and journal appends of an older epoch change nothing', async () => {
+      let clock = Date.now(); // near real time: Redis expires ended tasks by its own clock
+      const { store } = fresh({ now: () => clock });
+      const task = await store.create({ owner: null, request, errorResultStatus: 'failed', lease: { holder: 'A', leaseMs: 1000 } });
+      assert.equal(task.lease?.epoch, 1, 'a created task is held under epoch 1');
+      const first = { holder: 'A', epoch: 1 };
+      assert.equal(await store.appendJournal(task.taskId, 'step:one', { ok: true, value: 1 }, first), true);
+      assert.equal(await store.appendJournal(task.taskId, 'step:one', { ok: true, value: 2 }, first), false, 'first write wins under a fence too');
+      assert.equal((await store.confirm(task.taskId, first, 1000, 100)).expiresAt, clock + 1000);
+      assert.equal((await store.renew(task.taskId, first, 1000)).lease?.epoch, 1, 'a renewal keeps the epoch');
+
+      // The same holder claiming again (a restart, a retried run) starts a new epoch: the old run is fenced off.
+      const again = await store.claim(task.taskId, 'A', 1000, true);
+      assert.equal(again?.lease?.epoch, 2);
+      await assert.rejects(store.appendJournal(task.taskId, 'step:two', { ok: true }, first), (e: unknown) => e instanceof LeaseLostError && e.reason === 'taken');
+      await assert.rejects(store.report(task.taskId, { statusMessage: 'stale' }, first), LeaseLostError);
+      await assert.rejects(store.requestInput(task.taskId, 'q', { kind: 'roots', message: 'roots?' }, 'roots?', first), LeaseLostError);
+      await assert.rejects(store.confirm(task.taskId, first, 1000, 100), LeaseLostError);
+      await assert.rejects(store.renew(task.taskId, first, 1000), LeaseLostError);
+      assert.equal((await store.readJournal(task.taskId)).has('step:two'), false, 'the stale append wrote nothing');
+
+      // Another instance takes the expired lease over: epoch 3.
+      clock += 1500;
+      const taken = await store.claim(task.taskId, 'B', 1000);
+      assert.deepEqual([taken?.lease?.holder, taken?.lease?.epoch], ['B', 3]);
+      const second = { holder: 'A', epoch: 2 };
+      await assert.rejects(store.appendJournal(task.taskId, 'step:two', { ok: true }, second), LeaseLostError);
+      const third = { holder: 'B', epoch: 3 };
+      assert.equal(await store.appendJournal(task.taskId, 'step:two', { ok: true }, third), true);
+      assert.equal(await store.appendJournal(task.taskId, 'note', { unfenced: true }), true, 'an unfenced append is not checked');
+
+      // A lease with little left is renewed by the confirmation (a compare-and-swap under the same epoch).
+      clock += 950;
+      const confirmed = await store.confirm(task.taskId, third, 1000, 100);
+      assert.equal(confirmed.expiresAt, clock + 1000, 'less than minLeftMs left: renewed');
+
+      // Cancelled: every fenced write and confirmation says so; nothing is appended.
+      await store.cancel(task.taskId, null);
+      await assert.rejects(store.appendJournal(task.taskId, 'step:three', { ok: true }, third), (e: unknown) => e instanceof LeaseLostError && e.reason === 'cancelled');
+      await assert.rejects(store.confirm(task.taskId, third, 1000, 100), (e: unknown) => e instanceof LeaseLostError && e.reason === 'cancelled');
+      await assert.rejects(store.report(task.taskId, { statusMessage: 'late' }, third), (e: unknown) => e instanceof LeaseLostError && e.reason === 'cancelled');
+      await assert.rejects(store.renew(task.taskId, third, 1000), LeaseLostError);
+      assert.equal((await store.readJournal(task.taskId)).has('step:three'), false);
+      assert.equal(await store.report(task.taskId, { statusMessage: 'late' }, 'B'), false, 'a bare holder name keeps the old no-op on ended tasks');
+
+      // Ended (completed) and deleted tasks: `ended`.
+      const other = await store.create({ owner: null, request, errorResultStatus: 'failed', lease: { holder: 'C', leaseMs: 1000 } });
+      const fence = { holder: 'C', epoch: 1 };
+      await store.finish(other.taskId, 'completed', { type: 'result', result: { content: [] } }, undefined, fence);
+      await assert.rejects(store.appendJournal(other.taskId, 'late', { ok: true }, fence), (e: unknown) => e instanceof LeaseLostError && e.reason === 'ended');
+      await store.delete(other.taskId);
+      await assert.rejects(store.confirm(other.taskId, fence, 1000, 100), (e: unknown) => e instanceof LeaseLostError && e.reason === 'ended');
+    });
+
+    it('fenced appends from several holders at once: only the current epoch writes (one batch on PostgreSQL)', async () => {
+      const { store } = fresh();
+      const tasks = await Promise.all(
+        Array.from({ length: 4 }, () => store.create({ owner: null, request, errorResultStatus: 'failed', lease: { holder: 'A', leaseMs: 60_000 } })),
+      );
+      await store.claim(tasks[1]!.taskId, 'B', 60_000, true); // tasks[1] moved on to B, epoch 2
+      const outcomes = await Promise.allSettled(
+        tasks.flatMap((t) => [
+          store.appendJournal(t.taskId, 'k', { by: 'A1' }, { holder: 'A', epoch: 1 }),
+          store.appendJournal(t.taskId, 'k', { by: 'B2' }, { holder: 'B', epoch: 2 }),
+        ]),
+      );
+      const journals = await Promise.all(tasks.map((t) => store.readJournal(t.taskId)));
+      assert.deepEqual(
+        journals.map((j) => j.get('k')),
+        [{ by: 'A1' }, { by: 'B2' }, { by: 'A1' }, { by: 'A1' }],
+      );
+      assert.deepEqual(
+        outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).name)),
+        ['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected'].map((s, i) =>
+          s === 'fulfilled' ? true : 'LeaseLostError',
+        ),
+      );
+    });
+
     it('tells every store on the same data about every write (cross-instance wake-ups)', async () => {
       const { store, twin } = fresh();
       if (!twin) return; // a memory store is its own only instance

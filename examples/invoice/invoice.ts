@@ -27,16 +27,30 @@ export const InvoiceSchema = z.object({
 });
 export type Invoice = z.infer<typeof InvoiceSchema>;
 
-export type ValidationResult = { ok: true; totalCents: number; vendorName: string } | { ok: false; reason: string };
+/**
+ * What `validateInvoice` found: `ok` with the total (cents), the vendor's name and the lines already
+ * paid by an earlier submission (`alreadyPaid`, lineIds; absent in journals of older versions), or
+ * the reason for refusing the invoice.
+ */
+export type ValidationResult = { ok: true; totalCents: number; vendorName: string; alreadyPaid?: string[] } | { ok: false; reason: string };
+
+/** A payment the ledger already holds for the invoice (an earlier, aborted or cancelled submission). `amountCents` in minor units. */
+export interface PaidLine {
+  lineId: string;
+  amountCents: number;
+  currency: string;
+}
 
 /**
  * The ERP checks of the invoice workflow, in order: vendor exists and is active; PO exists and
  * belongs to the vendor; currencies agree (invoice, vendor, PO); at least one line; unique lineIds;
  * every amount > 0 with at most two decimals; total within the PO's remaining amount (PO amount
- * minus `committedCents`, what other live invoices already committed against it). The already-processed check
- * needs the ledger and is done by `Ledger.claim`.
+ * minus `committedCents`, what other live invoices already committed against it); and every line the
+ * ledger already paid for this invoice (`paid`: an earlier submission that was aborted or
+ * cancelled part-way) is in the resubmission with the same amount and currency, since it will not be
+ * paid again. The already-processed check needs the ledger and is done by `Ledger.claim`.
  */
-export function validateInvoice(invoice: Invoice, erp: Erp, committedCents: number): ValidationResult {
+export function validateInvoice(invoice: Invoice, erp: Erp, committedCents: number, paid: PaidLine[] = []): ValidationResult {
   const vendor = erp.vendor(invoice.vendorId);
   if (!vendor) return { ok: false, reason: `unknown vendor ${invoice.vendorId}` };
   if (!vendor.active) return { ok: false, reason: `vendor ${invoice.vendorId} (${vendor.name}) is not active` };
@@ -66,5 +80,16 @@ export function validateInvoice(invoice: Invoice, erp: Erp, committedCents: numb
       reason: `total ${formatMoney(total, invoice.currency)} exceeds the remaining amount ${formatMoney(remaining, po.currency)} of purchase order ${po.poNumber}`,
     };
   }
-  return { ok: true, totalCents: total, vendorName: vendor.name };
+  for (const payment of paid) {
+    const line = invoice.lines.find((l) => l.lineId === payment.lineId);
+    const was = formatMoney(payment.amountCents, payment.currency);
+    if (!line) return { ok: false, reason: `line ${payment.lineId} was already paid (${was}) by an earlier submission and is missing from this one` };
+    if (toCents(line.amount) !== payment.amountCents || payment.currency !== invoice.currency) {
+      return {
+        ok: false,
+        reason: `line ${payment.lineId} was already paid (${was}) by an earlier submission; this one says ${formatMoney(toCents(line.amount), invoice.currency)}`,
+      };
+    }
+  }
+  return { ok: true, totalCents: total, vendorName: vendor.name, ...(paid.length > 0 && { alreadyPaid: paid.map((p) => p.lineId) }) };
 }

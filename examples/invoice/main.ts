@@ -38,6 +38,11 @@ const program = new Command()
     1_000,
   )
   .option('--max-requests <n>', 'most requests served at once; beyond it HTTP 503 + Retry-After (0 = no limit)', parseCount, 512)
+  .option(
+    '--payment-retries <n>',
+    "automatic retries of a payment on transient errors (payment system busy or unreachable; waits of 0.5 s doubling) before a person is asked what to do (default: the engine's, 6)",
+    parseCount,
+  )
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
   .addOption(new Option('--log-level <level>', 'lowest log level written to stderr (default: $MCP_TASKS_LOG_LEVEL, else info)').choices([...LOG_LEVELS]))
@@ -63,6 +68,7 @@ const program = new Command()
       policy: { pollIntervalMs: opts.pollInterval },
       instanceId: opts.instanceId,
       leaseMs: opts.leaseMs,
+      paymentRetries: opts.paymentRetries,
       stateless: opts.stateless,
       ...(opts.tokens && { tokens: loadTokenFile(opts.tokens) }),
       console: opts.console,

@@ -50,6 +50,11 @@ export interface InvoiceServerOptions {
   sessions?: SessionLimits;
   /** Most requests served at once before answering HTTP 503 + Retry-After (see `HttpServerOptions.maxConcurrentRequests`). */
   maxConcurrentRequests?: number;
+  /**
+   * Transient-error retries of each payment attempt before the task asks a person what to do
+   * (default: the engine's 6 — waits of 0.5 s doubling, about 31 s in all; see `InvoiceDeps`).
+   */
+  paymentRetries?: number;
   /** Structured logger (default: `createLogger()`, JSON on stderr; stdout belongs to the protocol under stdio). */
   logger?: Logger;
 }
@@ -91,7 +96,7 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
       return mcp;
     },
   });
-  registerInvoiceTasks(server.tasks, { erp, ledger, runtime: server.runtime });
+  registerInvoiceTasks(server.tasks, { erp, ledger, runtime: server.runtime, paymentRetries: options.paymentRetries, logger });
   const close = () => server.close().finally(() => ledger.close());
 
   if (options.stdio) {

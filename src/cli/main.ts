@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { ClientJournal, type JournalEntry } from '../client/journal.js';
-import { checkEndpointUrl } from '../client/errors.js';
+import { checkEndpointUrl, jsonRpcCode, unavailableRetryMs } from '../client/errors.js';
 import type { FollowResult } from '../client/follower.js';
 import { EXIT, Run, emit, type RunOptions } from './run.js';
 import { statusText, summarizeArguments } from './render.js';
@@ -82,7 +82,7 @@ examples(
   const args = parseJsonObject(opts.argsFile ? readFile(opts.argsFile) : opts.args, opts.argsFile ? `--args-file ${opts.argsFile}` : '--args');
   await Run.with(opts, async (run) => {
     const endpoint = run.endpoint(url, opts.era ?? 'auto');
-    const tc = await run.whileBusy(`connecting to ${url}`, () => endpoint.connection());
+    const tc = await run.whileBusy(`connecting to ${url}`, () => endpoint.connection(), { url, resend: 'safe' });
     if (!tc) return [{ kind: 'left', taskId: '-', reason: run.stopReason() } satisfies FollowResult];
     if (!tc.tools.has(tool)) throw new Error(`The server at ${url} has no tool named '${tool}' (it has: ${[...tc.tools.keys()].join(', ') || 'none'})`);
     if (opts.ttl !== undefined && tc.era === 'modern')
@@ -91,13 +91,17 @@ examples(
       throw new Error(`${tool} must run as a task (its execution.taskSupport is "required"); call it without --no-task`);
     }
     const summary = summarizeArguments(args);
-    const call = run.whileBusy(`calling ${tool}`, () =>
-      tc.session.callTool(tool, args, {
-        task: {
-          preference: opts.task ? 'prefer' : tc.era === 'modern' ? 'allow' : 'forbid',
-          ...(opts.ttl !== undefined && tc.era === 'legacy' && { retentionMs: opts.ttl }),
-        },
-      }),
+    // Busy answers are retried (the server did nothing); "temporarily unavailable" ones are not: see whileBusy.
+    const call = run.whileBusy(
+      `calling ${tool}`,
+      () =>
+        tc.session.callTool(tool, args, {
+          task: {
+            preference: opts.task ? 'prefer' : tc.era === 'modern' ? 'allow' : 'forbid',
+            ...(opts.ttl !== undefined && tc.era === 'legacy' && { retentionMs: opts.ttl }),
+          },
+        }),
+      { url },
     );
     const execution = await run.untilStopped(call);
     if (!execution) return [{ kind: 'left', taskId: '-', reason: run.stopReason() } satisfies FollowResult];
@@ -189,8 +193,12 @@ examples(
 ).action(async (taskId: string, opts: Opts) => {
   const { url, entry } = target(taskId, opts);
   await Run.with(opts, async (run) => {
-    const tc = await run.endpoint(url, eraOf(entry, opts)).connection();
-    const view = await tc.session.task(toTaskId(taskId)).snapshot(run.signal);
+    const endpoint = run.endpoint(url, eraOf(entry, opts));
+    const view = await run.whileBusy(`reading ${taskId}`, async () => (await endpoint.connection()).session.task(toTaskId(taskId)).snapshot(run.signal), {
+      url,
+      resend: 'safe',
+    });
+    if (!view) return [{ kind: 'left', taskId, reason: run.stopReason() } satisfies FollowResult];
     run.journalStatus(taskId, view);
     emit(opts, view.raw, `${view.taskId}  ${statusText(view)}`);
     return [];
@@ -202,8 +210,25 @@ examples(connection(program.command('cancel <taskId>').description('Cancel a tas
     const { url, entry } = target(taskId, opts);
     await Run.with(opts, async (run) => {
       const controller = (await run.endpoint(url, eraOf(entry, opts)).connection()).session.task(toTaskId(taskId));
-      await controller.cancel(run.signal);
-      const view = await controller.snapshot(run.signal);
+      let unanswered = false; // an attempt the server could not answer: it may have cancelled the task all the same
+      const cancelled = await run.whileBusy(
+        `cancelling ${taskId}`,
+        async () => {
+          try {
+            await controller.cancel(run.signal);
+            return true;
+          } catch (error) {
+            // 2025-11-25 refuses to cancel an ended task: after an unanswered attempt, the snapshot below tells.
+            if (unanswered && jsonRpcCode(error) === -32602) return true;
+            if (unavailableRetryMs(error) !== undefined) unanswered = true;
+            throw error;
+          }
+        },
+        { url, resend: 'safe' },
+      );
+      if (cancelled === undefined) return [{ kind: 'left', taskId, reason: run.stopReason() } satisfies FollowResult];
+      const view = await run.whileBusy(`reading ${taskId}`, () => controller.snapshot(run.signal), { url, resend: 'safe' });
+      if (!view) return [{ kind: 'left', taskId, reason: run.stopReason() } satisfies FollowResult];
       run.journalStatus(taskId, view);
       emit(opts, view.raw, `${view.taskId}  ${view.status}`);
       return [];

@@ -4,7 +4,7 @@ import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { Endpoint } from '../client/endpoint.js';
 import { SdkError } from '@modelcontextprotocol/client';
 import { isTerminal } from '../core/status.js';
-import { busyRetryMs, describeError, jsonRpcCode } from '../client/errors.js';
+import { busyRetryMs, describeError, jsonRpcCode, unavailableRetryMs } from '../client/errors.js';
 import { TaskFollower, type FollowResult } from '../client/follower.js';
 import { ClientJournal } from '../client/journal.js';
 import { statusLine, terminalAsker, type QuestionContext } from '../client/prompt.js';
@@ -103,18 +103,45 @@ export class Run {
    * nothing with the request, so sending it again creates nothing twice), after the delay it asks
    * for (at least 1 s, at most 30 s), up to 10 tries; other errors and the last busy answer are
    * thrown. Resolves undefined when the run is stopped (Ctrl-C) while waiting.
+   *
+   * The server's "temporarily unavailable" answer (its task store is down: JSON-RPC -32010, HTTP
+   * 503; see `unavailableRetryMs`) depends on `resend`: `'safe'` (a request that may be sent again
+   * as it is: a read, a cancellation) retries it too, waiting at least what the server asks for and
+   * backing off to 30 s, up to 10 tries; `'creates'` (default: a request that creates a task) throws
+   * an `Error` saying that nothing was sent again and why — the server may have stored the task
+   * before it failed, and a second call could start the work twice. `url` names the server in
+   * messages.
    */
-  async whileBusy<T>(what: string, attempt: () => Promise<T>): Promise<T | undefined> {
+  async whileBusy<T>(what: string, attempt: () => Promise<T>, options: { url?: string; resend?: 'safe' | 'creates' } = {}): Promise<T | undefined> {
+    const url = options.url ?? 'the server';
     for (let tries = 1; ; tries++) {
       try {
         return await attempt();
       } catch (error) {
-        const retryMs = busyRetryMs(error);
-        if (retryMs === undefined || this.stop.signal.aborted) throw error;
+        if (this.stop.signal.aborted) throw error;
+        const unavailableMs = unavailableRetryMs(error);
+        if (unavailableMs !== undefined && options.resend !== 'safe')
+          throw new Error(
+            `${what}: ${describeError(error, url)}. The call was not sent again: the server may have stored a task before it failed, and a second call could start the work twice. Try again once the server is back.`,
+            { cause: error },
+          );
+        const retryMs = unavailableMs ?? busyRetryMs(error);
+        if (retryMs === undefined) throw error;
+        const busy = unavailableMs === undefined;
         if (tries >= 10)
-          throw new Error(`${what}: the server stayed busy through ${tries} tries (HTTP 503); nothing was created, try again later`, { cause: error });
-        const waitMs = Math.min(30_000, Math.max(1000, retryMs));
-        this.log(`${what}: the server is busy; retrying in ${Math.round(waitMs / 100) / 10} s (Ctrl-C to stop; nothing was created)`);
+          throw new Error(
+            busy
+              ? `${what}: the server stayed busy through ${tries} tries (HTTP 503); nothing was created, try again later`
+              : `${what}: the server stayed unavailable through ${tries} tries (${describeError(error, url)}); try again later`,
+            { cause: error },
+          );
+        const waitMs = Math.min(30_000, Math.max(1000, retryMs, busy ? 0 : 250 * 2 ** tries));
+        const retry = `retrying in ${Math.round(waitMs / 100) / 10} s`;
+        this.log(
+          busy
+            ? `${what}: the server is busy; ${retry} (Ctrl-C to stop; nothing was created)`
+            : `${what}: ${describeError(error, url)}; ${retry} (Ctrl-C to stop)`,
+        );
         const stopped = await this.untilStopped(new Promise((resolve) => setTimeout(resolve, waitMs, true)));
         if (!stopped) return undefined;
       }
@@ -147,6 +174,8 @@ export class Run {
           last = key;
         } else if (event.type === 'unreachable' && event.busy) {
           this.log(`[${taskId}] the server is busy; retrying in ${Math.round(event.retryInMs / 100) / 10} s (Ctrl-C to detach; the task is not affected)`);
+        } else if (event.type === 'unreachable' && event.unavailable) {
+          this.log(`[${taskId}] ${event.message}; retrying in ${Math.round(event.retryInMs / 100) / 10} s (Ctrl-C to detach; the task is not affected)`);
         } else if (event.type === 'unreachable') {
           this.log(
             `[${taskId}] server unreachable: ${event.message}; retrying in ${Math.round(event.retryInMs / 100) / 10} s (Ctrl-C to detach; the task is not affected)`,

@@ -18,6 +18,13 @@ export class TransportError extends Error {
   }
 }
 
+/**
+ * JSON-RPC code of an mcp-tasks server whose task store is unavailable for now (an outage; the
+ * server's `STORE_UNAVAILABLE`, in the implementation-defined range): `data` is `{ retryable: true,
+ * retryAfterMs }`, and over HTTP the answer is a 503 with `Retry-After`. See `unavailableRetryMs`.
+ */
+export const STORE_UNAVAILABLE = -32010;
+
 /** A JSON-RPC error the server answered with (`code` as on the wire, e.g. -32602). Not retried. */
 export function jsonRpcCode(error: unknown): number | undefined {
   if (error instanceof JsonRpcResponseError) return error.code;
@@ -37,11 +44,13 @@ const TRANSIENT_SDK_CODES = new Set<string>([
 
 /**
  * True when `error` means the server could not be reached or did not answer (see `TransportError`),
- * so a follower should retry rather than report it. JSON-RPC errors (the server answered), HTTP
- * 401/403 and local programming errors are not transient.
+ * or answered "temporarily unavailable, retry later" (`unavailableRetryMs`), so a follower should
+ * retry rather than report it. Other JSON-RPC errors (the server answered), HTTP 401/403 and local
+ * programming errors are not transient.
  */
 export function isTransient(error: unknown): boolean {
   if (error instanceof TransportError) return true;
+  if (unavailableRetryMs(error) !== undefined) return true;
   if (error instanceof JsonRpcResponseError || error instanceof ProtocolError) return false;
   // ext-tasks wraps SDK failures in a DispatchError (retryable or not): look at what it wraps.
   for (let e = error as { cause?: unknown } | undefined, depth = 0; e && depth < 8; depth++, e = e.cause as typeof e) {
@@ -61,9 +70,12 @@ export function isTransient(error: unknown): boolean {
 /**
  * When `error` is a busy server's answer (HTTP 503 or 429: it did nothing with the request, so the
  * request may be sent again), the delay in ms before trying again: its `Retry-After`, else 1000.
- * Otherwise undefined. Looks through wrappers (`TransportError`, ext-tasks' `DispatchError`).
+ * Otherwise undefined — also for a 503 that says the server's task store is unavailable
+ * (`unavailableRetryMs`): such a request may have been acted on, see there. Looks through wrappers
+ * (`TransportError`, ext-tasks' `DispatchError`).
  */
 export function busyRetryMs(error: unknown): number | undefined {
+  if (unavailableRetryMs(error) !== undefined) return undefined;
   for (let e = error as { cause?: unknown } | undefined, depth = 0; e && depth < 8; depth++, e = e.cause as typeof e) {
     if (e instanceof SdkError) {
       const status = httpStatus(e);
@@ -77,12 +89,67 @@ export function busyRetryMs(error: unknown): number | undefined {
 }
 
 /**
+ * When `error` is a server's "temporarily unavailable, retry later" answer, the delay in ms before
+ * trying again; otherwise undefined. That answer is a JSON-RPC error with `data.retryable === true`
+ * or the code -32010 (`STORE_UNAVAILABLE`: the server's task store cannot be reached), whether it
+ * came as a JSON response, in an SSE stream or as the body of an HTTP 503; the delay is its
+ * `data.retryAfterMs`, else 1000. Looks through wrappers (ext-tasks' `DispatchError`, `cause`s).
+ *
+ * Reads, answers (`tasks/update`: a stored answer is kept, first write wins), cancellation and
+ * result retrieval may be sent again as they are. A request that creates a task may not: the
+ * server may have stored the task before the store failed, and a second call would create another.
+ */
+export function unavailableRetryMs(error: unknown): number | undefined {
+  return unavailableAnswer(error)?.retryAfterMs;
+}
+
+/** The retryable JSON-RPC error behind `error` (see `unavailableRetryMs`), with its retry delay in ms. */
+function unavailableAnswer(error: unknown): { code: number; message: string; retryAfterMs: number } | undefined {
+  for (let e = error as { cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++, e = e.cause as typeof e) {
+    const found = retryableRpcError(e);
+    if (found) return found;
+    // An HTTP 503 the SDK transport refused, with the JSON-RPC error as its body (mcp-tasks' lean path).
+    if (e instanceof SdkError && httpStatus(e) === 503) {
+      const text = (e.data as { text?: unknown } | undefined)?.text;
+      if (typeof text === 'string' && text.includes('"error"')) {
+        try {
+          const inBody = retryableRpcError((JSON.parse(text) as { error?: unknown } | null)?.error);
+          if (inBody) return inBody;
+        } catch {
+          /* not JSON: a busy proxy's page */
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
+/** A JSON-RPC error object (or error) marked retryable or coded -32010, with its retry delay (ms); else undefined. */
+function retryableRpcError(value: unknown): { code: number; message: string; retryAfterMs: number } | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { code, message, data } = value as { code?: unknown; message?: unknown; data?: { retryable?: unknown; retryAfterMs?: unknown } | null };
+  if (typeof code !== 'number') return undefined; // JSON-RPC errors only (SDK errors have string codes)
+  if (code !== STORE_UNAVAILABLE && data?.retryable !== true) return undefined;
+  const after = data?.retryAfterMs;
+  return {
+    code,
+    message: typeof message === 'string' ? message : 'temporarily unavailable',
+    retryAfterMs: typeof after === 'number' && Number.isFinite(after) && after >= 0 ? after : 1000,
+  };
+}
+
+/**
  * One line saying what went wrong talking to `url` and why, with the underlying cause (e.g.
  * `cannot reach http://127.0.0.1:9/mcp: connection refused (ECONNREFUSED)`). Server answers keep
  * their JSON-RPC code: `the server refused: Task not found (-32602)`.
  */
 export function describeError(error: unknown, url: string): string {
   if (error instanceof TransportError) return error.message;
+  const unavailable = unavailableAnswer(error);
+  if (unavailable)
+    return unavailable.code === STORE_UNAVAILABLE
+      ? `${url} is temporarily unavailable: its task store cannot be reached (JSON-RPC ${unavailable.code})`
+      : `${url} is temporarily unavailable: ${trim(unavailable.message)} (JSON-RPC ${unavailable.code})`;
   const rpc = jsonRpcCode(error);
   if (rpc !== undefined && !(error instanceof SdkError)) return `${(error as Error).message} (JSON-RPC ${rpc})`;
   const status = error instanceof SdkError ? httpStatus(error) : undefined;

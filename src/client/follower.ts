@@ -5,18 +5,27 @@ import type { AnswerQuestion, ElicitationQuestion, TaskClient } from './connect.
 import type { Endpoint } from './endpoint.js';
 import { SdkError } from '@modelcontextprotocol/client';
 import { isTerminal } from '../core/status.js';
-import { describeError, isTransient, jsonRpcCode, busyRetryMs } from './errors.js';
+import { describeError, isTransient, jsonRpcCode, busyRetryMs, unavailableRetryMs } from './errors.js';
 import type { AskOutcome, Asker, QuestionContext } from './prompt.js';
 
 /** Something worth telling the person while a task is followed. */
 export type FollowEvent =
   /** A `tasks/get` answer (every poll; compare to decide what to print). */
   | { type: 'status'; taskId: string; view: TaskView }
-  /** The server could not be reached (or, `busy`, answered HTTP 503/429: it asked to be retried later); the next attempt is in `retryInMs` ms. */
-  | { type: 'unreachable'; taskId: string; message: string; retryInMs: number; busy?: boolean }
+  /**
+   * The server could not be reached (or, `busy`, answered HTTP 503/429: it asked to be retried later;
+   * or, `unavailable`, answered that it cannot serve requests for now, e.g. its task store is down:
+   * JSON-RPC -32010); the next attempt is in `retryInMs` ms. An answer not yet acknowledged is kept
+   * and sent again then.
+   */
+  | { type: 'unreachable'; taskId: string; message: string; retryInMs: number; busy?: boolean; unavailable?: boolean }
   /** The server answered again after being unreachable. */
   | { type: 'reachable'; taskId: string }
-  /** An answer was sent (`key`: the 2026-07-28 input key). */
+  /**
+   * An answer was sent (`key`: the 2026-07-28 input key; then the server acknowledged it with
+   * `tasks/update`; 2025-11-25 has no acknowledgement: the answer to `elicitation/create` was handed
+   * to the connection, and the task moving on is the sign it was taken).
+   */
   | { type: 'answered'; taskId: string; key?: string; action: ApplicationElicitResult['action'] }
   /** The server refused an answer (e.g. -32602: it does not fit the question); the question is still open. */
   | { type: 'refused'; taskId: string; message: string };
@@ -73,9 +82,14 @@ const ANY_RESULT = z.looseObject({});
  *
  * - polls `tasks/get` at the server's suggested interval; connection errors, HTTP 5xx/429, lost
  *   sessions and timeouts are retried with capped backoff (`RETRY_DELAYS_MS`) on a fresh connection,
- *   reported as `unreachable` events, never as an outcome;
+ *   reported as `unreachable` events, never as an outcome; so are a server's "temporarily
+ *   unavailable" answers (JSON-RPC -32010 or any error with `data.retryable`, e.g. its task store is
+ *   down: see `unavailableRetryMs`), on the same connection, waiting at least the `retryAfterMs` it
+ *   asked for;
  * - 2026-07-28 (Tasks extension "Input Requests"): answers each outstanding `inputRequests` entry
- *   with `tasks/update`, one question at a time through the `Asker`;
+ *   with `tasks/update`, one question at a time through the `Asker`; an answer the server could not
+ *   take now (unreachable, unavailable) is kept and sent again — not asked again — until the server
+ *   acknowledges it or the question is no longer open;
  * - 2025-11-25 ("Input Required Status"): on `input_required` calls `tasks/result`, on whose stream
  *   (or the GET stream) the server sends its `elicitation/create` requests; those reach `answer`
  *   (pass it as `ConnectOptions.answer` of the endpoints used with this follower);
@@ -162,6 +176,7 @@ export class TaskFollower {
     // has ended and the task still needs input — at most once per poll interval.
     let resultCall: { tc: TaskClient; done: Promise<void>; ended: boolean } | undefined;
     const sent = new Map<string, string>(); // 2026 input key → JSON of the answer sent
+    const unsent = new Map<string, ApplicationElicitResult>(); // 2026 input key → an answer given but not yet acknowledged
     const refused = new Set<string>(); // JSON of answers the server refused
     const stopped = (): FollowResult | undefined => {
       const left = this.left.get(taskId);
@@ -185,14 +200,18 @@ export class TaskFollower {
           const outcome = await controller.result({ signal });
           return { kind: 'outcome', taskId, outcome };
         }
-        if (options.until === 'answered' && (this.answered.has(taskId) || sent.size > 0) && view.status !== 'input_required') {
+        // (An answer kept unacknowledged counts: the server may have taken it before failing to say so.)
+        if (options.until === 'answered' && (this.answered.has(taskId) || sent.size > 0 || unsent.size > 0) && view.status !== 'input_required') {
           return { kind: 'answered', taskId, view };
         }
-        if (view.status !== 'input_required') sent.clear();
+        if (view.status !== 'input_required') {
+          sent.clear();
+          unsent.clear(); // the questions are gone: answered (perhaps by the answer kept here) or withdrawn
+        }
         if (view.status === 'input_required') {
           if (tc.era === 'modern') {
             const before = sent.size;
-            const result = await this.answerInputRequests(tc, taskId, view, sent, refused, signal, emit);
+            const result = await this.answerInputRequests(tc, taskId, view, { sent, unsent, refused }, signal, emit);
             if (result) return result;
             if (sent.size > before) continue; // poll again at once: the answer may have moved the task on
           } else if (!resultCall || resultCall.tc !== tc || resultCall.ended) {
@@ -210,6 +229,16 @@ export class TaskFollower {
           // stays (a new session would only add load); try again when it asked to (Retry-After).
           const retryInMs = Math.min(RETRY_DELAYS_MS.maxMs, Math.max(RETRY_DELAYS_MS.firstMs, busyMs));
           emit({ type: 'unreachable', taskId, message: describeError(error, endpoint.url), retryInMs, busy: true });
+          await this.sleep(taskId, retryInMs, signal);
+          continue;
+        }
+        const unavailableMs = unavailableRetryMs(error);
+        if (unavailableMs !== undefined) {
+          // The server answered, but cannot serve the request now (its task store is down): the
+          // connection is fine; back off (at least as long as it asked) and try again.
+          const retryInMs = Math.min(RETRY_DELAYS_MS.maxMs, Math.max(unavailableMs, RETRY_DELAYS_MS.firstMs * 2 ** failures++));
+          unreachable = true;
+          emit({ type: 'unreachable', taskId, message: describeError(error, endpoint.url), retryInMs, unavailable: true });
           await this.sleep(taskId, retryInMs, signal);
           continue;
         }
@@ -231,19 +260,30 @@ export class TaskFollower {
     }
   }
 
-  /** 2026-07-28: asks each open `inputRequests` entry not yet answered and sends the answer with `tasks/update`. */
+  /**
+   * 2026-07-28: asks each open `inputRequests` entry not yet answered and sends the answer with
+   * `tasks/update`. An answer the server did not acknowledge because it could not be reached or was
+   * unavailable stays in `answers.unsent` and is sent again (without asking) on the next call; the
+   * failure is thrown for the poll loop to back off.
+   */
   private async answerInputRequests(
     tc: TaskClient,
     taskId: string,
     view: TaskView,
-    sent: Map<string, string>,
-    refused: Set<string>,
+    answers: { sent: Map<string, string>; unsent: Map<string, ApplicationElicitResult>; refused: Set<string> },
     signal: AbortSignal,
     emit: (event: FollowEvent) => void,
   ): Promise<FollowResult | undefined> {
+    const { sent, unsent, refused } = answers;
     const requests = (view.raw.inputRequests ?? {}) as Record<string, { method?: string; params?: Record<string, unknown> }>;
+    for (const key of unsent.keys()) if (!(key in requests)) unsent.delete(key); // no longer asked: nothing to send
     for (const [key, request] of Object.entries(requests)) {
       if (sent.has(key)) continue;
+      const kept = unsent.get(key);
+      if (kept) {
+        await this.sendAnswer(tc, taskId, key, kept, answers, signal, emit);
+        continue;
+      }
       if (request.method !== 'elicitation/create' || (request.params?.mode !== undefined && request.params.mode !== 'form')) {
         return {
           kind: 'left',
@@ -266,19 +306,44 @@ export class TaskFollower {
       const json = JSON.stringify(outcome.result);
       if (refused.has(json))
         return { kind: 'left', taskId, error: true, reason: `the server refused the answer ${json}; nothing else was sent, the task still waits` };
-      try {
-        await tc.session.task(toTaskId(taskId)).update({ [key]: outcome.result } as never, signal);
-      } catch (error) {
-        const code = jsonRpcCode(error);
-        if (code === undefined || isTransient(error)) throw error;
-        refused.add(json);
-        emit({ type: 'refused', taskId, message: describeError(error, tc.url) });
-        return undefined; // ask again on the next poll
-      }
-      sent.set(key, json);
-      emit({ type: 'answered', taskId, key, action: outcome.result.action });
+      if (!(await this.sendAnswer(tc, taskId, key, outcome.result, answers, signal, emit))) return undefined; // ask again on the next poll
     }
     return undefined;
+  }
+
+  /**
+   * Sends one 2026-07-28 answer with `tasks/update`. Resolves true once the server acknowledged it
+   * (`answered` is emitted only then), false when it refused it (a JSON-RPC error: `refused`, the
+   * question is asked again). A failure to reach the server, or its "unavailable, retry later"
+   * answer, keeps the answer in `unsent` and is thrown.
+   */
+  private async sendAnswer(
+    tc: TaskClient,
+    taskId: string,
+    key: string,
+    result: ApplicationElicitResult,
+    answers: { sent: Map<string, string>; unsent: Map<string, ApplicationElicitResult>; refused: Set<string> },
+    signal: AbortSignal,
+    emit: (event: FollowEvent) => void,
+  ): Promise<boolean> {
+    const json = JSON.stringify(result);
+    try {
+      await tc.session.task(toTaskId(taskId)).update({ [key]: result } as never, signal);
+    } catch (error) {
+      const code = jsonRpcCode(error);
+      if (code === undefined || isTransient(error)) {
+        answers.unsent.set(key, result); // not acknowledged: send it again, do not ask again
+        throw error;
+      }
+      answers.unsent.delete(key);
+      answers.refused.add(json);
+      emit({ type: 'refused', taskId, message: describeError(error, tc.url) });
+      return false;
+    }
+    answers.unsent.delete(key);
+    answers.sent.set(key, json);
+    emit({ type: 'answered', taskId, key, action: result.action });
+    return true;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DispatchError, type RawClientDispatch } from '@modelcontextprotocol/ext-tasks/client';
+import { STORE_UNAVAILABLE } from './errors.js';
 import { sseMessages } from './sse.js';
 
 /** Methods whose `Mcp-Name` header mirrors a params field (2026-07-28 Streamable HTTP "Standard Request Headers"; Tasks extension "Routing Headers"). */
@@ -21,7 +22,12 @@ const MCP_NAME_SOURCE: Record<string, 'name' | 'uri' | 'taskId'> = {
  * already-framed request as one POST with the standard headers (`MCP-Protocol-Version`,
  * `Mcp-Method`, `Mcp-Name` — Base64-sentinel encoded when not plain ASCII) and reads the JSON-RPC
  * response from a JSON or SSE body. Network failures and replies that are not a JSON-RPC response
- * (proxy pages, HTTP 404/5xx while a server restarts; not 401/403) throw a retryable `DispatchError`.
+ * (proxy pages, HTTP 404/5xx while a server restarts; not 401/403) throw a retryable `DispatchError`;
+ * so does HTTP 503/429 from a busy server (`busy: true`, `retryAfterMs` from `Retry-After`), which
+ * did nothing with the request. An HTTP 503 whose body is a JSON-RPC error marked retryable (an
+ * mcp-tasks server whose task store is unavailable: -32010, `data.retryable`) is that error
+ * (`kind: "error"`; see `unavailableRetryMs`), not a busy answer: such a request may have been acted
+ * on, so only the caller knows whether it may be sent again.
  */
 export function createHttpRawDispatch(url: string, options: { protocolVersion: string; headers?: Record<string, string> }): RawClientDispatch {
   return async (request, dispatchOptions) => {
@@ -51,10 +57,11 @@ export function createHttpRawDispatch(url: string, options: { protocolVersion: s
       throw new DispatchError(`POST ${url} failed: ${(error as Error).message}`, true, { cause: error });
     }
     if (response.status === 503 || response.status === 429) {
-      // Overloaded (or rate-limited): the server did nothing with the request. Retryable, after Retry-After.
-      await response.body?.cancel().catch(() => undefined);
-      const error = Object.assign(new DispatchError(`${url} is busy (HTTP ${response.status})`, true), { busy: true });
       const retryAfterMs = retryAfterOf(response.headers.get('retry-after'));
+      const unavailable = await retryableErrorOf(response, retryAfterMs);
+      if (unavailable) return { kind: 'error', error: unavailable as never };
+      // Overloaded (or rate-limited): the server did nothing with the request. Retryable, after Retry-After.
+      const error = Object.assign(new DispatchError(`${url} is busy (HTTP ${response.status})`, true), { busy: true });
       throw retryAfterMs === undefined ? error : Object.assign(error, { retryAfterMs });
     }
     const reply = await readReply(response, id);
@@ -71,6 +78,25 @@ export function retryAfterOf(value: string | null | undefined): number | undefin
   if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/**
+ * The JSON-RPC error of a 503/429 body when it is marked retryable (`data.retryable`, or -32010),
+ * its `data.retryAfterMs` defaulting to the `Retry-After` header; else undefined (the body is
+ * consumed either way: a busy server's JSON-RPC error, a proxy's page).
+ */
+async function retryableErrorOf(response: Response, retryAfterMs: number | undefined): Promise<Record<string, unknown> | undefined> {
+  const text = await response.text().catch(() => '');
+  let error: { code?: unknown; data?: unknown } | undefined;
+  try {
+    error = (JSON.parse(text) as { error?: { code?: unknown; data?: unknown } } | null)?.error;
+  } catch {
+    return undefined;
+  }
+  if (typeof error?.code !== 'number') return undefined;
+  const data = (typeof error.data === 'object' && error.data !== null ? error.data : {}) as Record<string, unknown>;
+  if (error.code !== STORE_UNAVAILABLE && data.retryable !== true) return undefined;
+  return { ...error, data: { ...(retryAfterMs !== undefined && { retryAfterMs }), ...data, retryable: true } };
 }
 
 function headerSafe(value: string): string {

@@ -1,5 +1,6 @@
 import { pino, stdSerializers, type DestinationStream, type Level, type Logger as PinoLogger } from 'pino';
 import pretty from 'pino-pretty';
+import { StoreUnavailableError } from './errors.js';
 
 /**
  * The structured logger every layer takes (a pino logger): one JSON object per line on stderr,
@@ -70,10 +71,16 @@ function defaultLogLevel(): LogLevel {
 /**
  * Logs an error met while serving a request at the right level: a client error (a refused request:
  * a JSON-RPC error the client caused, e.g. -32600/-32601/-32602, or a header the SDK rejected) at
- * `debug`, with its message and code only; anything else is a server fault, logged at `error` with
+ * `debug`, with its message and code only; a request answered "retry later" because the task store
+ * is unavailable (`isStoreOutageAnswer`: the store logs each outage once, when it starts and when it
+ * ends) at `debug` too, without a stack; anything else is a server fault, logged at `error` with
  * its stack. `fields` adds context (method, taskId, …); all values are bounded as above.
  */
 export function logRequestError(logger: Logger, error: unknown, fields: Record<string, unknown> = {}, message = 'request failed'): void {
+  if (isStoreOutageAnswer(error)) {
+    logger.debug({ ...fields, error: (error as Error).message }, 'request answered as retryable: the task store is unavailable');
+    return;
+  }
   if (isClientError(error)) {
     const code = (error as { code?: unknown }).code;
     logger.debug({ ...fields, error: (error as Error).message, ...(typeof code === 'number' && { code }) }, 'client request refused');
@@ -92,6 +99,21 @@ export function isClientError(error: unknown): boolean {
   if (typeof code === 'number') return code !== -32603;
   return error.message.startsWith('Rejected inbound request');
 }
+
+/**
+ * Whether `error` is a store outage as a request meets it: a `StoreUnavailableError`, one in its
+ * `cause` chain (8 deep), or the JSON-RPC error it is answered with (code -32010).
+ */
+export function isStoreOutageAnswer(error: unknown): boolean {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
+    if (e instanceof StoreUnavailableError || e.code === STORE_UNAVAILABLE_CODE) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
+/** The JSON-RPC code of a store outage (`STORE_UNAVAILABLE` in `src/wire/errors.ts`, which core cannot import). */
+const STORE_UNAVAILABLE_CODE = -32010;
 
 function serializeError(error: unknown): unknown {
   if (!(error instanceof Error)) return bound(error, 1);

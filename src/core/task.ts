@@ -149,6 +149,26 @@ export interface Lease {
   holder: string;
   expiresAt: number;
   epoch?: number;
+  /**
+   * The length the lease was granted for, in ms (absent on records written before it existed). A
+   * lease with more than `ms` (+ `LEASE_CLOCK_SLACK_MS`) left by the reader's store clock was
+   * written from a clock that had run ahead, and counts as expired (see `leaseHolds`).
+   */
+  ms?: number;
+}
+
+/** How much more than its own length a lease may have left before it counts as written from a wrong clock (ms). */
+export const LEASE_CLOCK_SLACK_MS = 1000;
+
+/**
+ * Whether `lease` still holds at `nowMs` (the store's clock, ms since the epoch): not yet expired,
+ * and not ending implausibly late — more than its own length (`ms`) + `LEASE_CLOCK_SLACK_MS` from
+ * now, which only a holder whose clock had jumped ahead can have written. Such a lease counts as
+ * expired, so a clock step never keeps the other instances from a task for the size of the step.
+ */
+export function leaseHolds(lease: Lease | undefined, nowMs: number): boolean {
+  if (!lease || lease.expiresAt <= nowMs) return false;
+  return lease.ms === undefined || lease.expiresAt - nowMs <= lease.ms + LEASE_CLOCK_SLACK_MS;
 }
 
 /**

@@ -13,7 +13,7 @@ import {
 import { isTerminal, type TaskStatus } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
-import type { Fence, Lease, TaskRecord } from '../core/task.js';
+import { leaseHolds, type Fence, type Lease, type TaskRecord } from '../core/task.js';
 import { ENGINE_ACCESS, type Access, type Principal } from '../core/access.js';
 import { askedKey, answeredKey, runKey, type Actor, type AnsweredEntry, type AskedEntry, type RunEntry } from '../core/history.js';
 import { createLogger, type Logger } from '../core/log.js';
@@ -115,8 +115,9 @@ export interface TaskRuntimeOptions {
    * Shared stores with a clock of their own (PostgreSQL, Redis): the largest difference between
    * this instance's clock and the store's it tolerates, in ms (default 1000). Beyond it the
    * instance takes no leases — it creates tasks for the other instances to run, runs none itself,
-   * releases the ones it holds — logs an error, and reports the offset (`mcp_tasks.clock.offset`)
-   * until its clock is back within it.
+   * stops its runs and releases their leases — logs an error, and reports the offset
+   * (`mcp_tasks.clock.offset`) until its clock is back within it. A lease written from a clock that
+   * had jumped ahead before the jump was measured counts as expired for the others (`leaseHolds`).
    */
   maxClockSkewMs?: number;
   /** Largest tool result stored, in bytes of JSON (default 4 MiB); a larger one fails its task. */
@@ -233,9 +234,9 @@ export class TaskRuntime {
    * Measures this instance's clock against the store's (`TaskStore.measureClock`, `samples`
    * readings) and applies `maxClockSkewMs`: beyond it, logs an error (once, until it is back
    * within) and stops taking leases, stopping the runs it holds (their leases then expire for the
-   * other instances); back within it, logs that and takes leases again. Runs at `recover` and before
-   * every heartbeat's takeovers, so lease expiries are judged on a fresh reading of the store's
-   * clock. A store that cannot be reached leaves the state as it was. Returns the offset in ms
+   * other instances); back within it, logs that and takes leases again. Runs at `recover` and at
+   * the start of every heartbeat (before its renewals and takeovers), so leases are written and
+   * judged on a fresh reading of the store's clock. A store that cannot be reached leaves the state as it was. Returns the offset in ms
    * (store minus local), or undefined when it could not be measured.
    */
   async checkClock(samples = 3): Promise<number | undefined> {
@@ -253,7 +254,12 @@ export class TaskRuntime {
         `this instance's clock is ${Math.abs(reading.offsetMs)} ms ${reading.offsetMs < 0 ? 'ahead of' : 'behind'} the store's (tolerance ${this.maxClockSkewMs} ms): it takes no task leases until its clock is fixed (check NTP)`,
       );
       this.skewed = true;
-      for (const execution of this.executions.values()) execution.controller.abort(new LeaseLostSignal('clock'));
+      // Stop every run, and release its lease for the other instances at once: the offset is
+      // measured now, so `now()` reads the store's clock again and the release is not in the future.
+      for (const [taskId, execution] of this.executions) {
+        execution.controller.abort(new LeaseLostSignal('clock'));
+        void this.store.renew(taskId, execution.guard.fence, -1).catch((error) => this.quietOrReport(error, taskId));
+      }
     } else if (!skewed && this.skewed) {
       this.log.warn({ offsetMs: reading.offsetMs, instanceId: this.instanceId }, "this instance's clock agrees with the store's again: it takes task leases again");
       this.skewed = false;
@@ -384,7 +390,7 @@ export class TaskRuntime {
     const journaled: Promise<unknown>[] = [];
     for (const task of await this.store.listUnfinished()) {
       if (this.closed || this.skewed || this.executions.has(task.taskId) || this.retries.has(task.taskId)) continue;
-      if (!force && task.lease && task.lease.holder !== this.instanceId && task.lease.expiresAt > this.now()) continue;
+      if (!force && task.lease && task.lease.holder !== this.instanceId && leaseHolds(task.lease, this.now())) continue;
       const since = monotonicNow();
       const claimed = await this.store.claim(task.taskId, this.instanceId, this.leaseMs, force);
       if (!claimed) continue;
@@ -442,7 +448,9 @@ export class TaskRuntime {
     if (this.ticking || this.closed) return;
     this.ticking = true;
     try {
-      for (const [taskId, execution] of this.executions) {
+      // The clock first: a renewal from a clock that just jumped would push the lease into the future.
+      await this.checkClock(1);
+      for (const [taskId, execution] of this.skewed ? [] : this.executions) {
         const sent = monotonicNow();
         try {
           await this.store.renew(taskId, execution.guard.fence, this.leaseMs);
@@ -453,7 +461,6 @@ export class TaskRuntime {
           else this.quietOrReport(error, taskId); // an outage: the lease runs on, the next tick tries again
         }
       }
-      await this.checkClock(1);
       await this.takeOver(false);
     } catch (error) {
       this.quietOrReport(error);
@@ -478,7 +485,7 @@ export class TaskRuntime {
     // within permitMs (see LeaseGuard), and only then is the cancel acknowledged, so no effect of the
     // task begins after the acknowledgement. Not needed when this instance held it (aborted above) or
     // the lease had already expired (the holder could not confirm it).
-    if (!this.store.exclusive && revoked && revoked.holder !== this.instanceId && revoked.expiresAt > this.now() - this.permitMs) {
+    if (!this.store.exclusive && revoked && revoked.holder !== this.instanceId && leaseHolds(revoked, this.now() - this.permitMs)) {
       await new Promise((resolve) => setTimeout(resolve, this.permitMs));
     }
     return task;

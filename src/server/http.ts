@@ -23,6 +23,7 @@ import { hardenServerRequestIds, LegacySessions, type SessionLimits } from './le
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 import type { OperatorConsole } from './console/console.js';
 import type { LeanPath } from '../wire/lean-path.js';
+import { outageHeaders, STORE_UNAVAILABLE, storeUnavailableError, toErrorObject } from '../wire/errors.js';
 
 /** Options of `startHttpServer`. */
 export interface HttpServerOptions {
@@ -125,6 +126,16 @@ export interface RunningHttpServer {
  * Sessions are only a transport detail: tasks live in the store and are bound to principals, so
  * after a restart a client re-initializes (unknown sessions get HTTP 404, as the transport spec
  * asks) and reads its tasks by id.
+ *
+ * The task store unavailable (`StoreUnavailableError`: an outage, a timeout, a full disk) is a
+ * transient answer, never a 500: HTTP 503 with `Retry-After` (whole seconds, at least 1) and the
+ * JSON-RPC error -32010 with `data: { retryable: true, retryAfterMs }` (`STORE_UNAVAILABLE`) —
+ * on the lean path, for the SDK's JSON answers (2026-07-28; see `answerOutageWith503`), for an
+ * error escaping the handler, and on the operator console (a 503 page). A response already opened
+ * as an SSE stream with 200 (the SDK answers every 2025-11-25 request on one, sessions and the
+ * stateless fallback alike, and a 2026-07-28 call that sent a notification first) carries the
+ * same -32010 error, with `data.retryable`, in the stream. Such requests are logged at debug only:
+ * the store logs each outage once, when it starts and when it ends.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const host = options.host ?? '127.0.0.1';
@@ -141,25 +152,30 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const checkHost = loopback ? localhostHostValidation() : undefined;
   const stateless = options.stateless === true;
   const lean = options.leanPath;
-  const modern =
+  const modernHandler =
     options.modern === false && !stateless
       ? undefined
-      : toNodeHandler(
-          createMcpHandler(
-            async (ctx) => {
-              const mcp = await options.createMcpServer({ era: ctx.era, ...(ctx.authInfo && { authInfo: ctx.authInfo }) });
-              // This endpoint serves the 2025 era too (sessions, or the stateless fallback): server/discover says so.
-              if (ctx.era === 'modern') advertiseServedVersions(mcp);
-              return mcp;
-            },
-            {
-              legacy: stateless ? 'stateless' : 'reject',
-              onerror: onError,
-              maxRequestBodySize: maxBodyBytes,
-            },
-          ),
-          { maxRequestBodySize: maxBodyBytes, onerror: onError },
+      : createMcpHandler(
+          async (ctx) => {
+            const mcp = await options.createMcpServer({ era: ctx.era, ...(ctx.authInfo && { authInfo: ctx.authInfo }) });
+            // This endpoint serves the 2025 era too (sessions, or the stateless fallback): server/discover says so.
+            if (ctx.era === 'modern') advertiseServedVersions(mcp);
+            return mcp;
+          },
+          {
+            legacy: stateless ? 'stateless' : 'reject',
+            onerror: onError,
+            maxRequestBodySize: maxBodyBytes,
+          },
         );
+  const modern =
+    modernHandler &&
+    toNodeHandler(
+      { fetch: async (request, requestOptions) => answerOutageWith503(await modernHandler.fetch(request, requestOptions)) },
+      { maxRequestBodySize: maxBodyBytes, onerror: onError },
+    );
+  /** The JSON-RPC id of each request being served, once its body is read (for an answer to an error that escapes `handle`). */
+  const requestIds = new WeakMap<IncomingMessage, string | number>();
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -192,6 +208,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // key count, before the SDK's zod validation or JSON.stringify can overflow the stack.
       const refused = checkBody(body, options.bodyLimits);
       if (refused) return rpcError(res, refused.status, refused.code, refused.message, { id: refused.id });
+      const id = (body as { id?: unknown } | null)?.id;
+      if (typeof id === 'string' || typeof id === 'number') requestIds.set(req, id);
       if (maxConcurrent > 0 && countsAsWork(body)) {
         if (serving >= maxConcurrent) {
           refusals.note();
@@ -216,7 +234,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // The checks the SDK's transport makes before it reads a message; whatever fails one of them is its to answer.
       if (lean && req.method === 'POST' && acceptsJsonAndSse(req) && isJsonContentType(req.headers['content-type'] ?? '') && servesLegacyVersion(req)) {
         const answer = await lean.legacy(session.mcp, body, authInfo, requestSignal(res));
-        if (answer) return reply(res, answer.status, answer.body, { 'mcp-session-id': sessionId }); // JSON: Streamable HTTP allows it for any POST
+        if (answer) return reply(res, answer.status, answer.body, { ...answer.headers, 'mcp-session-id': sessionId }); // JSON: Streamable HTTP allows it for any POST
       }
       return session.transport.handleRequest(req, res, body);
     }
@@ -248,7 +266,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
             authInfo,
             requestSignal(res),
           );
-          if (answer) return reply(res, answer.status, answer.body);
+          if (answer) return reply(res, answer.status, answer.body, answer.headers);
         }
         return modern(req, res, body);
       }
@@ -306,8 +324,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const http = createServer((req, res) => {
     handle(req, res).catch((error) => {
       onError(error);
-      if (!res.headersSent) rpcError(res, 500, -32603, 'Internal error');
-      else res.end();
+      if (res.headersSent) return void res.end();
+      // A store outage is no server fault: 503 with Retry-After, like every other answer to one.
+      const outage = storeUnavailableError(error);
+      const id = requestIds.get(req) ?? null;
+      if (outage) {
+        const object = toErrorObject(outage);
+        const { status, headers } = outageHeaders(object)!;
+        return reply(res, status, { jsonrpc: '2.0', error: object, id }, headers);
+      }
+      rpcError(res, 500, -32603, 'Internal error', { id });
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -414,6 +440,32 @@ function refusalLog(logger: Logger, limit: number) {
 function busy(res: ServerResponse, message: string, body: unknown): void {
   const id = (body as { id?: unknown } | null)?.id;
   rpcError(res, 503, -32000, message, { id: typeof id === 'string' || typeof id === 'number' ? id : null, headers: { 'retry-after': '1' } });
+}
+
+/**
+ * A store outage answered by the SDK's 2026-07-28 handler (or its stateless 2025-11-25 fallback) as
+ * HTTP 503 with `Retry-After`: the one place where the SDK path's answers to an outage get their
+ * status (the lean path sets its own, from the same `outageHeaders`). The SDK answers a handler's
+ * JSON-RPC error with HTTP 200; a single JSON response (`application/json`) whose error is -32010
+ * (`STORE_UNAVAILABLE`) is re-issued with the same body, 503 and `Retry-After`. Any other response
+ * passes unchanged. An SSE response (2025-11-25 sessions and the stateless fallback answer every
+ * request on one, a 2026-07-28 call that sent a notification first) has sent its 200 before the
+ * answer exists: the -32010 error, with `data.retryable`, then travels in the stream.
+ */
+async function answerOutageWith503(response: Response): Promise<Response> {
+  if (response.status !== 200 || !isJsonContentType(response.headers.get('content-type') ?? '')) return response;
+  const text = await response.clone().text();
+  if (!text.includes(String(STORE_UNAVAILABLE))) return response; // no JSON parse for every answer
+  let outage: ReturnType<typeof outageHeaders>;
+  try {
+    outage = outageHeaders((JSON.parse(text) as { error?: { code?: unknown; data?: unknown } } | null)?.error);
+  } catch {
+    return response;
+  }
+  if (!outage) return response;
+  const headers = new Headers(response.headers);
+  for (const [name, value] of Object.entries(outage.headers)) headers.set(name, value);
+  return new Response(text, { status: outage.status, headers });
 }
 
 /** Writes `body` as the JSON response, with `status` and any further `headers`. Every JSON answer of this file goes through here. */

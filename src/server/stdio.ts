@@ -18,6 +18,7 @@ import { createLogger, logRequestError, type Logger } from '../core/log.js';
 import type { Era } from '../wire/mcp-tasks.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 import { advertiseServedVersions } from '../wire/sdk-seam.js';
+import { toErrorObject } from '../wire/errors.js';
 
 /** The 2026-07-28-era revisions this server speaks (the wire layer implements exactly this one). */
 const MODERN_REVISIONS = ['2026-07-28'];
@@ -268,7 +269,8 @@ class StdioTaskSubscriptions {
     this.open.set(message.id, { request, response });
     this.tasks.serve(request as unknown as IncomingMessage, response as unknown as ServerResponse, message).catch((error: unknown) => {
       this.onError(error);
-      if (!response.headersSent) send({ jsonrpc: '2.0', id: message.id, error: { code: -32603, message: 'Internal error' } });
+      // A store outage is -32010 (retryable); anything else stays an internal error without details.
+      if (!response.headersSent) send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error) });
       response.abandon();
     });
     return true;

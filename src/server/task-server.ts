@@ -210,8 +210,52 @@ export class TaskServer {
   private async start(): Promise<number> {
     if (this.started) throw new Error('This TaskServer is already serving');
     this.started = true;
-    return this.runtime.recover();
+    try {
+      return await this.runtime.recover();
+    } catch (error) {
+      throw startupError(this.store.health.name, error);
+    }
   }
+}
+
+/**
+ * What to do about a store that fails at start-up, by the driver's error code (node system codes,
+ * PostgreSQL SQLSTATEs, SQLite codes).
+ */
+const STARTUP_ADVICE: Record<string, string> = {
+  ECONNREFUSED: 'nothing listens at that host and port: start the database server, or fix the URL',
+  ENOTFOUND: 'the host name is unknown: fix the URL',
+  EAI_AGAIN: 'the host name could not be looked up: check DNS, or use an IP address',
+  ETIMEDOUT: 'the server does not answer: check the host, the port and any firewall between them',
+  ECONNRESET: 'the server closed the connection: check that the URL points at the right kind of server',
+  '28P01': "the password was refused: fix the user or password in the store URL",
+  '28000': 'the user may not connect: fix the user in the store URL, or allow it in pg_hba.conf',
+  '3D000': 'the database does not exist: create it (createdb) or fix the database name in the URL',
+  '42501': 'the user may not create the schema or its tables: grant it CREATE, or create the schema beforehand',
+  '53300': 'the server has no connection left: raise max_connections or lower the pool size',
+  SQLITE_BUSY: 'another process holds the file locked: stop it, or use ?shared=true when several processes share the file',
+  SQLITE_FULL: 'the disk is full: free some space',
+};
+
+/**
+ * The error `listen`/`serveStdio` throw when the store fails at start-up: it names the store (its URL
+ * without password, or its file), the driver's words and code, and what to do. `cause` is the
+ * original error.
+ */
+function startupError(store: string, error: unknown): Error {
+  let cause: { message?: unknown; code?: unknown } = error as never;
+  for (let e = error as { cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+    cause = e as typeof cause;
+    if (typeof (e as { code?: unknown }).code === 'string') break;
+    e = e.cause as typeof e;
+  }
+  const code = typeof cause?.code === 'string' ? cause.code : undefined;
+  const message = (typeof cause?.message === 'string' && cause.message ? cause.message : String(error)).replace(/\.$/, '');
+  const timeout = /timeout|timed out/i.test(message) ? 'the server does not answer in time: check the host, the port and any firewall between them' : undefined;
+  // ioredis gives up on a command after its reconnection attempts failed, without the socket's error.
+  const unreachable = /max retries per request/i.test(message) ? 'the server cannot be reached: check that it runs at that host and port (redis-cli -h HOST -p PORT ping)' : undefined;
+  const advice = (code && STARTUP_ADVICE[code]) ?? timeout ?? unreachable ?? 'check the store URL and that the database server is running and reachable';
+  return new Error(`Cannot start: the task store ${store} failed: ${message}${code ? ` (${code})` : ''}. What to do: ${advice}.`, { cause: error });
 }
 
 /**

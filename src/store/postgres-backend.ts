@@ -492,12 +492,24 @@ export class PostgresBackend implements StoreBackend {
     return rowCount === 1;
   }
 
-  /** Several appends in one statement (fenced ones checked row by row); of two calls for one key in the batch the first wins. */
+  /**
+   * Several appends in one statement (fenced ones checked row by row). Of several calls for one key
+   * in the batch, the first goes in the statement and the others follow it one by one, in order:
+   * the first that writes wins, as if each had been sent alone (a fenced first call may be refused).
+   */
   private async appendMany(batch: readonly PendingAppend[]): Promise<boolean[]> {
     const slot = (taskId: string, key: string) => JSON.stringify([taskId, key]);
     const first = new Map<string, PendingAppend>();
     for (const c of batch) if (!first.has(slot(c.taskId, c.key))) first.set(slot(c.taskId, c.key), c);
     const calls = [...first.values()];
+    const written = await this.appendFirsts(calls);
+    const outcomes: boolean[] = [];
+    for (const c of batch) outcomes.push(first.get(slot(c.taskId, c.key)) === c ? written.has(c) : await this.appendOne(c));
+    return outcomes;
+  }
+
+  /** One statement appending `calls` (one per task and key); resolves with the calls that wrote. */
+  private async appendFirsts(calls: readonly PendingAppend[]): Promise<Set<PendingAppend>> {
     const { rows } = await this.query<{ task_id: string; key: string }>(
       `INSERT INTO ${this.schema}.journal (task_id, key, value)
        SELECT v.task_id, v.key, v.value FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[]) AS v(task_id, key, value, holder, epoch)
@@ -511,8 +523,9 @@ export class PostgresBackend implements StoreBackend {
         calls.map((c) => c.fence?.epoch ?? null),
       ],
     );
+    const slot = (taskId: string, key: string) => JSON.stringify([taskId, key]);
     const written = new Set(rows.map((row) => slot(row.task_id, row.key)));
-    return batch.map((c) => first.get(slot(c.taskId, c.key)) === c && written.has(slot(c.taskId, c.key)));
+    return new Set(calls.filter((c) => written.has(slot(c.taskId, c.key))));
   }
 
   watch(listener: (taskId: string, version?: number) => void, resync?: () => void): () => void {

@@ -17,7 +17,7 @@ import type { Json } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { DEFAULT_POLICY, isExpired, resolveTtl, ttlAtEnd, type TaskPolicy } from '../core/policy.js';
 import { canTransition, isTaskStatus, isTerminal, type TaskStatus } from '../core/status.js';
-import type { Fence, InputAnswer, InputRequest, Lease, TaskOutcome, TaskRecord, TaskRequest, TraceContext } from '../core/task.js';
+import { leaseHolds, type Fence, type InputAnswer, type InputRequest, type Lease, type TaskOutcome, type TaskRecord, type TaskRequest, type TraceContext } from '../core/task.js';
 import { checkInputAnswer } from '../core/input-answers.js';
 import { holdsFence, type ListPosition, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { GuardedBackend, registerClockSource, StoreHealth } from './store-health.js';
@@ -258,7 +258,7 @@ export class TaskStore {
       request: input.request,
       errorResultStatus: input.errorResultStatus,
       inputRequests: {},
-      ...(input.lease && { lease: { holder: input.lease.holder, expiresAt: this.now() + input.lease.leaseMs, epoch: 1 } }),
+      ...(input.lease && { lease: { holder: input.lease.holder, expiresAt: this.now() + input.lease.leaseMs, epoch: 1, ms: input.lease.leaseMs } }),
       ...(input.traceContext && { traceContext: input.traceContext }),
       version: 1,
     };
@@ -538,7 +538,7 @@ export class TaskStore {
 
   /**
    * Takes the lease of a live task for `holder` for `leaseMs` (from `now()`, the store's clock) when
-   * it is free, expired, already `holder`'s, or `force` is set (a single-process runtime taking over
+   * it is free, expired (or implausibly long: see `leaseHolds`), already `holder`'s, or `force` is set (a single-process runtime taking over
    * after a crash). Every claim starts a new lease epoch (the fencing token: the previous epoch plus
    * one), so writes fenced by an earlier run of the task — even one of the same holder — are
    * refused from then on. Returns the claimed task, or undefined when another live holder has it or
@@ -554,8 +554,8 @@ export class TaskStore {
           claimed = false;
           if (isTerminal(current.status)) return undefined;
           const lease = current.lease;
-          if (!force && lease && lease.holder !== holder && lease.expiresAt > this.now()) return undefined;
-          current.lease = { holder, expiresAt: this.now() + leaseMs, epoch: (lease?.epoch ?? 0) + 1 };
+          if (!force && lease && lease.holder !== holder && leaseHolds(lease, this.now())) return undefined;
+          current.lease = { holder, expiresAt: this.now() + leaseMs, epoch: (lease?.epoch ?? 0) + 1, ms: leaseMs };
           claimed = true;
           return current;
         },
@@ -584,7 +584,8 @@ export class TaskStore {
         (task) => {
           if (isTerminal(task.status) && typeof holder !== 'object') return undefined;
           assertHolder(task, holder);
-          task.lease = { holder: name, expiresAt: this.now() + leaseMs, epoch: task.lease?.epoch ?? (typeof holder === 'object' ? holder.epoch : 0) };
+          const epoch = task.lease?.epoch ?? (typeof holder === 'object' ? holder.epoch : 0);
+          task.lease = { holder: name, expiresAt: this.now() + leaseMs, epoch, ...(leaseMs > 0 ? { ms: leaseMs } : task.lease?.ms !== undefined && { ms: task.lease.ms }) };
           return task;
         },
         { touch: false },
@@ -606,7 +607,8 @@ export class TaskStore {
    * longer holds, `StoreUnavailableError` when the store cannot be reached.
    */
   async confirm(taskId: string, fence: Fence, renewMs: number, minLeftMs: number): Promise<{ nowMs: number; expiresAt: number }> {
-    const { task, nowMs } = this.backend.getAt ? await this.backend.getAt(taskId) : { task: await this.backend.get(taskId), nowMs: this.now() };
+    const { task, nowMs } =
+      this.backend.getAt && !this.clockInjected ? await this.backend.getAt(taskId) : { task: await this.backend.get(taskId), nowMs: this.now() };
     if (!task) throw new LeaseLostError(taskId, fence.holder, 'ended');
     assertHolder(task, fence);
     const expiresAt = task.lease!.expiresAt;

@@ -1,20 +1,49 @@
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server';
-import { InvalidAnswerError, LimitExceededError, TaskError, TaskRpcError } from '../core/errors.js';
+import { InvalidAnswerError, LimitExceededError, StoreUnavailableError, TaskError, TaskRpcError } from '../core/errors.js';
 
 /** JSON-RPC code for a refused request because a configured limit was reached (implementation-defined range). */
 export const LIMIT_EXCEEDED = -32000;
 
 /**
+ * JSON-RPC code for a request the server could not serve because its task store is unavailable
+ * for now (an outage, a timeout, a full disk: `StoreUnavailableError`). In the range the 2026-07-28
+ * specification leaves to implementations (-32000 to -32019). The error's `data` is
+ * `{ retryable: true, retryAfterMs }` (`StoreUnavailableData`); over HTTP the response is a 503 with
+ * `Retry-After` (see `outageHeaders`). Nothing is known to have been done with the request: a
+ * client sends it again after `retryAfterMs` — except one that creates a task, whose first attempt
+ * may have been stored (see the client's `isStoreUnavailable`).
+ */
+export const STORE_UNAVAILABLE = -32010;
+
+/** `data` of a -32010 (`STORE_UNAVAILABLE`) error: retry, at the earliest after `retryAfterMs` (ms). */
+export interface StoreUnavailableData {
+  retryable: true;
+  retryAfterMs: number;
+}
+
+/**
  * Maps an engine error to the JSON-RPC error the spec prescribes (2025-11-25 "Tasks › Error
- * Handling"; 2026-07-28 extension "Error Handling"): unknown, foreign or expired `taskId`, invalid
- * cursor, illegal transition (e.g. cancelling a terminal task) and malformed input → -32602
- * (Invalid params); an answer that does not match its question's `requestedSchema`
- * (`InvalidAnswerError`) → -32602 with the schema problems as message and `data: { problems }`
- * (keyed by question key); a reached limit → -32000 with `data` ({limit, max, current}); a `TaskRpcError`
- * keeps its own code; anything else → -32603 (Internal error)
- * with a generic message, so no internals leak to the requestor.
+ * Handling"; 2026-07-28 extension "Error Handling"):
+ *
+ * | error                                                   | code   | message, `data`                              |
+ * |---------------------------------------------------------|--------|----------------------------------------------|
+ * | unknown, foreign or expired `taskId`, invalid cursor,   | -32602 | the error's message                          |
+ * | illegal transition (e.g. cancelling a terminal task),   |        |                                              |
+ * | malformed input                                         |        |                                              |
+ * | an answer not matching its `requestedSchema`            | -32602 | the schema problems, `{ problems }` by key   |
+ * | (`InvalidAnswerError`)                                  |        |                                              |
+ * | a reached limit (`LimitExceededError`)                  | -32000 | `{ limit, max, current }`                    |
+ * | the task store unavailable (`StoreUnavailableError`,    | -32010 | "The task store is temporarily unavailable;  |
+ * | also when wrapped as another error's `cause`)           |        | retry later", `{ retryable: true,            |
+ * |                                                         |        | retryAfterMs }`; HTTP 503 + `Retry-After`    |
+ * | a `TaskRpcError`                                        | its own| its own                                      |
+ * | a `ProtocolError`                                       | its own| its own                                      |
+ * | anything else (conflicts, lost leases, bugs)            | -32603 | "Internal error": no internals leak          |
  */
 export function toProtocolError(error: unknown): ProtocolError {
+  const outage = storeUnavailableError(error);
+  if (outage)
+    return new ProtocolError(STORE_UNAVAILABLE, outage.message, { retryable: true, retryAfterMs: outage.retryAfterMs } satisfies StoreUnavailableData);
   if (error instanceof ProtocolError) return error;
   if (error instanceof TaskRpcError) return new ProtocolError(error.code, error.message, error.data);
   if (error instanceof LimitExceededError) return new ProtocolError(LIMIT_EXCEEDED, error.message, error.data);
@@ -30,4 +59,36 @@ export function toProtocolError(error: unknown): ProtocolError {
 export function toErrorObject(error: unknown): { code: number; message: string; data?: unknown } {
   const e = toProtocolError(error);
   return { code: e.code, message: e.message, ...(e.data !== undefined && { data: e.data }) };
+}
+
+/**
+ * The `StoreUnavailableError` behind `error`: itself, or the first one in its `cause` chain (8
+ * deep; callers may wrap it). Undefined when the store is not the reason — also for a
+ * `ProtocolError` that merely carries -32010 (a tool may end its task with any code).
+ */
+export function storeUnavailableError(error: unknown): StoreUnavailableError | undefined {
+  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
+    if (e instanceof StoreUnavailableError) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Whether `error` is, or wraps, a store outage (`storeUnavailableError`): the request may be sent again later. */
+export function isStoreUnavailable(error: unknown): boolean {
+  return storeUnavailableError(error) !== undefined;
+}
+
+/**
+ * The HTTP answer to a JSON-RPC error object: for -32010 (`STORE_UNAVAILABLE`), status 503 and
+ * `Retry-After` in whole seconds, at least 1 (`data.retryAfterMs` rounded up; 1 s without it);
+ * undefined for any other error (the transport's own status stands). Every HTTP path of this
+ * package that answers a store outage (the lean path, `startHttpServer` for the SDK's JSON
+ * responses and errors that escape) takes its status and header from here.
+ */
+export function outageHeaders(error: { code?: unknown; data?: unknown } | undefined): { status: 503; headers: { 'retry-after': string } } | undefined {
+  if (error?.code !== STORE_UNAVAILABLE) return undefined;
+  const ms = (error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  const seconds = typeof ms === 'number' && Number.isFinite(ms) ? Math.max(1, Math.ceil(ms / 1000)) : 1;
+  return { status: 503, headers: { 'retry-after': String(seconds) } };
 }

@@ -6,7 +6,9 @@ import { withDeadline } from '../core/deadline.js';
 import { isTerminal } from '../core/status.js';
 import type { InputRequest, TaskRecord } from '../core/task.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
+import { isStoreUnavailable } from './errors.js';
 import { principalOf } from './principal.js';
+import { failToolCall } from './sdk-seam.js';
 import { taskFieldsV2 } from './rev2026/task-object.js';
 
 /** Longest `waitSeconds` of `get_task_result`. */
@@ -70,14 +72,18 @@ const failure = (text: string): CallToolResult => ({ content: [{ type: 'text', t
  * a task tool handed it, answer its questions and cancel it. Registered once per server when
  * `McpTasks({ fallbackTools: true })`. The same principal rules as the protocol methods apply: a
  * task of another principal is "not found". Errors are tool results with `isError: true` so the
- * model can read and correct them.
+ * model can read and correct them — except a store outage, which fails the call with the retryable
+ * JSON-RPC error -32010 (`data: { retryable: true, retryAfterMs }`; HTTP 503 where the answer is
+ * JSON; see `failToolCall`): it says nothing about the task.
  */
 export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): void {
   const owner = (ctx: ServerContext) => principalOf(ctx.http?.authInfo);
-  const guard = async (fn: () => Promise<CallToolResult>): Promise<CallToolResult> => {
+  const guard = async (ctx: ServerContext, fn: () => Promise<CallToolResult>): Promise<CallToolResult> => {
     try {
       return await fn();
     } catch (error) {
+      // The store cannot be reached: not the tool's answer but the retryable JSON-RPC -32010.
+      if (isStoreUnavailable(error)) throw failToolCall(mcp.server, ctx, error);
       if (error instanceof TaskError) return failure(error.message);
       throw error;
     }
@@ -95,7 +101,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
       inputSchema: z.object({ taskId }),
     },
     async ({ taskId: id }, ctx) =>
-      guard(async () => {
+      guard(ctx, async () => {
         const task = await runtime.get(id, owner(ctx));
         return json(taskStatusView(task), `Task ${id} is ${task.status}${task.statusMessage ? `: ${task.statusMessage}` : ''}. ${nextStepHint(task)}`);
       }),
@@ -112,7 +118,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
       inputSchema: z.object({ taskId, waitSeconds: z.number().min(0).max(MAX_WAIT_SECONDS).optional().describe('How long to wait for the task to finish') }),
     },
     async ({ taskId: id, waitSeconds }, ctx) =>
-      guard(async () => {
+      guard(ctx, async () => {
         const principal = owner(ctx);
         let task = await runtime.get(id, principal);
         if (!isTerminal(task.status) && task.status !== 'input_required' && (waitSeconds ?? 0) > 0) {
@@ -152,7 +158,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
       }),
     },
     async (args, ctx) =>
-      guard(async () => {
+      guard(ctx, async () => {
         const principal = owner(ctx);
         const task = await runtime.get(args.taskId, principal);
         const entries = Object.entries(task.inputRequests);
@@ -190,7 +196,7 @@ export function registerFallbackTools(mcp: McpServer, runtime: TaskRuntime): voi
       inputSchema: z.object({ taskId }),
     },
     async ({ taskId: id }, ctx) =>
-      guard(async () => {
+      guard(ctx, async () => {
         const task = await runtime.cancel(id, owner(ctx));
         return json(taskStatusView(task), `Task ${id} is cancelled.`);
       }),

@@ -2,7 +2,7 @@ import { isJSONRPCRequest, ProtocolErrorCode, SERVER_INFO_META_KEY, type AuthInf
 import type { JsonObject } from '../core/json.js';
 import { isTerminal } from '../core/status.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
-import { toErrorObject } from './errors.js';
+import { outageHeaders, toErrorObject } from './errors.js';
 import { principalOf } from './principal.js';
 import type { PollThrottle } from './poll-throttle.js';
 import { taskIdParams } from './handler.js';
@@ -20,10 +20,14 @@ const MODERN_REVISION = '2026-07-28';
 
 /**
  * A JSON-RPC response the lean path produced, with the HTTP status the SDK would have answered it
- * with (200, or 400 for -32021 in 2026-07-28, as the SDK's in-band mapping does).
+ * with (200, or 400 for -32021 in 2026-07-28, as the SDK's in-band mapping does) — except a store
+ * outage (-32010, `STORE_UNAVAILABLE`): 503 with `Retry-After` in `headers` (see `outageHeaders`),
+ * as `startHttpServer` answers the SDK path's JSON responses.
  */
 export interface LeanAnswer {
   status: number;
+  /** Further response headers (`retry-after` with a 503). */
+  headers?: Record<string, string>;
   body: { jsonrpc: '2.0'; id: string | number; result?: JsonObject; error?: { code: number; message: string; data?: unknown } };
 }
 
@@ -198,6 +202,8 @@ async function answer(id: string | number, work: () => Promise<JsonObject>, mode
 
 function errorAnswer(id: string | number, error: unknown, modern: boolean): LeanAnswer {
   const object = toErrorObject(error);
+  const outage = outageHeaders(object);
+  if (outage) return { status: outage.status, headers: outage.headers, body: { jsonrpc: '2.0', id, error: object } };
   const status = modern && object.code === ProtocolErrorCode.MissingRequiredClientCapability ? 400 : 200;
   return { status, body: { jsonrpc: '2.0', id, error: object } };
 }

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
 import type { TaskContext } from '../runtime/context.js';
 import type { TaskRuntime, TaskToolResult } from '../runtime/runtime.js';
+import { isStoreUnavailable } from './errors.js';
 import { registerFallbackTools } from './fallback-tools.js';
 import { LeanPath } from './lean-path.js';
 import { PollThrottle } from './poll-throttle.js';
@@ -30,7 +31,11 @@ export interface McpTasksOptions {
   maxArgumentBytes?: number;
   /** Structured logger (see `createLogger`). Default: `createLogger()`. */
   logger?: Logger;
-  /** Errors that concern no single request (delivery failures, …). Default: logged at warn level. */
+  /**
+   * Errors that concern no single request (delivery failures, an answer to a pushed question that
+   * could not be stored, …). Default: logged at warn level, except store outages (the store logs
+   * each outage once; the question is asked again): debug.
+   */
   onError?: (error: unknown) => void;
   /**
    * Register the fallback tools `get_task_status`, `get_task_result`, `answer_task_input` and
@@ -85,7 +90,9 @@ export interface McpTasksOptions {
  * tasks, or a `required` tool without `task` → -32601; 2026: a non-declaring client calling
  * `tasks/*` or a `required` tool → -32021; `tasks/result`/`tasks/list` in 2026 → -32601; a
  * tampered, foreign or expired `requestState` → -32602; a 2026 ordinary call whose question the
- * client did not declare it can answer → -32021; anything unexpected → -32603.
+ * client did not declare it can answer → -32021; the task store unavailable for now → -32010 with
+ * `data: { retryable: true, retryAfterMs }` (HTTP 503 + `Retry-After` where the answer is a JSON
+ * response; see `STORE_UNAVAILABLE`); anything unexpected → -32603.
  */
 export class McpTasks {
   private readonly tools: TaskTools;
@@ -109,7 +116,12 @@ export class McpTasks {
     this.listEnabled = options.list ?? false;
     this.tools = new TaskTools(options.maxArgumentBytes ?? 1024 * 1024);
     const logger = options.logger ?? createLogger();
-    this.onError = options.onError ?? ((error) => logger.warn({ err: error }, 'could not deliver a message to the client'));
+    this.onError =
+      options.onError ??
+      ((error) => {
+        if (isStoreUnavailable(error)) logger.debug({ error: (error as Error).message }, 'a question could not be answered now: the task store is unavailable');
+        else logger.warn({ err: error }, 'could not deliver a message to the client');
+      });
     this.sync = { runtime, tools: this.tools, waitMs: options.syncWaitMs ?? 30_000, fallbackTools: options.fallbackTools ?? false };
     if (options.throttlePolling !== false) this.throttle = new PollThrottle();
     this.lean = new LeanPath(runtime, this.tools, {

@@ -13,19 +13,27 @@
  *   out of every request's params (dropping non-object values silently), so a `tasks/update`
  *   handler cannot see that its `inputResponses` were malformed. Both are answered on the
  *   transport, before the SDK sees the request.
+ * - `failToolCall` — SDK v2's `McpServer` answers anything a tool callback throws with an `isError`
+ *   result (only -32042 escapes), so a tool cannot fail its call with a JSON-RPC error. A store
+ *   outage met by a fallback tool or an ordinary call of a task tool must be the retryable -32010,
+ *   not a result a model or client takes for the tool's answer: the transport `claimRequests`
+ *   interposes on swaps the SDK's `isError` result for that error.
  * - `advertiseServedVersions` — SDK v2 answers `server/discover` with modern revisions only.
  * - `serverInfoOf` — SDK v2 stamps `io.modelcontextprotocol/serverInfo` on 2026-07-28 results from
  *   the server's identity but offers no getter for it; the lean path stamps the same.
  */
 import {
   isJSONRPCRequest,
+  isJSONRPCResultResponse,
   SUPPORTED_PROTOCOL_VERSIONS,
   type JSONRPCMessage,
   type JSONRPCRequest,
   type McpServer,
   type MessageExtraInfo,
+  type RequestId,
   type Result,
   type Server,
+  type ServerContext,
   type Transport,
 } from '@modelcontextprotocol/server';
 import type { JsonObject } from '../core/json.js';
@@ -55,7 +63,8 @@ export interface ClaimIo {
  * runs and the transport's `onmessage` (as the SDK installed it) is interposed on: each incoming
  * request `claim` takes is answered with `transport.send` (related to the request's id, so
  * Streamable HTTP sends it on that request's stream) and never reaches the SDK; every other message
- * flows through the SDK untouched. A response that cannot be sent is passed to `onError`.
+ * flows through the SDK untouched. A response that cannot be sent is passed to `onError`. The
+ * SDK's responses to tool calls `failToolCall` marked go out as that JSON-RPC error instead.
  *
  * Claimed requests skip the SDK's per-request checks (the 2026-07-28 `_meta` envelope): whatever
  * serves the connection validates the envelope first (`startHttpServer`'s strict handler,
@@ -67,12 +76,41 @@ export function claimRequests(server: Server, claim: Claim, options: { onConnect
   server.connect = async (transport: Transport) => {
     await connect(transport);
     options.onConnect?.(transport);
-    interpose(transport, claim, options.onError);
+    interpose(server, transport, claim, options.onError);
   };
 }
 
-/** Answers the requests `claim` takes on `transport` itself (see `claimRequests`). */
-function interpose(transport: Transport, claim: Claim, onError: (error: unknown) => void): void {
+/** The tool calls a callback failed with `failToolCall`, per server: request id → the error to answer with. */
+const failedToolCalls = new WeakMap<Server, Map<RequestId, unknown>>();
+
+/**
+ * Fails the tool call `ctx` of `server` (a server `claimRequests` was applied to) with the JSON-RPC
+ * error of `error` (`toErrorObject`: -32010 with `data.retryable` for a store outage) instead of the
+ * `isError` result SDK v2 makes of what a tool callback throws: notes the call, so that when the SDK
+ * sends its result for that request id the transport sends the error in its place. Returns `error`,
+ * for the callback to throw (`throw failToolCall(server, ctx, error)`). Why it exists: see this
+ * file's header.
+ */
+export function failToolCall(server: Server, ctx: ServerContext, error: unknown): unknown {
+  let calls = failedToolCalls.get(server);
+  if (!calls) failedToolCalls.set(server, (calls = new Map()));
+  calls.set(ctx.mcpReq.id, error);
+  return error;
+}
+
+/** Answers the requests `claim` takes on `transport` itself, and sends failed tool calls as errors (see `claimRequests`). */
+function interpose(server: Server, transport: Transport, claim: Claim, onError: (error: unknown) => void): void {
+  const send = transport.send.bind(transport);
+  transport.send = (message, options) => {
+    const id = isJSONRPCResultResponse(message) ? message.id : undefined;
+    const failed = id === undefined ? undefined : failedToolCalls.get(server);
+    if (id !== undefined && failed?.has(id)) {
+      const error = failed.get(id);
+      failed.delete(id);
+      return send({ jsonrpc: '2.0', id, error: toErrorObject(error) }, options);
+    }
+    return send(message, options);
+  };
   const inner = transport.onmessage;
   const running = new Map<string | number, AbortController>();
   transport.onmessage = (message: JSONRPCMessage, extra?: MessageExtraInfo) => {

@@ -20,6 +20,8 @@ import { principalOf } from './principal.js';
 import { progressForwarder } from './progress.js';
 import { resultOf } from './rev2025/attach.js';
 import { awaitRound, inputRequiredResult, roundTask } from './rev2026/mrtr.js';
+import { isStoreUnavailable } from './errors.js';
+import { failToolCall } from './sdk-seam.js';
 import { requestCapabilities } from './rev2026/task-object.js';
 import type { Era, TaskTools } from './task-tools.js';
 
@@ -57,7 +59,13 @@ export function registerSynchronousTools(mcp: McpServer, era: Era, settings: Syn
       },
       async (args: Record<string, unknown>, ctx: ServerContext) => {
         if (era === 'modern') throw new ProtocolError(ProtocolErrorCode.InternalError, `Task tool '${name}' is answered ahead of the SDK`);
-        return callSynchronously(settings, mcp.server, name, args, ctx);
+        try {
+          return await callSynchronously(settings, mcp.server, name, args, ctx);
+        } catch (error) {
+          // No task was stored (or none known): the retryable -32010, not an isError result.
+          if (isStoreUnavailable(error)) throw failToolCall(mcp.server, ctx, error);
+          throw error;
+        }
       },
     );
     if (era === 'legacy') registered.execution = { taskSupport: config.taskSupport };
@@ -81,6 +89,10 @@ export function registerSynchronousTools(mcp: McpServer, era: Era, settings: Syn
  * ordinary result when the fallback tools can continue the task, else `isError` (this client
  * cannot). The task goes on durably either way. Cancelling the call (`notifications/cancelled`)
  * cancels the task; the call then fails -32603 "The call was cancelled".
+ *
+ * Store outages: when the task cannot be stored, the call fails with the retryable -32010 (see
+ * `failToolCall`); once it is stored, an outage while the call waits hands the task off (see
+ * `outageHandOff`) — never -32010, whose retry would start the work a second time.
  */
 async function callSynchronously(settings: SyncCallSettings, server: Server, name: string, rawArgs: unknown, ctx: ServerContext): Promise<CallToolResult> {
   const args = settings.tools.checkArguments(name, rawArgs);
@@ -123,35 +135,45 @@ async function callLegacy(call: SyncCall, server: Server, ctx: ServerContext): P
   const asked = new Set<string>();
   const handOff = new AbortController();
   let reason = `it is taking longer than ${Math.round(settings.waitMs / 1000)} s`;
-  const final = await withDeadline(settings.waitMs, [ctx.mcpReq.signal, handOff.signal], (signal) =>
-    runtime.waitForTerminal(task.taskId, owner, {
-      signal,
-      onChange: (current) => {
-        call.progress(current);
-        if (current.status !== 'input_required') return;
-        for (const [key, question] of Object.entries(current.inputRequests)) {
-          if (asked.has(key)) continue;
-          if (!clientCanAnswer(question, capabilities)) {
-            reason = `its question needs a client that declares ${capabilityNeeded(question)}`;
-            return handOff.abort();
+  let final: TaskRecord | undefined;
+  try {
+    final = await withDeadline(settings.waitMs, [ctx.mcpReq.signal, handOff.signal], (signal) =>
+      runtime.waitForTerminal(task.taskId, owner, {
+        signal,
+        onChange: (current) => {
+          call.progress(current);
+          if (current.status !== 'input_required') return;
+          for (const [key, question] of Object.entries(current.inputRequests)) {
+            if (asked.has(key)) continue;
+            if (!clientCanAnswer(question, capabilities)) {
+              reason = `its question needs a client that declares ${capabilityNeeded(question)}`;
+              return handOff.abort();
+            }
+            asked.add(key);
+            forwardQuestion(
+              runtime,
+              { taskId: task.taskId, key, question, principal: owner },
+              { server, ctx, signal: handOff.signal, timeoutMs: CALL_STREAM_QUESTION_TIMEOUT_MS },
+            ).catch((error) => {
+              if (handOff.signal.aborted || ctx.mcpReq.signal.aborted) return;
+              reason = `its question could not be asked here (${error instanceof Error ? error.message : String(error)})`;
+              handOff.abort();
+            });
           }
-          asked.add(key);
-          forwardQuestion(
-            runtime,
-            { taskId: task.taskId, key, question, principal: owner },
-            { server, ctx, signal: handOff.signal, timeoutMs: CALL_STREAM_QUESTION_TIMEOUT_MS },
-          ).catch((error) => {
-            if (handOff.signal.aborted || ctx.mcpReq.signal.aborted) return;
-            reason = `its question could not be asked here (${error instanceof Error ? error.message : String(error)})`;
-            handOff.abort();
-          });
-        }
-      },
-    }),
-  );
+        },
+      }),
+    );
+  } catch (error) {
+    handOff.abort();
+    if (isStoreUnavailable(error)) return outageHandOff(call, task.taskId);
+    throw error;
+  }
   if (final) return resultOf(final, false) as CallToolResult;
   handOff.abort(); // stop asking on this call's stream
-  return endWithoutResult(call, task.taskId, reason);
+  return endWithoutResult(call, task.taskId, reason).catch((error: unknown) => {
+    if (isStoreUnavailable(error)) return outageHandOff(call, task.taskId);
+    throw error;
+  });
 }
 
 /**
@@ -176,6 +198,10 @@ async function callLegacy(call: SyncCall, server: Server, ctx: ServerContext): P
  * (Missing Required Client Capability, `data.requiredCapabilities` naming what is needed) and the
  * task, which nobody else knows of, is cancelled. A tool result with `isError` ends the task
  * `completed`.
+ *
+ * Store outages: before the task is stored, and on a retry carrying `requestState` (which resumes
+ * the same task when sent again), the call fails with the retryable -32010; once a first call's
+ * task is stored, an outage while it waits hands the task off (`outageHandOff`).
  */
 export async function callModern(
   call: SyncCall,
@@ -188,18 +214,24 @@ export async function callModern(
   const binding = { owner, tool: name, args };
   const offered = params.inputResponses;
   const task = await roundTask(runtime, params.requestState, binding, capabilities, offered, dropped, params._meta);
-  const outcome = await withDeadline(settings.waitMs, [io.signal], (signal) =>
-    awaitRound(runtime, task.taskId, { owner, capabilities, offered, signal, onChange: call.progress }),
-  );
-  switch (outcome.kind) {
-    case 'ended':
-      return { ...resultOf(outcome.task, false), resultType: 'complete' };
-    case 'input':
-      return inputRequiredResult(runtime, outcome.task, outcome.questions, binding);
-    case 'unanswerable':
-      return refuseUnanswerable(call, outcome.task, outcome.questions);
-    case 'waiting':
-      return complete(await endWithoutResult(call, task.taskId, `it is taking longer than ${Math.round(settings.waitMs / 1000)} s`));
+  try {
+    const outcome = await withDeadline(settings.waitMs, [io.signal], (signal) =>
+      awaitRound(runtime, task.taskId, { owner, capabilities, offered, signal, onChange: call.progress }),
+    );
+    switch (outcome.kind) {
+      case 'ended':
+        return { ...resultOf(outcome.task, false), resultType: 'complete' };
+      case 'input':
+        return await inputRequiredResult(runtime, outcome.task, outcome.questions, binding);
+      case 'unanswerable':
+        return await refuseUnanswerable(call, outcome.task, outcome.questions);
+      case 'waiting':
+        return complete(await endWithoutResult(call, task.taskId, `it is taking longer than ${Math.round(settings.waitMs / 1000)} s`));
+    }
+  } catch (error) {
+    // A retry (`requestState`) may be sent again as it is; a first call would start a second task.
+    if (isStoreUnavailable(error) && params.requestState === undefined) return complete(outageHandOff(call, task.taskId));
+    throw error;
   }
 }
 
@@ -250,6 +282,23 @@ async function endWithoutResult(call: SyncCall, taskId: string, reason: string):
     // A tool with an outputSchema has its structuredContent validated against it: leave it out there.
     ...(!settings.tools.get(name)?.config.outputSchema && { structuredContent: taskStatusView(current) }),
     ...(!settings.fallbackTools && { isError: true }),
+  };
+}
+
+/**
+ * The answer to an ordinary call whose task is stored but could not be followed because the task
+ * store became unavailable: a hand-off naming the task (as `endWithoutResult`, without the task's
+ * status, which cannot be read now), never -32010 — a client retrying the call would start the work
+ * a second time. An ordinary result when the fallback tools can continue the task, else `isError`.
+ */
+function outageHandOff(call: SyncCall, taskId: string): CallToolResult {
+  const { fallbackTools } = call.settings;
+  const how = fallbackTools ? `Call get_task_result with taskId "${taskId}" later for its result.` : 'Continue it later with a client that supports MCP Tasks.';
+  return {
+    content: [
+      { type: 'text', text: `The work continues as task ${taskId}; its progress cannot be read now because the task store is temporarily unavailable. ${how}` },
+    ],
+    ...(!fallbackTools && { isError: true }),
   };
 }
 

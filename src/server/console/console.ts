@@ -30,6 +30,7 @@ import {
   type TaskView,
 } from './views.js';
 import { html, type Html } from './html.js';
+import { outageHeaders, storeUnavailableError, toErrorObject } from '../../wire/errors.js';
 
 /** Options of the operator console (`TaskServerOptions.console`). */
 export interface ConsoleOptions {
@@ -113,11 +114,32 @@ export class OperatorConsole {
     return this.auth.usesTokens;
   }
 
-  /** Answers one request under `/console`. Never throws: errors become pages or status codes. */
+  /**
+   * Answers one request under `/console`. Never throws: errors become pages or status codes — the
+   * task store unavailable (`StoreUnavailableError`) a 503 page with `Retry-After` saying so, logged
+   * at debug only (the store logs each outage once); other faults a 500 page, logged with the stack.
+   */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     try {
       await this.route(req, res, url);
     } catch (error) {
+      const outage = storeUnavailableError(error);
+      if (outage) {
+        this.deps.logger.debug({ component: 'console', error: outage.message }, 'console request answered 503: the task store is unavailable');
+        if (res.headersSent) return void res.end();
+        res.setHeader('retry-after', outageHeaders(toErrorObject(outage))!.headers['retry-after']);
+        const read = req.method === 'GET';
+        // Back to the same view; after a refused answer or cancel, the task's page (its form can be sent again).
+        const again = read ? `${url.pathname}${url.search}` : url.pathname.replace(/\/(answer|cancel)$/, '');
+        return message(
+          res,
+          503,
+          'Task store unavailable',
+          html`The task store cannot be reached right now, so tasks can be neither shown nor
+            changed${read ? '' : html` (look at the task again once the store is back: what you sent may not have been taken)`}. The server keeps running and
+            carries on when the store is back: <a href="${again}">try again</a> in a few seconds.`,
+        );
+      }
       this.deps.logger.error({ err: error, component: 'console' }, 'console request failed');
       if (!res.headersSent) message(res, 500, 'Something went wrong', html`The error is in the server log.`);
       else res.end();

@@ -7,6 +7,7 @@ import { isTerminal } from '../../core/status.js';
 import type { InputRequest, TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { answerableQuestions, wireRequestOf } from '../input-kinds.js';
+import { isStoreUnavailable } from '../errors.js';
 
 /**
  * Multi round-trip requests (2026-07-28 "Multi Round-Trip Requests", SEP-2322) served by a durable
@@ -54,7 +55,8 @@ export async function mintRequestState(runtime: TaskRuntime, task: TaskRecord, b
 /**
  * The task a retried call's `requestState` names, once verified (see the module comment). Throws
  * -32602 `Invalid or expired requestState` for anything else — including a task that is unknown,
- * foreign or expired, so the error says nothing about other principals' tasks.
+ * foreign or expired, so the error says nothing about other principals' tasks. A store outage is
+ * thrown as it is (`StoreUnavailableError` → -32010): the state may well be valid.
  */
 export async function openRequestState(runtime: TaskRuntime, state: unknown, binding: CallBinding): Promise<TaskRecord> {
   const refuse = () => new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid or expired requestState', { reason: 'invalid_request_state' });
@@ -65,7 +67,8 @@ export async function openRequestState(runtime: TaskRuntime, state: unknown, bin
   let task: TaskRecord;
   try {
     task = await runtime.get(taskId, binding.owner);
-  } catch {
+  } catch (error) {
+    if (isStoreUnavailable(error)) throw error; // not a verdict on the state: -32010, retry later
     throw refuse();
   }
   const codec = await codecFor(runtime, taskId, binding, false);

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SUBSCRIPTION_ID_META_KEY, type AuthInfo, type JSONRPCRequest } from '@modelcontextprotocol/server';
 import { isTerminal } from '../../core/status.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
+import { isStoreUnavailable, toErrorObject } from '../errors.js';
 import { principalOf } from '../principal.js';
 import { declaresTasksExtension, missingTasksCapability, requestCapabilities, toDetailedTask } from './task-object.js';
 
@@ -25,7 +26,10 @@ export function isTaskSubscription(message: unknown): message is JSONRPCRequest 
  * - then `notifications/tasks` with the full `DetailedTask` — its current state at once, and again
  *   on every change — each carrying `io.modelcontextprotocol/subscriptionId` (the request's id);
  * - once every watched task is terminal the subscription ends gracefully with a `resultType:
- *   "complete"` response; a comment line every `keepAliveMs` keeps proxies from closing it.
+ *   "complete"` response; a comment line every `keepAliveMs` keeps proxies from closing it;
+ * - the task store unavailable (`StoreUnavailableError`): before the stream opens, `serve` rejects
+ *   with it (`startHttpServer` answers 503 + `Retry-After`, stdio the -32010 error); once open, the
+ *   stream ends with the -32010 error response (`data.retryable`) and the client subscribes again.
  */
 export class TaskSubscriptions {
   private readonly keepAliveMs: number;
@@ -55,7 +59,8 @@ export class TaskSubscriptions {
       try {
         await this.runtime.get(taskId, owner);
         watched.add(taskId);
-      } catch {
+      } catch (error) {
+        if (isStoreUnavailable(error)) throw error; // unknown whether it is visible: retry later
         /* not visible to this requestor: not acknowledged */
       }
     }
@@ -65,13 +70,14 @@ export class TaskSubscriptions {
     write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { notifications: { taskIds: [...watched] }, _meta: meta } });
 
     let finished = false;
-    const finish = (graceful: boolean) => {
+    /** Ends the subscription: `true` with the final result, an error object with that error, `false` silently (the client left). */
+    const finish = (graceful: boolean | { code: number; message: string; data?: unknown }) => {
       if (finished) return;
       finished = true;
       off();
       clearInterval(keepAlive);
-      if (graceful && !res.writableEnded) {
-        write({ jsonrpc: '2.0', id: message.id, result: { resultType: 'complete', _meta: meta } });
+      if (graceful !== false && !res.writableEnded) {
+        write({ jsonrpc: '2.0', id: message.id, ...(graceful === true ? { result: { resultType: 'complete', _meta: meta } } : { error: graceful }) });
         res.end();
       }
     };
@@ -104,7 +110,8 @@ export class TaskSubscriptions {
     for (const taskId of [...watched]) {
       try {
         notify(await this.runtime.get(taskId, owner));
-      } catch {
+      } catch (error) {
+        if (isStoreUnavailable(error)) return finish(toErrorObject(error));
         watched.delete(taskId);
       }
     }

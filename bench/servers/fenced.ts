@@ -1,0 +1,38 @@
+/**
+ * Benchmark server for scenario 9 (what fencing costs): the same tools on the mcp-tasks sources
+ * found at `<src-root>` — this checkout, or a worktree of the commit before fencing (bench/run.ts
+ * makes one) — so both are measured by the same client in the same run.
+ *
+ * - `trivial`: answers at once (a lifecycle's writes: create, finish);
+ * - `stepped`: three journaled steps, a 1 ms durable timer, one more step — each step a fenced
+ *   journal append, the timer's continuation a permit confirmed by the store.
+ *
+ * Usage: node --import tsx bench/servers/fenced.ts <src-root> <store-url>. Prints the MCP URL on stdout.
+ */
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as z from 'zod';
+
+const [root, storeUrl] = process.argv.slice(2) as [string, string];
+const api = (await import(pathToFileURL(join(resolve(root), 'src/index.ts')).href)) as typeof import('../../src/index.js');
+const server = api.createTaskServer({
+  store: storeUrl,
+  storeOptions: { policy: { pollIntervalMs: 10 } },
+  runtime: { onError: () => undefined, purgeIntervalMs: 0 },
+  tasks: { throttlePolling: false, onError: () => undefined },
+  logger: api.createLogger({ level: 'warn' }),
+  info: { name: 'bench-fenced', version: '0' },
+});
+server.registerTool('trivial', { description: 'answers at once', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({
+  content: [{ type: 'text', text: 'ok' }],
+}));
+server.registerTool('stepped', { description: 'steps and a timer', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
+  let sum = 0;
+  for (const name of ['a', 'b', 'c']) sum += await ctx.step(name, () => 1);
+  await ctx.sleep(1);
+  sum += await ctx.step('d', () => 1);
+  return { content: [{ type: 'text', text: String(sum) }] };
+});
+const http = await server.listen({ port: 0, onError: () => undefined });
+process.stdout.write(`${http.url}\n`);
+process.on('SIGTERM', () => process.exit(0));
