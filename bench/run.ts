@@ -632,7 +632,9 @@ async function main() {
         for (const tool of ['trivial', 'stepped']) {
           const before = result[`${store}|${tool}|before fencing`]!;
           const after = result[`${store}|${tool}|fenced`]!;
-          console.log(`   ${store.padEnd(9)} ${tool.padEnd(8)} before ${before.toFixed(0).padStart(6)} /s   fenced ${after.toFixed(0).padStart(6)} /s   ×before ${(after / before).toFixed(3)}`);
+          console.log(
+            `   ${store.padEnd(9)} ${tool.padEnd(8)} before ${before.toFixed(0).padStart(6)} /s   fenced ${after.toFixed(0).padStart(6)} /s   ×before ${(after / before).toFixed(3)}`,
+          );
         }
     } finally {
       execFileSync('git', ['-C', repo, 'worktree', 'remove', '--force', baseline], { stdio: 'ignore' });

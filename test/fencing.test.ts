@@ -257,12 +257,48 @@ describe('step retries', () => {
           }
         };
         await settle('reset', () => ctx.step('reset', flaky('reset', 2, reset), fast));
-        await settle('busy', () => ctx.step('busy', flaky('busy', 1, () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })), fast));
-        await settle('http503', () => ctx.step('http503', flaky('http503', 1, () => Object.assign(new Error('unavailable'), { status: 503 })), fast));
-        await settle('marked', () => ctx.step('marked', flaky('marked', 1, () => new TransientError('try later')), fast));
-        await settle('final', () => ctx.step('final', flaky('final', 5, () => new NonRetryableError('card declined', { cause: reset() })), fast));
-        await settle('plain', () => ctx.step('plain', flaky('plain', 1, () => new Error('bad data')), fast));
-        await settle('plainRetried', () => ctx.step('plainRetried', flaky('plainRetried', 1, () => new Error('bad data')), { ...fast, retries: 1 }));
+        await settle('busy', () =>
+          ctx.step(
+            'busy',
+            flaky('busy', 1, () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })),
+            fast,
+          ),
+        );
+        await settle('http503', () =>
+          ctx.step(
+            'http503',
+            flaky('http503', 1, () => Object.assign(new Error('unavailable'), { status: 503 })),
+            fast,
+          ),
+        );
+        await settle('marked', () =>
+          ctx.step(
+            'marked',
+            flaky('marked', 1, () => new TransientError('try later')),
+            fast,
+          ),
+        );
+        await settle('final', () =>
+          ctx.step(
+            'final',
+            flaky('final', 5, () => new NonRetryableError('card declined', { cause: reset() })),
+            fast,
+          ),
+        );
+        await settle('plain', () =>
+          ctx.step(
+            'plain',
+            flaky('plain', 1, () => new Error('bad data')),
+            fast,
+          ),
+        );
+        await settle('plainRetried', () =>
+          ctx.step(
+            'plainRetried',
+            flaky('plainRetried', 1, () => new Error('bad data')),
+            { ...fast, retries: 1 },
+          ),
+        );
         await settle('budget', () => ctx.step('budget', flaky('budget', 10, reset), { ...fast, transientRetries: 2 }));
         return { ...text('ok'), structuredContent: results };
       },

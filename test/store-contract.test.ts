@@ -478,7 +478,10 @@ for (const factory of backends) {
       // The same holder claiming again (a restart, a retried run) starts a new epoch: the old run is fenced off.
       const again = await store.claim(task.taskId, 'A', 1000, true);
       assert.equal(again?.lease?.epoch, 2);
-      await assert.rejects(store.appendJournal(task.taskId, 'step:two', { ok: true }, first), (e: unknown) => e instanceof LeaseLostError && e.reason === 'taken');
+      await assert.rejects(
+        store.appendJournal(task.taskId, 'step:two', { ok: true }, first),
+        (e: unknown) => e instanceof LeaseLostError && e.reason === 'taken',
+      );
       await assert.rejects(store.report(task.taskId, { statusMessage: 'stale' }, first), LeaseLostError);
       await assert.rejects(store.requestInput(task.taskId, 'q', { kind: 'roots', message: 'roots?' }, 'roots?', first), LeaseLostError);
       await assert.rejects(store.confirm(task.taskId, first, 1000, 100), LeaseLostError);
@@ -502,9 +505,15 @@ for (const factory of backends) {
 
       // Cancelled: every fenced write and confirmation says so; nothing is appended.
       await store.cancel(task.taskId, null);
-      await assert.rejects(store.appendJournal(task.taskId, 'step:three', { ok: true }, third), (e: unknown) => e instanceof LeaseLostError && e.reason === 'cancelled');
+      await assert.rejects(
+        store.appendJournal(task.taskId, 'step:three', { ok: true }, third),
+        (e: unknown) => e instanceof LeaseLostError && e.reason === 'cancelled',
+      );
       await assert.rejects(store.confirm(task.taskId, third, 1000, 100), (e: unknown) => e instanceof LeaseLostError && e.reason === 'cancelled');
-      await assert.rejects(store.report(task.taskId, { statusMessage: 'late' }, third), (e: unknown) => e instanceof LeaseLostError && e.reason === 'cancelled');
+      await assert.rejects(
+        store.report(task.taskId, { statusMessage: 'late' }, third),
+        (e: unknown) => e instanceof LeaseLostError && e.reason === 'cancelled',
+      );
       await assert.rejects(store.renew(task.taskId, third, 1000), LeaseLostError);
       assert.equal((await store.readJournal(task.taskId)).has('step:three'), false);
       assert.equal(await store.report(task.taskId, { statusMessage: 'late' }, 'B'), false, 'a bare holder name keeps the old no-op on ended tasks');

@@ -18,14 +18,7 @@
  * |                      | for now (outage, timeout, disk full); retry later     | 503           |
  */
 export type TaskErrorKind =
-  | 'not_found'
-  | 'invalid_cursor'
-  | 'illegal_transition'
-  | 'conflict'
-  | 'invalid_argument'
-  | 'lease_lost'
-  | 'limit_exceeded'
-  | 'unavailable';
+  'not_found' | 'invalid_cursor' | 'illegal_transition' | 'conflict' | 'invalid_argument' | 'lease_lost' | 'limit_exceeded' | 'unavailable';
 
 /** Base class: `kind` says which rule was broken, `message` is safe to show to the requestor. */
 export class TaskError extends Error {

@@ -72,7 +72,16 @@ const REDIS_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN)\b/;
 const REDIS_CLIENT = /^(Connection is closed\.?|Command timed out|Stream isn't writeable)/;
 const HTTP_LATER = new Set([408, 425, 429, 502, 503, 504]);
 
-type ErrorLike = { name?: unknown; message?: unknown; code?: unknown; transient?: unknown; status?: unknown; statusCode?: unknown; cause?: unknown; errors?: unknown };
+type ErrorLike = {
+  name?: unknown;
+  message?: unknown;
+  code?: unknown;
+  transient?: unknown;
+  status?: unknown;
+  statusCode?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+};
 
 /** Walks `error`, its `cause` chain and an `AggregateError`'s first error (8 deep), yielding each. */
 function* chain(error: unknown): Generator<ErrorLike> {

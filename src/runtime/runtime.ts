@@ -261,7 +261,10 @@ export class TaskRuntime {
         void this.store.renew(taskId, execution.guard.fence, -1).catch((error) => this.quietOrReport(error, taskId));
       }
     } else if (!skewed && this.skewed) {
-      this.log.warn({ offsetMs: reading.offsetMs, instanceId: this.instanceId }, "this instance's clock agrees with the store's again: it takes task leases again");
+      this.log.warn(
+        { offsetMs: reading.offsetMs, instanceId: this.instanceId },
+        "this instance's clock agrees with the store's again: it takes task leases again",
+      );
       this.skewed = false;
     }
     return reading.offsetMs;
@@ -412,7 +415,12 @@ export class TaskRuntime {
   /** Journals the start of a run that is not the task's first (`RunEntry`), fenced by the run's lease. */
   private journalRun(task: TaskRecord, run: RunStart): Promise<unknown> {
     const at = new Date(this.now()).toISOString();
-    const entry: RunEntry = { at, holder: this.instanceId, reason: run.reason as RunEntry['reason'], ...(run.previousHolder && { previousHolder: run.previousHolder }) };
+    const entry: RunEntry = {
+      at,
+      holder: this.instanceId,
+      reason: run.reason as RunEntry['reason'],
+      ...(run.previousHolder && { previousHolder: run.previousHolder }),
+    };
     return this.store
       .appendJournal(task.taskId, runKey(at, this.instanceId), entry as unknown as Json, fenceOf(task))
       .catch((error) => this.quietOrReport(error, task.taskId));
@@ -456,7 +464,8 @@ export class TaskRuntime {
           await this.store.renew(taskId, execution.guard.fence, this.leaseMs);
           execution.guard.renewed(sent, this.leaseMs); // written after `sent`, so it lasts at least leaseMs from then
         } catch (error) {
-          if (error instanceof LeaseLostError) execution.controller.abort(error.reason === 'cancelled' ? new TaskCancelledSignal(taskId) : new LeaseLostSignal(taskId));
+          if (error instanceof LeaseLostError)
+            execution.controller.abort(error.reason === 'cancelled' ? new TaskCancelledSignal(taskId) : new LeaseLostSignal(taskId));
           else if (error instanceof TaskNotFoundError) execution.controller.abort(new LeaseLostSignal(taskId));
           else this.quietOrReport(error, taskId); // an outage: the lease runs on, the next tick tries again
         }

@@ -228,7 +228,7 @@ const STARTUP_ADVICE: Record<string, string> = {
   EAI_AGAIN: 'the host name could not be looked up: check DNS, or use an IP address',
   ETIMEDOUT: 'the server does not answer: check the host, the port and any firewall between them',
   ECONNRESET: 'the server closed the connection: check that the URL points at the right kind of server',
-  '28P01': "the password was refused: fix the user or password in the store URL",
+  '28P01': 'the password was refused: fix the user or password in the store URL',
   '28000': 'the user may not connect: fix the user in the store URL, or allow it in pg_hba.conf',
   '3D000': 'the database does not exist: create it (createdb) or fix the database name in the URL',
   '42501': 'the user may not create the schema or its tables: grant it CREATE, or create the schema beforehand',
@@ -253,7 +253,9 @@ function startupError(store: string, error: unknown): Error {
   const message = (typeof cause?.message === 'string' && cause.message ? cause.message : String(error)).replace(/\.$/, '');
   const timeout = /timeout|timed out/i.test(message) ? 'the server does not answer in time: check the host, the port and any firewall between them' : undefined;
   // ioredis gives up on a command after its reconnection attempts failed, without the socket's error.
-  const unreachable = /max retries per request/i.test(message) ? 'the server cannot be reached: check that it runs at that host and port (redis-cli -h HOST -p PORT ping)' : undefined;
+  const unreachable = /max retries per request/i.test(message)
+    ? 'the server cannot be reached: check that it runs at that host and port (redis-cli -h HOST -p PORT ping)'
+    : undefined;
   const advice = (code && STARTUP_ADVICE[code]) ?? timeout ?? unreachable ?? 'check the store URL and that the database server is running and reachable';
   return new Error(`Cannot start: the task store ${store} failed: ${message}${code ? ` (${code})` : ''}. What to do: ${advice}.`, { cause: error });
 }

@@ -592,4 +592,3 @@ export class PostgresBackend implements StoreBackend {
     await this.pool.end();
   }
 }
-

@@ -466,8 +466,13 @@ export class RedisBackend implements StoreBackend {
   async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
     if (fence)
       return (
-        (await this.redis.mcpAppendFenced(this.key('task', taskId), this.key('journal', taskId), key, JSON.stringify(value), `${fence.holder}\n${fence.epoch}`)) ===
-        1
+        (await this.redis.mcpAppendFenced(
+          this.key('task', taskId),
+          this.key('journal', taskId),
+          key,
+          JSON.stringify(value),
+          `${fence.holder}\n${fence.epoch}`,
+        )) === 1
       );
     return (await this.redis.hsetnx(this.key('journal', taskId), key, JSON.stringify(value))) === 1;
   }

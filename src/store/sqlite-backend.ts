@@ -310,7 +310,8 @@ export class SqliteBackend implements StoreBackend {
 
 /** SQLite's error codes at open, with what to do about each. */
 const OPEN_ADVICE: Record<string, string> = {
-  SQLITE_NOTADB: 'the file is not an SQLite database (or its header is damaged): point the store at another path, or move the file aside and restore it from a backup',
+  SQLITE_NOTADB:
+    'the file is not an SQLite database (or its header is damaged): point the store at another path, or move the file aside and restore it from a backup',
   SQLITE_CORRUPT: 'the database is corrupted: restore it from a backup (or try `sqlite3 FILE .recover`), after moving the damaged file aside',
   SQLITE_CANTOPEN: 'the file cannot be opened: check that its directory exists and that this process may read and write both',
   SQLITE_READONLY: 'the file is read-only for this process: fix its permissions (the store writes the file and its -wal and -shm files)',
@@ -327,8 +328,12 @@ const OPEN_ADVICE: Record<string, string> = {
 function openError(path: string, error: unknown): Error {
   const code = String((error as { code?: unknown })?.code ?? '');
   const message = error instanceof Error ? error.message : String(error);
-  const advice = OPEN_ADVICE[code] ?? OPEN_ADVICE[code.replace(/_[A-Z]+$/, '')] ?? 'check the path and the file, or choose another path with --store sqlite:<path>';
-  return new Error(`Cannot open the SQLite task store ${path === ':memory:' ? '(in memory)' : `file ${path}`}: ${message}${code ? ` (${code})` : ''}. What to do: ${advice}.`, {
-    cause: error,
-  });
+  const advice =
+    OPEN_ADVICE[code] ?? OPEN_ADVICE[code.replace(/_[A-Z]+$/, '')] ?? 'check the path and the file, or choose another path with --store sqlite:<path>';
+  return new Error(
+    `Cannot open the SQLite task store ${path === ':memory:' ? '(in memory)' : `file ${path}`}: ${message}${code ? ` (${code})` : ''}. What to do: ${advice}.`,
+    {
+      cause: error,
+    },
+  );
 }

@@ -115,7 +115,11 @@ export class StoreHealth {
 /** The deepest message (and its code) of an error's `cause` chain: the driver's own words. */
 function innermost(error: unknown): { message: string; code?: string } {
   let found: { message: string; code?: string } = { message: String(error) };
-  for (let e = error as { message?: unknown; code?: unknown; cause?: unknown; errors?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+  for (
+    let e = error as { message?: unknown; code?: unknown; cause?: unknown; errors?: unknown } | undefined, depth = 0;
+    e && typeof e === 'object' && depth < 8;
+    depth++
+  ) {
     const message = typeof e.message === 'string' && e.message.length > 0 ? e.message : Array.isArray(e.errors) ? String(e.errors[0]) : undefined;
     if (message) found = { message, ...(typeof e.code === 'string' && { code: e.code }) };
     e = e.cause as typeof e;
@@ -181,8 +185,7 @@ export class GuardedBackend implements StoreBackend {
     readonly health: StoreHealth,
   ) {
     this.exclusive = inner.exclusive;
-    const read = <A extends unknown[], R>(f: ((...args: A) => Promise<R>) | undefined) =>
-      f && ((...args: A) => health.run('read', () => f.apply(inner, args)));
+    const read = <A extends unknown[], R>(f: ((...args: A) => Promise<R>) | undefined) => f && ((...args: A) => health.run('read', () => f.apply(inner, args)));
     this.countUnfinished = read(inner.countUnfinished);
     this.versionsOf = read(inner.versionsOf);
     this.getAt = read(inner.getAt);

@@ -17,7 +17,17 @@ import type { Json } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { DEFAULT_POLICY, isExpired, resolveTtl, ttlAtEnd, type TaskPolicy } from '../core/policy.js';
 import { canTransition, isTaskStatus, isTerminal, type TaskStatus } from '../core/status.js';
-import { leaseHolds, type Fence, type InputAnswer, type InputRequest, type Lease, type TaskOutcome, type TaskRecord, type TaskRequest, type TraceContext } from '../core/task.js';
+import {
+  leaseHolds,
+  type Fence,
+  type InputAnswer,
+  type InputRequest,
+  type Lease,
+  type TaskOutcome,
+  type TaskRecord,
+  type TaskRequest,
+  type TraceContext,
+} from '../core/task.js';
 import { checkInputAnswer } from '../core/input-answers.js';
 import { holdsFence, type ListPosition, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { GuardedBackend, registerClockSource, StoreHealth } from './store-health.js';
@@ -585,7 +595,12 @@ export class TaskStore {
           if (isTerminal(task.status) && typeof holder !== 'object') return undefined;
           assertHolder(task, holder);
           const epoch = task.lease?.epoch ?? (typeof holder === 'object' ? holder.epoch : 0);
-          task.lease = { holder: name, expiresAt: this.now() + leaseMs, epoch, ...(leaseMs > 0 ? { ms: leaseMs } : task.lease?.ms !== undefined && { ms: task.lease.ms }) };
+          task.lease = {
+            holder: name,
+            expiresAt: this.now() + leaseMs,
+            epoch,
+            ...(leaseMs > 0 ? { ms: leaseMs } : task.lease?.ms !== undefined && { ms: task.lease.ms }),
+          };
           return task;
         },
         { touch: false },
