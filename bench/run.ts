@@ -15,9 +15,10 @@
  * 7. Scale: `tasks/get` p50 and server RSS with 1,000,000 finished tasks in SQLite vs 1,000.
  * 8. Connection burst: 448 new 2025-11-25 clients connect at once to a server kept saturated by 64
  *    clients; how long until each gets its first answer (or a 503), ours and the peer's.
- * 9. What fencing costs: lifecycles/s (32 clients, 2026-07-28) of a trivial tool and of a tool with
- *    four steps and a timer, on SQLite, PostgreSQL and Redis, this checkout vs the commit before
- *    fencing (BENCH_BASELINE_REF, default eaac0a9: a git worktree made for the run), interleaved.
+ * 9. What fencing costs: lifecycles/s and server CPU per lifecycle (32 clients, 2026-07-28) of a
+ *    trivial tool, a tool with four steps and one with a 1 ms timer and a step, on SQLite,
+ *    PostgreSQL and Redis, this checkout vs the commit before fencing (BENCH_BASELINE_REF, default
+ *    eaac0a9: a git worktree made for the run), interleaved.
  *
  * Env: BENCH_SECONDS (per load run, default 5), BENCH_REPEATS (3), BENCH_SCALE (1000000),
  * BENCH_ONLY (comma list of 1-9), BENCH_BASELINE_REF (scenario 9), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
@@ -615,25 +616,31 @@ async function main() {
       const runs = new Map<string, number[]>();
       for (let r = 0; r < REPEATS; r++)
         for (const store of stores)
-          for (const tool of ['trivial', 'stepped'])
+          for (const tool of ['trivial', 'stepped', 'timed'])
             for (const [variant, root] of variants) {
               const s = await startServer('fenced.ts', [root, urls[store]!()]);
               try {
                 const key = `${store}|${tool}|${variant}`;
-                runs.set(key, [...(runs.get(key) ?? []), (await lifecycles(s.url, '2026', 32, tool)).rate]);
+                const cpu0 = cpuMs(s.child.pid!);
+                const { rate } = await lifecycles(s.url, '2026', 32, tool);
+                const cpuUs = ((cpuMs(s.child.pid!) - cpu0) * 1000) / (rate * SECONDS);
+                runs.set(key, [...(runs.get(key) ?? []), rate]);
+                runs.set(`${key}|cpu`, [...(runs.get(`${key}|cpu`) ?? []), cpuUs]);
               } finally {
                 await s.kill();
               }
             }
       const result = Object.fromEntries([...runs].map(([k, v]) => [k, median(v)]));
       raw.fencing = { baseline: ref, ...result };
-      console.log(`\n9. What fencing costs: lifecycles/s, 32 clients, 2026-07-28, vs ${ref} (before fencing), interleaved   load ${load()} after`);
+      console.log(
+        `\n9. What fencing costs: lifecycles/s and server CPU per lifecycle, 32 clients, 2026-07-28, vs ${ref} (before fencing), interleaved   load ${load()} after`,
+      );
       for (const store of stores)
-        for (const tool of ['trivial', 'stepped']) {
-          const before = result[`${store}|${tool}|before fencing`]!;
-          const after = result[`${store}|${tool}|fenced`]!;
+        for (const tool of ['trivial', 'stepped', 'timed']) {
+          const [before, after] = [result[`${store}|${tool}|before fencing`]!, result[`${store}|${tool}|fenced`]!];
+          const [cpuBefore, cpuAfter] = [result[`${store}|${tool}|before fencing|cpu`]!, result[`${store}|${tool}|fenced|cpu`]!];
           console.log(
-            `   ${store.padEnd(9)} ${tool.padEnd(8)} before ${before.toFixed(0).padStart(6)} /s   fenced ${after.toFixed(0).padStart(6)} /s   ×before ${(after / before).toFixed(3)}`,
+            `   ${store.padEnd(9)} ${tool.padEnd(8)} before ${before.toFixed(0).padStart(6)} /s ${cpuBefore.toFixed(0).padStart(5)} µs   fenced ${after.toFixed(0).padStart(6)} /s ${cpuAfter.toFixed(0).padStart(5)} µs   ×before ${(after / before).toFixed(3)} /s, ${(cpuAfter / cpuBefore).toFixed(3)} CPU`,
           );
         }
     } finally {
@@ -656,7 +663,7 @@ try {
   const redis = new Redis(REDIS_URL);
   for (const prefix of redisPrefixes) {
     const keys = await redis.keys(`${prefix}*`);
-    if (keys.length) await redis.del(...keys);
+    for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
   }
   await redis.quit();
 }

@@ -30,6 +30,7 @@ export {
   InvalidCursorError,
   LeaseLostError,
   LimitExceededError,
+  STORE_UNAVAILABLE,
   StoreUnavailableError,
   TaskError,
   TaskNotFoundError,

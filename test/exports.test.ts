@@ -41,6 +41,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'McpTasks',
       'MemoryBackend',
       'NonRetryableError',
+      'STORE_UNAVAILABLE',
       'ShutdownSignal',
       'StepFailedError',
       'StoreUnavailableError',
@@ -137,6 +138,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'ClientJournal',
       'Endpoint',
       'RETRY_DELAYS_MS',
+      'STORE_UNAVAILABLE',
       'TaskFollower',
       'TransportError',
       'busyRetryMs',
@@ -148,6 +150,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'isTransient',
       'parseAnswer',
       'terminalAsker',
+      'unavailableRetryMs',
     ],
     types: [
       'AnswerQuestion',

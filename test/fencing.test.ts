@@ -210,7 +210,7 @@ describe('store outages', () => {
       { logger },
     );
     const task = await runtime.submit({ owner: null, tool: 'work', arguments: {}, errorResultStatus: 'failed' });
-    await until(() => calls.one === 1, soon);
+    await until(async () => (await store.readJournal(task.taskId)).has('step:one'), soon);
     backend.failWrites = true; // the disk fills up
     proceed.open();
     await until(() => !store.health.available && !runtime.isRunning(task.taskId), { ...soon, what: 'the outage to stop the run' });

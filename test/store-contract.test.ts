@@ -992,4 +992,24 @@ describe('openStore', () => {
     await openStore('memory:').close();
     assert.throws(() => openStore('mysql://x'), /Unsupported store URL/);
   });
+
+  it('takes timeouts from the URL, refuses malformed ones, and keeps them from the driver', async () => {
+    assert.throws(() => openStore(`sqlite:${join(dir, 't.db')}?busyTimeoutMs=0`), /busyTimeoutMs must be a positive integer/);
+    assert.throws(() => openStore(`${PG_URL}?queryTimeoutMs=soon`), /queryTimeoutMs must be a positive integer/);
+    assert.throws(() => openStore(`${REDIS_URL}?commandTimeoutMs=-1`), /commandTimeoutMs must be a positive integer/);
+    // A PostgreSQL query that outlasts queryTimeoutMs fails as unavailable, promptly, and the store works after.
+    const schema = `mcpt_${run}_timeout`;
+    pgSchemas.push(schema);
+    const store = openStore(`${PG_URL}?schema=${schema}&queryTimeoutMs=300`);
+    const task = await store.create({ owner: null, request, errorResultStatus: 'failed' });
+    const locker = new pg.Client({ connectionString: PG_URL });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query(`SELECT 1 FROM ${schema}.tasks WHERE task_id = $1 FOR UPDATE`, [task.taskId]);
+    await assert.rejects(store.report(task.taskId, { statusMessage: 'blocked by a lock' }), (e: Error) => e.name === 'StoreUnavailableError');
+    await locker.query('ROLLBACK');
+    await locker.end();
+    assert.equal(await store.report(task.taskId, { statusMessage: 'free again' }), true);
+    await store.close();
+  });
 });

@@ -4,8 +4,9 @@
  * makes one) — so both are measured by the same client in the same run.
  *
  * - `trivial`: answers at once (a lifecycle's writes: create, finish);
- * - `stepped`: three journaled steps, a 1 ms durable timer, one more step — each step a fenced
- *   journal append, the timer's continuation a permit confirmed by the store.
+ * - `stepped`: four journaled steps — each a permit check and a fenced journal append;
+ * - `timed`: a 1 ms durable timer, then a step — the timer's continuation a permit confirmed by the
+ *   store, which also reads the store's clock.
  *
  * Usage: node --import tsx bench/servers/fenced.ts <src-root> <store-url>. Prints the MCP URL on stdout.
  */
@@ -26,12 +27,15 @@ const server = api.createTaskServer({
 server.registerTool('trivial', { description: 'answers at once', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({
   content: [{ type: 'text', text: 'ok' }],
 }));
-server.registerTool('stepped', { description: 'steps and a timer', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
+server.registerTool('stepped', { description: 'four steps', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
   let sum = 0;
-  for (const name of ['a', 'b', 'c']) sum += await ctx.step(name, () => 1);
-  await ctx.sleep(1);
-  sum += await ctx.step('d', () => 1);
+  for (const name of ['a', 'b', 'c', 'd']) sum += await ctx.step(name, () => 1);
   return { content: [{ type: 'text', text: String(sum) }] };
+});
+server.registerTool('timed', { description: 'a 1 ms durable timer, then a step', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
+  await ctx.sleep(1);
+  const one = await ctx.step('after', () => 1);
+  return { content: [{ type: 'text', text: String(one) }] };
 });
 const http = await server.listen({ port: 0, onError: () => undefined });
 process.stdout.write(`${http.url}\n`);

@@ -1,3 +1,4 @@
+import { STORE_UNAVAILABLE } from '../core/errors.js';
 import { JsonRpcResponseError } from '@modelcontextprotocol/ext-tasks/client';
 import { ProtocolError, SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
 
@@ -18,12 +19,7 @@ export class TransportError extends Error {
   }
 }
 
-/**
- * JSON-RPC code of an mcp-tasks server whose task store is unavailable for now (an outage; the
- * server's `STORE_UNAVAILABLE`, in the implementation-defined range): `data` is `{ retryable: true,
- * retryAfterMs }`, and over HTTP the answer is a 503 with `Retry-After`. See `unavailableRetryMs`.
- */
-export const STORE_UNAVAILABLE = -32010;
+export { STORE_UNAVAILABLE };
 
 /** A JSON-RPC error the server answered with (`code` as on the wire, e.g. -32602). Not retried. */
 export function jsonRpcCode(error: unknown): number | undefined {

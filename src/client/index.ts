@@ -17,7 +17,7 @@
  */
 export { connectTaskClient, type AnswerQuestion, type ConnectOptions, type ElicitationQuestion, type TaskClient } from './connect.js';
 export { Endpoint } from './endpoint.js';
-export { TransportError, busyRetryMs, checkEndpointUrl, describeError, isTransient } from './errors.js';
+export { STORE_UNAVAILABLE, TransportError, busyRetryMs, checkEndpointUrl, describeError, isTransient, unavailableRetryMs } from './errors.js';
 export { RETRY_DELAYS_MS, TaskFollower, type FollowEvent, type FollowOptions, type FollowResult } from './follower.js';
 export { ClientJournal, type JournalEntry } from './journal.js';
 export { terminalAsker, type AskOutcome, type Asker, type QuestionContext, type TerminalAskerOptions } from './prompt.js';

@@ -105,6 +105,15 @@ export class LeaseLostError extends TaskError {
 }
 
 /**
+ * JSON-RPC code of a request the server could not serve because its task store is unavailable for
+ * now (`StoreUnavailableError`): -32010, in the range the 2026-07-28 specification leaves to
+ * implementations (-32000 to -32019). The error's `data` is `{ retryable: true, retryAfterMs }`;
+ * over HTTP the response is a 503 with `Retry-After`. Defined here, in the one layer the server's
+ * wire, its logs and the client all import.
+ */
+export const STORE_UNAVAILABLE = -32010;
+
+/**
  * The task store could not be used for now: it refused or dropped the connection, did not answer
  * within its timeout, or could not write (disk full, locked beyond its busy timeout). Nothing is
  * known to have been written by the failed call; trying again later is safe. `cause` is the

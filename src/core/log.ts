@@ -1,6 +1,6 @@
 import { pino, stdSerializers, type DestinationStream, type Level, type Logger as PinoLogger } from 'pino';
 import pretty from 'pino-pretty';
-import { StoreUnavailableError } from './errors.js';
+import { StoreUnavailableError, STORE_UNAVAILABLE } from './errors.js';
 
 /**
  * The structured logger every layer takes (a pino logger): one JSON object per line on stderr,
@@ -106,14 +106,11 @@ export function isClientError(error: unknown): boolean {
  */
 export function isStoreOutageAnswer(error: unknown): boolean {
   for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
-    if (e instanceof StoreUnavailableError || e.code === STORE_UNAVAILABLE_CODE) return true;
+    if (e instanceof StoreUnavailableError || e.code === STORE_UNAVAILABLE) return true;
     e = e.cause as typeof e;
   }
   return false;
 }
-
-/** The JSON-RPC code of a store outage (`STORE_UNAVAILABLE` in `src/wire/errors.ts`, which core cannot import). */
-const STORE_UNAVAILABLE_CODE = -32010;
 
 function serializeError(error: unknown): unknown {
   if (!(error instanceof Error)) return bound(error, 1);

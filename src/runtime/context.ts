@@ -294,7 +294,7 @@ export class ExecutionContext implements TaskContext {
   private async permit(): Promise<void> {
     for (;;) {
       this.signal.throwIfAborted();
-      if (!this.guard) return;
+      if (!this.guard || this.guard.fresh()) return; // the common case: no store round trip, no promise
       await this.engine(this.guard.permit());
       if (this.guard.fresh()) return;
     }

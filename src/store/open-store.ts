@@ -14,10 +14,16 @@ import { TaskStore, type TaskStoreOptions } from './task-store.js';
  *   `?shared=true` when several processes share the file (they then use leases to take over);
  *   `?groupCommit=off` commits each write on its own (default `on`: concurrent writes share a
  *   commit, see `GroupCommit`; either way a write resolves only once it is committed);
+ *   `?busyTimeoutMs=N` how long a write waits for another process's lock (default 5000);
  * - `postgres://…` / `postgresql://…` — PostgreSQL for several instances; `?schema=name` picks the
- *   schema (default `mcp_tasks`; the parameter is not passed on to the driver);
+ *   schema (default `mcp_tasks`); `?connectTimeoutMs=N` (default 3000) and `?queryTimeoutMs=N`
+ *   (default 5000) bound each connection attempt and query (these parameters are not passed on to
+ *   the driver);
  * - `redis://…` / `rediss://…` — Redis for several instances; `?prefix=name` picks the key prefix
- *   (default `mcp-tasks`).
+ *   (default `mcp-tasks`); `?connectTimeoutMs=N` (default 3000) and `?commandTimeoutMs=N` (default
+ *   5000) bound each connection attempt and command.
+ *
+ * A timeout parameter that is not a positive integer throws `InvalidArgumentError`.
  *
  * Synchronous: no I/O happens here beyond opening (and migrating) a SQLite file; the shared
  * backends connect, and create or migrate their schema, on first use. Each backend loads its driver
@@ -42,19 +48,28 @@ export function openBackend(url: string): StoreBackend {
       throw new InvalidArgumentError(`synchronous must be full or normal: ${url}`);
     const groupCommit = search.get('groupCommit');
     if (groupCommit !== null && groupCommit !== 'on' && groupCommit !== 'off') throw new InvalidArgumentError(`groupCommit must be on or off: ${url}`);
-    return new SqliteBackend(path, { synchronous: synchronous ?? 'full', exclusive: search.get('shared') !== 'true', groupCommit: groupCommit !== 'off' });
+    return new SqliteBackend(path, {
+      synchronous: synchronous ?? 'full',
+      exclusive: search.get('shared') !== 'true',
+      groupCommit: groupCommit !== 'off',
+      busyTimeoutMs: msParam(search, 'busyTimeoutMs', url),
+    });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const parsed = new URL(url);
     const schema = parsed.searchParams.get('schema') ?? undefined;
-    parsed.searchParams.delete('schema');
-    return new PostgresBackend({ connectionString: parsed.toString(), schema });
+    const connectTimeoutMs = msParam(parsed.searchParams, 'connectTimeoutMs', url);
+    const queryTimeoutMs = msParam(parsed.searchParams, 'queryTimeoutMs', url);
+    for (const name of ['schema', 'connectTimeoutMs', 'queryTimeoutMs']) parsed.searchParams.delete(name);
+    return new PostgresBackend({ connectionString: parsed.toString(), schema, connectTimeoutMs, queryTimeoutMs });
   }
   if (url.startsWith('redis://') || url.startsWith('rediss://')) {
     const parsed = new URL(url);
     const prefix = parsed.searchParams.get('prefix') ?? undefined;
-    parsed.searchParams.delete('prefix');
-    return new RedisBackend({ url: parsed.toString(), prefix });
+    const connectTimeoutMs = msParam(parsed.searchParams, 'connectTimeoutMs', url);
+    const commandTimeoutMs = msParam(parsed.searchParams, 'commandTimeoutMs', url);
+    for (const name of ['prefix', 'connectTimeoutMs', 'commandTimeoutMs']) parsed.searchParams.delete(name);
+    return new RedisBackend({ url: parsed.toString(), prefix, connectTimeoutMs, commandTimeoutMs });
   }
   throw new InvalidArgumentError(`Unsupported store URL '${url}': use memory:, sqlite:<path>, postgres://… or redis://…`);
 }
@@ -65,4 +80,14 @@ export function openBackend(url: string): StoreBackend {
  */
 export function openStore(url: string, options?: TaskStoreOptions): TaskStore {
   return new TaskStore(openBackend(url), options);
+}
+
+/** A positive integer number of ms from URL parameter `name`, or undefined when absent; throws `InvalidArgumentError` otherwise. */
+function msParam(search: URLSearchParams, name: string, url: string): number | undefined {
+  const value = search.get(name);
+  if (value === null) return undefined;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms <= 0)
+    throw new InvalidArgumentError(`${name} must be a positive integer number of milliseconds: ${url.replace(/\/\/[^@/]*@/, '//***@')}`);
+  return ms;
 }

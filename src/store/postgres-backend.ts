@@ -135,6 +135,7 @@ export class PostgresBackend implements StoreBackend {
 
   /** Batches of the hot calls: each collects the calls of one event-loop turn (see the class doc). */
   private readonly reads: DataLoader<string, TaskRecord | undefined>;
+  private readonly readsAt: DataLoader<string, { task: TaskRecord | undefined; nowMs: number }>;
   private readonly inserts: DataLoader<TaskRecord, true>;
   private readonly replaces: DataLoader<PendingReplace, boolean>;
   private readonly appends: DataLoader<PendingAppend, boolean>;
@@ -150,6 +151,10 @@ export class PostgresBackend implements StoreBackend {
     this.reads = loader(
       (id: string) => this.getOne(id),
       (ids) => this.getMany(ids),
+    );
+    this.readsAt = loader(
+      (id: string) => this.getAtOne(id),
+      (ids) => this.getAtMany(ids),
     );
     this.inserts = loader(
       (task: TaskRecord) => this.insertOne(task),
@@ -300,13 +305,35 @@ export class PostgresBackend implements StoreBackend {
     });
   }
 
-  /** One statement outside the batches: the record and `clock_timestamp()` of the same read. */
-  async getAt(taskId: string): Promise<{ task: TaskRecord | undefined; nowMs: number }> {
-    const { rows } = await this.query<{ body: TaskRecord | null; now: number }>(
-      `SELECT (SELECT body FROM ${this.schema}.tasks WHERE task_id = $1) AS body, extract(epoch FROM clock_timestamp()) * 1000 AS now`,
-      [taskId],
+  /**
+   * The record and `clock_timestamp()` of the same statement, never from an earlier read; the
+   * `getAt` calls of one event-loop turn share one statement (`= ANY`), like `get`.
+   */
+  getAt(taskId: string): Promise<{ task: TaskRecord | undefined; nowMs: number }> {
+    return this.readsAt.load(taskId);
+  }
+
+  private async getAtOne(taskId: string): Promise<{ task: TaskRecord | undefined; nowMs: number }> {
+    return (await this.getAtMany([taskId]))[0]!;
+  }
+
+  /** Several fresh reads with the server's clock, in one statement; a task asked for twice gets two copies. */
+  private async getAtMany(taskIds: readonly string[]): Promise<{ task: TaskRecord | undefined; nowMs: number }[]> {
+    const { rows } = await this.query<{ now: number; task_id: string | null; body: TaskRecord | null }>(
+      `WITH c AS (SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now)
+       SELECT c.now, t.task_id, t.body FROM c LEFT JOIN ${this.schema}.tasks t ON t.task_id = ANY($1::text[])`,
+      [[...new Set(taskIds)]],
     );
-    return { task: rows[0]?.body ?? undefined, nowMs: Number(rows[0]!.now) };
+    const nowMs = Number(rows[0]!.now);
+    const found = new Map(rows.flatMap((row) => (row.task_id === null ? [] : [[row.task_id, row.body!] as const])));
+    const given = new Set<string>();
+    return taskIds.map((id) => {
+      const body = found.get(id);
+      if (body === undefined) return { task: undefined, nowMs };
+      const task = given.has(id) ? structuredClone(body) : body;
+      given.add(id);
+      return { task, nowMs };
+    });
   }
 
   async clock(): Promise<number> {

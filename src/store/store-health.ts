@@ -72,18 +72,26 @@ export class StoreHealth {
    * the driver's error; the message says only that the store is unavailable, so nothing about the
    * deployment reaches requestors); any other error passes through unchanged.
    */
-  async run<T>(kind: CallKind, call: () => Promise<T>): Promise<T> {
-    let value: T;
+  run<T>(kind: CallKind, call: () => Promise<T>): Promise<T> {
+    let pending: Promise<T>;
     try {
-      value = await call();
+      pending = call();
     } catch (error) {
-      if (!isStoreOutage(error)) throw error;
-      this.failed(kind, error);
-      if (error instanceof StoreUnavailableError) throw error;
-      throw new StoreUnavailableError('The task store is temporarily unavailable; retry later', this.retryAfterMs, { cause: error });
+      pending = Promise.reject(error);
     }
-    if (this.down.size > 0) this.succeeded(kind);
-    return value;
+    // Plain callbacks rather than an async function: this wraps every store call.
+    return pending.then(
+      (value) => {
+        if (this.down.size > 0) this.succeeded(kind);
+        return value;
+      },
+      (error: unknown) => {
+        if (!isStoreOutage(error)) throw error;
+        this.failed(kind, error);
+        if (error instanceof StoreUnavailableError) throw error;
+        throw new StoreUnavailableError('The task store is temporarily unavailable; retry later', this.retryAfterMs, { cause: error });
+      },
+    );
   }
 
   /** Stops reporting this store's availability (the store closed). */

@@ -1,19 +1,10 @@
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server';
-import { InvalidAnswerError, LimitExceededError, StoreUnavailableError, TaskError, TaskRpcError } from '../core/errors.js';
+import { InvalidAnswerError, STORE_UNAVAILABLE, LimitExceededError, StoreUnavailableError, TaskError, TaskRpcError } from '../core/errors.js';
 
 /** JSON-RPC code for a refused request because a configured limit was reached (implementation-defined range). */
 export const LIMIT_EXCEEDED = -32000;
 
-/**
- * JSON-RPC code for a request the server could not serve because its task store is unavailable
- * for now (an outage, a timeout, a full disk: `StoreUnavailableError`). In the range the 2026-07-28
- * specification leaves to implementations (-32000 to -32019). The error's `data` is
- * `{ retryable: true, retryAfterMs }` (`StoreUnavailableData`); over HTTP the response is a 503 with
- * `Retry-After` (see `outageHeaders`). Nothing is known to have been done with the request: a
- * client sends it again after `retryAfterMs` — except one that creates a task, whose first attempt
- * may have been stored (see the client's `isStoreUnavailable`).
- */
-export const STORE_UNAVAILABLE = -32010;
+export { STORE_UNAVAILABLE } from '../core/errors.js';
 
 /** `data` of a -32010 (`STORE_UNAVAILABLE`) error: retry, at the earliest after `retryAfterMs` (ms). */
 export interface StoreUnavailableData {
