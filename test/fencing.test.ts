@@ -50,6 +50,11 @@ function gate(): { wait: Promise<void>; open: () => void } {
 class FaultyBackend implements StoreBackend {
   failWrites = false;
   clockOffsetMs?: number;
+  /** How long each reading of the clock takes (ms). */
+  clockDelayMs = 0;
+  /** The next journal append whose key starts with this fails with `failAppendError` (once). */
+  failAppendOf?: string;
+  failAppendError?: Error;
   constructor(private readonly inner: StoreBackend) {}
   get exclusive(): boolean {
     return this.inner.exclusive;
@@ -89,10 +94,19 @@ class FaultyBackend implements StoreBackend {
     return this.inner.readJournal(taskId);
   }
   appendJournal(taskId: string, key: string, value: Json, fence?: Fence) {
+    if (this.failAppendOf !== undefined && key.startsWith(this.failAppendOf)) {
+      this.failAppendOf = undefined;
+      return Promise.reject(this.failAppendError);
+    }
     return this.write(() => this.inner.appendJournal(taskId, key, value, fence));
   }
   get clock(): (() => Promise<number>) | undefined {
-    return this.clockOffsetMs === undefined ? undefined : async () => Date.now() + this.clockOffsetMs!;
+    if (this.clockOffsetMs === undefined) return undefined;
+    return async () => {
+      const at = Date.now() + this.clockOffsetMs!;
+      if (this.clockDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.clockDelayMs));
+      return at;
+    };
   }
   get getAt(): ((taskId: string) => Promise<{ task: TaskRecord | undefined; nowMs: number }>) | undefined {
     return this.clockOffsetMs === undefined ? undefined : async (taskId) => ({ task: await this.inner.get(taskId), nowMs: Date.now() + this.clockOffsetMs! });
@@ -235,6 +249,46 @@ describe('store outages', () => {
   });
 });
 
+describe('store errors that are not outages', () => {
+  it("an unexpected store error writing a step's record stops the run and retries it: never the task's outcome", async () => {
+    const backend = new FaultyBackend(new SqliteBackend(dbPath()));
+    backend.failAppendOf = 'step:pay';
+    backend.failAppendError = Object.assign(new Error('something the driver never said before'), { code: 'XX000' });
+    const errors: unknown[] = [];
+    const store = new TaskStore(backend);
+    let effects = 0;
+    const runtime = runtimeOn(
+      store,
+      {
+        pay: async (_args, ctx) => {
+          try {
+            await ctx.step('pay', () => ++effects);
+          } catch {
+            return { ...text('the handler swallowed it'), isError: true }; // what a careless handler does
+          }
+          return text(`paid after ${effects} attempt(s)`);
+        },
+      },
+      { onError: (error) => void errors.push(error) },
+    );
+    const task = await runtime.submit({ owner: null, tool: 'pay', arguments: {}, errorResultStatus: 'failed' });
+    const done = await runtime.waitForTerminal(task.taskId, null);
+    assert.equal(done?.status, 'completed');
+    assert.deepEqual(done?.outcome, { type: 'result', result: text('paid after 2 attempt(s)') }, 'retried, not ended by the store error');
+    assert.equal(errors.length, 1, 'the unexpected error is reported once');
+    await runtime.close();
+    await store.close();
+  });
+});
+
+describe('configuration', () => {
+  it('refuses a permit as long as half the lease or longer', () => {
+    const store = new TaskStore(new SqliteBackend(dbPath()));
+    assert.throws(() => new TaskRuntime(store, { leaseMs: 1000, permitMs: 600, logger: silentLogger }), /permitMs \(600\) must be at most half of leaseMs/);
+    void store.close();
+  });
+});
+
 describe('step retries', () => {
   it('retries transient failures by default, any failure with retries, never a NonRetryableError', async () => {
     const store = new TaskStore(new SqliteBackend(dbPath()));
@@ -358,6 +412,61 @@ describe('clocks', () => {
     await skewed.close();
     await healthy.close();
     await skewedStore.close();
+    await healthyStore.close();
+  });
+
+  it('a slow reading of the store clock decides nothing: no skew is declared, no run is stopped', async () => {
+    const backend = new FaultyBackend(new SqliteBackend(dbPath(), { exclusive: false }));
+    backend.clockOffsetMs = 0;
+    backend.clockDelayMs = 400; // each reading takes 400 ms: its offset is uncertain by 200 ms
+    const store = new TaskStore(backend);
+    const runtime = runtimeOn(store, {}, { instanceId: 'A', leaseMs: 60_000, maxClockSkewMs: 150 });
+    assert.equal(await runtime.checkClock(1), undefined, 'a reading slower than the tolerance is no verdict');
+    assert.equal(runtime.clockSkewed, false);
+    backend.clockDelayMs = 0;
+    backend.clockOffsetMs = 5000;
+    assert.ok(Math.abs((await runtime.checkClock(1))! - 5000) < 100);
+    assert.equal(runtime.clockSkewed, true, 'a fast reading 5 s off is');
+    await runtime.close();
+    await store.close();
+  });
+
+  it('a lease ending implausibly late (a clock that jumped) is taken over only after staying unrenewed for its length', async () => {
+    const path = dbPath();
+    // Instance A's clock is 4 s ahead (not yet measured): it writes leases of 1 s that end 5 s from now.
+    const jumped = new TaskStore(new SqliteBackend(path, { exclusive: false }), { now: () => Date.now() + 4000 });
+    const healthyStore = new TaskStore(new SqliteBackend(path, { exclusive: false }));
+    const runs: string[] = [];
+    const healthy = runtimeOn(
+      healthyStore,
+      {
+        work: async (_args, ctx) => {
+          await ctx.step('run', () => runs.push('B'));
+          return text('ok');
+        },
+      },
+      { instanceId: 'B', leaseMs: 300 },
+    );
+    const created = await jumped.create({
+      owner: null,
+      request: { tool: 'work', arguments: {} },
+      errorResultStatus: 'failed',
+      lease: { holder: 'A', leaseMs: 1000 },
+    });
+    await healthy.recover();
+    // While A renews (as a live holder does), B never takes the task, though each lease looks 3 s too long.
+    for (let i = 0; i < 6; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      await jumped.renew(created.taskId, { holder: 'A', epoch: 1 }, 1000);
+    }
+    assert.deepEqual(runs, [], 'a renewed lease is not taken, plausible or not');
+    assert.equal((await healthyStore.get(created.taskId, ENGINE_ACCESS)).lease?.holder, 'A');
+    // A stops renewing (it died, or stopped on finding its clock off): B takes over after about 1 s, not 5.
+    const done = await healthy.waitForTerminal(created.taskId, null);
+    assert.equal(done?.status, 'completed');
+    assert.deepEqual(runs, ['B']);
+    await healthy.close();
+    await jumped.close();
     await healthyStore.close();
   });
 

@@ -152,7 +152,7 @@ export interface Lease {
   /**
    * The length the lease was granted for, in ms (absent on records written before it existed). A
    * lease with more than `ms` (+ `LEASE_CLOCK_SLACK_MS`) left by the reader's store clock was
-   * written from a clock that had run ahead, and counts as expired (see `leaseHolds`).
+   * written from a clock that had run ahead (see `leasePlausible`).
    */
   ms?: number;
 }
@@ -161,13 +161,14 @@ export interface Lease {
 export const LEASE_CLOCK_SLACK_MS = 1000;
 
 /**
- * Whether `lease` still holds at `nowMs` (the store's clock, ms since the epoch): not yet expired,
- * and not ending implausibly late — more than its own length (`ms`) + `LEASE_CLOCK_SLACK_MS` from
- * now, which only a holder whose clock had jumped ahead can have written. Such a lease counts as
- * expired, so a clock step never keeps the other instances from a task for the size of the step.
+ * Whether `lease`, read at `nowMs` (the store's clock, ms since the epoch), ends no later than its
+ * own length (`ms`) + `LEASE_CLOCK_SLACK_MS` from now. Only a holder whose clock had jumped ahead
+ * — or a store clock that stepped back — writes one ending later. An implausible lease is not
+ * expired: the runtime takes it over only once it has stayed unrenewed for its whole length by the
+ * taker's own monotonic clock (a live holder renews it long before), so a clock step never keeps
+ * the other instances from a task for the size of the step, nor lets them take a live one.
  */
-export function leaseHolds(lease: Lease | undefined, nowMs: number): boolean {
-  if (!lease || lease.expiresAt <= nowMs) return false;
+export function leasePlausible(lease: Lease, nowMs: number): boolean {
   return lease.ms === undefined || lease.expiresAt - nowMs <= lease.ms + LEASE_CLOCK_SLACK_MS;
 }
 

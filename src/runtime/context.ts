@@ -2,7 +2,7 @@ import type { Json, JsonObject } from '../core/json.js';
 import { toJson } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { randomUUID } from 'node:crypto';
-import { InvalidArgumentError, LeaseLostError, StoreUnavailableError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { isTransientError } from '../core/transient.js';
 import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
@@ -196,10 +196,10 @@ export interface ExecutionContextOptions {
   timers?: TimerQueue;
   /**
    * Called once when the run must stop for a reason the engine found (a `LeaseLostError` from a
-   * fenced write or a permit, a `StoreUnavailableError`): the runtime aborts the run's signal and
-   * decides what happens next (nothing, or a retry of the run later).
+   * fenced write or a permit, a `StoreUnavailableError`, any other error of the store): the runtime
+   * aborts the run's signal and decides what happens next (nothing, or a retry of the run later).
    */
-  onStop?: (error: LeaseLostError | StoreUnavailableError) => void;
+  onStop?: (error: Error) => void;
 }
 
 /**
@@ -222,9 +222,10 @@ export class StepFailedError extends Error {
 /**
  * The `TaskContext` of one run of one task. Internal to the runtime.
  *
- * Every store call it makes passes through `engine()`: a `LeaseLostError` or `StoreUnavailableError`
- * there is a reason for the run to stop (reported once through `onStop`), never a step's recorded
- * outcome — even when a handler catches and rethrows something else.
+ * Every store call it makes passes through `engine()`: whatever it throws (`LeaseLostError`,
+ * `StoreUnavailableError`, any other error of the store) is a reason for the run to stop (reported
+ * once through `onStop`), never a step's recorded outcome — even when a handler catches and
+ * rethrows something else.
  */
 export class ExecutionContext implements TaskContext {
   private readonly names = new Set<string>();
@@ -242,8 +243,8 @@ export class ExecutionContext implements TaskContext {
   private readonly onStop?: ExecutionContextOptions['onStop'];
   /** Errors raised by the engine (fencing, store outages): they stop the run and are never journaled as a step's outcome. */
   private readonly stops = new WeakSet<object>();
-  /** The first engine error that stopped this run, if any. */
-  stoppedBy?: LeaseLostError | StoreUnavailableError;
+  /** The first engine error that stopped this run, if any (see `engine`). */
+  stoppedBy?: Error;
 
   constructor(options: ExecutionContextOptions) {
     this.taskId = options.taskId;
@@ -269,14 +270,16 @@ export class ExecutionContext implements TaskContext {
   }
 
   /**
-   * Runs an engine call (the store, a permit): a `LeaseLostError` or `StoreUnavailableError` it
-   * throws is marked as one that stops the run and reported through `onStop` (once).
+   * Runs an engine call (the store, a permit). Whatever it throws stops the run — never a step's
+   * outcome, whatever the handler makes of it: marked so, and reported through `onStop` (once). A
+   * `LeaseLostError` means the task is no longer this run's; a `StoreUnavailableError`, or any other
+   * error of the store (one not classified as an outage), means the run is retried later.
    */
   private async engine<T>(call: Promise<T>): Promise<T> {
     try {
       return await call;
     } catch (error) {
-      if (error instanceof LeaseLostError || error instanceof StoreUnavailableError) {
+      if (error instanceof Error) {
         this.stops.add(error);
         if (!this.stoppedBy) {
           this.stoppedBy = error;
@@ -288,15 +291,24 @@ export class ExecutionContext implements TaskContext {
   }
 
   /**
-   * Waits for a permit (see `LeaseGuard`) and returns synchronously right after a last check, so
-   * the caller's effect begins in the same tick. Without a guard (bare contexts) only the signal.
+   * Waits for a permit (see `LeaseGuard`). The caller must check `fresh()` again synchronously
+   * right before its effect (see `effect`). Without a guard (bare contexts) only the signal.
    */
   private async permit(): Promise<void> {
+    this.signal.throwIfAborted();
+    if (!this.guard || this.guard.fresh()) return; // the common case: no store round trip
+    await this.engine(this.guard.permit());
+  }
+
+  /**
+   * Begins `effect` under a permit: waits for one, then checks it once more in the same synchronous
+   * stretch as the effect's first instruction — nothing, not even a microtask, runs in between.
+   */
+  private async effect<T>(effect: () => T): Promise<T> {
     for (;;) {
+      await this.permit();
       this.signal.throwIfAborted();
-      if (!this.guard || this.guard.fresh()) return; // the common case: no store round trip, no promise
-      await this.engine(this.guard.permit());
-      if (this.guard.fresh()) return;
+      if (!this.guard || this.guard.fresh()) return effect();
     }
   }
 
@@ -309,10 +321,18 @@ export class ExecutionContext implements TaskContext {
     const transient = options.isTransient ?? isTransientError;
     const attempts = async (signal: AbortSignal, retried?: (error: unknown) => void) => {
       for (let attempt = 0; ; attempt++) {
-        await this.permit(); // fencing: outside the try, so its refusal stops the run instead of failing the step
         let failure: unknown;
+        // Fencing: the permit is outside the try, so its refusal stops the run instead of failing the step.
+        const started = await this.effect(() => {
+          try {
+            return { value: fn(signal) };
+          } catch (error) {
+            return { error };
+          }
+        });
         try {
-          return await fn(signal);
+          if ('error' in started) throw started.error;
+          return await started.value;
         } catch (error) {
           failure = error;
         }
@@ -374,7 +394,7 @@ export class ExecutionContext implements TaskContext {
         await this.engine(this.store.report(this.taskId, { statusMessage: `Waiting for the step at ${parsed.host} to complete` }, this.fence));
         await this.waitFor(completed);
       }
-      await this.permit(); // what follows acts on the completed flow
+      return this.effect(() => ({ action: answer.action, elicitationId })); // what follows acts on the completed flow
     }
     return { action: answer.action, elicitationId };
   }
@@ -410,9 +430,8 @@ export class ExecutionContext implements TaskContext {
     let answer = await this.engine(this.store.inputAnswer(this.taskId, key));
     if (answer) {
       this.telemetry?.replayed('input', key);
-      await this.permit(); // the handler acts on the answer: only while this run holds the task
-      await this.engine(this.store.settleInput(this.taskId, key));
-      return answer;
+      await this.engine(this.store.settleInput(this.taskId, key, this.fence));
+      return this.effect(() => answer!); // the handler acts on the answer: only while this run holds the task
     }
     const asked = this.journal.get(askedKey(key)) as AskedEntry | undefined; // an earlier run's first ask
     const span = this.telemetry?.startInput(key, request.kind, asked?.at);
@@ -420,7 +439,6 @@ export class ExecutionContext implements TaskContext {
       await this.engine(this.store.requestInput(this.taskId, key, request, request.message, this.fence));
       this.log.info({ key, kind: request.kind }, 'task waiting for input');
       answer = await this.waitFor(() => this.store.inputAnswer(this.taskId, key));
-      await this.permit();
     } catch (error) {
       span?.interrupted(this.signal.reason ?? error);
       throw error;
@@ -429,8 +447,9 @@ export class ExecutionContext implements TaskContext {
       const by = ((await this.engine(this.store.readJournal(this.taskId))).get(answeredKey(key)) as AnsweredEntry | undefined)?.by;
       span.answered(by, (answer as { action?: unknown }).action);
     }
-    await this.engine(this.store.settleInput(this.taskId, key));
-    return answer;
+    await this.engine(this.store.settleInput(this.taskId, key, this.fence));
+    const taken = answer;
+    return this.effect(() => taken);
   }
 
   /**

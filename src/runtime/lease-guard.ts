@@ -87,30 +87,31 @@ export class LeaseGuard {
   /**
    * Resolves when an effect may begin (then call `fresh()` again synchronously right before it,
    * as `ExecutionContext` does). With `confirm`, asks the store even under a fresh permit and
-   * resolves with the store's clock at that read (ms since the epoch) — how a timer continuation
-   * checks its due time on the store's clock. Throws the signal's reason when aborted,
-   * `LeaseLostError` when the task was taken over, cancelled or ended, `StoreUnavailableError` when
-   * the store cannot confirm (unreachable, or too slow 10 times in a row).
+   * resolves with the store's clock at that read (ms since the epoch; the read happened before this
+   * resolves, so it is a lower bound of the store's time now) — how a timer continuation checks its
+   * due time on the store's clock. Throws the signal's reason when aborted, `LeaseLostError` when
+   * the task was taken over, cancelled or ended, `StoreUnavailableError` when the store cannot
+   * confirm (unreachable, or its reply slower than `permitMs` 10 times in a row).
    */
   async permit(options: { confirm?: boolean } = {}): Promise<number | undefined> {
     const { store, taskId, fence, signal, leaseMs, permitMs, exclusive } = this.options;
-    let confirm = options.confirm === true;
-    for (let slow = 0; ; slow++) {
+    for (let slow = 0; ;) {
       signal.throwIfAborted();
-      if (!confirm && this.fresh()) return undefined;
-      if (exclusive && confirm) return store.now();
-      if (slow >= 10) throw new StoreUnavailableError(`The task store is too slow to confirm the lease of task ${taskId}; retry later`);
+      if (!options.confirm && this.fresh()) return undefined;
+      if (exclusive && options.confirm) return store.now();
+      if (slow >= 10) throw new StoreUnavailableError(`The task store answered too slowly 10 times to confirm the lease of task ${taskId}; retry later`);
       const sent = monotonicNow();
       const { nowMs, expiresAt } = await store.confirm(taskId, fence, leaseMs, permitMs);
       this.confirmations++;
       signal.throwIfAborted();
       this.confirmedAt = sent;
       this.validUntil = sent + (expiresAt - nowMs);
-      if (monotonicNow() - sent <= permitMs) {
-        if (!confirm) continue; // re-checked by fresh() above
-        return nowMs + (monotonicNow() - sent); // the store's clock now, at the latest
+      if (monotonicNow() - sent > permitMs) {
+        slow++; // the reply says nothing about now (a pause, an overloaded store): ask again
+        continue;
       }
-      confirm = options.confirm === true; // a slow reply: ask again
+      if (options.confirm) return nowMs;
+      // Without `confirm`, fresh() above decides (it also checks the lease left).
     }
   }
 

@@ -13,7 +13,7 @@ import {
 import { isTerminal, type TaskStatus } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
-import { leaseHolds, type Fence, type Lease, type TaskRecord } from '../core/task.js';
+import { leasePlausible, type Fence, type Lease, type TaskRecord } from '../core/task.js';
 import { ENGINE_ACCESS, type Access, type Principal } from '../core/access.js';
 import { askedKey, answeredKey, runKey, type Actor, type AnsweredEntry, type AskedEntry, type RunEntry } from '../core/history.js';
 import { createLogger, type Logger } from '../core/log.js';
@@ -117,7 +117,8 @@ export interface TaskRuntimeOptions {
    * instance takes no leases — it creates tasks for the other instances to run, runs none itself,
    * stops its runs and releases their leases — logs an error, and reports the offset
    * (`mcp_tasks.clock.offset`) until its clock is back within it. A lease written from a clock that
-   * had jumped ahead before the jump was measured counts as expired for the others (`leaseHolds`).
+   * had jumped ahead before the jump was measured is taken over by the others once it stayed
+   * unrenewed for its own length (`leasePlausible`).
    */
   maxClockSkewMs?: number;
   /** Largest tool result stored, in bytes of JSON (default 4 MiB); a larger one fails its task. */
@@ -206,8 +207,13 @@ export class TaskRuntime {
   private readonly maxClockSkewMs: number;
   /** True while this instance's clock is beyond `maxClockSkewMs` from the store's: it takes no leases. */
   private skewed = false;
-  /** Pending in-process retries of runs a store outage interrupted: task id → attempt and timer. */
-  private readonly retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
+  /** Pending in-process retries of runs a store outage interrupted: task id → attempt, timer, last start (monotonic ms). */
+  private readonly retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout; startedAt?: number }>();
+  /** Leases ending implausibly late (see `leasePlausible`) this instance watches: task id → the lease seen, since when (monotonic ms). */
+  private readonly implausible = new Map<string, { key: string; since: number }>();
+  /** The heartbeat under way, and the retries under way (`resume`), which `close` waits for. */
+  private tickRun?: Promise<void>;
+  private readonly resuming = new Set<Promise<void>>();
 
   constructor(
     readonly store: TaskStore,
@@ -222,6 +228,8 @@ export class TaskRuntime {
     this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
     this.timers = new TimerQueue(this.now);
     this.permitMs = Math.max(1, Math.floor(options.permitMs ?? Math.min(500, this.leaseMs / 5)));
+    if (this.permitMs > this.leaseMs / 2)
+      throw new InvalidArgumentError(`permitMs (${this.permitMs}) must be at most half of leaseMs (${this.leaseMs}): a permit must end well before the lease`);
     this.maxClockSkewMs = options.maxClockSkewMs ?? 1000;
   }
 
@@ -247,7 +255,11 @@ export class TaskRuntime {
       if (error instanceof StoreUnavailableError) return undefined;
       throw error;
     }
-    const skewed = Math.abs(reading.offsetMs) > this.maxClockSkewMs;
+    // A reading is as uncertain as half its round trip: only an offset beyond the tolerance by more
+    // than that counts, and a reading slower than the tolerance itself (a stalled store, a blocked
+    // event loop) decides nothing.
+    if (reading.rttMs > this.maxClockSkewMs) return undefined;
+    const skewed = Math.abs(reading.offsetMs) - reading.rttMs / 2 > this.maxClockSkewMs;
     if (skewed && !this.skewed) {
       this.log.error(
         { offsetMs: reading.offsetMs, rttMs: reading.rttMs, maxClockSkewMs: this.maxClockSkewMs, instanceId: this.instanceId },
@@ -391,12 +403,28 @@ export class TaskRuntime {
     if (this.skewed) return 0;
     let started = 0;
     const journaled: Promise<unknown>[] = [];
+    const now = this.now();
+    const seen = new Set<string>();
     for (const task of await this.store.listUnfinished()) {
       if (this.closed || this.skewed || this.executions.has(task.taskId) || this.retries.has(task.taskId)) continue;
-      if (!force && task.lease && task.lease.holder !== this.instanceId && leaseHolds(task.lease, this.now())) continue;
+      const lease = task.lease;
+      let takeImplausible = false;
+      if (!force && lease && lease.holder !== this.instanceId && lease.expiresAt > now) {
+        if (leasePlausible(lease, now)) continue;
+        // Ends implausibly late (a clock that jumped): take it only once it stayed unrenewed for its
+        // whole length by this instance's monotonic clock — a live holder renews it long before.
+        seen.add(task.taskId);
+        if (!this.implausibleLongEnough(task.taskId, lease)) continue;
+        takeImplausible = true;
+      }
       const since = monotonicNow();
-      const claimed = await this.store.claim(task.taskId, this.instanceId, this.leaseMs, force);
+      const claimed = await this.store.claim(task.taskId, this.instanceId, this.leaseMs, force, { takeImplausible });
       if (!claimed) continue;
+      if (this.closed) {
+        // Closing meanwhile: give the lease back at once instead of leaving it to expire.
+        await this.store.renew(claimed.taskId, fenceOf(claimed), -1).catch((error) => this.quietOrReport(error, claimed.taskId));
+        continue;
+      }
       const previous = task.lease?.holder;
       const takeover = !force && previous !== undefined && previous !== this.instanceId;
       const run: RunStart = takeover ? { reason: 'takeover', previousHolder: previous, since } : { reason: 'recovery', since };
@@ -408,8 +436,24 @@ export class TaskRuntime {
       } else this.log.info(taskFields(claimed), 'task resumed after restart');
       journaled.push(this.journalRun(claimed, run));
     }
+    for (const taskId of this.implausible.keys()) if (!seen.has(taskId)) this.implausible.delete(taskId);
     await Promise.all(journaled); // after the starts: the first resumed task does not wait for the others' entries
     return started;
+  }
+
+  /**
+   * Whether the implausible `lease` of `taskId` has been seen unchanged (same holder, epoch and
+   * expiry) for at least its own length by this instance's monotonic clock; starts watching it
+   * otherwise.
+   */
+  private implausibleLongEnough(taskId: string, lease: Lease): boolean {
+    const key = `${lease.holder}\n${lease.epoch ?? 0}\n${lease.expiresAt}`;
+    const watched = this.implausible.get(taskId);
+    if (!watched || watched.key !== key) {
+      this.implausible.set(taskId, { key, since: monotonicNow() });
+      return false;
+    }
+    return monotonicNow() - watched.since >= (lease.ms ?? this.leaseMs);
   }
 
   /** Journals the start of a run that is not the task's first (`RunEntry`), fenced by the run's lease. */
@@ -443,7 +487,13 @@ export class TaskRuntime {
     this.timersStarted = true;
     this.unregisterLive = registerLiveSource(() => [...this.executions.values()].map((execution) => execution.status));
     if (!this.store.exclusive) {
-      this.heartbeat = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
+      this.heartbeat = setInterval(
+        () => {
+          if (this.tickRun) return;
+          this.tickRun = this.tick().finally(() => (this.tickRun = undefined));
+        },
+        Math.max(50, Math.floor(this.leaseMs / 3)),
+      );
       this.heartbeat.unref();
     }
     if (this.purgeIntervalMs > 0) {
@@ -457,7 +507,7 @@ export class TaskRuntime {
     this.ticking = true;
     try {
       // The clock first: a renewal from a clock that just jumped would push the lease into the future.
-      await this.checkClock(1);
+      await this.checkClock(3);
       for (const [taskId, execution] of this.skewed ? [] : this.executions) {
         const sent = monotonicNow();
         try {
@@ -488,13 +538,16 @@ export class TaskRuntime {
     const task = await this.store.cancel(taskId, access, { ...(actor && { actor }), onRevoked: (lease) => (revoked = lease) });
     recordTaskEnd(task);
     this.log.info({ ...taskFields(task), by: actor ? actorName(actor) : accessName(access) }, 'task cancelled');
-    this.executions.get(taskId)?.controller.abort(new TaskCancelledSignal(taskId));
+    const running = this.executions.get(taskId);
+    running?.controller.abort(new TaskCancelledSignal(taskId));
     this.cancelRetry(taskId);
-    // Another instance may hold a permit confirmed just before the cancel was written: it expires
-    // within permitMs (see LeaseGuard), and only then is the cancel acknowledged, so no effect of the
-    // task begins after the acknowledgement. Not needed when this instance held it (aborted above) or
-    // the lease had already expired (the holder could not confirm it).
-    if (!this.store.exclusive && revoked && revoked.holder !== this.instanceId && leaseHolds(revoked, this.now() - this.permitMs)) {
+    // Another instance (or a run of this one not yet started) may hold a permit confirmed just before
+    // the cancel was written: it expires within permitMs (see LeaseGuard), and only then is the cancel
+    // acknowledged, so no effect of the task begins after the acknowledgement. Not needed when this
+    // instance's run of it was just aborted, or the lease had already expired before the permit could
+    // be confirmed.
+    const heldHere = running !== undefined && revoked?.holder === this.instanceId;
+    if (!this.store.exclusive && revoked && !heldHere && revoked.expiresAt > this.now() - this.permitMs) {
       await new Promise((resolve) => setTimeout(resolve, this.permitMs));
     }
     return task;
@@ -666,6 +719,8 @@ export class TaskRuntime {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.purger) clearInterval(this.purger);
     for (const taskId of [...this.retries.keys()]) this.cancelRetry(taskId);
+    // Claims under way finish (and, closed, give their lease back) before the store may close.
+    await Promise.allSettled([this.tickRun, ...this.resuming]);
     this.unregisterLive?.();
     const running = [...this.executions.entries()];
     for (const [, execution] of running) execution.controller.abort(new ShutdownSignal());
@@ -680,6 +735,11 @@ export class TaskRuntime {
    */
   private start(task: TaskRecord, run: RunStart): boolean {
     if (this.closed || this.executions.has(task.taskId) || isTerminal(task.status) || !task.lease) return false;
+    // A write this store announced after the record we start from (a cancel, a takeover that raced
+    // our claim): the record is stale, and this run would not hear of that write any more.
+    const seen = this.store.lastSeen(task.taskId);
+    if (seen && seen.version > task.version && (isTerminal(seen.status) || seen.lease?.holder !== task.lease.holder || seen.lease.epoch !== task.lease.epoch))
+      return false;
     const controller = new AbortController();
     const guard = new LeaseGuard({
       store: this.store,
@@ -704,7 +764,9 @@ export class TaskRuntime {
       })
       .then((end) => {
         telemetry.end(end);
-        if (end.kind === 'interrupted' && end.reason === 'store_unavailable') this.retryLater(task.taskId);
+        // The run stopped for the store's sake (an outage, or an error the engine met writing it):
+        // start it again later rather than leave the task `working` with nobody running it.
+        if ((end.kind === 'interrupted' && end.reason === 'store_unavailable') || end.kind === 'error') this.retryLater(task.taskId);
         else this.retries.delete(task.taskId);
       })
       .catch((error) => this.onError(error, task.taskId))
@@ -725,17 +787,22 @@ export class TaskRuntime {
     if (this.closed) return;
     const state = this.retries.get(taskId) ?? { attempt: 0 };
     if (state.timer) return;
+    // A retried run that ran for a while before this outage: the backoff starts over.
+    if (state.startedAt !== undefined && monotonicNow() - state.startedAt > RETRY_MAX_MS) state.attempt = 0;
     const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** state.attempt);
     state.attempt++;
     state.timer = setTimeout(() => {
       state.timer = undefined;
-      void this.resume(taskId).catch((error) => {
-        if (error instanceof StoreUnavailableError) this.retryLater(taskId);
-        else {
-          this.retries.delete(taskId);
-          this.onError(error, taskId);
-        }
-      });
+      const resuming: Promise<void> = this.resume(taskId)
+        .catch((error) => {
+          if (error instanceof StoreUnavailableError) this.retryLater(taskId);
+          else {
+            this.retries.delete(taskId);
+            this.onError(error, taskId);
+          }
+        })
+        .finally(() => this.resuming.delete(resuming));
+      this.resuming.add(resuming);
     }, delay);
     state.timer.unref();
     this.retries.set(taskId, state);
@@ -749,8 +816,11 @@ export class TaskRuntime {
     const since = monotonicNow();
     const claimed = await this.store.claim(taskId, this.instanceId, this.leaseMs, this.store.exclusive);
     if (!claimed) return void this.retries.delete(taskId); // ended, or another instance runs it
+    if (this.closed) return void (await this.store.renew(taskId, fenceOf(claimed), -1).catch((error) => this.quietOrReport(error, taskId)));
     const run: RunStart = { reason: 'retry', since };
     if (!this.start(claimed, run)) return void this.retries.delete(taskId);
+    const state = this.retries.get(taskId);
+    if (state) state.startedAt = monotonicNow();
     this.log.info(taskFields(claimed), 'task resumed after a store outage');
     await this.journalRun(claimed, run);
   }
@@ -782,23 +852,28 @@ export class TaskRuntime {
         telemetry,
         timers: this.timers,
         // The engine found a reason to stop (fencing, an outage): stop the handler's own I/O too.
-        onStop: (error) =>
+        onStop: (error) => {
+          // Neither an outage (logged by the store) nor a lost lease (expected): unexpected, said once.
+          if (!(error instanceof LeaseLostError) && !(error instanceof StoreUnavailableError)) this.onError(error, task.taskId);
           execution.controller.abort(
-            error instanceof StoreUnavailableError
+            !(error instanceof LeaseLostError)
               ? new StoreUnavailableSignal(task.taskId)
               : error.reason === 'cancelled'
                 ? new TaskCancelledSignal(task.taskId)
                 : new LeaseLostSignal(task.taskId),
-          ),
+          );
+        },
       });
       // The handler runs in the run span's context: spans its own instrumentation makes join the task's trace.
       outcome = { result: await telemetry.within(() => entry.handler(args, ctx!)) };
     } catch (error) {
       outcome = { error };
     }
-    // A store outage is never the task's outcome, whatever the handler made of it: the run is retried.
-    if ('error' in outcome && (ctx?.stoppedBy instanceof StoreUnavailableError || outcome.error instanceof StoreUnavailableError))
+    // A store failure is never the task's outcome, whatever the handler made of it: the run is retried.
+    const stop = ctx?.stoppedBy;
+    if ('error' in outcome && ((stop !== undefined && !(stop instanceof LeaseLostError)) || outcome.error instanceof StoreUnavailableError)) {
       return { kind: 'interrupted', reason: 'store_unavailable' };
+    }
     if (signal.aborted) return abortEnd(signal.reason); // cancelled (already terminal), shutting down or taken over (resumes elsewhere)
     if ('error' in outcome) return this.fail(task, execution, outcome.error);
     let result: JsonObject;

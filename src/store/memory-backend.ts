@@ -101,7 +101,9 @@ export class MemoryBackend implements StoreBackend {
   }
 
   async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
-    if (fence && !holdsFence(await this.get(taskId), fence)) return false;
+    // Checked and written in one synchronous stretch: nothing can come between the check and the insert.
+    const text = this.tasks.get(taskId);
+    if (fence && !holdsFence(text === undefined ? undefined : (JSON.parse(text) as TaskRecord), fence)) return false;
     let entries = this.journals.get(taskId);
     if (!entries) this.journals.set(taskId, (entries = new Map()));
     if (entries.has(key)) return false;

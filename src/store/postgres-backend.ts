@@ -54,7 +54,12 @@ interface PendingAppend {
   fence?: Fence;
 }
 
-/** SQL condition: the `tasks` row `t` is live and held under the fence in `holder` / `epoch`. */
+/**
+ * SQL condition: the `tasks` row `t` is live and held under the fence in `holder` / `epoch`. Used in
+ * an `EXISTS (SELECT 1 FROM tasks t WHERE … FOR SHARE)`: the share lock makes a concurrent claim
+ * (an `UPDATE` of that row) wait for the append's commit, or the append see the claim's commit and
+ * re-check (read committed), so check and insert are atomic against it.
+ */
 const FENCE_HOLDS = (holder: string, epoch: string) =>
   `t.status IN ('working', 'input_required') AND t.body->'lease'->>'holder' = ${holder} AND COALESCE((t.body->'lease'->>'epoch')::int, 0) = ${epoch}`;
 
@@ -498,16 +503,14 @@ export class PostgresBackend implements StoreBackend {
   }
 
   /**
-   * A fenced append inserts only if the task's row holds the fence at the statement's snapshot. A
-   * claim committing concurrently may not be seen; that append is then ordered before the claim,
-   * and the new holder, reading the journal after its claim, finds it (or loses its own append of
-   * the same key to it: first write wins).
+   * A fenced append inserts only if the task's row holds the fence, checked under a share lock of
+   * that row (see `FENCE_HOLDS`): a claim cannot commit between the check and the insert.
    */
   private async appendOne({ taskId, key, value, fence }: PendingAppend): Promise<boolean> {
     const { rowCount } = fence
       ? await this.query(
           `INSERT INTO ${this.schema}.journal (task_id, key, value)
-           SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM ${this.schema}.tasks t WHERE t.task_id = $1 AND ${FENCE_HOLDS('$4', '$5')})
+           SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM ${this.schema}.tasks t WHERE t.task_id = $1 AND ${FENCE_HOLDS('$4', '$5')} FOR SHARE)
            ON CONFLICT DO NOTHING`,
           [taskId, key, JSON.stringify(value), fence.holder, fence.epoch],
         )
@@ -540,7 +543,7 @@ export class PostgresBackend implements StoreBackend {
     const { rows } = await this.query<{ task_id: string; key: string }>(
       `INSERT INTO ${this.schema}.journal (task_id, key, value)
        SELECT v.task_id, v.key, v.value FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[]) AS v(task_id, key, value, holder, epoch)
-       WHERE v.holder IS NULL OR EXISTS (SELECT 1 FROM ${this.schema}.tasks t WHERE t.task_id = v.task_id AND ${FENCE_HOLDS('v.holder', 'v.epoch')})
+       WHERE v.holder IS NULL OR EXISTS (SELECT 1 FROM ${this.schema}.tasks t WHERE t.task_id = v.task_id AND ${FENCE_HOLDS('v.holder', 'v.epoch')} FOR SHARE)
        ON CONFLICT DO NOTHING RETURNING task_id, key`,
       [
         calls.map((c) => c.taskId),

@@ -10,20 +10,26 @@ import type { ListQuery, OperatorListPage, OperatorListQuery, StatusCounts, Stor
  * Whether a backend's error means the store cannot be used for now (an outage), rather than a
  * refusal of this one call (a duplicate key, a bad value): every transient error
  * (`isTransientError`: refused or reset connections, timeouts, SQLite busy, PostgreSQL connection
- * and shutdown SQLSTATEs, Redis loading/busy replies and closed connections), plus a full or failing
- * disk (`ENOSPC`, `EIO`, `SQLITE_FULL`, `SQLITE_IOERR*`, PostgreSQL `53100`/`53200`), Redis
- * out of memory or read-only, and node-postgres's own words for a lost or unobtainable connection.
+ * and shutdown SQLSTATEs, Redis loading/busy replies and closed connections), plus a full, failing
+ * or read-only disk (`ENOSPC`, `EIO`, `EROFS`, `SQLITE_FULL`, `SQLITE_IOERR*`, `SQLITE_READONLY*`,
+ * `SQLITE_CANTOPEN`), PostgreSQL out of resources or failing (classes 53 and 58), read-only after a
+ * failover (`25006`) or its database gone (`57P04`, `57P05`), Redis out of memory or read-only, and
+ * node-postgres's own words for a lost or unobtainable connection.
  */
 export function isStoreOutage(error: unknown): boolean {
   if (error instanceof StoreUnavailableError || isTransientError(error)) return true;
   for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
     const code = typeof e.code === 'string' ? e.code : '';
-    if (code === 'ENOSPC' || code === 'EIO' || code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') || code === '53100' || code === '53200') return true;
+    if (OUTAGE_CODES.has(code) || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) return true;
+    if (/^(53|58)[0-9A-Z]{3}$/.test(code)) return true; // PostgreSQL: insufficient resources, system error
     if (typeof e.message === 'string' && OUTAGE_MESSAGES.test(e.message)) return true;
     e = e.cause as typeof e;
   }
   return false;
 }
+
+/** Codes of a store that cannot take writes (or any call) for now: disk, read-only after a failover, a database going away. */
+const OUTAGE_CODES = new Set(['ENOSPC', 'EIO', 'EROFS', 'SQLITE_FULL', '25006', '57P04', '57P05']);
 
 const OUTAGE_MESSAGES =
   /timeout exceeded when trying to connect|Connection terminated|Query read timeout|is not queryable|Client was closed|Cannot use a pool after calling end|OOM command not allowed|^READONLY /;

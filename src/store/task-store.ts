@@ -18,7 +18,7 @@ import { silentLogger, type Logger } from '../core/log.js';
 import { DEFAULT_POLICY, isExpired, resolveTtl, ttlAtEnd, type TaskPolicy } from '../core/policy.js';
 import { canTransition, isTaskStatus, isTerminal, type TaskStatus } from '../core/status.js';
 import {
-  leaseHolds,
+  leasePlausible,
   type Fence,
   type InputAnswer,
   type InputRequest,
@@ -141,8 +141,11 @@ export class TaskStore {
   private readonly lastWritten = new Map<string, TaskRecord>();
   /** Waiters of one task (`nextChange`), so a write wakes only its own task's waiters. */
   private readonly taskWaiters = new Map<string, Set<(task: TaskRecord | undefined) => void>>();
-  /** Highest version emitted per task, so a remote notice of our own write is not emitted twice. */
-  private readonly emitted = new Map<string, number>();
+  /**
+   * Highest version emitted per task, so a remote notice of our own write is not emitted twice, with
+   * that record's status and lease (see `lastSeen`).
+   */
+  private readonly emitted = new Map<string, { version: number; status: TaskStatus; lease?: Lease }>();
   /** This store's writes under way, per task: the version being written, and whether its notice came meanwhile (see `writeOwn`). */
   private readonly writing = new Map<string, { version: number; noticed: boolean }>();
   private readonly unwatch?: () => void;
@@ -177,7 +180,7 @@ export class TaskStore {
       (taskId, version) => {
         if (this.events.listenerCount('change') === 0 && !this.taskWaiters.has(taskId)) return; // nobody listens here
         if (version !== undefined) {
-          if ((this.emitted.get(taskId) ?? 0) >= version) return; // already announced (our own write)
+          if ((this.emitted.get(taskId)?.version ?? 0) >= version) return; // already announced (our own write)
           const own = this.writing.get(taskId);
           if (own?.version === version) return void (own.noticed = true); // our write under way will announce it
         }
@@ -386,7 +389,10 @@ export class TaskStore {
     });
     if (revoked) options.onRevoked?.(revoked);
     const entry: CancelledEntry = { at: task.lastUpdatedAt, by: options.actor ?? actorOf(access) };
-    await this.backend.appendJournal(taskId, CANCELLED_KEY, entry as unknown as Json);
+    // History only: the cancel is written and stands even if this entry cannot be (an outage now).
+    await this.backend.appendJournal(taskId, CANCELLED_KEY, entry as unknown as Json).catch((error: unknown) => {
+      this.log.debug({ taskId, err: error }, 'the cancellation was written, its history entry was not');
+    });
     return task;
   }
 
@@ -524,15 +530,18 @@ export class TaskStore {
 
   /**
    * Removes `key` from the outstanding questions once its answer is in the journal, and returns the
-   * task to `working` when none is left. Idempotent; a no-op on terminal tasks.
+   * task to `working` when none is left. Idempotent; a no-op on terminal tasks — except with
+   * `fence` (a run settling the answer it is about to use), which throws `LeaseLostError` when the
+   * fence no longer holds.
    */
-  async settleInput(taskId: string, key: string): Promise<void> {
-    await this.settleInputs(taskId, [key]);
+  async settleInput(taskId: string, key: string, fence?: Fence): Promise<void> {
+    await this.settleInputs(taskId, [key], fence);
   }
 
   /** `settleInput` for several keys in one write. */
-  private async settleInputs(taskId: string, keys: string[]): Promise<void> {
+  private async settleInputs(taskId: string, keys: string[], fence?: Fence): Promise<void> {
     await this.mutate(taskId, ENGINE_ACCESS, (task) => {
+      if (fence) assertHolder(task, fence);
       const settled = keys.filter((key) => Object.hasOwn(task.inputRequests, key));
       if (settled.length === 0 || isTerminal(task.status)) return undefined;
       for (const key of settled) delete task.inputRequests[key];
@@ -543,18 +552,20 @@ export class TaskStore {
       return task;
     }).catch((error) => {
       if (!(error instanceof TaskNotFoundError)) throw error;
+      if (fence) throw new LeaseLostError(taskId, fence.holder, 'ended');
     });
   }
 
   /**
    * Takes the lease of a live task for `holder` for `leaseMs` (from `now()`, the store's clock) when
-   * it is free, expired (or implausibly long: see `leaseHolds`), already `holder`'s, or `force` is set (a single-process runtime taking over
+   * it is free, expired, already `holder`'s, implausible (`leasePlausible`) when
+   * `options.takeImplausible` is set (the caller watched it stay unrenewed), or `force` is set (a single-process runtime taking over
    * after a crash). Every claim starts a new lease epoch (the fencing token: the previous epoch plus
    * one), so writes fenced by an earlier run of the task — even one of the same holder — are
    * refused from then on. Returns the claimed task, or undefined when another live holder has it or
    * the task has ended.
    */
-  async claim(taskId: string, holder: string, leaseMs: number, force = false): Promise<TaskRecord | undefined> {
+  async claim(taskId: string, holder: string, leaseMs: number, force = false, options: { takeImplausible?: boolean } = {}): Promise<TaskRecord | undefined> {
     let claimed = false;
     try {
       const task = await this.mutate(
@@ -564,7 +575,9 @@ export class TaskStore {
           claimed = false;
           if (isTerminal(current.status)) return undefined;
           const lease = current.lease;
-          if (!force && lease && lease.holder !== holder && leaseHolds(lease, this.now())) return undefined;
+          const now = this.now();
+          const held = lease !== undefined && lease.holder !== holder && lease.expiresAt > now && !(options.takeImplausible && !leasePlausible(lease, now));
+          if (!force && held) return undefined;
           current.lease = { holder, expiresAt: this.now() + leaseMs, epoch: (lease?.epoch ?? 0) + 1, ms: leaseMs };
           claimed = true;
           return current;
@@ -688,6 +701,15 @@ export class TaskStore {
     for (const waiter of [...(this.taskWaiters.get(taskId) ?? [])]) waiter(undefined);
   }
 
+  /**
+   * The version, status and lease of the newest record of `taskId` this store has announced (its own
+   * writes, and on shared stores others' it heard of), or undefined. Synchronous: how a runtime
+   * starting a run from a record it just claimed learns that a later write (a cancel) overtook it.
+   */
+  lastSeen(taskId: string): { version: number; status: TaskStatus; lease?: Lease } | undefined {
+    return this.emitted.get(taskId);
+  }
+
   /** Subscribes to every successful write (in this process). Returns the unsubscribe function. */
   onChange(listener: (task: TaskRecord) => void): () => void {
     this.events.on('change', listener);
@@ -771,7 +793,7 @@ export class TaskStore {
         const versions = records ? new Map([...records].map(([id, task]) => [id, task.version])) : await this.backend.versionsOf!(batch);
         for (const taskId of batch) {
           const version = versions.get(taskId);
-          if (version !== undefined && (this.emitted.get(taskId) ?? 0) >= version) continue;
+          if (version !== undefined && (this.emitted.get(taskId)?.version ?? 0) >= version) continue;
           const task = version === undefined ? undefined : (records?.get(taskId) ?? (await this.backend.get(taskId)));
           if (task) this.emit(task);
           else this.wakeDeleted(taskId);
@@ -887,9 +909,9 @@ export class TaskStore {
   }
 
   private emit(task: TaskRecord): void {
-    if ((this.emitted.get(task.taskId) ?? 0) >= task.version) return;
+    if ((this.emitted.get(task.taskId)?.version ?? 0) >= task.version) return;
     if (this.emitted.size > 50_000) this.emitted.clear();
-    this.emitted.set(task.taskId, task.version);
+    this.emitted.set(task.taskId, { version: task.version, status: task.status, ...(task.lease && { lease: task.lease }) });
     this.events.emit('change', task);
     const waiters = this.taskWaiters.get(task.taskId);
     if (waiters) for (const waiter of [...waiters]) waiter(task);
