@@ -7,44 +7,28 @@
  * still paid by the resumed holder. On PostgreSQL and on Redis.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { openStore } from '../src/store/open-store.js';
-import type { TaskStore } from '../src/store/task-store.js';
-import { startDemo, type DemoProcess } from './helpers/demo-process.js';
+import { startDemo } from './helpers/demo-process.js';
 import {
   approve,
   describeAttempts,
-  dropNamespaces,
+  faultSuite,
   invoiceArgs,
   LedgerReader,
   ms,
   sharedStores,
   submitInvoice,
   untilTask,
-  writeErp,
   type Line,
 } from './helpers/invoice-faults.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
 import { until } from './helpers/until.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-faults-cancel-'));
-const tag = `fcancel_${randomBytes(3).toString('hex')}`;
-const running: DemoProcess[] = [];
-const stores: TaskStore[] = [];
-after(async () => {
-  for (const p of running) await p.kill();
-  for (const s of stores) await s.close().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
-  await dropNamespaces(tag);
-});
-
-const erp = writeErp(dir);
+const { dir, tag, erp, running, stores } = faultSuite('cancel');
 const LEASE_MS = 4000;
 
 for (const { name, url: urlOf } of sharedStores(tag)) {

@@ -8,45 +8,31 @@
  * exists again, which then finishes them. On PostgreSQL and on Redis.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { openStore } from '../src/store/open-store.js';
-import type { TaskStore } from '../src/store/task-store.js';
-import { startDemo, type DemoProcess } from './helpers/demo-process.js';
+import { startDemo } from './helpers/demo-process.js';
 import { hasFaketime, SteppableClock } from './helpers/faketime.js';
 import {
   approve,
   describeAttempts,
-  dropNamespaces,
+  faultSuite,
   invoiceArgs,
   LedgerReader,
   ms,
   sharedStores,
   submitInvoice,
   untilTask,
-  writeErp,
   type Line,
 } from './helpers/invoice-faults.js';
 import { until } from './helpers/until.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-faults-clock-'));
-const tag = `fclock_${randomBytes(3).toString('hex')}`;
-const running: DemoProcess[] = [];
-const stores: TaskStore[] = [];
+const { dir, tag, erp, running, stores, beforeKill } = faultSuite('clock');
 const monitors: (() => Promise<void>)[] = [];
-after(async () => {
+beforeKill(async () => {
   for (const stop of monitors) await stop();
-  for (const p of running) await p.kill();
-  for (const s of stores) await s.close().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
-  await dropNamespaces(tag);
 });
-
-const erp = writeErp(dir);
 const LEASE_MS = 2000;
 const SKEW_MS = 2 * 3600_000;
 

@@ -7,26 +7,19 @@
  * permitted, except in CI, where that is a failure.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, it } from 'node:test';
-import { startDemo, type DemoProcess } from './helpers/demo-process.js';
-import { approve, describeAttempts, invoiceArgs, LedgerReader, ms, submitInvoice, untilTask, writeErp, type Line } from './helpers/invoice-faults.js';
+import { it } from 'node:test';
+import { startDemo } from './helpers/demo-process.js';
+import { approve, describeAttempts, faultSuite, invoiceArgs, LedgerReader, ms, submitInvoice, untilTask, type Line } from './helpers/invoice-faults.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { mountTmpfs, type Tmpfs } from './helpers/tmpfs.js';
 import { until } from './helpers/until.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-faults-disk-'));
-const running: DemoProcess[] = [];
+const { dir, erp, running, afterKill } = faultSuite('disk');
 const mounts: Tmpfs[] = [];
-after(async () => {
-  for (const p of running) await p.kill();
+afterKill(() => {
   for (const m of mounts) m.unmount();
-  rmSync(dir, { recursive: true, force: true });
 });
-
-const erp = writeErp(dir);
 
 it(
   'a full disk under the SQLite store while timers fall due: once space is freed, every invoice completes without a restart, each line paid once',

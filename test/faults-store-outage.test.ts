@@ -10,49 +10,29 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { openStore } from '../src/store/open-store.js';
 import type { TaskStore } from '../src/store/task-store.js';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
-import {
-  approve,
-  describeAttempts,
-  dropNamespaces,
-  invoiceArgs,
-  LedgerReader,
-  ms,
-  sharedStores,
-  submitInvoice,
-  untilTask,
-  writeErp,
-} from './helpers/invoice-faults.js';
+import { approve, describeAttempts, faultSuite, invoiceArgs, LedgerReader, ms, sharedStores, submitInvoice, untilTask } from './helpers/invoice-faults.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
 import { PG_URL, REDIS_URL } from './helpers/services.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 import { until } from './helpers/until.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-faults-outage-'));
-const tag = `foutage_${randomBytes(3).toString('hex')}`;
-const running: DemoProcess[] = [];
+const { dir, tag, erp, running, stores, beforeKill, afterKill } = faultSuite('outage');
 const proxies: TcpProxy[] = [];
-const stores: TaskStore[] = [];
 const children: { kill(): void }[] = [];
-after(async () => {
+beforeKill(() => {
   for (const c of children) c.kill();
-  for (const p of running) await p.kill();
-  for (const p of proxies) await p.close();
-  for (const s of stores) await s.close().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
-  await dropNamespaces(tag);
 });
-
-const erp = writeErp(dir);
+afterKill(async () => {
+  for (const p of proxies) await p.close();
+});
 /** Bound of one request during an outage: far above the store timeouts (connect 3 s, query 5 s), far below the 20 s hangs of issue 23. */
 const REQUEST_BOUND_MS = 15_000;
 

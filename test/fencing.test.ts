@@ -20,7 +20,7 @@ import type { Json, JsonObject } from '../src/core/json.js';
 import { createLogger, silentLogger, type Logger } from '../src/core/log.js';
 import type { Fence, TaskRecord } from '../src/core/task.js';
 import { NonRetryableError, TransientError } from '../src/core/transient.js';
-import { StepFailedError } from '../src/runtime/context.js';
+import { StepFailedError, type StepOptions } from '../src/runtime/context.js';
 import { TaskRuntime, type TaskHandler } from '../src/runtime/runtime.js';
 import type { ListQuery, OperatorListPage, OperatorListQuery, StatusCounts, StoreBackend } from '../src/store/backend.js';
 import { SqliteBackend } from '../src/store/sqlite-backend.js';
@@ -299,61 +299,28 @@ describe('step retries', () => {
       return attempts[name];
     };
     const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    const fast = { retryDelayMs: 1 };
+    // Each step: how many times it fails, with what, and its options.
+    const cases: [name: string, failures: number, error: () => unknown, options: StepOptions][] = [
+      ['reset', 2, reset, fast],
+      ['busy', 1, () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }), fast],
+      ['http503', 1, () => Object.assign(new Error('unavailable'), { status: 503 }), fast],
+      ['marked', 1, () => new TransientError('try later'), fast],
+      ['final', 5, () => new NonRetryableError('card declined', { cause: reset() }), fast],
+      ['plain', 1, () => new Error('bad data'), fast],
+      ['plainRetried', 1, () => new Error('bad data'), { ...fast, retries: 1 }],
+      ['budget', 10, reset, { ...fast, transientRetries: 2 }],
+    ];
     const runtime = runtimeOn(store, {
       work: async (_args, ctx) => {
-        const fast = { retryDelayMs: 1 };
         const results: Record<string, unknown> = {};
-        const settle = async (name: string, run: () => Promise<unknown>) => {
+        for (const [name, failures, error, options] of cases) {
           try {
-            results[name] = await run();
-          } catch (error) {
-            results[name] = error instanceof StepFailedError ? `failed: ${error.message}` : 'unexpected';
+            results[name] = await ctx.step(name, flaky(name, failures, error), options);
+          } catch (failure) {
+            results[name] = failure instanceof StepFailedError ? `failed: ${failure.message}` : 'unexpected';
           }
-        };
-        await settle('reset', () => ctx.step('reset', flaky('reset', 2, reset), fast));
-        await settle('busy', () =>
-          ctx.step(
-            'busy',
-            flaky('busy', 1, () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })),
-            fast,
-          ),
-        );
-        await settle('http503', () =>
-          ctx.step(
-            'http503',
-            flaky('http503', 1, () => Object.assign(new Error('unavailable'), { status: 503 })),
-            fast,
-          ),
-        );
-        await settle('marked', () =>
-          ctx.step(
-            'marked',
-            flaky('marked', 1, () => new TransientError('try later')),
-            fast,
-          ),
-        );
-        await settle('final', () =>
-          ctx.step(
-            'final',
-            flaky('final', 5, () => new NonRetryableError('card declined', { cause: reset() })),
-            fast,
-          ),
-        );
-        await settle('plain', () =>
-          ctx.step(
-            'plain',
-            flaky('plain', 1, () => new Error('bad data')),
-            fast,
-          ),
-        );
-        await settle('plainRetried', () =>
-          ctx.step(
-            'plainRetried',
-            flaky('plainRetried', 1, () => new Error('bad data')),
-            { ...fast, retries: 1 },
-          ),
-        );
-        await settle('budget', () => ctx.step('budget', flaky('budget', 10, reset), { ...fast, transientRetries: 2 }));
+        }
         return { ...text('ok'), structuredContent: results };
       },
     });

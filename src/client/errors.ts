@@ -1,4 +1,4 @@
-import { STORE_UNAVAILABLE } from '../core/errors.js';
+import { errorChain, STORE_UNAVAILABLE } from '../core/errors.js';
 import { JsonRpcResponseError } from '@modelcontextprotocol/ext-tasks/client';
 import { ProtocolError, SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
 
@@ -101,7 +101,7 @@ export function unavailableRetryMs(error: unknown): number | undefined {
 
 /** The retryable JSON-RPC error behind `error` (see `unavailableRetryMs`), with its retry delay in ms. */
 function unavailableAnswer(error: unknown): { code: number; message: string; retryAfterMs: number } | undefined {
-  for (let e = error as { cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++, e = e.cause as typeof e) {
+  for (const e of errorChain(error)) {
     const found = retryableRpcError(e);
     if (found) return found;
     // An HTTP 503 the SDK transport refused, with the JSON-RPC error as its body (mcp-tasks' lean path).

@@ -203,3 +203,28 @@ export class TaskRpcError extends Error {
     this.name = 'TaskRpcError';
   }
 }
+
+/** What `errorChain` yields: the fields the engine's error classifications read. */
+export type ErrorLink = {
+  name?: unknown;
+  message?: unknown;
+  code?: unknown;
+  transient?: unknown;
+  status?: unknown;
+  statusCode?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+};
+
+/**
+ * Walks `error`, then its `cause` chain — or, where an error has no `cause`, an `AggregateError`'s
+ * first error — at most 8 deep, yielding each object met. The one walk every classification of
+ * wrapped errors uses (transient, outage, retryable answers, log levels, start-up advice).
+ */
+export function* errorChain(error: unknown): Generator<ErrorLink> {
+  let e = error as ErrorLink | undefined;
+  for (let depth = 0; e !== null && e !== undefined && typeof e === 'object' && depth < 8; depth++) {
+    yield e;
+    e = (e.cause ?? (Array.isArray(e.errors) ? e.errors[0] : undefined)) as ErrorLink | undefined;
+  }
+}

@@ -1,6 +1,6 @@
 import { pino, stdSerializers, type DestinationStream, type Level, type Logger as PinoLogger } from 'pino';
 import pretty from 'pino-pretty';
-import { StoreUnavailableError, STORE_UNAVAILABLE } from './errors.js';
+import { errorChain, StoreUnavailableError, STORE_UNAVAILABLE } from './errors.js';
 
 /**
  * The structured logger every layer takes (a pino logger): one JSON object per line on stderr,
@@ -105,10 +105,7 @@ export function isClientError(error: unknown): boolean {
  * `cause` chain (8 deep), or the JSON-RPC error it is answered with (code -32010).
  */
 export function isStoreOutageAnswer(error: unknown): boolean {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
-    if (e instanceof StoreUnavailableError || e.code === STORE_UNAVAILABLE) return true;
-    e = e.cause as typeof e;
-  }
+  for (const e of errorChain(error)) if (e instanceof StoreUnavailableError || e.code === STORE_UNAVAILABLE) return true;
   return false;
 }
 

@@ -30,6 +30,8 @@
  * `StepOptions.isTransient`).
  */
 
+import { errorChain } from './errors.js';
+
 /** An error a handler marks as worth retrying (`ctx.step` retries it like a connection reset). */
 export class TransientError extends Error {
   readonly transient = true;
@@ -72,33 +74,21 @@ const REDIS_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN)\b/;
 const REDIS_CLIENT = /^(Connection is closed\.?|Command timed out|Stream isn't writeable)/;
 const HTTP_LATER = new Set([408, 425, 429, 502, 503, 504]);
 
-type ErrorLike = {
-  name?: unknown;
-  message?: unknown;
-  code?: unknown;
-  transient?: unknown;
-  status?: unknown;
-  statusCode?: unknown;
-  cause?: unknown;
-  errors?: unknown;
-};
-
-/** Walks `error`, its `cause` chain and an `AggregateError`'s first error (8 deep), yielding each. */
-function* chain(error: unknown): Generator<ErrorLike> {
-  let e = error as ErrorLike | undefined;
-  for (let depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
-    yield e;
-    e = (e.cause ?? (Array.isArray(e.errors) ? e.errors[0] : undefined)) as ErrorLike | undefined;
-  }
+/**
+ * The explicit mark on `error` or the first error of its `cause` chain that carries one: `true`
+ * (`TransientError`, `transient: true`), `false` (`NonRetryableError`, `transient: false`), or
+ * undefined when nothing is marked.
+ */
+export function transientMark(error: unknown): boolean | undefined {
+  for (const e of errorChain(error)) if (typeof e.transient === 'boolean') return e.transient;
+  return undefined;
 }
 
 /** True when `error` is transient by the documented list above (an explicit mark wins). */
 export function isTransientError(error: unknown): boolean {
-  for (const e of chain(error)) {
-    if (e.transient === false) return false;
-    if (e.transient === true) return true;
-  }
-  for (const e of chain(error)) {
+  const mark = transientMark(error);
+  if (mark !== undefined) return mark;
+  for (const e of errorChain(error)) {
     if (e.name === 'StoreUnavailableError' || e.name === 'TimeoutError' || e.name === 'MaxRetriesPerRequestError') return true;
     const code = e.code;
     if (typeof code === 'string') {

@@ -3,7 +3,7 @@ import { toJson } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError } from '../core/errors.js';
-import { isTransientError } from '../core/transient.js';
+import { isTransientError, transientMark } from '../core/transient.js';
 import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
 import { answeredKey, askedKey, untilKey, type AnsweredEntry, type AskedEntry, type UntilEntry } from '../core/history.js';
@@ -291,24 +291,16 @@ export class ExecutionContext implements TaskContext {
   }
 
   /**
-   * Waits for a permit (see `LeaseGuard`). The caller must check `fresh()` again synchronously
-   * right before its effect (see `effect`). Without a guard (bare contexts) only the signal.
-   */
-  private async permit(): Promise<void> {
-    this.signal.throwIfAborted();
-    if (!this.guard || this.guard.fresh()) return; // the common case: no store round trip
-    await this.engine(this.guard.permit());
-  }
-
-  /**
-   * Begins `effect` under a permit: waits for one, then checks it once more in the same synchronous
-   * stretch as the effect's first instruction — nothing, not even a microtask, runs in between.
+   * Begins `effect` under a permit (see `LeaseGuard`): the last check runs in the same synchronous
+   * stretch as the effect's first instruction — nothing, not even a microtask, runs in between; a
+   * stale permit is renewed from the store first (its refusal stops the run, see `engine`). Without
+   * a guard (bare contexts) only the signal is checked.
    */
   private async effect<T>(effect: () => T): Promise<T> {
     for (;;) {
-      await this.permit();
       this.signal.throwIfAborted();
-      if (!this.guard || this.guard.fresh()) return effect();
+      if (!this.guard || this.guard.fresh()) return effect(); // the common case: no store round trip
+      await this.engine(this.guard.permit());
     }
   }
 
@@ -322,21 +314,14 @@ export class ExecutionContext implements TaskContext {
     const attempts = async (signal: AbortSignal, retried?: (error: unknown) => void) => {
       for (let attempt = 0; ; attempt++) {
         let failure: unknown;
-        // Fencing: the permit is outside the try, so its refusal stops the run instead of failing the step.
-        const started = await this.effect(() => {
-          try {
-            return { value: fn(signal) };
-          } catch (error) {
-            return { error };
-          }
-        });
         try {
-          if ('error' in started) throw started.error;
-          return await started.value;
+          return await this.effect(() => fn(signal));
         } catch (error) {
+          // Fencing refused the attempt (the run must stop): never the step's failure.
+          if (this.stops.has(error as object)) throw error;
           failure = error;
         }
-        if (signal.aborted || markedFinal(failure)) throw failure;
+        if (signal.aborted || transientMark(failure) === false) throw failure;
         if (attempt >= retries && !(attempt < transientRetries && transient(failure))) throw failure;
         retried?.(failure);
         await abortableDelay(Math.min(maxDelay, delay * 2 ** attempt), signal);
@@ -541,16 +526,6 @@ export class ExecutionContext implements TaskContext {
     this.journal.set(key, record as unknown as Json);
     return replay<T>(record);
   }
-}
-
-/** True when `error` (or an error in its `cause` chain) is marked final: `NonRetryableError`, `transient: false`. */
-function markedFinal(error: unknown): boolean {
-  for (let e = error as { transient?: unknown; cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
-    if (e.transient === false) return true;
-    if (e.transient === true) return false;
-    e = e.cause as typeof e;
-  }
-  return false;
 }
 
 function replay<T>(record: StepRecord): T {

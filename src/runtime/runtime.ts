@@ -196,7 +196,6 @@ export class TaskRuntime {
   private heartbeat?: NodeJS.Timeout;
   private purger?: NodeJS.Timeout;
   private timersStarted = false;
-  private ticking = false;
   private readonly maxResultBytes: number;
   private readonly purgeIntervalMs: number;
   private unregisterLive?: () => void;
@@ -241,11 +240,12 @@ export class TaskRuntime {
   /**
    * Measures this instance's clock against the store's (`TaskStore.measureClock`, `samples`
    * readings) and applies `maxClockSkewMs`: beyond it, logs an error (once, until it is back
-   * within) and stops taking leases, stopping the runs it holds (their leases then expire for the
-   * other instances); back within it, logs that and takes leases again. Runs at `recover` and at
-   * the start of every heartbeat (before its renewals and takeovers), so leases are written and
-   * judged on a fresh reading of the store's clock. A store that cannot be reached leaves the state as it was. Returns the offset in ms
-   * (store minus local), or undefined when it could not be measured.
+   * within) and stops taking leases, stopping the runs it holds and releasing their leases for the
+   * other instances; back within it, logs that and takes leases again. Runs at `recover` and at the
+   * start of every heartbeat (before its renewals and takeovers), so leases are written and judged
+   * on a fresh reading of the store's clock. A store that cannot be reached, or a reading slower
+   * than the tolerance, leaves the state as it was. Returns the offset in ms (store minus local),
+   * or undefined when it could not be measured.
    */
   async checkClock(samples = 3): Promise<number | undefined> {
     let reading: { offsetMs: number; rttMs: number };
@@ -270,7 +270,7 @@ export class TaskRuntime {
       // measured now, so `now()` reads the store's clock again and the release is not in the future.
       for (const [taskId, execution] of this.executions) {
         execution.controller.abort(new LeaseLostSignal('clock'));
-        void this.store.renew(taskId, execution.guard.fence, -1).catch((error) => this.quietOrReport(error, taskId));
+        void this.release(taskId, execution.guard.fence);
       }
     } else if (!skewed && this.skewed) {
       this.log.warn(
@@ -422,7 +422,7 @@ export class TaskRuntime {
       if (!claimed) continue;
       if (this.closed) {
         // Closing meanwhile: give the lease back at once instead of leaving it to expire.
-        await this.store.renew(claimed.taskId, fenceOf(claimed), -1).catch((error) => this.quietOrReport(error, claimed.taskId));
+        await this.release(claimed.taskId, fenceOf(claimed));
         continue;
       }
       const previous = task.lease?.holder;
@@ -470,6 +470,17 @@ export class TaskRuntime {
       .catch((error) => this.quietOrReport(error, task.taskId));
   }
 
+  /**
+   * Gives the lease of `taskId` held under `fence` back for an immediate takeover (it expires now).
+   * Never rejects: a lease already lost or a store outage is expected; anything else goes to `onError`.
+   */
+  private release(taskId: string, fence: Fence): Promise<void> {
+    return this.store.renew(taskId, fence, -1).then(
+      () => undefined,
+      (error) => this.quietOrReport(error, taskId),
+    );
+  }
+
   /** Errors the engine expects under faults (a lost lease, a store outage: logged once by the store) stay quiet; others go to `onError`. */
   private quietOrReport(error: unknown, taskId?: string): void {
     if (error instanceof LeaseLostError || error instanceof StoreUnavailableError) return;
@@ -502,9 +513,9 @@ export class TaskRuntime {
     }
   }
 
+  /** One heartbeat (the interval starts it only when the previous one has ended: see `tickRun`). */
   private async tick(): Promise<void> {
-    if (this.ticking || this.closed) return;
-    this.ticking = true;
+    if (this.closed) return;
     try {
       // The clock first: a renewal from a clock that just jumped would push the lease into the future.
       await this.checkClock(3);
@@ -514,17 +525,13 @@ export class TaskRuntime {
           await this.store.renew(taskId, execution.guard.fence, this.leaseMs);
           execution.guard.renewed(sent, this.leaseMs); // written after `sent`, so it lasts at least leaseMs from then
         } catch (error) {
-          if (error instanceof LeaseLostError)
-            execution.controller.abort(error.reason === 'cancelled' ? new TaskCancelledSignal(taskId) : new LeaseLostSignal(taskId));
-          else if (error instanceof TaskNotFoundError) execution.controller.abort(new LeaseLostSignal(taskId));
+          if (error instanceof LeaseLostError || error instanceof TaskNotFoundError) execution.controller.abort(stopSignal(taskId, error));
           else this.quietOrReport(error, taskId); // an outage: the lease runs on, the next tick tries again
         }
       }
       await this.takeOver(false);
     } catch (error) {
       this.quietOrReport(error);
-    } finally {
-      this.ticking = false;
     }
   }
 
@@ -726,7 +733,7 @@ export class TaskRuntime {
     for (const [, execution] of running) execution.controller.abort(new ShutdownSignal());
     await Promise.allSettled(running.map(([, execution]) => execution.done));
     this.timers.close();
-    await Promise.allSettled(running.map(([taskId, execution]) => this.store.renew(taskId, execution.guard.fence, -1)));
+    await Promise.all(running.map(([taskId, execution]) => this.release(taskId, execution.guard.fence)));
   }
 
   /**
@@ -816,7 +823,7 @@ export class TaskRuntime {
     const since = monotonicNow();
     const claimed = await this.store.claim(taskId, this.instanceId, this.leaseMs, this.store.exclusive);
     if (!claimed) return void this.retries.delete(taskId); // ended, or another instance runs it
-    if (this.closed) return void (await this.store.renew(taskId, fenceOf(claimed), -1).catch((error) => this.quietOrReport(error, taskId)));
+    if (this.closed) return this.release(taskId, fenceOf(claimed));
     const run: RunStart = { reason: 'retry', since };
     if (!this.start(claimed, run)) return void this.retries.delete(taskId);
     const state = this.retries.get(taskId);
@@ -855,13 +862,7 @@ export class TaskRuntime {
         onStop: (error) => {
           // Neither an outage (logged by the store) nor a lost lease (expected): unexpected, said once.
           if (!(error instanceof LeaseLostError) && !(error instanceof StoreUnavailableError)) this.onError(error, task.taskId);
-          execution.controller.abort(
-            !(error instanceof LeaseLostError)
-              ? new StoreUnavailableSignal(task.taskId)
-              : error.reason === 'cancelled'
-                ? new TaskCancelledSignal(task.taskId)
-                : new LeaseLostSignal(task.taskId),
-          );
+          execution.controller.abort(stopSignal(task.taskId, error));
         },
       });
       // The handler runs in the run span's context: spans its own instrumentation makes join the task's trace.
@@ -937,6 +938,16 @@ function abortEnd(reason: unknown): RunEnd {
   if (reason instanceof LeaseLostSignal) return { kind: 'interrupted', reason: 'lease_lost' };
   if (reason instanceof StoreUnavailableSignal) return { kind: 'interrupted', reason: 'store_unavailable' };
   return { kind: 'interrupted', reason: 'aborted' };
+}
+
+/**
+ * The `ctx.signal` reason a run stops with when the engine meets `error`: a cancel, a lost lease (also
+ * a task gone), or the store failing (the run is retried).
+ */
+function stopSignal(taskId: string, error: unknown): Error {
+  if (error instanceof LeaseLostError) return error.reason === 'cancelled' ? new TaskCancelledSignal(taskId) : new LeaseLostSignal(taskId);
+  if (error instanceof TaskNotFoundError) return new LeaseLostSignal(taskId);
+  return new StoreUnavailableSignal(taskId);
 }
 
 /** The fence of a run holding `task` (its lease holder and epoch; a lease without epoch is epoch 0). */

@@ -10,7 +10,7 @@ import { TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './http.js';
 import { startStdioServer } from './stdio.js';
 import { OperatorConsole, type ConsoleOptions } from './console/console.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, errorChain } from '../core/errors.js';
 
 /** Options of `createTaskServer`. */
 export interface TaskServerOptions {
@@ -243,12 +243,9 @@ const STARTUP_ADVICE: Record<string, string> = {
  * original error.
  */
 function startupError(store: string, error: unknown): Error {
-  let cause: { message?: unknown; code?: unknown } = error as never;
-  for (let e = error as { cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
-    cause = e as typeof cause;
-    if (typeof (e as { code?: unknown }).code === 'string') break;
-    e = e.cause as typeof e;
-  }
+  // The first error of the chain with a driver code, else the deepest one.
+  const chain = [...errorChain(error)];
+  const cause = chain.find((e) => typeof e.code === 'string') ?? chain.at(-1);
   const code = typeof cause?.code === 'string' ? cause.code : undefined;
   const message = (typeof cause?.message === 'string' && cause.message ? cause.message : String(error)).replace(/\.$/, '');
   const timeout = /timeout|timed out/i.test(message) ? 'the server does not answer in time: check the host, the port and any firewall between them' : undefined;

@@ -1,5 +1,5 @@
 import { metrics, type Attributes, type Counter, type MeterProvider, type ObservableResult } from '@opentelemetry/api';
-import { StoreUnavailableError } from '../core/errors.js';
+import { errorChain, StoreUnavailableError } from '../core/errors.js';
 import type { Json } from '../core/json.js';
 import type { Logger } from '../core/log.js';
 import type { Fence, TaskRecord } from '../core/task.js';
@@ -18,12 +18,11 @@ import type { ListQuery, OperatorListPage, OperatorListQuery, StatusCounts, Stor
  */
 export function isStoreOutage(error: unknown): boolean {
   if (error instanceof StoreUnavailableError || isTransientError(error)) return true;
-  for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+  for (const e of errorChain(error)) {
     const code = typeof e.code === 'string' ? e.code : '';
     if (OUTAGE_CODES.has(code) || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) return true;
     if (/^(53|58)[0-9A-Z]{3}$/.test(code)) return true; // PostgreSQL: insufficient resources, system error
     if (typeof e.message === 'string' && OUTAGE_MESSAGES.test(e.message)) return true;
-    e = e.cause as typeof e;
   }
   return false;
 }
@@ -129,15 +128,8 @@ export class StoreHealth {
 /** The deepest message (and its code) of an error's `cause` chain: the driver's own words. */
 function innermost(error: unknown): { message: string; code?: string } {
   let found: { message: string; code?: string } = { message: String(error) };
-  for (
-    let e = error as { message?: unknown; code?: unknown; cause?: unknown; errors?: unknown } | undefined, depth = 0;
-    e && typeof e === 'object' && depth < 8;
-    depth++
-  ) {
-    const message = typeof e.message === 'string' && e.message.length > 0 ? e.message : Array.isArray(e.errors) ? String(e.errors[0]) : undefined;
-    if (message) found = { message, ...(typeof e.code === 'string' && { code: e.code }) };
-    e = e.cause as typeof e;
-  }
+  for (const e of errorChain(error))
+    if (typeof e.message === 'string' && e.message.length > 0) found = { message: e.message, ...(typeof e.code === 'string' && { code: e.code }) };
   return found;
 }
 

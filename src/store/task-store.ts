@@ -132,9 +132,8 @@ export class TaskStore {
   private readonly localNow: () => number;
   /** Whether `now` was injected (then it is the store's clock: no offset is measured). */
   private readonly clockInjected: boolean;
-  /** The store's clock minus this process's, in ms, as last measured (0 until then). */
-  private offsetMs = 0;
-  private measured = false;
+  /** The store's clock minus this process's, in ms, as last measured (undefined until then). */
+  private offsetMs?: number;
   private readonly unregisterClock: () => void;
   private readonly events = new EventEmitter();
   /** The record of this store's last successful write per task (the CAS fast path; bounded). */
@@ -171,7 +170,7 @@ export class TaskStore {
     this.localNow = options.now ?? Date.now;
     this.clockInjected = options.now !== undefined;
     const name = this.health.name;
-    this.unregisterClock = registerClockSource({ name, offsetMs: () => (this.measured ? this.offsetMs : undefined) });
+    this.unregisterClock = registerClockSource({ name, offsetMs: () => this.offsetMs });
     this.maxLive = options.maxLiveTasksPerOwner;
     this.recheckMs = options.recheckMs ?? 30_000;
     this.secrets = options.secretKey === undefined ? undefined : new SecretBox(options.secretKey);
@@ -197,7 +196,7 @@ export class TaskStore {
    * backends on this host's clock). Lease expiries, timer due times and task times are read on it.
    */
   now(): number {
-    return this.localNow() + this.offsetMs;
+    return this.localNow() + (this.offsetMs ?? 0);
   }
 
   /**
@@ -220,13 +219,7 @@ export class TaskStore {
       if (!best || reading.rttMs < best.rttMs) best = reading;
     }
     this.offsetMs = best!.offsetMs;
-    this.measured = true;
     return best!;
-  }
-
-  /** The offset last measured by `measureClock` (store minus local, ms), or undefined before the first measurement. */
-  get clockOffsetMs(): number | undefined {
-    return this.measured ? this.offsetMs : undefined;
   }
 
   /** Whether one process owns the data (see `StoreBackend.exclusive`). */
@@ -578,7 +571,7 @@ export class TaskStore {
           const now = this.now();
           const held = lease !== undefined && lease.holder !== holder && lease.expiresAt > now && !(options.takeImplausible && !leasePlausible(lease, now));
           if (!force && held) return undefined;
-          current.lease = { holder, expiresAt: this.now() + leaseMs, epoch: (lease?.epoch ?? 0) + 1, ms: leaseMs };
+          current.lease = { holder, expiresAt: now + leaseMs, epoch: (lease?.epoch ?? 0) + 1, ms: leaseMs };
           claimed = true;
           return current;
         },
@@ -637,8 +630,7 @@ export class TaskStore {
   async confirm(taskId: string, fence: Fence, renewMs: number, minLeftMs: number): Promise<{ nowMs: number; expiresAt: number }> {
     const { task, nowMs } =
       this.backend.getAt && !this.clockInjected ? await this.backend.getAt(taskId) : { task: await this.backend.get(taskId), nowMs: this.now() };
-    if (!task) throw new LeaseLostError(taskId, fence.holder, 'ended');
-    assertHolder(task, fence);
+    assertHeld(taskId, task, fence);
     const expiresAt = task.lease!.expiresAt;
     if (expiresAt - nowMs >= minLeftMs) return { nowMs, expiresAt };
     const renewed = await this.renew(taskId, fence, renewMs);
@@ -668,13 +660,8 @@ export class TaskStore {
    */
   async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
     if (await this.backend.appendJournal(taskId, key, value, fence)) return true;
-    if (fence) {
-      const task = await this.backend.get(taskId);
-      if (!holdsFence(task, fence)) {
-        if (!task) throw new LeaseLostError(taskId, fence.holder, 'ended');
-        assertHolder(task, fence);
-      }
-    }
+    // Not written: the key existed, or the fence no longer holds (then say why).
+    if (fence) assertHeld(taskId, await this.backend.get(taskId), fence);
     return false;
   }
 
@@ -937,6 +924,12 @@ function assertHolder(task: TaskRecord, holder: Holder | undefined): void {
   }
   if (isTerminal(task.status)) throw new LeaseLostError(task.taskId, holder.holder, task.status === 'cancelled' ? 'cancelled' : 'ended');
   if (!holdsFence(task, holder)) throw new LeaseLostError(task.taskId, holder.holder, 'taken');
+}
+
+/** `assertHolder` for a record read to check `fence`: a task gone (deleted, purged) has `ended`. */
+function assertHeld(taskId: string, task: TaskRecord | undefined, fence: Fence): asserts task is TaskRecord {
+  if (!task) throw new LeaseLostError(taskId, fence.holder, 'ended');
+  assertHolder(task, fence);
 }
 
 /** Refuses operator-only calls (`listAll`, `statusCounts`) made with anything but `ENGINE_ACCESS`. */

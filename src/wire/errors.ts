@@ -1,5 +1,5 @@
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server';
-import { InvalidAnswerError, STORE_UNAVAILABLE, LimitExceededError, StoreUnavailableError, TaskError, TaskRpcError } from '../core/errors.js';
+import { errorChain, InvalidAnswerError, STORE_UNAVAILABLE, LimitExceededError, StoreUnavailableError, TaskError, TaskRpcError } from '../core/errors.js';
 
 /** JSON-RPC code for a refused request because a configured limit was reached (implementation-defined range). */
 export const LIMIT_EXCEEDED = -32000;
@@ -58,10 +58,7 @@ export function toErrorObject(error: unknown): { code: number; message: string; 
  * `ProtocolError` that merely carries -32010 (a tool may end its task with any code).
  */
 export function storeUnavailableError(error: unknown): StoreUnavailableError | undefined {
-  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
-    if (e instanceof StoreUnavailableError) return e;
-    e = (e as { cause?: unknown }).cause;
-  }
+  for (const e of errorChain(error)) if (e instanceof StoreUnavailableError) return e;
   return undefined;
 }
 

@@ -4,12 +4,50 @@
  * (`payment_attempts`: one row per `pay()` call that reached the ledger, whoever made it).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import Database from 'better-sqlite3';
+import type { TaskStore } from '../../src/store/task-store.js';
+import type { DemoProcess } from './demo-process.js';
 import { ModernRawClient } from './modern-client.js';
 import { PG_URL, REDIS_URL, withParam } from './services.js';
 import { until } from './until.js';
+
+/**
+ * What every fault test file starts with: a temporary folder holding the ERP fixture (`erp`), a
+ * `tag` for its PostgreSQL schemas and Redis prefixes (`sharedStores`), and the lists of what to
+ * stop when the file ends: the demos it started (`running`, killed) and the stores it opened
+ * (`stores`, closed). `beforeKill` / `afterKill` add cleanups that run before the demos are killed
+ * (monitors, children) or after (proxies, mounts). Then the folder and the namespaces go.
+ */
+export function faultSuite(prefix: string): {
+  dir: string;
+  tag: string;
+  erp: string;
+  running: DemoProcess[];
+  stores: TaskStore[];
+  beforeKill: (cleanup: () => unknown) => void;
+  afterKill: (cleanup: () => unknown) => void;
+} {
+  const dir = mkdtempSync(join(tmpdir(), `mcp-tasks-faults-${prefix}-`));
+  const tag = `f${prefix}_${randomBytes(3).toString('hex')}`;
+  const running: DemoProcess[] = [];
+  const stores: TaskStore[] = [];
+  const first: (() => unknown)[] = [];
+  const then: (() => unknown)[] = [];
+  after(async () => {
+    for (const cleanup of first) await cleanup();
+    for (const p of running) await p.kill();
+    for (const cleanup of then) await cleanup();
+    for (const s of stores) await s.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    await dropNamespaces(tag);
+  });
+  return { dir, tag, erp: writeErp(dir), running, stores, beforeKill: (c) => void first.push(c), afterKill: (c) => void then.push(c) };
+}
 
 /** Writes an ERP file with vendor V1 (EUR, active) and a PO large enough for any test; returns its path. */
 export function writeErp(dir: string): string {
