@@ -283,15 +283,15 @@ const http = await startHttpServer({
   host: '127.0.0.1',
   port,
   taskSubscriptions: new TaskSubscriptions(runtime),
-  // The lean path, as createTaskServer serves by default (CONFORMANCE_LEAN=off: every request through the SDK).
-  ...(process.env.CONFORMANCE_LEAN !== 'off' && { leanPath: tasks.lean }),
+  // The fast path, as createTaskServer serves by default (CONFORMANCE_FAST_PATH=off: every request through the SDK).
+  ...(process.env.CONFORMANCE_FAST_PATH !== 'off' && { fastPath: tasks.fastPath }),
   onError: (error) => log(`http: ${String(error)}`),
-  createMcpServer: ({ era }) => {
+  createMcpServer: ({ protocolVersion }) => {
     const mcp = new McpServer(
       { name: 'mcp-tasks-conformance-fixture', version: '0.1.0' },
       mrtrMode === 'sdk' ? { requestState: { verify: requestStateCodec.verify } } : undefined,
     );
-    tasks.attach(mcp, { era });
+    tasks.attach(mcp, { protocolVersion });
     mcp.registerTool('greet', { description: 'Sync-only: returns "Hello, {name}!"', inputSchema: z.object({ name: z.string() }) }, async ({ name }) =>
       text(`Hello, ${name}!`),
     );
@@ -313,5 +313,5 @@ const stop = async () => {
   await store.close();
   process.exit(0);
 };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());

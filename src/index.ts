@@ -87,9 +87,10 @@ export {
   McpTasks,
   principalOf,
   TaskSubscriptions,
-  type Era,
   type McpTasksOptions,
-  type ModernTaskPolicy,
+  type ProtocolVersion,
+  type SubscriptionSink,
+  type TaskCreationPolicy,
   type TaskSupport,
   type TaskToolConfig,
 } from './wire/index.js';
@@ -98,7 +99,7 @@ export {
 export { loadTokenFile, staticTokenVerifier } from './server/auth.js';
 export type { BodyLimits } from './server/body-guard.js';
 export { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './server/http.js';
-export type { SessionLimits } from './server/legacy-sessions.js';
+export type { SessionLimits } from './server/sessions-2025.js';
 export { startStdioServer, type RunningStdioServer, type StdioServerOptions } from './server/stdio.js';
 export { createTaskServer, TaskServer, type ListenOptions, type TaskServerOptions } from './server/task-server.js';
 export type { ConsoleOptions } from './server/console/console.js';

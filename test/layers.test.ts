@@ -50,3 +50,52 @@ it('each layer of src/ imports only the layers below it', () => {
   }
   assert.deepEqual(problems, []);
 });
+
+/** Each file of src/ with the files of src/ it imports (static and dynamic, type-only imports included). */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of files(SRC)) {
+    const source = readFileSync(file, 'utf8');
+    const specifiers = [...source.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+'([^']+)'/gm), ...source.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)].map(
+      (match) => match[1]!,
+    );
+    graph.set(
+      file,
+      specifiers.filter((s) => s.startsWith('.')).map((s) => join(dirname(file), s).replace(/\.js$/, '.ts')),
+    );
+  }
+  return graph;
+}
+
+it('src/ has no import cycle', () => {
+  const graph = importGraph();
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (file: string, path: string[]) => {
+    if (state.get(file) === 'done') return;
+    if (state.get(file) === 'open') return void cycles.push([...path.slice(path.indexOf(file)), file].join(' → '));
+    state.set(file, 'open');
+    for (const target of graph.get(file) ?? []) visit(target, [...path, file]);
+    state.set(file, 'done');
+  };
+  for (const file of graph.keys()) visit(file, []);
+  assert.deepEqual(cycles, []);
+});
+
+it('each protocol version owns its code: neither version folder imports the other, shared wire code imports neither', () => {
+  const versions = ['2025-11-25', '2026-07-28'];
+  /** The wire modules that compose both versions (and may import both). */
+  const composers = new Set(['src/wire/mcp-tasks.ts', 'src/wire/fast-path.ts', 'src/wire/index.ts']);
+  const problems: string[] = [];
+  const versionOf = (file: string) => versions.find((v) => file.startsWith(`src/wire/${v}/`));
+  for (const [file, targets] of importGraph()) {
+    if (!file.startsWith('src/wire/') || composers.has(file)) continue;
+    const own = versionOf(file);
+    for (const target of targets) {
+      const other = versionOf(target);
+      if (other && other !== own) problems.push(`${file} (${own ?? 'shared'}) imports ${target} (${other})`);
+    }
+  }
+  assert.deepEqual(problems, []);
+  for (const version of versions) assert.ok(files(`src/wire/${version}`).length > 0, `src/wire/${version}/ exists`);
+});

@@ -14,7 +14,7 @@ import { ENGINE_ACCESS } from '../src/core/access.js';
 import { silentLogger } from '../src/core/log.js';
 import { TaskRuntime, type TaskToolResult } from '../src/runtime/runtime.js';
 import { TimerQueue } from '../src/runtime/timer-queue.js';
-import { LegacySessions } from '../src/server/legacy-sessions.js';
+import { Sessions2025 } from '../src/server/sessions-2025.js';
 import { openStore } from '../src/store/open-store.js';
 import type { TaskStore } from '../src/store/task-store.js';
 import { ModernRawClient } from './helpers/modern-client.js';
@@ -141,7 +141,7 @@ describe('2025-11-25 sessions have a lifetime', () => {
   });
 
   it('initializes under way count against the cap (no overshoot); one the transport refuses leaves nothing behind', async () => {
-    const sessions = new LegacySessions(silentLogger, { idleTimeoutMs: 0, max: 3, maxPerPrincipal: 2 });
+    const sessions = new Sessions2025(silentLogger, { idleTimeoutMs: 0, max: 3, maxPerPrincipal: 2 });
     const pending = [sessions.reserve(null), sessions.reserve(null), sessions.reserve(null)];
     assert.ok(pending.every(Boolean), 'three initializes under way');
     assert.equal(sessions.reserve(null), undefined, 'a fourth is refused although no session exists yet');

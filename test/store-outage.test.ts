@@ -123,11 +123,11 @@ const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 const TASKS_EXT = 'io.modelcontextprotocol/tasks';
 
 /** A task server on `store` with the test tools (`echo`, `ask`, `slow`), the fallback tools and 2025 `tasks/list`. */
-function taskServer(store: TaskStore, logger: ReturnType<typeof createLogger>, options: { leanPath?: boolean; console?: boolean } = {}): TaskServer {
+function taskServer(store: TaskStore, logger: ReturnType<typeof createLogger>, options: { fastPath?: boolean; console?: boolean } = {}): TaskServer {
   const server = createTaskServer({
     store,
     logger,
-    leanPath: options.leanPath ?? true,
+    fastPath: options.fastPath ?? true,
     ...(options.console && { console: true }),
     runtime: { purgeIntervalMs: 0 },
     tasks: { fallbackTools: true, list: true },
@@ -253,7 +253,7 @@ describe('store outage: every request answered as retryable, logged once, nothin
   const { lines, logger } = capturingLogger();
   const store = new TaskStore(backend, { policy: { pollIntervalMs: 50 }, logger, unavailableRetryAfterMs: 1500 });
   const lean = taskServer(store, logger, { console: true });
-  const sdk = taskServer(store, logger, { leanPath: false });
+  const sdk = taskServer(store, logger, { fastPath: false });
   const statelessServer = taskServer(store, logger);
   const stdioLegacy = taskServer(store, logger);
   const stdioModern = taskServer(store, logger);

@@ -5,7 +5,7 @@
  * against it is the generator's and the kernel's, on this machine, in the same run: no server can
  * answer faster through the same client. Prints the URL on stdout.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const task = {
@@ -22,13 +22,20 @@ const results: Record<string, unknown> = {
   'tasks/get': task,
 };
 
-const http = createServer(async (req, res) => {
+const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   const body = JSON.parse(Buffer.concat(chunks).toString()) as { id?: string | number; method?: string };
   if (body.id === undefined) return void res.writeHead(202).end();
   res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'bare' });
   res.end(JSON.stringify({ jsonrpc: '2.0', id: body.id, result: results[body.method ?? ''] ?? {} }));
+};
+const http = createServer((req, res) => {
+  serve(req, res).catch((error: unknown) => {
+    console.error(error);
+    if (!res.headersSent) res.writeHead(500);
+    res.end();
+  });
 });
 http.keepAliveTimeout = 60_000;
 http.listen(0, '127.0.0.1', () => console.log(`http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`));

@@ -5,7 +5,7 @@
  * pollInterval 10 ms. Prints the MCP URL on stdout.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { McpServer } from 'sdk-v1/server/mcp.js';
 import { StreamableHTTPServerTransport } from 'sdk-v1/server/streamableHttp.js';
@@ -46,7 +46,7 @@ const make = () => {
 };
 
 const sessions = new Map<string, StreamableHTTPServerTransport>();
-const http = createServer(async (req, res) => {
+const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
@@ -62,5 +62,12 @@ const http = createServer(async (req, res) => {
     await make().connect(t);
   }
   await transport.handleRequest(req, res, body);
+};
+const http = createServer((req, res) => {
+  serve(req, res).catch((error: unknown) => {
+    console.error(error);
+    if (!res.headersSent) res.writeHead(500);
+    res.end();
+  });
 });
 http.listen(0, '127.0.0.1', () => process.stdout.write(`http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp\n`));

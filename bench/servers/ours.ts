@@ -25,8 +25,8 @@ const server = createTaskServer({
   // Faults only: per-task lifecycle lines would be measured too, and the SDK 1.x baseline logs nothing.
   logger: createLogger({ level: 'warn' }),
   info: { name: 'bench-ours', version: '0' },
-  // BENCH_LEAN=off: every request through the SDK (what the lean path saves, side by side).
-  leanPath: process.env.BENCH_LEAN !== 'off',
+  // BENCH_FAST_PATH=off: every request through the SDK (what the fast path saves, side by side).
+  fastPath: process.env.BENCH_FAST_PATH !== 'off',
 });
 server.registerTool('trivial', { description: 'answers at once', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({
   content: [{ type: 'text', text: 'ok' }],

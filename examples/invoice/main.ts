@@ -20,7 +20,7 @@ const program = new Command()
   .option('--poll-interval <ms>', 'pollInterval advertised to clients, in ms', parsePositiveInt, 1000)
   .option(
     '--stdio',
-    'serve one connection on stdin/stdout instead of HTTP, in the era the client speaks (2025-11-25 after initialize, 2026-07-28 for requests with its _meta envelope); exits when stdin closes',
+    'serve one connection on stdin/stdout instead of HTTP, in the protocol version the client speaks (2025-11-25 after initialize, 2026-07-28 for requests with its _meta envelope); exits when stdin closes',
   )
   .option('--stateless', 'keep no client state in the process (instances behind a round-robin proxy)')
   .option('--tokens <file>', 'require bearer tokens: JSON file mapping each token to its principal')

@@ -1,7 +1,15 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { McpServer } from '@modelcontextprotocol/server';
-import { createLogger, createTaskServer, staticTokenVerifier, type Era, type Logger, type SessionLimits, type TaskPolicy } from '../../src/index.js';
+import {
+  createLogger,
+  createTaskServer,
+  staticTokenVerifier,
+  type Logger,
+  type ProtocolVersion,
+  type SessionLimits,
+  type TaskPolicy,
+} from '../../src/index.js';
 import { Erp } from './erp.js';
 import { Ledger } from './ledger.js';
 import { registerInvoiceTasks, registerLedgerTools } from './tools.js';
@@ -21,7 +29,7 @@ export interface InvoiceServerOptions {
   host?: string;
   port?: number;
   /**
-   * Serve one connection on stdin/stdout instead of HTTP, in the era the client speaks: 2025-11-25
+   * Serve one connection on stdin/stdout instead of HTTP, in the protocol version the client speaks: 2025-11-25
    * after `initialize`, 2026-07-28 for requests carrying its `_meta` envelope (see `TaskServer.serveStdio`).
    */
   stdio?: boolean;
@@ -90,8 +98,8 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
     tasks: { list: options.tokens !== undefined, fallbackTools: options.fallbackTools, syncWaitMs: options.syncWaitMs },
     logger,
     ...(options.console && { console: { ...(options.operatorTokens && { operatorTokens: options.operatorTokens }) } }),
-    createMcpServer: ({ era }) => {
-      const mcp = new McpServer({ name: 'mcp-tasks-invoice', version: '0.1.0' }, { instructions: INSTRUCTIONS[era] });
+    createMcpServer: ({ protocolVersion }) => {
+      const mcp = new McpServer({ name: 'mcp-tasks-invoice', version: '0.1.0' }, { instructions: INSTRUCTIONS[protocolVersion] });
       registerLedgerTools(mcp, ledger);
       return mcp;
     },
@@ -123,13 +131,13 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   return { url: http.url, ...(consoleUrl && { consoleUrl }), resumed: http.resumed, close };
 }
 
-/** What the server tells a client's model, true for the protocol era it speaks. */
-const INSTRUCTIONS: Record<Era, string> = {
-  legacy:
+/** What the server tells a client's model, true for the protocol version it speaks. */
+const INSTRUCTIONS: Record<ProtocolVersion, string> = {
+  '2025-11-25':
     'Invoice workflow. Call process_invoice as a task (params.task) with an invoice; poll tasks/get; answer the approval question ' +
     '(elicitation/create, delivered on tasks/result); fetch the result with tasks/result. list_payments shows the ledger; ' +
     'export_payments_report must be called as a task.',
-  modern:
+  '2026-07-28':
     'Invoice workflow. Call process_invoice with an invoice (declare the io.modelcontextprotocol/tasks extension): it answers with a ' +
     'task; poll tasks/get, which lists the approval question under inputRequests and carries the result once the task is completed; ' +
     'answer with tasks/update (inputResponses). list_payments shows the ledger; export_payments_report always runs as a task.',

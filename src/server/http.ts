@@ -7,22 +7,24 @@ import {
   classifyInboundRequest,
   createMcpHandler,
   isInitializeRequest,
+  isJSONRPCResponse,
   isJsonContentType,
   verifyBearerToken,
   type AuthInfo,
   type BearerAuthOptions,
+  type JSONRPCRequest,
   type McpServer,
 } from '@modelcontextprotocol/server';
 import { checkBody, type BodyLimits } from './body-guard.js';
 import { createLogger, logRequestError, type Logger } from '../core/log.js';
 import { Counts } from '../core/counts.js';
-import type { Era } from '../wire/mcp-tasks.js';
+import { protocolVersionOf, type ProtocolVersion } from '../wire/protocol-version.js';
 import { advertiseServedVersions } from '../wire/sdk-seam.js';
 import { principalOf } from '../wire/principal.js';
-import { hardenServerRequestIds, LegacySessions, type SessionLimits } from './legacy-sessions.js';
-import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
+import { hardenServerRequestIds, Sessions2025, type SessionLimits } from './sessions-2025.js';
+import { isTaskSubscription, type TaskSubscriptions } from '../wire/index.js';
 import type { OperatorConsole } from './console/console.js';
-import type { LeanPath } from '../wire/lean-path.js';
+import type { FastPath } from '../wire/fast-path.js';
 import { outageHeaders, STORE_UNAVAILABLE, storeUnavailableError, toErrorObject } from '../wire/errors.js';
 
 /** Options of `startHttpServer`. */
@@ -34,12 +36,15 @@ export interface HttpServerOptions {
   /** Path of the MCP endpoint. Default `/mcp`. */
   path?: string;
   /**
-   * Builds an `McpServer` (with tasks attached for `era`): one per 2025-11-25 session, one per
-   * 2026-07-28 request.
+   * Builds an `McpServer` (with tasks attached for `protocolVersion`): one per 2025-11-25 session,
+   * one per 2026-07-28 request.
    */
-  createMcpServer: (context: { era: Era; authInfo?: AuthInfo }) => McpServer | Promise<McpServer>;
-  /** Serve protocol revision 2026-07-28 beside 2025-11-25. Default true. */
-  modern?: boolean;
+  createMcpServer: (context: { protocolVersion: ProtocolVersion; authInfo?: AuthInfo }) => McpServer | Promise<McpServer>;
+  /**
+   * The protocol versions served (see `ProtocolVersion`). Default both. 2025-11-25 is always
+   * served (its sessions are this endpoint's fallback); leave `2026-07-28` out to refuse it.
+   */
+  protocolVersions?: readonly ProtocolVersion[];
   /**
    * Keep no per-client state in this process: 2025-11-25 requests are served by the SDK's stateless
    * legacy fallback (one `McpServer` per request, no `Mcp-Session-Id`, no GET stream) instead of
@@ -54,12 +59,12 @@ export interface HttpServerOptions {
    */
   auth?: BearerAuthOptions;
   /**
-   * The lean path (see `LeanPath`): `tasks/get` in both eras, 2025-11-25 `tasks/result` of an ended
-   * task and 2025-11-25 task-augmented `tools/call` of task tools answered without the SDK's
-   * per-request machinery, after every check this server and the SDK's transport perform. Without
-   * it every request goes through the SDK.
+   * The fast path (see `FastPath`): `tasks/get` in both versions, 2025-11-25 `tasks/result` of an
+   * ended task, 2025-11-25 task-augmented and 2026-07-28 task-creating `tools/call` of task tools
+   * answered without the SDK's per-request machinery, after every check this server and the SDK's
+   * transport perform. Without it every request goes through the SDK.
    */
-  leanPath?: LeanPath;
+  fastPath?: FastPath;
   /** Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's listen router does not know them). */
   taskSubscriptions?: TaskSubscriptions;
   /**
@@ -116,7 +121,7 @@ export interface RunningHttpServer {
 }
 
 /**
- * Serves MCP over Streamable HTTP in both protocol eras on one endpoint, routed with the SDK's
+ * Serves MCP over Streamable HTTP in both protocol versions on one endpoint, routed with the SDK's
  * `isLegacyRequest` (the composition the SDK documents for keeping a sessionful 2025 deployment):
  * - 2025-11-25: sessions (`initialize`, `Mcp-Session-Id`, GET stream) on the SDK's
  *   `NodeStreamableHTTPServerTransport`, one `McpServer` per session;
@@ -130,7 +135,7 @@ export interface RunningHttpServer {
  * The task store unavailable (`StoreUnavailableError`: an outage, a timeout, a full disk) is a
  * transient answer, never a 500: HTTP 503 with `Retry-After` (whole seconds, at least 1) and the
  * JSON-RPC error -32010 with `data: { retryable: true, retryAfterMs }` (`STORE_UNAVAILABLE`) —
- * on the lean path, for the SDK's JSON answers (2026-07-28; see `answerOutageWith503`), for an
+ * on the fast path, for the SDK's JSON answers (2026-07-28; see `answerOutageWith503`), for an
  * error escaping the handler, and on the operator console (a 503 page). A response already opened
  * as an SSE stream with 200 (the SDK answers every 2025-11-25 request on one, sessions and the
  * stateless fallback alike, and a 2026-07-28 call that sent a notification first) carries the
@@ -143,7 +148,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
   const logger = options.logger ?? createLogger();
   const onError = options.onError ?? ((error: unknown) => logRequestError(logger, error, { component: 'http' }));
-  const sessions = new LegacySessions(logger, options.sessions);
+  const sessions = new Sessions2025(logger, options.sessions);
   const maxConcurrent = options.maxConcurrentRequests ?? 512;
   let serving = 0;
   const refusals = refusalLog(logger, maxConcurrent);
@@ -151,15 +156,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
   const checkHost = loopback ? localhostHostValidation() : undefined;
   const stateless = options.stateless === true;
-  const lean = options.leanPath;
-  const modernHandler =
-    options.modern === false && !stateless
+  const fast = options.fastPath;
+  const handler2026 =
+    options.protocolVersions?.includes('2026-07-28') === false && !stateless
       ? undefined
       : createMcpHandler(
           async (ctx) => {
-            const mcp = await options.createMcpServer({ era: ctx.era, ...(ctx.authInfo && { authInfo: ctx.authInfo }) });
-            // This endpoint serves the 2025 era too (sessions, or the stateless fallback): server/discover says so.
-            if (ctx.era === 'modern') advertiseServedVersions(mcp);
+            const protocolVersion = protocolVersionOf(ctx.era);
+            const mcp = await options.createMcpServer({ protocolVersion, ...(ctx.authInfo && { authInfo: ctx.authInfo }) });
+            // This endpoint serves 2025-11-25 too (sessions, or the stateless fallback): server/discover says so.
+            if (protocolVersion === '2026-07-28') advertiseServedVersions(mcp);
             return mcp;
           },
           {
@@ -168,10 +174,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
             maxRequestBodySize: maxBodyBytes,
           },
         );
-  const modern =
-    modernHandler &&
+  const serveBySdk =
+    handler2026 &&
     toNodeHandler(
-      { fetch: async (request, requestOptions) => answerOutageWith503(await modernHandler.fetch(request, requestOptions)) },
+      { fetch: async (request, requestOptions) => answerOutageWith503(await handler2026.fetch(request, requestOptions)) },
       { maxRequestBodySize: maxBodyBytes, onerror: onError },
     );
   /** The JSON-RPC id of each request being served, once its body is read (for an answer to an error that escapes `handle`). */
@@ -232,14 +238,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       sessions.track(session, res);
       if (req.method === 'GET' && options.onStandaloneStream) trackStandalone(session.mcp, res, options.onStandaloneStream);
       // The checks the SDK's transport makes before it reads a message; whatever fails one of them is its to answer.
-      if (lean && req.method === 'POST' && acceptsJsonAndSse(req) && isJsonContentType(req.headers['content-type'] ?? '') && servesLegacyVersion(req)) {
-        const answer = await lean.legacy(session.mcp, body, authInfo, requestSignal(res));
+      if (fast && req.method === 'POST' && acceptsJsonAndSse(req) && isJsonContentType(req.headers['content-type'] ?? '') && names2025Version(req)) {
+        const answer = await fast.answer2025(session.mcp, body, authInfo, requestSignal(res));
         if (answer) return reply(res, answer.status, answer.body, { ...answer.headers, 'mcp-session-id': sessionId }); // JSON: Streamable HTTP allows it for any POST
       }
       return session.transport.handleRequest(req, res, body);
     }
-    if (modern) {
-      // The SDK's own era classifier (what its isLegacyRequest runs), on the Node request as it is.
+    if (serveBySdk) {
+      // The SDK's own classifier (what its isLegacyRequest runs), on the Node request as it is: its
+      // `legacy` route is 2025-11-25, `modern` 2026-07-28.
       const route = classifyInboundRequest({
         httpMethod: req.method ?? 'GET',
         ...header(req, 'mcp-protocol-version', 'protocolVersionHeader'),
@@ -248,18 +255,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         ...(body !== undefined && { body }),
       });
       if (stateless || (!initializes(body) && route.kind !== 'legacy')) {
-        if (options.taskSubscriptions && isTaskSubscription(body)) return options.taskSubscriptions.serve(req, res, body, authInfo);
+        if (options.taskSubscriptions && isTaskSubscription(body)) return serveSubscription(options.taskSubscriptions, res, body, principalOf(authInfo));
         if (
-          lean &&
+          fast &&
           route.kind === 'modern' &&
           route.messageKind === 'request' &&
           isJsonContentType(req.headers['content-type'] ?? '') &&
-          // SEP-2243: both are required on a modern request (the classifier has checked they match the body).
+          // SEP-2243: both are required on a 2026-07-28 request (the classifier has checked they match the body).
           req.headers['mcp-protocol-version'] !== undefined &&
           req.headers['mcp-method'] !== undefined
         ) {
           const mcpName = req.headers['mcp-name'];
-          const answer = await lean.modern(
+          const answer = await fast.answer2026(
             body,
             route.classification.revision,
             { ...(typeof mcpName === 'string' && { mcpName }) },
@@ -268,7 +275,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
           );
           if (answer) return reply(res, answer.status, answer.body, answer.headers);
         }
-        return modern(req, res, body);
+        return serveBySdk(req, res, body);
       }
     }
     if (req.method !== 'POST' || !initializes(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session ID; start with initialize');
@@ -279,7 +286,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       return busy(res, 'Server busy: every session is in use; retry after 1 s', body);
     }
     try {
-      const mcp = await options.createMcpServer({ era: 'legacy', ...(authInfo && { authInfo }) });
+      const mcp = await options.createMcpServer({ protocolVersion: '2025-11-25', ...(authInfo && { authInfo }) });
       options.onStandaloneStream?.(mcp, false);
       const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
@@ -380,7 +387,7 @@ function acceptsJsonAndSse(req: IncomingMessage): boolean {
 }
 
 /** A 2025-11-25 session request whose `MCP-Protocol-Version` header (optional) names the revision tasks belong to. */
-function servesLegacyVersion(req: IncomingMessage): boolean {
+function names2025Version(req: IncomingMessage): boolean {
   const version = req.headers['mcp-protocol-version'];
   return version === undefined || version === '2025-11-25';
 }
@@ -445,7 +452,7 @@ function busy(res: ServerResponse, message: string, body: unknown): void {
 /**
  * A store outage answered by the SDK's 2026-07-28 handler (or its stateless 2025-11-25 fallback) as
  * HTTP 503 with `Retry-After`: the one place where the SDK path's answers to an outage get their
- * status (the lean path sets its own, from the same `outageHeaders`). The SDK answers a handler's
+ * status (the fast path sets its own, from the same `outageHeaders`). The SDK answers a handler's
  * JSON-RPC error with HTTP 200; a single JSON response (`application/json`) whose error is -32010
  * (`STORE_UNAVAILABLE`) is re-issued with the same body, 503 and `Retry-After`. Any other response
  * passes unchanged. An SSE response (2025-11-25 sessions and the stateless fallback answer every
@@ -466,6 +473,42 @@ async function answerOutageWith503(response: Response): Promise<Response> {
   const headers = new Headers(response.headers);
   for (const [name, value] of Object.entries(outage.headers)) headers.set(name, value);
   return new Response(text, { status: outage.status, headers });
+}
+
+/**
+ * Serves a 2026-07-28 task subscription (see `TaskSubscriptions`) on one Streamable HTTP response:
+ * a lone first message that is a response (the -32021 refusal) is the JSON body; otherwise the
+ * response is an SSE stream (`event: message` per JSON-RPC message, a `: keep-alive` comment every
+ * `keepAliveMs`) that ends after the subscription's response. The response's close (the client
+ * left) ends the subscription. A rejection (a store outage before anything was sent) is left to the
+ * caller, which answers 503.
+ */
+async function serveSubscription(subscriptions: TaskSubscriptions, res: ServerResponse, message: JSONRPCRequest, owner: string | null): Promise<void> {
+  const left = new AbortController();
+  res.once('close', () => left.abort());
+  let keepAlive: NodeJS.Timeout | undefined;
+  const stop = () => {
+    clearInterval(keepAlive);
+    if (!res.writableEnded) res.end();
+  };
+  try {
+    await subscriptions.serve(message, owner, {
+      signal: left.signal,
+      send: (outgoing) => {
+        if (res.writableEnded) return;
+        const final = isJSONRPCResponse(outgoing);
+        if (!res.headersSent) {
+          if (final) return reply(res, 200, outgoing);
+          res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+          keepAlive = setInterval(() => res.write(': keep-alive\n\n'), subscriptions.keepAliveMs);
+        }
+        res.write(`event: message\ndata: ${JSON.stringify(outgoing)}\n\n`);
+        if (final) stop();
+      },
+    });
+  } finally {
+    if (res.headersSent) stop();
+  }
 }
 
 /** Writes `body` as the JSON response, with `status` and any further `headers`. Every JSON answer of this file goes through here. */

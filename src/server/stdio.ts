@@ -1,5 +1,3 @@
-import { EventEmitter } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   classifyInboundRequest,
   isJSONRPCNotification,
@@ -15,13 +13,13 @@ import {
 } from '@modelcontextprotocol/server';
 import { serveStdio, StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { createLogger, logRequestError, type Logger } from '../core/log.js';
-import type { Era } from '../wire/mcp-tasks.js';
-import { isTaskSubscription, type TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
+import { protocolVersionOf, type ProtocolVersion } from '../wire/protocol-version.js';
+import { isTaskSubscription, type TaskSubscriptions } from '../wire/index.js';
 import { advertiseServedVersions } from '../wire/sdk-seam.js';
 import { toErrorObject } from '../wire/errors.js';
 
-/** The 2026-07-28-era revisions this server speaks (the wire layer implements exactly this one). */
-const MODERN_REVISIONS = ['2026-07-28'];
+/** The envelope-carrying revisions this server speaks (the wire layer implements exactly this one). */
+const ENVELOPE_REVISIONS = ['2026-07-28'];
 
 /** Most `subscriptions/listen` streams for task ids open at once on one connection (the SDK's own limit for its listen router). */
 const MAX_TASK_SUBSCRIPTIONS = 1024;
@@ -29,10 +27,10 @@ const MAX_TASK_SUBSCRIPTIONS = 1024;
 /** Options of `startStdioServer`. */
 export interface StdioServerOptions {
   /**
-   * Builds an `McpServer` (with tasks attached for `era`): one per connection, plus one for a
+   * Builds an `McpServer` (with tasks attached for `protocolVersion`): one per connection, plus one for a
    * `server/discover` probe that is discarded again when the client then sends `initialize`.
    */
-  createMcpServer: (context: { era: Era }) => McpServer | Promise<McpServer>;
+  createMcpServer: (context: { protocolVersion: ProtocolVersion }) => McpServer | Promise<McpServer>;
   /**
    * Answers 2026-07-28 `subscriptions/listen` requests for `taskIds` (the SDK's stdio listen router
    * does not know them). Without it they are left to the SDK, which acknowledges no task ids.
@@ -63,21 +61,21 @@ export interface RunningStdioServer {
 }
 
 /**
- * Serves one MCP connection on stdio in the protocol era its client speaks. The era is negotiated
+ * Serves one MCP connection on stdio in the protocol version its client speaks, as negotiated
  * by the SDK's own stdio entry, `serveStdio` (`@modelcontextprotocol/server/stdio`), from the body
  * of the opening message (there are no headers on stdio; 2026-07-28 "stdio: Backward
  * Compatibility"):
  * - `initialize` (or any message without the 2026-07-28 `_meta` envelope) → 2025-11-25: one
- *   `McpServer` built with `era: 'legacy'` is pinned to the connection and serves it as a
+ *   `McpServer` built with `protocolVersion: '2025-11-25'` is pinned to the connection and serves it as a
  *   hand-wired stdio server does (handshake, server→client requests such as `elicitation/create`,
  *   notifications);
  * - a request whose `_meta` claims `io.modelcontextprotocol/protocolVersion: "2026-07-28"` → one
- *   `McpServer` built with `era: 'modern'` serves every later message. Each request stands on its
+ *   `McpServer` built with `protocolVersion: '2026-07-28'` serves every later message. Each request stands on its
  *   own `_meta` (protocol version, client info, client capabilities): a task is offered only to
  *   requests that declare `io.modelcontextprotocol/tasks` in their client capabilities. A later
  *   `initialize` is refused with -32022 (UnsupportedProtocolVersion);
  * - `server/discover` first (the spec's stdio probe) is answered by a 2026-07-28 instance, whose
- *   `supportedVersions` list 2026-07-28 first and then the 2025-era versions this connection also
+ *   `supportedVersions` list 2026-07-28 first and then the earlier versions this connection also
  *   accepts through `initialize` (see `advertiseServedVersions`); when the client then sends
  *   `initialize`, that instance is discarded and the connection is served in 2025-11-25;
  * - an opening request with a malformed envelope → -32602; one claiming an unsupported revision →
@@ -103,25 +101,25 @@ export function startStdioServer(options: StdioServerOptions): RunningStdioServe
   const onError = options.onError ?? ((error: unknown) => logStdioError(logger, error));
   const wire = options.transport ?? new StdioServerTransport();
   const subscriptions = new StdioTaskSubscriptions(wire, options.taskSubscriptions, onError);
-  /** The era of the instance serving the connection (a discover probe counts as modern); undefined before the opening. */
-  let era: Era | undefined;
+  /** The protocol version of the instance serving the connection (a discover probe counts as 2026-07-28); undefined before the opening. */
+  let version: ProtocolVersion | undefined;
   let ended!: () => void;
   const closed = new Promise<void>((resolve) => (ended = resolve));
 
   // The SDK entry gets a thin front of the wire: requests on a 2026-07-28 connection are checked,
   // task subscriptions are answered, everything else reaches `serveStdio` untouched.
   const front = new InterposedTransport(wire, (message) => {
-    if (era === 'legacy') return false;
+    if (version === '2025-11-25') return false;
     if (isJSONRPCNotification(message)) return subscriptions.cancel(message);
     if (!isJSONRPCRequest(message)) return false;
     // Before the opening the SDK classifies the message itself; after it, requests carrying an
     // envelope are checked here, as the HTTP entry checks each request.
     const check = checkEnvelope(message);
-    if (era === 'modern' && check.refusal) {
+    if (version === '2026-07-28' && check.refusal) {
       void wire.send({ jsonrpc: '2.0', id: message.id, error: check.refusal }).catch(onError);
       return true;
     }
-    return check.modern && !check.refusal && isTaskSubscription(message) && subscriptions.serve(message);
+    return check.envelope && !check.refusal && isTaskSubscription(message) && subscriptions.serve(message);
   });
   front.onclosed = () => {
     subscriptions.closeAll();
@@ -130,12 +128,12 @@ export function startStdioServer(options: StdioServerOptions): RunningStdioServe
 
   const handle = serveStdio(
     async (context) => {
-      era = context.era;
-      logger.debug({ transport: 'stdio', era: context.era }, 'stdio connection: building a server for its era');
-      if (context.era === 'legacy') subscriptions.closeAll();
-      const mcp = await options.createMcpServer({ era: context.era });
-      // This connection accepts 2025-era `initialize` too: server/discover says so.
-      if (context.era === 'modern') advertiseServedVersions(mcp);
+      version = protocolVersionOf(context.era);
+      logger.debug({ transport: 'stdio', protocolVersion: version }, 'stdio connection: building a server for its protocol version');
+      if (version === '2025-11-25') subscriptions.closeAll();
+      const mcp = await options.createMcpServer({ protocolVersion: version });
+      // This connection accepts 2025-11-25 `initialize` too: server/discover says so.
+      if (version === '2026-07-28') advertiseServedVersions(mcp);
       return mcp;
     },
     { transport: front, legacy: 'serve', onerror: onError },
@@ -152,26 +150,26 @@ export function startStdioServer(options: StdioServerOptions): RunningStdioServe
 
 /**
  * How a request's `_meta` envelope stands, classified by the SDK's body-primary classifier
- * (`classifyInboundRequest`, as the HTTP entry uses it): `modern` when it claims the 2026-07-28
+ * (`classifyInboundRequest`, as the HTTP entry uses it): `envelope` when it claims the 2026-07-28
  * mechanism; `refusal` is the JSON-RPC error for an envelope that is malformed (-32602 in the
  * SDK's words, `data.envelope`) or claims a revision other than 2026-07-28 (-32022,
- * `data.supported`, `data.requested`). A request without an envelope is neither (`modern: false`,
+ * `data.supported`, `data.requested`). A request without an envelope is neither (`envelope: false`,
  * no refusal): it is left to the SDK, which refuses it on a 2026-07-28 connection.
  */
-function checkEnvelope(message: JSONRPCRequest): { modern: boolean; refusal?: { code: number; message: string; data?: unknown } } {
+function checkEnvelope(message: JSONRPCRequest): { envelope: boolean; refusal?: { code: number; message: string; data?: unknown } } {
   const outcome = classifyInboundRequest({ httpMethod: 'POST', body: message });
   if (outcome.kind === 'reject')
-    return { modern: true, refusal: { code: outcome.code, message: outcome.message, ...(outcome.data !== undefined && { data: outcome.data }) } };
-  if (outcome.kind !== 'modern') return { modern: false };
+    return { envelope: true, refusal: { code: outcome.code, message: outcome.message, ...(outcome.data !== undefined && { data: outcome.data }) } };
+  if (outcome.kind !== 'modern') return { envelope: false }; // the SDK's word for 2026-07-28
   const revision = outcome.classification.revision;
-  if (revision !== undefined && MODERN_REVISIONS.includes(revision)) return { modern: true };
-  const error = new UnsupportedProtocolVersionError({ supported: [...MODERN_REVISIONS], requested: revision ?? 'unknown' });
-  return { modern: true, refusal: { code: error.code, message: error.message, data: error.data } };
+  if (revision !== undefined && ENVELOPE_REVISIONS.includes(revision)) return { envelope: true };
+  const error = new UnsupportedProtocolVersionError({ supported: [...ENVELOPE_REVISIONS], requested: revision ?? 'unknown' });
+  return { envelope: true, refusal: { code: error.code, message: error.message, data: error.data } };
 }
 
 /**
  * Logs what `serveStdio` and the transport report: input that is not JSON-RPC at warn level
- * without a stack; requests the SDK refused (wrong era, malformed envelope, unsupported revision)
+ * without a stack; requests the SDK refused (wrong protocol version, malformed envelope, unsupported revision)
  * and other client errors at debug level; everything else via `logRequestError`.
  */
 function logStdioError(logger: Logger, error: unknown): void {
@@ -239,13 +237,12 @@ class InterposedTransport implements Transport {
 
 /**
  * 2026-07-28 `subscriptions/listen` for task ids on one stdio connection, served by
- * `TaskSubscriptions` (which writes a Streamable HTTP response: a JSON error, or an SSE stream of
- * JSON-RPC messages) through `ResponseToWire`, which sends each of those messages on the wire.
+ * `TaskSubscriptions` straight onto the wire: each message of a subscription is sent as it is.
  * Subscriptions are keyed by their request id; `notifications/cancelled` for that id ends one
  * (nothing more is sent for it), and so does the end of the connection.
  */
 class StdioTaskSubscriptions {
-  private readonly open = new Map<RequestId, { request: ClientRequestStandIn; response: ResponseToWire }>();
+  private readonly open = new Map<RequestId, AbortController>();
 
   constructor(
     private readonly wire: Transport,
@@ -262,17 +259,28 @@ class StdioTaskSubscriptions {
       send({ jsonrpc: '2.0', id: message.id, error: { code: this.open.has(message.id) ? -32600 : -32603, message: reason } });
       return true;
     }
-    const request = new ClientRequestStandIn();
-    const response: ResponseToWire = new ResponseToWire(send, this.onError, () => {
-      if (this.open.get(message.id)?.response === response) this.open.delete(message.id);
-    });
-    this.open.set(message.id, { request, response });
-    this.tasks.serve(request as unknown as IncomingMessage, response as unknown as ServerResponse, message).catch((error: unknown) => {
-      this.onError(error);
-      // A store outage is -32010 (retryable); anything else stays an internal error without details.
-      if (!response.headersSent) send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error) });
-      response.abandon();
-    });
+    const left = new AbortController();
+    this.open.set(message.id, left);
+    let sent = false;
+    const sink = {
+      signal: left.signal,
+      send: (outgoing: JSONRPCMessage) => {
+        if (left.signal.aborted) return;
+        sent = true;
+        send(outgoing);
+      },
+    };
+    // Stdio has no principal: every requestor on the connection is the anonymous one.
+    this.tasks
+      .serve(message, null, sink)
+      .catch((error: unknown) => {
+        this.onError(error);
+        // A store outage is -32010 (retryable); anything else stays an internal error without details.
+        if (!sent && !left.signal.aborted) send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error) });
+      })
+      .finally(() => {
+        if (this.open.get(message.id) === left) this.open.delete(message.id);
+      });
     return true;
   }
 
@@ -283,130 +291,15 @@ class StdioTaskSubscriptions {
     const id = params?.requestId as RequestId | undefined;
     const open = id === undefined ? undefined : this.open.get(id);
     if (!open) return false;
-    this.end(open);
+    this.open.delete(id!);
+    open.abort();
     return true;
   }
 
-  /** Ends every open subscription without a final result (the connection is gone or changed era). */
+  /** Ends every open subscription without a final result (the connection is gone or changed protocol version). */
   closeAll(): void {
-    for (const open of [...this.open.values()]) this.end(open);
+    const open = [...this.open.values()];
     this.open.clear();
-  }
-
-  /** The client went away: nothing more is sent, and `TaskSubscriptions` sees its request close. */
-  private end(open: { request: ClientRequestStandIn; response: ResponseToWire }): void {
-    open.response.abandon();
-    open.request.close();
-  }
-}
-
-/**
- * Stands in for the `IncomingMessage` of one Streamable HTTP request, for its `close` event only
- * (the client went away). A `close` listener added after the close runs at once (on a microtask),
- * so a responder that starts listening late still learns that the client is gone.
- */
-class ClientRequestStandIn extends EventEmitter {
-  private closed = false;
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.emit('close');
-  }
-
-  override on(event: string | symbol, listener: (...args: unknown[]) => void): this {
-    if (event === 'close' && this.closed) queueMicrotask(() => listener());
-    else super.on(event, listener);
-    return this;
-  }
-
-  override once(event: string | symbol, listener: (...args: unknown[]) => void): this {
-    if (event === 'close' && this.closed) queueMicrotask(() => listener());
-    else super.once(event, listener);
-    return this;
-  }
-
-  override addListener(event: string | symbol, listener: (...args: unknown[]) => void): this {
-    return this.on(event, listener);
-  }
-}
-
-/**
- * Stands in for the `ServerResponse` of one Streamable HTTP reply and sends the JSON-RPC messages
- * written to it on a stdio wire instead: a JSON body is one message; an SSE body (`text/event-stream`)
- * is one message per event's `data`, comments (keep-alives) are dropped. Once ended, or abandoned
- * (the client cancelled), nothing more is sent. Implements only what a JSON-RPC responder needs:
- * `writeHead`, `write`, `end`, `headersSent`, `writableEnded`, and `close`/`finish` events.
- */
-class ResponseToWire extends EventEmitter {
-  headersSent = false;
-  writableEnded = false;
-  private sse = false;
-  private buffer = '';
-
-  constructor(
-    private readonly send: (message: JSONRPCMessage) => void,
-    private readonly onError: (error: unknown) => void,
-    private readonly onEnd: () => void,
-  ) {
-    super();
-  }
-
-  writeHead(_status: number, headers?: Record<string, string | number | readonly string[]>): this {
-    this.headersSent = true;
-    const type = Object.entries(headers ?? {}).find(([name]) => name.toLowerCase() === 'content-type')?.[1];
-    this.sse = String(type ?? '').includes('text/event-stream');
-    return this;
-  }
-
-  write(chunk: string | Uint8Array): boolean {
-    if (this.writableEnded) return false;
-    this.buffer += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    if (this.sse) this.flushEvents();
-    return true;
-  }
-
-  end(chunk?: string | Uint8Array): this {
-    if (this.writableEnded) return this;
-    if (chunk !== undefined) this.write(chunk);
-    if (!this.sse && this.buffer.trim() !== '') this.deliver(this.buffer);
-    this.buffer = '';
-    this.finish();
-    return this;
-  }
-
-  /** The client is gone: send nothing more. */
-  abandon(): void {
-    if (this.writableEnded) return;
-    this.buffer = '';
-    this.finish();
-  }
-
-  private finish(): void {
-    this.writableEnded = true;
-    this.onEnd();
-    this.emit('finish');
-    this.emit('close');
-  }
-
-  private flushEvents(): void {
-    for (let end = this.buffer.indexOf('\n\n'); end !== -1; end = this.buffer.indexOf('\n\n')) {
-      const event = this.buffer.slice(0, end);
-      this.buffer = this.buffer.slice(end + 2);
-      const data = event
-        .split('\n')
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5))
-        .join('\n');
-      if (data !== '') this.deliver(data);
-    }
-  }
-
-  private deliver(json: string): void {
-    try {
-      this.send(JSON.parse(json) as JSONRPCMessage);
-    } catch (error) {
-      this.onError(error);
-    }
+    for (const left of open) left.abort();
   }
 }

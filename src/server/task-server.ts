@@ -5,8 +5,8 @@ import type { TaskContext } from '../runtime/context.js';
 import { TaskRuntime, type TaskRuntimeOptions, type TaskToolResult } from '../runtime/runtime.js';
 import { openStore } from '../store/open-store.js';
 import type { TaskStore, TaskStoreOptions } from '../store/task-store.js';
-import { McpTasks, type Era, type McpTasksOptions, type TaskToolConfig } from '../wire/mcp-tasks.js';
-import { TaskSubscriptions } from '../wire/rev2026/subscriptions.js';
+import { McpTasks, type McpTasksOptions, type ProtocolVersion, type TaskToolConfig } from '../wire/mcp-tasks.js';
+import { TaskSubscriptions } from '../wire/index.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './http.js';
 import { startStdioServer } from './stdio.js';
 import { OperatorConsole, type ConsoleOptions } from './console/console.js';
@@ -38,11 +38,11 @@ export interface TaskServerOptions {
   info?: { name: string; version: string };
   /**
    * Builds the `McpServer` your ordinary tools, resources and prompts live on — over HTTP one per
-   * 2025-11-25 session and one per 2026-07-28 request; over stdio one per connection in either era
-   * (plus one for a `server/discover` probe, discarded when the client then sends `initialize`);
-   * the task tools are attached to it for the era given. Default: `new McpServer(info)`.
+   * 2025-11-25 session and one per 2026-07-28 request; over stdio one per connection in either
+   * version (plus one for a `server/discover` probe, discarded when the client then sends
+   * `initialize`); the task tools are attached to it for the `protocolVersion` given. Default: `new McpServer(info)`.
    */
-  createMcpServer?: (context: { era: Era; authInfo?: AuthInfo }) => McpServer | Promise<McpServer>;
+  createMcpServer?: (context: { protocolVersion: ProtocolVersion; authInfo?: AuthInfo }) => McpServer | Promise<McpServer>;
   /**
    * Serve the operator console at `/console/` beside the MCP endpoint (HTTP only; see
    * `OperatorConsole`): every task in the store, live, with its timeline; pending form questions
@@ -52,21 +52,21 @@ export interface TaskServerOptions {
    */
   console?: boolean | ConsoleOptions;
   /**
-   * Answer a task's lifecycle over HTTP — `tasks/get` in both eras, 2025-11-25 `tasks/result` of an
-   * ended task and 2025-11-25 task-augmented `tools/call` of task tools — on the lean path (see
-   * `LeanPath`): same checks, same answers, without the SDK's per-request machinery. `false` sends
-   * every request through the SDK. Default true.
+   * Answer a task's lifecycle over HTTP — `tasks/get` in both versions, 2025-11-25 `tasks/result`
+   * of an ended task, 2025-11-25 task-augmented and 2026-07-28 task-creating `tools/call` of task
+   * tools — on the fast path (see `FastPath`): same checks, same answers, without the SDK's
+   * per-request machinery. `false` sends every request through the SDK. Default true.
    */
-  leanPath?: boolean;
+  fastPath?: boolean;
 }
 
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
 export type ListenOptions = Omit<HttpServerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream'>;
 
 /**
- * A complete durable MCP Tasks server: one store, one runtime, task tools in both protocol eras
+ * A complete durable MCP Tasks server: one store, one runtime, task tools in both protocol versions
  * (2025-11-25 Tasks; 2026-07-28 with the `io.modelcontextprotocol/tasks` extension and its
- * `subscriptions/listen`), served over Streamable HTTP (`listen`) or stdio (`serveStdio`), both eras on either.
+ * `subscriptions/listen`), served over Streamable HTTP (`listen`) or stdio (`serveStdio`), both versions on either.
  *
  * Lifecycle: register task tools (`registerTool`), then `listen`/`serveStdio`, which first resumes
  * every unfinished task from its journal (`TaskRuntime.recover`) and then accepts requests.
@@ -79,10 +79,10 @@ export class TaskServer {
   readonly runtime: TaskRuntime;
   readonly tasks: McpTasks;
   readonly logger: Logger;
-  private readonly createMcpServer: (context: { era: Era; authInfo?: AuthInfo }) => Promise<McpServer>;
+  private readonly createMcpServer: (context: { protocolVersion: ProtocolVersion; authInfo?: AuthInfo }) => Promise<McpServer>;
   private readonly subscriptions: { keepAliveMs?: number };
   private readonly consoleOptions?: ConsoleOptions;
-  private readonly leanPath: boolean;
+  private readonly fastPath: boolean;
   private readonly closers: (() => Promise<void>)[] = [];
   private started = false;
   private closing?: Promise<void>;
@@ -93,13 +93,13 @@ export class TaskServer {
     this.runtime = new TaskRuntime(this.store, { ...options.runtime, logger: this.logger });
     this.tasks = new McpTasks(this.runtime, { ...options.tasks, logger: this.logger });
     this.subscriptions = options.subscriptions ?? {};
-    this.leanPath = options.leanPath ?? true;
+    this.fastPath = options.fastPath ?? true;
     if (options.console) this.consoleOptions = options.console === true ? {} : options.console;
     const info = options.info ?? { name: 'mcp-tasks', version: '0.1.0' };
     const factory = options.createMcpServer ?? (() => new McpServer(info));
     this.createMcpServer = async (context) => {
       const mcp = await factory(context);
-      this.tasks.attach(mcp, { era: context.era });
+      this.tasks.attach(mcp, { protocolVersion: context.protocolVersion });
       return mcp;
     };
   }
@@ -119,7 +119,7 @@ export class TaskServer {
   }
 
   /**
-   * Resumes unfinished tasks, then serves MCP over Streamable HTTP, both eras on one endpoint
+   * Resumes unfinished tasks, then serves MCP over Streamable HTTP, both protocol versions on one endpoint
    * (default `http://127.0.0.1:3000/mcp`). Resolves with the running server (`url`) and how many
    * tasks were resumed. With the `console` option, the operator console is served at `/console/`.
    * Throws if already started, when the port cannot be bound, or (`InvalidArgumentError`) when the
@@ -135,7 +135,7 @@ export class TaskServer {
       taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
       createMcpServer: this.createMcpServer,
       onStandaloneStream: (mcp, open) => this.tasks.standaloneStream(mcp, open),
-      ...(this.leanPath && { leanPath: this.tasks.lean }),
+      ...(this.fastPath && { fastPath: this.tasks.fastPath }),
     });
     this.closers.push(() => http.close());
     return Object.assign(http, { resumed });
@@ -143,12 +143,12 @@ export class TaskServer {
 
   /**
    * Resumes unfinished tasks, then serves one connection on stdin/stdout (stdout then belongs to
-   * the protocol: log to stderr) in the era its client speaks, as the SDK's `serveStdio` negotiates
+   * the protocol: log to stderr) in the protocol version its client speaks, as the SDK's `serveStdio` negotiates
    * it (see `startStdioServer`): a client that opens with `initialize` gets 2025-11-25, one whose
    * requests carry the 2026-07-28 `_meta` envelope (`server/discover` first, or any request) gets
    * 2026-07-28 with the `io.modelcontextprotocol/tasks` extension (each request read with its own
-   * `_meta`), `subscriptions/listen` for task ids included. Both eras share this server's store and
-   * runtime.
+   * `_meta`), `subscriptions/listen` for task ids included. Both versions share this server's store
+   * and runtime.
    *
    * Resolves once the connection is being served, with how many tasks were resumed and `closed`,
    * which resolves when the connection ends (the client closed stdin, or `close()`); the server is

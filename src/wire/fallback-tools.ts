@@ -9,7 +9,7 @@ import type { TaskRuntime } from '../runtime/runtime.js';
 import { isStoreUnavailable } from './errors.js';
 import { principalOf } from './principal.js';
 import { failToolCall } from './sdk-seam.js';
-import { taskFieldsV2 } from './rev2026/task-object.js';
+import { taskFields } from './task-view.js';
 
 /** Longest `waitSeconds` of `get_task_result`. */
 const MAX_WAIT_SECONDS = 60;
@@ -17,7 +17,7 @@ const MAX_WAIT_SECONDS = 60;
 /** The status of a task as the fallback tools report it (also their `structuredContent`). */
 export function taskStatusView(task: TaskRecord): JsonObject {
   const pending = Object.entries(task.inputRequests).map(([key, q]) => ({ questionKey: key, ...pendingView(q) }));
-  return { ...taskFieldsV2(task), ...(pending.length > 0 && { pendingInput: pending }) };
+  return { ...taskFields(task), ...(pending.length > 0 && { pendingInput: pending }) };
 }
 
 /**

@@ -1,14 +1,10 @@
+// The wire layer's barrel: what src/index.ts and src/server take from it (src/index.ts names the
+// public API one by one).
 export * from './errors.js';
 export * from './principal.js';
 export * from './mcp-tasks.js';
-export * from './rev2025/task-object.js';
-export { attachLegacyHandlers, resultOf } from './rev2025/attach.js';
-export { Session2025 } from './rev2025/session.js';
-export { toInputResponse } from './elicitation.js';
-export { clientCanAnswer, wireRequestOf } from './input-kinds.js';
-export { TASKS_EXTENSION, toDetailedTask, toCreateTaskResult, taskFieldsV2, declaresTasksExtension } from './rev2026/task-object.js';
-export { attachModernHandlers } from './rev2026/attach.js';
-export { claimsModernCall, answerModernCall, type ModernTaskPolicy } from './rev2026/call.js';
-export { TaskSubscriptions, isTaskSubscription } from './rev2026/subscriptions.js';
 export * from './fallback-tools.js';
 export * from './poll-throttle.js';
+export * from './protocol-version.js';
+export { FastPath, type FastAnswer } from './fast-path.js';
+export { TaskSubscriptions, isTaskSubscription, type SubscriptionSink } from './2026-07-28/subscriptions.js';

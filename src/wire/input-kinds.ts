@@ -1,10 +1,10 @@
 import type { JsonObject } from '../core/json.js';
 import type { InputRequest, TaskRecord } from '../core/task.js';
-import type { Era } from './task-tools.js';
+import type { ProtocolVersion } from './protocol-version.js';
 
 /**
  * How each kind of task question (`InputRequest`) travels on the wire, and which clients may be sent
- * it. One table for both eras: 2025-11-25 sends it as a server request (`elicitation/create`,
+ * it. One table for both protocol versions: 2025-11-25 sends it as a server request (`elicitation/create`,
  * `sampling/createMessage`, `roots/list`), 2026-07-28 as an `inputRequests` entry of the same
  * `{ method, params }` (2026-07-28 "Multi Round-Trip Requests": `InputRequests` values are
  * `ElicitRequest`, `CreateMessageRequest` or `ListRootsRequest`).
@@ -17,19 +17,19 @@ export interface WireInputRequest {
 }
 
 /**
- * The request that asks `question` in `era` (default 2025-11-25): form elicitation (`mode:
+ * The request that asks `question` in protocol version `version` (default 2025-11-25): form elicitation (`mode:
  * "form"`, `message`, `requestedSchema`), URL elicitation (`mode: "url"`, `message`, `url`, plus
  * `elicitationId` in 2025-11-25 only — 2026-07-28 removed it, the client learns the outcome by
  * retrying or polling), sampling (`params` as the handler gave them) or roots (`{}`).
  */
-export function wireRequestOf(question: InputRequest, era: Era = 'legacy'): WireInputRequest {
+export function wireRequestOf(question: InputRequest, version: ProtocolVersion = '2025-11-25'): WireInputRequest {
   switch (question.kind) {
     case 'elicitation':
       return { method: 'elicitation/create', params: { mode: 'form', message: question.message, requestedSchema: question.requestedSchema } };
     case 'url':
       return {
         method: 'elicitation/create',
-        params: { mode: 'url', message: question.message, url: question.url, ...(era === 'legacy' && { elicitationId: question.elicitationId }) },
+        params: { mode: 'url', message: question.message, url: question.url, ...(version === '2025-11-25' && { elicitationId: question.elicitationId }) },
       };
     case 'sampling':
       return { method: 'sampling/createMessage', params: question.params };

@@ -6,19 +6,23 @@ import type { TaskContext } from '../runtime/context.js';
 import type { TaskRuntime, TaskToolResult } from '../runtime/runtime.js';
 import { isStoreUnavailable } from './errors.js';
 import { registerFallbackTools } from './fallback-tools.js';
-import { LeanPath } from './lean-path.js';
+import { FastPath } from './fast-path.js';
+import type { OrdinaryCallSettings } from './ordinary-call.js';
 import { PollThrottle } from './poll-throttle.js';
-import { attachLegacyHandlers } from './rev2025/attach.js';
-import { claimLegacyCall } from './rev2025/call.js';
-import { Session2025 } from './rev2025/session.js';
-import { attachModernHandlers } from './rev2026/attach.js';
-import { claimModernCall } from './rev2026/call.js';
-import { TASKS_EXTENSION } from './rev2026/task-object.js';
+import type { ProtocolVersion } from './protocol-version.js';
 import { claimRequests } from './sdk-seam.js';
-import { registerSynchronousTools, type SyncCallSettings } from './sync-call.js';
-import { TaskTools, type Era, type TaskToolConfig } from './task-tools.js';
+import { TaskTools, type TaskToolConfig } from './task-tools.js';
+import { attachHandlers2025 } from './2025-11-25/attach.js';
+import { registerTools2025 } from './2025-11-25/ordinary-call.js';
+import { Session2025 } from './2025-11-25/session.js';
+import { claimTaskCall2025 } from './2025-11-25/task-call.js';
+import { attachHandlers2026 } from './2026-07-28/attach.js';
+import { claimCall2026 } from './2026-07-28/call.js';
+import { TASKS_EXTENSION } from './2026-07-28/envelope.js';
+import { registerTools2026 } from './2026-07-28/ordinary-call.js';
 
-export type { Era, TaskSupport, TaskToolConfig } from './task-tools.js';
+export type { ProtocolVersion } from './protocol-version.js';
+export type { TaskCreationPolicy, TaskSupport, TaskToolConfig } from './task-tools.js';
 
 /** Options of `McpTasks`. */
 export interface McpTasksOptions {
@@ -53,30 +57,30 @@ export interface McpTasksOptions {
 }
 
 /**
- * Durable MCP Tasks for an SDK v2 `McpServer`, in both protocol eras, on one store and runtime.
+ * Durable MCP Tasks for an SDK v2 `McpServer`, in both protocol versions, on one store and runtime.
  *
- * Register task tools once with `registerTool`, then `attach(mcp, { era })` every `McpServer` you
+ * Register task tools once with `registerTool`, then `attach(mcp, { protocolVersion })` every `McpServer` you
  * create (per session for 2025-11-25 Streamable HTTP, per request for 2026-07-28 Streamable HTTP, per
- * connection on stdio in either era) before
+ * connection on stdio in either version) before
  * it is connected.
  *
  * 2025-11-25 ("Tasks", in core): declares `capabilities.tasks` (`requests.tools.call`, `cancel`,
  * `list` if enabled) and `execution.taskSupport` per tool; `params.task` → `CreateTaskResult {task}`
- * once durably stored (see `claimLegacyCall`); `tasks/get|result|cancel|list` (see
- * `attachLegacyHandlers`); status and progress notifications and questions per connection (see
+ * once durably stored (see `claimTaskCall2025`); `tasks/get|result|cancel|list` (see
+ * `attachHandlers2025`); status and progress notifications and questions per connection (see
  * `Session2025`).
  *
  * 2026-07-28 (extension `io.modelcontextprotocol/tasks`): advertises the extension in
  * `server/discover`; the server decides per request and tool (`taskPolicy`) whether to answer with
  * a flat `CreateTaskResult` (`resultType: "task"`, `ttlMs`, `pollIntervalMs`), only for requests
- * whose client capabilities declare the extension (see `claimModernCall`); `tasks/get|update|cancel`
- * (see `attachModernHandlers`); `isError` tool results end tasks `completed`. Tasks created in either
- * era are readable in the other.
+ * whose client capabilities declare the extension (see `claimCall2026`); `tasks/get|update|cancel`
+ * (see `attachHandlers2026`); `isError` tool results end tasks `completed`. Tasks created in either
+ * version are readable in the other.
  *
  * Without `params.task` (2025) or without a task decision (2026), a task tool runs as an ordinary
- * call backed by the same durable task (see `registerSynchronousTools`); in 2025 its questions are
- * asked on the call's stream, in 2026 with multi round-trip requests (`InputRequiredResult` rounds
- * resuming the same task, see `callModern`). Questions of every kind (form and URL elicitation,
+ * call backed by the same durable task (see `ordinary-call.ts`); in 2025 its questions are asked
+ * on the call's stream (`callOrdinary2025`), in 2026 with multi round-trip requests
+ * (`InputRequiredResult` rounds resuming the same task, see `callOrdinary2026`). Questions of every kind (form and URL elicitation,
  * sampling, roots) only go to clients that declared the capability (see `clientCanAnswer`).
  *
  * Task-augmented calls, and every 2026 call of a task tool, are answered ahead of the SDK, which
@@ -98,16 +102,16 @@ export class McpTasks {
   private readonly tools: TaskTools;
   private readonly listEnabled: boolean;
   private readonly onError: (error: unknown) => void;
-  private readonly sync: SyncCallSettings;
+  private readonly calls: OrdinaryCallSettings;
   private readonly throttle?: PollThrottle;
-  /** The 2025-11-25 session view of each server attached in that era. */
+  /** The 2025-11-25 session view of each server attached for 2025-11-25. */
   private readonly sessions = new WeakMap<McpServer, Session2025>();
   /**
-   * The lean path over the same runtime, tools and settings (see `LeanPath`): `startHttpServer`
-   * answers `tasks/get` (both eras), `tasks/result` of ended tasks and 2025 task-augmented calls
-   * with it unless `TaskServerOptions.leanPath` is false.
+   * The fast path over the same runtime, tools and settings (see `FastPath`): `startHttpServer`
+   * answers `tasks/get` (both versions), `tasks/result` of ended tasks, 2025 task-augmented calls
+   * and 2026 task-creating calls with it unless `TaskServerOptions.fastPath` is false.
    */
-  readonly lean: LeanPath;
+  readonly fastPath: FastPath;
 
   constructor(
     readonly runtime: TaskRuntime,
@@ -122,13 +126,12 @@ export class McpTasks {
         if (isStoreUnavailable(error)) logger.debug({ error: (error as Error).message }, 'a question could not be answered now: the task store is unavailable');
         else logger.warn({ err: error }, 'could not deliver a message to the client');
       });
-    this.sync = { runtime, tools: this.tools, waitMs: options.syncWaitMs ?? 30_000, fallbackTools: options.fallbackTools ?? false };
+    this.calls = { runtime, tools: this.tools, waitMs: options.syncWaitMs ?? 30_000, fallbackTools: options.fallbackTools ?? false };
     if (options.throttlePolling !== false) this.throttle = new PollThrottle();
-    this.lean = new LeanPath(runtime, this.tools, {
+    this.fastPath = new FastPath(runtime, this.tools, {
       throttle: this.throttle,
-      fallbackTools: this.sync.fallbackTools,
       sessionOf: (mcp) => this.sessions.get(mcp),
-      sync: this.sync,
+      calls: this.calls,
     });
   }
 
@@ -168,31 +171,43 @@ export class McpTasks {
   /**
    * Tells the 2025-11-25 session of `mcp` whether its client holds the standalone GET stream open
    * (see `Session2025.standaloneStream`); `startHttpServer`'s `onStandaloneStream` calls it. No-op
-   * for servers this did not attach in the 2025 era.
+   * for servers this did not attach for 2025-11-25.
    */
   standaloneStream(mcp: McpServer, open: boolean): void {
     this.sessions.get(mcp)?.standaloneStream(open);
   }
 
-  /** Wires tasks into `mcp` for one era (default `legacy`). Call before `mcp.connect`. */
-  attach(mcp: McpServer, options: { era?: Era } = {}): void {
-    const era = options.era ?? 'legacy';
+  /**
+   * Wires tasks into `mcp` for one protocol version (default `2025-11-25`; see `ProtocolVersion`).
+   * Call before `mcp.connect`.
+   */
+  attach(mcp: McpServer, options: { protocolVersion?: ProtocolVersion } = {}): void {
+    if ((options.protocolVersion ?? '2025-11-25') === '2026-07-28') return this.attach2026(mcp);
+    this.attach2025(mcp);
+  }
+
+  /** `attach` for 2026-07-28: the extension, its task methods, its calls (ahead of the SDK). */
+  private attach2026(mcp: McpServer): void {
+    const { runtime, tools, onError, calls } = this;
+    registerTools2026(mcp, calls);
+    if (calls.fallbackTools) registerFallbackTools(mcp, runtime);
+    mcp.server.registerCapabilities({ extensions: { [TASKS_EXTENSION]: {} } });
+    attachHandlers2026(mcp, runtime, { throttle: this.throttle, fallbackTools: calls.fallbackTools });
+    claimRequests(mcp.server, (message, extra) => claimCall2026(message, extra, { tools, runtime, calls }), { onError });
+    this.fastPath.noteServer2026(mcp);
+  }
+
+  /** `attach` for 2025-11-25: the `tasks` capability, a session view, its task methods and task-augmented calls. */
+  private attach2025(mcp: McpServer): void {
     const server = mcp.server;
-    const { runtime, tools, onError } = this;
-    registerSynchronousTools(mcp, era, this.sync);
-    if (this.sync.fallbackTools) registerFallbackTools(mcp, runtime);
-    if (era === 'modern') {
-      server.registerCapabilities({ extensions: { [TASKS_EXTENSION]: {} } });
-      attachModernHandlers(mcp, runtime, { throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
-      claimRequests(server, (message, extra) => claimModernCall(message, extra, { tools, runtime, sync: this.sync }), { onError });
-      this.lean.noteModernServer(mcp);
-      return;
-    }
+    const { runtime, tools, onError, calls } = this;
+    registerTools2025(mcp, calls);
+    if (calls.fallbackTools) registerFallbackTools(mcp, runtime);
     server.registerCapabilities({ tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) } });
     const session = new Session2025(runtime, server, onError);
     this.sessions.set(mcp, session);
-    attachLegacyHandlers(mcp, runtime, session, { list: this.listEnabled, throttle: this.throttle, fallbackTools: this.sync.fallbackTools });
-    claimRequests(server, (message, extra) => claimLegacyCall(message, extra, { tools, runtime, session }), {
+    attachHandlers2025(mcp, runtime, session, { list: this.listEnabled, throttle: this.throttle, fallbackTools: calls.fallbackTools });
+    claimRequests(server, (message, extra) => claimTaskCall2025(message, extra, { tools, runtime, session }), {
       onConnect: (transport) => session.connected(transport),
       onError,
     });

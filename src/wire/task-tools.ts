@@ -2,11 +2,19 @@ import { ProtocolError, ProtocolErrorCode, type StandardSchemaWithJSON, type Too
 import type * as z from 'zod';
 import type { JsonObject } from '../core/json.js';
 import { jsonSize } from '../core/json.js';
-import type { ModernTaskPolicy } from './rev2026/call.js';
+
+/**
+ * When a 2026-07-28 server answers a `tools/call` of a task tool with a task (the Tasks extension
+ * makes task creation server-directed): `always`; `never` (run it as an ordinary call); or
+ * `{ afterMs }` — start the task and answer with its result if it ends within `afterMs`
+ * milliseconds, otherwise (or as soon as it needs input) with `CreateTaskResult`. 2025-11-25 has no
+ * such choice: there the client decides with `params.task`.
+ */
+export type TaskCreationPolicy = 'always' | 'never' | { afterMs: number };
 
 /**
  * `execution.taskSupport` of a task tool (2025-11-25 "Tool-Level Negotiation"): `optional` tools
- * run as a task when the call carries `params.task` and synchronously otherwise; `required` tools
+ * run as a task when the call carries `params.task` and as an ordinary call otherwise; `required` tools
  * refuse calls without `params.task` with -32601 (and, in 2026-07-28, calls from clients that did
  * not declare the Tasks extension with -32021).
  */
@@ -15,13 +23,13 @@ export type TaskSupport = 'optional' | 'required';
 /**
  * Declaration of a task tool. `title`, `description`, `inputSchema`, `outputSchema` and
  * `annotations` are what `tools/list` shows (as for any MCP tool); `inputSchema` is a zod object and
- * validates arguments on every path (task and synchronous, both eras: -32602 when they do not fit).
+ * validates arguments on every path (task-creating and ordinary calls, both protocol versions: -32602 when they do not fit).
  */
 export interface TaskToolConfig<Input extends z.ZodObject> {
   title?: string;
   description: string;
   inputSchema: Input;
-  /** Validates `structuredContent` of the tool's results on the synchronous path (SDK). */
+  /** Validates `structuredContent` of the tool's results of ordinary calls (through the SDK). */
   outputSchema?: z.ZodObject;
   annotations?: ToolAnnotations;
   taskSupport: TaskSupport;
@@ -29,25 +37,19 @@ export interface TaskToolConfig<Input extends z.ZodObject> {
   sensitive?: string[];
   /**
    * Protocol 2026-07-28 only, where the server decides per request whether a call becomes a task
-   * (see `ModernTaskPolicy`). Default `always`. `required` tools always become tasks.
+   * (see `TaskCreationPolicy`). Default `always`. `required` tools always become tasks.
    */
-  taskPolicy?: ModernTaskPolicy;
+  taskPolicy?: TaskCreationPolicy;
   /**
    * Protocol 2026-07-28, clients that declared the Tasks extension: gather input with multi
    * round-trip requests before the task is handed out (SEP-2663 "MRTR composition"). The call waits
    * up to `waitMs` (default 2000) for the task's first question; if it asks one the client can
    * answer, the call is answered with an `InputRequiredResult` instead of a `CreateTaskResult`, and
-   * the retry carrying the answer continues the same task (see `answerModernCall`). Default off.
-   * (Clients without the extension always get MRTR rounds: see `callModern`.)
+   * the retry carrying the answer continues the same task (see `answerTaskCall2026`). Default off.
+   * (Clients without the extension always get MRTR rounds: see `callOrdinary2026`.)
    */
   askBeforeTask?: boolean | { waitMs: number };
 }
-
-/**
- * The protocol era an `McpServer` serves: `legacy` = 2025-11-25 sessions (`initialize`), `modern` =
- * 2026-07-28 per-request serving with the `io.modelcontextprotocol/tasks` extension.
- */
-export type Era = 'legacy' | 'modern';
 
 /** A registered task tool: its name and declaration. */
 export interface TaskTool {
@@ -91,7 +93,7 @@ export function convertedOnce<Input, Output>(schema: StandardSchemaWithJSON<Inpu
 type StandardJSONSchemaOptions = Parameters<StandardSchemaWithJSON['~standard']['jsonSchema']['input']>[0];
 
 /**
- * The task tools of one `McpTasks`, as every call path (task and synchronous, both eras) looks them
+ * The task tools of one `McpTasks`, as every call path (task-creating and ordinary calls, both protocol versions) looks them
  * up, with the argument checks those paths share.
  */
 export class TaskTools {

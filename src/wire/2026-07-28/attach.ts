@@ -9,7 +9,8 @@ import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler, taskIdParams } from '../handler.js';
 import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import { principalOf } from '../principal.js';
-import { requestCapabilities, requireTasksExtension, toDetailedTask } from './task-object.js';
+import { readEnvelope, requireTasksExtension, type Envelope2026 } from './envelope.js';
+import { toDetailedTask } from './task-object.js';
 
 // The SDK lifts `inputResponses` out of every request's params into `ctx.mcpReq.inputResponses`.
 const updateParams = z.looseObject({ taskId: z.string().min(1).max(256), inputResponses: z.record(z.string().max(256), z.unknown()).optional() });
@@ -33,15 +34,15 @@ const updateParams = z.looseObject({ taskId: z.string().min(1).max(256), inputRe
  * `data.requiredCapabilities`); unknown or foreign ids are -32602. `tasks/result` and `tasks/list`
  * do not exist in this era and answer -32601 (they are simply not registered).
  */
-export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, options: { throttle?: PollThrottle; fallbackTools?: boolean } = {}): void {
+export function attachHandlers2026(mcp: McpServer, runtime: TaskRuntime, options: { throttle?: PollThrottle; fallbackTools?: boolean } = {}): void {
   const server = mcp.server;
   const guard = (ctx: ServerContext) => {
-    requireTasksExtension(ctx.mcpReq.envelope);
+    requireTasksExtension(readEnvelope(ctx.mcpReq.envelope));
     return principalOf(ctx.http?.authInfo);
   };
 
   handler(server, 'tasks/get', taskIdParams, (params, ctx) =>
-    getTask2026(runtime, params.taskId, ctx.mcpReq.envelope, principalOf(ctx.http?.authInfo), options, ctx.mcpReq.signal),
+    getTask2026(runtime, params.taskId, readEnvelope(ctx.mcpReq.envelope), principalOf(ctx.http?.authInfo), options, ctx.mcpReq.signal),
   );
 
   handler(server, 'tasks/update', updateParams, async (params, ctx) => {
@@ -82,13 +83,13 @@ export function attachModernHandlers(mcp: McpServer, runtime: TaskRuntime, optio
 export async function getTask2026(
   runtime: TaskRuntime,
   taskId: string,
-  envelope: unknown,
+  envelope: Envelope2026,
   owner: Principal,
   options: { throttle?: PollThrottle; fallbackTools?: boolean },
   signal?: AbortSignal,
 ): Promise<JsonObject> {
   requireTasksExtension(envelope);
   const task = await pollTask(runtime, taskId, owner, options.throttle, signal);
-  const viewer = { capabilities: requestCapabilities(envelope), fallbackTools: options.fallbackTools };
+  const viewer = { capabilities: envelope.capabilities, fallbackTools: options.fallbackTools };
   return { ...toDetailedTask(task, viewer), ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }) };
 }

@@ -48,18 +48,18 @@ async function post(url: string, headers: Record<string, string>, body: unknown)
 }
 
 class Server {
-  modernServersBuilt = 0;
+  servers2026Built = 0;
   url = '';
   readonly server: TaskServer;
-  constructor(store: TaskStore, leanPath: boolean) {
+  constructor(store: TaskStore, fastPath: boolean) {
     this.server = createTaskServer({
       store,
-      leanPath,
+      fastPath,
       logger: silentLogger,
       runtime: { onError: () => undefined, purgeIntervalMs: 0 },
       tasks: { onError: () => undefined },
-      createMcpServer: ({ era }) => {
-        if (era === 'modern') this.modernServersBuilt++;
+      createMcpServer: ({ protocolVersion }) => {
+        if (protocolVersion === '2026-07-28') this.servers2026Built++;
         return new McpServer({ name: 'lean-test', version: '1.2.3' });
       },
     });
@@ -253,7 +253,7 @@ describe('lean path: the same answers as the SDK path', () => {
   it('2026-07-28 tasks/get: results, errors and header refusals match; no per-request McpServer is built', { timeout: 60_000 }, async () => {
     // The first 2026 request teaches the lean path the server's identity (io.modelcontextprotocol/serverInfo).
     await modern(lean.url, 'tok-alice', 'tools/list', {});
-    const built = lean.modernServersBuilt;
+    const built = lean.servers2026Built;
     for (const [label, id] of Object.entries(ids)) {
       await same((url) => modern(url, 'tok-alice', 'tasks/get', { taskId: id }), `tasks/get ${label}`);
       await same((url) => modern(url, 'tok-alice', 'tasks/get', { taskId: id }, { ...TASKS, elicitation: {} }), `tasks/get ${label} (can answer)`);
@@ -263,7 +263,7 @@ describe('lean path: the same answers as the SDK path', () => {
       ['unknown id', (url) => modern(url, 'tok-alice', 'tasks/get', { taskId: 'f'.repeat(32) })],
     ];
     for (const [label, probe] of probes) await same(probe, label);
-    assert.equal(lean.modernServersBuilt, built, 'the lean server built no McpServer for these polls');
+    assert.equal(lean.servers2026Built, built, 'the lean server built no McpServer for these polls');
     const refusal = await same((url) => modern(url, 'tok-alice', 'tasks/get', { taskId: ids.done }, {}), 'without the extension');
     assert.deepEqual([refusal.lean.status, refusal.lean.message?.error?.code], [400, -32021]);
 
@@ -288,7 +288,7 @@ describe('lean path: the same answers as the SDK path', () => {
 
   it('2026-07-28 task-creating tools/call: the same task, refusals and MRTR answers; no per-request McpServer is built', { timeout: 60_000 }, async () => {
     await modern(lean.url, 'tok-alice', 'tools/list', {});
-    const built = lean.modernServersBuilt;
+    const built = lean.servers2026Built;
     /** A reply with the fresh task's id and times blanked, so two servers' new tasks compare equal. */
     const blank = (reply: Reply): Reply =>
       JSON.parse(
@@ -318,7 +318,7 @@ describe('lean path: the same answers as the SDK path', () => {
       ['a tampered requestState', call({ name: 'ask', arguments: {}, requestState: 'forged', inputResponses: {} }, { ...TASKS, elicitation: {} })],
     ];
     for (const [label, probe] of taken) await alike(probe, label);
-    assert.equal(lean.modernServersBuilt, built, 'the lean server built no McpServer for these calls');
+    assert.equal(lean.servers2026Built, built, 'the lean server built no McpServer for these calls');
     const required = await alike(call({ name: 'must', arguments: {} }, {}), 'required, no extension');
     assert.deepEqual([required.status, required.message?.error?.code], [400, -32021]);
 

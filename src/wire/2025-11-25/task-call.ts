@@ -1,6 +1,7 @@
 import { ProtocolError, ProtocolErrorCode, type JSONRPCRequest, type MessageExtraInfo } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import type { TaskRuntime } from '../../runtime/runtime.js';
+import { createCallTask } from '../create-task.js';
 import { principalOf } from '../principal.js';
 import type { TaskTools } from '../task-tools.js';
 import type { Session2025 } from './session.js';
@@ -23,7 +24,7 @@ const taskParam = z.looseObject({ ttl: z.number().finite().nonnegative().nullabl
  * ("Tool-Level Negotiation"); malformed `params.task`, or arguments that are not an object, too
  * large, too deeply nested or not valid for the tool's schema → -32602.
  */
-export function claimLegacyCall(
+export function claimTaskCall2025(
   message: JSONRPCRequest,
   extra: MessageExtraInfo | undefined,
   deps: { tools: TaskTools; runtime: TaskRuntime; session: Session2025 },
@@ -49,15 +50,14 @@ export function claimLegacyCall(
     if (!task.success) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid params.task: ${z.prettifyError(task.error)}`);
     const args = deps.tools.checkArguments(name, params.arguments);
     const owner = principalOf(extra?.authInfo);
-    const capabilities = deps.session.clientCapabilities();
-    const record = await deps.runtime.submit({
+    const record = await createCallTask(deps.runtime, {
       owner,
       tool: name,
-      arguments: args,
+      args,
       ttl: task.data.ttl,
       errorResultStatus: 'failed',
-      ...(capabilities && { clientCapabilities: capabilities }),
-      ...(params._meta && { traceCarrier: params._meta }), // the caller's trace context (traceparent, …)
+      capabilities: deps.session.clientCapabilities(),
+      meta: params._meta,
     });
     const token = params._meta?.progressToken;
     deps.session.watch(record, owner, typeof token === 'string' || typeof token === 'number' ? token : undefined);

@@ -1,10 +1,7 @@
-import { CLIENT_CAPABILITIES_META_KEY, MissingRequiredClientCapabilityError } from '@modelcontextprotocol/server';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRecord } from '../../core/task.js';
 import { answerableQuestions, unanswerableMessage, wireRequestOf } from '../input-kinds.js';
-
-/** The extension identifier (2026-07-28 Tasks extension "Extension Identifier"). */
-export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+import { taskFields } from '../task-view.js';
 
 /** JSON-RPC code a `failed` task reports when it failed on an `isError` tool result (created over 2025-11-25). */
 const TOOL_ERROR_CODE = -32603;
@@ -36,7 +33,7 @@ export interface TaskViewer {
  * client — or the fallback tool `answer_task_input` — can answer them (`unanswerableMessage`).
  */
 export function toDetailedTask(task: TaskRecord, viewer?: TaskViewer): JsonObject {
-  const base = taskFieldsV2(task);
+  const base = taskFields(task);
   if (task.status === 'input_required') {
     // Servers MUST NOT send input requests the client did not declare (MRTR "Server Requirements"):
     // those are left out, and the statusMessage says what kind of client can answer them.
@@ -44,7 +41,7 @@ export function toDetailedTask(task: TaskRecord, viewer?: TaskViewer): JsonObjec
       ? answerableQuestions(task, viewer.capabilities)
       : { answerable: Object.entries(task.inputRequests), unanswerable: [] };
     const inputRequests: JsonObject = {};
-    for (const [key, question] of answerable) inputRequests[key] = wireRequestOf(question, 'modern') as unknown as JsonObject;
+    for (const [key, question] of answerable) inputRequests[key] = wireRequestOf(question, '2026-07-28') as unknown as JsonObject;
     base.inputRequests = inputRequests;
     if (unanswerable.length > 0) base.statusMessage = unanswerableMessage(unanswerable, viewer?.fallbackTools ?? false);
   }
@@ -62,50 +59,5 @@ export function toDetailedTask(task: TaskRecord, viewer?: TaskViewer): JsonObjec
 
 /** The flat `CreateTaskResult` (`resultType: "task"` plus the `Task` fields). */
 export function toCreateTaskResult(task: TaskRecord): JsonObject {
-  return { resultType: 'task', ...taskFieldsV2(task) };
-}
-
-/**
- * The extension's `Task` fields of a record: ISO 8601 times, `ttlMs` and `pollIntervalMs` in ms.
- * `ttlMs` is the actual lifetime from `createdAt` (null = unlimited): for a terminal task
- * `expiry − createdAt`, which the store extended when the task ended so its result is kept at least
- * `min(ttl, retainAfterEndMs)` after the end (see `ttlAtEnd`; 2026-07-28 Tasks extension `ttlMs`,
- * as 2025-11-25 "TTL and Resource Management": the receiver reports the actual value).
- */
-export function taskFieldsV2(task: TaskRecord): JsonObject {
-  return {
-    taskId: task.taskId,
-    status: task.status,
-    ...(task.statusMessage !== undefined && { statusMessage: task.statusMessage }),
-    createdAt: task.createdAt,
-    lastUpdatedAt: task.lastUpdatedAt,
-    ttlMs: task.ttl,
-    pollIntervalMs: task.pollInterval,
-  };
-}
-
-/**
- * The client capabilities a 2026-07-28 request declares: `io.modelcontextprotocol/clientCapabilities`
- * of its `_meta` (or of the SDK's lifted `ctx.mcpReq.envelope`); undefined when absent.
- */
-export function requestCapabilities(meta: unknown): Record<string, unknown> | undefined {
-  const caps = (meta as Record<string, unknown> | undefined)?.[CLIENT_CAPABILITIES_META_KEY];
-  return typeof caps === 'object' && caps !== null && !Array.isArray(caps) ? (caps as Record<string, unknown>) : undefined;
-}
-
-/** True when a request's per-request client capabilities (`_meta` envelope) declare the extension. */
-export function declaresTasksExtension(meta: unknown): boolean {
-  const caps = (meta as Record<string, unknown> | undefined)?.[CLIENT_CAPABILITIES_META_KEY] as { extensions?: Record<string, unknown> } | undefined;
-  const declared = caps?.extensions?.[TASKS_EXTENSION];
-  return declared !== undefined && declared !== null && typeof declared === 'object';
-}
-
-/** Throws the -32021 `missingTasksCapability()` error unless the request's `_meta` envelope declares the extension. */
-export function requireTasksExtension(meta: unknown): void {
-  if (!declaresTasksExtension(meta)) throw missingTasksCapability();
-}
-
-/** The -32021 error for a client that did not declare the extension (`data.requiredCapabilities`). */
-export function missingTasksCapability(): MissingRequiredClientCapabilityError {
-  return new MissingRequiredClientCapabilityError({ requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } });
+  return { resultType: 'task', ...taskFields(task) };
 }

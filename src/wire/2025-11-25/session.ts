@@ -3,7 +3,7 @@ import { isTerminal } from '../../core/status.js';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
-import { forwardQuestion } from '../elicitation.js';
+import { forwardQuestion } from './elicitation.js';
 import { progressForwarder } from '../progress.js';
 import { answerableQuestions, clientCanAnswer, unanswerableMessage } from '../input-kinds.js';
 import { relatedTaskMeta, toTask2025 } from './task-object.js';

@@ -1,10 +1,10 @@
 import type { ElicitResult, Server, ServerContext, ServerRequest } from '@modelcontextprotocol/server';
-import type { Principal } from '../core/access.js';
-import { InvalidAnswerError } from '../core/errors.js';
-import type { InputRequest, InputResponse } from '../core/task.js';
-import { wireRequestOf, type WireInputRequest } from './input-kinds.js';
-import { abortableDelay } from '../runtime/delay.js';
-import type { TaskRuntime } from '../runtime/runtime.js';
+import type { Principal } from '../../core/access.js';
+import { InvalidAnswerError } from '../../core/errors.js';
+import type { InputRequest, InputResponse } from '../../core/task.js';
+import { wireRequestOf, type WireInputRequest } from '../input-kinds.js';
+import { abortableDelay } from '../../runtime/delay.js';
+import type { TaskRuntime } from '../../runtime/runtime.js';
 
 /** One outstanding question of a task, to be asked of the connected client. */
 export interface ForwardedQuestion {

@@ -21,7 +21,7 @@ export interface LegacySession {
   principal: Principal;
 }
 
-/** Lifetime limits of 2025-11-25 sessions (see `LegacySessions`). */
+/** Lifetime limits of 2025-11-25 sessions (see `Sessions2025`). */
 export interface SessionLimits {
   /**
    * How long (ms) a session may sit with no request or stream open before it is closed: its
@@ -64,7 +64,7 @@ interface Entry extends LegacySession {
  * session first. The map's order is the use order (a session moves to the end when a request
  * names it), so both are a walk from the front.
  */
-export class LegacySessions {
+export class Sessions2025 {
   private readonly sessions = new Map<string, Entry>();
   private readonly perPrincipal = new Counts<Principal>();
   /** Initializes under way (room reserved, session not added yet), per principal and in all (`total`). */

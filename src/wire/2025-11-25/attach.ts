@@ -6,6 +6,7 @@ import { isTerminal } from '../../core/status.js';
 import type { Principal } from '../../core/access.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler, taskIdParams } from '../handler.js';
+import { toolResultOf } from '../task-result.js';
 import { principalOf } from '../principal.js';
 import { pollTask, type PollThrottle } from '../poll-throttle.js';
 import type { Session2025 } from './session.js';
@@ -22,7 +23,7 @@ const listParams = z.looseObject({ cursor: z.string().max(1024).optional() });
  * terminal); `tasks/list` (only when `list`) → the principal's tasks, paginated with opaque cursors.
  * Unknown, foreign or expired ids and bad cursors → -32602; malformed params → -32602.
  */
-export function attachLegacyHandlers(
+export function attachHandlers2025(
   mcp: McpServer,
   runtime: TaskRuntime,
   session: Session2025,
@@ -46,7 +47,7 @@ export function attachLegacyHandlers(
       session.closeResultStream(task.taskId, ctx);
     }
     if (!final) throw new ProtocolError(ProtocolErrorCode.InternalError, 'tasks/result was cancelled by the requestor');
-    return resultOf(final, true);
+    return taskResult2025(final);
   });
 
   handler(server, 'tasks/cancel', taskIdParams, async (params, ctx) => toTask2025(await runtime.cancel(params.taskId, principalOf(ctx.http?.authInfo))));
@@ -88,15 +89,13 @@ export async function getTask2025(
 }
 
 /**
- * What a call returns for a terminal task: the stored result (with related-task `_meta` when
- * `related`), or the stored JSON-RPC error thrown as that error. A cancelled task has no result:
- * -32602 saying so (the spec does not define what a cancelled request "would have returned").
+ * The 2025-11-25 `tasks/result` answer of an ended task: exactly what the call would have returned
+ * (see `toolResultOf`: the `CallToolResult`, or its JSON-RPC error thrown; a cancelled task has
+ * none, -32602) with `io.modelcontextprotocol/related-task` in the result's `_meta` ("Associating
+ * Task-Related Messages").
  */
-export function resultOf(task: TaskRecord, related: boolean): JsonObject {
-  const outcome = task.outcome;
-  if (task.status === 'cancelled' || !outcome) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Task ${task.taskId} was cancelled and has no result`);
-  if (outcome.type === 'error') throw new ProtocolError(outcome.error.code, outcome.error.message, outcome.error.data);
-  if (!related) return outcome.result;
-  const meta = (outcome.result._meta ?? {}) as JsonObject;
-  return { ...outcome.result, _meta: { ...meta, ...relatedTaskMeta(task.taskId) } };
+export function taskResult2025(task: TaskRecord): JsonObject {
+  const result = toolResultOf(task);
+  const meta = (result._meta ?? {}) as JsonObject;
+  return { ...result, _meta: { ...meta, ...relatedTaskMeta(task.taskId) } };
 }

@@ -1,0 +1,48 @@
+import type { JsonObject } from '../core/json.js';
+import type { TaskRecord } from '../core/task.js';
+import type { TaskRuntime } from '../runtime/runtime.js';
+
+/** What a `tools/call` of a task tool creates its task from, in either protocol version. */
+export interface CallTaskRequest {
+  /** The requestor's principal (see `principalOf`); `null` when anonymous. */
+  owner: string | null;
+  /** The task tool's name. */
+  tool: string;
+  /** The call's `arguments`, already shape- and size-checked (`TaskTools.checkArguments`). */
+  args: JsonObject;
+  /**
+   * The requestor's declared client capabilities (2025-11-25: from `initialize`; 2026-07-28: the
+   * request's `io.modelcontextprotocol/clientCapabilities`), recorded with the task so that its
+   * questions only go to clients able to answer them.
+   */
+  capabilities?: Record<string, unknown>;
+  /** The request's `_meta`: the caller's trace context travels there (`traceparent`, `tracestate`, `baggage`). */
+  meta?: unknown;
+  /** 2025-11-25 `params.task.ttl`: requested lifetime in ms (the store's policy clamps it). */
+  ttl?: number | null;
+  /**
+   * The status a tool result with `isError: true` ends the task in: `failed` in 2025-11-25 (both
+   * task-augmented and ordinary calls), `completed` in 2026-07-28 (the extension's rule).
+   */
+  errorResultStatus: 'failed' | 'completed';
+}
+
+/**
+ * Task creation, the one step every task-creating path takes (2025-11-25 task-augmented and
+ * ordinary calls, 2026-07-28 task-creating calls and the first round of an ordinary call): checks
+ * the arguments against the tool's schema (`InvalidArgumentError` → -32602), stores the task
+ * durably and starts it (see `TaskRuntime.submit`). Resolves once the task is stored; a store
+ * outage rejects with `StoreUnavailableError` (-32010) and nothing was created.
+ */
+export function createCallTask(runtime: TaskRuntime, request: CallTaskRequest): Promise<TaskRecord> {
+  const meta = request.meta;
+  return runtime.submit({
+    owner: request.owner,
+    tool: request.tool,
+    arguments: request.args,
+    ...(request.ttl !== undefined && { ttl: request.ttl }),
+    errorResultStatus: request.errorResultStatus,
+    ...(request.capabilities && { clientCapabilities: request.capabilities as JsonObject }),
+    ...(typeof meta === 'object' && meta !== null && !Array.isArray(meta) && { traceCarrier: meta as Record<string, unknown> }),
+  });
+}
