@@ -1,6 +1,6 @@
 /**
  * mcp-tasks: durable MCP Tasks for TypeScript MCP servers on the official MCP SDK v2, in both
- * protocol eras: 2025-11-25 (Tasks in core: `params.task`, `tasks/get|result|cancel|list`) and
+ * protocol versions: 2025-11-25 (Tasks in core: `params.task`, `tasks/get|result|cancel|list`) and
  * 2026-07-28 (the `io.modelcontextprotocol/tasks` extension: the server decides per request,
  * `tasks/get|update|cancel`, `subscriptions/listen`).
  *
@@ -9,7 +9,7 @@
  * - `createTaskServer` / `TaskServer`: the composition root (store + runtime + wire + HTTP or stdio);
  * - the layers underneath, usable on their own: `openStore` / `TaskStore` (store), `TaskRuntime` /
  *   `TaskContext` (durable execution), `McpTasks` (MCP wiring of an SDK `McpServer`),
- *   `startHttpServer` and `TaskSubscriptions` (Streamable HTTP serving of both eras);
+ *   `startHttpServer` and `TaskSubscriptions` (Streamable HTTP serving of both versions);
  * - the core vocabulary: task records and statuses, `Access` / `ENGINE_ACCESS`, errors, logger.
  *
  * Other entry points: `mcp-tasks/client` (`connectTaskClient`, `ClientJournal`) and one per

@@ -1,8 +1,8 @@
 /**
- * The lean path answers exactly as the SDK path does. Two servers share one store: one
+ * The fast path answers exactly as the SDK path does. Two servers share one store: one
  * with `leanPath` (the default), one without, so every request goes through the SDK. Each
  * probe is sent to both and the HTTP status and JSON-RPC message must be equal — results, errors
- * and their codes, throttling aside — while the lean server shows it did take its own path (JSON
+ * and their codes, throttling aside — while the fast server shows it did take its own path (JSON
  * instead of an SSE stream in 2025-11-25; no per-request `McpServer` built in 2026-07-28).
  */
 import assert from 'node:assert/strict';
@@ -23,7 +23,7 @@ const TOKENS = { 'tok-alice': 'alice', 'tok-bob': 'bob' };
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 const ENVELOPE = (capabilities: Record<string, unknown>) => ({
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-  'io.modelcontextprotocol/clientInfo': { name: 'lean-test', version: '0' },
+  'io.modelcontextprotocol/clientInfo': { name: 'fast-test', version: '0' },
   'io.modelcontextprotocol/clientCapabilities': capabilities,
 });
 const TASKS = { extensions: { 'io.modelcontextprotocol/tasks': {} } };
@@ -60,7 +60,7 @@ class Server {
       tasks: { onError: () => undefined },
       createMcpServer: ({ protocolVersion }) => {
         if (protocolVersion === '2026-07-28') this.servers2026Built++;
-        return new McpServer({ name: 'lean-test', version: '1.2.3' });
+        return new McpServer({ name: 'fast-test', version: '1.2.3' });
       },
     });
     const s = this.server;
@@ -94,7 +94,7 @@ async function session2025(url: string, token: string, capabilities: Record<stri
       jsonrpc: '2.0',
       id: 0,
       method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 'lean', version: '0' } },
+      params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 'fast', version: '0' } },
     }),
   });
   const sessionId = init.headers.get('mcp-session-id')!;
@@ -137,17 +137,17 @@ function modern(
   return post(url, headers, { jsonrpc: '2.0', id: 7, method, params: { ...params, _meta: ENVELOPE(capabilities) } });
 }
 
-describe('lean path: the same answers as the SDK path', () => {
+describe('fast path: the same answers as the SDK path', () => {
   const store = openStore('memory:', { policy: { pollIntervalMs: 40 } });
-  const lean = new Server(store, true);
+  const fast = new Server(store, true);
   const sdk = new Server(store, false);
   const ids: Record<string, string> = {};
 
   before(async () => {
-    await lean.start();
+    await fast.start();
     await sdk.start();
-    // Tasks in every state, created (and run) by the lean server's runtime, read through both.
-    const alice = await session2025(lean.url, 'tok-alice');
+    // Tasks in every state, created (and run) by the fast server's runtime, read through both.
+    const alice = await session2025(fast.url, 'tok-alice');
     const create = async (name: string, args: Record<string, unknown>) =>
       (await alice.rpc('tools/call', { name, arguments: args, task: {} })).message!.result.task.taskId as string;
     ids.done = await create('echo', { text: 'hi' });
@@ -157,7 +157,7 @@ describe('lean path: the same answers as the SDK path', () => {
     ids.parked = await create('slow', { ms: 3_600_000 });
     ids.cancelled = await create('slow', { ms: 3_600_000 });
     await alice.rpc('tasks/cancel', { taskId: ids.cancelled });
-    const bob = await session2025(lean.url, 'tok-bob');
+    const bob = await session2025(fast.url, 'tok-bob');
     ids.bobs = (await bob.rpc('tools/call', { name: 'echo', arguments: { text: 'bob' }, task: {} })).message!.result.task.taskId;
     await until(async () => (await store.get(ids.ask!, 'alice')).status === 'input_required', { timeoutMs: 10_000 });
     await until(async () => (await store.get(ids.rpc!, 'alice')).status === 'failed', { timeoutMs: 10_000 });
@@ -165,17 +165,17 @@ describe('lean path: the same answers as the SDK path', () => {
   });
 
   after(async () => {
-    await lean.server.close();
+    await fast.server.close();
     await sdk.server.close().catch(() => undefined);
   });
 
   /** Sends the same probe to both servers; their status and message must be equal. Returns both replies. */
   const same = async (probe: (url: string) => Promise<Reply>, label: string) => {
-    const a = await probe(lean.url);
+    const a = await probe(fast.url);
     const b = await probe(sdk.url);
     assert.equal(a.status, b.status, `${label}: HTTP status`);
     assert.deepEqual(a.message, b.message, `${label}: JSON-RPC message`);
-    return { lean: a, sdk: b };
+    return { fast: a, sdk: b };
   };
 
   it('2025-11-25 tasks/get and tasks/result: results, errors and refusals match; polls skip the SSE stream', { timeout: 60_000 }, async () => {
@@ -186,14 +186,14 @@ describe('lean path: the same answers as the SDK path', () => {
       return sessions.get(key)!;
     };
     for (const [label, id] of Object.entries(ids)) {
-      const { lean: l } = await same(async (url) => (await alice(url)).rpc('tasks/get', { taskId: id }), `tasks/get ${label}`);
-      assert.equal(l.type, 'json', `tasks/get ${label} answered on the lean path`);
+      const { fast: l } = await same(async (url) => (await alice(url)).rpc('tasks/get', { taskId: id }), `tasks/get ${label}`);
+      assert.equal(l.type, 'json', `tasks/get ${label} answered on the fast path`);
     }
     // A session that declared form elicitation: the question goes to it, and tasks/get still matches.
     await same(async (url) => (await alice(url, { elicitation: { form: {} } })).rpc('tasks/get', { taskId: ids.ask }), 'tasks/get input_required (can answer)');
     for (const label of ['done', 'soft', 'rpc', 'cancelled', 'bobs']) {
-      const { lean: l } = await same(async (url) => (await alice(url)).rpc('tasks/result', { taskId: ids[label] }), `tasks/result ${label}`);
-      assert.equal(l.type, 'json', `tasks/result ${label} answered on the lean path`);
+      const { fast: l } = await same(async (url) => (await alice(url)).rpc('tasks/result', { taskId: ids[label] }), `tasks/result ${label}`);
+      assert.equal(l.type, 'json', `tasks/result ${label} answered on the fast path`);
     }
     // Task-augmented calls: the same refusals; a created task has the same shape and is readable from both.
     for (const [label, params] of [
@@ -202,26 +202,26 @@ describe('lean path: the same answers as the SDK path', () => {
       ['arguments not an object', { name: 'echo', arguments: [1], task: {} }],
       ['not a task tool', { name: 'nope', arguments: {}, task: {} }],
     ] as const) {
-      const { lean: l } = await same(async (url) => (await alice(url)).rpc('tools/call', params), `tools/call ${label}`);
+      const { fast: l } = await same(async (url) => (await alice(url)).rpc('tools/call', params), `tools/call ${label}`);
       assert.ok(l.message?.error, `tools/call ${label} is refused`);
     }
     const created = await Promise.all(
-      [lean.url, sdk.url].map(async (url) => (await alice(url)).rpc('tools/call', { name: 'echo', arguments: { text: 'x' }, task: { ttl: 60_000 } })),
+      [fast.url, sdk.url].map(async (url) => (await alice(url)).rpc('tools/call', { name: 'echo', arguments: { text: 'x' }, task: { ttl: 60_000 } })),
     );
     assert.deepEqual(
       created.map((r) => r.type),
       ['json', 'sse'],
-      'the lean server created its task on the lean path',
+      'the fast server created its task on the fast path',
     );
     assert.deepEqual(Object.keys(created[0]!.message!.result.task).sort(), Object.keys(created[1]!.message!.result.task).sort());
     assert.equal(created[0]!.message!.result.task.ttl, created[1]!.message!.result.task.ttl);
     for (const r of created) assert.equal((await store.get(r.message!.result.task.taskId, 'alice')).request.tool, 'echo');
 
     const unknown = await same(async (url) => (await alice(url)).rpc('tasks/get', { taskId: 'f'.repeat(32) }), 'unknown id');
-    assert.equal(unknown.lean.message?.error?.code, -32602);
-    assert.equal((await same(async (url) => (await alice(url)).rpc('tasks/get', { taskId: ids.bobs }), "bob's task")).lean.message?.error?.code, -32602);
+    assert.equal(unknown.fast.message?.error?.code, -32602);
+    assert.equal((await same(async (url) => (await alice(url)).rpc('tasks/get', { taskId: ids.bobs }), "bob's task")).fast.message?.error?.code, -32602);
 
-    // What the lean path declines is the SDK's to answer, on both servers alike.
+    // What the fast path declines is the SDK's to answer, on both servers alike.
     const declined: [string, (url: string) => Promise<Reply>][] = [
       ['params of the wrong type', async (url) => (await alice(url)).rpc('tasks/get', { taskId: 42 })],
       ['missing params', async (url) => (await alice(url)).rpc('tasks/get', undefined)],
@@ -237,7 +237,7 @@ describe('lean path: the same answers as the SDK path', () => {
       (url) => post(url, { accept: 'application/json, text/event-stream' }, { jsonrpc: '2.0', id: 1, method: 'tasks/get', params: { taskId: ids.done } }),
       'no token',
     );
-    assert.equal(noBearer.lean.status, 401);
+    assert.equal(noBearer.fast.status, 401);
 
     // A tasks/result that has to wait is left to the SDK's stream, and ends with the same result.
     const waits = async (url: string) => {
@@ -251,9 +251,9 @@ describe('lean path: the same answers as the SDK path', () => {
   });
 
   it('2026-07-28 tasks/get: results, errors and header refusals match; no per-request McpServer is built', { timeout: 60_000 }, async () => {
-    // The first 2026 request teaches the lean path the server's identity (io.modelcontextprotocol/serverInfo).
-    await modern(lean.url, 'tok-alice', 'tools/list', {});
-    const built = lean.servers2026Built;
+    // The first 2026 request teaches the fast path the server's identity (io.modelcontextprotocol/serverInfo).
+    await modern(fast.url, 'tok-alice', 'tools/list', {});
+    const built = fast.servers2026Built;
     for (const [label, id] of Object.entries(ids)) {
       await same((url) => modern(url, 'tok-alice', 'tasks/get', { taskId: id }), `tasks/get ${label}`);
       await same((url) => modern(url, 'tok-alice', 'tasks/get', { taskId: id }, { ...TASKS, elicitation: {} }), `tasks/get ${label} (can answer)`);
@@ -263,11 +263,11 @@ describe('lean path: the same answers as the SDK path', () => {
       ['unknown id', (url) => modern(url, 'tok-alice', 'tasks/get', { taskId: 'f'.repeat(32) })],
     ];
     for (const [label, probe] of probes) await same(probe, label);
-    assert.equal(lean.servers2026Built, built, 'the lean server built no McpServer for these polls');
+    assert.equal(fast.servers2026Built, built, 'the fast server built no McpServer for these polls');
     const refusal = await same((url) => modern(url, 'tok-alice', 'tasks/get', { taskId: ids.done }, {}), 'without the extension');
-    assert.deepEqual([refusal.lean.status, refusal.lean.message?.error?.code], [400, -32021]);
+    assert.deepEqual([refusal.fast.status, refusal.fast.message?.error?.code], [400, -32021]);
 
-    // Header cases the lean path leaves to the SDK: same answers, from the SDK on both.
+    // Header cases the fast path leaves to the SDK: same answers, from the SDK on both.
     const declined: [string, (url: string) => Promise<Reply>][] = [
       ['Mcp-Name missing', (url) => modern(url, 'tok-alice', 'tasks/get', { taskId: ids.done }, TASKS, { 'mcp-name': undefined })],
       ['Mcp-Name of another task', (url) => modern(url, 'tok-alice', 'tasks/get', { taskId: ids.done }, TASKS, { 'mcp-name': ids.soft })],
@@ -283,12 +283,12 @@ describe('lean path: the same answers as the SDK path', () => {
     ];
     for (const [label, probe] of declined) await same(probe, label);
     const mismatch = await same((url) => modern(url, 'tok-alice', 'tasks/get', { taskId: ids.done }, TASKS, { 'mcp-name': ids.soft }), 'Mcp-Name mismatch');
-    assert.equal(mismatch.lean.message?.error?.code, -32020);
+    assert.equal(mismatch.fast.message?.error?.code, -32020);
   });
 
   it('2026-07-28 task-creating tools/call: the same task, refusals and MRTR answers; no per-request McpServer is built', { timeout: 60_000 }, async () => {
-    await modern(lean.url, 'tok-alice', 'tools/list', {});
-    const built = lean.servers2026Built;
+    await modern(fast.url, 'tok-alice', 'tools/list', {});
+    const built = fast.servers2026Built;
     /** A reply with the fresh task's id and times blanked, so two servers' new tasks compare equal. */
     const blank = (reply: Reply): Reply =>
       JSON.parse(
@@ -297,7 +297,7 @@ describe('lean path: the same answers as the SDK path', () => {
           .replace(/"\d{4}-\d\d-\d\dT[\d:.]+Z"/g, '"<time>"'),
       ) as Reply;
     const alike = async (probe: (url: string) => Promise<Reply>, label: string) => {
-      const [a, b] = [blank(await probe(lean.url)), blank(await probe(sdk.url))];
+      const [a, b] = [blank(await probe(fast.url)), blank(await probe(sdk.url))];
       assert.equal(a.status, b.status, `${label}: HTTP status`);
       assert.deepEqual(a.message, b.message, `${label}: JSON-RPC message`);
       return a;
@@ -318,7 +318,7 @@ describe('lean path: the same answers as the SDK path', () => {
       ['a tampered requestState', call({ name: 'ask', arguments: {}, requestState: 'forged', inputResponses: {} }, { ...TASKS, elicitation: {} })],
     ];
     for (const [label, probe] of taken) await alike(probe, label);
-    assert.equal(lean.servers2026Built, built, 'the lean server built no McpServer for these calls');
+    assert.equal(fast.servers2026Built, built, 'the fast server built no McpServer for these calls');
     const required = await alike(call({ name: 'must', arguments: {} }, {}), 'required, no extension');
     assert.deepEqual([required.status, required.message?.error?.code], [400, -32021]);
 

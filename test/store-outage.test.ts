@@ -3,7 +3,7 @@
  * driver's timeout) is a transient, bounded and declared condition. The backend here is a
  * `MemoryBackend` behind a switch (`OutageBackend`). While it is out, every request that needs the
  * store is answered HTTP 503 + `Retry-After` + JSON-RPC -32010 with `data.retryable` where the answer
- * is JSON (the lean path in both eras, the SDK's 2026-07-28 path, subscriptions, the fallback
+ * is JSON (the fast path in both versions, the SDK's 2026-07-28 path, subscriptions, the fallback
  * tools), and with the same -32010 error inside the stream where the SDK has already opened an SSE
  * response with 200 (2025-11-25 requests the SDK serves, sessions and the stateless fallback); stdio
  * answers -32010; the operator console a 503 page. The process stays up, the log says it once
@@ -252,20 +252,20 @@ describe('store outage: every request answered as retryable, logged once, nothin
   const backend = new OutageBackend();
   const { lines, logger } = capturingLogger();
   const store = new TaskStore(backend, { policy: { pollIntervalMs: 50 }, logger, unavailableRetryAfterMs: 1500 });
-  const lean = taskServer(store, logger, { console: true });
+  const fast = taskServer(store, logger, { console: true });
   const sdk = taskServer(store, logger, { fastPath: false });
   const statelessServer = taskServer(store, logger);
   const stdioLegacy = taskServer(store, logger);
   const stdioModern = taskServer(store, logger);
-  const urls = { lean: '', sdk: '', stateless: '' };
+  const urls = { fast: '', sdk: '', stateless: '' };
   const ids = { done: '', ask: '', slow: '' };
 
   before(async () => {
-    urls.lean = (await lean.listen({ port: 0 })).url;
+    urls.fast = (await fast.listen({ port: 0 })).url;
     urls.sdk = (await sdk.listen({ port: 0 })).url;
     urls.stateless = (await statelessServer.listen({ port: 0, stateless: true })).url;
     const created = async (name: string, args: Record<string, unknown>) => {
-      const reply = await modern(urls.lean, `create ${name}`, 'tools/call', { name, arguments: args });
+      const reply = await modern(urls.fast, `create ${name}`, 'tools/call', { name, arguments: args });
       assert.equal(reply.message?.result?.resultType, 'task', JSON.stringify(reply));
       return reply.message!.result.taskId as string;
     };
@@ -279,7 +279,7 @@ describe('store outage: every request answered as retryable, logged once, nothin
 
   after(async () => {
     backend.mode = 'up';
-    for (const server of [stdioModern, stdioLegacy, statelessServer, sdk, lean]) await server.close().catch(() => undefined);
+    for (const server of [stdioModern, stdioLegacy, statelessServer, sdk, fast]) await server.close().catch(() => undefined);
   });
 
   it(
@@ -289,14 +289,14 @@ describe('store outage: every request answered as retryable, logged once, nothin
       assert.equal(store.health.available, true);
       const before = await store.listAll({ limit: 100 }, ENGINE_ACCESS);
       const snapshot = new Map(before.tasks.map((t) => [t.taskId, { status: t.status, inputRequests: Object.keys(t.inputRequests), outcome: t.outcome }]));
-      const leanSession = await session2025(urls.lean);
+      const fastSession = await session2025(urls.fast);
       const sdkSession = await session2025(urls.sdk);
       const legacyStdio = await stdioPeer(stdioLegacy);
       await legacyStdio.request('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'stdio-outage', version: '0' } });
       await legacyStdio.notify('notifications/initialized');
       const modernStdio = await stdioPeer(stdioModern);
-      const consoleUrl = new URL('/console/', urls.lean);
-      const events = await fetch(new URL('/console/events', urls.lean));
+      const consoleUrl = new URL('/console/', urls.fast);
+      const events = await fetch(new URL('/console/events', urls.fast));
       assert.equal(events.status, 200);
       const eventReader = events.body!.getReader();
       const firstEvent = new TextDecoder().decode((await eventReader.read()).value);
@@ -305,13 +305,13 @@ describe('store outage: every request answered as retryable, logged once, nothin
 
       backend.mode = 'refuse';
       const json: Reply[] = [
-        // The lean path, both eras.
-        await leanSession.rpc('lean 2025 tasks/get', 'tasks/get', { taskId: ids.done }),
-        await leanSession.rpc('lean 2025 tasks/result', 'tasks/result', { taskId: ids.done }),
-        await leanSession.rpc('lean 2025 task-augmented tools/call', 'tools/call', { name: 'echo', arguments: { text: 'x' }, task: {} }),
-        await modern(urls.lean, 'lean 2026 tasks/get', 'tasks/get', { taskId: ids.done }),
-        await modern(urls.lean, 'lean 2026 task-creating tools/call', 'tools/call', { name: 'echo', arguments: { text: 'x' } }),
-        await modern(urls.stateless, 'stateless lean 2026 tasks/get', 'tasks/get', { taskId: ids.done }),
+        // The fast path, both versions.
+        await fastSession.rpc('fast 2025 tasks/get', 'tasks/get', { taskId: ids.done }),
+        await fastSession.rpc('fast 2025 tasks/result', 'tasks/result', { taskId: ids.done }),
+        await fastSession.rpc('fast 2025 task-augmented tools/call', 'tools/call', { name: 'echo', arguments: { text: 'x' }, task: {} }),
+        await modern(urls.fast, 'fast 2026 tasks/get', 'tasks/get', { taskId: ids.done }),
+        await modern(urls.fast, 'fast 2026 task-creating tools/call', 'tools/call', { name: 'echo', arguments: { text: 'x' } }),
+        await modern(urls.stateless, 'stateless fast 2026 tasks/get', 'tasks/get', { taskId: ids.done }),
         // The SDK's 2026-07-28 path (JSON answers).
         await modern(urls.sdk, 'sdk 2026 tasks/get', 'tasks/get', { taskId: ids.done }),
         await modern(urls.sdk, 'sdk 2026 tasks/update', 'tasks/update', {
@@ -326,17 +326,17 @@ describe('store outage: every request answered as retryable, logged once, nothin
           name: 'answer_task_input',
           arguments: { taskId: ids.ask, answers: { reply: 'no' } },
         }),
-        await modern(urls.lean, 'subscriptions/listen for task ids', 'subscriptions/listen', { notifications: { taskIds: [ids.slow] } }),
+        await modern(urls.fast, 'subscriptions/listen for task ids', 'subscriptions/listen', { notifications: { taskIds: [ids.slow] } }),
       ];
       for (const reply of json) assertOutageJson(reply);
 
       // 2025-11-25 requests the SDK serves: it opens the SSE stream with 200 before the answer exists.
       const inStream: Reply[] = [
-        await leanSession.rpc('2025 tasks/list', 'tasks/list', {}),
-        await leanSession.rpc('2025 tasks/cancel', 'tasks/cancel', { taskId: ids.slow }),
-        await leanSession.rpc('2025 ordinary call of a task tool', 'tools/call', { name: 'echo', arguments: { text: 'x' } }),
-        await leanSession.rpc('2025 fallback get_task_status', 'tools/call', { name: 'get_task_status', arguments: { taskId: ids.done } }),
-        await leanSession.rpc('2025 fallback cancel_task', 'tools/call', { name: 'cancel_task', arguments: { taskId: ids.slow } }),
+        await fastSession.rpc('2025 tasks/list', 'tasks/list', {}),
+        await fastSession.rpc('2025 tasks/cancel', 'tasks/cancel', { taskId: ids.slow }),
+        await fastSession.rpc('2025 ordinary call of a task tool', 'tools/call', { name: 'echo', arguments: { text: 'x' } }),
+        await fastSession.rpc('2025 fallback get_task_status', 'tools/call', { name: 'get_task_status', arguments: { taskId: ids.done } }),
+        await fastSession.rpc('2025 fallback cancel_task', 'tools/call', { name: 'cancel_task', arguments: { taskId: ids.slow } }),
         await sdkSession.rpc('sdk 2025 tasks/get', 'tasks/get', { taskId: ids.done }),
         await sdkSession.rpc('sdk 2025 task-augmented tools/call', 'tools/call', { name: 'echo', arguments: { text: 'x' }, task: {} }),
         await stateless2025(urls.stateless, 'stateless 2025 tasks/get', 'tasks/get', { taskId: ids.done }),
@@ -344,7 +344,7 @@ describe('store outage: every request answered as retryable, logged once, nothin
       ];
       for (const reply of inStream) assertOutageInStream(reply);
 
-      // stdio, both eras: the same JSON-RPC error.
+      // stdio, both versions: the same JSON-RPC error.
       for (const [what, response] of [
         ['stdio 2025 tasks/get', await legacyStdio.request('tasks/get', { taskId: ids.done })],
         ['stdio 2025 task-augmented tools/call', await legacyStdio.request('tools/call', { name: 'echo', arguments: { text: 'x' }, task: {} })],
@@ -365,11 +365,11 @@ describe('store outage: every request answered as retryable, logged once, nothin
 
       // Back: the same requests succeed, and nothing the refused requests asked for happened.
       backend.mode = 'up';
-      const again = await leanSession.rpc('lean 2025 tasks/get', 'tasks/get', { taskId: ids.done });
+      const again = await fastSession.rpc('fast 2025 tasks/get', 'tasks/get', { taskId: ids.done });
       assert.equal(again.status, 200);
       assert.equal(again.message?.result?.status, 'completed');
       for (const [url, what] of [
-        [urls.lean, 'lean'],
+        [urls.fast, 'fast'],
         [urls.sdk, 'sdk'],
         [urls.stateless, 'stateless'],
       ] as const) {
@@ -385,7 +385,7 @@ describe('store outage: every request answered as retryable, logged once, nothin
       assert.equal((await stateless2025(urls.stateless, 'stateless 2025 tasks/get', 'tasks/get', { taskId: ids.done })).message?.result?.status, 'completed');
       assert.equal((await legacyStdio.request('tasks/get', { taskId: ids.done })).result?.status, 'completed');
       assert.equal((await modernStdio.request('tasks/get', { taskId: ids.done, _meta: ENVELOPE })).result?.status, 'completed');
-      assert.equal((await leanSession.rpc('2025 tasks/list', 'tasks/list', {})).message?.result?.tasks?.length, before.tasks.length);
+      assert.equal((await fastSession.rpc('2025 tasks/list', 'tasks/list', {})).message?.result?.tasks?.length, before.tasks.length);
       const pageBack = await fetch(consoleUrl);
       assert.equal(pageBack.status, 200);
       await pageBack.text();
@@ -437,7 +437,7 @@ describe('store outage: every request answered as retryable, logged once, nothin
   );
 
   it('an ordinary call whose task is stored before the store fails hands the task off instead of inviting a second call', { timeout: 60_000 }, async () => {
-    const session = await session2025(urls.lean);
+    const session = await session2025(urls.fast);
     for (const era of ['modern', 'legacy'] as const) {
       const marker = `hand-off ${era}`;
       const ms = era === 'modern' ? 3_600_001 : 3_600_002; // tells this call's task apart
@@ -451,7 +451,7 @@ describe('store outage: every request answered as retryable, logged once, nothin
       try {
         const reply =
           era === 'modern'
-            ? await modern(urls.lean, marker, 'tools/call', { name: 'slow', arguments: { ms } }, false)
+            ? await modern(urls.fast, marker, 'tools/call', { name: 'slow', arguments: { ms } }, false)
             : await session.rpc(marker, 'tools/call', { name: 'slow', arguments: { ms } });
         const show = `${marker}: ${JSON.stringify(reply)}`;
         assert.equal(reply.status, 200, show);
@@ -467,20 +467,20 @@ describe('store outage: every request answered as retryable, logged once, nothin
         [created],
         'one task, the one the answer names',
       );
-      await lean.runtime.cancel(created, ENGINE_ACCESS).catch(() => undefined);
+      await fast.runtime.cancel(created, ENGINE_ACCESS).catch(() => undefined);
     }
   });
 
   it('a store that stops answering: requests fail within its timeout as 503 + -32010, and the server recovers', { timeout: 60_000 }, async () => {
     await until(() => store.health.available, { what: 'the previous outage to be over' });
     const logStart = lines.length;
-    const session = await session2025(urls.lean);
+    const session = await session2025(urls.fast);
     backend.mode = 'hang';
-    assertOutageJson(await modern(urls.lean, 'lean 2026 tasks/get (hang)', 'tasks/get', { taskId: ids.done }));
-    assertOutageJson(await session.rpc('lean 2025 tasks/get (hang)', 'tasks/get', { taskId: ids.done }));
+    assertOutageJson(await modern(urls.fast, 'fast 2026 tasks/get (hang)', 'tasks/get', { taskId: ids.done }));
+    assertOutageJson(await session.rpc('fast 2025 tasks/get (hang)', 'tasks/get', { taskId: ids.done }));
     assertOutageJson(await modern(urls.sdk, 'sdk 2026 tasks/cancel (hang)', 'tasks/cancel', { taskId: ids.slow }));
     backend.mode = 'up';
-    const back = await modern(urls.lean, 'lean 2026 tasks/get', 'tasks/get', { taskId: ids.slow });
+    const back = await modern(urls.fast, 'fast 2026 tasks/get', 'tasks/get', { taskId: ids.slow });
     assert.equal(back.status, 200);
     assert.equal(back.message?.result?.status, 'working');
     // Only reads failed, and a read succeeded: the outage is over.

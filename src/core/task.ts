@@ -2,7 +2,7 @@ import type { Json, JsonObject } from './json.js';
 import type { TaskStatus } from './status.js';
 
 /**
- * The request a task executes, independent of the wire era that carried it: a tool name and its
+ * The request a task executes, independent of the protocol version that carried it: a tool name and its
  * arguments (MCP `tools/call` params `name` / `arguments`).
  */
 export interface TaskRequest {
@@ -83,7 +83,7 @@ export interface RootsResponse {
 export type InputAnswer = InputResponse | SamplingResponse | RootsResponse;
 
 /**
- * The durable task record, shared by every store backend and both wire eras.
+ * The durable task record, shared by every store backend and both protocol versions.
  *
  * Times are ISO 8601 strings in UTC with milliseconds; `ttl` and `pollInterval` are milliseconds.
  * `version` increases by one on every write and is the optimistic-concurrency token.
@@ -119,7 +119,7 @@ export interface TaskRecord {
   inputRequests: { [key: string]: InputRequest };
   /**
    * Last progress reported by the handler (MCP progress semantics: `progress` grows, `total`
-   * optional). `tasks/get` results of both eras carry it as `_meta[PROGRESS_META_KEY]`.
+   * optional). `tasks/get` results of both protocol versions carry it as `_meta[PROGRESS_META_KEY]`.
    */
   progress?: { progress: number; total?: number };
   /** Set once the task is terminal (absent for `cancelled`). */

@@ -14,7 +14,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { Counts } from '../core/counts.js';
 
 /** One 2025-11-25 Streamable HTTP session: its transport, its `McpServer` and the principal that opened it. */
-export interface LegacySession {
+export interface Session2025Entry {
   transport: NodeStreamableHTTPServerTransport;
   mcp: McpServer;
   /** The verified principal of the `initialize` request (`null` on servers without auth). */
@@ -44,7 +44,7 @@ export interface SessionLimits {
 /** Why a session was closed by the server (log field `reason`). */
 type CloseReason = 'idle' | 'principal-cap' | 'total-cap';
 
-interface Entry extends LegacySession {
+interface Entry extends Session2025Entry {
   sessionId: string;
   /** Requests and streams of this session still open. */
   open: number;
@@ -97,7 +97,7 @@ export class Sessions2025 {
    * The session `sessionId` if it exists and was opened by `principal`; otherwise undefined (the
    * caller answers HTTP 404 in both cases). A mismatch is logged at debug level, without ids.
    */
-  find(sessionId: string, principal: Principal): LegacySession | undefined {
+  find(sessionId: string, principal: Principal): Session2025Entry | undefined {
     const session = this.sessions.get(sessionId);
     if (session && session.principal !== principal) {
       this.logger.debug({ principal }, 'request names a session of another principal: answered as unknown');
@@ -114,7 +114,7 @@ export class Sessions2025 {
    * Counts a request or stream of the session as open until `res` closes (idle sessions only are
    * closed). The caller checks first that `res` is not closed already (its close event would not come).
    */
-  track(session: LegacySession, res: { once(event: 'close', listener: () => void): unknown }): void {
+  track(session: Session2025Entry, res: { once(event: 'close', listener: () => void): unknown }): void {
     const entry = session as Entry;
     entry.open++;
     res.once('close', () => {
@@ -144,7 +144,7 @@ export class Sessions2025 {
     };
   }
 
-  add(sessionId: string, session: LegacySession): void {
+  add(sessionId: string, session: Session2025Entry): void {
     this.sessions.set(sessionId, { ...session, sessionId, open: 0, lastActive: this.now() });
     this.perPrincipal.add(session.principal);
   }

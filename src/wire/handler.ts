@@ -2,7 +2,7 @@ import type { Result, Server, ServerContext, StandardSchemaV1 } from '@modelcont
 import * as z from 'zod';
 import { toProtocolError } from './errors.js';
 
-/** The params of `tasks/get`, `tasks/result` and `tasks/cancel` (both eras): `{ taskId }`, 1–256 characters. */
+/** The params of `tasks/get`, `tasks/result` and `tasks/cancel` (both protocol versions): `{ taskId }`, 1–256 characters. */
 export const taskIdParams = z.looseObject({ taskId: z.string().min(1).max(256) });
 
 /**

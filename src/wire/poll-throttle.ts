@@ -3,7 +3,7 @@ import type { Principal } from '../core/access.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
 
 /**
- * A `tasks/get` read (either era): the task as `principal` may see it, after `throttle` (if any)
+ * A `tasks/get` read (either protocol version): the task as `principal` may see it, after `throttle` (if any)
  * admitted the poll. It is read again only when the throttle held the poll back, so a well-paced
  * poll costs one read. Noted on the task's run span (`TaskRuntime.notePoll`). Throws
  * `TaskNotFoundError` like `TaskRuntime.get`.

@@ -6,7 +6,7 @@ import type { TaskRecord } from '../core/task.js';
  * `notifications/progress` sent with `notify` (MCP "Progress"): only values greater than the last
  * one sent, never once the task has ended, with the task's `statusMessage` as `message` and `meta`
  * (e.g. the 2025-11-25 related-task key) as `_meta`. Used for task-augmented calls (2025-11-25,
- * `Session2025`) and ordinary calls of task tools (both eras). Returns a function to call with
+ * `Session2025`) and ordinary calls of task tools (both protocol versions). Returns a function to call with
  * every state the task passes through; a no-op without a progressToken (not a string or number). A
  * notification that cannot be sent is dropped (the client may be gone; progress is advisory).
  */

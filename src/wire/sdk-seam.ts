@@ -18,7 +18,7 @@
  *   outage met by a fallback tool or an ordinary call of a task tool must be the retryable -32010,
  *   not a result a model or client takes for the tool's answer: the transport `claimRequests`
  *   interposes on swaps the SDK's `isError` result for that error.
- * - `advertiseServedVersions` — SDK v2 answers `server/discover` with modern revisions only.
+ * - `advertiseServedVersions` — SDK v2 answers `server/discover` with 2026-07-28-and-later revisions only.
  * - `serverInfoOf` — SDK v2 stamps `io.modelcontextprotocol/serverInfo` on 2026-07-28 results from
  *   the server's identity but offers no getter for it; the lean path stamps the same.
  */
@@ -138,23 +138,23 @@ function interpose(server: Server, transport: Transport, claim: Claim, onError: 
 
 /**
  * Makes `server/discover` (2026-07-28 "Server Discovery": `supportedVersions` are the protocol
- * versions the server supports) list the 2025-era revisions the same endpoint serves through
+ * versions the server supports) list the earlier revisions the same endpoint serves through
  * `initialize` — by default every version the SDK negotiates there (`SUPPORTED_PROTOCOL_VERSIONS`,
- * 2025-11-25 first) — after the modern ones, which stay first so clients that take the first
+ * 2025-11-25 first) — after the 2026-07-28 ones, which stay first so clients that take the first
  * overlap still pick 2026-07-28.
  *
- * Why it is a seam: SDK v2 answers `server/discover` from `Server._ondiscover()` with modern
+ * Why it is a seam: SDK v2 answers `server/discover` from `Server._ondiscover()` with envelope-era
  * revisions only, and offers no option to name others. This wraps that method on the one instance
  * (the SDK's handler calls it at request time); if a later SDK drops the method, its own answer is
  * left unchanged.
  */
-export function advertiseServedVersions(mcp: McpServer, legacyVersions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS): void {
+export function advertiseServedVersions(mcp: McpServer, earlierVersions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS): void {
   const server = mcp.server as unknown as { _ondiscover?: () => { supportedVersions: string[] } & Record<string, unknown> };
   const discover = server._ondiscover?.bind(server);
   if (!discover) return;
   server._ondiscover = () => {
     const result = discover();
-    return { ...result, supportedVersions: [...result.supportedVersions, ...legacyVersions.filter((v) => !result.supportedVersions.includes(v))] };
+    return { ...result, supportedVersions: [...result.supportedVersions, ...earlierVersions.filter((v) => !result.supportedVersions.includes(v))] };
   };
 }
 

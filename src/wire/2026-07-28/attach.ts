@@ -32,7 +32,7 @@ const updateParams = z.looseObject({ taskId: z.string().min(1).max(256), inputRe
  * - `tasks/cancel` → empty ack; the task is `cancelled` before the ack unless it had already ended.
  * Every method requires the extension in the request's client capabilities (else -32021 with
  * `data.requiredCapabilities`); unknown or foreign ids are -32602. `tasks/result` and `tasks/list`
- * do not exist in this era and answer -32601 (they are simply not registered).
+ * do not exist in this version and answer -32601 (they are simply not registered).
  */
 export function attachHandlers2026(mcp: McpServer, runtime: TaskRuntime, options: { throttle?: PollThrottle; fallbackTools?: boolean } = {}): void {
   const server = mcp.server;
