@@ -230,8 +230,10 @@ export class OperatorConsole {
     const unknownStatus = pick('status') !== undefined && filters.status === undefined;
     const store = this.deps.runtime.store;
     const counts = await store.statusCounts(ENGINE_ACCESS);
+    const toolErrors = counts.completedWithToolError ?? 0;
     const base = {
-      counts: counts.counts,
+      // As the console shows statuses (see `shownStatus`): tasks that completed with a tool error are failures.
+      counts: { ...counts.counts, completed: counts.counts.completed - toolErrors, failed: counts.counts.failed + toolErrors },
       ...(counts.oldestInputRequiredAt && { oldestInputRequiredAt: counts.oldestInputRequiredAt }),
       filters,
       tools: this.deps.toolNames(),
@@ -241,7 +243,7 @@ export class OperatorConsole {
     try {
       const page = await store.listAll(
         {
-          ...(filters.status && { statuses: [filters.status] }),
+          ...(filters.status && { statuses: [filters.status], toolErrorsAsFailed: true }),
           ...(filters.tool && { tool: filters.tool }),
           ...(filters.principal && { owner: filters.principal === '-' ? null : filters.principal }),
           ...(filters.from && { createdFrom: filters.from }),
