@@ -52,7 +52,7 @@ pre.json { max-height: 24rem; overflow: auto; font-size: .8rem; }
 .timeline li.axis { border-bottom: 1px solid var(--pico-muted-border-color); padding-bottom: .1rem; }
 .timeline li.axis .track { background: transparent; height: 1.1rem; font-size: .72rem; color: var(--pico-muted-color); }
 .timeline li.axis .gap { top: 0; bottom: 0; }
-.timeline .gap-label { position: absolute; top: 0; transform: translateX(-50%); white-space: nowrap; background: #fff; padding: 0 .2rem; font-weight: 600; color: #495057; }
+.timeline .gap-label { position: absolute; top: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; text-align: center; font-weight: 600; color: #495057; background: rgba(255, 255, 255, .85); }
 .timeline .tick { position: absolute; top: 0; white-space: nowrap; } .timeline .tick.start { left: 0; } .timeline .tick.end { right: 0; }
 .timeline .bar.beyond { border-top-right-radius: 0; border-bottom-right-radius: 0; }
 .timeline .beyond-label { position: absolute; right: 0; top: -.15rem; transform: translateX(calc(100% + .3rem)); font-size: .72rem; font-weight: 600; color: #8a5200; white-space: nowrap; }

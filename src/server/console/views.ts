@@ -501,7 +501,10 @@ function timelineChart(items: TimelineItem[], created: number, end: number, now:
       <span class="track"
         >${gaps}${axis.breaks.map(
           (b) =>
-            html`<span class="gap-label" style="${raw(`left:${pct(b.left + b.width / 2)}`)}" title="nothing happened from ${stamp(b.from)} to ${stamp(b.to)}"
+            html`<span
+              class="gap-label"
+              style="${raw(`left:${pct(b.left)};width:${pct(b.width)}`)}"
+              title="nothing started or ended from ${stamp(b.from)} to ${stamp(b.to)}"
               >${duration(b.to - b.from)}</span
             >`,
         )}<span class="tick end" data-axis-end>${end >= now ? 'now' : 'ended'}</span></span
