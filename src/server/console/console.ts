@@ -6,7 +6,7 @@ import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, Inval
 import { askedKey, type Actor } from '../../core/history.js';
 import type { Json, JsonObject } from '../../core/json.js';
 import type { Logger } from '../../core/log.js';
-import type { TaskStatus } from '../../core/status.js';
+import { isTerminal, type TaskStatus } from '../../core/status.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { inputJournalKey } from '../../store/task-store.js';
@@ -243,7 +243,8 @@ export class OperatorConsole {
     try {
       const page = await store.listAll(
         {
-          ...(filters.status && { statuses: [filters.status], toolErrorsAsFailed: true }),
+          // Tool errors listed under failed, not completed (see `shownStatus`); a live status needs no such reading.
+          ...(filters.status && { statuses: [filters.status], ...(isTerminal(filters.status) && { toolErrorsAsFailed: true }) }),
           ...(filters.tool && { tool: filters.tool }),
           ...(filters.principal && { owner: filters.principal === '-' ? null : filters.principal }),
           ...(filters.from && { createdFrom: filters.from }),
