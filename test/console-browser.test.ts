@@ -27,8 +27,8 @@ writeFileSync(tokens, JSON.stringify({ 'alice-token': 'alice', 'bob-token': 'bob
 writeFileSync(operators, JSON.stringify({ 'ops-token': 'olivia' }));
 
 let unique = 0;
-/** Writes `{ invoice }` for the CLI: a small invoice against the demo ERP's PO (each approval uses up a little of it). */
-const invoiceFile = (lines: { description: string; amount: number; payOn?: string }[]) => {
+/** Writes `{ invoice }` for the CLI: a small invoice against the demo ERP's PO (each approval uses up a little of it); `patch` replaces fields. */
+const invoiceFile = (lines: { description: string; amount: number; payOn?: string }[], patch: Record<string, string> = {}) => {
   const invoice = {
     invoiceId: `INV-CONSOLE-${process.pid}-${++unique}`,
     vendorId: 'V-1001',
@@ -36,6 +36,7 @@ const invoiceFile = (lines: { description: string; amount: number; payOn?: strin
     currency: 'EUR',
     issuedOn: '2026-11-20',
     lines: lines.map((line, i) => ({ lineId: String(i + 1), ...line })),
+    ...patch,
   };
   const file = join(dir, `${invoice.invoiceId}.json`);
   writeFileSync(file, JSON.stringify({ invoice }));
@@ -59,6 +60,18 @@ function submit(url: string, token: string, file: string): string {
   );
   const id = /\[([0-9a-f]{32})\] detached/.exec(res.stdout)?.[1];
   assert.ok(id, `the CLI did not detach with a task id:\n${res.stdout}\n${res.stderr}`);
+  return id;
+}
+
+/** Starts an invoice that fails validation with the CLI as `token`'s principal (it ends at once, with a tool error). Returns the task id. */
+function submitFailing(url: string, token: string, file: string): string {
+  const res = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'call', url, 'process_invoice', '--args-file', file, '--token', token, '--journal', journal],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  const id = /\[([0-9a-f]{32})\] task created/.exec(res.stderr)?.[1];
+  assert.ok(id && res.status === 1, `the CLI did not report a failed task:\n${res.stdout}\n${res.stderr}`);
   return id;
 }
 
@@ -153,7 +166,42 @@ describe('operator console in Chromium', { skip: !existsSync(CHROMIUM) && !proce
     assert.match(await page.locator(`tr[data-task-id="${ids.bob}"]`).innerText(), /bob/);
     assert.equal(await page.locator('[data-count=input_required] strong').innerText(), '3');
     assert.match(await page.locator('[data-oldest]').innerText(), /oldest question waiting for \d+ (s|min)/);
+
+    // An invoice that fails validation: the tool returns an error (over 2026-07-28 the task is
+    // `completed` with isError) — counted, badged and listed as failed.
+    ids.invalid = submitFailing(
+      demo.url,
+      'alice-token',
+      invoiceFile([{ description: 'Audit workshop', amount: 50 }], { vendorId: 'V-1004', poNumber: 'PO-2026-0441', currency: 'USD' }),
+    );
+    assert.equal(cliGet(demo.url, 'alice-token', ids.invalid).task?.status, 'completed', 'the client sees a completed task with an error result');
+    const invalidRow = page.locator(`tr[data-task-id="${ids.invalid}"]`);
+    await invalidRow.waitFor({ timeout: 15_000 });
+    assert.equal(await invalidRow.locator('.badge').innerText(), 'failed · tool error');
+    assert.match(await invalidRow.innerText(), /failed validation: vendor V-1004 \(Initech Consulting LLC\) is not active/);
+    await until(async () => (await page.locator('[data-count=failed] strong').innerText()) === '1', { what: 'the failed count to say 1' });
+    assert.equal(await page.locator('[data-count=completed] strong').innerText(), '0', 'a tool error is not counted as completed');
     await shot('list');
+    await page.click('[data-count=failed]');
+    await page.waitForURL(/status=failed/);
+    assert.deepEqual(await page.locator('tr[data-task-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id'))), [ids.invalid]);
+    // The whole row leads to the task: a click anywhere on it, and Enter on its link (tool name and id).
+    const cell = (await invalidRow.locator('td').nth(2).boundingBox())!; // the status cell, not the link
+    await page.mouse.click(cell.x + cell.width / 2, cell.y + cell.height / 2);
+    await page.waitForURL(`${base}tasks/${ids.invalid}`);
+    assert.equal(await panelStatus(), 'failed');
+    assert.match(await page.locator('[data-outcome]').innerText(), /the tool returned an error \(clients see the task as completed, with an error result\)/);
+    assert.match(
+      await page.locator('.timeline li[data-kind=ended]').innerText(),
+      /failed[\s\S]*the tool returned an error: Invoice INV-CONSOLE-\d+-\d+ failed validation/,
+    );
+    await shot('task-tool-error');
+    await page.goto(base);
+    const link = page.getByRole('link', { name: `process_invoice ${ids.reject!.slice(0, 12)}…` });
+    await link.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${base}tasks/${ids.reject}`);
+    await page.goto(base);
     // A phone-sized window: nothing wider than the screen.
     await page.setViewportSize({ width: 390, height: 844 });
     assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390, 'the list fits a 390 px screen');
@@ -185,7 +233,11 @@ describe('operator console in Chromium', { skip: !existsSync(CHROMIUM) && !proce
     await page.waitForURL(`${base}tasks/${ids.approve}`);
     await until(async () => (await panelStatus()) === 'completed', { timeoutMs: 20_000, what: 'the approved invoice completes on the page (live)' });
     assert.match(await page.locator('#task-panel').innerText(), /paid/);
-    assert.match(await page.locator('.timeline li[data-kind=question]').innerText(), /by operator olivia/);
+    const question = await page.locator('.timeline li[data-kind=question]').innerText();
+    assert.match(question, /by operator olivia/);
+    assert.match(question, /→ answered: decision = approve; comment = approved from the console/);
+    assert.doesNotMatch(question, /accept/, 'no protocol word');
+    assert.match(await page.locator('[data-kept]').innerText(), /^until \d{4}-\d\d-\d\d \d\d:\d\d UTC \(in 7 days\)$/);
     await shot('task-paid');
     const seen = cliGet(demo.url, 'alice-token', ids.approve!).task;
     assert.equal(seen?.status, 'completed', 'the client sees the outcome too');
@@ -199,6 +251,7 @@ describe('operator console in Chromium', { skip: !existsSync(CHROMIUM) && !proce
     await page.click('[data-action=confirm-answer]');
     await until(async () => (await panelStatus()) === 'completed', { timeoutMs: 20_000, what: 'the rejected invoice completes' });
     assert.match(await page.locator('#task-panel').innerText(), /rejected/);
+    assert.match(await page.locator('.timeline li[data-kind=question]').innerText(), /→ answered: decision = reject/);
 
     await page.goto(`${base}tasks/${ids.bob}`);
     await page.click('details.danger summary');
@@ -230,6 +283,14 @@ describe('operator console in Chromium', { skip: !existsSync(CHROMIUM) && !proce
     await page.locator('.timeline li[data-kind=run]').waitFor({ timeout: 10_000 });
     assert.equal(await panelStatus(), 'input_required');
     assert.match(await page.locator('.timeline li[data-kind=run]').innerText(), /resumed after restart/);
+    // Recovery asked the question again, rewriting the task's last update; the list still counts
+    // the oldest question's wait from its first ask, as the task's page does.
+    const askedAt = await page.locator('[data-question] header time').getAttribute('datetime');
+    const updatedAt = await page.locator('.facts dt:text("Last update") + dd time').getAttribute('datetime');
+    assert.ok(askedAt && updatedAt && updatedAt > askedAt, `asked ${askedAt}, last update ${updatedAt}`);
+    await page.goto(base);
+    assert.equal(await page.locator('[data-oldest] time').getAttribute('datetime'), askedAt);
+    await page.goto(`${base}tasks/${ids.restart}`);
     await page.check('input[name="field.decision"][value=approve]');
     await page.click('button[value=accept]');
     await page.click('[data-action=confirm-answer]');
@@ -238,6 +299,16 @@ describe('operator console in Chromium', { skip: !existsSync(CHROMIUM) && !proce
     await timer.waitFor({ timeout: 20_000 });
     assert.match(await timer.innerText(), /due in 41 days/);
     assert.equal(await panelStatus(), 'working');
+    // The axis ends now, the payment date is a marker beside it; the bars of the past stay apart.
+    assert.equal(await timer.locator('[data-beyond]').innerText(), '→ 41 days');
+    assert.equal(await page.locator('[data-axis-end]').innerText(), 'now');
+    const track = (await page.locator('.timeline li[data-kind=created] .track').boundingBox())!;
+    const timerBar = (await timer.locator('.bar').boundingBox())!;
+    assert.ok(Math.abs(timerBar.x + timerBar.width - (track.x + track.width)) <= 1, 'the wait runs to the axis’s end');
+    const steps = await page.locator('.timeline li[data-kind=step] .bar').evaluateAll((bars) => bars.map((b) => b.getBoundingClientRect().x));
+    assert.ok(steps.length >= 3, 'validate, approve, pay:1');
+    for (let i = 1; i < steps.length; i++) assert.ok(steps[i]! - steps[i - 1]! >= 4, `step ${i} has its own place on the axis: ${steps.join(', ')}`);
+    assert.ok(steps.at(-1)! - track.x >= track.width / 4, `the last step is not squeezed against the start: ${steps.at(-1)! - track.x} px of ${track.width}`);
     await shot('task-timeline');
     await page.goto(base);
     assert.equal(await rowStatus(ids.restart!), 'working');

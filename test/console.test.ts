@@ -10,13 +10,20 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import * as z from 'zod';
 import { startInvoiceServer } from '../examples/invoice/server.js';
 import { createTaskServer, ENGINE_ACCESS, staticTokenVerifier, type TaskRecord } from '../src/index.js';
 import { silentLogger } from '../src/core/log.js';
+import { describeAnswer } from '../src/server/console/timeline.js';
+import { STATUSES } from '../src/server/console/views.js';
 import {
+  axisBreaks,
   ConsoleHttp,
   countsOf,
   parseSetCookie,
@@ -25,10 +32,13 @@ import {
   rowIds,
   smallInvoice,
   startConsoleInvoiceServer,
+  timelineBars,
   type ConsoleInvoiceServer,
+  type TimelineBar,
 } from './helpers/console-http.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
+import { dropSchemas, PG_URL, REDIS_URL, withParam } from './helpers/services.js';
 import { until } from './helpers/until.js';
 
 const CLIENT_TOKENS = { 'tok-alice-mcp': 'alice', 'tok-bob-mcp': 'bob' };
@@ -937,5 +947,299 @@ describe('9. operator console without operator tokens', () => {
     } finally {
       await ok.close();
     }
+  });
+});
+
+/** A question the tools below ask, as a form of one required choice. */
+const GO_AHEAD = { type: 'object', properties: { decision: { type: 'string', title: 'Decision', enum: ['yes', 'no'] } }, required: ['decision'] };
+
+/**
+ * A task server with the console (no tokens: loopback, operator `local`) over `store`, its store on
+ * the clock `now`, and four task tools: `fine` succeeds, `broken` fails validation (it throws, so
+ * the task ends with a tool error: `failed` over 2025-11-25, `completed` with `isError` over
+ * 2026-07-28), `ask` asks GO_AHEAD and then answers, `later` runs a 2 s step (on `advance`, the
+ * test's clock), asks GO_AHEAD, runs a 3 s step and, when told `payOn`, waits for that date.
+ */
+async function startToolServer(store: string, now: () => number, advance: (ms: number) => void) {
+  const server = createTaskServer({
+    store,
+    storeOptions: { now, policy: { pollIntervalMs: 50, defaultTtlMs: 30 * 86_400_000, maxTtlMs: 30 * 86_400_000 } },
+    logger: silentLogger,
+    console: true,
+  });
+  const tool = (description: string) => ({ description, inputSchema: z.object({ payOn: z.string().optional() }), taskSupport: 'optional' as const });
+  server.tasks.registerTool('fine', tool('succeeds'), async () => ({ content: [{ type: 'text', text: 'all good' }] }));
+  server.tasks.registerTool('broken', tool('fails validation'), async () => {
+    throw new Error('Invoice INV-9 failed validation: vendor V-1004 is not active');
+  });
+  server.tasks.registerTool('ask', tool('asks first'), async (_args, ctx) => {
+    const answer = await ctx.elicit('Go ahead?', GO_AHEAD);
+    return { content: [{ type: 'text', text: `decided ${answer.action}` }] };
+  });
+  server.tasks.registerTool('later', tool('checks, asks, books, then waits'), async ({ payOn }, ctx) => {
+    await ctx.step('check', () => {
+      advance(2000);
+      return { ok: true };
+    });
+    const answer = await ctx.elicit('Book it?', GO_AHEAD);
+    await ctx.step('book', () => {
+      advance(3000);
+      return { booked: answer.content?.decision === 'yes' };
+    });
+    if (payOn) await ctx.sleepUntil(payOn, `waiting until ${payOn} to pay`);
+    return { content: [{ type: 'text', text: 'booked' }] };
+  });
+  const http = await server.listen({ port: 0 });
+  const origin = new URL(http.url).origin;
+  return { server, url: http.url, origin, console: new ConsoleHttp(origin), close: () => server.close() };
+}
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const run24 = `${process.pid}_${Date.now() % 100_000}`;
+const storesDir = mkdtempSync(join(tmpdir(), 'mcp-tasks-console-stores-'));
+const pgSchemas24: string[] = [];
+const redisPrefixes24: string[] = [];
+after(async () => {
+  rmSync(storesDir, { recursive: true, force: true });
+  if (pgSchemas24.length > 0) await dropSchemas(...pgSchemas24);
+  if (redisPrefixes24.length > 0) {
+    const redis = new Redis(REDIS_URL);
+    for (const prefix of redisPrefixes24) {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+    await redis.quit();
+  }
+});
+const STORES: { name: string; url: () => string; restarts: boolean }[] = [
+  { name: 'memory', url: () => 'memory:', restarts: false },
+  { name: 'sqlite', url: () => `sqlite:${join(storesDir, `tasks-${pgSchemas24.length + redisPrefixes24.length}-${Math.random()}.db`)}`, restarts: true },
+  {
+    name: 'postgres',
+    url: () => {
+      pgSchemas24.push(`mcpt_console_${run24}_${pgSchemas24.length}`);
+      return withParam(PG_URL, 'schema', pgSchemas24.at(-1)!);
+    },
+    restarts: true,
+  },
+  {
+    name: 'redis',
+    url: () => {
+      redisPrefixes24.push(`mcpt-console-${run24}-${redisPrefixes24.length}`);
+      return withParam(REDIS_URL, 'prefix', redisPrefixes24.at(-1)!);
+    },
+    restarts: true,
+  },
+];
+
+for (const kind of STORES) {
+  describe(`11. tool errors and waiting questions as an operator reads them (${kind.name} store)`, () => {
+    // The store's clock starts 3 h in the past, so a question asked then has waited 3 h by the real clock the pages are rendered with.
+    let clock = Date.now() - 3 * HOUR;
+    const url = kind.url();
+    let srv: Awaited<ReturnType<typeof startToolServer>>;
+    const ids = { fine: '', broken2025: '', broken2026: '', ask: '' };
+    const taskOf = (taskId: string) => srv.server.runtime.get(taskId, ENGINE_ACCESS);
+    const settled = (taskId: string, status: string) =>
+      until(async () => (await taskOf(taskId)).status === status, { timeoutMs: 20_000, what: `task ${taskId} to be ${status}` });
+
+    before(async () => {
+      srv = await startToolServer(
+        url,
+        () => clock,
+        (ms) => void (clock += ms),
+      );
+      const legacy = new RawMcpClient(srv.url);
+      await legacy.initialize();
+      const call = async (name: string) => {
+        const res = await legacy.request('tools/call', { name, arguments: {}, task: {} });
+        assert.ok(res.result?.task?.taskId, `a 2025-11-25 task: ${JSON.stringify(res)}`);
+        return res.result.task.taskId as string;
+      };
+      ids.fine = await call('fine');
+      ids.broken2025 = await call('broken');
+      ids.ask = await call('ask');
+      const modern = await new ModernRawClient(srv.url).request('tools/call', { name: 'broken', arguments: {} });
+      assert.equal(modern.result?.resultType, 'task', `a 2026-07-28 task: ${JSON.stringify(modern)}`);
+      ids.broken2026 = modern.result.taskId;
+      await Promise.all([
+        settled(ids.fine, 'completed'),
+        settled(ids.broken2025, 'failed'),
+        settled(ids.broken2026, 'completed'),
+        settled(ids.ask, 'input_required'),
+      ]);
+    });
+    after(async () => {
+      await srv?.close();
+    });
+
+    it('counts a tool error or failed validation as failed, in either era: the counts, the status filters and the badges agree', async () => {
+      assert.equal((await taskOf(ids.broken2026)).status, 'completed', 'over 2026-07-28 the task itself is completed, with an isError result');
+      const list = await srv.console.get('/console/');
+      assert.deepEqual(countsOf(list.text), { working: 0, input_required: 1, completed: 1, failed: 2, cancelled: 0 });
+      for (const id of [ids.broken2025, ids.broken2026]) {
+        const row = rowOf(list.text, id)!;
+        assert.match(row, /class="badge s-failed" data-status="failed" data-tool-error[^>]*>failed · tool error</, `the row of ${id}`);
+        assert.match(row, /failed validation: vendor V-1004 is not active/, 'the row says why');
+      }
+      assert.match(rowOf(list.text, ids.broken2026)!, /title="The tool returned an error; clients see this task as completed with an error result\."/);
+      assert.match(rowOf(list.text, ids.fine)!, /data-status="completed"/);
+      assert.deepEqual(
+        rowIds((await srv.console.get('/console/?status=failed')).text).sort(),
+        [ids.broken2025, ids.broken2026].sort(),
+        'the failed count’s list',
+      );
+      assert.deepEqual(rowIds((await srv.console.get('/console/?status=completed')).text), [ids.fine], 'the completed count’s list');
+      assert.deepEqual(
+        rowIds((await srv.console.get('/console/list?status=failed')).text).sort(),
+        [ids.broken2025, ids.broken2026].sort(),
+        'the live fragment',
+      );
+      const counted = countsOf(list.text);
+      for (const status of STATUSES) assert.equal(rowIds((await srv.console.get(`/console/?status=${status}`)).text).length, counted[status], status);
+
+      const page = await srv.console.get(`/console/tasks/${ids.broken2026}`);
+      assert.match(page.text, /<h1>broken <span class="badge s-failed" data-status="failed" data-tool-error/);
+      assert.match(page.text, /<dd data-outcome>the tool returned an error <small>\(clients see the task as completed, with an error result\)<\/small><\/dd>/);
+      const ended = timelineBars(page.text).at(-1)!;
+      assert.equal(ended.label, 'failed');
+      assert.equal(ended.state, 'failed');
+      assert.match(ended.text, /the tool returned an error: Invoice INV-9 failed validation/);
+    });
+
+    it(
+      kind.restarts
+        ? 'says how long the oldest question has waited since it was asked, before and after a restart'
+        : 'says how long the oldest question has waited since it was asked',
+      async () => {
+        const [key] = Object.keys((await taskOf(ids.ask)).inputRequests) as [string];
+        const asked = ((await srv.server.store.readJournal(ids.ask)).get(`asked:${key}`) as { at: string }).at;
+        const oldest = (text: string) =>
+          /data-oldest>oldest question waiting for <strong><time datetime="([^"]+)"[^>]*data-since>([^<]+)<\/time>/.exec(text)?.slice(1);
+        assert.deepEqual(oldest((await srv.console.get('/console/')).text), [asked, '3 h']);
+        if (!kind.restarts) return;
+        await srv.close();
+        clock = Date.now(); // the restart happens now, 3 h after the question was asked
+        srv = await startToolServer(
+          url,
+          () => clock,
+          (ms) => void (clock += ms),
+        );
+        // Recovery runs the tool again and it asks again: the record's lastUpdatedAt moves to now.
+        const reasked = await until(
+          async () => {
+            const task = await taskOf(ids.ask);
+            return task.status === 'input_required' && Date.parse(task.lastUpdatedAt) >= clock ? task : undefined;
+          },
+          { timeoutMs: 20_000, what: 'the question asked again after the restart' },
+        );
+        assert.ok(reasked.lastUpdatedAt > asked);
+        const list = await srv.console.get('/console/');
+        assert.deepEqual(oldest(list.text), [asked, '3 h'], 'still since the first ask, not since the restart');
+        const page = await srv.console.get(`/console/tasks/${ids.ask}`);
+        assert.match(page.text, new RegExp(`<header>Question · waiting for <time datetime="${asked}"[^>]*data-since>3 h</time>`), 'the task page agrees');
+      },
+    );
+  });
+}
+
+describe('12. a task page as an operator reads it: its timeline, its questions and answers, how long it is kept', () => {
+  let clock = Date.now() - 6 * DAY;
+  let srv: Awaited<ReturnType<typeof startToolServer>>;
+  const taskOf = (taskId: string) => srv.server.runtime.get(taskId, ENGINE_ACCESS);
+  const settled = (taskId: string, done: (task: TaskRecord) => boolean, what: string) =>
+    until(async () => done(await taskOf(taskId)), { timeoutMs: 20_000, what: `task ${taskId}: ${what}` });
+  /** Starts `tool` over 2025-11-25 (as the anonymous principal) and returns its task id once it asks. */
+  const started = async (tool: string, args: Record<string, unknown> = {}) => {
+    const client = new RawMcpClient(srv.url);
+    await client.initialize();
+    const res = await client.request('tools/call', { name: tool, arguments: args, task: {} });
+    const taskId = res.result.task.taskId as string;
+    await settled(taskId, (t) => t.status === 'input_required', 'asks');
+    return taskId;
+  };
+  /** Answers the task's one question from the console, confirmed. */
+  const answer = async (taskId: string, fields: Record<string, string>) => {
+    const [key] = Object.keys((await taskOf(taskId)).inputRequests) as [string];
+    const sent = await srv.console.post(`/console/tasks/${taskId}/answer`, { key, ...fields, confirm: 'yes' });
+    assert.equal(sent.status, 303, sent.text);
+  };
+
+  before(async () => {
+    srv = await startToolServer(
+      'memory:',
+      () => clock,
+      (ms) => void (clock += ms),
+    );
+  });
+  after(async () => {
+    await srv?.close();
+  });
+
+  it('draws a question answered 5 days later as a labelled break, so the steps around it keep their width', async () => {
+    const taskId = await started('later');
+    clock += 5 * DAY;
+    await answer(taskId, { action: 'accept', 'field.decision': 'yes' });
+    await settled(taskId, (t) => t.status === 'completed', 'completes');
+    const page = await srv.console.get(`/console/tasks/${taskId}`);
+    assert.deepEqual(axisBreaks(page.text), ['5 days'], 'one break, saying how long nothing happened');
+    const bars = timelineBars(page.text);
+    const [check, question, book, ended] = ['step check', 'question elicit-1', 'step book', 'completed'].map((label) => {
+      const bar = bars.find((b) => b.label === label);
+      assert.ok(bar, `a row ${label} in ${JSON.stringify(bars)}`);
+      return bar;
+    }) as [TimelineBar, TimelineBar, TimelineBar, TimelineBar];
+    assert.ok(check.width >= 20 && book.width >= 20, `the 2 s and 3 s steps are no slivers beside 5 days: ${check.width}%, ${book.width}%`);
+    assert.ok(check.left + check.width <= question.left + 0.01 && question.left + question.width <= book.left + 0.01, 'in order, without overlap');
+    assert.ok(question.width <= 10, 'the 5-day wait is drawn narrow');
+    assert.equal(ended.left, 100, 'the axis ends where the task ended');
+    assert.match(page.text, /<span class="tick end" data-axis-end>ended<\/span>/);
+    assert.match(question.text, /Book it\? → answered: decision = yes/);
+  });
+
+  it('ends the axis now and marks a payment due in 41 days beside it, instead of stretching the scale', async () => {
+    clock = Date.now() - 60_000;
+    const taskId = await started('later', { payOn: new Date(clock + 41 * DAY).toISOString() });
+    await answer(taskId, { action: 'accept', 'field.decision': 'yes' });
+    await settled(taskId, (t) => t.status === 'working' && /waiting until/.test(t.statusMessage ?? ''), 'waits for its pay date');
+    const page = await srv.console.get(`/console/tasks/${taskId}`);
+    assert.match(page.text, /<span class="tick end" data-axis-end>now<\/span>/);
+    const bars = timelineBars(page.text);
+    const timer = bars.find((b) => b.kind === 'timer')!;
+    assert.equal(timer.state, 'waiting');
+    assert.equal(timer.beyond, '→ 41 days', 'the due date, beyond the axis');
+    assert.ok(timer.left + timer.width >= 99.9, 'the wait runs to the axis’s end, now');
+    for (const step of bars.filter((b) => b.kind === 'step')) assert.ok(step.width >= 20, `${step.label} is no sliver: ${step.width}%`);
+  });
+
+  it('describes answers in an operator’s words: answered with the values, declined; the protocol’s actions never shown', async () => {
+    const declined = await started('ask');
+    await answer(declined, { action: 'decline' });
+    await settled(declined, (t) => t.status === 'completed', 'completes');
+    const page = await srv.console.get(`/console/tasks/${declined}`);
+    const question = timelineBars(page.text).find((b) => b.kind === 'question')!;
+    assert.match(question.text, /Go ahead\? → declined/);
+    const answered = await srv.console.get(`/console/tasks/${(await srv.server.store.listAll({ tool: 'later' }, ENGINE_ACCESS)).tasks.at(-1)!.taskId}`);
+    for (const text of [page.text, answered.text]) {
+      const timeline = /<ol class="timeline"[\s\S]*?<\/ol>/.exec(text)![0];
+      assert.doesNotMatch(timeline.replace(/<[^>]+>/g, ' '), /\b(accept|decline|cancel)\b/, 'no protocol action in the timeline');
+    }
+    assert.equal(describeAnswer({ action: 'cancel' }), 'cancelled (dismissed without an answer)');
+    assert.equal(describeAnswer({ action: 'accept', content: { decision: 'reject', comment: 'wrong PO' } }), 'answered: decision = reject; comment = wrong PO');
+    assert.equal(describeAnswer({ action: 'accept' }), 'agreed', 'a link opened (URL mode)');
+    assert.equal(describeAnswer({ role: 'assistant', model: 'm-1', content: { type: 'text', text: 'Looks fine' } }), 'answered by model m-1: Looks fine');
+    assert.equal(describeAnswer({ roots: [{ uri: 'file:///srv/a' }] }), 'shared a folder: file:///srv/a');
+  });
+
+  it('says until when an ended task is kept, as a date and how far off it is', async () => {
+    const [task] = (await srv.server.store.listAll({ tool: 'ask', statuses: ['completed'] }, ENGINE_ACCESS)).tasks as [TaskRecord];
+    const page = await srv.console.get(`/console/tasks/${task.taskId}`);
+    const expiry = new Date(Date.parse(task.createdAt) + task.ttl!).toISOString();
+    const kept = /<dt>Kept<\/dt><dd data-kept>([\s\S]*?)<\/dd>/.exec(page.text)?.[1];
+    assert.match(
+      kept ?? '',
+      new RegExp(`^until ${expiry.slice(0, 10)} ${expiry.slice(11, 16)} UTC \\(<time datetime="${expiry}"[^>]*data-relative>in \\d+ days</time>\\)$`),
+    );
   });
 });

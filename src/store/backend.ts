@@ -26,6 +26,11 @@ export interface ListQuery {
 export interface OperatorListQuery {
   /** Any of these statuses; undefined = all. An empty array matches nothing. */
   statuses?: TaskStatus[];
+  /**
+   * Match `statuses` as an operator reads them: a task that completed with a tool error (see
+   * `completedWithToolError`) matches `failed`, not `completed`. Default false (the stored status).
+   */
+  toolErrorsAsFailed?: boolean;
   /** Only tasks whose `request.tool` equals this. */
   tool?: string;
   /** undefined = every principal; a string = that principal's tasks; null = the anonymous principal's only. */
@@ -62,8 +67,17 @@ export interface StatusCounts {
   /** Tasks per status; every status is present (0 when none). */
   counts: Record<TaskStatus, number>;
   /**
-   * The oldest `lastUpdatedAt` (ISO 8601) among `input_required` tasks: roughly since when the
-   * longest-waiting question has been waiting. Absent when no task is `input_required`.
+   * How many of `counts.completed` completed with a tool error (see `completedWithToolError`), so an
+   * operator view can count them as failures. Absent when none (or from a backend that does not
+   * report it).
+   */
+  completedWithToolError?: number;
+  /**
+   * Since when (ISO 8601) the longest-waiting question has been waiting: the earliest first ask
+   * (journal `asked:<key>`, see `AskedEntry`) among the questions still outstanding on
+   * `input_required` tasks — durable, so a restart (whose re-ask rewrites `lastUpdatedAt`) does not
+   * reset it. An outstanding question without that entry counts from its task's `lastUpdatedAt`.
+   * Absent when no task is `input_required`.
    */
   oldestInputRequiredAt?: string;
 }
@@ -93,8 +107,8 @@ export interface StoreBackend {
   listAll(query: OperatorListQuery): Promise<OperatorListPage>;
   /**
    * Task counts per status over every principal, leaving out terminal tasks expired at `nowMs` (ms
-   * since the epoch; `createdAt + ttl <= nowMs`), plus the oldest `lastUpdatedAt` among
-   * `input_required` tasks. See `StatusCounts`.
+   * since the epoch; `createdAt + ttl <= nowMs`), how many completed with a tool error, and since
+   * when the longest-waiting outstanding question waits. See `StatusCounts`.
    */
   countByStatus(nowMs: number): Promise<StatusCounts>;
   /** Every task whose status is `working` or `input_required` (used for recovery on start-up). */
@@ -190,13 +204,33 @@ export function holdsFence(task: TaskRecord | undefined, fence: Fence): boolean 
  * process: memory, and Redis after fetching). Positions compare as strings, by UTF-16 code unit.
  */
 export function matchesOperatorQuery(task: TaskRecord, query: OperatorListQuery): boolean {
-  if (query.statuses !== undefined && !query.statuses.includes(task.status)) return false;
+  const status = query.toolErrorsAsFailed && completedWithToolError(task) ? 'failed' : task.status;
+  if (query.statuses !== undefined && !query.statuses.includes(status)) return false;
   if (query.tool !== undefined && task.request?.tool !== query.tool) return false;
   if (query.owner !== undefined && task.owner !== query.owner) return false;
   if (query.createdFrom !== undefined && task.createdAt < query.createdFrom) return false;
   if (query.createdTo !== undefined && task.createdAt >= query.createdTo) return false;
   if (query.before !== undefined && comparePositions(task, query.before) >= 0) return false;
   return true;
+}
+
+/**
+ * Whether `task` completed with a tool error: status `completed` with a tool result whose `isError`
+ * is true — how a task created over 2026-07-28 ends when its tool fails (over 2025-11-25 it ends
+ * `failed`, see `TaskRecord.errorResultStatus`).
+ */
+export function completedWithToolError(task: TaskRecord): boolean {
+  return task.status === 'completed' && task.outcome?.type === 'result' && task.outcome.result.isError === true;
+}
+
+/**
+ * The earliest of `askedAt` (the first-ask times of a task's outstanding questions, from its journal;
+ * undefined where a question has none) with `fallback` (the task's `lastUpdatedAt`) standing in for
+ * the missing ones: a task's part of `StatusCounts.oldestInputRequiredAt`.
+ */
+export function oldestAsked(askedAt: (string | undefined)[], fallback: string): string {
+  const times = askedAt.map((at) => at ?? fallback);
+  return times.length === 0 ? fallback : times.reduce((a, b) => (b < a ? b : a));
 }
 
 /** Orders positions oldest first: by `createdAt`, then `taskId` (negate it for newest first). */

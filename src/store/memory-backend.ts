@@ -1,10 +1,13 @@
+import { askedKey, type AskedEntry } from '../core/history.js';
 import type { Json } from '../core/json.js';
 import { isExpired } from '../core/policy.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import {
   comparePositions,
+  completedWithToolError,
   holdsFence,
   matchesOperatorQuery,
+  oldestAsked,
   zeroCounts,
   type ListQuery,
   type OperatorListPage,
@@ -62,15 +65,27 @@ export class MemoryBackend implements StoreBackend {
 
   async countByStatus(nowMs: number): Promise<StatusCounts> {
     const counts = zeroCounts();
+    let toolErrors = 0;
     let oldestInputRequiredAt: string | undefined;
     for (const text of this.tasks.values()) {
       const task = JSON.parse(text) as TaskRecord;
       if (isExpired(task, nowMs)) continue;
       counts[task.status]++;
-      if (task.status === 'input_required' && (oldestInputRequiredAt === undefined || task.lastUpdatedAt < oldestInputRequiredAt))
-        oldestInputRequiredAt = task.lastUpdatedAt;
+      if (completedWithToolError(task)) toolErrors++;
+      if (task.status !== 'input_required') continue;
+      const journal = this.journals.get(task.taskId);
+      const asked = Object.keys(task.inputRequests).map((key) => {
+        const entry = journal?.get(askedKey(key));
+        return entry === undefined ? undefined : (JSON.parse(entry) as AskedEntry).at;
+      });
+      const since = oldestAsked(asked, task.lastUpdatedAt);
+      if (oldestInputRequiredAt === undefined || since < oldestInputRequiredAt) oldestInputRequiredAt = since;
     }
-    return { counts, ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }) };
+    return {
+      counts,
+      ...(toolErrors > 0 && { completedWithToolError: toolErrors }),
+      ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }),
+    };
   }
 
   async listUnfinished(): Promise<TaskRecord[]> {

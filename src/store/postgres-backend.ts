@@ -1,5 +1,6 @@
 import DataLoader from 'dataloader';
 import type pg from 'pg';
+import { askedKey } from '../core/history.js';
 import type { Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import {
@@ -62,6 +63,9 @@ interface PendingAppend {
  */
 const FENCE_HOLDS = (holder: string, epoch: string) =>
   `t.status IN ('working', 'input_required') AND t.body->'lease'->>'holder' = ${holder} AND COALESCE((t.body->'lease'->>'epoch')::int, 0) = ${epoch}`;
+
+/** A task's status as an operator reads it: `failed` for one that completed with a tool error (`OperatorListQuery.toolErrorsAsFailed`). */
+const SHOWN_STATUS = `(CASE WHEN status = 'completed' AND body->'outcome'->'result'->'isError' = 'true'::jsonb THEN 'failed' ELSE status END)`;
 
 /** The migrations, in order; each runs once per schema, recorded in `mcp_tasks_migrations`. */
 const MIGRATIONS: ((schema: string) => string)[] = [
@@ -413,7 +417,7 @@ export class PostgresBackend implements StoreBackend {
     };
     if (query.owner === null) where.push('owner IS NULL');
     else if (query.owner !== undefined) and((p) => `owner = ${p}`, query.owner);
-    if (query.statuses !== undefined) and((p) => `status = ANY(${p}::text[])`, query.statuses);
+    if (query.statuses !== undefined) and((p) => `${query.toolErrorsAsFailed ? SHOWN_STATUS : 'status'} = ANY(${p}::text[])`, query.statuses);
     if (query.tool !== undefined) and((p) => `body->'request'->>'tool' = ${p}`, query.tool);
     if (query.createdFrom !== undefined) and((p) => `created_at >= ${p}`, query.createdFrom);
     if (query.createdTo !== undefined) and((p) => `created_at < ${p}`, query.createdTo);
@@ -429,24 +433,38 @@ export class PostgresBackend implements StoreBackend {
 
   /**
    * One `GROUP BY status` scan of the table; a terminal row counts until `createdAt + ttl` (read from
-   * the JSONB body) passes, the complement of `purgeExpired`'s condition.
+   * the JSONB body) passes, the complement of `purgeExpired`'s condition. An `input_required` task
+   * waits since the first ask of its oldest outstanding question (its `asked:<key>` journal entry,
+   * read by primary key per question; else its `lastUpdatedAt`).
    */
   async countByStatus(nowMs: number): Promise<StatusCounts> {
-    const { rows } = await this.query<{ status: string; n: string; oldest: string | null }>(
-      `SELECT status, COUNT(*) AS n, MIN(CASE WHEN status = 'input_required' THEN body->>'lastUpdatedAt' END COLLATE "C") AS oldest
-       FROM ${this.schema}.tasks
+    const { rows } = await this.query<{ status: string; n: string; tool_errors: string; oldest: string | null }>(
+      `SELECT status, COUNT(*) AS n,
+         COUNT(*) FILTER (WHERE status = 'completed' AND body->'outcome'->'result'->'isError' = 'true'::jsonb) AS tool_errors,
+         MIN(CASE WHEN status = 'input_required' THEN COALESCE(
+           (SELECT MIN(COALESCE(j.value->>'at', t.body->>'lastUpdatedAt') COLLATE "C")
+            FROM jsonb_object_keys(t.body->'inputRequests') AS q(key)
+            LEFT JOIN ${this.schema}.journal AS j ON j.task_id = t.task_id AND j.key = $2 || q.key),
+           t.body->>'lastUpdatedAt') END COLLATE "C") AS oldest
+       FROM ${this.schema}.tasks AS t
        WHERE status IN ('working', 'input_required') OR body->>'ttl' IS NULL
           OR created_at::timestamptz + ((body->>'ttl')::bigint * interval '1 millisecond') > to_timestamp($1 / 1000.0)
        GROUP BY status`,
-      [nowMs],
+      [nowMs, askedKey('')],
     );
     const counts = zeroCounts();
+    let toolErrors = 0;
     let oldestInputRequiredAt: string | undefined;
     for (const row of rows) {
       if (Object.hasOwn(counts, row.status)) counts[row.status as keyof typeof counts] = Number(row.n);
+      if (row.status === 'completed') toolErrors = Number(row.tool_errors);
       if (row.status === 'input_required' && row.oldest !== null) oldestInputRequiredAt = row.oldest;
     }
-    return { counts, ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }) };
+    return {
+      counts,
+      ...(toolErrors > 0 && { completedWithToolError: toolErrors }),
+      ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }),
+    };
   }
 
   async listUnfinished(): Promise<TaskRecord[]> {

@@ -1,10 +1,13 @@
 import type { Redis } from 'ioredis';
+import { askedKey, type AskedEntry } from '../core/history.js';
 import type { Json } from '../core/json.js';
 import { isTerminal, TERMINAL_STATUSES, type TaskStatus } from '../core/status.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import {
   comparePositions,
+  completedWithToolError,
   matchesOperatorQuery,
+  oldestAsked,
   parseChangeNotice,
   redactUrl,
   zeroCounts,
@@ -32,8 +35,8 @@ export interface RedisBackendOptions {
   commandTimeoutMs?: number;
 }
 
-// KEYS: task, ownerIndex, unfinished, all, ended
-// ARGV: version, body, member, unfinished(0/1), channel, taskId, endedScore ('' = live), fence
+// KEYS: task, ownerIndex, unfinished, all, ended, toolErrors
+// ARGV: version, body, member, unfinished(0/1), channel, taskId, endedScore ('' = live), fence, toolError(0/1)
 const INSERT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'f', ARGV[8])
@@ -41,11 +44,12 @@ redis.call('ZADD', KEYS[2], 0, ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
 if ARGV[4] == '1' then redis.call('SADD', KEYS[3], ARGV[6]) end
 if ARGV[7] ~= '' then redis.call('ZADD', KEYS[5], ARGV[7], ARGV[3]) end
+if ARGV[7] ~= '' and ARGV[9] == '1' then redis.call('ZADD', KEYS[6], ARGV[7], ARGV[3]) end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' ' .. ARGV[1])
 return 1`;
 
-// KEYS: task, unfinished, journal, ended
-// ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId, member, fence
+// KEYS: task, unfinished, journal, ended, toolErrors
+// ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId, member, fence, toolError(0/1)
 const REPLACE = `
 local current = redis.call('HGET', KEYS[1], 'v')
 if current == false or current ~= ARGV[1] then return 0 end
@@ -57,7 +61,10 @@ if expireAt > 0 then
   if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIREAT', KEYS[3], expireAt) end
 end
 if ARGV[4] == '0' then
-  if expireAt > 0 then redis.call('ZADD', KEYS[4], expireAt, ARGV[8]) else redis.call('ZADD', KEYS[4], '+inf', ARGV[8]) end
+  local score = '+inf'
+  if expireAt > 0 then score = expireAt end
+  redis.call('ZADD', KEYS[4], score, ARGV[8])
+  if ARGV[10] == '1' then redis.call('ZADD', KEYS[5], score, ARGV[8]) end
 end
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. ARGV[2])
 return 1`;
@@ -73,7 +80,11 @@ function fenceField(task: TaskRecord): string {
   return !isTerminal(task.status) && task.lease ? `${task.lease.holder}\n${task.lease.epoch ?? 0}` : '';
 }
 
-/** Value of the `indexes` key once the global indexes (`all`, `ended:<status>`) cover every task. */
+/**
+ * Value of the `indexes` key once the global indexes (`all`, `ended:<status>`) cover every task, and
+ * of `indexes:tool-error` once `ended:tool-error` (added later, under a key of its own so that
+ * instances of the earlier version go on reading `indexes` as before) does too.
+ */
 const INDEXES_VERSION = '1';
 /** Most index members one `listAll` call examines before returning a partial page (`scannedTo`). */
 const MAX_SCANNED_PER_PAGE = 5000;
@@ -89,8 +100,8 @@ function driver(): typeof import('ioredis') {
 }
 
 type ScriptedRedis = Redis & {
-  mcpInsert(task: string, owner: string, unfinished: string, all: string, ended: string, ...argv: string[]): Promise<number>;
-  mcpReplace(task: string, unfinished: string, journal: string, ended: string, ...argv: string[]): Promise<number>;
+  mcpInsert(task: string, owner: string, unfinished: string, all: string, ended: string, toolErrors: string, ...argv: string[]): Promise<number>;
+  mcpReplace(task: string, unfinished: string, journal: string, ended: string, toolErrors: string, ...argv: string[]): Promise<number>;
   mcpAppendFenced(task: string, journal: string, key: string, value: string, fence: string): Promise<number>;
 };
 
@@ -123,14 +134,15 @@ function results(replies: [Error | null, unknown][] | null): unknown[] {
  * `unfinished` (set of live task ids), `journal:<id>` (hash; `HSETNX` = first write wins).
  * For operator tooling (`listAll`, `countByStatus`): `all` (the same members as the owner sets, for
  * every principal, read newest first with `ZREVRANGEBYLEX`), `ended:<status>` (per terminal status,
- * members `createdAt\0taskId` scored by expiry in ms, `+inf` for an unlimited ttl) and `indexes`
- * (set once those two cover tasks created before they existed, see `reindex`).
+ * members `createdAt\0taskId` scored by expiry in ms, `+inf` for an unlimited ttl), the same for
+ * tasks that completed with a tool error in `ended:tool-error`, and `indexes` (set once these cover
+ * tasks created before they existed, see `reindex`).
  * Insert and compare-and-swap replace are Lua scripts, so each is atomic with its index updates
  * and its `PUBLISH` on `<prefix>:changes` (the cross-instance wake-up `watch` subscribes to).
  * Once a task is terminal its keys expire with its TTL (`PEXPIREAT createdAt + ttl`, set by the
  * write that ends it, whose `ttl` already includes the retention after the end — see `ttlAtEnd`);
  * a live task never expires under its worker. Index entries of expired tasks are dropped lazily
- * when listed, and from `all` / `ended:<status>` by `purgeExpired`.
+ * when listed, and from `all` / `ended:…` by `purgeExpired`.
  *
  * Import it from `mcp-tasks/store/redis` (or let `openStore('redis://…')` build it). The driver
  * `ioredis` is an optional peer dependency, loaded by the first constructor call, not by the import;
@@ -160,8 +172,8 @@ export class RedisBackend implements StoreBackend {
       keepAlive: 5000,
     }) as ScriptedRedis;
     this.redis.on('error', () => undefined); // surfaced on the commands that fail
-    this.redis.defineCommand('mcpInsert', { numberOfKeys: 5, lua: INSERT });
-    this.redis.defineCommand('mcpReplace', { numberOfKeys: 4, lua: REPLACE });
+    this.redis.defineCommand('mcpInsert', { numberOfKeys: 6, lua: INSERT });
+    this.redis.defineCommand('mcpReplace', { numberOfKeys: 5, lua: REPLACE });
     this.redis.defineCommand('mcpAppendFenced', { numberOfKeys: 2, lua: APPEND_FENCED });
   }
 
@@ -183,6 +195,11 @@ export class RedisBackend implements StoreBackend {
     return this.key('ended', status);
   }
 
+  /** Key of the index of tasks that completed with a tool error (`completedWithToolError`), scored like `ended:<status>`. */
+  private get toolErrorsKey(): string {
+    return this.key('ended', 'tool-error');
+  }
+
   /** Score of a terminal task in its `ended:<status>` index: its expiry in ms, or `+inf`. */
   private static endedScore(task: TaskRecord): string {
     return task.ttl === null ? '+inf' : String(Date.parse(task.createdAt) + task.ttl);
@@ -195,6 +212,7 @@ export class RedisBackend implements StoreBackend {
       this.key('unfinished'),
       this.key('all'),
       this.endedKey(task.status),
+      this.toolErrorsKey,
       String(task.version),
       JSON.stringify(task),
       memberOf(task),
@@ -203,6 +221,7 @@ export class RedisBackend implements StoreBackend {
       task.taskId,
       isTerminal(task.status) ? RedisBackend.endedScore(task) : '',
       fenceField(task),
+      completedWithToolError(task) ? '1' : '0',
     );
     if (inserted !== 1) throw new Error(`duplicate taskId ${task.taskId}`);
   }
@@ -219,6 +238,7 @@ export class RedisBackend implements StoreBackend {
       this.key('unfinished'),
       this.key('journal', task.taskId),
       this.endedKey(task.status),
+      this.toolErrorsKey,
       String(expectedVersion),
       String(task.version),
       JSON.stringify(task),
@@ -228,6 +248,7 @@ export class RedisBackend implements StoreBackend {
       task.taskId,
       memberOf(task),
       fenceField(task),
+      completedWithToolError(task) ? '1' : '0',
     );
     return replaced === 1;
   }
@@ -325,40 +346,56 @@ export class RedisBackend implements StoreBackend {
   }
 
   /**
-   * Counts without scanning terminal tasks: live statuses (and the oldest `input_required`
-   * `lastUpdatedAt`) from the records of the `unfinished` set, O(live tasks); each terminal status
-   * by `ZCOUNT ended:<status> (nowMs +inf`, O(log n) — exact, since a terminal task's expiry never
-   * changes. The first call waits for `reindex` when the indexes may miss older tasks.
+   * Counts without scanning terminal tasks: live statuses from the records of the `unfinished` set,
+   * O(live tasks), with the first-ask times of the outstanding questions (`HMGET` of their `asked:`
+   * journal entries, in the same pipeline as the rest); each terminal status by `ZCOUNT
+   * ended:<status> (nowMs +inf`, and tool errors by the same on `ended:tool-error`, O(log n) — exact,
+   * since a terminal task's expiry never changes. The first call waits for `reindex` when the
+   * indexes may miss older tasks.
    */
   async countByStatus(nowMs: number): Promise<StatusCounts> {
     await this.ensureIndexes();
     const counts = zeroCounts();
-    let oldestInputRequiredAt: string | undefined;
+    const waiting: TaskRecord[] = [];
     for (const task of await this.liveTasks()) {
       if (isTerminal(task.status)) continue;
       counts[task.status]++;
-      if (task.status === 'input_required' && (oldestInputRequiredAt === undefined || task.lastUpdatedAt < oldestInputRequiredAt))
-        oldestInputRequiredAt = task.lastUpdatedAt;
+      if (task.status === 'input_required') waiting.push(task);
     }
     const terminal = [...TERMINAL_STATUSES];
     const pipeline = this.redis.pipeline();
     for (const status of terminal) pipeline.zcount(this.endedKey(status), `(${nowMs}`, '+inf');
+    pipeline.zcount(this.toolErrorsKey, `(${nowMs}`, '+inf');
+    const asking = waiting.filter((task) => Object.keys(task.inputRequests).length > 0);
+    for (const task of asking) pipeline.hmget(this.key('journal', task.taskId), ...Object.keys(task.inputRequests).map(askedKey));
     const counted = results(await pipeline.exec());
     terminal.forEach((status, i) => {
       counts[status] = Number(counted[i]);
     });
-    return { counts, ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }) };
+    const toolErrors = Number(counted[terminal.length]);
+    const asked = new Map(asking.map((task, i) => [task, counted[terminal.length + 1 + i] as (string | null)[]]));
+    let oldestInputRequiredAt: string | undefined;
+    for (const task of waiting) {
+      const times = (asked.get(task) ?? []).map((entry) => (entry === null ? undefined : (JSON.parse(entry) as AskedEntry).at));
+      const since = oldestAsked(times, task.lastUpdatedAt);
+      if (oldestInputRequiredAt === undefined || since < oldestInputRequiredAt) oldestInputRequiredAt = since;
+    }
+    return {
+      counts,
+      ...(toolErrors > 0 && { completedWithToolError: toolErrors }),
+      ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }),
+    };
   }
 
   /**
    * Deletes no task: terminal tasks expire by themselves (`PEXPIREAT`), so this returns 0. It only
    * trims the operator indexes: up to `limit` members per round (at most 10 rounds) of each
-   * `ended:<status>` whose expiry is at or before `nowMs` leave it and `all`. Owner index entries
+   * `ended:<status>` (and `ended:tool-error`) whose expiry is at or before `nowMs` leave it and `all`. Owner index entries
    * are dropped lazily by `list`.
    */
   async purgeExpired(nowMs: number, limit: number): Promise<number> {
-    for (const status of TERMINAL_STATUSES) {
-      const ended = this.endedKey(status);
+    const indexes = [...TERMINAL_STATUSES].map((status) => this.endedKey(status)).concat(this.toolErrorsKey);
+    for (const ended of indexes) {
       for (let round = 0; round < 10; round++) {
         const members = await this.redis.zrangebyscore(ended, '-inf', nowMs, 'LIMIT', 0, limit);
         if (members.length > 0)
@@ -387,14 +424,16 @@ export class RedisBackend implements StoreBackend {
       .srem(this.key('unfinished'), taskId);
     // Every ended index, not only the one of the status read: the task may have ended since.
     for (const status of TERMINAL_STATUSES) transaction.zrem(this.endedKey(status), member);
+    transaction.zrem(this.toolErrorsKey, member);
     await transaction.exec();
     return true;
   }
 
   /**
    * Adds every stored task to the operator indexes (`all`, and `ended:<status>` for terminal ones,
-   * `ZADD NX`), then records that they are complete (key `indexes`). Runs by itself, once per data
-   * set, before the first `listAll` / `countByStatus` of a backend finding that key missing (tasks
+   * `ended:tool-error` for those that completed with a tool error, `ZADD NX`), then records that they
+   * are complete (keys `indexes` and `indexes:tool-error`). Runs by itself, once per data set, before
+   * the first `listAll` / `countByStatus` of a backend finding either key missing (tasks
    * created before this version of mcp-tasks maintained those indexes). Run it again by hand after a
    * rolling upgrade: instances of an older version, still running after the first backfill, create
    * tasks the global indexes miss. Cost: one `SCAN … MATCH <prefix>:task:*` over the whole keyspace
@@ -417,17 +456,19 @@ export class RedisBackend implements StoreBackend {
         seen++;
         pipeline.zadd(this.key('all'), 'NX', 0, memberOf(task));
         if (isTerminal(task.status)) pipeline.zadd(this.endedKey(task.status), 'NX', RedisBackend.endedScore(task), memberOf(task));
+        if (completedWithToolError(task)) pipeline.zadd(this.toolErrorsKey, 'NX', RedisBackend.endedScore(task), memberOf(task));
       }
       results(await pipeline.exec());
     } while (cursor !== '0');
-    await this.redis.set(this.key('indexes'), INDEXES_VERSION);
+    await this.redis.mset(this.key('indexes'), INDEXES_VERSION, this.key('indexes', 'tool-error'), INDEXES_VERSION);
     return seen;
   }
 
   /** Runs `reindex` unless the data set's indexes are already complete; once per backend. */
   private ensureIndexes(): Promise<void> {
     this.indexed ??= (async () => {
-      if ((await this.redis.get(this.key('indexes'))) !== INDEXES_VERSION) await this.reindex();
+      const marks = await this.redis.mget(this.key('indexes'), this.key('indexes', 'tool-error'));
+      if (marks.some((mark) => mark !== INDEXES_VERSION)) await this.reindex();
     })().catch((error: unknown) => {
       this.indexed = undefined; // retried by the next call
       throw error;

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
+import { askedKey } from '../core/history.js';
 import type { Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
@@ -63,10 +64,23 @@ const MIGRATIONS: string[] = [
 
 const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** SQL of `countByStatus`: a terminal task counts until `createdAt + ttl` (ms) passes; see `purgeExpired`. */
+/** A task's status as an operator reads it: `failed` for one that completed with a tool error (`OperatorListQuery.toolErrorsAsFailed`). */
+const SHOWN_STATUS = `(CASE WHEN status = 'completed' AND json_extract(body, '$.outcome.result.isError') = 1 THEN 'failed' ELSE status END)`;
+
+/**
+ * SQL of `countByStatus` (parameters: the `asked:` key prefix, then `nowMs`): a terminal task counts
+ * until `createdAt + ttl` (ms) passes, see `purgeExpired`; an `input_required` task waits since the
+ * first ask of its oldest outstanding question (its `asked:<key>` journal entry, else its
+ * `lastUpdatedAt`), read by primary key per question.
+ */
 const COUNT_BY_STATUS = `
-  SELECT status, COUNT(*) AS n, MIN(CASE WHEN status = 'input_required' THEN json_extract(body, '$.lastUpdatedAt') END) AS oldest
-  FROM tasks
+  SELECT status, COUNT(*) AS n,
+    SUM(status = 'completed' AND json_extract(body, '$.outcome.result.isError') = 1) AS tool_errors,
+    MIN(CASE WHEN status = 'input_required' THEN COALESCE(
+      (SELECT MIN(COALESCE(json_extract(j.value, '$.at'), json_extract(t.body, '$.lastUpdatedAt')))
+       FROM json_each(t.body, '$.inputRequests') AS q LEFT JOIN journal AS j ON j.task_id = t.task_id AND j.key = ? || q.key),
+      json_extract(t.body, '$.lastUpdatedAt')) END) AS oldest
+  FROM tasks AS t
   WHERE status IN ('working', 'input_required') OR json_extract(body, '$.ttl') IS NULL
      OR unixepoch(created_at, 'subsec') * 1000 + json_extract(body, '$.ttl') > ?
   GROUP BY status`;
@@ -228,7 +242,8 @@ export class SqliteBackend implements StoreBackend {
       params.push(...values);
     };
     if (query.owner !== undefined) and('owner IS ?', query.owner);
-    if (query.statuses !== undefined) and('status IN (SELECT value FROM json_each(?))', JSON.stringify(query.statuses));
+    if (query.statuses !== undefined)
+      and(`${query.toolErrorsAsFailed ? SHOWN_STATUS : 'status'} IN (SELECT value FROM json_each(?))`, JSON.stringify(query.statuses));
     if (query.tool !== undefined) and(`json_extract(body, '$.request.tool') = ?`, query.tool);
     if (query.createdFrom !== undefined) and('created_at >= ?', query.createdFrom);
     if (query.createdTo !== undefined) and('created_at < ?', query.createdTo);
@@ -240,16 +255,22 @@ export class SqliteBackend implements StoreBackend {
     return { tasks: rows.map((row) => JSON.parse(row.body) as TaskRecord) };
   }
 
-  /** One `GROUP BY status` scan of the table (terminal rows read their `ttl` from the JSON body). */
+  /** One `GROUP BY status` scan of the table (terminal rows read their `ttl` from the JSON body); see `COUNT_BY_STATUS`. */
   async countByStatus(nowMs: number): Promise<StatusCounts> {
-    const rows = this.stmt.countByStatus.all(nowMs) as { status: string; n: number; oldest: string | null }[];
+    const rows = this.stmt.countByStatus.all(askedKey(''), nowMs) as { status: string; n: number; tool_errors: number | null; oldest: string | null }[];
     const counts = zeroCounts();
+    let toolErrors = 0;
     let oldestInputRequiredAt: string | undefined;
     for (const row of rows) {
       if (Object.hasOwn(counts, row.status)) counts[row.status as keyof typeof counts] = row.n;
+      if (row.status === 'completed') toolErrors = row.tool_errors ?? 0;
       if (row.status === 'input_required' && row.oldest !== null) oldestInputRequiredAt = row.oldest;
     }
-    return { counts, ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }) };
+    return {
+      counts,
+      ...(toolErrors > 0 && { completedWithToolError: toolErrors }),
+      ...(oldestInputRequiredAt !== undefined && { oldestInputRequiredAt }),
+    };
   }
 
   async listUnfinished(): Promise<TaskRecord[]> {

@@ -316,17 +316,19 @@ export class TaskStore {
   async listAll(query: OperatorListOptions, access: typeof ENGINE_ACCESS): Promise<TaskPage> {
     assertOperator(access, 'listAll', 'a principal lists its own tasks with list');
     if (typeof query !== 'object' || query === null) throw new InvalidArgumentError('listAll needs a query object (use {} for every task)');
-    const { statuses, tool, owner, createdFrom, createdTo, cursor, limit = 50 } = query;
+    const { statuses, toolErrorsAsFailed, tool, owner, createdFrom, createdTo, cursor, limit = 50 } = query;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidArgumentError('limit must be an integer from 1 to 1000');
     if (statuses !== undefined && (!Array.isArray(statuses) || !statuses.every(isTaskStatus))) {
       throw new InvalidArgumentError('statuses must be an array of working, input_required, completed, failed, cancelled');
     }
+    if (toolErrorsAsFailed !== undefined && typeof toolErrorsAsFailed !== 'boolean') throw new InvalidArgumentError('toolErrorsAsFailed must be a boolean');
     if (tool !== undefined && typeof tool !== 'string') throw new InvalidArgumentError('tool must be a string');
     if (owner !== undefined && owner !== null && typeof owner !== 'string')
       throw new InvalidArgumentError('owner must be a string, or null for the anonymous principal');
     const before = cursor === undefined ? undefined : decodeCursor(cursor);
     const filters: OperatorListQuery = {
       ...(statuses !== undefined && { statuses: [...new Set(statuses)] }),
+      ...(toolErrorsAsFailed && { toolErrorsAsFailed }),
       ...(tool !== undefined && { tool }),
       ...(owner !== undefined && { owner }),
       ...(createdFrom !== undefined && { createdFrom: canonicalInstant(createdFrom, 'createdFrom') }),
@@ -343,7 +345,8 @@ export class TaskStore {
 
   /**
    * How many tasks there are per status over every principal (a terminal task counts until it
-   * expires, like `listAll` shows it), and the oldest `lastUpdatedAt` among `input_required` tasks.
+   * expires, like `listAll` shows it), how many completed with a tool error, and since when the
+   * longest-waiting outstanding question waits (from its first ask: see `StatusCounts`).
    * Operator access only: throws `InvalidArgumentError` unless `access` is `ENGINE_ACCESS`.
    */
   async statusCounts(access: typeof ENGINE_ACCESS): Promise<StatusCounts> {

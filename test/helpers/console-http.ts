@@ -4,6 +4,7 @@
  * an in-process invoice server that, unlike `startInvoiceServer`, also hands back its `TaskServer`
  * (store and runtime) so tests can read the journal.
  */
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -197,4 +198,44 @@ export async function startConsoleInvoiceServer(options: {
     await server.close().finally(() => ledger.close());
     throw error;
   }
+}
+
+/** One bar of a task page's timeline chart: its row's kind and label, where it starts and how wide it is (% of the chart). */
+export interface TimelineBar {
+  kind: string;
+  state: string;
+  label: string;
+  /** The row's text (label, duration, detail), markup removed. */
+  text: string;
+  left: number;
+  width: number;
+  /** The marker of a wait due beyond the chart's end (`→ 41 days`), if any. */
+  beyond?: string;
+}
+
+/** The rows of a task page's timeline chart (`.timeline li[data-kind]`), in order. */
+export function timelineBars(html: string): TimelineBar[] {
+  return [...html.matchAll(/<li class="t-[^"]*" data-kind="([^"]+)" data-state="([^"]+)">([\s\S]*?)<\/li>/g)].map((m) => {
+    const row = m[3]!;
+    const bar = /<span class="bar[^"]*" style="left:min\(([\d.]+)%,[^)]*\)\);width:max\(([\d.]+)%,6px\)">/.exec(row);
+    assert(bar, `a bar in ${row}`);
+    const beyond = /data-beyond>([^<]*)</.exec(row)?.[1];
+    return {
+      kind: m[1]!,
+      state: m[2]!,
+      label: /<strong>([^<]*)<\/strong>/.exec(row)?.[1] ?? '',
+      text: row
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim(),
+      left: Number(bar[1]),
+      width: Number(bar[2]),
+      ...(beyond !== undefined && { beyond }),
+    };
+  });
+}
+
+/** The breaks of a task page's timeline axis (long quiet stretches drawn narrow), as their labels say (`5 days`). */
+export function axisBreaks(html: string): string[] {
+  return [...html.matchAll(/<span class="gap-label"[^>]*>([^<]*)<\/span>/g)].map((m) => m[1]!);
 }

@@ -6,7 +6,7 @@ import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, Inval
 import { askedKey, type Actor } from '../../core/history.js';
 import type { Json, JsonObject } from '../../core/json.js';
 import type { Logger } from '../../core/log.js';
-import type { TaskStatus } from '../../core/status.js';
+import { isTerminal, type TaskStatus } from '../../core/status.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { inputJournalKey } from '../../store/task-store.js';
@@ -230,8 +230,10 @@ export class OperatorConsole {
     const unknownStatus = pick('status') !== undefined && filters.status === undefined;
     const store = this.deps.runtime.store;
     const counts = await store.statusCounts(ENGINE_ACCESS);
+    const toolErrors = counts.completedWithToolError ?? 0;
     const base = {
-      counts: counts.counts,
+      // As the console shows statuses (see `shownStatus`): tasks that completed with a tool error are failures.
+      counts: { ...counts.counts, completed: counts.counts.completed - toolErrors, failed: counts.counts.failed + toolErrors },
       ...(counts.oldestInputRequiredAt && { oldestInputRequiredAt: counts.oldestInputRequiredAt }),
       filters,
       tools: this.deps.toolNames(),
@@ -241,7 +243,8 @@ export class OperatorConsole {
     try {
       const page = await store.listAll(
         {
-          ...(filters.status && { statuses: [filters.status] }),
+          // Tool errors listed under failed, not completed (see `shownStatus`); a live status needs no such reading.
+          ...(filters.status && { statuses: [filters.status], ...(isTerminal(filters.status) && { toolErrorsAsFailed: true }) }),
           ...(filters.tool && { tool: filters.tool }),
           ...(filters.principal && { owner: filters.principal === '-' ? null : filters.principal }),
           ...(filters.from && { createdFrom: filters.from }),

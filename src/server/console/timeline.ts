@@ -49,9 +49,19 @@ interface StepRecord {
 
 const PREVIEW_CHARS = 160;
 
-/** A value shortened for one line of the timeline. */
+/**
+ * A value shortened for one line of the timeline: a string as is, an object as `name: value`
+ * pairs separated by ` · ` (nested values as JSON), anything else as JSON.
+ */
 export function preview(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  const text =
+    typeof value === 'string'
+      ? value
+      : value !== null && typeof value === 'object' && !Array.isArray(value)
+        ? Object.entries(value)
+            .map(([name, v]) => `${name}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .join(' · ')
+        : JSON.stringify(value);
   if (text === undefined) return '';
   return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS - 1)}…` : text;
 }
@@ -139,20 +149,22 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
   }
   if (ended !== undefined) {
     const outcome = task.outcome;
+    const toolError = outcome?.type === 'result' && outcome.result.isError === true;
     const detail =
       outcome?.type === 'error'
-        ? `error ${outcome.error.code}: ${outcome.error.message}`
+        ? `error: ${outcome.error.message} (code ${outcome.error.code})`
         : outcome?.type === 'result'
-          ? outcome.result.isError
-            ? 'tool error'
-            : 'result'
+          ? toolError
+            ? `the tool returned an error${firstText(outcome.result) ? `: ${firstText(outcome.result)}` : ''}`
+            : 'with a result'
           : (task.statusMessage ?? '');
     items.push({
       kind: 'ended',
-      label: task.status,
+      // Worded as the console counts it: a tool error is a failure, whatever status the client sees.
+      label: toolError ? 'failed' : task.status,
       detail,
       start: ended,
-      state: task.status === 'completed' && !(outcome?.type === 'result' && outcome.result.isError) ? 'done' : 'failed',
+      state: task.status === 'completed' && !toolError ? 'done' : 'failed',
     });
   }
   return items.sort((a, b) => a.start - b.start || order(a) - order(b));
@@ -163,12 +175,36 @@ function order(item: TimelineItem): number {
   return item.kind === 'created' ? -1 : item.kind === 'ended' ? 1 : 0;
 }
 
-/** One line for an answer: the action and, for a form, its fields. */
+/** The first text of a tool result's content, if any. */
+function firstText(result: { content?: unknown }): string | undefined {
+  const text = Array.isArray(result.content) ? (result.content as { type?: unknown; text?: unknown }[]).find((c) => c.type === 'text')?.text : undefined;
+  return typeof text === 'string' ? text : undefined;
+}
+
+/**
+ * One line for an answer, in an operator's words rather than the protocol's: a form's fields
+ * (`answered: decision = reject; comment = wrong PO`), `agreed` for a link or form accepted with
+ * nothing to show, `declined`, `cancelled (dismissed without an answer)`; a model's reply (sampling)
+ * by its model and first text; shared folders (roots) by their URIs.
+ */
 export function describeAnswer(answer: unknown): string {
   if (answer === null || typeof answer !== 'object') return 'answered';
-  const { action, content } = answer as { action?: unknown; content?: unknown };
-  if (typeof action !== 'string') return preview(answer);
-  if (action !== 'accept' || content === undefined) return action;
-  const fields = Object.entries(content as Record<string, unknown>).map(([name, v]) => `${name}: ${Array.isArray(v) ? v.join(', ') : String(v)}`);
-  return `accept (${preview(fields.join('; '))})`;
+  const { action, content, model, roots } = answer as { action?: unknown; content?: unknown; model?: unknown; roots?: unknown };
+  if (action === 'decline') return 'declined';
+  if (action === 'cancel') return 'cancelled (dismissed without an answer)';
+  if (action === 'accept') {
+    const fields = content !== null && typeof content === 'object' ? Object.entries(content as Record<string, unknown>) : [];
+    if (fields.length === 0) return 'agreed';
+    return `answered: ${preview(fields.map(([name, v]) => `${name} = ${Array.isArray(v) ? v.join(', ') : String(v)}`).join('; '))}`;
+  }
+  if (typeof model === 'string') {
+    const blocks = [(answer as { content?: unknown }).content].flat() as { type?: unknown; text?: unknown }[];
+    const text = blocks.find((b) => b?.type === 'text')?.text;
+    return `answered by model ${model}${typeof text === 'string' ? `: ${preview(text)}` : ''}`;
+  }
+  if (Array.isArray(roots)) {
+    const uris = roots.map((r: { uri?: unknown }) => (typeof r?.uri === 'string' ? r.uri : '?'));
+    return uris.length === 0 ? 'shared no folders' : `shared ${uris.length === 1 ? 'a folder' : `${uris.length} folders`}: ${preview(uris.join(', '))}`;
+  }
+  return `answered: ${preview(answer)}`;
 }

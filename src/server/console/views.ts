@@ -1,6 +1,8 @@
 import type { Json, JsonObject } from '../../core/json.js';
-import type { TaskStatus } from '../../core/status.js';
+import { isTerminal, type TaskStatus } from '../../core/status.js';
 import type { InputRequest, TaskRecord } from '../../core/task.js';
+import { completedWithToolError } from '../../store/backend.js';
+import { timelineAxis } from './axis.js';
 import { renderFields } from './form.js';
 import { html, raw, type Html } from './html.js';
 import { preview, type TimelineItem } from './timeline.js';
@@ -30,8 +32,9 @@ export interface ListFilters {
 export interface ListView {
   tasks: TaskRecord[];
   nextCursor?: string;
+  /** Tasks per shown status (see `shownStatus`: tool errors under `failed`). */
   counts: Record<TaskStatus, number>;
-  /** ISO 8601: since when the longest-waiting `input_required` task waits. */
+  /** ISO 8601: since when the longest-waiting question waits (its first ask, see `StatusCounts`). */
   oldestInputRequiredAt?: string;
   filters: ListFilters;
   tools: string[];
@@ -93,13 +96,35 @@ const time = (iso: string, now: number) => html`<time datetime="${iso}" title="$
 /** How long since `iso` ("12 min"), kept current in the browser (`data-since`). */
 const since = (iso: string, now: number) => html`<time datetime="${iso}" title="${iso}" data-since>${duration(now - Date.parse(iso))}</time>`;
 
-/** The status badge; a task that completed with a tool error (`isError`, 2026-07-28's `completed`) says so in red. */
+/**
+ * A task's status as the console shows, counts and filters it: its status, except that a task that
+ * completed with a tool error (`isError: true`; 2026-07-28 ends such tasks `completed`, 2025-11-25
+ * `failed`) is `failed` — every task that ended on an error is where an operator looks for failures.
+ */
+export function shownStatus(task: TaskRecord): TaskStatus {
+  return completedWithToolError(task) ? 'failed' : task.status;
+}
+
+/** Whether `task` ended with a tool result that is an error (`isError: true`), whatever its status. */
+const hasToolError = (task: TaskRecord) => task.outcome?.type === 'result' && task.outcome.result.isError === true;
+
+/**
+ * The status badge (`data-status`: the shown status, see `shownStatus`). A tool error says so; one
+ * that clients see as `completed` (2026-07-28) says that too, in its tooltip.
+ */
 const badge = (task: TaskRecord) => {
-  const toolError = task.status === 'completed' && task.outcome?.type === 'result' && task.outcome.result.isError === true;
-  return html`<span class="badge s-${toolError ? 'failed' : task.status}" data-status="${task.status}" ${toolError ? html`data-tool-error` : ''}
-    >${STATUS_LABEL[task.status]}${toolError ? ' · tool error' : ''}</span
+  const shown = shownStatus(task);
+  const toolError = hasToolError(task);
+  const note = shown !== task.status ? `The tool returned an error; clients see this task as ${task.status} with an error result.` : undefined;
+  return html`<span class="badge s-${shown}" data-status="${shown}" ${toolError ? html`data-tool-error` : ''} ${note ? html`title="${note}"` : ''}
+    >${STATUS_LABEL[shown]}${toolError ? ' · tool error' : ''}</span
   >`;
 };
+
+/** `ms` since the epoch as "2026-12-11 14:03 UTC". */
+export function utcMinute(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
 
 /** One line saying how a task stands: its status message, else how it ended (the result's first text, or the error). */
 function summary(task: TaskRecord): string {
@@ -222,7 +247,6 @@ export function listFragment(view: ListView): Html {
         <thead>
           <tr>
             <th>Task</th>
-            <th>Tool</th>
             <th>Principal</th>
             <th>Status</th>
             <th>Created</th>
@@ -233,16 +257,16 @@ export function listFragment(view: ListView): Html {
           ${
             view.tasks.length === 0
               ? html`<tr>
-                  <td colspan="6" class="empty">No tasks match.</td>
+                  <td colspan="5" class="empty">No tasks match.</td>
                 </tr>`
               : view.tasks.map(
                   (t) =>
                     html`<tr data-task-id="${t.taskId}">
                       <td>
-                        <a href="/console/tasks/${t.taskId}"><code>${t.taskId.slice(0, 12)}…</code></a
+                        <a href="/console/tasks/${t.taskId}" class="row-link"
+                          ><strong class="tool">${t.request.tool}</strong> <code>${t.taskId.slice(0, 12)}…</code></a
                         ><br /><small>${summary(t)}</small>
                       </td>
-                      <td>${t.request.tool}</td>
                       <td>${t.owner ?? html`<em>anonymous</em>`}</td>
                       <td>${badge(t)}</td>
                       <td>${time(t.createdAt, view.now)}</td>
@@ -275,7 +299,8 @@ export function taskPage(view: TaskView): Html {
 /** The live part of a task's page. */
 export function taskPanel(view: TaskView): Html {
   const { task, now } = view;
-  const live = task.status === 'working' || task.status === 'input_required';
+  const live = !isTerminal(task.status);
+  const expiry = task.ttl === null ? undefined : Date.parse(task.createdAt) + task.ttl;
   return html`<hgroup>
       <h1>${task.request.tool} ${badge(task)}</h1>
       <p><code>${task.taskId}</code></p>
@@ -283,10 +308,16 @@ export function taskPanel(view: TaskView): Html {
     <dl class="facts">
       <dt>Principal</dt>
       <dd>${task.owner ?? html`<em>anonymous</em>`}</dd>
+      ${
+        shownStatus(task) !== task.status
+          ? html`<dt>Outcome</dt>
+              <dd data-outcome>the tool returned an error <small>(clients see the task as ${task.status}, with an error result)</small></dd>`
+          : ''
+      }
       <dt>Created</dt>
-      <dd>${time(task.createdAt, now)} <small>${task.createdAt}</small></dd>
-      <dt>Last update</dt>
-      <dd>${time(task.lastUpdatedAt, now)}</dd>
+      <dd>${time(task.createdAt, now)} <small>(${utcMinute(Date.parse(task.createdAt))})</small></dd>
+      <dt>${live ? 'Last update' : 'Ended'}</dt>
+      <dd>${time(task.lastUpdatedAt, now)}${live ? '' : html` <small>(${utcMinute(Date.parse(task.lastUpdatedAt))})</small>`}</dd>
       <dt>Status message</dt>
       <dd>${task.statusMessage ?? '—'}</dd>
       ${
@@ -299,13 +330,13 @@ export function taskPanel(view: TaskView): Html {
           : ''
       }
       <dt>Kept</dt>
-      <dd>
+      <dd data-kept>
         ${
           live
             ? 'while it runs; its result is kept after it ends'
-            : task.ttl === null
+            : expiry === undefined
               ? 'forever'
-              : html`until ${time(new Date(Date.parse(task.createdAt) + task.ttl).toISOString(), now)}`
+              : html`until ${utcMinute(expiry)} (${time(new Date(expiry).toISOString(), now)})`
         }
       </dd>
       ${
@@ -330,7 +361,7 @@ export function taskPanel(view: TaskView): Html {
     }
     ${Object.entries(task.inputRequests).map(([key, q]) => questionCard(task.taskId, key, q, view))}
     <h2>Timeline</h2>
-    ${timelineChart(view.timeline, Date.parse(task.createdAt), now)}
+    ${timelineChart(view.timeline, Date.parse(task.createdAt), live ? now : Date.parse(task.lastUpdatedAt), now)}
     <h2>Arguments</h2>
     <pre class="json">${JSON.stringify(view.args, null, 2)}</pre>
     ${outcomeSection(task)}
@@ -364,21 +395,33 @@ function outcomeSection(task: TaskRecord): Html | string {
     }`;
 }
 
+/** What a question the console cannot answer waits for, by its kind. */
+const CLIENT_ASKS: Record<Exclude<InputRequest['kind'], 'elicitation'>, string> = {
+  url: 'the user to open a link and finish there',
+  sampling: "a reply from the client's AI model",
+  roots: 'the client to share its folders',
+};
+
 /**
  * A pending question: a form for form elicitation (kept as the operator left it when the panel is
  * refreshed live: `hx-preserve`); other kinds are shown (a client must answer them).
  */
 function questionCard(taskId: string, key: string, q: InputRequest, view: TaskView): Html {
+  const waiting = view.askedAt?.[key] ? html` · waiting for ${since(view.askedAt[key]!, view.now)}` : '';
   if (q.kind !== 'elicitation')
-    return html`<article class="question">
-      <header>Waiting for the client: <strong>${q.kind}</strong> (<code>${key}</code>)</header>
+    return html`<article class="question" data-waiting-for="${q.kind}">
+      <header>
+        Waiting for ${CLIENT_ASKS[q.kind]}${waiting} <small><code>${key}</code></small>
+      </header>
       <p>${q.message}</p>
-      ${q.kind === 'url' ? html`<p><small>URL: ${q.url}</small></p>` : ''}
-      <p><small>Only a client can answer this kind of question.</small></p>
+      ${q.kind === 'url' ? html`<p><small>Link: ${q.url}</small></p>` : ''}
+      <p><small>Only the client that started the task can answer this; the console cannot.</small></p>
     </article>`;
   const previous = view.refusal?.key === key ? view.previous : undefined;
   return html`<article class="question" data-question="${key}">
-    <header>Question <code>${key}</code>${view.askedAt?.[key] ? html` · waiting for ${since(view.askedAt[key]!, view.now)}` : ''}</header>
+    <header>
+      Question${waiting} <small><code>${key}</code></small>
+    </header>
     <p class="message">${q.message}</p>
     <form method="post" action="/console/tasks/${taskId}/answer" class="answer" id="answer-${key}" hx-preserve>
       <input type="hidden" name="key" value="${key}" />
@@ -440,21 +483,42 @@ export function confirmAnswerPage(
   );
 }
 
-/** The timeline as a chart: one row per item, a bar from its start to its end (or to now / its deadline) on the task's time axis. */
-function timelineChart(items: TimelineItem[], created: number, now: number): Html {
-  const last = Math.max(now, ...items.map((i) => i.due ?? i.end ?? i.start));
-  const span = Math.max(1, last - created);
-  const pct = (t: number) => `${(((t - created) / span) * 100).toFixed(2)}%`;
+/**
+ * The timeline as a chart: one row per item, a bar from its start to its end (or, while it goes on,
+ * to the axis's end) on the task's time axis (see `TimelineAxis`: creation to the end or now, long
+ * quiet stretches drawn as narrow labelled gaps). A wait due beyond the axis's end runs to its edge
+ * with a marker saying how far off it is, instead of stretching the scale.
+ */
+function timelineChart(items: TimelineItem[], created: number, end: number, now: number): Html {
+  const axis = timelineAxis(items, created, end);
+  const pct = (n: number) => `${n.toFixed(2)}%`;
+  const gaps = axis.breaks.map((b) => html`<span class="gap" style="${raw(`left:${pct(b.left)};width:${pct(b.width)}`)}"></span>`);
+  const stamp = (t: number) => new Date(t).toISOString();
   return html`<ol class="timeline" aria-label="Timeline">
+    <li class="axis" aria-hidden="true">
+      <span class="when"></span>
+      <span class="what"></span>
+      <span class="track"
+        >${gaps}${axis.breaks.map(
+          (b) =>
+            html`<span
+              class="gap-label"
+              style="${raw(`left:${pct(b.left)};width:${pct(b.width)}`)}"
+              title="nothing started or ended from ${stamp(b.from)} to ${stamp(b.to)}"
+              >${duration(b.to - b.from)}</span
+            >`,
+        )}<span class="tick end" data-axis-end>${end >= now ? 'now' : 'ended'}</span></span
+      >
+    </li>
     ${items.map((item) => {
-      const end = item.end ?? (item.state === 'waiting' ? (item.due ?? now) : item.start);
-      const width = Math.max(0, ((end - item.start) / span) * 100);
+      const waitingOn = item.end === undefined && item.state === 'waiting';
+      const from = axis.pos(item.start);
+      const to = axis.pos(item.end ?? (waitingOn ? axis.end : item.start));
+      const beyond = waitingOn && item.due !== undefined && item.due > axis.end ? item.due : undefined;
       const took = item.end !== undefined && item.end > item.start ? duration(item.end - item.start) : undefined;
       return html`<li class="t-${item.kind} st-${item.state}" data-kind="${item.kind}" data-state="${item.state}">
         <span class="when"
-          ><time datetime="${new Date(item.start).toISOString()}" title="${new Date(item.start).toISOString()}"
-            >${new Date(item.start).toISOString().replace('T', ' ').slice(0, 19)} UTC</time
-          ></span
+          ><time datetime="${stamp(item.start)}" title="${stamp(item.start)}">${stamp(item.start).replace('T', ' ').slice(0, 19)} UTC</time></span
         >
         <span class="what"
           ><strong>${item.label}</strong>${took ? html` <small>${took}</small>` : ''}${
@@ -464,7 +528,13 @@ function timelineChart(items: TimelineItem[], created: number, now: number): Htm
             >${item.detail ? (item.kind === 'question' ? item.detail : preview(item.detail)) : ''}</small
           ></span
         >
-        <span class="track"><span class="bar" style="${raw(`left:min(${pct(item.start)},calc(100% - 6px));width:max(${width.toFixed(2)}%,6px)`)}"></span></span>
+        <span class="track"
+          >${gaps}<span
+            class="bar${beyond !== undefined ? ' beyond' : ''}"
+            style="${raw(`left:min(${pct(from)},calc(100% - 6px));width:max(${pct(Math.max(0, to - from))},6px)`)}"
+          ></span
+          >${beyond !== undefined ? html`<span class="beyond-label" title="due ${stamp(beyond)}" data-beyond>→ ${duration(beyond - now)}</span>` : ''}</span
+        >
       </li>`;
     })}
   </ol>`;
