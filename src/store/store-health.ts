@@ -78,12 +78,8 @@ export class StoreHealth {
    * deployment reaches requestors); any other error passes through unchanged.
    */
   run<T>(kind: CallKind, call: () => Promise<T>): Promise<T> {
-    let pending: Promise<T>;
-    try {
-      pending = call();
-    } catch (error) {
-      pending = Promise.reject(error);
-    }
+    // A synchronous throw of `call` becomes a rejection (the executor runs at once).
+    const pending = new Promise<T>((resolve) => resolve(call()));
     // Plain callbacks rather than an async function: this wraps every store call.
     return pending.then(
       (value) => {

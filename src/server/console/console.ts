@@ -336,7 +336,7 @@ export class OperatorConsole {
     try {
       const taken = await this.deps.runtime.provideInputs(taskId, { [key]: { action, ...(content && { content }) } }, ENGINE_ACCESS, actor);
       if (taken.length === 0)
-        return this.showTask(res, taskId, operator, 409, false, {
+        return await this.showTask(res, taskId, operator, 409, false, {
           refusal: { message: 'This question is no longer waiting for an answer (answered elsewhere meanwhile).' },
         });
     } catch (error) {
