@@ -135,8 +135,8 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
   },
   'mcp-tasks/client': {
     values: [
-      'ClientJournal',
       'Endpoint',
+      'KnownTasks',
       'RETRY_DELAYS_MS',
       'STORE_UNAVAILABLE',
       'TaskFollower',
@@ -144,6 +144,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'busyRetryMs',
       'checkEndpointUrl',
       'connectTaskClient',
+      'defaultKnownTasksDir',
       'describeError',
       'exampleAnswer',
       'howToAnswer',
@@ -154,6 +155,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
     ],
     types: [
       'AnswerQuestion',
+      'AnswerSent',
       'AskOutcome',
       'Asker',
       'ConnectOptions',
@@ -161,8 +163,9 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'FollowEvent',
       'FollowOptions',
       'FollowResult',
-      'JournalEntry',
+      'KnownTask',
       'QuestionContext',
+      'StateDirContext',
       'TaskClient',
       'TerminalAskerOptions',
     ],
