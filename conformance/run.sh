@@ -7,8 +7,8 @@
 #   bash conformance/run.sh tasks-lifecycle ...  # only these scenarios
 #
 # Environment:
-#   CONFORMANCE_TOOLS     where the suite and Node 22 are installed (default /work/tools/conformance;
-#                         installed with npm on first use, outside the repository)
+#   CONFORMANCE_TOOLS     where the suite and Node 22 are installed (default .tools/conformance in
+#                         this clone, git-ignored; installed with npm on first use)
 #   CONFORMANCE_OUT       where results and logs go (default: a new /tmp/mcp-tasks-conformance.XXXXXX)
 #   CONFORMANCE_PORT      fixture port on 127.0.0.1 (default 0 = a free port)
 #   CONFORMANCE_BASELINE  expected-failures file (default conformance/expected-failures.yml; "none" = strict)
@@ -24,7 +24,7 @@ set -euo pipefail
 SUITE_VERSION=0.2.0-alpha.12
 NODE_PACKAGE=node@22
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-TOOLS=${CONFORMANCE_TOOLS:-/work/tools/conformance}
+TOOLS=${CONFORMANCE_TOOLS:-$REPO/.tools/conformance}
 OUT=${CONFORMANCE_OUT:-$(mktemp -d /tmp/mcp-tasks-conformance.XXXXXX)}
 BASELINE=${CONFORMANCE_BASELINE:-$REPO/conformance/expected-failures.yml}
 TIMEOUT_MS=${CONFORMANCE_TIMEOUT:-60000}

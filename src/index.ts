@@ -12,7 +12,7 @@
  *   `startHttpServer` and `TaskSubscriptions` (Streamable HTTP serving of both versions);
  * - the core vocabulary: task records and statuses, `Access` / `ENGINE_ACCESS`, errors, logger.
  *
- * Other entry points: `mcp-tasks/client` (`connectTaskClient`, `ClientJournal`) and one per
+ * Other entry points: `mcp-tasks/client` (`connectTaskClient`, `KnownTasks`) and one per
  * driver-backed backend: `mcp-tasks/store/sqlite`, `mcp-tasks/store/postgres`,
  * `mcp-tasks/store/redis`. Importing this one loads no database driver: `openStore` loads the driver
  * of the URL it opens (`better-sqlite3`, or the optional peer dependencies `pg` / `ioredis`).

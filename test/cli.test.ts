@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ClientJournal } from '../src/client/journal.js';
+import { KnownTasks, defaultKnownTasksDir } from '../src/client/known-tasks.js';
 import { until } from './helpers/until.js';
 import { startDemo, type DemoProcess } from './helpers/demo-process.js';
 
@@ -14,14 +14,24 @@ const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-cli-'));
 const journal = join(dir, 'journal');
 const invoice = (id: string) => JSON.parse(readFileSync(join('examples/invoice/data/invoices', `${id}.json`), 'utf8'));
 
+/** The environment of the CLI under test: a per-user state folder of its own (never the real home's). */
+const cliEnv = { ...process.env, XDG_STATE_HOME: join(dir, 'xdg-state') };
+
 function cli(args: string[], journalDir = journal) {
-  const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--journal', journalDir], { encoding: 'utf8', timeout: 60_000 });
+  const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--journal', journalDir], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: cliEnv,
+  });
   return { code: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
 /** The CLI as a running child process (so a test can act while it follows, and SIGKILL it); output collected as it comes. */
 function cliChild(args: string[], journalDir = journal) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--journal', journalDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--journal', journalDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: cliEnv,
+  });
   const out = { stdout: '', stderr: '' };
   child.stdout.on('data', (chunk) => (out.stdout += String(chunk)));
   child.stderr.on('data', (chunk) => (out.stderr += String(chunk)));
@@ -44,6 +54,48 @@ function smallInvoice(payOn?: string) {
 
 const idOf = (text: string) => /\[([0-9a-f]{32})\]/.exec(text)?.[1];
 
+const MAIN = resolve('src/cli/main.ts');
+const TSX = import.meta.resolve('tsx');
+
+/**
+ * The CLI exactly as given (no `--journal` added), in `cwd`, with a home and a state folder of its
+ * own (`HOME`, `XDG_STATE_HOME` under `home`; `MCP_TASKS_JOURNAL` unset unless in `env`): never the
+ * real home.
+ */
+function cliAt(args: string[], options: { cwd: string; home: string; env?: Record<string, string> }) {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: options.home, XDG_STATE_HOME: join(options.home, 'state'), ...options.env };
+  if (!options.env?.MCP_TASKS_JOURNAL) delete env.MCP_TASKS_JOURNAL;
+  const res = spawnSync(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: options.cwd, env, encoding: 'utf8', timeout: 60_000 });
+  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** A new empty folder under the test's temporary folder. */
+const folder = (name: string) => {
+  const path = join(dir, name);
+  mkdirSync(path, { recursive: true });
+  return path;
+};
+
+describe('the task list lives in the per-user state folder', () => {
+  it('XDG_STATE_HOME (absolute) or ~/.local/state on Linux, Application Support on macOS, LOCALAPPDATA on Windows; MCP_TASKS_JOURNAL first', () => {
+    const home = '/home/ada';
+    assert.equal(defaultKnownTasksDir({ platform: 'linux', env: { XDG_STATE_HOME: '/var/state/ada' }, home }), '/var/state/ada/mcp-tasks');
+    assert.equal(defaultKnownTasksDir({ platform: 'linux', env: {}, home }), '/home/ada/.local/state/mcp-tasks');
+    assert.equal(defaultKnownTasksDir({ platform: 'linux', env: { XDG_STATE_HOME: 'relative/state' }, home }), '/home/ada/.local/state/mcp-tasks');
+    assert.equal(defaultKnownTasksDir({ platform: 'freebsd', env: {}, home }), '/home/ada/.local/state/mcp-tasks');
+    assert.equal(
+      defaultKnownTasksDir({ platform: 'darwin', env: { XDG_STATE_HOME: '/x' }, home: '/Users/ada' }),
+      '/Users/ada/Library/Application Support/mcp-tasks',
+    );
+    assert.equal(
+      defaultKnownTasksDir({ platform: 'win32', env: { LOCALAPPDATA: 'C:\\Users\\ada\\AppData\\Local' }, home: 'C:\\Users\\ada' }),
+      'C:\\Users\\ada\\AppData\\Local\\mcp-tasks',
+    );
+    assert.equal(defaultKnownTasksDir({ platform: 'win32', env: {}, home: 'C:\\Users\\ada' }), 'C:\\Users\\ada\\AppData\\Local\\mcp-tasks');
+    assert.equal(defaultKnownTasksDir({ platform: 'linux', env: { MCP_TASKS_JOURNAL: '/srv/tasks', XDG_STATE_HOME: '/x' }, home }), '/srv/tasks');
+  });
+});
+
 describe('mcp-tasks CLI', () => {
   let demo: DemoProcess;
   before(async () => {
@@ -63,7 +115,7 @@ describe('mcp-tasks CLI', () => {
     const modernTask = JSON.parse(modern.stdout).taskId;
     const entries = JSON.parse(cli(['ls', '--json']).stdout) as any[];
     assert.equal(entries.find((e) => e.taskId === legacyTask)?.status, 'completed');
-    const refs = new ClientJournal(journal);
+    const refs = new KnownTasks(journal);
     assert.equal(refs.get(legacyTask)?.reference.generation, 'v1');
     assert.equal(refs.get(modernTask)?.reference.generation, 'v2');
   });
@@ -166,12 +218,97 @@ describe('mcp-tasks CLI', () => {
     assert.equal(res.status, 0, res.stderr);
     assert.equal(res.stdout.trim(), '0.1.0');
   });
+
+  it('ls lists the same tasks from any folder: the task list is in the per-user state folder, not the working folder', () => {
+    const home = folder('home-state');
+    const here = folder('work-here');
+    const elsewhere = folder('work-elsewhere');
+    const made = cliAt(['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--json'], { cwd: here, home });
+    assert.equal(made.code, 0, made.stderr);
+    const taskId = JSON.parse(made.stdout).taskId as string;
+    assert.ok(new KnownTasks(join(home, 'state', 'mcp-tasks')).get(taskId), 'kept under $XDG_STATE_HOME/mcp-tasks');
+    assert.deepEqual(readdirSync(here), [], 'nothing written in the working folder');
+    const listed = cliAt(['ls'], { cwd: elsewhere, home });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`^${taskId}\\s+completed\\s+export_payments_report`, 'm'));
+
+    // MCP_TASKS_JOURNAL chooses another folder; an explicit --journal wins over it.
+    const envDir = join(home, 'env-list');
+    const viaEnv = cliAt(['ls', '--json'], { cwd: elsewhere, home, env: { MCP_TASKS_JOURNAL: envDir } });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    assert.deepEqual(JSON.parse(viaEnv.stdout), [], 'the state folder is not read when MCP_TASKS_JOURNAL names another');
+    const explicit = cliAt(['ls', '--json', '--journal', join(home, 'state', 'mcp-tasks')], { cwd: elsewhere, home, env: { MCP_TASKS_JOURNAL: envDir } });
+    assert.ok(
+      (JSON.parse(explicit.stdout) as { taskId: string }[]).some((e) => e.taskId === taskId),
+      explicit.stdout,
+    );
+  });
+
+  it('a task list an older version left in the working folder: told once how to move it, and the command printed moves it', () => {
+    const home = folder('home-old');
+    const work = folder('work-old');
+    // What an older mcp-tasks left: its default was ./.mcp-tasks.
+    const made = cliAt(['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--json', '--journal', '.mcp-tasks'], { cwd: work, home });
+    assert.equal(made.code, 0, made.stderr);
+    const taskId = JSON.parse(made.stdout).taskId as string;
+
+    const first = cliAt(['ls'], { cwd: work, home });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^No tasks in the journal\.$/m);
+    assert.match(first.stderr, /^note: \S+\/work-old\/\.mcp-tasks holds a task list of 1 task\(s\) from an older mcp-tasks/m);
+    assert.ok(first.stderr.includes(`The task list now lives in ${join(home, 'state', 'mcp-tasks')}`), first.stderr);
+    assert.match(first.stderr, /or keep using it as it is with --journal \.mcp-tasks/);
+    const move = /^ {2}(mkdir -p .+)$/m.exec(first.stderr)?.[1];
+    assert.ok(move, first.stderr);
+    const second = cliAt(['ls'], { cwd: work, home });
+    assert.equal(second.stderr, '', 'the note is shown once');
+    const old = cliAt(['ls', '--journal', '.mcp-tasks'], { cwd: work, home });
+    assert.match(old.stdout, new RegExp(`^${taskId}\\s+completed`, 'm'), 'the old list still works with --journal');
+
+    const moved = spawnSync('sh', ['-c', move], { cwd: elsewhereThan(work), encoding: 'utf8' });
+    assert.equal(moved.status, 0, moved.stderr);
+    const after = cliAt(['ls'], { cwd: work, home });
+    assert.match(after.stdout, new RegExp(`^${taskId}\\s+completed\\s+export_payments_report`, 'm'));
+    assert.equal(after.stderr, '');
+  });
+
+  it('options work before the command as after it (--journal, --json, --url, --era, -H); one the command does not take is refused', () => {
+    const home = folder('home-global');
+    const cwd = folder('work-global');
+    const own = join(dir, 'journal-global');
+    const made = cliAt(['--journal', own, '--json', 'call', demo.url, 'export_payments_report', '--args', '{"format":"json"}'], { cwd, home });
+    assert.equal(made.code, 0, made.stderr);
+    const taskId = JSON.parse(made.stdout).taskId as string;
+    const listed = cliAt(['--journal', own, '--json', 'ls'], { cwd, home });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(
+      (JSON.parse(listed.stdout) as { taskId: string }[]).some((e) => e.taskId === taskId),
+      listed.stdout,
+    );
+    const mixed = cliAt(['--journal', own, 'ls', '--json'], { cwd, home });
+    assert.deepEqual(JSON.parse(mixed.stdout), JSON.parse(listed.stdout));
+    // Not in this home's task list: --url before the command says where; headers add up from both sides.
+    const got = cliAt(['--url', demo.url, '--era', 'auto', '-H', 'X-Trace: a', '-H', 'X-Other: b', 'get', taskId, '-H', 'X-Last: c', '--json'], { cwd, home });
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(JSON.parse(got.stdout).status, 'completed');
+    const refused = cliAt(['--era', 'legacy', 'ls'], { cwd, home });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /option '--era' is not an option of 'ls'/);
+    const unknown = cliAt(['--nope', 'ls'], { cwd, home });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /unknown option '--nope'/);
+  });
 });
+
+/** A folder that is not `path` (to run a printed command from somewhere else: it must not depend on the working folder). */
+function elsewhereThan(path: string): string {
+  return resolve(path, '..');
+}
 
 describe('mcp-tasks CLI: never answers for a person, never mistakes transport for outcome', () => {
   let demo: DemoProcess;
   let port: number;
-  const store = () => ['--store', `sqlite:${join(dir, 'srv2', 'invoice.db')}`, '--poll-interval', '100'];
+  const store = () => ['--store', `sqlite:${join(dir, 'srv2', 'invoice.db')}`, '--poll-interval', '100', '--console'];
   before(async () => {
     demo = await startDemo(store());
     port = Number(new URL(demo.url).port);
@@ -216,7 +353,7 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
       proxy.closeAllConnections();
       await new Promise<void>((resolve) => proxy.close(() => resolve()));
       const taskId = idOf(out.stderr)!;
-      const entry = new ClientJournal(own).get(taskId);
+      const entry = new KnownTasks(own).get(taskId);
       assert.equal(entry?.status, 'working', 'an outage is not a status');
       assert.equal(entry?.outcome, undefined);
       demo = await startDemo([...store(), '--port', String(port)]);
@@ -224,7 +361,7 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
       assert.equal(code, 0, out.stderr + out.stdout);
       assert.match(out.stderr, /server reachable again/);
       assert.equal(JSON.parse(out.stdout).result.structuredContent.status, 'paid');
-      assert.equal(new ClientJournal(own).get(taskId)?.outcome?.status, 'completed');
+      assert.equal(new KnownTasks(own).get(taskId)?.outcome?.status, 'completed');
     });
   }
 
@@ -245,6 +382,65 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     const getAnswer = cli(['get', 'x', '--answer', '{}']);
     assert.equal(getAnswer.code, 1);
     assert.match(getAnswer.stderr, /unknown option '--answer'/);
+  });
+
+  it("the server's root (the operator console's redirect) or a console page: says it is the console and names the MCP endpoint", () => {
+    const origin = new URL(demo.url).origin;
+    for (const url of [`${origin}/`, `${origin}/console/`]) {
+      const res = cli(['tools', url]);
+      assert.equal(res.code, 1, res.stdout);
+      assert.equal(res.stderr.trim(), `mcp-tasks: ${url} is the operator console (web pages for people), not an MCP endpoint; the MCP endpoint is ${demo.url}`);
+      assert.doesNotMatch(res.stderr, /redirect|--token/i);
+    }
+    // A path that is neither: still the plain 404 advice.
+    const nope = cli(['tools', `${origin}/nope`]);
+    assert.match(nope.stderr, /answered HTTP 404: is this the MCP endpoint/);
+  });
+
+  for (const era of ['legacy', 'modern'] as const) {
+    it(`answer on a task that asks nothing says so at once: exit 3 while it runs, 1 once it ended (${era})`, () => {
+      const own = join(dir, `journal-not-asking-${era}`);
+      const payOn = new Date(Date.now() + 120_000).toISOString();
+      const made = cli(['call', demo.url, 'process_invoice', '--era', era, '--args', JSON.stringify({ invoice: smallInvoice(payOn) })], own);
+      assert.equal(made.code, 3, made.stderr + made.stdout);
+      const taskId = idOf(made.stdout)!;
+      const approved = cli(['answer', taskId, '--answer', '{"decision":"approve"}'], own);
+      assert.equal(approved.code, 0, approved.stderr + approved.stdout);
+
+      // Working (paying on a date): nothing to answer now; it neither waits nor sends.
+      const working = cli(['answer', taskId, '--answer', '{"decision":"approve"}'], own);
+      assert.equal(working.code, 3, working.stderr + working.stdout);
+      assert.match(working.stdout, new RegExp(`^task ${taskId} is not waiting for input \\(working: .+\\); nothing to answer$`, 'm'));
+      assert.match(working.stdout, new RegExp(`^ {2}follow it: npx mcp-tasks watch ${taskId}$`, 'm'));
+      assert.doesNotMatch(working.stderr, /answer sent/);
+      const json = cli(['answer', taskId, '--json'], own);
+      assert.equal(json.code, 3);
+      assert.deepEqual((({ taskId: id, answered, status }) => ({ id, answered, status }))(JSON.parse(json.stdout.trim().split('\n').at(-1)!)), {
+        id: taskId,
+        answered: false,
+        status: 'working',
+      });
+
+      // Ended: nothing to answer, ever; where the result is.
+      assert.equal(cli(['cancel', taskId], own).code, 0);
+      const cancelled = cli(['answer', taskId], own);
+      assert.equal(cancelled.code, 1, cancelled.stderr + cancelled.stdout);
+      assert.match(cancelled.stdout, new RegExp(`^task ${taskId} is cancelled; nothing to answer$`, 'm'));
+      assert.match(cancelled.stdout, new RegExp(`^ {2}its result: npx mcp-tasks result ${taskId}$`, 'm'));
+    });
+  }
+
+  it('answer on a completed task: "nothing to answer", exit 1, the result not printed; from another machine with --url too', () => {
+    const own = join(dir, 'journal-not-asking-done');
+    const made = cli(['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--json'], own);
+    assert.equal(made.code, 0, made.stderr);
+    const taskId = JSON.parse(made.stdout).taskId as string;
+    const res = cli(['answer', taskId], own);
+    assert.equal(res.code, 1, res.stderr + res.stdout);
+    assert.equal(res.stdout, `task ${taskId} is completed; nothing to answer\n  its result: npx mcp-tasks result ${taskId}\n`);
+    const elsewhere = cli(['answer', taskId, '--url', demo.url], join(dir, 'journal-not-asking-elsewhere'));
+    assert.equal(elsewhere.code, 1);
+    assert.match(elsewhere.stdout, new RegExp(`its result: npx mcp-tasks result ${taskId} --url ${demo.url.replace(/[.]/g, '\\.')}$`, 'm'));
   });
 
   for (const era of ['legacy', 'modern'] as const) {
@@ -326,12 +522,12 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     const own = join(dir, 'journal-regone');
     const made = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() })], own);
     const taskId = idOf(made.stdout)!;
-    new ClientJournal(own).update(taskId, { gone: 'the server does not know this task: Task not found (JSON-RPC -32602)' });
+    new KnownTasks(own).update(taskId, { gone: 'the server does not know this task: Task not found (JSON-RPC -32602)' });
     assert.match(cli(['resume'], own).stderr, /skipping 1 task\(s\) the server said it does not know/);
     const refreshed = cli(['ls', '--refresh'], own);
     assert.equal(refreshed.code, 0, refreshed.stderr);
-    assert.equal(new ClientJournal(own).get(taskId)?.gone, undefined);
-    assert.equal(new ClientJournal(own).get(taskId)?.status, 'input_required');
+    assert.equal(new KnownTasks(own).get(taskId)?.gone, undefined);
+    assert.equal(new KnownTasks(own).get(taskId)?.status, 'input_required');
     cli(['cancel', taskId], own);
   });
 
@@ -339,7 +535,7 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     const own = join(dir, 'journal-gone');
     const made = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() })], own);
     const taskId = idOf(made.stdout)!;
-    const journalOf = new ClientJournal(own);
+    const journalOf = new KnownTasks(own);
     const entry = journalOf.get(taskId)!;
     const ghost = 'f'.repeat(32);
     journalOf.put({ ...entry, taskId: ghost, reference: { ...entry.reference, taskId: ghost as never } });
@@ -359,7 +555,7 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     assert.match(modern.stderr, /the server decides how long a task is kept; --ttl is not sent/);
     assert.match(modern.stderr, /the server chose to run it as a task/);
     const taskId = JSON.parse(modern.stdout).taskId;
-    assert.ok(new ClientJournal(own).get(taskId), 'the task the server created is journaled');
+    assert.ok(new KnownTasks(own).get(taskId), 'the task the server created is journaled');
     const legacyRequired = cli(['call', demo.url, 'export_payments_report', '--no-task', '--era', 'legacy'], own);
     assert.equal(legacyRequired.code, 1);
     assert.match(legacyRequired.stderr, /export_payments_report must run as a task .* call it without --no-task/);

@@ -136,8 +136,8 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
   },
   'mcp-tasks/client': {
     values: [
-      'ClientJournal',
       'Endpoint',
+      'KnownTasks',
       'RETRY_DELAYS_MS',
       'STORE_UNAVAILABLE',
       'TaskFollower',
@@ -145,6 +145,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'busyRetryMs',
       'checkEndpointUrl',
       'connectTaskClient',
+      'defaultKnownTasksDir',
       'describeError',
       'exampleAnswer',
       'howToAnswer',
@@ -155,6 +156,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
     ],
     types: [
       'AnswerQuestion',
+      'AnswerSent',
       'AskOutcome',
       'Asker',
       'ConnectOptions',
@@ -162,8 +164,9 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'FollowEvent',
       'FollowOptions',
       'FollowResult',
-      'JournalEntry',
+      'KnownTask',
       'QuestionContext',
+      'StateDirContext',
       'TaskClient',
       'TerminalAskerOptions',
     ],

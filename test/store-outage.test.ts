@@ -25,7 +25,7 @@ import { createLogger } from '../src/core/log.js';
 import type { Json } from '../src/core/json.js';
 import type { Fence, TaskRecord } from '../src/core/task.js';
 import { sseMessages } from '../src/client/sse.js';
-import { ClientJournal } from '../src/client/journal.js';
+import { KnownTasks } from '../src/client/known-tasks.js';
 import { createTaskServer, type TaskServer } from '../src/server/task-server.js';
 import type { ListQuery, OperatorListQuery, StoreBackend } from '../src/store/backend.js';
 import { MemoryBackend } from '../src/store/memory-backend.js';
@@ -553,7 +553,7 @@ describe('store outage: the CLI', () => {
       assert.equal(printed.status, 'completed', out.stdout);
       assert.match(JSON.stringify(printed.result), /reply: ship/);
       const taskId = printed.taskId as string;
-      const entry = new ClientJournal(journal).get(taskId);
+      const entry = new KnownTasks(journal).get(taskId);
       assert.equal(entry?.outcome?.status, 'completed', 'the journal holds the real outcome, not the outage');
       const history = await store.readJournal(taskId);
       assert.equal([...history.keys()].filter((k) => k.startsWith('input:')).length, 1, 'one answer stored');
@@ -585,7 +585,7 @@ describe('store outage: the CLI', () => {
       assert.equal(code, 1, out.stderr);
       assert.match(out.stderr, /temporarily unavailable/, out.stderr);
       assert.match(out.stderr, /not sent again/, out.stderr);
-      assert.equal(new ClientJournal(journal).list().length, 0, 'nothing journaled');
+      assert.equal(new KnownTasks(journal).list().length, 0, 'nothing journaled');
       assert.equal((await store.listAll({ limit: 1000 }, ENGINE_ACCESS)).tasks.length, tasksBefore, 'nothing created');
     }
   });

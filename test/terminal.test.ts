@@ -66,6 +66,9 @@ function newInvoice(): { invoiceId: string; file: string } {
   return { invoiceId, file };
 }
 
+/** The environment of the CLI under test: a per-user state folder of its own (never the real home's). */
+const env = { XDG_STATE_HOME: join(dir, 'xdg-state') };
+
 /** The CLI without a terminal (stdin /dev/null, output piped). */
 function cli(args: string[]) {
   const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
@@ -73,12 +76,15 @@ function cli(args: string[]) {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 30_000,
+    env: { ...process.env, ...env },
   });
   return { code: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
 // Skipped on a developer machine without tmux; in CI (.ci/run installs it) a missing tmux fails the run.
 const tmuxMissing = !process.env.CI && spawnSync('tmux', ['-V']).status !== 0 && 'tmux is not installed';
+
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () => {
   let demo: DemoProcess;
@@ -87,7 +93,7 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
 
   /** The CLI in a new 120×40 terminal. */
   const terminal = (args: string[]) => {
-    const t = Terminal.start([process.execPath, '--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root });
+    const t = Terminal.start([process.execPath, '--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, env });
     terminals.push(t);
     return t;
   };
@@ -147,7 +153,6 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
   });
   after(async () => {
     await demo?.kill();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   for (const era of ERAS) {
@@ -352,4 +357,118 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
     assert.equal(headers(screen).length, 1, `one question header before the first is answered:\n${screen}`);
     assert.equal(liveMenus(screen), 1, `one open prompt:\n${screen}`);
   });
+});
+
+// An answer typed while the server is down is never claimed sent, never dropped, never asked again:
+// the CLI says it is kept, sends it once the server is back (then says so), and says plainly that it
+// was not sent when the person stops first. The server is SIGKILLed with the form on the screen and
+// started again on the same port and store.
+describe('mcp-tasks CLI in a real terminal: an answer typed while the server is down', { skip: tmuxMissing }, () => {
+  let demo: DemoProcess | undefined;
+  let port = 0;
+  let terminals: Terminal[] = [];
+  const scratch = join(dir, 'outage-scratch-journal');
+  const store = () => ['--store', `sqlite:${join(dir, 'outage-srv', 'invoice.db')}`, '--poll-interval', '100'];
+  const up = async () => {
+    demo = await startDemo([...store(), ...(port ? ['--port', String(port)] : [])]);
+    port = Number(new URL(demo.url).port);
+  };
+  const url = () => `http://127.0.0.1:${port}/mcp`;
+
+  /** `call process_invoice` in a terminal, answered up to its (empty, optional) Comment field, not yet submitted. */
+  const formUpToComment = async (flags: string[]) => {
+    const journal = newJournal();
+    const { invoiceId, file } = newInvoice();
+    const t = Terminal.start(
+      [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'call', url(), 'process_invoice', '--args-file', file, '--journal', journal, ...flags],
+      { cwd: root, env },
+    );
+    terminals.push(t);
+    const screen = await t.settled(now(LIVE_MENU), 800, 40_000);
+    const taskId = asking(screen);
+    assert.ok(taskId, `no question header on the screen:\n${screen}`);
+    t.keys('Enter'); // Answer
+    await t.settled(now(DECISION));
+    t.keys('Enter'); // approve
+    await t.settled(now(COMMENT));
+    return { t, journal, invoiceId, taskId };
+  };
+
+  /** SIGKILLs the server, then submits the form: the answer is typed while nothing listens. Returns the screen once the CLI says it kept it. */
+  const answerWhileDown = async (t: Terminal) => {
+    await demo!.kill();
+    t.keys('Enter'); // the (empty) comment: the form is complete
+    return t.waitFor(/^\[[0-9a-f]{32}\] your answer \(accept\) is not sent yet: .+\. It is kept and will be sent when the server is back/m, 30_000);
+  };
+  /**
+   * Why it was not sent, as the CLI says it: the server refused the connection (the answer was
+   * typed after the CLI noticed), or the connection was lost under the open request (2025-11-25,
+   * typed just before).
+   */
+  const NOT_SENT_BECAUSE = String.raw`(cannot reach http://127\.0\.0\.1:\d+/mcp: connection refused|the connection to http://127\.0\.0\.1:\d+/mcp was lost before the answer could be sent)`;
+
+  const status = (taskId: string, journal: string): string => {
+    const res = cli(['get', taskId, '--journal', journal, '--json']);
+    assert.equal(res.code, 0, `get ${taskId}: ${res.stderr}${res.stdout}`);
+    return JSON.parse(res.stdout).status;
+  };
+  const payments = (invoiceId: string): { invoiceId: string; amount: number }[] => {
+    const res = cli(['call', url(), 'list_payments', '--args', JSON.stringify({ invoiceId }), '--json', '--journal', scratch]);
+    assert.equal(res.code, 0, `list_payments: ${res.stderr}${res.stdout}`);
+    return JSON.parse(res.stdout).result.structuredContent.payments;
+  };
+
+  before(up);
+  afterEach(async () => {
+    for (const t of terminals) t.kill();
+    terminals = [];
+    if (!demo || demo.child.exitCode !== null || demo.child.signalCode !== null) await up();
+  });
+  after(async () => {
+    await demo?.kill();
+  });
+
+  for (const era of ERAS) {
+    describe(`speaking ${era.name}`, () => {
+      it('"not sent yet… kept", then sent once the server is back: exit 0, asked once, paid once', { timeout: 90_000 }, async () => {
+        const { t, journal, invoiceId, taskId } = await formUpToComment(era.flags);
+        await answerWhileDown(t);
+        let screen = t.screen();
+        assert.doesNotMatch(screen, /answer sent/, `nothing may be claimed sent while the server is down:\n${screen}`);
+        assert.match(screen, new RegExp(`your answer \\(accept\\) is not sent yet: ${NOT_SENT_BECAUSE}`));
+
+        await up();
+        const code = await t.exitCode(60_000);
+        screen = t.screen();
+        assert.equal(code, 0, screen);
+        const kept = screen.search(/your answer \(accept\) is not sent yet/);
+        const resending = screen.indexOf(`[${taskId}] sending your kept answer (accept)`);
+        const sent = screen.indexOf(`[${taskId}] answer sent (accept)`);
+        assert.ok(kept >= 0 && resending > kept && sent > resending, `kept, then sending, then sent:\n${screen}`);
+        assert.equal(screen.split('\n').filter((l) => /answer sent/.test(l)).length, 1, `'answer sent' once:\n${screen}`);
+        assert.deepEqual(headers(screen), [taskId], `the question was asked once, never again:\n${screen}`);
+        assert.match(screen, new RegExp(`^Invoice ${invoiceId} approved and paid`, 'm'));
+        assert.equal(status(taskId, journal), 'completed');
+        assert.equal(payments(invoiceId).length, 1, 'paid once');
+      });
+
+      it('Ctrl-C while the answer is kept: says plainly it was not sent (exit 3); the question still waits, nothing paid', { timeout: 90_000 }, async () => {
+        const { t, journal, invoiceId, taskId } = await formUpToComment(era.flags);
+        await answerWhileDown(t);
+        t.keys('C-c');
+        const code = await t.exitCode();
+        const screen = t.screen();
+        assert.equal(code, 3, screen);
+        assert.match(
+          screen,
+          // (No prompt owns the terminal: it echoes the ^C before the line.)
+          new RegExp(`^(\\^C)?\\[${taskId}\\] detached: interrupted; .*your answer \\(accept\\) was not sent \\(${NOT_SENT_BECAUSE}`, 'm'),
+        );
+        assert.doesNotMatch(screen, /answer sent/);
+        await up();
+        assert.equal(status(taskId, journal), 'input_required', `the question still waits:\n${screen}`);
+        assert.deepEqual(payments(invoiceId), [], 'nothing paid');
+      });
+    });
+  }
 });

@@ -2,8 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
-import { ClientJournal, type JournalEntry } from '../client/journal.js';
+import { KnownTasks, defaultKnownTasksDir, type KnownTask } from '../client/known-tasks.js';
 import { checkEndpointUrl, jsonRpcCode, unavailableRetryMs } from '../client/errors.js';
+import { noteOldTaskList } from './old-task-list.js';
 import type { FollowResult } from '../client/follower.js';
 import { EXIT, Run, emit, type RunOptions } from './run.js';
 import { statusText, summarizeArguments } from './render.js';
@@ -17,8 +18,48 @@ Exit codes:
      "decide later", Ctrl-C, server unreachable when you stopped); nothing was answered for you
 `;
 
+/**
+ * The options several commands share. Each command declares those it takes (its `--help` lists
+ * them); they are also accepted before the command (`mcp-tasks --journal DIR ls`): the program
+ * parses them there (positional options) and `preAction` hands them to the command.
+ */
+const SHARED = {
+  url: () => new Option('--url <url>', 'MCP endpoint URL (default: the one in the task list)'),
+  journal: () =>
+    new Option(
+      '--journal <dir>',
+      `folder of the client's task list, the tasks it started (default: $MCP_TASKS_JOURNAL, else the per-user state folder, here ${defaultKnownTasksDir()})`,
+    ),
+  json: () => new Option('--json', 'machine-readable output on stdout (one JSON document per task)'),
+  header: () => new Option('-H, --header <header...>', 'extra HTTP header(s), "Name: value"'),
+  token: () => new Option('--token <token>', 'bearer token (sets Authorization)'),
+  era: () =>
+    new Option(
+      '--era <era>',
+      "protocol era: auto (2026-07-28 when the server offers it), legacy (2025-11-25) or modern (2026-07-28); default: a known task's own era, else auto",
+    ).choices(['auto', 'legacy', 'modern']),
+  answer: () =>
+    new Option(
+      '--answer <json>',
+      'answer to the question(s) the task asks, checked against the question\'s schema: the form content (= accept), e.g. \'{"decision":"approve"}\', or a full ElicitResult, e.g. \'{"action":"decline"}\'',
+    ),
+};
+
 const program = new Command();
+program.enablePositionalOptions().optionsGroup('Options of the commands, also accepted before the command (each only where the command takes it):');
+for (const [name, make] of Object.entries(SHARED)) {
+  // Before the command, -H takes one header per flag (-H 'A: 1' -H 'B: 2'): a list would swallow the command's name.
+  program.addOption(
+    name === 'header'
+      ? new Option('-H, --header <header>', 'extra HTTP header, "Name: value" (repeat -H for several)').argParser((value: string, previous: string[] = []) => [
+          ...previous,
+          value,
+        ])
+      : make(),
+  );
+}
 program
+  .optionsGroup('Options:')
   .name('mcp-tasks')
   .description(
     'Durable MCP Tasks client: call tools as tasks on any MCP server (2025-11-25 and 2026-07-28), answer their questions, follow them across disconnects and restarts.',
@@ -40,25 +81,34 @@ type Opts = RunOptions & { url?: string };
 
 /** Options of every command that talks to a server. */
 const connection = (command: Command, withUrl = true) => {
-  if (withUrl) command.option('--url <url>', 'MCP endpoint URL (default: the one in the journal)');
-  return command
-    .option('--journal <dir>', 'client journal directory', '.mcp-tasks')
-    .option('--json', 'machine-readable output on stdout (one JSON document per task)')
-    .option('-H, --header <header...>', 'extra HTTP header(s), "Name: value"')
-    .option('--token <token>', 'bearer token (sets Authorization)')
-    .addOption(
-      new Option(
-        '--era <era>',
-        "protocol era: auto (2026-07-28 when the server offers it), legacy (2025-11-25) or modern (2026-07-28); default: a journaled task's own era, else auto",
-      ).choices(['auto', 'legacy', 'modern']),
-    );
+  if (withUrl) command.addOption(SHARED.url());
+  return command.addOption(SHARED.journal()).addOption(SHARED.json()).addOption(SHARED.header()).addOption(SHARED.token()).addOption(SHARED.era());
 };
 /** The option of commands that may answer a task's questions. */
-const answering = (command: Command) =>
-  command.option(
-    '--answer <json>',
-    'answer to the question(s) the task asks, checked against the question\'s schema: the form content (= accept), e.g. \'{"decision":"approve"}\', or a full ElicitResult, e.g. \'{"action":"decline"}\'',
-  );
+const answering = (command: Command) => command.addOption(SHARED.answer());
+
+/**
+ * Before each command runs: the shared options given before it become its own (refused, exit 1,
+ * when it does not take them; given on both sides, the one after the command wins, headers add up),
+ * and `--journal` gets its default (noting once a task list left in the old place).
+ */
+program.hook('preAction', (root, command) => {
+  for (const option of root.options) {
+    const key = option.attributeName();
+    if (root.getOptionValueSource(key) !== 'cli') continue;
+    if (!command.options.some((o) => o.attributeName() === key))
+      command.error(`error: option '${option.long}' is not an option of '${command.name()}' (mcp-tasks ${command.name()} --help lists its options)`);
+    const before = root.getOptionValue(key) as unknown;
+    if (key === 'header')
+      command.setOptionValueWithSource(key, [...(before as string[]), ...((command.getOptionValue(key) as string[] | undefined) ?? [])], 'cli');
+    else if (command.getOptionValueSource(key) !== 'cli') command.setOptionValueWithSource(key, before, 'cli');
+  }
+  if (command.options.some((o) => o.attributeName() === 'journal') && command.getOptionValue('journal') === undefined) {
+    const dir = defaultKnownTasksDir();
+    command.setOptionValueWithSource('journal', dir, 'default');
+    if (!process.env.MCP_TASKS_JOURNAL) noteOldTaskList(dir);
+  }
+});
 const examples = (command: Command, ...lines: string[]) =>
   command.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n${EXIT_CODES_HELP}`);
 
@@ -111,7 +161,7 @@ examples(
     }
     const taskId = execution.handle.taskId;
     const now = new Date().toISOString();
-    run.journal.put({
+    run.known.put({
       taskId,
       url,
       tool,
@@ -140,7 +190,7 @@ examples(
   'mcp-tasks resume',
   `mcp-tasks resume 3f2a… --answer '{"decision":"reject","comment":"duplicate"}'`,
 ).action(async (taskIds: string[], opts: Opts) => {
-  const journal = new ClientJournal(opts.journal);
+  const journal = new KnownTasks(opts.journal);
   const unfinished = taskIds.length > 0 ? [] : journal.list().filter((e) => !e.outcome && (!opts.url || e.url === opts.url));
   const entries =
     taskIds.length > 0 ? taskIds.map((id) => journal.get(id) ?? (opts.url ? undefined : missing(journal, id))) : unfinished.filter((e) => !e.gone);
@@ -184,7 +234,16 @@ examples(
   'mcp-tasks answer 3f2a… --url http://127.0.0.1:3000/mcp',
   `mcp-tasks answer 3f2a… --answer '{"decision":"approve"}'`,
   `mcp-tasks answer 3f2a… --answer '{"action":"decline"}'`,
-).action(async (taskId: string, opts: Opts) => followOne(taskId, opts, 'answered'));
+)
+  .addHelpText(
+    'after',
+    `
+A task that is not waiting for input gets nothing, and answer says so at once instead of waiting:
+  exit 3 while it runs ("task … is not waiting for input (working: …)"; follow it with watch),
+  exit 1 once it has ended ("task … is completed; nothing to answer"; its result: mcp-tasks result <taskId>).
+`,
+  )
+  .action(async (taskId: string, opts: Opts) => followOne(taskId, opts, 'answered'));
 
 examples(
   connection(program.command('get <taskId>').description('Show the current state of a task (tasks/get)')),
@@ -199,7 +258,7 @@ examples(
       resend: 'safe',
     });
     if (!view) return [{ kind: 'left', taskId, reason: run.stopReason() } satisfies FollowResult];
-    run.journalStatus(taskId, view);
+    run.recordStatus(taskId, view);
     emit(opts, view.raw, `${view.taskId}  ${statusText(view)}`);
     return [];
   });
@@ -229,7 +288,7 @@ examples(connection(program.command('cancel <taskId>').description('Cancel a tas
       if (cancelled === undefined) return [{ kind: 'left', taskId, reason: run.stopReason() } satisfies FollowResult];
       const view = await run.whileBusy(`reading ${taskId}`, () => controller.snapshot(run.signal), { url, resend: 'safe' });
       if (!view) return [{ kind: 'left', taskId, reason: run.stopReason() } satisfies FollowResult];
-      run.journalStatus(taskId, view);
+      run.recordStatus(taskId, view);
       emit(opts, view.raw, `${view.taskId}  ${view.status}`);
       return [];
     });
@@ -261,7 +320,7 @@ examples(
   program
     .command('ls')
     .description('List the tasks this client started, with the status the server last reported')
-    .option('--journal <dir>', 'client journal directory', '.mcp-tasks')
+    .addOption(SHARED.journal())
     .option('--json', 'machine-readable output')
     .option('--refresh', 'ask each server for the current status of unfinished tasks first')
     .option('-H, --header <header...>', 'extra HTTP header(s) for --refresh, "Name: value"')
@@ -272,7 +331,7 @@ examples(
   let refreshed = true;
   if (opts.refresh) await Run.with(opts, async (run) => ((refreshed = await run.refresh()), []));
   if (!refreshed) process.exitCode = 1;
-  const entries = new ClientJournal(opts.journal).list();
+  const entries = new KnownTasks(opts.journal).list();
   if (opts.json)
     return void process.stdout.write(
       `${JSON.stringify(
@@ -318,25 +377,25 @@ async function followOne(taskId: string, opts: Opts, until: 'end' | 'answered'):
 }
 
 /** Where a task lives: `--url`, else its journal entry's URL. */
-function target(taskId: string, opts: Opts): { url: string; entry?: JournalEntry } {
-  const entry = new ClientJournal(opts.journal).get(taskId);
+function target(taskId: string, opts: Opts): { url: string; entry?: KnownTask } {
+  const entry = new KnownTasks(opts.journal).get(taskId);
   const url = opts.url ?? entry?.url;
   if (!url) throw new Error(`Task ${taskId} is not in the journal at ${opts.journal}; pass --url <MCP endpoint>`);
   return { url: checkEndpointUrl(url), ...(entry && { entry }) };
 }
 
 /** `--era` when given, else a journaled task's own era (the one it was created in), else `auto`. */
-function eraOf(entry: JournalEntry | undefined, opts: Opts): 'auto' | 'legacy' | 'modern' {
+function eraOf(entry: KnownTask | undefined, opts: Opts): 'auto' | 'legacy' | 'modern' {
   if (opts.era) return opts.era;
   if (!entry) return 'auto';
   return entry.reference.generation === 'v1' ? 'legacy' : 'modern';
 }
 
-function contextOf(entry: JournalEntry | undefined) {
+function contextOf(entry: KnownTask | undefined) {
   return entry ? { tool: entry.tool, createdAt: entry.startedAt, ...(entry.summary && { summary: entry.summary }) } : {};
 }
 
-function missing(journal: ClientJournal, taskId: string): never {
+function missing(journal: KnownTasks, taskId: string): never {
   throw new Error(`Task ${taskId} is not in the journal at ${journal.dir}; pass --url <MCP endpoint>`);
 }
 

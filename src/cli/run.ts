@@ -6,7 +6,7 @@ import { SdkError } from '@modelcontextprotocol/client';
 import { isTerminal } from '../core/status.js';
 import { busyRetryMs, describeError, jsonRpcCode, unavailableRetryMs } from '../client/errors.js';
 import { TaskFollower, type FollowResult } from '../client/follower.js';
-import { ClientJournal } from '../client/journal.js';
+import { KnownTasks } from '../client/known-tasks.js';
 import { statusLine, terminalAsker, type QuestionContext } from '../client/prompt.js';
 import { parseAnswer } from '../client/questions.js';
 import { statusKey, statusText } from './render.js';
@@ -16,6 +16,7 @@ export const EXIT = { completed: 0, failed: 1, cancelled: 2, detached: 3 } as co
 
 /** The options every command that talks to a server shares. */
 export interface RunOptions {
+  /** `--journal`: the folder of the client's task list (see `KnownTasks`). */
   journal: string;
   /** `--era`; undefined: a journaled task's own era, else auto. */
   era?: 'auto' | 'legacy' | 'modern';
@@ -43,15 +44,18 @@ export interface PendingTask {
  * the exit code (`EXIT`).
  */
 export class Run {
-  readonly journal: ClientJournal;
+  /** The tasks this client started (`--journal`). */
+  readonly known: KnownTasks;
   readonly log = statusLine;
   private readonly stop = new AbortController();
   private readonly endpoints = new Map<string, Endpoint>();
+  /** The endpoint each followed task lives on (for commands printed for the person). */
+  private readonly urls = new Map<string, string>();
   private readonly follower: TaskFollower;
   private readonly headers: Record<string, string>;
 
   private constructor(private readonly opts: RunOptions) {
-    this.journal = new ClientJournal(opts.journal);
+    this.known = new KnownTasks(opts.journal);
     this.headers = headersOf(opts);
     let fixed;
     if (opts.answer !== undefined) {
@@ -153,7 +157,13 @@ export class Run {
     const key = `${era}\0${url}`;
     let endpoint = this.endpoints.get(key);
     if (!endpoint) {
-      endpoint = new Endpoint(url, { answer: this.follower.answer, headers: this.headers, era, onError: () => undefined });
+      endpoint = new Endpoint(url, {
+        answer: this.follower.answer,
+        onAnswerSent: this.follower.answerSent,
+        headers: this.headers,
+        era,
+        onError: () => undefined,
+      });
       this.endpoints.set(key, endpoint);
     }
     return endpoint;
@@ -161,6 +171,7 @@ export class Run {
 
   /** Follows `taskId` (see `TaskFollower`), printing progress and mirroring server-reported statuses into the journal. */
   follow(endpoint: Endpoint, taskId: string, context: QuestionContext, until: 'end' | 'answered' = 'end'): Promise<FollowResult> {
+    this.urls.set(taskId, endpoint.url);
     let last = '';
     return this.follower.follow(endpoint, taskId, {
       signal: this.stop.signal,
@@ -168,7 +179,7 @@ export class Run {
       context: { ...context, flags: this.authFlags() },
       onEvent: (event) => {
         if (event.type === 'status') {
-          this.journalStatus(taskId, event.view);
+          this.recordStatus(taskId, event.view);
           const key = statusKey(event.view);
           if (key !== last) this.log(`[${taskId}] ${statusText(event.view)}`);
           last = key;
@@ -184,6 +195,16 @@ export class Run {
           this.log(`[${taskId}] server reachable again`);
         } else if (event.type === 'answered') {
           this.log(`[${taskId}] answer sent (${event.action})`);
+        } else if (event.type === 'kept') {
+          this.log(
+            `[${taskId}] your answer (${event.action}) is not sent yet: ${event.message}. It is kept and will be sent when the server is back (Ctrl-C: it is not sent, the question keeps waiting)`,
+          );
+        } else if (event.type === 'resending') {
+          this.log(`[${taskId}] sending your kept answer (${event.action})`);
+        } else if (event.type === 'dropped') {
+          this.log(
+            `[${taskId}] the question is no longer open (the server may have taken your answer before the failure, or it was answered elsewhere, or the task moved on); your kept answer (${event.action}) was not sent again`,
+          );
         } else if (event.type === 'refused') {
           this.log(`[${taskId}] the server refused the answer: ${event.message}`);
         }
@@ -192,8 +213,8 @@ export class Run {
   }
 
   /** Mirrors a status the server reported into the journal entry (if the task is journaled); a terminal one is recorded as its outcome. */
-  journalStatus(taskId: string, view: TaskView): void {
-    const entry = this.journal.get(taskId);
+  recordStatus(taskId: string, view: TaskView): void {
+    const entry = this.known.get(taskId);
     if (!entry) return;
     if (
       !entry.gone &&
@@ -205,7 +226,7 @@ export class Run {
       return;
     // The server reported it: whatever made us think it was gone (a wrong token, another store) is
     // over. A terminal status is the task's outcome (the full result, when fetched, replaces it).
-    this.journal.update(taskId, {
+    this.known.update(taskId, {
       status: view.status,
       statusMessage: view.statusMessage,
       seenAt: new Date().toISOString(),
@@ -221,15 +242,15 @@ export class Run {
    */
   async refresh(): Promise<boolean> {
     let complete = true;
-    for (const entry of this.journal.list().filter((e) => !e.outcome)) {
+    for (const entry of this.known.list().filter((e) => !e.outcome)) {
       try {
         const tc = await this.endpoint(entry.url, entry.reference.generation === 'v1' ? 'legacy' : 'modern').connection();
         const view = await tc.session.task(toTaskId(entry.taskId)).snapshot(this.signal);
-        this.journalStatus(entry.taskId, view);
+        this.recordStatus(entry.taskId, view);
       } catch (error) {
         const message = describeError(error, entry.url);
         if (jsonRpcCode(error) === -32602 && !(error instanceof SdkError))
-          this.journal.update(entry.taskId, { gone: `the server does not know this task: ${message}` });
+          this.known.update(entry.taskId, { gone: `the server does not know this task: ${message}` });
         else {
           complete = false;
           this.log(`[${entry.taskId}] could not refresh: ${message}`);
@@ -243,7 +264,7 @@ export class Run {
   async pending(onlyUrl?: string): Promise<{ tasks: PendingTask[]; complete: boolean }> {
     let complete = await this.refresh();
     const found = new Map<string, PendingTask>();
-    const entries = this.journal.list().filter((e) => !onlyUrl || e.url === onlyUrl);
+    const entries = this.known.list().filter((e) => !onlyUrl || e.url === onlyUrl);
     for (const e of entries.filter((e) => !e.outcome && !e.gone && e.status === 'input_required')) {
       found.set(e.taskId, {
         taskId: e.taskId,
@@ -303,11 +324,11 @@ export class Run {
         emit(
           this.opts,
           { taskId: r.taskId, detached: r.reason },
-          `[${id}] detached: ${r.reason}${id !== '-' && !r.reason.includes('npx mcp-tasks') ? `\n  continue with: npx mcp-tasks watch ${id}${this.journal.get(id) ? '' : ' --url <MCP endpoint>'}${this.authFlags()}` : ''}`,
+          `[${id}] detached: ${r.reason}${id !== '-' && !r.reason.includes('npx mcp-tasks') ? `\n  continue with: npx mcp-tasks watch ${id}${this.known.get(id) ? '' : ' --url <MCP endpoint>'}${this.authFlags()}` : ''}`,
         );
         return void exit(r.error ? EXIT.failed : EXIT.detached);
       case 'gone':
-        this.journal.update(r.taskId, { gone: r.reason });
+        this.known.update(r.taskId, { gone: r.reason });
         emit(
           this.opts,
           { taskId: r.taskId, error: r.reason },
@@ -320,6 +341,20 @@ export class Run {
       case 'answered':
         emit(this.opts, { taskId: r.taskId, answered: true, status: r.view.status }, `[${id}] answered; the task is ${statusText(r.view)}`);
         return;
+      case 'not-asking': {
+        // `answer` on a task that asks nothing: say so instead of waiting. Ended: 1 (there will never
+        // be anything to answer); still running: 3, like a detach (nothing sent, the task goes on).
+        const ended = isTerminal(r.view.status);
+        const target = `${id}${this.known.get(id) ? '' : ` --url ${this.urls.get(id) ?? '<MCP endpoint>'}`}${this.authFlags()}`;
+        emit(
+          this.opts,
+          { taskId: r.taskId, answered: false, status: r.view.status, ...(r.view.statusMessage && { statusMessage: r.view.statusMessage }) },
+          ended
+            ? `task ${id} is ${r.view.status}; nothing to answer\n  its result: npx mcp-tasks result ${target}`
+            : `task ${id} is not waiting for input (${statusText(r.view)}); nothing to answer\n  follow it: npx mcp-tasks watch ${target}`,
+        );
+        return void exit(ended ? EXIT.failed : EXIT.detached);
+      }
       case 'outcome':
         this.recordOutcome(r.taskId, r.outcome);
         return void exit(this.printOutcome(id, r.outcome));
@@ -327,8 +362,8 @@ export class Run {
   }
 
   private recordOutcome(taskId: string, outcome: TaskOutcome<unknown>): void {
-    if (!taskId || !this.journal.get(taskId)) return;
-    this.journal.update(taskId, {
+    if (!taskId || !this.known.get(taskId)) return;
+    this.known.update(taskId, {
       status: outcome.status,
       statusMessage: outcome.status === 'failed' ? outcome.error.message : undefined,
       seenAt: new Date().toISOString(),

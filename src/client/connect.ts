@@ -8,6 +8,7 @@ import {
   type ToolDeclaration,
 } from '@modelcontextprotocol/ext-tasks/client';
 import { TransportError, busyRetryMs, checkEndpointUrl, describeError, isTransient } from './errors.js';
+import { operatorConsoleAdvice } from './console-probe.js';
 import { createHttpRawDispatch } from './http-dispatch.js';
 
 /** A question from the server: MCP form-elicitation params (`message`, `requestedSchema`) and where it comes from. */
@@ -29,6 +30,15 @@ export interface ElicitationQuestion {
  */
 export type AnswerQuestion = (question: ElicitationQuestion, signal?: AbortSignal) => Promise<ApplicationElicitResult | undefined>;
 
+/**
+ * Told, for each answer `AnswerQuestion` gave to a 2025-11-25 `elicitation/create`, whether it
+ * reached the server: `failure` undefined once the server accepted the response (HTTP 202), else why
+ * it did not — the POST failed (server down, connection refused, HTTP error: the server did not take
+ * it) or the request was lost with the connection before the response could be sent (a
+ * `TransportError`). Called once per answer.
+ */
+export type AnswerSent = (question: ElicitationQuestion, result: ApplicationElicitResult, failure?: unknown) => void;
+
 /** A connected task-aware session on one MCP endpoint. */
 export interface TaskClient {
   url: string;
@@ -47,6 +57,8 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   /** Answers elicitation questions (the CLI prompts in the terminal or uses `--answer`). */
   answer: AnswerQuestion;
+  /** Told whether each 2025-11-25 answer reached the server (see `AnswerSent`). */
+  onAnswerSent?: AnswerSent;
   /** Background errors of the session (delivery problems, …). */
   onError?: (error: Error) => void;
   /**
@@ -69,13 +81,16 @@ const CAPABILITIES = { elicitation: { form: {} } };
  * - On 2025-11-25 the client answers `elicitation/create` server requests itself (related-task
  *   `_meta` gives the task; 2025-11-25 "Input Required Status") with `options.answer`. When that
  *   leaves the question unanswered, no response is sent at all, so the question stays pending on
- *   the server (ext-tasks' own fallback would answer `cancel` on the person's behalf).
+ *   the server (ext-tasks' own fallback would answer `cancel` on the person's behalf). Whether an
+ *   answer reached the server is told to `options.onAnswerSent`.
  * - The endpoint id of the session is the URL, so task references serialized by one process can be
  *   resumed by another.
  *
  * Throws `TransportError` (message naming the URL and the cause) when the server cannot be reached,
  * and an `Error` with a readable message for other connect failures (HTTP 404: not an MCP endpoint;
- * 401/403; `modern` against a 2025-only server; a URL that is not http(s)).
+ * the URL of an mcp-tasks operator console, e.g. the server's root: says so and names the MCP
+ * endpoint, see `operatorConsoleAdvice`; 401/403; `modern` against a 2025-only server; a URL that
+ * is not http(s)).
  */
 export async function connectTaskClient(url: string, options: ConnectOptions): Promise<TaskClient> {
   checkEndpointUrl(url);
@@ -84,6 +99,7 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     capabilities: CAPABILITIES,
     ...(era !== 'legacy' && { versionNegotiation: { mode: era === 'modern' ? { pin: '2026-07-28' } : 'auto' } }),
   });
+  const transport = new ResponseTrackingTransport(new URL(url), { requestInit: { headers: options.headers ?? {} } });
   client.setRequestHandler('elicitation/create', async (request, ctx) => {
     const params = request.params as unknown as ElicitationQuestion & { _meta?: Record<string, { taskId?: unknown } | undefined> };
     const related = params._meta?.[RELATED_TASK_META_KEY]?.taskId;
@@ -93,7 +109,10 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
       ...(typeof related === 'string' && { taskId: related }),
     };
     const answer = await options.answer(question, ctx.mcpReq.signal);
-    if (answer) return answer as never;
+    if (answer) {
+      if (options.onAnswerSent) transport.track(ctx.mcpReq.id, ctx.mcpReq.signal, url, (failure) => options.onAnswerSent!(question, answer, failure));
+      return answer as never;
+    }
     // Unanswered: never respond. The promise settles only when the request is withdrawn or the
     // connection closes, and then nothing can (or needs to) be sent.
     return new Promise<never>((_, reject) => {
@@ -103,11 +122,13 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     });
   });
   try {
-    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: options.headers ?? {} } }));
+    await client.connect(transport);
   } catch (error) {
     await client.close().catch(() => undefined);
     const message = describeError(error, url);
-    throw isTransient(error) ? new TransportError(message, url, { cause: error }) : new Error(message, { cause: error });
+    if (isTransient(error)) throw new TransportError(message, url, { cause: error });
+    // A URL that reached a server but not its MCP endpoint: the operator console says so plainly.
+    throw new Error((await operatorConsoleAdvice(url)) ?? message, { cause: error });
   }
   const negotiated = client.getProtocolEra() === 'modern' ? 'modern' : 'legacy';
   const protocolVersion = client.getNegotiatedProtocolVersion() ?? '2026-07-28';
@@ -155,4 +176,46 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
       await client.close().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Streamable HTTP that tells whether the responses this client sends (its answers to server
+ * requests) reached the server: the SDK sends a request handler's result after the handler returns
+ * and reports a failure only to `onerror`, so without this an answer lost on the way would look sent.
+ */
+class ResponseTrackingTransport extends StreamableHTTPClientTransport {
+  private readonly pending = new Map<string | number, (failure?: unknown) => void>();
+
+  /**
+   * Reports (once) what becomes of the response to request `id`: `settle()` when the server accepted
+   * it (HTTP 2xx), `settle(error)` when sending failed, or when `signal` aborts first (the request
+   * was withdrawn or lost with the connection: the SDK then sends nothing).
+   */
+  track(id: string | number, signal: AbortSignal, url: string, settle: (failure?: unknown) => void): void {
+    let settled = false;
+    const once = (failure?: unknown) => {
+      if (settled) return;
+      settled = true;
+      this.pending.delete(id);
+      signal.removeEventListener('abort', onAbort);
+      settle(failure);
+    };
+    const onAbort = () => once(new TransportError(`the connection to ${url} was lost before the answer could be sent`, url, { cause: signal.reason }));
+    this.pending.set(id, once);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  override async send(...args: Parameters<StreamableHTTPClientTransport['send']>): Promise<void> {
+    const [message] = args;
+    const id = !Array.isArray(message) && ('result' in message || 'error' in message) ? message.id : undefined;
+    const settle = id === undefined || id === null ? undefined : this.pending.get(id);
+    try {
+      await super.send(...args);
+    } catch (error) {
+      settle?.(error);
+      throw error;
+    }
+    settle?.();
+  }
 }

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { ApplicationElicitResult, TaskOutcome, TaskView } from '@modelcontextprotocol/ext-tasks/client';
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
-import type { AnswerQuestion, ElicitationQuestion, TaskClient } from './connect.js';
+import type { AnswerQuestion, AnswerSent, ElicitationQuestion, TaskClient } from './connect.js';
 import type { Endpoint } from './endpoint.js';
-import { SdkError } from '@modelcontextprotocol/client';
+import { SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
 import { isTerminal } from '../core/status.js';
 import { describeError, isTransient, jsonRpcCode, busyRetryMs, unavailableRetryMs } from './errors.js';
 import type { AskOutcome, Asker, QuestionContext } from './prompt.js';
@@ -22,11 +22,26 @@ export type FollowEvent =
   /** The server answered again after being unreachable. */
   | { type: 'reachable'; taskId: string }
   /**
-   * An answer was sent (`key`: the 2026-07-28 input key; then the server acknowledged it with
-   * `tasks/update`; 2025-11-25 has no acknowledgement: the answer to `elicitation/create` was handed
-   * to the connection, and the task moving on is the sign it was taken).
+   * An answer reached the server: 2026-07-28 (`key`: the input key), the server acknowledged its
+   * `tasks/update`; 2025-11-25, the server accepted the response to its `elicitation/create` (HTTP
+   * 202). Never emitted before that.
    */
   | { type: 'answered'; taskId: string; key?: string; action: ApplicationElicitResult['action'] }
+  /**
+   * An answer the person gave could not be delivered (`message`: why — server unreachable, its store
+   * unavailable, the connection lost before it could be sent). It is kept, not dropped and not asked
+   * again: it is sent as soon as the server is back and still asks that question (`resending`, then
+   * `answered`). Emitted once per answer kept.
+   */
+  | { type: 'kept'; taskId: string; key?: string; action: ApplicationElicitResult['action']; message: string }
+  /** A kept answer is being sent again (the server is back and still asks the question). */
+  | { type: 'resending'; taskId: string; key?: string; action: ApplicationElicitResult['action'] }
+  /**
+   * The question a kept answer was for is no longer open (the server took the answer before it
+   * failed to acknowledge it, it was answered elsewhere, or the task moved on): the kept answer is
+   * not sent again.
+   */
+  | { type: 'dropped'; taskId: string; action: ApplicationElicitResult['action'] }
   /** The server refused an answer (e.g. -32602: it does not fit the question); the question is still open. */
   | { type: 'refused'; taskId: string; message: string };
 
@@ -38,6 +53,11 @@ export type FollowResult =
   | { kind: 'left'; taskId: string; reason: string; error?: boolean }
   /** `until: 'answered'`: the questions were answered and the task moved on. */
   | { kind: 'answered'; taskId: string; view: TaskView }
+  /**
+   * `until: 'answered'`: the task is not waiting for input (`view`: its status, perhaps terminal),
+   * or stopped waiting without an answer from this follower (answered elsewhere). Nothing was sent.
+   */
+  | { kind: 'not-asking'; taskId: string; view: TaskView }
   /** The server does not know the task (never existed, expired, purged) or refused to show it. */
   | { kind: 'gone'; taskId: string; reason: string }
   /** A JSON-RPC error that is not about reachability (e.g. the server refused the request). */
@@ -47,7 +67,11 @@ export type FollowResult =
 export interface FollowOptions {
   /** Stops following (Ctrl-C): the result is `left`, nothing is sent. */
   signal: AbortSignal;
-  /** `end` (default): until the task ends. `answered`: until its open questions are answered. */
+  /**
+   * `end` (default): until the task ends. `answered`: until its open questions are answered — or,
+   * when it is not waiting for input (or stops waiting without an answer from here), at once with
+   * `not-asking` (never waiting for a question that may come).
+   */
   until?: 'end' | 'answered';
   onEvent?: (event: FollowEvent) => void;
   /** What the header of a question says about the task (tool, argument summary, created). */
@@ -56,10 +80,30 @@ export interface FollowOptions {
 
 /** One prompt shared by the server requests that ask the same question (see `TaskFollower.askOnce`). */
 interface SharedQuestion {
+  taskId: string | undefined;
   controller: AbortController;
   waiting: number;
   outcome: Promise<AskOutcome>;
   release?: ReturnType<typeof setTimeout>;
+}
+
+/** A 2026-07-28 follow's answers by input key: acknowledged (JSON), kept unacknowledged, and refused (JSON). */
+interface Answers {
+  sent: Map<string, string>;
+  unsent: Map<string, KeptAnswer>;
+  refused: Set<string>;
+}
+
+/** An answer given but not acknowledged by the server, kept to be sent again (see `FollowEvent` `kept`). */
+interface KeptAnswer {
+  taskId: string;
+  result: ApplicationElicitResult;
+  /** Why it was not delivered (one line). */
+  reason: string;
+  /** Set once `resending` was emitted for it (a question moved between streams reaches `answer` twice). */
+  resending?: boolean;
+  /** Set when following stopped while it was being sent: it may have reached the server (not sent again). */
+  uncertain?: boolean;
 }
 
 /** How long a prompt whose request was withdrawn stays up for the same question sent again (moved to another stream), in ms. */
@@ -92,7 +136,13 @@ const ANY_RESULT = z.looseObject({});
  *   acknowledges it or the question is no longer open;
  * - 2025-11-25 ("Input Required Status"): on `input_required` calls `tasks/result`, on whose stream
  *   (or the GET stream) the server sends its `elicitation/create` requests; those reach `answer`
- *   (pass it as `ConnectOptions.answer` of the endpoints used with this follower);
+ *   (pass it and `answerSent` as `ConnectOptions.answer` / `onAnswerSent` of the endpoints used with
+ *   this follower). An answer is reported sent only once the server accepted it; one it did not
+ *   (server down, connection lost while the person typed) is kept and given — not asked again —
+ *   when the server, back, asks the same question. A prompt whose request was lost with the
+ *   connection (not withdrawn by the server) stays up meanwhile;
+ * - an answer is never claimed sent before the server took it; following stopped with an answer
+ *   still kept says it was not sent (`left`, with the reason);
  * - a question left unanswered (nobody at a terminal, "decide later", Ctrl-C) sends nothing: the
  *   follower returns `left` and the question stays pending on the server.
  *
@@ -106,6 +156,10 @@ export class TaskFollower {
   private readonly wakers = new Map<string, () => void>();
   private readonly shared = new Map<string, SharedQuestion>();
   private readonly emitters = new Map<string, (event: FollowEvent) => void>();
+  /** 2025-11-25 answers not acknowledged, by question (`questionKey`). */
+  private readonly kept = new Map<string, KeptAnswer>();
+  /** The tasks being followed now (answers are kept only for those). */
+  private readonly following = new Set<string>();
 
   constructor(
     private readonly asker: Asker,
@@ -113,37 +167,93 @@ export class TaskFollower {
     private readonly onLeaveAll: (reason: string) => void,
   ) {}
 
-  /** The `ConnectOptions.answer` for endpoints followed by this follower (2025-11-25 server requests). */
+  /**
+   * The `ConnectOptions.answer` for endpoints followed by this follower (2025-11-25 server requests).
+   * A question whose answer is kept (given before, not acknowledged) is answered with it, without
+   * asking again; an answer given after the request was lost with the connection is kept.
+   */
   readonly answer: AnswerQuestion = async (question, signal) => {
     const taskId = question.taskId;
     if (taskId && this.left.has(taskId)) return undefined;
-    const outcome = await this.askOnce(question, signal);
-    if (signal?.aborted) return undefined;
-    if (outcome.kind === 'answer') {
-      if (taskId) {
-        this.answered.add(taskId);
-        this.emitters.get(taskId)?.({ type: 'answered', taskId, action: outcome.result.action });
-        this.wake(taskId);
-      }
-      return outcome.result;
+    const key = questionKey(question);
+    const kept = this.kept.get(key);
+    if (kept) {
+      if (!kept.resending) this.emitters.get(kept.taskId)?.({ type: 'resending', taskId: kept.taskId, action: kept.result.action });
+      kept.resending = true;
+      return kept.result;
     }
+    const { outcome, othersWaiting } = await this.askOnce(question, signal);
+    if (outcome.kind === 'answer') {
+      if (!signal?.aborted) return outcome.result; // `answered` once the server accepted it: see answerSent
+      // The request is gone (the connection was lost) and no other request waits for this answer.
+      if (taskId && !othersWaiting)
+        this.keep(key, taskId, outcome.result, `the connection to ${this.contexts.get(taskId)?.url ?? 'the server'} was lost before the answer could be sent`);
+      return undefined;
+    }
+    if (signal?.aborted) return undefined;
     if (outcome.kind === 'leave') this.leave(taskId, outcome);
     return undefined;
   };
+
+  /**
+   * The `ConnectOptions.onAnswerSent` for endpoints followed by this follower: an answer the server
+   * accepted is `answered` (and no longer kept); one it did not take is kept (`kept`).
+   */
+  readonly answerSent: AnswerSent = (question, result, failure) => {
+    const taskId = question.taskId;
+    if (!taskId) return;
+    const key = questionKey(question);
+    if (failure !== undefined) {
+      this.keep(key, taskId, result, describeError(failure, this.contexts.get(taskId)?.url ?? 'the server'));
+      return;
+    }
+    this.kept.delete(key);
+    this.answered.add(taskId);
+    this.emitters.get(taskId)?.({ type: 'answered', taskId, action: result.action });
+    this.wake(taskId);
+  };
+
+  private keep(key: string, taskId: string, result: ApplicationElicitResult, reason: string): void {
+    if (!this.following.has(taskId)) return; // following it is over (and said so): nothing will send it
+    const before = this.kept.get(key);
+    this.kept.set(key, { taskId, result, reason, ...(before?.resending && { resending: true }) });
+    if (!before || JSON.stringify(before.result) !== JSON.stringify(result))
+      this.emitters.get(taskId)?.({ type: 'kept', taskId, action: result.action, message: reason });
+  }
+
+  /** Forgets the kept 2025-11-25 answers of `taskId` (its questions are closed), telling `emit` about each. */
+  private dropKept(taskId: string, emit?: (event: FollowEvent) => void): void {
+    for (const [key, kept] of this.kept) {
+      if (kept.taskId !== taskId) continue;
+      this.kept.delete(key);
+      emit?.({ type: 'dropped', taskId, action: kept.result.action });
+    }
+  }
+
+  /**
+   * Withdraws the prompts of `taskId`: those no server request waits for any more (their requests
+   * were lost with a connection), or with `all` every one (following it is over).
+   */
+  private withdrawPrompts(taskId: string, all = false): void {
+    for (const entry of this.shared.values()) if (entry.taskId === taskId && (all || entry.waiting === 0)) entry.controller.abort();
+  }
 
   /**
    * Asks a 2025-11-25 server request's question, sharing one prompt among requests for the same
    * question of the same task: a server moves a question from the GET stream to a `tasks/result`
    * stream by withdrawing the first request and sending it again, and the person must see one
    * prompt, not two. The prompt is withdrawn only when every request waiting for it was withdrawn
-   * and none arrived within `REASK_GRACE_MS`.
+   * and none arrived within `REASK_GRACE_MS`. A request lost because the connection closed (not
+   * withdrawn by the server) leaves the prompt up: the server asks again once it is reachable, and
+   * the follow loop withdraws it if the question closed meanwhile (`withdrawPrompts`).
+   * `othersWaiting`: whether another live request waits for the same outcome (it delivers the answer).
    */
-  private askOnce(question: ElicitationQuestion, signal: AbortSignal | undefined): Promise<AskOutcome> {
-    const key = JSON.stringify([question.taskId ?? null, question.message, question.requestedSchema]);
+  private async askOnce(question: ElicitationQuestion, signal: AbortSignal | undefined): Promise<{ outcome: AskOutcome; othersWaiting: boolean }> {
+    const key = questionKey(question);
     let shared = this.shared.get(key);
     if (!shared) {
       const controller = new AbortController();
-      const entry: SharedQuestion = { controller, waiting: 0, outcome: Promise.resolve({ kind: 'withdrawn' }) };
+      const entry: SharedQuestion = { taskId: question.taskId, controller, waiting: 0, outcome: Promise.resolve({ kind: 'withdrawn' }) };
       entry.outcome = this.asker.ask(question, (question.taskId && this.contexts.get(question.taskId)) || {}, controller.signal).finally(() => {
         if (this.shared.get(key) === entry) this.shared.delete(key);
       });
@@ -155,33 +265,57 @@ export class TaskFollower {
     signal?.addEventListener(
       'abort',
       () => {
-        if (--entry.waiting > 0) return;
+        if (--entry.waiting > 0 || connectionLost(signal.reason)) return;
         entry.release = setTimeout(() => entry.controller.abort(), REASK_GRACE_MS);
         entry.release.unref?.();
       },
       { once: true },
     );
-    return entry.outcome;
+    const outcome = await entry.outcome;
+    return { outcome, othersWaiting: entry.waiting - (signal?.aborted ? 0 : 1) > 0 };
   }
 
   /** Follows `taskId` on `endpoint` (see the class). Never rejects for transport failures; resolves when done. */
   async follow(endpoint: Endpoint, taskId: string, options: FollowOptions): Promise<FollowResult> {
-    const { signal } = options;
     const emit = (event: FollowEvent) => options.onEvent?.(event);
     this.emitters.set(taskId, emit);
     this.contexts.set(taskId, { url: endpoint.url, ...this.contexts.get(taskId), ...options.context });
+    this.following.add(taskId);
+    try {
+      return await this.followLoop(endpoint, taskId, options, emit);
+    } finally {
+      this.following.delete(taskId);
+      this.withdrawPrompts(taskId, true);
+      this.dropKept(taskId);
+    }
+  }
+
+  private async followLoop(endpoint: Endpoint, taskId: string, options: FollowOptions, emit: (event: FollowEvent) => void): Promise<FollowResult> {
+    const { signal } = options;
     let failures = 0;
     let unreachable = false;
     // The open 2025-11-25 tasks/result call, if any. Re-opened (on the current connection) once it
     // has ended and the task still needs input — at most once per poll interval.
     let resultCall: { tc: TaskClient; done: Promise<void>; ended: boolean } | undefined;
     const sent = new Map<string, string>(); // 2026 input key → JSON of the answer sent
-    const unsent = new Map<string, ApplicationElicitResult>(); // 2026 input key → an answer given but not yet acknowledged
+    const unsent = new Map<string, KeptAnswer>(); // 2026 input key → an answer given but not yet acknowledged
     const refused = new Set<string>(); // JSON of answers the server refused
+    const keptHere = () => [...[...this.kept.values()].filter((k) => k.taskId === taskId), ...unsent.values()];
+    // (An answer kept unacknowledged counts: the server may have taken it before failing to say so.)
+    const gaveAnswer = () => this.answered.has(taskId) || sent.size > 0 || keptHere().length > 0;
+    /** What stopping now leaves unsent, said plainly (appended to the reason). */
+    const notSent = () =>
+      keptHere()
+        .map((k) =>
+          k.uncertain
+            ? `; your answer (${k.result.action}) may not have reached the server (${k.reason})`
+            : `; your answer (${k.result.action}) was not sent (${k.reason})`,
+        )
+        .join('');
     const stopped = (): FollowResult | undefined => {
       const left = this.left.get(taskId);
-      if (left) return { kind: 'left', taskId, reason: left.reason, ...(left.error && { error: true }) };
-      if (signal.aborted) return { kind: 'left', taskId, reason: reasonOf(signal) };
+      if (left) return { kind: 'left', taskId, reason: left.reason + notSent(), ...(left.error && { error: true }) };
+      if (signal.aborted) return { kind: 'left', taskId, reason: reasonOf(signal) + notSent() };
       return undefined;
     };
     for (;;) {
@@ -196,17 +330,20 @@ export class TaskFollower {
         unreachable = false;
         failures = 0;
         emit({ type: 'status', taskId, view });
+        const asking = view.status === 'input_required';
+        if (options.until === 'answered' && !asking && !gaveAnswer()) return { kind: 'not-asking', taskId, view };
         if (isTerminal(view.status)) {
           const outcome = await controller.result({ signal });
           return { kind: 'outcome', taskId, outcome };
         }
-        // (An answer kept unacknowledged counts: the server may have taken it before failing to say so.)
-        if (options.until === 'answered' && (this.answered.has(taskId) || sent.size > 0 || unsent.size > 0) && view.status !== 'input_required') {
-          return { kind: 'answered', taskId, view };
-        }
+        if (options.until === 'answered' && !asking) return { kind: 'answered', taskId, view };
         if (view.status !== 'input_required') {
+          // The questions are gone: answered (perhaps by an answer kept here) or withdrawn.
           sent.clear();
-          unsent.clear(); // the questions are gone: answered (perhaps by the answer kept here) or withdrawn
+          for (const kept of unsent.values()) emit({ type: 'dropped', taskId, action: kept.result.action });
+          unsent.clear();
+          this.dropKept(taskId, emit);
+          this.withdrawPrompts(taskId);
         }
         if (view.status === 'input_required') {
           if (tc.era === 'modern') {
@@ -270,18 +407,24 @@ export class TaskFollower {
     tc: TaskClient,
     taskId: string,
     view: TaskView,
-    answers: { sent: Map<string, string>; unsent: Map<string, ApplicationElicitResult>; refused: Set<string> },
+    answers: Answers,
     signal: AbortSignal,
     emit: (event: FollowEvent) => void,
   ): Promise<FollowResult | undefined> {
     const { sent, unsent, refused } = answers;
     const requests = (view.raw.inputRequests ?? {}) as Record<string, { method?: string; params?: Record<string, unknown> }>;
-    for (const key of unsent.keys()) if (!(key in requests)) unsent.delete(key); // no longer asked: nothing to send
+    for (const [key, kept] of unsent) {
+      if (key in requests) continue;
+      unsent.delete(key); // no longer asked: nothing to send
+      emit({ type: 'dropped', taskId, action: kept.result.action });
+    }
     for (const [key, request] of Object.entries(requests)) {
       if (sent.has(key)) continue;
       const kept = unsent.get(key);
       if (kept) {
-        await this.sendAnswer(tc, taskId, key, kept, answers, signal, emit);
+        if (!kept.resending) emit({ type: 'resending', taskId, key, action: kept.result.action });
+        kept.resending = true;
+        await this.sendAnswer(tc, taskId, key, kept.result, answers, signal, emit);
         continue;
       }
       if (request.method !== 'elicitation/create' || (request.params?.mode !== undefined && request.params.mode !== 'form')) {
@@ -315,14 +458,14 @@ export class TaskFollower {
    * Sends one 2026-07-28 answer with `tasks/update`. Resolves true once the server acknowledged it
    * (`answered` is emitted only then), false when it refused it (a JSON-RPC error: `refused`, the
    * question is asked again). A failure to reach the server, or its "unavailable, retry later"
-   * answer, keeps the answer in `unsent` and is thrown.
+   * answer, keeps the answer in `unsent` (`kept` is emitted the first time) and is thrown.
    */
   private async sendAnswer(
     tc: TaskClient,
     taskId: string,
     key: string,
     result: ApplicationElicitResult,
-    answers: { sent: Map<string, string>; unsent: Map<string, ApplicationElicitResult>; refused: Set<string> },
+    answers: Answers,
     signal: AbortSignal,
     emit: (event: FollowEvent) => void,
   ): Promise<boolean> {
@@ -332,7 +475,15 @@ export class TaskFollower {
     } catch (error) {
       const code = jsonRpcCode(error);
       if (code === undefined || isTransient(error)) {
-        answers.unsent.set(key, result); // not acknowledged: send it again, do not ask again
+        // Not acknowledged: send it again, do not ask again (or, stopped while sending it, say so).
+        if (signal.aborted) {
+          answers.unsent.set(key, { taskId, result, reason: 'interrupted while it was being sent', uncertain: true });
+          throw error;
+        }
+        const reason = describeError(error, tc.url);
+        const before = answers.unsent.get(key);
+        if (!before) emit({ type: 'kept', taskId, key, action: result.action, message: reason });
+        answers.unsent.set(key, { taskId, result, reason, ...(before?.resending && { resending: true }) });
         throw error;
       }
       answers.unsent.delete(key);
@@ -423,6 +574,16 @@ export class TaskFollower {
       void also?.then(done);
     });
   }
+}
+
+/** The identity of a 2025-11-25 question: the task asking, its message and its schema. */
+function questionKey(question: ElicitationQuestion): string {
+  return JSON.stringify([question.taskId ?? null, question.message, question.requestedSchema]);
+}
+
+/** Whether a server request's abort `reason` is the connection closing (not the server withdrawing the question). */
+function connectionLost(reason: unknown): boolean {
+  return reason instanceof SdkError && reason.code === SdkErrorCode.ConnectionClosed;
 }
 
 function pollInterval(view: TaskView): number {

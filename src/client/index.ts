@@ -10,15 +10,16 @@
  *   `inputRequests` answered with `tasks/update`), retrying transport failures and never turning one
  *   into a task's outcome; `Asker`/`terminalAsker` asks one question at a time and never answers for
  *   a person.
- * - `ClientJournal` remembers started tasks on disk (one JSON file each, written atomically) so a
- *   client that crashed can resume them.
+ * - `KnownTasks` remembers the tasks this client started on disk (one JSON file each, written
+ *   atomically; by default in the per-user state folder, `defaultKnownTasksDir`) so a client that
+ *   crashed can resume them, from any working folder.
  *
  * Nothing here loads the server side or a database driver.
  */
-export { connectTaskClient, type AnswerQuestion, type ConnectOptions, type ElicitationQuestion, type TaskClient } from './connect.js';
+export { connectTaskClient, type AnswerQuestion, type AnswerSent, type ConnectOptions, type ElicitationQuestion, type TaskClient } from './connect.js';
 export { Endpoint } from './endpoint.js';
 export { STORE_UNAVAILABLE, TransportError, busyRetryMs, checkEndpointUrl, describeError, isTransient, unavailableRetryMs } from './errors.js';
 export { RETRY_DELAYS_MS, TaskFollower, type FollowEvent, type FollowOptions, type FollowResult } from './follower.js';
-export { ClientJournal, type JournalEntry } from './journal.js';
+export { KnownTasks, defaultKnownTasksDir, type KnownTask, type StateDirContext } from './known-tasks.js';
 export { terminalAsker, type AskOutcome, type Asker, type QuestionContext, type TerminalAskerOptions } from './prompt.js';
 export { exampleAnswer, howToAnswer, parseAnswer } from './questions.js';

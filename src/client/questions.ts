@@ -99,6 +99,7 @@ export function parseAnswer(text: string): ApplicationElicitResult {
   return { action: 'accept', content: record as ApplicationElicitResult['content'] };
 }
 
-function shellQuote(text: string): string {
+/** `text` as one POSIX shell word: in single quotes, each `'` written `'\\''`. */
+export function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
