@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -106,8 +106,8 @@ describe('mcp-tasks CLI', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('speaks 2025-11-25 when asked (--era legacy) and 2026-07-28 by default', () => {
-    const legacy = cli(['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--era', 'legacy', '--json']);
+  it('speaks 2025-11-25 when asked (--protocol 2025-11-25) and 2026-07-28 by default', () => {
+    const legacy = cli(['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--protocol', '2025-11-25', '--json']);
     assert.equal(legacy.code, 0, legacy.stderr);
     const modern = cli(['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--json']);
     assert.equal(modern.code, 0, modern.stderr);
@@ -199,10 +199,10 @@ describe('mcp-tasks CLI', () => {
     const cancelled = cli(['cancel', taskId, '--json']);
     assert.equal(cancelled.code, 0, cancelled.stderr);
     assert.equal(JSON.parse(cancelled.stdout).status, 'cancelled');
-    const again2025 = cli(['cancel', taskId, '--era', 'legacy']);
+    const again2025 = cli(['cancel', taskId, '--protocol', '2025-11-25']);
     assert.equal(again2025.code, 1, '2025-11-25: cancelling a terminal task is -32602');
     assert.match(again2025.stderr, /terminal/);
-    const again2026 = cli(['cancel', taskId, '--era', 'modern', '--json']);
+    const again2026 = cli(['cancel', taskId, '--protocol', '2026-07-28', '--json']);
     assert.equal(again2026.code, 0, '2026-07-28: tasks/cancel is an acknowledgement');
     assert.equal(JSON.parse(again2026.stdout).status, 'cancelled');
     const badArgs = cli(['call', demo.url, 'process_invoice', '--args', '{not json']);
@@ -272,7 +272,7 @@ describe('mcp-tasks CLI', () => {
     assert.equal(after.stderr, '');
   });
 
-  it('options work before the command as after it (--journal, --json, --url, --era, -H); one the command does not take is refused', () => {
+  it('options work before the command as after it (--journal, --json, --url, --protocol, -H); one the command does not take is refused', () => {
     const home = folder('home-global');
     const cwd = folder('work-global');
     const own = join(dir, 'journal-global');
@@ -288,12 +288,15 @@ describe('mcp-tasks CLI', () => {
     const mixed = cliAt(['--journal', own, 'ls', '--json'], { cwd, home });
     assert.deepEqual(JSON.parse(mixed.stdout), JSON.parse(listed.stdout));
     // Not in this home's task list: --url before the command says where; headers add up from both sides.
-    const got = cliAt(['--url', demo.url, '--era', 'auto', '-H', 'X-Trace: a', '-H', 'X-Other: b', 'get', taskId, '-H', 'X-Last: c', '--json'], { cwd, home });
+    const got = cliAt(['--url', demo.url, '--protocol', 'auto', '-H', 'X-Trace: a', '-H', 'X-Other: b', 'get', taskId, '-H', 'X-Last: c', '--json'], {
+      cwd,
+      home,
+    });
     assert.equal(got.code, 0, got.stderr);
     assert.equal(JSON.parse(got.stdout).status, 'completed');
-    const refused = cliAt(['--era', 'legacy', 'ls'], { cwd, home });
+    const refused = cliAt(['--protocol', '2025-11-25', 'ls'], { cwd, home });
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /option '--era' is not an option of 'ls'/);
+    assert.match(refused.stderr, /option '--protocol' is not an option of 'ls'/);
     const unknown = cliAt(['--nope', 'ls'], { cwd, home });
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /unknown option '--nope'/);
@@ -317,10 +320,10 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     await demo.kill();
   });
 
-  for (const era of ['legacy', 'modern'] as const) {
-    it(`keeps following through a server SIGKILL and restart (${era}); the journal never records the outage as the task's fate`, async () => {
+  for (const version of ['2025-11-25', '2026-07-28'] as const) {
+    it(`keeps following through a server SIGKILL and restart (${version}); the journal never records the outage as the task's fate`, async () => {
       const payOn = new Date(Date.now() + 6000).toISOString();
-      const own = join(dir, `journal-kill-${era}`);
+      const own = join(dir, `journal-kill-${version}`);
       const { out, exited } = cliChild(
         [
           'call',
@@ -330,8 +333,8 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
           JSON.stringify({ invoice: smallInvoice(payOn) }),
           '--answer',
           '{"decision":"approve"}',
-          '--era',
-          era,
+          '--protocol',
+          version,
           '--json',
         ],
         own,
@@ -375,7 +378,7 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     const wrongPath = cli(['tools', `http://127.0.0.1:${port}/nope`]);
     assert.equal(wrongPath.code, 1);
     assert.match(wrongPath.stderr, /http:\/\/127\.0\.0\.1:\d+\/nope answered HTTP 404: is this the MCP endpoint/);
-    const tools = cli(['tools', demo.url, '--era', 'legacy']);
+    const tools = cli(['tools', demo.url, '--protocol', '2025-11-25']);
     assert.equal(tools.code, 0, tools.stderr);
     assert.match(tools.stdout, /process_invoice\s+task: optional/);
     assert.match(tools.stdout, /export_payments_report\s+task: required/);
@@ -397,11 +400,11 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     assert.match(nope.stderr, /answered HTTP 404: is this the MCP endpoint/);
   });
 
-  for (const era of ['legacy', 'modern'] as const) {
-    it(`answer on a task that asks nothing says so at once: exit 3 while it runs, 1 once it ended (${era})`, () => {
-      const own = join(dir, `journal-not-asking-${era}`);
+  for (const version of ['2025-11-25', '2026-07-28'] as const) {
+    it(`answer on a task that asks nothing says so at once: exit 3 while it runs, 1 once it ended (${version})`, () => {
+      const own = join(dir, `journal-not-asking-${version}`);
       const payOn = new Date(Date.now() + 120_000).toISOString();
-      const made = cli(['call', demo.url, 'process_invoice', '--era', era, '--args', JSON.stringify({ invoice: smallInvoice(payOn) })], own);
+      const made = cli(['call', demo.url, 'process_invoice', '--protocol', version, '--args', JSON.stringify({ invoice: smallInvoice(payOn) })], own);
       assert.equal(made.code, 3, made.stderr + made.stdout);
       const taskId = idOf(made.stdout)!;
       const approved = cli(['answer', taskId, '--answer', '{"decision":"approve"}'], own);
@@ -443,11 +446,11 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     assert.match(elsewhere.stdout, new RegExp(`its result: npx mcp-tasks result ${taskId} --url ${demo.url.replace(/[.]/g, '\\.')}$`, 'm'));
   });
 
-  for (const era of ['legacy', 'modern'] as const) {
-    it(`without a terminal it detaches (exit 3), sends nothing, and says exactly how to answer (${era})`, () => {
-      const own = join(dir, `journal-detach-${era}`);
+  for (const version of ['2025-11-25', '2026-07-28'] as const) {
+    it(`without a terminal it detaches (exit 3), sends nothing, and says exactly how to answer (${version})`, () => {
+      const own = join(dir, `journal-detach-${version}`);
       const invoiceArg = JSON.stringify({ invoice: smallInvoice() });
-      const first = cli(['call', demo.url, 'process_invoice', '--args', invoiceArg, '--era', era], own);
+      const first = cli(['call', demo.url, 'process_invoice', '--args', invoiceArg, '--protocol', version], own);
       assert.equal(first.code, 3, first.stderr + first.stdout);
       const taskId = idOf(first.stdout)!;
       assert.match(first.stdout, /decision: one of approve, reject/);
@@ -468,8 +471,11 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
       const pending = cli(['pending', '--json'], own);
       assert.equal(pending.code, 0, pending.stderr);
       assert.ok((JSON.parse(pending.stdout) as { taskId: string }[]).some((p) => p.taskId === taskId));
-      const elsewhere = join(dir, `journal-elsewhere-${era}`);
-      const answered = cli(['answer', taskId, '--url', demo.url, '--era', era, '--answer', '{"decision":"reject","comment":"not ours"}', '--json'], elsewhere);
+      const elsewhere = join(dir, `journal-elsewhere-${version}`);
+      const answered = cli(
+        ['answer', taskId, '--url', demo.url, '--protocol', version, '--answer', '{"decision":"reject","comment":"not ours"}', '--json'],
+        elsewhere,
+      );
       assert.equal(answered.code, 0, answered.stderr + answered.stdout);
       const last = JSON.parse(answered.stdout.trim().split('\n').at(-1)!);
       assert.ok(last.answered === true || last.result?.structuredContent?.status === 'rejected', answered.stdout);
@@ -486,8 +492,8 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
 
   it('resumes a journal that mixes eras, and follows every task the server has not reported ended', () => {
     const own = join(dir, 'journal-mixed');
-    const a = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() }), '--era', 'legacy'], own);
-    const b = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() }), '--era', 'modern'], own);
+    const a = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() }), '--protocol', '2025-11-25'], own);
+    const b = cli(['call', demo.url, 'process_invoice', '--args', JSON.stringify({ invoice: smallInvoice() }), '--protocol', '2026-07-28'], own);
     assert.equal(a.code, 3);
     assert.equal(b.code, 3);
     const resumed = cli(['resume', '--answer', '{"decision":"approve"}', '--json'], own);
@@ -502,11 +508,11 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     assert.match(again.stdout, /No unfinished tasks/);
   });
 
-  for (const era of ['legacy', 'modern'] as const) {
-    it(`answer stops once the question is answered; the task goes on (${era})`, () => {
-      const own = join(dir, `journal-answer-${era}`);
+  for (const version of ['2025-11-25', '2026-07-28'] as const) {
+    it(`answer stops once the question is answered; the task goes on (${version})`, () => {
+      const own = join(dir, `journal-answer-${version}`);
       const payOn = new Date(Date.now() + 120_000).toISOString();
-      const made = cli(['call', demo.url, 'process_invoice', '--era', era, '--args', JSON.stringify({ invoice: smallInvoice(payOn) })], own);
+      const made = cli(['call', demo.url, 'process_invoice', '--protocol', version, '--args', JSON.stringify({ invoice: smallInvoice(payOn) })], own);
       const taskId = idOf(made.stdout)!;
       const answered = cli(['answer', taskId, '--answer', '{"decision":"approve"}', '--json'], own);
       assert.equal(answered.code, 0, answered.stderr + answered.stdout);
@@ -556,10 +562,13 @@ describe('mcp-tasks CLI: never answers for a person, never mistakes transport fo
     assert.match(modern.stderr, /the server chose to run it as a task/);
     const taskId = JSON.parse(modern.stdout).taskId;
     assert.ok(new KnownTasks(own).get(taskId), 'the task the server created is journaled');
-    const legacyRequired = cli(['call', demo.url, 'export_payments_report', '--no-task', '--era', 'legacy'], own);
+    const legacyRequired = cli(['call', demo.url, 'export_payments_report', '--no-task', '--protocol', '2025-11-25'], own);
     assert.equal(legacyRequired.code, 1);
     assert.match(legacyRequired.stderr, /export_payments_report must run as a task .* call it without --no-task/);
-    const legacySync = cli(['call', demo.url, 'process_invoice', '--no-task', '--era', 'legacy', '--args', JSON.stringify({ invoice: smallInvoice() })], own);
+    const legacySync = cli(
+      ['call', demo.url, 'process_invoice', '--no-task', '--protocol', '2025-11-25', '--args', JSON.stringify({ invoice: smallInvoice() })],
+      own,
+    );
     assert.equal(legacySync.code, 3, legacySync.stderr + legacySync.stdout);
     assert.match(legacySync.stdout, /this call is not a task: run it again in a terminal, or with --answer/);
     assert.doesNotMatch(legacySync.stdout, /<taskId>/);

@@ -9,7 +9,7 @@
  * tool) and a client on `connectTaskClient` ('mcp-tasks/client') are compiled with `tsc` (strict,
  * NodeNext, so the `types` conditions of `exports` are exercised) and run as child processes: the
  * server listens on port 0 and prints its URL, the client calls the tool as a task in each protocol
- * era and prints the outcome.
+ * version and prints the outcome.
  *
  * Cost: the install compiles better-sqlite3 (a dependency) from source when no prebuilt binary can
  * be downloaded, about 80 s here; the rest takes about 20 s. Needs the npm registry (or a warm npm
@@ -74,11 +74,11 @@ server.closeOnSignals();
 /** …and a client that calls the tool as a task and prints the outcome as JSON. */
 const CLIENT_TS = `import { connectTaskClient } from 'mcp-tasks/client';
 
-const [url, era] = process.argv.slice(2) as [string, 'legacy' | 'modern'];
-const tc = await connectTaskClient(url, { era, answer: async () => ({ action: 'decline' }) });
+const [url, version] = process.argv.slice(2) as [string, '2025-11-25' | '2026-07-28'];
+const tc = await connectTaskClient(url, { protocolVersion: version, answer: async () => ({ action: 'decline' }) });
 const execution = await tc.session.callTool('greet', { name: 'Ada' }, { task: { preference: 'require' } });
 const { outcome } = await execution.settle();
-console.log(JSON.stringify({ era: tc.era, kind: execution.kind, outcome }));
+console.log(JSON.stringify({ version: tc.protocolVersion, kind: execution.kind, outcome }));
 await tc.close();
 `;
 
@@ -177,10 +177,14 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
     });
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
 
-    for (const era of ['legacy', 'modern'] as const) {
-      const { stdout } = await run(process.execPath, ['dist/client.js', url, era], app, 60_000);
-      const printed = JSON.parse(stdout) as { era: string; kind: string; outcome: { status: string; result?: { content: { type: string; text: string }[] } } };
-      assert.equal(printed.era, era);
+    for (const version of ['2025-11-25', '2026-07-28'] as const) {
+      const { stdout } = await run(process.execPath, ['dist/client.js', url, version], app, 60_000);
+      const printed = JSON.parse(stdout) as {
+        version: string;
+        kind: string;
+        outcome: { status: string; result?: { content: { type: string; text: string }[] } };
+      };
+      assert.equal(printed.version, version);
       assert.equal(printed.kind, 'task');
       assert.equal(printed.outcome.status, 'completed', stdout);
       assert.deepEqual(printed.outcome.result?.content, [{ type: 'text', text: 'Hello, Ada!' }]);

@@ -28,7 +28,10 @@ it('two stateless instances behind a round-robin proxy serve one client in both 
   const proxy = await startRoundRobinProxy(running.map((d) => d.url));
   try {
     // 2026-07-28 through the official ext-tasks requester: every request may land on either instance.
-    const tc = await connectTaskClient(proxy.url, { era: 'modern', answer: async () => ({ action: 'accept', content: { decision: 'approve' } }) });
+    const tc = await connectTaskClient(proxy.url, {
+      protocolVersion: '2026-07-28',
+      answer: async () => ({ action: 'accept', content: { decision: 'approve' } }),
+    });
     const invoice = JSON.parse(readFileSync('examples/invoice/data/invoices/INV-2026-0001.json', 'utf8'));
     const execution = await tc.session.callTool('process_invoice', { invoice }, { task: { preference: 'prefer' } });
     assert.equal(execution.kind, 'task');

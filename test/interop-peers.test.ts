@@ -1,5 +1,5 @@
 /**
- * Interop: the mcp-tasks CLI (`--era legacy`, protocol 2025-11-25) against task servers nobody here
+ * Interop: the mcp-tasks CLI (`--protocol 2025-11-25`, protocol 2025-11-25) against task servers nobody here
  * wrote, each asking one question while its task runs:
  * - A: a server on the official SDK 1.x experimental tasks API (test/fixtures/sdk-v1-task-server.mjs),
  * - B: @modelcontextprotocol/server-everything (`simulate-research-query`, `ambiguous: true`).
@@ -219,8 +219,8 @@ describe('interop A: SDK 1.x experimental tasks server (approve_payment)', { tim
       'call',
       proxy.url,
       'approve_payment',
-      '--era',
-      'legacy',
+      '--protocol',
+      '2025-11-25',
       '--args',
       JSON.stringify({ paymentId: 'PAY-A1', amount: 42.5 }),
       '--answer',
@@ -252,7 +252,16 @@ describe('interop A: SDK 1.x experimental tasks server (approve_payment)', { tim
 
   it('call without a terminal and without --answer: detaches (exit 3) and answers nothing on the user’s behalf', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const proxy = await recordingProxy(peer);
-    const run = await cli(['call', proxy.url, 'approve_payment', '--era', 'legacy', '--args', JSON.stringify({ paymentId: 'PAY-A2', amount: 99 }), '--json']);
+    const run = await cli([
+      'call',
+      proxy.url,
+      'approve_payment',
+      '--protocol',
+      '2025-11-25',
+      '--args',
+      JSON.stringify({ paymentId: 'PAY-A2', amount: 99 }),
+      '--json',
+    ]);
     const report = () => wireReport(proxy, run);
     t.diagnostic(`CLI exit ${run.code} after ${run.elapsedMs} ms; ${wireLine(proxy)}`);
     const taskId = createdTask(proxy, 'approve_payment', report);
@@ -324,8 +333,8 @@ describe('interop B: @modelcontextprotocol/server-everything (simulate-research-
       'call',
       proxy.url,
       'simulate-research-query',
-      '--era',
-      'legacy',
+      '--protocol',
+      '2025-11-25',
       '--args',
       JSON.stringify(args),
       '--answer',

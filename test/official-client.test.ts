@@ -15,8 +15,8 @@ import { until } from './helpers/until.js';
 
 const invoice = (id: string) => JSON.parse(readFileSync(join('examples/invoice/data/invoices', `${id}.json`), 'utf8'));
 
-for (const era of ['legacy', 'modern'] as const)
-  describe(`official SDK v2 client + ext-tasks requester (${era === 'legacy' ? '2025-11-25' : '2026-07-28'})`, () => {
+for (const version of ['2025-11-25', '2026-07-28'] as const)
+  describe(`official SDK v2 client + ext-tasks requester (${version === '2025-11-25' ? '2025-11-25' : '2026-07-28'})`, () => {
     let server: RunningInvoiceServer;
     let answers: unknown[];
     let asked: string[];
@@ -27,7 +27,7 @@ for (const era of ['legacy', 'modern'] as const)
       answers = [];
       asked = [];
       tc = await connectTaskClient(server.url!, {
-        era,
+        protocolVersion: version,
         answer: async (q) => {
           asked.push(q.message);
           // No queued answer: leave the question pending, like a human who has not decided yet.
@@ -40,11 +40,11 @@ for (const era of ['legacy', 'modern'] as const)
       await server.close();
     });
 
-    it('negotiates the era and sees the tasks capability', () => {
-      assert.equal(tc.era, era);
+    it('negotiates the version and sees the tasks capability', () => {
+      assert.equal(tc.protocolVersion, version);
       assert.equal(tc.session.capabilities.execution, true);
       assert.equal(tc.session.capabilities.cancellation, true);
-      if (era === 'legacy') {
+      if (version === '2025-11-25') {
         assert.equal(tc.tools.get('process_invoice')?.taskSupport, 'optional');
         assert.equal(tc.tools.get('export_payments_report')?.taskSupport, 'required');
         assert.equal(tc.tools.get('list_payments')?.taskSupport, undefined);
@@ -85,7 +85,7 @@ for (const era of ['legacy', 'modern'] as const)
     it('ends an invoice that does not pass ERP validation naming the reason (failed in 2025, completed with isError in 2026)', async () => {
       const execution = await tc.session.callTool('process_invoice', { invoice: invoice('INV-2026-0005') }, { task: { preference: 'prefer' } });
       const { outcome } = await execution.settle();
-      if (era === 'legacy') {
+      if (version === '2025-11-25') {
         assert.equal(outcome.status, 'failed');
         assert.match((outcome as { error: Error }).error.message, /exceeds the remaining amount/);
       } else {
@@ -101,7 +101,7 @@ for (const era of ['legacy', 'modern'] as const)
       assert.equal(execution.kind, 'task');
       if (execution.kind !== 'task') return;
       const controller = tc.session.task(execution.handle.taskId);
-      assert.equal(execution.serializeReference().generation, era === 'legacy' ? 'v1' : 'v2');
+      assert.equal(execution.serializeReference().generation, version === '2025-11-25' ? 'v1' : 'v2');
       await until(async () => (await controller.snapshot()).status === 'input_required', { what: 'the invoice to await approval' });
       await execution.cancel();
       const { outcome } = await execution.settle();
@@ -123,13 +123,13 @@ for (const era of ['legacy', 'modern'] as const)
     });
   });
 
-for (const era of ['legacy', 'modern'] as const)
-  it(`a server restart between input_required and the answer (${era}): the task is resumed from its reference`, async () => {
+for (const version of ['2025-11-25', '2026-07-28'] as const)
+  it(`a server restart between input_required and the answer (${version}): the task is resumed from its reference`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-official-'));
     const store = `sqlite:${join(dir, 'invoice.db')}`;
     let server = await startInvoiceServer({ store, port: 0, policy: { pollIntervalMs: 50 }, logger: silentLogger });
     const port = Number(new URL(server.url!).port);
-    const first = await connectTaskClient(server.url!, { era, answer: () => new Promise<never>(() => undefined) });
+    const first = await connectTaskClient(server.url!, { protocolVersion: version, answer: () => new Promise<never>(() => undefined) });
     const execution = await first.session.callTool('process_invoice', { invoice: invoice('INV-2026-0001') }, { task: { preference: 'prefer' } });
     assert.equal(execution.kind, 'task');
     if (execution.kind !== 'task') return;
@@ -145,7 +145,10 @@ for (const era of ['legacy', 'modern'] as const)
 
     server = await startInvoiceServer({ store, port, policy: { pollIntervalMs: 50 }, logger: silentLogger });
     try {
-      const second = await connectTaskClient(server.url!, { era, answer: async () => ({ action: 'accept', content: { decision: 'approve' } }) });
+      const second = await connectTaskClient(server.url!, {
+        protocolVersion: version,
+        answer: async () => ({ action: 'accept', content: { decision: 'approve' } }),
+      });
       const resumed = await second.session.resumeTask(reference);
       const { outcome } = await resumed.settle();
       assert.equal(outcome.status, 'completed');

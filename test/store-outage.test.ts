@@ -438,9 +438,9 @@ describe('store outage: every request answered as retryable, logged once, nothin
 
   it('an ordinary call whose task is stored before the store fails hands the task off instead of inviting a second call', { timeout: 60_000 }, async () => {
     const session = await session2025(urls.fast);
-    for (const era of ['modern', 'legacy'] as const) {
-      const marker = `hand-off ${era}`;
-      const ms = era === 'modern' ? 3_600_001 : 3_600_002; // tells this call's task apart
+    for (const version of ['2026-07-28', '2025-11-25'] as const) {
+      const marker = `hand-off ${version}`;
+      const ms = version === '2026-07-28' ? 3_600_001 : 3_600_002; // tells this call's task apart
       let created = '';
       backend.beforeCall = (method, args) => {
         const task = args[0] as TaskRecord | undefined;
@@ -450,7 +450,7 @@ describe('store outage: every request answered as retryable, logged once, nothin
       };
       try {
         const reply =
-          era === 'modern'
+          version === '2026-07-28'
             ? await modern(urls.fast, marker, 'tools/call', { name: 'slow', arguments: { ms } }, false)
             : await session.rpc(marker, 'tools/call', { name: 'slow', arguments: { ms } });
         const show = `${marker}: ${JSON.stringify(reply)}`;
@@ -517,14 +517,14 @@ describe('store outage: the CLI', () => {
   });
 
   /**
-   * `call … --answer` in `era` while the store goes down `when` (`asked`: as soon as the task waits
+   * `call … --answer` in `version` while the store goes down `when` (`asked`: as soon as the task waits
    * for its answer, before the CLI has seen the question; `answered`: at the moment the answer
    * reaches the store, which refuses it): the CLI says the server is temporarily unavailable, keeps
    * the answer, and once the store is back finishes the task — exit 0, the result printed and
    * journaled, the answer taken once.
    */
-  const acrossOutage = async (era: 'legacy' | 'modern', when: 'asked' | 'answered') => {
-    const journal = join(dir, `${era}-${when}`);
+  const acrossOutage = async (version: '2025-11-25' | '2026-07-28', when: 'asked' | 'answered') => {
+    const journal = join(dir, `${version}-${when}`);
     let tripped = false;
     backend.beforeCall = (method, args) => {
       if (tripped) return;
@@ -540,7 +540,7 @@ describe('store outage: the CLI', () => {
       else backend.mode = 'refuse';
     };
     const { out, exited } = cliChild(
-      ['call', url, 'ask', '--args', JSON.stringify({ question: 'Ship it?' }), '--answer', '{"reply":"ship"}', '--era', era, '--json'],
+      ['call', url, 'ask', '--args', JSON.stringify({ question: 'Ship it?' }), '--answer', '{"reply":"ship"}', '--protocol', version, '--json'],
       journal,
     );
     try {
@@ -557,7 +557,7 @@ describe('store outage: the CLI', () => {
       assert.equal(entry?.outcome?.status, 'completed', 'the journal holds the real outcome, not the outage');
       const history = await store.readJournal(taskId);
       assert.equal([...history.keys()].filter((k) => k.startsWith('input:')).length, 1, 'one answer stored');
-      if (era === 'modern') {
+      if (version === '2026-07-28') {
         const sentLines = out.stderr.split('\n').filter((l) => /answer sent/.test(l));
         assert.equal(sentLines.length, 1, `'answer sent' only once it was acknowledged:\n${out.stderr}`);
       }
@@ -568,18 +568,18 @@ describe('store outage: the CLI', () => {
     }
   };
 
-  it('2026-07-28: the store goes down while the task waits, before the CLI sees the question', { timeout: 90_000 }, () => acrossOutage('modern', 'asked'));
-  it('2026-07-28: the store refuses the answer itself; the CLI keeps it and sends it again', { timeout: 90_000 }, () => acrossOutage('modern', 'answered'));
+  it('2026-07-28: the store goes down while the task waits, before the CLI sees the question', { timeout: 90_000 }, () => acrossOutage('2026-07-28', 'asked'));
+  it('2026-07-28: the store refuses the answer itself; the CLI keeps it and sends it again', { timeout: 90_000 }, () => acrossOutage('2026-07-28', 'answered'));
   it('2025-11-25: the store refuses the answer itself; the server asks again and the CLI answers', { timeout: 90_000 }, () =>
-    acrossOutage('legacy', 'answered'),
+    acrossOutage('2025-11-25', 'answered'),
   );
 
   it('a task-creating call while the store is down is not sent twice: a plain message, exit 1, nothing created', { timeout: 60_000 }, async () => {
-    for (const era of ['modern', 'legacy'] as const) {
-      const journal = join(dir, `create-${era}`);
+    for (const version of ['2026-07-28', '2025-11-25'] as const) {
+      const journal = join(dir, `create-${version}`);
       const tasksBefore = (await store.listAll({ limit: 1000 }, ENGINE_ACCESS)).tasks.length;
       backend.mode = 'refuse';
-      const { out, exited } = cliChild(['call', url, 'echo', '--args', '{"text":"hi"}', '--era', era], journal);
+      const { out, exited } = cliChild(['call', url, 'echo', '--args', '{"text":"hi"}', '--protocol', version], journal);
       const code = await exited;
       backend.mode = 'up';
       assert.equal(code, 1, out.stderr);

@@ -22,7 +22,7 @@ let seq = 0;
 
 const ERAS = [
   { name: '2026-07-28', flags: [] as string[] },
-  { name: '2025-11-25 (--era legacy)', flags: ['--era', 'legacy'] },
+  { name: '2025-11-25 (--protocol 2025-11-25)', flags: ['--protocol', '2025-11-25'] },
 ];
 
 /** The live "Your decision" menu (an answered one reads `✔ Your decision …`). */
@@ -98,7 +98,7 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
     return t;
   };
 
-  /** The server's status of `taskId` (`get --json`, with the journal that knows the task and its era). */
+  /** The server's status of `taskId` (`get --json`, with the journal that knows the task and its version). */
   const status = (taskId: string, journal: string): string => {
     const res = cli(['get', taskId, '--journal', journal, '--json']);
     assert.equal(res.code, 0, `get ${taskId}: ${res.stderr}${res.stdout}`);
@@ -155,10 +155,10 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
     await demo?.kill();
   });
 
-  for (const era of ERAS) {
-    describe(`speaking ${era.name}`, () => {
+  for (const version of ERAS) {
+    describe(`speaking ${version.name}`, () => {
       it('Ctrl-C at "Your decision": exit 3, nothing sent, the question still waits, nothing paid', { timeout: 60_000 }, async () => {
-        const { t, journal, invoiceId, taskId } = await callUntilMenu(era.flags);
+        const { t, journal, invoiceId, taskId } = await callUntilMenu(version.flags);
         assert.equal(status(taskId, journal), 'input_required');
         t.keys('C-c');
         const code = await t.exitCode();
@@ -169,7 +169,7 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
       });
 
       it('Ctrl-C inside the form (at the Decision select, after choosing Answer): exit 3, nothing sent', { timeout: 60_000 }, async () => {
-        const { t, journal, invoiceId, taskId } = await callUntilMenu(era.flags);
+        const { t, journal, invoiceId, taskId } = await callUntilMenu(version.flags);
         t.keys('Enter'); // Answer
         await t.settled(now(DECISION));
         t.keys('C-c');
@@ -182,7 +182,7 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
       });
 
       it('Ctrl-C at the Comment after choosing approve: exit 3, the approval is not sent, nothing paid', { timeout: 60_000 }, async () => {
-        const { t, journal, invoiceId, taskId } = await callUntilMenu(era.flags);
+        const { t, journal, invoiceId, taskId } = await callUntilMenu(version.flags);
         t.keys('Enter'); // Answer
         await t.settled(now(DECISION));
         t.keys('Enter'); // approve
@@ -202,7 +202,7 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
         'Decline… then No, Cancel… then No: back at the menu each time, nothing sent; then Decide later: exit 3, still waiting',
         { timeout: 60_000 },
         async () => {
-          const { t, journal, invoiceId, taskId } = await callUntilMenu(era.flags);
+          const { t, journal, invoiceId, taskId } = await callUntilMenu(version.flags);
           // Decline… → the confirmation, answered "n".
           t.keys('Down');
           await t.waitFor(/^❯ Decline…\s*$/m);
@@ -238,7 +238,7 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
       );
 
       it('Answer → approve with a comment: exit 0, the result says paid, the ledger holds the payment', { timeout: 60_000 }, async () => {
-        const { t, journal, invoiceId, taskId } = await callUntilMenu(era.flags);
+        const { t, journal, invoiceId, taskId } = await callUntilMenu(version.flags);
         t.keys('Enter'); // Answer
         await t.settled(now(DECISION));
         t.keys('Enter'); // approve
@@ -262,8 +262,8 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
         { timeout: 60_000 },
         async () => {
           const journal = newJournal();
-          const a = waitingTask(journal, era.flags);
-          const b = waitingTask(journal, era.flags);
+          const a = waitingTask(journal, version.flags);
+          const b = waitingTask(journal, version.flags);
           const invoiceOf = new Map([
             [a.taskId, a.invoiceId],
             [b.taskId, b.invoiceId],
@@ -319,7 +319,7 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
       );
 
       it('closing the terminal while the prompt is shown: the CLI ends, nothing sent, nothing paid', { timeout: 60_000 }, async () => {
-        const { t, journal, invoiceId, taskId, screen } = await callUntilMenu(era.flags);
+        const { t, journal, invoiceId, taskId, screen } = await callUntilMenu(version.flags);
         const pids = t.processes();
         assert.ok(pids.length >= 2, `the shell and the CLI run in the pane: ${pids.join(', ')}`);
         t.closeWindow();
@@ -339,7 +339,7 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
   // tasks/result stream by withdrawing and re-sending it (the CLI keeps one prompt for both).
 
   it('2025-11-25: a question is drawn once (one header, one open prompt)', { timeout: 60_000 }, async () => {
-    const { t, screen } = await callUntilMenu(['--era', 'legacy']);
+    const { t, screen } = await callUntilMenu(['--protocol', '2025-11-25']);
     t.keys('C-c');
     await t.exitCode();
     assert.equal(headers(screen).length, 1, `one question header:\n${screen}`);
@@ -348,8 +348,8 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
 
   it('2025-11-25: resume asks two tasks one after the other (headers A, B; never A, B, A)', { timeout: 60_000 }, async () => {
     const journal = newJournal();
-    waitingTask(journal, ['--era', 'legacy']);
-    waitingTask(journal, ['--era', 'legacy']);
+    waitingTask(journal, ['--protocol', '2025-11-25']);
+    waitingTask(journal, ['--protocol', '2025-11-25']);
     const t = terminal(['resume', '--journal', journal]);
     const screen = await t.settled(now(LIVE_MENU), 800, 40_000);
     t.keys('C-c');
@@ -428,10 +428,10 @@ describe('mcp-tasks CLI in a real terminal: an answer typed while the server is 
     await demo?.kill();
   });
 
-  for (const era of ERAS) {
-    describe(`speaking ${era.name}`, () => {
+  for (const version of ERAS) {
+    describe(`speaking ${version.name}`, () => {
       it('"not sent yet… kept", then sent once the server is back: exit 0, asked once, paid once', { timeout: 90_000 }, async () => {
-        const { t, journal, invoiceId, taskId } = await formUpToComment(era.flags);
+        const { t, journal, invoiceId, taskId } = await formUpToComment(version.flags);
         await answerWhileDown(t);
         let screen = t.screen();
         assert.doesNotMatch(screen, /answer sent/, `nothing may be claimed sent while the server is down:\n${screen}`);
@@ -453,7 +453,7 @@ describe('mcp-tasks CLI in a real terminal: an answer typed while the server is 
       });
 
       it('Ctrl-C while the answer is kept: says plainly it was not sent (exit 3); the question still waits, nothing paid', { timeout: 90_000 }, async () => {
-        const { t, journal, invoiceId, taskId } = await formUpToComment(era.flags);
+        const { t, journal, invoiceId, taskId } = await formUpToComment(version.flags);
         await answerWhileDown(t);
         t.keys('C-c');
         const code = await t.exitCode();

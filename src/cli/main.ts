@@ -8,6 +8,7 @@ import { noteOldTaskList } from './old-task-list.js';
 import type { FollowResult } from '../client/follower.js';
 import { EXIT, Run, emit, type RunOptions } from './run.js';
 import { statusText, summarizeArguments } from './render.js';
+import type { ProtocolVersion } from '../core/protocol-version.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -33,11 +34,11 @@ const SHARED = {
   json: () => new Option('--json', 'machine-readable output on stdout (one JSON document per task)'),
   header: () => new Option('-H, --header <header...>', 'extra HTTP header(s), "Name: value"'),
   token: () => new Option('--token <token>', 'bearer token (sets Authorization)'),
-  era: () =>
+  protocol: () =>
     new Option(
-      '--era <era>',
-      "protocol era: auto (2026-07-28 when the server offers it), legacy (2025-11-25) or modern (2026-07-28); default: a known task's own era, else auto",
-    ).choices(['auto', 'legacy', 'modern']),
+      '--protocol <version>',
+      "MCP protocol version: auto (2026-07-28 when the server offers it), 2025-11-25 or 2026-07-28; default: a known task's own version, else auto",
+    ).choices(['auto', '2025-11-25', '2026-07-28']),
   answer: () =>
     new Option(
       '--answer <json>',
@@ -82,7 +83,7 @@ type Opts = RunOptions & { url?: string };
 /** Options of every command that talks to a server. */
 const connection = (command: Command, withUrl = true) => {
   if (withUrl) command.addOption(SHARED.url());
-  return command.addOption(SHARED.journal()).addOption(SHARED.json()).addOption(SHARED.header()).addOption(SHARED.token()).addOption(SHARED.era());
+  return command.addOption(SHARED.journal()).addOption(SHARED.json()).addOption(SHARED.header()).addOption(SHARED.token()).addOption(SHARED.protocol());
 };
 /** The option of commands that may answer a task's questions. */
 const answering = (command: Command) => command.addOption(SHARED.answer());
@@ -131,13 +132,13 @@ examples(
   checkEndpointUrl(url);
   const args = parseJsonObject(opts.argsFile ? readFile(opts.argsFile) : opts.args, opts.argsFile ? `--args-file ${opts.argsFile}` : '--args');
   await Run.with(opts, async (run) => {
-    const endpoint = run.endpoint(url, opts.era ?? 'auto');
+    const endpoint = run.endpoint(url, opts.protocol ?? 'auto');
     const tc = await run.whileBusy(`connecting to ${url}`, () => endpoint.connection(), { url, resend: 'safe' });
     if (!tc) return [{ kind: 'left', taskId: '-', reason: run.stopReason() } satisfies FollowResult];
     if (!tc.tools.has(tool)) throw new Error(`The server at ${url} has no tool named '${tool}' (it has: ${[...tc.tools.keys()].join(', ') || 'none'})`);
-    if (opts.ttl !== undefined && tc.era === 'modern')
+    if (opts.ttl !== undefined && tc.protocolVersion === '2026-07-28')
       run.log(`note: ${url} speaks 2026-07-28, where the server decides how long a task is kept; --ttl is not sent`);
-    if (!opts.task && tc.era === 'legacy' && tc.tools.get(tool)?.taskSupport === 'required') {
+    if (!opts.task && tc.protocolVersion === '2025-11-25' && tc.tools.get(tool)?.taskSupport === 'required') {
       throw new Error(`${tool} must run as a task (its execution.taskSupport is "required"); call it without --no-task`);
     }
     const summary = summarizeArguments(args);
@@ -147,8 +148,8 @@ examples(
       () =>
         tc.session.callTool(tool, args, {
           task: {
-            preference: opts.task ? 'prefer' : tc.era === 'modern' ? 'allow' : 'forbid',
-            ...(opts.ttl !== undefined && tc.era === 'legacy' && { retentionMs: opts.ttl }),
+            preference: opts.task ? 'prefer' : tc.protocolVersion === '2026-07-28' ? 'allow' : 'forbid',
+            ...(opts.ttl !== undefined && tc.protocolVersion === '2025-11-25' && { retentionMs: opts.ttl }),
           },
         }),
       { url },
@@ -210,7 +211,7 @@ examples(
         const taskId = entry?.taskId ?? taskIds[i]!;
         const url = opts.url ?? entry!.url;
         run.log(`[${taskId}] resumed${entry ? ` (${entry.tool}${entry.status ? `, last known: ${entry.status}` : ''})` : ''}`);
-        return run.follow(run.endpoint(url, eraOf(entry, opts)), taskId, contextOf(entry));
+        return run.follow(run.endpoint(url, protocolOf(entry, opts)), taskId, contextOf(entry));
       }),
     ),
   );
@@ -219,7 +220,7 @@ examples(
 examples(
   answering(connection(program.command('watch <taskId>').description('Follow one task to its end, answering its questions'))),
   'mcp-tasks watch 3f2a…',
-  'mcp-tasks watch 3f2a… --url http://127.0.0.1:3000/mcp --era legacy',
+  'mcp-tasks watch 3f2a… --url http://127.0.0.1:3000/mcp --protocol 2025-11-25',
 ).action(async (taskId: string, opts: Opts) => followOne(taskId, opts, 'end'));
 
 examples(
@@ -252,7 +253,7 @@ examples(
 ).action(async (taskId: string, opts: Opts) => {
   const { url, entry } = target(taskId, opts);
   await Run.with(opts, async (run) => {
-    const endpoint = run.endpoint(url, eraOf(entry, opts));
+    const endpoint = run.endpoint(url, protocolOf(entry, opts));
     const view = await run.whileBusy(`reading ${taskId}`, async () => (await endpoint.connection()).session.task(toTaskId(taskId)).snapshot(run.signal), {
       url,
       resend: 'safe',
@@ -268,7 +269,7 @@ examples(connection(program.command('cancel <taskId>').description('Cancel a tas
   async (taskId: string, opts: Opts) => {
     const { url, entry } = target(taskId, opts);
     await Run.with(opts, async (run) => {
-      const controller = (await run.endpoint(url, eraOf(entry, opts)).connection()).session.task(toTaskId(taskId));
+      const controller = (await run.endpoint(url, protocolOf(entry, opts)).connection()).session.task(toTaskId(taskId));
       let unanswered = false; // an attempt the server could not answer: it may have cancelled the task all the same
       const cancelled = await run.whileBusy(
         `cancelling ${taskId}`,
@@ -357,14 +358,14 @@ examples(
 ).action(async (url: string, opts: Opts) => {
   checkEndpointUrl(url);
   await Run.with(opts, async (run) => {
-    const tc = await run.endpoint(url, opts.era ?? 'auto').connection();
+    const tc = await run.endpoint(url, opts.protocol ?? 'auto').connection();
     const tools = [...tc.tools.values()];
-    if (opts.json) process.stdout.write(`${JSON.stringify({ era: tc.era, tools })}\n`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ protocolVersion: tc.protocolVersion, tools })}\n`);
     else {
-      process.stdout.write(`${url} speaks ${tc.era === 'modern' ? '2026-07-28' : '2025-11-25'}; ${tools.length} tool(s):\n`);
+      process.stdout.write(`${url} speaks ${tc.protocolVersion}; ${tools.length} tool(s):\n`);
       for (const t of tools)
         process.stdout.write(
-          `  ${t.name.padEnd(28)} task: ${(t.taskSupport ?? (tc.era === 'modern' ? 'server decides' : 'forbidden')).padEnd(14)} ${(t.description ?? '').split('\n')[0]!.slice(0, 80)}\n`,
+          `  ${t.name.padEnd(28)} task: ${(t.taskSupport ?? (tc.protocolVersion === '2026-07-28' ? 'server decides' : 'forbidden')).padEnd(14)} ${(t.description ?? '').split('\n')[0]!.slice(0, 80)}\n`,
         );
     }
     return [];
@@ -373,7 +374,7 @@ examples(
 
 async function followOne(taskId: string, opts: Opts, until: 'end' | 'answered'): Promise<void> {
   const { url, entry } = target(taskId, opts);
-  await Run.with(opts, async (run) => [await run.follow(run.endpoint(url, eraOf(entry, opts)), taskId, contextOf(entry), until)]);
+  await Run.with(opts, async (run) => [await run.follow(run.endpoint(url, protocolOf(entry, opts)), taskId, contextOf(entry), until)]);
 }
 
 /** Where a task lives: `--url`, else its journal entry's URL. */
@@ -384,11 +385,11 @@ function target(taskId: string, opts: Opts): { url: string; entry?: KnownTask } 
   return { url: checkEndpointUrl(url), ...(entry && { entry }) };
 }
 
-/** `--era` when given, else a journaled task's own era (the one it was created in), else `auto`. */
-function eraOf(entry: KnownTask | undefined, opts: Opts): 'auto' | 'legacy' | 'modern' {
-  if (opts.era) return opts.era;
+/** `--protocol` when given, else a known task's own protocol version (the one it was created in), else `auto`. */
+function protocolOf(entry: KnownTask | undefined, opts: Opts): 'auto' | ProtocolVersion {
+  if (opts.protocol) return opts.protocol;
   if (!entry) return 'auto';
-  return entry.reference.generation === 'v1' ? 'legacy' : 'modern';
+  return entry.reference.generation === 'v1' ? '2025-11-25' : '2026-07-28';
 }
 
 function contextOf(entry: KnownTask | undefined) {

@@ -10,6 +10,7 @@ import { KnownTasks } from '../client/known-tasks.js';
 import { statusLine, terminalAsker, type QuestionContext } from '../client/prompt.js';
 import { parseAnswer } from '../client/questions.js';
 import { statusKey, statusText } from './render.js';
+import type { ProtocolVersion } from '../core/protocol-version.js';
 
 /** Exit codes: 0 completed, 1 failed or error, 2 cancelled, 3 detached (task goes on / needs input / interrupted). */
 export const EXIT = { completed: 0, failed: 1, cancelled: 2, detached: 3 } as const;
@@ -18,8 +19,8 @@ export const EXIT = { completed: 0, failed: 1, cancelled: 2, detached: 3 } as co
 export interface RunOptions {
   /** `--journal`: the folder of the client's task list (see `KnownTasks`). */
   journal: string;
-  /** `--era`; undefined: a journaled task's own era, else auto. */
-  era?: 'auto' | 'legacy' | 'modern';
+  /** `--protocol`; undefined: a known task's own protocol version, else auto. */
+  protocol?: 'auto' | ProtocolVersion;
   json?: boolean;
   answer?: string;
   header?: string[];
@@ -39,7 +40,7 @@ export interface PendingTask {
 }
 
 /**
- * One CLI command's run: the journal, one endpoint per (URL, era), the follower with its asker, and
+ * One CLI command's run: the journal, one endpoint per (URL, protocol version), the follower with its asker, and
  * Ctrl-C handling (detach: stop following and send nothing). `Run.with` prints every result and sets
  * the exit code (`EXIT`).
  */
@@ -152,16 +153,16 @@ export class Run {
     }
   }
 
-  /** The shared endpoint for (`url`, `era`). */
-  endpoint(url: string, era: 'auto' | 'legacy' | 'modern'): Endpoint {
-    const key = `${era}\0${url}`;
+  /** The shared endpoint for (`url`, `protocolVersion`). */
+  endpoint(url: string, protocolVersion: 'auto' | ProtocolVersion): Endpoint {
+    const key = `${protocolVersion}\0${url}`;
     let endpoint = this.endpoints.get(key);
     if (!endpoint) {
       endpoint = new Endpoint(url, {
         answer: this.follower.answer,
         onAnswerSent: this.follower.answerSent,
         headers: this.headers,
-        era,
+        protocolVersion,
         onError: () => undefined,
       });
       this.endpoints.set(key, endpoint);
@@ -244,7 +245,7 @@ export class Run {
     let complete = true;
     for (const entry of this.known.list().filter((e) => !e.outcome)) {
       try {
-        const tc = await this.endpoint(entry.url, entry.reference.generation === 'v1' ? 'legacy' : 'modern').connection();
+        const tc = await this.endpoint(entry.url, entry.reference.generation === 'v1' ? '2025-11-25' : '2026-07-28').connection();
         const view = await tc.session.task(toTaskId(entry.taskId)).snapshot(this.signal);
         this.recordStatus(entry.taskId, view);
       } catch (error) {
@@ -278,10 +279,10 @@ export class Run {
     const urls = new Set(onlyUrl ? [onlyUrl] : entries.map((e) => e.url));
     for (const url of urls) {
       try {
-        const tc = await this.endpoint(url, this.opts.era ?? 'auto').connection();
+        const tc = await this.endpoint(url, this.opts.protocol ?? 'auto').connection();
         if (tc.session.capabilities.inventory !== 'server-list') {
           this.log(
-            `note: ${url} offers no task listing (${tc.era === 'modern' ? '2026-07-28 has no tasks/list' : 'tasks/list not declared; servers offer it to authenticated principals'}); only journaled tasks are shown`,
+            `note: ${url} offers no task listing (${tc.protocolVersion === '2026-07-28' ? '2026-07-28 has no tasks/list' : 'tasks/list not declared; servers offer it to authenticated principals'}); only journaled tasks are shown`,
           );
           continue;
         }

@@ -10,6 +10,7 @@ import {
 import { TransportError, busyRetryMs, checkEndpointUrl, describeError, isTransient } from './errors.js';
 import { operatorConsoleAdvice } from './console-probe.js';
 import { createHttpRawDispatch } from './http-dispatch.js';
+import type { ProtocolVersion } from '../core/protocol-version.js';
 
 /** A question from the server: MCP form-elicitation params (`message`, `requestedSchema`) and where it comes from. */
 export interface ElicitationQuestion {
@@ -42,8 +43,8 @@ export type AnswerSent = (question: ElicitationQuestion, result: ApplicationElic
 /** A connected task-aware session on one MCP endpoint. */
 export interface TaskClient {
   url: string;
-  /** The era negotiated: `legacy` (2025-11-25) or `modern` (2026-07-28). */
-  era: 'legacy' | 'modern';
+  /** The protocol version negotiated (see `ProtocolVersion`): `2025-11-25` or `2026-07-28`. */
+  protocolVersion: ProtocolVersion;
   client: Client;
   session: TaskEnabledSession;
   /** Declarations from `tools/list`, by name. */
@@ -62,11 +63,11 @@ export interface ConnectOptions {
   /** Background errors of the session (delivery problems, …). */
   onError?: (error: Error) => void;
   /**
-   * Protocol era: `auto` (default) probes with `server/discover` and uses 2026-07-28 when the
-   * server offers it, else the 2025-11-25 handshake; `legacy` forces 2025-11-25; `modern` requires
-   * 2026-07-28.
+   * Protocol version: `auto` (default) probes with `server/discover` and uses 2026-07-28 when the
+   * server offers it, else the 2025-11-25 handshake; `2025-11-25` forces the handshake;
+   * `2026-07-28` requires 2026-07-28.
    */
-  era?: 'auto' | 'legacy' | 'modern';
+  protocolVersion?: 'auto' | ProtocolVersion;
 }
 
 const CLIENT_INFO = { name: 'mcp-tasks-cli', version: '0.1.0' };
@@ -74,7 +75,7 @@ const CAPABILITIES = { elicitation: { form: {} } };
 
 /**
  * Connects the official SDK v2 `Client` over Streamable HTTP and wraps it in an
- * `@modelcontextprotocol/ext-tasks` session, the official requester for MCP Tasks in both eras.
+ * `@modelcontextprotocol/ext-tasks` session, the official requester for MCP Tasks in both protocol versions.
  *
  * - On 2026-07-28 the session gets the `rawDispatch` and `v2RequestFraming` ext-tasks requires (see
  *   `createHttpRawDispatch`).
@@ -89,15 +90,15 @@ const CAPABILITIES = { elicitation: { form: {} } };
  * Throws `TransportError` (message naming the URL and the cause) when the server cannot be reached,
  * and an `Error` with a readable message for other connect failures (HTTP 404: not an MCP endpoint;
  * the URL of an mcp-tasks operator console, e.g. the server's root: says so and names the MCP
- * endpoint, see `operatorConsoleAdvice`; 401/403; `modern` against a 2025-only server; a URL that
+ * endpoint, see `operatorConsoleAdvice`; 401/403; `2026-07-28` demanded of a 2025-only server; a URL that
  * is not http(s)).
  */
 export async function connectTaskClient(url: string, options: ConnectOptions): Promise<TaskClient> {
   checkEndpointUrl(url);
-  const era = options.era ?? 'auto';
+  const wanted = options.protocolVersion ?? 'auto';
   const client = new Client(CLIENT_INFO, {
     capabilities: CAPABILITIES,
-    ...(era !== 'legacy' && { versionNegotiation: { mode: era === 'modern' ? { pin: '2026-07-28' } : 'auto' } }),
+    ...(wanted !== '2025-11-25' && { versionNegotiation: { mode: wanted === '2026-07-28' ? { pin: '2026-07-28' } : 'auto' } }),
   });
   const transport = new ResponseTrackingTransport(new URL(url), { requestInit: { headers: options.headers ?? {} } });
   client.setRequestHandler('elicitation/create', async (request, ctx) => {
@@ -130,8 +131,9 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     // A URL that reached a server but not its MCP endpoint: the operator console says so plainly.
     throw new Error((await operatorConsoleAdvice(url)) ?? message, { cause: error });
   }
-  const negotiated = client.getProtocolEra() === 'modern' ? 'modern' : 'legacy';
-  const protocolVersion = client.getNegotiatedProtocolVersion() ?? '2026-07-28';
+  // The SDK's words for the two families: `modern` is 2026-07-28, `legacy` the 2025-11-25 handshake.
+  const negotiated: ProtocolVersion = client.getProtocolEra() === 'modern' ? '2026-07-28' : '2025-11-25';
+  const revision = client.getNegotiatedProtocolVersion() ?? '2026-07-28';
   const tools = new Map<string, ToolDeclaration>();
   try {
     for (const tool of (await client.listTools()).tools) tools.set(tool.name, toolDeclarationFromMcpTool(tool));
@@ -144,10 +146,10 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     /* a server without tools can still serve tasks/* */
   }
   const port: ClientSessionPortOptions =
-    negotiated === 'modern'
+    negotiated === '2026-07-28'
       ? {
-          rawDispatch: createHttpRawDispatch(url, { protocolVersion, headers: options.headers }),
-          v2RequestFraming: { protocolVersion, clientInfo: CLIENT_INFO, clientCapabilities: CAPABILITIES },
+          rawDispatch: createHttpRawDispatch(url, { protocolVersion: revision, headers: options.headers }),
+          v2RequestFraming: { protocolVersion: revision, clientInfo: CLIENT_INFO, clientCapabilities: CAPABILITIES },
         }
       : {};
   const session = createTaskSessionFromClient(client, {
@@ -167,7 +169,7 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
   });
   return {
     url,
-    era: negotiated,
+    protocolVersion: negotiated,
     client,
     session,
     tools,

@@ -1,13 +1,14 @@
 import { connectTaskClient, type ConnectOptions, type TaskClient } from './connect.js';
+import type { ProtocolVersion } from '../core/protocol-version.js';
 
 /**
  * One MCP endpoint the client talks to, connected lazily and reconnected after transport failures.
- * Several followers share it. The first successful connection fixes the era: later reconnects pin
+ * Several followers share it. The first successful connection fixes the protocol version: later reconnects pin
  * it (a task created over 2025-11-25 is never followed over 2026-07-28 or the other way round).
  */
 export class Endpoint {
   private current: Promise<TaskClient> | undefined;
-  private era: 'auto' | 'legacy' | 'modern';
+  private protocolVersion: 'auto' | ProtocolVersion;
   private closed = false;
 
   constructor(
@@ -15,15 +16,15 @@ export class Endpoint {
     readonly url: string,
     private readonly options: ConnectOptions,
   ) {
-    this.era = options.era ?? 'auto';
+    this.protocolVersion = options.protocolVersion ?? 'auto';
   }
 
   /** The connected client; connects on first use or after `reset`. Rejects like `connectTaskClient`. */
   connection(): Promise<TaskClient> {
     if (this.closed) return Promise.reject(new Error(`the connection to ${this.url} is closed`));
     if (!this.current) {
-      const attempt = connectTaskClient(this.url, { ...this.options, era: this.era }).then((tc) => {
-        this.era = tc.era;
+      const attempt = connectTaskClient(this.url, { ...this.options, protocolVersion: this.protocolVersion }).then((tc) => {
+        this.protocolVersion = tc.protocolVersion;
         return tc;
       });
       this.current = attempt;

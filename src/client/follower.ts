@@ -121,7 +121,7 @@ const RESULT_CALL_TIMEOUT_MS = 10 * 60_000;
 const ANY_RESULT = z.looseObject({});
 
 /**
- * Follows tasks on MCP servers to their end the way the specs ask a requestor to, in both eras,
+ * Follows tasks on MCP servers to their end the way the specs ask a requestor to, in both protocol versions,
  * and never mistakes a transport failure for the task's fate:
  *
  * - polls `tasks/get` at the server's suggested interval; connection errors, HTTP 5xx/429, lost
@@ -346,7 +346,7 @@ export class TaskFollower {
           this.withdrawPrompts(taskId);
         }
         if (view.status === 'input_required') {
-          if (tc.era === 'modern') {
+          if (tc.protocolVersion === '2026-07-28') {
             const before = sent.size;
             const result = await this.answerInputRequests(tc, taskId, view, { sent, unsent, refused }, signal, emit);
             if (result) return result;

@@ -6,7 +6,7 @@
  *   `@modelcontextprotocol/ext-tasks` session: `session.callTool(name, args, { task: { preference } })`
  *   starts a task, `session.task(taskId)` reads, updates and cancels one.
  * - `Endpoint` keeps one reconnecting connection per URL; `TaskFollower` follows tasks to their end
- *   the way each era's spec asks (2025-11-25: `tasks/result` on `input_required`; 2026-07-28:
+ *   the way each protocol version's spec asks (2025-11-25: `tasks/result` on `input_required`; 2026-07-28:
  *   `inputRequests` answered with `tasks/update`), retrying transport failures and never turning one
  *   into a task's outcome; `Asker`/`terminalAsker` asks one question at a time and never answers for
  *   a person.

@@ -1,21 +1,7 @@
 import type { ProtocolEra } from '@modelcontextprotocol/server';
+import type { ProtocolVersion } from '../core/protocol-version.js';
 
-/**
- * The two MCP protocol versions whose Tasks this library serves, by the spec's own names:
- * - `2025-11-25`: tasks in core (`params.task`, `tasks/get|result|list|cancel`, questions as
- *   server-to-client requests), served per session (`initialize`, `Mcp-Session-Id`);
- * - `2026-07-28`: the `io.modelcontextprotocol/tasks` extension (server-directed tasks, `tasks/get`
- *   with `inputRequests` and the result inline, `tasks/update`, questions as multi round-trip
- *   requests), served per request.
- *
- * Code specific to one version lives in the folder of that name (`src/wire/2025-11-25/`,
- * `src/wire/2026-07-28/`); its identifiers end with the version's year (`Session2025`,
- * `getTask2026`). Neither folder imports the other; shared code imports neither.
- */
-export type ProtocolVersion = '2025-11-25' | '2026-07-28';
-
-/** Both versions, oldest first. */
-export const PROTOCOL_VERSIONS: readonly ProtocolVersion[] = ['2025-11-25', '2026-07-28'];
+export { PROTOCOL_VERSIONS, isProtocolVersion, type ProtocolVersion } from '../core/protocol-version.js';
 
 /**
  * The version a server built by the SDK's entry points serves, from the SDK's own word for it
@@ -24,9 +10,4 @@ export const PROTOCOL_VERSIONS: readonly ProtocolVersion[] = ['2025-11-25', '202
  */
 export function protocolVersionOf(era: ProtocolEra): ProtocolVersion {
   return era === 'modern' ? '2026-07-28' : '2025-11-25';
-}
-
-/** `isProtocolVersion(value)`: whether `value` names one of `PROTOCOL_VERSIONS`. */
-export function isProtocolVersion(value: unknown): value is ProtocolVersion {
-  return value === '2025-11-25' || value === '2026-07-28';
 }

@@ -44,7 +44,7 @@ export function createStdioRawDispatch(transport: Transport): StdioRawDispatch {
       signal?.addEventListener('abort', () => pending.delete(id) && reject(signal.reason), { once: true });
       transport.send({ ...body, jsonrpc: '2.0', id } as JSONRPCMessage).catch((error: unknown) => {
         pending.delete(id);
-        reject(error);
+        reject(error instanceof Error ? error : new Error(String(error)));
       });
     });
   };
@@ -56,7 +56,8 @@ export function createStdioRawDispatch(transport: Transport): StdioRawDispatch {
     },
     request: async (method, params) => {
       const reply = (await send({ method, params })) as { result?: unknown; error?: unknown };
-      if (reply.error !== undefined) throw reply.error;
+      // The JSON-RPC error object as an Error carrying its code, message and data.
+      if (reply.error !== undefined) throw Object.assign(new Error(String((reply.error as { message?: unknown }).message)), reply.error);
       return reply.result;
     },
   };
