@@ -9,7 +9,8 @@ import {
   TaskNotFoundError,
 } from '../core/errors.js';
 import { ENGINE_ACCESS, mayAccess, type Access } from '../core/access.js';
-import { actorOf, answeredKey, askedKey, CANCELLED_KEY, type Actor, type AnsweredEntry, type AskedEntry, type CancelledEntry } from '../core/history.js';
+import { actorOf } from '../core/history.js';
+import { answeredKey, askedKey, CANCELLED_KEY, inputKey, type Actor, type AnsweredEntry, type AskedEntry, type CancelledEntry } from '../core/journal-keys.js';
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
@@ -487,7 +488,7 @@ export class TaskStore {
     const answered: AnsweredEntry = { at: new Date(this.now()).toISOString(), by: actor ?? actorOf(access) };
     for (const [key, response] of taken) {
       const stored = response as unknown as Json;
-      if (await this.backend.appendJournal(taskId, inputJournalKey(key), this.secrets ? this.secrets.seal(stored) : stored))
+      if (await this.backend.appendJournal(taskId, inputKey(key), this.secrets ? this.secrets.seal(stored) : stored))
         await this.backend.appendJournal(taskId, answeredKey(key), answered as unknown as Json);
     }
     if (taken.length > 0)
@@ -617,7 +618,7 @@ export class TaskStore {
   /** The answer recorded for question `key`, if any. */
   async inputAnswer(taskId: string, key: string): Promise<InputAnswer | undefined> {
     const journal = await this.backend.readJournal(taskId);
-    const value = journal.get(inputJournalKey(key));
+    const value = journal.get(inputKey(key));
     if (value === undefined) return undefined;
     if (!this.secrets) return value as unknown as InputAnswer;
     return this.secrets.open<InputAnswer>(value);
@@ -828,10 +829,12 @@ function canonicalInstant(value: unknown, field: string): string {
   return new Date(ms + (/[1-9]/.test(fraction.slice(3)) ? 1 : 0)).toISOString();
 }
 
-/** Journal key under which the answer to question `key` is stored. */
-export function inputJournalKey(key: string): string {
-  return `input:${key}`;
-}
+/**
+ * Journal key under which the answer to question `key` is stored: `inputKey` of
+ * `core/journal-keys.ts`, kept under this name for importers that have not switched
+ * (src/server/console/console.ts).
+ */
+export const inputJournalKey = inputKey;
 
 function encodeCursor(task: ListPosition): string {
   return CURSOR_PREFIX + Buffer.from(JSON.stringify([task.createdAt, task.taskId])).toString('base64url');
