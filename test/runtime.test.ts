@@ -271,6 +271,73 @@ describe('runtime', () => {
     }
   });
 
+  it('writes every journal key as existing databases spell it', async () => {
+    const url = dbUrl();
+    const handler: TaskHandler<any> = async (_args, ctx) => {
+      await ctx.step('charge', () => 'ok');
+      await ctx.sleep(1);
+      const due = await ctx.step('due', () => new Date(Date.now() + 50).toISOString());
+      await ctx.sleepUntil(due);
+      const { elicitationId } = await ctx.elicitUrl('Pay at the bank', 'https://bank.example/pay', { key: 'pay' });
+      return text(elicitationId);
+    };
+    const start = (store: TaskStore, instanceId: string) => {
+      const runtime = new TaskRuntime(store, { logger: silentLogger, instanceId, onError: (e) => assert.fail(String(e)) });
+      runtime.register('keys', { ...anyArgs, handler });
+      return runtime;
+    };
+    const asking = async (store: TaskStore, taskId: string) =>
+      until(
+        async () => {
+          const task = await store.get(taskId, ENGINE_ACCESS);
+          return task.status === 'input_required' && task;
+        },
+        { ...soon, what: 'the URL question' },
+      );
+
+    const store1 = openStore(url);
+    const first = start(store1, 'first');
+    const { taskId } = await first.submit({ owner: null, tool: 'keys', arguments: {}, errorResultStatus: 'failed' });
+    await asking(store1, taskId);
+    await first.close();
+    await store1.close();
+
+    // A restart (run:), the answer (input:, answered:), the flow's completion (elicitation-complete:).
+    const store2 = openStore(url);
+    const second = start(store2, 'second');
+    assert.equal(await second.recover(), 1);
+    const waiting = await asking(store2, taskId);
+    const request = waiting.inputRequests.pay as { elicitationId: string };
+    assert.equal(await second.provideInput(taskId, 'pay', { action: 'accept' }, null), true);
+    await until(async () => (await store2.get(taskId, ENGINE_ACCESS)).statusMessage?.includes('bank.example'), { ...soon, what: 'the wait for the flow' });
+    assert.equal(await second.completeElicitation(taskId, request.elicitationId, ENGINE_ACCESS), true);
+    assert.equal((await second.waitForTerminal(taskId, null))?.status, 'completed');
+    const cancelled = await store2.create({ owner: null, request: { tool: 'keys', arguments: {} }, errorResultStatus: 'failed' });
+    await store2.cancel(cancelled.taskId, ENGINE_ACCESS);
+
+    const journal = await store2.readJournal(taskId);
+    const due = (journal.get('step:due') as { value: string }).value;
+    const keys = [...journal.keys()].map((key) => (/^run:\d{4}-\d\d-\d\dT[\d:.]+Z:second$/.test(key) ? 'run:<at>:second' : key));
+    assert.deepEqual(
+      keys.sort(),
+      [
+        'step:charge',
+        'timer:1',
+        'step:due',
+        `until:${due}`,
+        'elicitation-id:pay',
+        'asked:pay',
+        'run:<at>:second',
+        'input:pay',
+        'answered:pay',
+        `elicitation-complete:${request.elicitationId}`,
+      ].sort(),
+    );
+    assert.deepEqual([...(await store2.readJournal(cancelled.taskId)).keys()], ['cancelled']);
+    await second.close();
+    await store2.close();
+  });
+
   it('rejects a step name used twice in one run', async () => {
     const store = openStore('memory:');
     const runtime = runtimeWith(store, {

@@ -6,7 +6,20 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { isTransientError, transientMark } from '../core/transient.js';
 import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
-import { answeredKey, askedKey, untilKey, type AnsweredEntry, type AskedEntry, type UntilEntry } from '../core/history.js';
+import {
+  answeredKey,
+  askedKey,
+  elicitationCompleteKey,
+  elicitationIdKey,
+  inputKey,
+  stepKey,
+  timerKey,
+  untilKey,
+  type AnsweredEntry,
+  type AskedEntry,
+  type StepRecord,
+  type UntilEntry,
+} from '../core/journal-keys.js';
 import { abortableDelay } from './delay.js';
 import type { LeaseGuard } from './lease-guard.js';
 import { TimerQueue } from './timer-queue.js';
@@ -132,22 +145,6 @@ export interface UrlElicitation {
   elicitationId: string;
 }
 
-/** Journal key recording that the out-of-band flow `elicitationId` completed (value `{ at }`, ISO 8601; readers test presence only). */
-export function elicitationCompleteKey(elicitationId: string): string {
-  return `elicitation-complete:${elicitationId}`;
-}
-
-/** Journal key (a journaled step) holding the `elicitationId` of URL question `key`. */
-const ELICITATION_ID_PREFIX = 'elicitation-id:';
-
-/** Whether a task's `journal` shows that it asked a URL elicitation under `elicitationId`. */
-export function asksUrlElicitation(journal: Map<string, Json>, elicitationId: string): boolean {
-  for (const [key, value] of journal) {
-    if (key.startsWith(ELICITATION_ID_PREFIX) && (value as StepRecord | null)?.ok && (value as { value?: Json }).value === elicitationId) return true;
-  }
-  return false;
-}
-
 /**
  * Retry policy of one `ctx.step`. An attempt that throws is retried while either budget allows:
  * `retries` (any error) or `transientRetries` (transient errors only); waits start at
@@ -201,15 +198,6 @@ export interface ExecutionContextOptions {
    */
   onStop?: (error: Error) => void;
 }
-
-/**
- * What the journal holds for a step (`step:<name>`), a timer (`timer:<n>`, `value` its deadline in
- * ms since the epoch) and other journaled values: the value or the error, and when the run that
- * recorded it started and finished computing it (`startedAt`, `endedAt`: ISO 8601 from the
- * runtime's clock; for a timer, when it started waiting), for the task's timeline. Replay reads
- * only `ok`, `value` and `error`; records written before the times existed lack them.
- */
-type StepRecord = ({ ok: true; value?: Json } | { ok: false; error: { name: string; message: string } }) & { startedAt?: string; endedAt?: string };
 
 /** Error replayed from a step that failed in an earlier run; `message` and `name` are the original's. */
 export class StepFailedError extends Error {
@@ -328,9 +316,9 @@ export class ExecutionContext implements TaskContext {
       }
     };
     const telemetry = this.telemetry;
-    if (!telemetry) return this.journaled(`step:${name}`, (signal) => attempts(signal));
+    if (!telemetry) return this.journaled(stepKey(name), (signal) => attempts(signal));
     return this.journaled(
-      `step:${name}`,
+      stepKey(name),
       (signal) => telemetry.step(name, retries, signal, (retried) => attempts(signal, retried)),
       () => telemetry.replayed('step', name),
     );
@@ -338,7 +326,7 @@ export class ExecutionContext implements TaskContext {
 
   async sleep(ms: number): Promise<void> {
     if (!Number.isFinite(ms) || ms < 0) throw new TypeError('sleep(ms) needs a non-negative number of milliseconds');
-    const wakeAt = await this.journaled(`timer:${++this.sequence}`, () => this.now() + ms);
+    const wakeAt = await this.journaled(timerKey(++this.sequence), () => this.now() + ms);
     await this.waitUntil(wakeAt, `Waiting until ${new Date(wakeAt).toISOString()}`);
   }
 
@@ -347,8 +335,8 @@ export class ExecutionContext implements TaskContext {
     if (Number.isNaN(wakeAt)) throw new TypeError(`sleepUntil needs a valid date, got ${String(when)}`);
     this.signal.throwIfAborted();
     if (wakeAt > this.now()) {
-      // The deadline needs no replay (the caller gives it again), but the task's history shows it: `until:<ISO>`
-      // (`UntilEntry`; first write wins, so a restart keeps when the wait began; no sequence number is used).
+      // The deadline needs no replay (the caller gives it again), but the task's history shows it: an
+      // `UntilEntry` (first write wins, so a restart keeps when the wait began; no sequence number is used).
       const due = new Date(wakeAt).toISOString();
       const entry: UntilEntry = { at: new Date(this.now()).toISOString(), due };
       await this.engine(this.store.appendJournal(this.taskId, untilKey(due), entry as unknown as Json, this.fence));
@@ -370,7 +358,7 @@ export class ExecutionContext implements TaskContext {
     }
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new InvalidArgumentError(`elicitUrl needs an http(s) URL, got ${parsed.protocol}`);
     const key = this.questionKey('url', options.key);
-    const elicitationId = await this.journaled(`${ELICITATION_ID_PREFIX}${key}`, () => options.elicitationId ?? randomUUID());
+    const elicitationId = await this.journaled(elicitationIdKey(key), () => options.elicitationId ?? randomUUID());
     const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId })) as InputResponse;
     if (answer.action === 'accept' && options.waitForCompletion !== false) {
       const done = elicitationCompleteKey(elicitationId);
@@ -409,8 +397,8 @@ export class ExecutionContext implements TaskContext {
    * MRTR answers sent ahead), moving the task to `input_required`, and waits durably for the answer.
    */
   private async ask(key: string, request: InputRequest): Promise<InputAnswer> {
-    if (this.names.has(`input:${key}`)) throw new InvalidArgumentError(`Question key '${key}' used twice in one run of task ${this.taskId}`);
-    this.names.add(`input:${key}`);
+    if (this.names.has(inputKey(key))) throw new InvalidArgumentError(`Question key '${key}' used twice in one run of task ${this.taskId}`);
+    this.names.add(inputKey(key));
     this.signal.throwIfAborted();
     let answer = await this.engine(this.store.inputAnswer(this.taskId, key));
     if (answer) {

@@ -15,11 +15,22 @@ import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
 import { leasePlausible, type Fence, type Lease, type TaskRecord } from '../core/task.js';
 import { ENGINE_ACCESS, type Access, type Principal } from '../core/access.js';
-import { askedKey, answeredKey, runKey, type Actor, type AnsweredEntry, type AskedEntry, type RunEntry } from '../core/history.js';
+import {
+  askedKey,
+  answeredKey,
+  asksUrlElicitation,
+  elicitationCompleteKey,
+  runKey,
+  type Actor,
+  type AnsweredEntry,
+  type AskedEntry,
+  type ElicitationCompleteEntry,
+  type RunEntry,
+} from '../core/journal-keys.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { withSignals } from '../core/deadline.js';
 import type { TaskPage, TaskStore } from '../store/task-store.js';
-import { asksUrlElicitation, elicitationCompleteKey, ExecutionContext, type TaskContext } from './context.js';
+import { ExecutionContext, type TaskContext } from './context.js';
 import { LeaseGuard, monotonicNow } from './lease-guard.js';
 import { LeaseLostSignal, ShutdownSignal, StoreUnavailableSignal, TaskCancelledSignal } from './signals.js';
 import { TimerQueue } from './timer-queue.js';
@@ -639,7 +650,8 @@ export class TaskRuntime {
     const task = await this.store.get(taskId, access);
     if (!asksUrlElicitation(await this.store.readJournal(taskId), elicitationId))
       throw new InvalidArgumentError(`Task ${taskId} has no URL elicitation '${elicitationId}'`);
-    const first = await this.store.appendJournal(taskId, elicitationCompleteKey(elicitationId), { at: new Date(this.now()).toISOString() });
+    const entry: ElicitationCompleteEntry = { at: new Date(this.now()).toISOString() };
+    const first = await this.store.appendJournal(taskId, elicitationCompleteKey(elicitationId), entry as unknown as Json);
     if (!first) return false;
     this.log.info({ ...taskFields(task), elicitationId, by: accessName(access) }, 'task url elicitation completed');
     // A write wakes the waiting handler (wherever it runs) and tells watchers.

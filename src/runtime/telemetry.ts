@@ -20,7 +20,7 @@ import {
   type SpanContext,
   type TextMapGetter,
 } from '@opentelemetry/api';
-import type { Actor } from '../core/history.js';
+import type { Actor } from '../core/journal-keys.js';
 import type { TaskStatus } from '../core/status.js';
 import type { InputKind, TaskRecord, TraceContext } from '../core/task.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from './signals.js';

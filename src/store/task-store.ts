@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import {
   ConflictError,
   IllegalTransitionError,
@@ -10,7 +9,8 @@ import {
   TaskNotFoundError,
 } from '../core/errors.js';
 import { ENGINE_ACCESS, mayAccess, type Access } from '../core/access.js';
-import { actorOf, answeredKey, askedKey, CANCELLED_KEY, type Actor, type AnsweredEntry, type AskedEntry, type CancelledEntry } from '../core/history.js';
+import { actorOf } from '../core/history.js';
+import { answeredKey, askedKey, CANCELLED_KEY, inputKey, type Actor, type AnsweredEntry, type AskedEntry, type CancelledEntry } from '../core/journal-keys.js';
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
@@ -31,6 +31,7 @@ import {
 import { checkInputAnswer } from '../core/input-answers.js';
 import { holdsFence, type ListPosition, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { GuardedBackend, registerClockSource, StoreHealth } from './store-health.js';
+import { ChangeFeed, type AnnouncedVersion } from './change-feed.js';
 
 /** Options of a `TaskStore`. */
 export interface TaskStoreOptions {
@@ -72,7 +73,7 @@ export interface TaskStoreOptions {
    * batched read, and a change is announced for each whose version moved without a notice (a
    * shared SQLite file has no notices; a PostgreSQL `LISTEN` or Redis subscription may miss some
    * while it reconnects). One timer per store, running only while someone waits; waiting tasks
-   * need no timer of their own. 0 disables it.
+   * need no timer of their own. 0 disables it. See `ChangeFeed`.
    */
   recheckMs?: number;
 }
@@ -121,7 +122,10 @@ const CURSOR_PREFIX = 'c1.';
  * Errors: `TaskNotFoundError` (unknown, foreign or expired task), `IllegalTransitionError`,
  * `InvalidCursorError`, `InvalidArgumentError` (`InvalidAnswerError` for answers that do not match
  * their schema), `ConflictError` (retries exhausted).
- * Every successful write is announced on `onChange`.
+ *
+ * Every successful write is announced on its change feed (`onChange`, `onTaskChange`,
+ * `nextChange`; see `ChangeFeed` for what it guarantees), with other processes' writes on shared
+ * stores.
  */
 export class TaskStore {
   readonly policy: TaskPolicy;
@@ -135,26 +139,14 @@ export class TaskStore {
   /** The store's clock minus this process's, in ms, as last measured (undefined until then). */
   private offsetMs?: number;
   private readonly unregisterClock: () => void;
-  private readonly events = new EventEmitter();
   /** The record of this store's last successful write per task (the CAS fast path; bounded). */
   private readonly lastWritten = new Map<string, TaskRecord>();
-  /** Waiters of one task (`nextChange`), so a write wakes only its own task's waiters. */
-  private readonly taskWaiters = new Map<string, Set<(task: TaskRecord | undefined) => void>>();
-  /**
-   * Highest version emitted per task, so a remote notice of our own write is not emitted twice, with
-   * that record's status and lease (see `lastSeen`).
-   */
-  private readonly emitted = new Map<string, { version: number; status: TaskStatus; lease?: Lease }>();
-  /** This store's writes under way, per task: the version being written, and whether its notice came meanwhile (see `writeOwn`). */
-  private readonly writing = new Map<string, { version: number; noticed: boolean }>();
-  private readonly unwatch?: () => void;
+  /** Announces writes (this store's and, on shared stores, others') to listeners in this process. */
+  private readonly feed: ChangeFeed;
   private readonly maxLive?: number;
   /** Seals values at rest when a `secretKey` is configured. */
   readonly secrets?: SecretBox;
   private readonly log: Logger;
-  private readonly recheckMs: number;
-  private recheckTimer?: NodeJS.Timeout;
-  private rechecking = false;
 
   constructor(backend: StoreBackend, options: TaskStoreOptions = {}) {
     // A field given as undefined takes the default too (e.g. `{ pollIntervalMs: flags.pollInterval }`).
@@ -172,22 +164,8 @@ export class TaskStore {
     const name = this.health.name;
     this.unregisterClock = registerClockSource({ name, offsetMs: () => this.offsetMs });
     this.maxLive = options.maxLiveTasksPerOwner;
-    this.recheckMs = options.recheckMs ?? 30_000;
     this.secrets = options.secretKey === undefined ? undefined : new SecretBox(options.secretKey);
-    this.events.setMaxListeners(0);
-    this.unwatch = this.backend.watch?.(
-      (taskId, version) => {
-        if (this.events.listenerCount('change') === 0 && !this.taskWaiters.has(taskId)) return; // nobody listens here
-        if (version !== undefined) {
-          if ((this.emitted.get(taskId)?.version ?? 0) >= version) return; // already announced (our own write)
-          const own = this.writing.get(taskId);
-          if (own?.version === version) return void (own.noticed = true); // our write under way will announce it
-        }
-        this.refresh(taskId);
-      },
-      // The change feed was interrupted: what waits here re-reads at once instead of at the next recheck.
-      () => void this.recheck(),
-    );
+    this.feed = new ChangeFeed(this.backend, { recheckMs: options.recheckMs, logger: this.log });
   }
 
   /**
@@ -268,12 +246,12 @@ export class TaskStore {
       ...(input.traceContext && { traceContext: input.traceContext }),
       version: 1,
     };
-    await this.writeOwn(task, async () => {
+    await this.feed.ownWrite(task, async () => {
       await this.backend.insert(task);
       return true;
     });
     this.remember(task);
-    this.emit(task);
+    this.feed.announce(task);
     return task;
   }
 
@@ -513,7 +491,7 @@ export class TaskStore {
     const answered: AnsweredEntry = { at: new Date(this.now()).toISOString(), by: actor ?? actorOf(access) };
     for (const [key, response] of taken) {
       const stored = response as unknown as Json;
-      if (await this.backend.appendJournal(taskId, inputJournalKey(key), this.secrets ? this.secrets.seal(stored) : stored))
+      if (await this.backend.appendJournal(taskId, inputKey(key), this.secrets ? this.secrets.seal(stored) : stored))
         await this.backend.appendJournal(taskId, answeredKey(key), answered as unknown as Json);
     }
     if (taken.length > 0)
@@ -643,7 +621,7 @@ export class TaskStore {
   /** The answer recorded for question `key`, if any. */
   async inputAnswer(taskId: string, key: string): Promise<InputAnswer | undefined> {
     const journal = await this.backend.readJournal(taskId);
-    const value = journal.get(inputJournalKey(key));
+    const value = journal.get(inputKey(key));
     if (value === undefined) return undefined;
     if (!this.secrets) return value as unknown as InputAnswer;
     return this.secrets.open<InputAnswer>(value);
@@ -682,13 +660,8 @@ export class TaskStore {
   async delete(taskId: string): Promise<boolean> {
     this.lastWritten.delete(taskId);
     const deleted = await this.backend.delete(taskId);
-    if (deleted) this.wakeDeleted(taskId);
+    if (deleted) this.feed.announceDeleted(taskId);
     return deleted;
-  }
-
-  /** Tells the listeners of a task that it is gone (they re-read and meet `TaskNotFoundError`). */
-  private wakeDeleted(taskId: string): void {
-    for (const waiter of [...(this.taskWaiters.get(taskId) ?? [])]) waiter(undefined);
   }
 
   /**
@@ -696,36 +669,25 @@ export class TaskStore {
    * writes, and on shared stores others' it heard of), or undefined. Synchronous: how a runtime
    * starting a run from a record it just claimed learns that a later write (a cancel) overtook it.
    */
-  lastSeen(taskId: string): { version: number; status: TaskStatus; lease?: Lease } | undefined {
-    return this.emitted.get(taskId);
-  }
-
-  /** Subscribes to every successful write (in this process). Returns the unsubscribe function. */
-  onChange(listener: (task: TaskRecord) => void): () => void {
-    this.events.on('change', listener);
-    return () => this.events.off('change', listener);
+  lastSeen(taskId: string): AnnouncedVersion | undefined {
+    return this.feed.lastSeen(taskId);
   }
 
   /**
-   * Resolves with the task's next written state, or with undefined when `timeoutMs` (default: none)
-   * elapses or `signal` aborts first. Subscribe before checking state to never miss a write. Holds
+   * Subscribes to every successful write in this process, and to other processes' writes this store
+   * hears of (see `ChangeFeed`). Returns the unsubscribe function.
+   */
+  onChange(listener: (task: TaskRecord) => void): () => void {
+    return this.feed.onChange(listener);
+  }
+
+  /**
+   * Resolves with the task's next written state (undefined once it was deleted), or with undefined
+   * when `timeoutMs` (ms; default: none) elapses or `signal` aborts first. Subscribe before checking state to never miss a write. Holds
    * no timer without `timeoutMs`, and nothing at all once it resolved.
    */
   nextChange(taskId: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<TaskRecord | undefined> {
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const done = (task: TaskRecord | undefined) => {
-        off();
-        if (timer) clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        resolve(task);
-      };
-      const onAbort = () => done(undefined);
-      const off = this.onTaskChange(taskId, done);
-      if (options.signal?.aborted) return done(undefined);
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      if (options.timeoutMs !== undefined) timer = setTimeout(() => done(undefined), options.timeoutMs);
-    });
+    return this.feed.nextChange(taskId, options);
   }
 
   /**
@@ -735,72 +697,18 @@ export class TaskStore {
    * was deleted (`delete`, or found gone by the recheck). Returns the unsubscribe function.
    */
   onTaskChange(taskId: string, listener: (task: TaskRecord | undefined) => void): () => void {
-    let set = this.taskWaiters.get(taskId);
-    if (!set) this.taskWaiters.set(taskId, (set = new Set()));
-    set.add(listener);
-    this.armRecheck();
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.taskWaiters.get(taskId) === set) this.taskWaiters.delete(taskId);
-      if (this.taskWaiters.size === 0) this.disarmRecheck();
-    };
+    return this.feed.onTaskChange(taskId, listener);
   }
 
   /** How many tasks have listeners in this process (`nextChange` / `onTaskChange`), and how many listeners `onChange` has. */
   listenerCounts(): { tasks: number; taskListeners: number; changeListeners: number } {
-    let taskListeners = 0;
-    for (const set of this.taskWaiters.values()) taskListeners += set.size;
-    return { tasks: this.taskWaiters.size, taskListeners, changeListeners: this.events.listenerCount('change') };
+    return this.feed.listenerCounts();
   }
 
-  private armRecheck(): void {
-    if (this.recheckTimer || this.recheckMs <= 0 || this.backend.exclusive) return;
-    this.recheckTimer = setInterval(() => void this.recheck(), this.recheckMs);
-    this.recheckTimer.unref();
-  }
-
-  private disarmRecheck(): void {
-    if (this.recheckTimer) clearInterval(this.recheckTimer);
-    this.recheckTimer = undefined;
-  }
-
-  /**
-   * One batched read of the versions of every task waited on here; a change is announced for each
-   * that moved past what this process last announced (or was never announced here), and for each
-   * that disappeared (deleted or purged: waiters re-read and get `TaskNotFoundError`).
-   */
-  private async recheck(): Promise<void> {
-    if (this.rechecking) return;
-    this.rechecking = true;
-    try {
-      const ids = [...this.taskWaiters.keys()];
-      for (let at = 0; at < ids.length; at += 500) {
-        const batch = ids.slice(at, at + 500);
-        // Without `versionsOf` the records are read whole, and those read are announced as they are.
-        const records = this.backend.versionsOf
-          ? undefined
-          : new Map((await Promise.all(batch.map((id) => this.backend.get(id)))).flatMap((task) => (task ? [[task.taskId, task] as const] : [])));
-        const versions = records ? new Map([...records].map(([id, task]) => [id, task.version])) : await this.backend.versionsOf!(batch);
-        for (const taskId of batch) {
-          const version = versions.get(taskId);
-          if (version !== undefined && (this.emitted.get(taskId)?.version ?? 0) >= version) continue;
-          const task = version === undefined ? undefined : (records?.get(taskId) ?? (await this.backend.get(taskId)));
-          if (task) this.emit(task);
-          else this.wakeDeleted(taskId);
-        }
-      }
-    } catch (error) {
-      this.log.debug({ err: error }, 'recheck of waited-on tasks failed; next one in recheckMs');
-    } finally {
-      this.rechecking = false;
-    }
-  }
-
+  /** Stops the change feed (its timer, notices and `onChange` listeners) and closes the backend. */
   close(): Promise<void> {
     this.unregisterClock();
-    this.disarmRecheck();
-    this.unwatch?.();
-    this.events.removeAllListeners();
+    this.feed.close();
     return this.backend.close();
   }
 
@@ -854,9 +762,9 @@ export class TaskStore {
         next.ttl = ttlAtEnd(next.ttl, Date.parse(next.createdAt), Date.parse(next.lastUpdatedAt), this.policy.retainAfterEndMs);
       }
       const written = next;
-      if (await this.writeOwn(written, () => this.backend.replace(written, current.version))) {
+      if (await this.feed.ownWrite(written, () => this.backend.replace(written, current.version))) {
         this.remember(next);
-        this.emit(next);
+        this.feed.announce(next);
         return next;
       }
       this.lastWritten.delete(taskId);
@@ -865,46 +773,9 @@ export class TaskStore {
     throw new ConflictError(taskId);
   }
 
-  /**
-   * Runs `write`, this store's write of `task` (its version `task.version`), resolving with whether
-   * it happened. A change notice of that version arriving meanwhile (on shared stores the notice
-   * can overtake the write's own reply) is set aside, since the write announces the record itself
-   * when it succeeds; if it did not happen (a compare-and-swap lost to another process, which wrote
-   * that version), the record is read and announced then, so no notice is lost.
-   */
-  private async writeOwn(task: TaskRecord, write: () => Promise<boolean>): Promise<boolean> {
-    const mark = { version: task.version, noticed: false };
-    this.writing.set(task.taskId, mark);
-    let written = false;
-    try {
-      written = await write();
-      return written;
-    } finally {
-      if (this.writing.get(task.taskId) === mark) this.writing.delete(task.taskId);
-      if (!written && mark.noticed) this.refresh(task.taskId);
-    }
-  }
-
-  /** Reads a task another process wrote and announces it (if it still exists). */
-  private refresh(taskId: string): void {
-    this.backend.get(taskId).then(
-      (task) => task && this.emit(task),
-      () => undefined,
-    );
-  }
-
   private remember(task: TaskRecord): void {
     if (this.lastWritten.size >= 10_000) this.lastWritten.clear();
     this.lastWritten.set(task.taskId, structuredClone(task)); // a private copy: callers may mutate what they got
-  }
-
-  private emit(task: TaskRecord): void {
-    if ((this.emitted.get(task.taskId)?.version ?? 0) >= task.version) return;
-    if (this.emitted.size > 50_000) this.emitted.clear();
-    this.emitted.set(task.taskId, { version: task.version, status: task.status, ...(task.lease && { lease: task.lease }) });
-    this.events.emit('change', task);
-    const waiters = this.taskWaiters.get(task.taskId);
-    if (waiters) for (const waiter of [...waiters]) waiter(task);
   }
 }
 
@@ -961,10 +832,12 @@ function canonicalInstant(value: unknown, field: string): string {
   return new Date(ms + (/[1-9]/.test(fraction.slice(3)) ? 1 : 0)).toISOString();
 }
 
-/** Journal key under which the answer to question `key` is stored. */
-export function inputJournalKey(key: string): string {
-  return `input:${key}`;
-}
+/**
+ * Journal key under which the answer to question `key` is stored: `inputKey` of
+ * `core/journal-keys.ts`, kept under this name for importers that have not switched
+ * (src/server/console/console.ts).
+ */
+export const inputJournalKey = inputKey;
 
 function encodeCursor(task: ListPosition): string {
   return CURSOR_PREFIX + Buffer.from(JSON.stringify([task.createdAt, task.taskId])).toString('base64url');

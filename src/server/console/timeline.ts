@@ -1,22 +1,17 @@
 import {
   answeredKey,
-  askedKey,
-  CANCELLED_KEY,
-  untilKey,
+  inputKey,
+  parseJournalKey,
   type Actor,
   type AnsweredEntry,
   type AskedEntry,
   type CancelledEntry,
   type RunEntry,
   type UntilEntry,
-} from '../../core/history.js';
+} from '../../core/journal-keys.js';
 import type { Json } from '../../core/json.js';
 import type { TaskRecord } from '../../core/task.js';
 import { isTerminal } from '../../core/status.js';
-import { inputJournalKey } from '../../store/task-store.js';
-
-const ASKED_PREFIX = askedKey('');
-const UNTIL_PREFIX = untilKey('');
 
 /**
  * One row of a task's timeline in the operator console: something that happened (or is still
@@ -67,7 +62,7 @@ export function preview(value: unknown): string {
 }
 
 /**
- * Builds a task's timeline from its record and journal (see `src/core/history.ts` for the history
+ * Builds a task's timeline from its record and journal (see `src/core/journal-keys.ts` for the history
  * entries; steps and timers carry `startedAt`/`endedAt`): creation; each step with its start,
  * duration and recorded value (or error); each timer with its deadline; each question with when it
  * was asked, when and by whom it was answered and the answer (`answerOf` opens sealed answers);
@@ -96,30 +91,31 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
   };
 
   for (const [key, value] of journal) {
-    if (key.startsWith('step:')) {
+    const parsed = parseJournalKey(key);
+    if (parsed?.kind === 'step') {
       const record = value as unknown as StepRecord;
       items.push({
         kind: 'step',
-        label: `step ${key.slice('step:'.length)}`,
+        label: `step ${parsed.name}`,
         detail: record.ok ? (record.value === undefined ? 'done' : preview(record.value)) : `${record.error?.name}: ${record.error?.message}`,
         start: at(record.startedAt),
         end: record.endedAt ? Date.parse(record.endedAt) : at(record.startedAt),
         state: record.ok ? 'done' : 'failed',
       });
-    } else if (key.startsWith('timer:')) {
+    } else if (parsed?.kind === 'timer') {
       // `ctx.sleep`: a journaled step whose value is the deadline (ms since the epoch).
       const record = value as unknown as StepRecord;
       const due = typeof record.value === 'number' ? record.value : undefined;
-      items.push(timerItem(`timer ${key.slice('timer:'.length)}`, at(record.startedAt), due));
-    } else if (key.startsWith(UNTIL_PREFIX)) {
+      items.push(timerItem(`timer ${parsed.n}`, at(record.startedAt), due));
+    } else if (parsed?.kind === 'until') {
       // `ctx.sleepUntil`: an `UntilEntry`.
       const entry = value as unknown as UntilEntry;
       items.push(timerItem('waits for a date', at(entry.at), Date.parse(entry.due)));
-    } else if (key.startsWith(ASKED_PREFIX)) {
-      const question = key.slice(ASKED_PREFIX.length);
+    } else if (parsed?.kind === 'asked') {
+      const question = parsed.question;
       const asked = value as unknown as AskedEntry;
       const answered = journal.get(answeredKey(question)) as unknown as AnsweredEntry | undefined;
-      const hasAnswer = journal.has(inputJournalKey(question));
+      const hasAnswer = journal.has(inputKey(question));
       const answer = hasAnswer ? answerOf(question) : undefined;
       items.push({
         kind: 'question',
@@ -130,7 +126,7 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
         ...(answered && { by: answered.by }),
         state: hasAnswer ? 'done' : ended !== undefined ? 'failed' : 'waiting',
       });
-    } else if (key.startsWith('run:')) {
+    } else if (parsed?.kind === 'run') {
       const run = value as unknown as RunEntry;
       items.push({
         kind: 'run',
@@ -139,10 +135,10 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
         start: at(run.at),
         state: 'info',
       });
-    } else if (key === CANCELLED_KEY) {
+    } else if (parsed?.kind === 'cancelled') {
       const entry = value as unknown as CancelledEntry;
       items.push({ kind: 'cancelled', label: 'cancel requested', start: at(entry.at), by: entry.by, state: 'info' });
-    } else if (key.startsWith('elicitation-complete:')) {
+    } else if (parsed?.kind === 'elicitation-complete') {
       const when = (value as { at?: string } | null)?.at;
       items.push({ kind: 'completion', label: 'out-of-band step completed', start: at(when), state: 'info' });
     }

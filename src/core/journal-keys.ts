@@ -1,0 +1,247 @@
+import type { Json } from './json.js';
+import type { InputKind } from './task.js';
+
+/**
+ * The vocabulary of a task's journal, in one place: every key mcp-tasks writes into it, what the
+ * entry under it records, the shape of its value and who writes it. Nothing else spells a key.
+ *
+ * A journal is a task's append-only map of key → JSON value (`StoreBackend.appendJournal`): every
+ * key is written once, the first write wins, and it is deleted with its task. Two kinds of entry
+ * share it:
+ * - entries execution replays after a restart (`step:`, `timer:`, `elicitation-id:`, `input:`,
+ *   `elicitation-complete:`, `mrtr:request-state-key`): what makes a handler's run durable;
+ * - history entries nothing replays (`asked:`, `answered:`, `run:`, `until:`, `cancelled`): what a
+ *   task did, for the operator console's timeline and for metrics.
+ *
+ * Keys are stored as spelled here and existing databases hold them: a spelling never changes. All
+ * times are ISO 8601 (UTC, milliseconds, as `Date.prototype.toISOString` writes them) unless a field
+ * says ms since the epoch.
+ *
+ * | key                         | value                                 | written by                                |
+ * | --------------------------- | ------------------------------------- | ----------------------------------------- |
+ * | `step:<name>`               | `StepRecord` (the step's outcome)     | `ctx.step` (runtime `ExecutionContext`)   |
+ * | `timer:<n>`                 | `StepRecord` (value: due, ms)         | `ctx.sleep`                               |
+ * | `elicitation-id:<question>` | `StepRecord` (value: the id)          | `ctx.elicitUrl`                           |
+ * | `elicitation-complete:<id>` | `ElicitationCompleteEntry`            | `TaskRuntime.completeElicitation`         |
+ * | `input:<question>`          | the answer (`InputAnswer`, or sealed) | `TaskStore.answerInputs`                  |
+ * | `asked:<question>`          | `AskedEntry`                          | `TaskStore.requestInput`                  |
+ * | `answered:<question>`       | `AnsweredEntry`                       | `TaskStore.answerInputs`                  |
+ * | `run:<at>:<holder>`         | `RunEntry`                            | `TaskRuntime` (each run after the first)  |
+ * | `until:<due>`               | `UntilEntry`                          | `ctx.sleepUntil`                          |
+ * | `cancelled`                 | `CancelledEntry`                      | `TaskStore.cancel`                        |
+ * | `mrtr:request-state-key`    | the `requestState` key (or sealed)    | the 2026-07-28 wire (MRTR `requestState`) |
+ */
+
+/**
+ * Value of a journaled computation — `step:<name>`, `timer:<n>` (`value`: the due time, ms since the
+ * epoch) and `elicitation-id:<question>` (`value`: the flow's id): the value (absent for
+ * `undefined`) or the error, and when the run that recorded it started and finished computing it
+ * (`startedAt`, `endedAt`, ISO 8601 on the runtime's clock; for a timer, when it started waiting),
+ * for the task's timeline. Replay reads only `ok`, `value` and `error`; records written before the
+ * times existed lack them.
+ */
+export type StepRecord = ({ ok: true; value?: Json } | { ok: false; error: { name: string; message: string } }) & {
+  startedAt?: string;
+  endedAt?: string;
+};
+
+/** Who did something to a task: a principal (the requestor's identity, `null` when anonymous), an operator (by name), or the engine itself. */
+export interface Actor {
+  role: 'principal' | 'operator' | 'engine';
+  /** The principal or operator name; `null` for the anonymous principal and the engine. */
+  name: string | null;
+}
+
+/** Value of `asked:<question>`: the question was first asked at `at` (a re-ask after a restart keeps it). */
+export interface AskedEntry {
+  at: string;
+  kind: InputKind;
+  message: string;
+}
+
+/** Value of `answered:<question>`: the question was answered at `at` by `by` (the answer itself is `input:<question>`). */
+export interface AnsweredEntry {
+  at: string;
+  by: Actor;
+}
+
+/**
+ * Value of `run:<at>:<holder>`: an execution started again after a restart (`recovery`), on
+ * another instance (`takeover`), or after a store outage interrupted the previous one (`retry`).
+ */
+export interface RunEntry {
+  at: string;
+  holder: string;
+  reason: 'recovery' | 'takeover' | 'retry';
+  /** The instance that held the task before a takeover. */
+  previousHolder?: string;
+}
+
+/** Value of `until:<due>`: from `at`, the task waits until `due` (`ctx.sleepUntil`; `ctx.sleep` timers are `timer:<n>` steps). */
+export interface UntilEntry {
+  at: string;
+  due: string;
+}
+
+/** Value of `cancelled`: the task was cancelled at `at` by `by` (history only: the cancel stands even when this entry could not be written). */
+export interface CancelledEntry {
+  at: string;
+  by: Actor;
+}
+
+/** Value of `elicitation-complete:<id>`: the out-of-band flow `id` reported its completion at `at` (readers test presence only). */
+export interface ElicitationCompleteEntry {
+  at: string;
+}
+
+const STEP = 'step:';
+const TIMER = 'timer:';
+const ELICITATION_ID = 'elicitation-id:';
+const ELICITATION_COMPLETE = 'elicitation-complete:';
+const INPUT = 'input:';
+const ASKED = 'asked:';
+const ANSWERED = 'answered:';
+const RUN = 'run:';
+const UNTIL = 'until:';
+
+/**
+ * Key of step `name` (`ctx.step`; names are non-empty and unique per task): its `StepRecord`.
+ */
+export const stepKey = (name: string): string => `${STEP}${name}`;
+
+/**
+ * Key of a `ctx.sleep` timer: `n` is the call's position in the run (a positive integer, counted
+ * with the run's default question keys, the same on every run of a deterministic handler). Its
+ * `StepRecord` holds the due time (ms since the epoch).
+ */
+export const timerKey = (n: number): string => `${TIMER}${n}`;
+
+/** Key of the `elicitationId` chosen for URL question `question` (`ctx.elicitUrl`): a `StepRecord` whose value is the id. */
+export const elicitationIdKey = (question: string): string => `${ELICITATION_ID}${question}`;
+
+/** Key recording that the out-of-band flow `elicitationId` completed: an `ElicitationCompleteEntry`. */
+export const elicitationCompleteKey = (elicitationId: string): string => `${ELICITATION_COMPLETE}${elicitationId}`;
+
+/**
+ * Key of the answer to question `question`: an `InputAnswer` as checked by the store (sealed with
+ * `SecretBox` when a `secretKey` is configured). Its presence is what makes the question answered.
+ */
+export const inputKey = (question: string): string => `${INPUT}${question}`;
+
+/** Key of the `AskedEntry` of question `question`. */
+export const askedKey = (question: string): string => `${ASKED}${question}`;
+
+/** Key of the `AnsweredEntry` of question `question`. */
+export const answeredKey = (question: string): string => `${ANSWERED}${question}`;
+
+/**
+ * Key of a `RunEntry`: `at` is when the run started (ISO 8601 as `toISOString` writes it, ending in
+ * `Z`), `holder` the instance that runs it.
+ */
+export const runKey = (at: string, holder: string): string => `${RUN}${at}:${holder}`;
+
+/** Key of an `UntilEntry` (`due`: ISO 8601 as `toISOString` writes it). */
+export const untilKey = (due: string): string => `${UNTIL}${due}`;
+
+/** Key of the `CancelledEntry`. */
+export const CANCELLED_KEY = 'cancelled';
+
+/**
+ * Key of the task's `requestState` key: the secret (32 random bytes, base64url; sealed with
+ * `SecretBox` when a `secretKey` is configured) that signs the `requestState` of the task's MRTR
+ * rounds on the 2026-07-28 wire, created with the first one.
+ */
+export const REQUEST_STATE_KEY = 'mrtr:request-state-key';
+
+/** A journal key taken apart: its kind and what it names (see the builders for each part). */
+export type JournalKey =
+  | { kind: 'step'; name: string }
+  | { kind: 'timer'; n: number }
+  | { kind: 'elicitation-id'; question: string }
+  | { kind: 'elicitation-complete'; elicitationId: string }
+  | { kind: 'input'; question: string }
+  | { kind: 'asked'; question: string }
+  | { kind: 'answered'; question: string }
+  | { kind: 'run'; at: string; holder: string }
+  | { kind: 'until'; due: string }
+  | { kind: 'cancelled' }
+  | { kind: 'request-state-key' };
+
+/** Every `JournalKey['kind']`. */
+export type JournalKeyKind = JournalKey['kind'];
+
+/** `run:<at>:<holder>`: `at` ends at its `Z` (a holder may hold `:` and `Z` itself). */
+const RUN_PARTS = /^([^Z]*Z):([\s\S]*)$/;
+
+/** Each prefixed kind: its prefix, and how the rest of a key parses (undefined: malformed). No prefix is another's prefix. */
+const PREFIXED: [prefix: string, parse: (rest: string) => JournalKey | undefined][] = [
+  [STEP, (name) => ({ kind: 'step', name })],
+  [TIMER, (n) => (/^(?:0|[1-9]\d*)$/.test(n) && Number.isSafeInteger(Number(n)) ? { kind: 'timer', n: Number(n) } : undefined)],
+  [ELICITATION_ID, (question) => ({ kind: 'elicitation-id', question })],
+  [ELICITATION_COMPLETE, (elicitationId) => ({ kind: 'elicitation-complete', elicitationId })],
+  [INPUT, (question) => ({ kind: 'input', question })],
+  [ASKED, (question) => ({ kind: 'asked', question })],
+  [ANSWERED, (question) => ({ kind: 'answered', question })],
+  [
+    RUN,
+    (rest) => {
+      const match = RUN_PARTS.exec(rest);
+      return match ? { kind: 'run', at: match[1]!, holder: match[2]! } : undefined;
+    },
+  ],
+  [UNTIL, (due) => ({ kind: 'until', due })],
+];
+
+/**
+ * Takes `key` apart (the inverse of the builders: `formatJournalKey(parseJournalKey(k)!) === k` for
+ * every key they build). Returns undefined for a key that is none of the above (an entry of a later
+ * version, a malformed `timer:` or `run:` key): readers skip it.
+ */
+export function parseJournalKey(key: string): JournalKey | undefined {
+  if (key === CANCELLED_KEY) return { kind: 'cancelled' };
+  if (key === REQUEST_STATE_KEY) return { kind: 'request-state-key' };
+  for (const [prefix, parse] of PREFIXED) if (key.startsWith(prefix)) return parse(key.slice(prefix.length));
+  return undefined;
+}
+
+/** The key `parsed` stands for (the builder of its kind applied to its parts). */
+export function formatJournalKey(parsed: JournalKey): string {
+  switch (parsed.kind) {
+    case 'step':
+      return stepKey(parsed.name);
+    case 'timer':
+      return timerKey(parsed.n);
+    case 'elicitation-id':
+      return elicitationIdKey(parsed.question);
+    case 'elicitation-complete':
+      return elicitationCompleteKey(parsed.elicitationId);
+    case 'input':
+      return inputKey(parsed.question);
+    case 'asked':
+      return askedKey(parsed.question);
+    case 'answered':
+      return answeredKey(parsed.question);
+    case 'run':
+      return runKey(parsed.at, parsed.holder);
+    case 'until':
+      return untilKey(parsed.due);
+    case 'cancelled':
+      return CANCELLED_KEY;
+    case 'request-state-key':
+      return REQUEST_STATE_KEY;
+  }
+}
+
+/**
+ * Whether `journal` (a task's, by key) shows that the task asked a URL elicitation under
+ * `elicitationId`: an `elicitation-id:` step recorded that id. What `completeElicitation` checks
+ * before it records a completion.
+ */
+export function asksUrlElicitation(journal: Map<string, Json>, elicitationId: string): boolean {
+  for (const [key, value] of journal) {
+    if (parseJournalKey(key)?.kind !== 'elicitation-id') continue;
+    const record = value as StepRecord | null;
+    if (record?.ok && record.value === elicitationId) return true;
+  }
+  return false;
+}
