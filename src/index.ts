@@ -20,7 +20,7 @@
 
 // core: the task record, statuses, ownership, errors, policy, logging.
 export type { Access, Principal } from './core/access.js';
-export type { Actor } from './core/history.js';
+export type { Actor } from './core/journal-keys.js';
 export { ENGINE_ACCESS } from './core/access.js';
 export {
   ConflictError,

@@ -96,7 +96,7 @@ class FaultyBackend implements StoreBackend {
   appendJournal(taskId: string, key: string, value: Json, fence?: Fence) {
     if (this.failAppendOf !== undefined && key.startsWith(this.failAppendOf)) {
       this.failAppendOf = undefined;
-      return Promise.reject(this.failAppendError);
+      return Promise.reject(this.failAppendError ?? new Error(`append of ${key} failed`));
     }
     return this.write(() => this.inner.appendJournal(taskId, key, value, fence));
   }

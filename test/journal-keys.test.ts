@@ -112,8 +112,6 @@ describe('journal keys', () => {
   });
 
   it('is the only place that spells a key: no string literal elsewhere in src/ starts like one', () => {
-    /** Files that still spell a key themselves, until they import it from journal-keys.ts. */
-    const notYetSwitched = new Set(['src/wire/rev2026/mrtr.ts']);
     const literal = /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until):|(['"`])mrtr:request-state-key\2/;
     const files = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -121,7 +119,7 @@ describe('journal keys', () => {
       );
     const found: string[] = [];
     for (const file of files('src')) {
-      if (file === join('src', 'core', 'journal-keys.ts') || notYetSwitched.has(file)) continue;
+      if (file === join('src', 'core', 'journal-keys.ts')) continue;
       // Comments may name keys (`asked:<key>`); code may not.
       const code = readFileSync(file, 'utf8')
         .replace(/\/\*[\s\S]*?\*\//g, (comment) => comment.replace(/[^\n]/g, ''))

@@ -107,7 +107,7 @@ for (const factory of backends) {
         const versions = await versionsOf([a.taskId, b.taskId, 'f'.repeat(32)]);
         assert.deepEqual(Object.fromEntries(versions), { [a.taskId]: reported.version, [b.taskId]: b.version }, 'unknown ids are left out');
       }
-      if (!twin || store.exclusive) return await store.close(); // one process: its own writes wake its waiters
+      if (!twin || store.exclusive) return store.close(); // one process: its own writes wake its waiters
       const elsewhere = new TaskStore(twin());
       const woke = store.nextChange(b.taskId);
       await elsewhere.report(b.taskId, { statusMessage: 'written elsewhere' });
@@ -546,7 +546,7 @@ for (const factory of backends) {
       );
       assert.deepEqual(
         outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).name)),
-        ['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected'].map((s, i) =>
+        ['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected'].map((s) =>
           s === 'fulfilled' ? true : 'LeaseLostError',
         ),
       );

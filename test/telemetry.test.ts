@@ -17,7 +17,7 @@ import { MeterProvider, MetricReader, type DataPoint, type Histogram, type Metri
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import * as z from 'zod';
 import { ENGINE_ACCESS } from '../src/core/access.js';
-import type { RunEntry } from '../src/core/history.js';
+import type { RunEntry } from '../src/core/journal-keys.js';
 import type { JsonObject } from '../src/core/json.js';
 import { silentLogger } from '../src/core/log.js';
 import type { TaskContext } from '../src/runtime/context.js';

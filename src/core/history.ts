@@ -4,25 +4,7 @@ import type { Actor } from './journal-keys.js';
 /**
  * Who did something to a task, as the journal's history entries record it (`by` of `answered:` and
  * `cancelled`; see `journal-keys.ts` for every entry, its key and its value).
- *
- * The entries' keys and value types used to be defined here; they are re-exported from
- * `journal-keys.ts` for importers that have not switched yet (src/server/console/console.ts,
- * src/index.ts, tests). Import them from `journal-keys.ts`.
  */
-
-export {
-  answeredKey,
-  askedKey,
-  CANCELLED_KEY,
-  runKey,
-  untilKey,
-  type Actor,
-  type AnsweredEntry,
-  type AskedEntry,
-  type CancelledEntry,
-  type RunEntry,
-  type UntilEntry,
-} from './journal-keys.js';
 
 /** The `Actor` a requestor's principal stands for. */
 export const principalActor = (principal: string | null): Actor => ({ role: 'principal', name: principal });

@@ -1,4 +1,4 @@
-import { askedKey, type AskedEntry } from '../core/history.js';
+import { askedKey, type AskedEntry } from '../core/journal-keys.js';
 import type { Json } from '../core/json.js';
 import { isExpired } from '../core/policy.js';
 import type { Fence, TaskRecord } from '../core/task.js';

@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type pg from 'pg';
-import { askedKey } from '../core/history.js';
+import { askedKey } from '../core/journal-keys.js';
 import type { Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import {

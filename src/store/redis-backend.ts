@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { askedKey, type AskedEntry } from '../core/history.js';
+import { askedKey, type AskedEntry } from '../core/journal-keys.js';
 import type { Json } from '../core/json.js';
 import { isTerminal, TERMINAL_STATUSES, type TaskStatus } from '../core/status.js';
 import type { Fence, TaskRecord } from '../core/task.js';

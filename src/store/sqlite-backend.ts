@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
-import { askedKey } from '../core/history.js';
+import { askedKey } from '../core/journal-keys.js';
 import type { Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';

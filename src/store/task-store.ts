@@ -832,13 +832,6 @@ function canonicalInstant(value: unknown, field: string): string {
   return new Date(ms + (/[1-9]/.test(fraction.slice(3)) ? 1 : 0)).toISOString();
 }
 
-/**
- * Journal key under which the answer to question `key` is stored: `inputKey` of
- * `core/journal-keys.ts`, kept under this name for importers that have not switched
- * (src/server/console/console.ts).
- */
-export const inputJournalKey = inputKey;
-
 function encodeCursor(task: ListPosition): string {
   return CURSOR_PREFIX + Buffer.from(JSON.stringify([task.createdAt, task.taskId])).toString('base64url');
 }

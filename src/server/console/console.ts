@@ -3,13 +3,12 @@ import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ENGINE_ACCESS } from '../../core/access.js';
 import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, InvalidCursorError, TaskNotFoundError } from '../../core/errors.js';
-import { askedKey, type Actor } from '../../core/history.js';
+import { askedKey, inputKey, type Actor } from '../../core/journal-keys.js';
 import type { Json, JsonObject } from '../../core/json.js';
 import type { Logger } from '../../core/log.js';
 import { isTerminal, type TaskStatus } from '../../core/status.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
-import { inputJournalKey } from '../../store/task-store.js';
 import { ConsoleAuth, sameOrigin } from './auth.js';
 import { contentFromForm } from './form.js';
 import { CONSOLE_CSS } from './styles.js';
@@ -277,7 +276,7 @@ export class OperatorConsole {
     }
     const journal = await store.readJournal(taskId);
     const answerOf = (key: string) => {
-      const value = journal.get(inputJournalKey(key));
+      const value = journal.get(inputKey(key));
       try {
         return store.secrets ? store.secrets.open(value) : value;
       } catch {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequestStateCodec, ProtocolError, ProtocolErrorCode, type ServerContext } from '@modelcontextprotocol/server';
 import type { Json, JsonObject } from '../../core/json.js';
+import { REQUEST_STATE_KEY } from '../../core/journal-keys.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { isStoreUnavailable } from '../errors.js';
@@ -20,9 +21,6 @@ import { isStoreUnavailable } from '../errors.js';
 
 /** How long a minted `requestState` stays valid, in seconds (24 h: a person may take a while to answer). */
 export const REQUEST_STATE_TTL_SECONDS = 24 * 3600;
-
-/** Journal key of a task's `requestState` key. */
-const STATE_KEY_ENTRY = 'mrtr:request-state-key';
 
 /** What a `requestState` is bound to: who called which tool with which arguments. */
 export interface CallBinding {
@@ -72,11 +70,11 @@ export async function openRequestState(runtime: TaskRuntime, state: unknown, bin
 /** The codec bound to `binding` under the task's key (created when `create` and missing). */
 async function codecFor(runtime: TaskRuntime, taskId: string, binding: CallBinding, create: boolean) {
   const store = runtime.store;
-  let entry = (await store.readJournal(taskId)).get(STATE_KEY_ENTRY);
+  let entry = (await store.readJournal(taskId)).get(REQUEST_STATE_KEY);
   if (entry === undefined && create) {
     const fresh: Json = randomBytes(32).toString('base64url');
-    await store.appendJournal(taskId, STATE_KEY_ENTRY, store.secrets ? store.secrets.seal(fresh) : fresh); // first write wins
-    entry = (await store.readJournal(taskId)).get(STATE_KEY_ENTRY);
+    await store.appendJournal(taskId, REQUEST_STATE_KEY, store.secrets ? store.secrets.seal(fresh) : fresh); // first write wins
+    entry = (await store.readJournal(taskId)).get(REQUEST_STATE_KEY);
   }
   if (entry === undefined) return undefined;
   const key = store.secrets ? store.secrets.open<string>(entry) : (entry as string);
