@@ -41,7 +41,7 @@ export {
 export { isTransientError, NonRetryableError, TransientError } from './core/transient.js';
 export type { Json, JsonObject } from './core/json.js';
 export { createLogger, LOG_LEVELS, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './core/log.js';
-export { DEFAULT_POLICY, type TaskPolicy } from './core/policy.js';
+export { DEFAULT_LIFETIME_POLICY, type LifetimePolicy } from './core/policy.js';
 export type { SecretBox } from './core/secrets.js';
 export { isTaskStatus, isTerminal, TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from './core/status.js';
 export type {

@@ -28,7 +28,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
   'mcp-tasks': {
     values: [
       'ConflictError',
-      'DEFAULT_POLICY',
+      'DEFAULT_LIFETIME_POLICY',
       'ENGINE_ACCESS',
       'IllegalTransitionError',
       'InvalidAnswerError',
@@ -88,6 +88,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'JsonObject',
       'Lease',
       'LeaseLossReason',
+      'LifetimePolicy',
       'ListPosition',
       'ListQuery',
       'ListenOptions',
@@ -119,7 +120,6 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'TaskHandler',
       'TaskOutcome',
       'TaskPage',
-      'TaskPolicy',
       'TaskRecord',
       'TaskRequest',
       'TaskRuntimeOptions',

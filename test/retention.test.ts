@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_POLICY, ttlAtEnd } from '../src/core/policy.js';
+import { DEFAULT_LIFETIME_POLICY, ttlAtEnd } from '../src/core/policy.js';
 import { InvalidArgumentError } from '../src/core/errors.js';
 import { openStore } from '../src/store/open-store.js';
 import { ModernRawClient } from './helpers/modern-client.js';
@@ -27,7 +27,7 @@ describe('ttlAtEnd', () => {
   });
 
   it('defaults to 24 h and refuses a negative or non-finite retainAfterEndMs', () => {
-    assert.equal(DEFAULT_POLICY.retainAfterEndMs, 24 * 3600_000);
+    assert.equal(DEFAULT_LIFETIME_POLICY.retainAfterEndMs, 24 * 3600_000);
     assert.throws(() => openStore('memory:', { policy: { retainAfterEndMs: -1 } }), InvalidArgumentError);
     assert.throws(() => openStore('memory:', { policy: { retainAfterEndMs: Number.POSITIVE_INFINITY } }), InvalidArgumentError);
     assert.equal(openStore('memory:', { policy: { retainAfterEndMs: undefined } }).policy.retainAfterEndMs, 24 * 3600_000, 'undefined takes the default');

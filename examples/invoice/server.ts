@@ -8,7 +8,7 @@ import {
   type Logger,
   type ProtocolVersion,
   type SessionLimits,
-  type TaskPolicy,
+  type LifetimePolicy,
 } from '../../src/index.js';
 import { Erp } from './erp.js';
 import { Ledger } from './ledger.js';
@@ -35,7 +35,7 @@ export interface InvoiceServerOptions {
   stdio?: boolean;
   /** Keep no client state in the process (see `HttpServerOptions.stateless`), for instances behind a round-robin proxy. */
   stateless?: boolean;
-  policy?: Partial<TaskPolicy>;
+  policy?: Partial<LifetimePolicy>;
   /** This instance's id in task leases (see `TaskRuntime`). */
   instanceId?: string;
   /** Lease length in ms: how soon other instances take over after this one dies. Default 5000. */

@@ -2,10 +2,10 @@ import { isTerminal } from './status.js';
 import type { TaskRecord } from './task.js';
 
 /**
- * Receiver-side limits for task lifetimes (2025-11-25 "TTL and Resource Management": receivers MAY
- * override the requested `ttl` and MUST report the actual value; the 2026-07-28 Tasks extension's
+ * Receiver-side limits for task lifetimes and polling (2025-11-25 "TTL and Resource Management":
+ * receivers MAY override the requested `ttl` and MUST report the actual value; the 2026-07-28 Tasks extension's
  * `ttlMs` likewise). Configured with `TaskStoreOptions.policy` (e.g. `createTaskServer({ storeOptions:
- * { policy } })`); missing fields take `DEFAULT_POLICY`.
+ * { policy } })`); missing fields take `DEFAULT_LIFETIME_POLICY`.
  *
  * A task's lifetime: while it runs it never expires. Once it ends (`completed`, `failed`,
  * `cancelled`) it is kept until
@@ -15,7 +15,7 @@ import type { TaskRecord } from './task.js';
  * (see `ttlAtEnd`), so every reader — the wire's `ttl` / `ttlMs`, `TaskStore.get`, every backend's
  * purge — uses that one value.
  */
-export interface TaskPolicy {
+export interface LifetimePolicy {
   /** `ttl` in ms when the requestor asks for none; `null` = unlimited. Default 7 days. */
   defaultTtlMs: number | null;
   /**
@@ -36,7 +36,7 @@ export interface TaskPolicy {
   retainAfterEndMs: number;
 }
 
-export const DEFAULT_POLICY: TaskPolicy = {
+export const DEFAULT_LIFETIME_POLICY: LifetimePolicy = {
   defaultTtlMs: 7 * 24 * 3600_000,
   maxTtlMs: 30 * 24 * 3600_000,
   pollIntervalMs: 1000,
@@ -47,7 +47,7 @@ export const DEFAULT_POLICY: TaskPolicy = {
  * The `ttl` (ms) a new task actually gets: the requested value clamped to `maxTtlMs`, or the
  * default when none was requested. A requested `null` (unlimited) is clamped to `maxTtlMs` too.
  */
-export function resolveTtl(requested: number | null | undefined, policy: TaskPolicy): number | null {
+export function resolveTtl(requested: number | null | undefined, policy: LifetimePolicy): number | null {
   if (requested === undefined) return policy.defaultTtlMs;
   if (requested === null) return policy.maxTtlMs;
   const ttl = Math.max(0, Math.floor(requested));

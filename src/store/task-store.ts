@@ -15,7 +15,7 @@ import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import type { Json } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
-import { DEFAULT_POLICY, isExpired, resolveTtl, ttlAtEnd, type TaskPolicy } from '../core/policy.js';
+import { DEFAULT_LIFETIME_POLICY, isExpired, resolveTtl, ttlAtEnd, type LifetimePolicy } from '../core/policy.js';
 import { canTransition, isTaskStatus, isTerminal, type TaskStatus } from '../core/status.js';
 import {
   leasePlausible,
@@ -37,10 +37,10 @@ import { ChangeFeed, type AnnouncedVersion } from './change-feed.js';
 export interface TaskStoreOptions {
   /**
    * TTL, retention and polling policy (`defaultTtlMs`, `maxTtlMs`, `retainAfterEndMs`,
-   * `pollIntervalMs`, all in ms); missing (or undefined) fields take `DEFAULT_POLICY`. Throws
+   * `pollIntervalMs`, all in ms); missing (or undefined) fields take `DEFAULT_LIFETIME_POLICY`. Throws
    * `InvalidArgumentError` when `retainAfterEndMs` is not a non-negative finite number.
    */
-  policy?: Partial<TaskPolicy>;
+  policy?: Partial<LifetimePolicy>;
   /**
    * Clock in ms since the epoch (tests inject one). An injected clock is taken as the store's own:
    * no offset is measured against it (see `measureClock`).
@@ -128,7 +128,7 @@ const CURSOR_PREFIX = 'c1.';
  * stores.
  */
 export class TaskStore {
-  readonly policy: TaskPolicy;
+  readonly policy: LifetimePolicy;
   /** The backend, behind the store's availability tracking (`health`; see `GuardedBackend`). */
   readonly backend: StoreBackend;
   /** Availability of the backend as this process sees it (outages are logged and counted there). */
@@ -151,7 +151,7 @@ export class TaskStore {
   constructor(backend: StoreBackend, options: TaskStoreOptions = {}) {
     // A field given as undefined takes the default too (e.g. `{ pollIntervalMs: flags.pollInterval }`).
     const given = Object.entries(options.policy ?? {}).filter(([, value]) => value !== undefined);
-    this.policy = { ...DEFAULT_POLICY, ...Object.fromEntries(given) };
+    this.policy = { ...DEFAULT_LIFETIME_POLICY, ...Object.fromEntries(given) };
     const retain = this.policy.retainAfterEndMs;
     if (typeof retain !== 'number' || !Number.isFinite(retain) || retain < 0) {
       throw new InvalidArgumentError('policy.retainAfterEndMs must be a non-negative finite number of milliseconds');

@@ -2,7 +2,7 @@ import { McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import { TaskRpcError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/log.js';
-import type { TaskPolicy } from '../../src/core/policy.js';
+import type { LifetimePolicy } from '../../src/core/policy.js';
 import { createTaskServer, type ListenOptions } from '../../src/server/task-server.js';
 
 const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
@@ -11,11 +11,11 @@ const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
  * An HTTP MCP server with small task tools that exercise each wire behaviour:
  * echo (optional), ask (optional, elicits), slow (optional, sleeps), soft_fail (isError result),
  * rpc_fail (JSON-RPC error), report (required), and the ordinary tool plain. `policy` overrides the
- * store's `TaskPolicy` (ms values; `pollIntervalMs` defaults to 50 here).
+ * store's `LifetimePolicy` (ms values; `pollIntervalMs` defaults to 50 here).
  */
 export async function startTestServer(
   storeUrl: string,
-  options: { port?: number; list?: boolean; policy?: Partial<TaskPolicy>; listen?: ListenOptions; syncWaitMs?: number } = {},
+  options: { port?: number; list?: boolean; policy?: Partial<LifetimePolicy>; listen?: ListenOptions; syncWaitMs?: number } = {},
 ) {
   const server = createTaskServer({
     store: storeUrl,
