@@ -1,7 +1,7 @@
 /** A bounded chaos run in the test suite (`npm run chaos` runs it bigger). */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { runChaos } from '../bench/chaos.js';
+import { runChaos } from './helpers/chaos.js';
 import { PG_URL } from './helpers/services.js';
 
 it('random SIGKILLs and restarts: every task ends, every side effect exactly once, no illegal transition', { timeout: 240_000 }, async () => {

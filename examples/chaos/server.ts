@@ -1,7 +1,8 @@
 /**
  * The chaos worker: an MCP server with one task tool, `multi_step {steps, pauseMs}`, whose every
  * step performs one side effect through an idempotent effect API and then sleeps durably. Used by
- * `bench/chaos.ts` (and its test) to kill and restart instances at random.
+ * `test/helpers/chaos.ts` (`npm run chaos`, test/chaos.test.ts) to kill and restart instances at
+ * random.
  *
  * Usage: node --import tsx examples/chaos/server.ts <store-url> <effects.db> <instance-id> <lease-ms>
  * Prints the MCP URL on stdout once listening.
