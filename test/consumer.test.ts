@@ -1,5 +1,7 @@
 /**
- * The package as a user gets it: `npm pack` (which cleans and builds `dist/`), then a fresh project
+ * The package as a user gets it: `npm pack` (which cleans and builds `dist/`) in a copy of this
+ * checkout (its sources and package files, node_modules linked: the other test files, which may run
+ * at the same time, read this checkout's `dist/` and must not see it deleted), then a fresh project
  * in a temporary directory (`"type": "module"`) that runs `npm install <tarball>` plus what a
  * TypeScript user adds themselves: `zod` (tool input schemas are zod objects; mcp-tasks does not
  * re-export zod), `typescript` and `@types/node` (ranges taken from this package.json, so the npm
@@ -11,13 +13,16 @@
  * server listens on port 0 and prints its URL, the client calls the tool as a task in each protocol
  * version and prints the outcome.
  *
- * Cost: the install compiles better-sqlite3 (a dependency) from source when no prebuilt binary can
- * be downloaded, about 80 s here; the rest takes about 20 s. Needs the npm registry (or a warm npm
- * cache: installs run with `--prefer-offline`).
+ * Cost: the install would compile better-sqlite3 (a dependency) from source, as it does wherever
+ * its prebuilt binary cannot be downloaded (no network but the npm registry here), about 80 s. It
+ * takes a prebuilt binary instead, as it does for users with network access: the one this
+ * checkout's own install built for the same version, offered to better-sqlite3's `prebuild-install`
+ * as a local prebuild (when the versions differ, it compiles as before). The rest takes about 20 s.
+ * Needs the npm registry (or a warm npm cache: installs run with `--prefer-offline`).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,9 +49,9 @@ function childEnv(): NodeJS.ProcessEnv {
 }
 
 /** Runs a command to its end; resolves with its stdout, rejects with its output on a non-zero exit. */
-function run(command: string, args: string[], cwd: string, timeoutMs = 5 * 60_000): Promise<{ stdout: string; stderr: string }> {
+function run(command: string, args: string[], cwd: string, timeoutMs = 5 * 60_000, env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, env: childEnv(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile(command, args, { cwd, env: { ...childEnv(), ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`));
       else resolve({ stdout, stderr });
     });
@@ -82,6 +87,21 @@ console.log(JSON.stringify({ version: tc.protocolVersion, kind: execution.kind, 
 await tc.close();
 `;
 
+/**
+ * Packs the better-sqlite3 binary of this checkout's node_modules as a prebuild (the archive
+ * `prebuild-install` would download: `build/Release/better_sqlite3.node` in
+ * `<name>-v<version>-node-v<abi>-<platform>-<arch>.tar.gz`) into `dir`; returns the environment
+ * that makes `prebuild-install` look there first.
+ */
+function localPrebuild(dir: string): NodeJS.ProcessEnv {
+  const module = realpathSync(join(ROOT, 'node_modules', 'better-sqlite3'));
+  const { name, version } = JSON.parse(readFileSync(join(module, 'package.json'), 'utf8')) as { name: string; version: string };
+  mkdirSync(dir, { recursive: true });
+  const archive = join(dir, `${name}-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`);
+  execFileSync('tar', ['-czf', archive, '-C', module, 'build/Release/better_sqlite3.node']);
+  return { npm_config_better_sqlite3_local_prebuilds: dir };
+}
+
 /** The user's tsconfig: what `tsc --init` suggests for a Node ESM project. */
 const TSCONFIG = {
   compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'dist', types: ['node'] },
@@ -90,6 +110,7 @@ const TSCONFIG = {
 
 describe('consumer: npm pack → npm install in a fresh project → a server and a client on the public API', { timeout: 15 * 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-consumer-'));
+  const checkout = join(dir, 'checkout');
   const app = join(dir, 'app');
   let packed: string[] = [];
   let server: ChildProcess | undefined;
@@ -97,7 +118,11 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
 
   before(async () => {
     const started = Date.now();
-    const pack = await run('npm', ['pack', '--json', '--pack-destination', dir], ROOT);
+    // Everything but what is installed, built or kept locally (.gitignore's folders) and git's own.
+    const local = new Set(['node_modules', 'dist', '.git', '.tools', '.mcp-tasks'].map((name) => join(ROOT, name)));
+    cpSync(ROOT, checkout, { recursive: true, filter: (source) => !local.has(source) });
+    symlinkSync(realpathSync(join(ROOT, 'node_modules')), join(checkout, 'node_modules'), 'dir');
+    const pack = await run('npm', ['pack', '--json', '--pack-destination', dir], checkout);
     const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
     packed = info!.files.map((file) => file.path);
     const packedMs = Date.now() - started;
@@ -121,6 +146,7 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
       ],
       app,
       10 * 60_000,
+      localPrebuild(join(dir, 'prebuilds')),
     );
     console.error(`consumer project: npm pack ${(packedMs / 1000).toFixed(1)} s, npm install ${((Date.now() - started - packedMs) / 1000).toFixed(1)} s`);
   });
@@ -135,8 +161,8 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
     assert.deepEqual(unexpected, []);
     for (const path of ['LICENSE', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client/index.js', 'dist/src/cli/main.js'])
       assert.ok(packed.includes(path), `${path} is missing from the tarball`);
-    // `npm pack` cleaned and rebuilt this checkout's dist/: `npx mcp-tasks` must still run here.
-    assert.ok(statSync(join(ROOT, 'dist/src/cli/main.js')).mode & 0o100, "the checkout's CLI is executable after the build");
+    // `npm pack` cleaned and rebuilt the checkout's dist/: `npx mcp-tasks` must still run there.
+    assert.ok(statSync(join(checkout, 'dist/src/cli/main.js')).mode & 0o100, "the checkout's CLI is executable after the build");
   });
 
   it('installs without the optional peer dependencies pg and ioredis', () => {
