@@ -14,7 +14,7 @@ describe('withDeadline', () => {
   it('aborts after its time even when a garbage collection runs while it waits', async () => {
     const caller = new AbortController();
     const waiting = withDeadline(150, [caller.signal], untilAborted);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // deliberate: the collection runs while the deadline's timer is pending
     gc();
     const reason = await waiting;
     assert.ok(reason instanceof DOMException);

@@ -153,7 +153,7 @@ describe('fencing between instances sharing a store', () => {
     // Instance B takes the task over (by force here; in life once A's lease expired while A was paused).
     const claimed = await storeB.claim(task.taskId, 'B', 60_000, true);
     assert.equal(claimed?.lease?.epoch, 2);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // A's last permit (50 ms) is over, as after any pause
+    await new Promise((resolve) => setTimeout(resolve, 100)); // deliberate: A's last permit (50 ms) is over, as after any pause
     proceed.open();
     await until(() => !runtimeA.isRunning(task.taskId), { ...soon, what: "A's run to stop" });
     assert.equal(calls.two, 0, "A did not begin step 'two' for a task B holds");
@@ -423,7 +423,7 @@ describe('clocks', () => {
     await healthy.recover();
     // While A renews (as a live holder does), B never takes the task, though each lease looks 3 s too long.
     for (let i = 0; i < 6; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await new Promise((resolve) => setTimeout(resolve, 250)); // deliberate: 1.5 s pass in all, more than a lease, while A renews
       await jumped.renew(created.taskId, { holder: 'A', epoch: 1 }, 1000);
     }
     assert.deepEqual(runs, [], 'a renewed lease is not taken, plausible or not');

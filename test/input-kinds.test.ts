@@ -333,7 +333,7 @@ describe('on one server', () => {
           const task = (await client.request('tasks/get', { taskId })).result; // each poll would (re)deliver an answerable question
           assert.equal(task.status, 'input_required');
           assert.match(task.statusMessage, /"Which colour for the door\?" needs a client that declares elicitation/);
-          await new Promise((resolve) => setTimeout(resolve, 50));
+          await new Promise((resolve) => setTimeout(resolve, 50)); // deliberate: time passes between polls, and no question comes
         }
         // Control: a client that declares elicitation is asked at once, and its answer completes the task.
         const other = await legacyClient(life.url, { elicitation: {} });

@@ -12,6 +12,7 @@ import { startInvoiceServer } from '../examples/invoice/server.js';
 import { createLogger, MAX_LOGGED_STRING } from '../src/core/log.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
+import { until } from './helpers/until.js';
 
 const invoice = (id: string) => JSON.parse(readFileSync(join('examples/invoice/data/invoices', `${id}.json`), 'utf8'));
 
@@ -49,7 +50,8 @@ describe('structured logs', () => {
       const probe = await fetch(new URL('/', server.url!));
       assert.equal(probe.status, 404, 'a readiness probe of / gets a plain 404');
       await probe.text();
-      await new Promise((r) => setTimeout(r, 100));
+      // Each refused request is logged before it is answered: the forged id's line is there by now, or soon.
+      await until(() => chunks.some((c) => c.includes(JSON.stringify(forged).slice(1, 20))), { what: () => `the forged id logged:\n${chunks.join('')}` });
 
       assert.ok(chunks.length > 0, 'refused requests are logged (at debug)');
       for (const chunk of chunks) {
@@ -83,7 +85,9 @@ describe('structured logs', () => {
         content: { decision: 'approve', comment: 'private-remark-42' },
       }));
       assert.match(JSON.stringify(result.result), /paid/);
-      await new Promise((r) => setTimeout(r, 100));
+      await until(() => chunks.some((c) => c.includes('"msg":"task completed"') && c.includes(taskId)), {
+        what: () => `the invoice's 'task completed' line:\n${chunks.join('')}`,
+      });
 
       const lines = chunks.map((c) => JSON.parse(c));
       const events = lines.filter((l) => l.taskId === taskId && l.level === 30);

@@ -139,9 +139,9 @@ for (const version of ['2025-11-25', '2026-07-28'] as const)
     await execution.detach();
     await first.client.close();
     await server.close();
-    // One process plays both lives here: let fetch's keep-alive pool see the old sockets close
-    // before reconnecting to the same port (separate client processes, like the CLI, never share it).
-    await new Promise((r) => setTimeout(r, 100));
+    // One process plays both lives here: wait until fetch's keep-alive pool has seen the old sockets
+    // close before reconnecting to the same port (separate client processes, like the CLI, never share it).
+    await until(() => !process.getActiveResourcesInfo().includes('TCPSocketWrap'), { what: 'the sockets of the first life closed' });
 
     server = await startInvoiceServer({ store, port, policy: { pollIntervalMs: 50 }, logger: silentLogger });
     try {

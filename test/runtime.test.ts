@@ -262,7 +262,7 @@ describe('runtime', () => {
         async () => ((await store.get(task.taskId, ENGINE_ACCESS)).statusMessage?.startsWith('Waiting') ? store.get(task.taskId, ENGINE_ACCESS) : undefined),
         { ...soon, what: 'sleeping' },
       );
-      await new Promise((r) => setTimeout(r, 300)); // ~15 lease periods
+      await new Promise((r) => setTimeout(r, 300)); // deliberate: ~15 lease periods pass, in which renewals would show as new versions
       const later = await store.get(task.taskId, ENGINE_ACCESS);
       if (shared) assert.ok(later.version > settled.version, 'a shared store keeps the lease alive');
       else assert.equal(later.version, settled.version, 'an exclusive store writes no renewals');

@@ -570,7 +570,19 @@ for (const factory of backends) {
           resolve(t.status);
         });
       });
-      await new Promise((r) => setTimeout(r, 200)); // let the listener connect
+      // The listener is connected once the other instance sees a write: write other tasks until it does.
+      let connected = false;
+      const offProbe = other.onChange((t) => {
+        if (t.taskId !== task.taskId) connected = true;
+      });
+      await until(
+        async () => {
+          if (!connected) await store.create({ owner: null, request, errorResultStatus: 'failed' });
+          return connected;
+        },
+        { what: 'the listener connected' },
+      );
+      offProbe();
       await store.cancel(task.taskId, ENGINE_ACCESS);
       assert.equal(await seen, 'cancelled', 'the other instance saw the cancel');
       await other.close();

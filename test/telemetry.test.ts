@@ -375,7 +375,7 @@ describe('metrics', () => {
     assert.equal((point(waiting.get('mcp_tasks.tasks.live'), { 'mcp.task.status': 'input_required' }) as DataPoint<number>).value, 2);
     assert.equal((point(waiting.get('mcp_tasks.tasks.live'), { 'mcp.task.status': 'working' }) as DataPoint<number>).value, 0);
 
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await new Promise((resolve) => setTimeout(resolve, 30)); // deliberate: the input wait measured below lasts at least 20 ms
     assert.equal(await runtime.provideInput(first.taskId, 'approval', { action: 'accept', content: { ok: true } }, 'alice'), true);
     assert.equal((await runtime.waitForTerminal(first.taskId, 'alice'))?.status, 'completed');
     await runtime.cancel(second.taskId, 'alice');

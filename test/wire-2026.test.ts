@@ -8,7 +8,7 @@ import { startInvoiceServer } from '../examples/invoice/server.js';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { silentLogger } from '../src/core/log.js';
 import { ModernRawClient, readSse, TASKS_EXT } from './helpers/modern-client.js';
-import { RawMcpClient } from './helpers/raw-client.js';
+import { RawMcpClient, type RpcMessage } from './helpers/raw-client.js';
 import { startTestServer } from './helpers/test-server.js';
 import { until } from './helpers/until.js';
 
@@ -190,8 +190,9 @@ describe('wire 2026-07-28 (raw JSON-RPC)', () => {
     const { taskId } = (await client.request('tools/call', { name: 'ask', arguments: { question: 'Listen?' } })).result;
     await untilTask(client, taskId, (t) => t.status === 'input_required');
     const response = await client.send('subscriptions/listen', { notifications: { taskIds: [taskId, 'not-mine'] } });
-    const messages = readSse(response, (m) => m.id !== undefined);
-    await new Promise((r) => setTimeout(r, 100));
+    const seen: RpcMessage[] = [];
+    const messages = readSse(response, (m) => (seen.push(m), m.id !== undefined));
+    await until(() => seen.some((m) => m.method === 'notifications/tasks'), { what: "the subscription's first notifications/tasks" });
     await client.request('tasks/update', { taskId, inputResponses: { 'elicit-1': { action: 'accept', content: { reply: 'yes' } } } });
     const all = await messages;
     assert.equal(all[0]!.method, 'notifications/subscriptions/acknowledged');
