@@ -112,7 +112,8 @@ describe('journal keys', () => {
   });
 
   it('is the only place that spells a key: no string literal elsewhere in src/ starts like one', () => {
-    const literal = /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until):|(['"`])mrtr:request-state-key\2/;
+    // A key's part follows its colon at once; `answered: …` (a space) is text for people, not a key.
+    const literal = /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until):(?!\s)|(['"`])mrtr:request-state-key\2/;
     const files = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
         entry.isDirectory() ? files(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],
