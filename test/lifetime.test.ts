@@ -346,7 +346,10 @@ describe('waiting costs nothing while nothing happens', () => {
     const base = timeouts();
     for (let i = 0; i < 300; i++) await first.submit({ owner: null, tool: 'nap', arguments: { ms: 3_600_000, name: `long${i}` }, errorResultStatus: 'failed' });
     for (let i = 0; i < 300; i++) await first.submit({ owner: null, tool: 'ask', arguments: {}, errorResultStatus: 'failed' });
-    await until(async () => (await store.listUnfinished()).filter((task) => task.status === 'input_required').length === 300, { what: '300 questions asked', timeoutMs: 60_000 });
+    await until(async () => (await store.listUnfinished()).filter((task) => task.status === 'input_required').length === 300, {
+      what: '300 questions asked',
+      timeoutMs: 60_000,
+    });
     await until(() => store.listenerCounts().taskListeners === 900, { what: 'the askers waiting', timeoutMs: 60_000 });
     await sleep(50); // deliberate: time for a stray timer to be armed, if waiting armed any
     assert.ok(timeouts() - base <= 1, `600 waiting tasks added ${timeouts() - base} timers (one expected)`);
@@ -373,7 +376,10 @@ describe('waiting costs nothing while nothing happens', () => {
     assert.equal(await second.recover(), 601);
     // 300 askers (two listeners each) and 301 sleepers — 300 once the short sleeper is due and woke
     // (its deadline kept from before the restart may already have passed on a loaded machine).
-    await until(() => store.listenerCounts().taskListeners === (woke.includes('across-restart') ? 900 : 901), { what: 'the askers waiting again', timeoutMs: 60_000 });
+    await until(() => store.listenerCounts().taskListeners === (woke.includes('across-restart') ? 900 : 901), {
+      what: 'the askers waiting again',
+      timeoutMs: 60_000,
+    });
     assert.ok(timeouts() - base <= 1, `601 resumed tasks hold ${timeouts() - base} timers`);
     await until(() => woke.includes('across-restart'), { what: 'the sleeper resumed after the restart woke' });
     await second.close();
