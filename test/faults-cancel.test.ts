@@ -157,9 +157,15 @@ for (const { name, url: urlOf } of sharedStores(tag)) {
           `payment attempts for ${invoiceId} after its cancel was acknowledged at ${new Date(acks.get(invoiceId)!).toISOString()}:\n${describeAttempts(late)}`,
         );
       }
+      // A due line may have been paid before its invoice's cancel was acknowledged (on a loaded
+      // machine the set-up can run past a payOn before the pause begins): allowed, and only then.
+      const dueBeforeCancel = cancelled.filter((id) => attempts.some((r) => r.invoice_id === id && r.line_id === 'due' && ms(r.attempted_at) < acks.get(id)!));
       assert.deepEqual(
-        ledger.payments(`${name}-`).map((p) => `${p.invoice_id}/${p.line_id}`),
-        [...cancelled.map((id) => `${id}/now`), `${kept}/due`, `${kept}/now`],
+        ledger
+          .payments(`${name}-`)
+          .map((p) => `${p.invoice_id}/${p.line_id}`)
+          .sort(),
+        [...cancelled.map((id) => `${id}/now`), ...dueBeforeCancel.map((id) => `${id}/due`), `${kept}/due`, `${kept}/now`].sort(),
         'the lines paid before the cancel, and K in full, each once',
       );
       const keptDue = attempts.filter((r) => r.invoice_id === kept && r.line_id === 'due');
