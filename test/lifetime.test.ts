@@ -52,7 +52,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('2025-11-25 sessions have a lifetime', () => {
   it('an idle session is closed; its id then gets HTTP 404, and a new session reads the task it created', async () => {
-    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 150 } } });
+    // 1 s idle: a client under load (other test files on the same cores) still makes its call in time.
+    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 1_000 } } });
     try {
       const first = new RawMcpClient(server.url);
       await first.initialize();
@@ -72,7 +73,8 @@ describe('2025-11-25 sessions have a lifetime', () => {
   });
 
   it('a session with its GET stream open is not idle; it is closed once the stream ends', async () => {
-    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 100 } } });
+    // 500 ms idle: a client under load still opens its stream in time.
+    const server = await startTestServer('memory:', { listen: { sessions: { idleTimeoutMs: 500 } } });
     try {
       const client = new RawMcpClient(server.url);
       await client.initialize();
@@ -82,7 +84,7 @@ describe('2025-11-25 sessions have a lifetime', () => {
         signal: controller.signal,
       });
       assert.equal(stream.status, 200);
-      await sleep(400); // deliberate: four idle timeouts pass while the stream is open
+      await sleep(2_000); // deliberate: four idle timeouts pass while the stream is open
       assert.equal(server.stats().sessions, 1, 'four idle timeouts passed while the stream was open');
       controller.abort();
       await until(() => server.stats().sessions === 0, { what: 'the session closed after its stream ended' });
