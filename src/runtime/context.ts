@@ -294,29 +294,16 @@ export class ExecutionContext implements TaskContext {
 
   async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('step name must be a non-empty string');
-    const retries = Math.max(0, Math.floor(options.retries ?? 0));
-    const transientRetries = Math.max(0, Math.floor(options.transientRetries ?? DEFAULT_TRANSIENT_RETRIES));
-    const delay = Math.max(0, options.retryDelayMs ?? 500);
-    const maxDelay = Math.max(0, options.maxRetryDelayMs ?? 30_000);
-    const transient = options.isTransient ?? isTransientError;
-    const attempts = async (signal: AbortSignal, retried?: (error: unknown) => void) => {
-      for (let attempt = 0; ; attempt++) {
-        let failure: unknown;
-        try {
-          return await this.effect(() => fn(signal));
-        } catch (error) {
-          // Fencing refused the attempt (the run must stop): never the step's failure.
-          if (this.stops.has(error as object)) throw error;
-          failure = error;
-        }
-        if (signal.aborted || transientMark(failure) === false) throw failure;
-        if (attempt >= retries && !(attempt < transientRetries && transient(failure))) throw failure;
-        retried?.(failure);
-        await abortableDelay(Math.min(maxDelay, delay * 2 ** attempt), signal);
-      }
-    };
+    const attempts = (signal: AbortSignal, retried?: (error: unknown) => void) =>
+      attemptStep(fn, options, signal, {
+        begin: async (attempt) => await this.effect(attempt),
+        // Fencing refused the attempt (the run must stop): never the step's failure.
+        isStop: (error) => this.stops.has(error as object),
+        retried,
+      });
     const telemetry = this.telemetry;
     if (!telemetry) return this.journaled(stepKey(name), (signal) => attempts(signal));
+    const retries = Math.max(0, Math.floor(options.retries ?? 0));
     return this.journaled(
       stepKey(name),
       (signal) => telemetry.step(name, retries, signal, (retried) => attempts(signal, retried)),
@@ -516,7 +503,42 @@ export class ExecutionContext implements TaskContext {
   }
 }
 
-function replay<T>(record: StepRecord): T {
+/**
+ * The attempts of one step under its `StepOptions` (the same on every executor): `begin` starts an
+ * attempt (the embedded runtime's permit check; engines call it directly), an error `isStop` says
+ * belongs to the engine is rethrown at once, and `retried` hears of each retried failure. Resolves
+ * with the first attempt's value that succeeds, or rejects with the last failure (never retried
+ * when `signal` aborted or the error is a `NonRetryableError`).
+ */
+export async function attemptStep<T>(
+  fn: (signal: AbortSignal) => Promise<T> | T,
+  options: StepOptions,
+  signal: AbortSignal,
+  hooks: { begin?: (attempt: () => Promise<T> | T) => Promise<T>; isStop?: (error: unknown) => boolean; retried?: (error: unknown) => void } = {},
+): Promise<T> {
+  const retries = Math.max(0, Math.floor(options.retries ?? 0));
+  const transientRetries = Math.max(0, Math.floor(options.transientRetries ?? DEFAULT_TRANSIENT_RETRIES));
+  const delay = Math.max(0, options.retryDelayMs ?? 500);
+  const maxDelay = Math.max(0, options.maxRetryDelayMs ?? 30_000);
+  const transient = options.isTransient ?? isTransientError;
+  const begin = hooks.begin ?? (async (attempt: () => Promise<T> | T) => attempt());
+  for (let attempt = 0; ; attempt++) {
+    let failure: unknown;
+    try {
+      return await begin(() => fn(signal));
+    } catch (error) {
+      if (hooks.isStop?.(error)) throw error;
+      failure = error;
+    }
+    if (signal.aborted || transientMark(failure) === false) throw failure;
+    if (attempt >= retries && !(attempt < transientRetries && transient(failure))) throw failure;
+    hooks.retried?.(failure);
+    await abortableDelay(Math.min(maxDelay, delay * 2 ** attempt), signal);
+  }
+}
+
+/** What a `StepRecord` says: its value, or its failure thrown as `StepFailedError`. */
+export function replay<T>(record: StepRecord): T {
   if (!record.ok) throw new StepFailedError(record.error.name, record.error.message);
   return record.value as T;
 }

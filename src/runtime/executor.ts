@@ -1,0 +1,119 @@
+import type { Json, JsonObject } from '../core/json.js';
+import type { Logger } from '../core/log.js';
+import type { Fence, TaskRecord } from '../core/task.js';
+import type { Lease } from '../core/task.js';
+import type { TaskStore } from '../store/task-store.js';
+import type { RegisteredHandler } from './runtime.js';
+
+/**
+ * What a `TaskRuntime` gives its executor: the store (the source of truth for everything the
+ * protocol and the console see), the registered handlers and how a handler's outcome is written.
+ */
+export interface ExecutorHost {
+  readonly store: TaskStore;
+  readonly log: Logger;
+  /** The runtime's clock in ms since the epoch (the store's, see `TaskStore.now`). */
+  now(): number;
+  /** The handler registered for `tool`, or undefined. */
+  handler(tool: string): RegisteredHandler | undefined;
+  /** `args` with the fields stored encrypted (`RegisteredHandler.sensitive`) opened. */
+  openArguments(args: JsonObject): JsonObject;
+  /**
+   * Ends `task` with its handler's outcome, as every executor must (see `TaskRuntime`): a result
+   * completes it (`completed`, or `errorResultStatus` when `isError`; too large a result fails it), a
+   * thrown `TaskRpcError` fails it with that JSON-RPC error, any other throw ends it with an
+   * `isError` result. `fence` (embedded runs) makes the write conditional on the run's lease. A task
+   * that had already ended (cancelled meanwhile), was deleted or was taken over is left as it is:
+   * resolves `{ kind: 'interrupted', … }` then. Rejects with `StoreUnavailableError` on an outage.
+   */
+  finish(task: TaskRecord, outcome: { result: unknown } | { error: unknown }, fence?: Fence): Promise<RunEnd>;
+  /** Errors that belong to no request. */
+  onError(error: unknown, taskId?: string): void;
+}
+
+/** How one run of a task ended (for telemetry and retries). */
+export type RunEnd =
+  | { kind: 'ended'; task: TaskRecord }
+  | { kind: 'cancelled' }
+  | { kind: 'interrupted'; reason: 'shutdown' | 'lease_lost' | 'already_terminal' | 'deleted' | 'aborted' | 'store_unavailable' }
+  | { kind: 'error'; error: unknown };
+
+/**
+ * The seam between the task protocol and whatever executes task handlers.
+ *
+ * The `TaskRuntime` (the façade the wire talks to) owns everything the protocol and the people see,
+ * in the `TaskStore`: creating a task, its status, `inputRequests`, answers, results, ownership, TTL
+ * and history. An executor owns execution: running the handler with a `TaskContext`, steps, timers,
+ * waiting for answers, retries, cancellation, recovery after a crash and placement across
+ * instances. Three implementations: the embedded one (`EmbeddedExecutor`, the default: our own
+ * journal, timers and leases), DBOS (`mcp-tasks/executor/dbos`) and Restate
+ * (`mcp-tasks/executor/restate`). The handler API is the same on all three.
+ *
+ * Order of calls: `bind` once, then `recover` at start-up, then any of `start`, `cancelled`,
+ * `answered`, `elicitationCompleted`; `close` last. Every notification comes after the store write
+ * it reports, so an executor that misses one (a crash in between) finds the truth in the store.
+ */
+export interface TaskExecutor {
+  /** `embedded`, `dbos`, `restate`: shown in logs and metrics. */
+  readonly name: string;
+  /** Called once by the runtime, before anything else. */
+  bind(host: ExecutorHost): void;
+  /**
+   * The lease a new task is created with (`TaskStore.create`'s `lease`): this instance's, for an
+   * executor that places tasks by our leases; undefined for an engine that places them itself.
+   */
+  leaseForNewTask(): { holder: string; leaseMs: number } | undefined;
+  /**
+   * Starts executing `task`, just created (durably stored, `working`). `since` is the monotonic time
+   * (ms, `performance.now()`) the create was sent. Must not throw for the engine's sake: a task
+   * whose start was lost is started by `recover` (the store lists it unfinished).
+   */
+  start(task: TaskRecord, since: number): Promise<void>;
+  /**
+   * At start-up: resumes or re-attaches every unfinished task this instance should run (those
+   * whose start was lost included) and starts whatever background work the executor needs (lease
+   * heartbeats, reconciliation). Resolves with how many tasks it started or resumed.
+   */
+  recover(): Promise<number>;
+  /**
+   * `task` was just cancelled in the store (`TaskStore.cancel`; `revoked` is the lease it held then):
+   * stop its work everywhere. Resolves once no effect of the task can begin any more (the cancel's
+   * acknowledgement waits for it).
+   */
+  cancelled(task: TaskRecord, revoked: Lease | undefined): Promise<void>;
+  /**
+   * Answers to questions `keys` of `taskId` were just stored (`TaskStore.answerInputs`): deliver
+   * each to the waiting handler exactly once, wherever it runs. Must not throw for a delivery it
+   * can retry later (a reconciler re-delivers answers stored but not consumed).
+   */
+  answered(taskId: string, keys: readonly string[]): Promise<void>;
+  /** The out-of-band flow `elicitationId` of `taskId`'s URL elicitation completed (journaled first). */
+  elicitationCompleted(taskId: string, elicitationId: string): Promise<void>;
+  /** True while this process executes the task's handler. */
+  isRunning(taskId: string): boolean;
+  /** Stops executing here; tasks stay as stored and resume on the next start or another instance. */
+  close(): Promise<void>;
+}
+
+/**
+ * The durable primitives an engine gives one run of one task (see `EngineContext`, which builds the
+ * `TaskContext` on them). Each call is recorded by the engine the first time and replayed from its
+ * record afterwards; calls must come in the same order on every replay.
+ */
+export interface DurableRun {
+  /**
+   * Runs `fn` once and records its value (JSON or null). `fn` returns the value or throws only for
+   * the engine's sake (a store outage, a lost lease): the engine retries it then, or stops the run.
+   * Failures of the handler's own step functions are values here (`StepRecord`), never throws.
+   */
+  step<T extends Json | null>(name: string, fn: () => Promise<T>): Promise<T>;
+  /** Waits `ms` milliseconds durably (the engine records the deadline; a restart keeps it). */
+  sleep(name: string, ms: number): Promise<void>;
+  /** A durable reading of the clock, ms since the epoch (the same value on replay). */
+  now(name: string): Promise<number>;
+  /**
+   * Waits durably for the message `topic` sent to this task by its executor (`TaskExecutor.answered`
+   * sends each answer under its question key) and returns its value.
+   */
+  receive<T extends Json>(topic: string): Promise<T>;
+}
