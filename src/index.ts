@@ -80,6 +80,9 @@ export {
 // runtime: durable execution of task handlers.
 export { StepFailedError, type AskOptions, type StepOptions, type TaskContext, type UrlElicitation, type UrlElicitOptions } from './runtime/context.js';
 export { TaskRuntime, type RegisteredHandler, type SubmitInput, type TaskHandler, type TaskRuntimeOptions, type TaskToolResult } from './runtime/runtime.js';
+export { EmbeddedExecutor, type EmbeddedExecutorOptions } from './runtime/embedded-executor.js';
+export type { DurableRun, ExecutorHost, TaskExecutor } from './runtime/executor.js';
+export { EngineContext, runOnEngine, answerTopic, completionTopic, type EngineContextOptions } from './runtime/engine-context.js';
 export { LeaseLostSignal, ShutdownSignal, StoreUnavailableSignal, TaskCancelledSignal } from './runtime/signals.js';
 
 // wire: MCP Tasks on an SDK v2 McpServer (names taken one by one from the wire layer's barrel).

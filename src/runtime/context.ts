@@ -296,7 +296,7 @@ export class ExecutionContext implements TaskContext {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('step name must be a non-empty string');
     const attempts = (signal: AbortSignal, retried?: (error: unknown) => void) =>
       attemptStep(fn, options, signal, {
-        begin: async (attempt) => await this.effect(attempt),
+        begin: (attempt) => this.effect(attempt) as Promise<T>,
         // Fencing refused the attempt (the run must stop): never the step's failure.
         isStop: (error) => this.stops.has(error as object),
         retried,

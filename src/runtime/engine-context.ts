@@ -6,16 +6,7 @@ import { silentLogger, type Logger } from '../core/log.js';
 import { ENGINE_ACCESS } from '../core/access.js';
 import { isTerminal } from '../core/status.js';
 import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse, TaskRecord } from '../core/task.js';
-import {
-  elicitationCompleteKey,
-  elicitationIdKey,
-  inputKey,
-  stepKey,
-  timerKey,
-  untilKey,
-  type StepRecord,
-  type UntilEntry,
-} from '../core/journal-keys.js';
+import { elicitationCompleteKey, elicitationIdKey, inputKey, stepKey, timerKey, untilKey, type StepRecord, type UntilEntry } from '../core/journal-keys.js';
 import type { TaskStore } from '../store/task-store.js';
 import { attemptStep, replay, type AskOptions, type StepOptions, type TaskContext, type UrlElicitOptions, type UrlElicitation } from './context.js';
 import type { DurableRun, ExecutorHost, RunEnd } from './executor.js';
@@ -245,7 +236,8 @@ export class EngineContext implements TaskContext {
   }
 
   private unique(key: string): void {
-    if (this.names.has(key)) throw new InvalidArgumentError(`'${key}' used twice in one run of task ${this.taskId}; step names and question keys must be unique`);
+    if (this.names.has(key))
+      throw new InvalidArgumentError(`'${key}' used twice in one run of task ${this.taskId}; step names and question keys must be unique`);
     this.names.add(key);
   }
 

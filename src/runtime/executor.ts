@@ -1,9 +1,9 @@
 import type { Json, JsonObject } from '../core/json.js';
 import type { Logger } from '../core/log.js';
-import type { Fence, TaskRecord } from '../core/task.js';
-import type { Lease } from '../core/task.js';
+import type { Fence, Lease, TaskRecord } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
-import type { RegisteredHandler } from './runtime.js';
+import type { RegisteredHandler } from './handler.js';
+import type { RunEnd } from './telemetry.js';
 
 /**
  * What a `TaskRuntime` gives its executor: the store (the source of truth for everything the
@@ -31,12 +31,7 @@ export interface ExecutorHost {
   onError(error: unknown, taskId?: string): void;
 }
 
-/** How one run of a task ended (for telemetry and retries). */
-export type RunEnd =
-  | { kind: 'ended'; task: TaskRecord }
-  | { kind: 'cancelled' }
-  | { kind: 'interrupted'; reason: 'shutdown' | 'lease_lost' | 'already_terminal' | 'deleted' | 'aborted' | 'store_unavailable' }
-  | { kind: 'error'; error: unknown };
+export type { RunEnd };
 
 /**
  * The seam between the task protocol and whatever executes task handlers.

@@ -2,6 +2,7 @@ import { McpServer, type AuthInfo, type Transport } from '@modelcontextprotocol/
 import type * as z from 'zod';
 import { createLogger, type Logger } from '../core/log.js';
 import type { TaskContext } from '../runtime/context.js';
+import type { TaskExecutor } from '../runtime/executor.js';
 import { TaskRuntime, type TaskRuntimeOptions, type TaskToolResult } from '../runtime/runtime.js';
 import { openStore } from '../store/open-store.js';
 import type { TaskStore, TaskStoreOptions } from '../store/task-store.js';
@@ -27,7 +28,15 @@ export interface TaskServerOptions {
    */
   storeOptions?: TaskStoreOptions;
   /** Runtime options: `instanceId`, `leaseMs` (ms), `maxResultBytes`, `purgeIntervalMs` (ms), `onError`. */
-  runtime?: Omit<TaskRuntimeOptions, 'logger'>;
+  runtime?: Omit<TaskRuntimeOptions, 'logger' | 'executor'>;
+  /**
+   * What executes task handlers (see `TaskExecutor`). Default: the embedded executor (this process,
+   * the store's journal, timers and leases; `runtime` options tune it). Or an engine you already
+   * operate: `createDbosExecutor({ systemDatabaseUrl })` from `mcp-tasks/executor/dbos`,
+   * `createRestateExecutor({ ingressUrl, adminUrl })` from `mcp-tasks/executor/restate`. Tool code
+   * and the wire are the same on each.
+   */
+  executor?: TaskExecutor;
   /** Wire options: `list`, `fallbackTools`, `syncWaitMs` (ms), `maxArgumentBytes`, `throttlePolling`, `onError`. */
   tasks?: Omit<McpTasksOptions, 'logger'>;
   /** One logger for every layer. Default: `createLogger()` (JSON on stderr, info). */
@@ -90,7 +99,7 @@ export class TaskServer {
   constructor(options: TaskServerOptions) {
     this.logger = options.logger ?? createLogger();
     this.store = typeof options.store === 'string' ? openStore(options.store, { logger: this.logger, ...options.storeOptions }) : options.store;
-    this.runtime = new TaskRuntime(this.store, { ...options.runtime, logger: this.logger });
+    this.runtime = new TaskRuntime(this.store, { ...options.runtime, ...(options.executor && { executor: options.executor }), logger: this.logger });
     this.tasks = new McpTasks(this.runtime, { ...options.tasks, logger: this.logger });
     this.subscriptions = options.subscriptions ?? {};
     this.fastPath = options.fastPath ?? true;
