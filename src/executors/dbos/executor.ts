@@ -384,13 +384,25 @@ export class DbosExecutor implements TaskExecutor {
       if (this.runs.get(taskId) === run) this.runs.delete(taskId);
     }
     if (end.kind === 'ended') return end.task.status;
-    if (end.kind === 'cancelled') return 'cancelled';
+    if (end.kind === 'cancelled') return this.endCancelled(taskId);
     if (end.kind === 'interrupted' && (end.reason === 'already_terminal' || end.reason === 'deleted')) return end.reason;
     // Stopped (shutdown, lease lost, aborted): end the workflow only if the task ended; else park.
     const current = await store.get(taskId, ENGINE_ACCESS).catch((error: unknown) => (error instanceof TaskNotFoundError ? null : undefined));
     if (current === null) return 'deleted';
+    if (current?.status === 'cancelled') return this.endCancelled(taskId);
     if (current && isTerminal(current.status)) return current.status;
     throw new DBOSWorkflowConflictError(taskId);
+  }
+
+  /**
+   * Ends the execution of a task cancelled in the store with its workflow `CANCELLED` in DBOS too
+   * (whether or not `cancelled` got there first): cancels it (outside any step) and parks the
+   * execution, which DBOS then ends as cancelled. Should the cancel not be written (an outage), the
+   * workflow stays pending and its next recovery finds the task ended.
+   */
+  private async endCancelled(taskId: string): Promise<never> {
+    await DBOSExecutor.globalInstance!.systemDatabase.cancelWorkflows([taskId]).catch((error: unknown) => this.quiet(error, taskId));
+    throw new DBOSErrors.DBOSWorkflowCancelledError(taskId);
   }
 
   /**
