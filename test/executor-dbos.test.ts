@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ENGINE_ACCESS } from '../src/core/access.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { dbosTestEnv, startWorker, type DbosTestEnv, type DbosWorker } from './helpers/dbos-env.js';
 
 const LEASE_MS = 3000;
@@ -162,6 +163,37 @@ describe('DBOS executor', { timeout: 300_000 }, () => {
     for (const taskId of taskIds) for (let i = 0; i < 30; i++) assert.ok((await env.attempts(taskId, `tick-${i}`)) >= 1, `tick ${i} of ${taskId} ran`);
     await a.kill();
     await b.kill();
+  });
+
+  it('cancel while the holder is paused: after SIGCONT it begins no step of the cancelled task', async () => {
+    const a = await start();
+    const b = await start();
+    const taskId = await submit(a, 'ticker', { steps: 1000, sleepMs: 100 });
+    await until(async () => (await env.attempts(taskId, 'tick-2')) === 1, 20_000);
+    a.stop();
+    await b.send({ op: 'cancel', taskId });
+    const acknowledged = await ticks(taskId);
+    a.cont();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.equal(await ticks(taskId), acknowledged, 'no step after the acknowledged cancel');
+    assert.equal((await env.store.get(taskId, ENGINE_ACCESS)).status, 'cancelled');
+    await a.kill();
+    await b.kill();
+  });
+
+  it('a task-store outage longer than the lease is never a task outcome, and re-runs no step', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: 5432 });
+    const storeUrl = proxy.url(env.storeUrl) + '&connectTimeoutMs=1000&queryTimeoutMs=2000';
+    const worker = await start({ STORE_URL: storeUrl });
+    const taskIds = await Promise.all(Array.from({ length: 3 }, () => submit(worker, 'ticker', { steps: 20, sleepMs: 100 })));
+    await until(async () => (await env.attempts(taskIds[0]!, 'tick-2')) === 1, 20_000);
+    await proxy.setMode('refuse');
+    await new Promise((resolve) => setTimeout(resolve, LEASE_MS + 1500));
+    await proxy.setMode('forward');
+    for (const taskId of taskIds) assert.equal((await env.waitTerminal(taskId, 60_000)).status, 'completed');
+    for (const taskId of taskIds) for (let i = 0; i < 20; i++) assert.equal(await env.attempts(taskId, `tick-${i}`), 1, `tick ${i} of ${taskId} ran once`);
+    await worker.kill();
+    await proxy.close();
   });
 
   async function ticks(taskId: string): Promise<number> {

@@ -366,7 +366,7 @@ export class DbosExecutor implements TaskExecutor {
     });
     let end: RunEnd;
     try {
-      end = await runOnEngine(this.fencedHost(host, fence), taskId, this.durableRun(taskId, run), {
+      end = await runOnEngine(this.fencedHost(host, fence, signal), taskId, this.durableRun(taskId, run), {
         signal,
         onEnded: () => controller.abort(new LeaseLostSignal(taskId)), // decided below from the store
         fencingToken: fence.epoch,
@@ -433,21 +433,40 @@ export class DbosExecutor implements TaskExecutor {
     }
   }
 
-  /** The host a run sees: its store writes and its finish carry the run's fence. */
-  private fencedHost(host: ExecutorHost, fence: Fence): ExecutorHost {
+  /**
+   * The host a run sees: its store writes and its finish carry the run's fence, and its writes ride
+   * out store outages (retried with backoff until the store answers or the run stops), so a step
+   * function that succeeded is never run again because the copy of its record met an outage.
+   */
+  private fencedHost(host: ExecutorHost, fence: Fence, signal: AbortSignal): ExecutorHost {
     const store = host.store;
+    const retry = async <T>(call: () => Promise<T>): Promise<T> => {
+      for (let attempt = 0; ;) {
+        signal.throwIfAborted();
+        try {
+          return await call();
+        } catch (error) {
+          if (!(error instanceof StoreUnavailableError || error instanceof ConflictError) || signal.aborted) throw error;
+          await delay(backoff(attempt++), signal);
+        }
+      }
+    };
     const fenced = new Proxy(store, {
       get(target, prop) {
         switch (prop) {
           case 'appendJournal':
-            return (taskId: string, key: string, value: Json) => target.appendJournal(taskId, key, value, fence);
+            return (taskId: string, key: string, value: Json) => retry(() => target.appendJournal(taskId, key, value, fence));
           case 'report':
-            return (taskId: string, update: Parameters<TaskStore['report']>[1]) => target.report(taskId, update, fence);
+            return (taskId: string, update: Parameters<TaskStore['report']>[1]) => retry(() => target.report(taskId, update, fence));
           case 'requestInput':
             return (taskId: string, key: string, request: Parameters<TaskStore['requestInput']>[2], message: string) =>
-              target.requestInput(taskId, key, request, message, fence);
+              retry(() => target.requestInput(taskId, key, request, message, fence));
           case 'settleInput':
-            return (taskId: string, key: string) => target.settleInput(taskId, key, fence);
+            return (taskId: string, key: string) => retry(() => target.settleInput(taskId, key, fence));
+          case 'inputAnswer':
+            return (taskId: string, key: string) => retry(() => target.inputAnswer(taskId, key));
+          case 'readJournal':
+            return (taskId: string) => retry(() => target.readJournal(taskId));
         }
         const value: unknown = Reflect.get(target, prop, target);
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
@@ -459,7 +478,7 @@ export class DbosExecutor implements TaskExecutor {
       now: () => host.now(),
       handler: (tool) => host.handler(tool),
       openArguments: (args) => host.openArguments(args),
-      finish: (task, outcome) => host.finish(task, outcome, fence),
+      finish: (task, outcome) => retry(() => host.finish(task, outcome, fence)),
       onError: (error, taskId) => host.onError(error, taskId),
     };
   }
