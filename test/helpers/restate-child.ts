@@ -3,7 +3,7 @@
  * (`registerTestTools`), a `RestateExecutor` serving its endpoint on `RESTATE_ENDPOINT_PORT`, and a
  * small JSON control API on a free port whose URL it prints on stdout once recovered:
  * `POST /submit {tool, arguments}`, `POST /answer {taskId, key, response}`, `POST /cancel {taskId}`,
- * `GET /task?id=`. Environment: `STORE_PATH`, `EFFECTS_PATH`, `RESTATE_INGRESS`, `RESTATE_ADMIN`,
+ * `GET /task?id=`. Environment: `STORE_URL` (or `STORE_PATH`, a SQLite file), `EFFECTS_PATH`, `RESTATE_INGRESS`, `RESTATE_ADMIN`,
  * `RESTATE_ENDPOINT_PORT`.
  */
 import { createServer } from 'node:http';
@@ -19,7 +19,7 @@ const env = (name: string): string => {
 };
 
 const log = createLogger({ level: (process.env.LOG_LEVEL as 'info') ?? 'info' });
-const store = openStore(`sqlite:${env('STORE_PATH')}`);
+const store = openStore(process.env.STORE_URL ?? `sqlite:${env('STORE_PATH')}`);
 const executor = createRestateExecutor({
   ingressUrl: env('RESTATE_INGRESS'),
   adminUrl: env('RESTATE_ADMIN'),

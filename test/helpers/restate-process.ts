@@ -21,7 +21,9 @@ export interface ServiceProcess {
 
 /** What the service process needs (see restate-child.ts). */
 export interface ServiceOptions {
-  storePath: string;
+  /** A SQLite file (`storePath`) or any store URL (`storeUrl`). */
+  storePath?: string;
+  storeUrl?: string;
   effectsPath: string;
   ingressUrl: string;
   adminUrl: string;
@@ -34,7 +36,8 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
-      STORE_PATH: options.storePath,
+      ...(options.storePath && { STORE_PATH: options.storePath }),
+      ...(options.storeUrl && { STORE_URL: options.storeUrl }),
       EFFECTS_PATH: options.effectsPath,
       RESTATE_INGRESS: options.ingressUrl,
       RESTATE_ADMIN: options.adminUrl,
