@@ -24,25 +24,30 @@ export interface ServiceOptions {
   /** A SQLite file (`storePath`) or any store URL (`storeUrl`). */
   storePath?: string;
   storeUrl?: string;
-  effectsPath: string;
+  effectsPath?: string;
   ingressUrl: string;
   adminUrl: string;
   endpointPort: number;
+  /** The script to run (default test/helpers/restate-child.ts). */
+  script?: string;
+  /** More environment variables. */
+  env?: Record<string, string>;
 }
 
 /** Starts the service process and resolves once it has recovered and serves its control API. */
 export async function startService(options: ServiceOptions): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/restate-child.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', options.script ?? 'test/helpers/restate-child.ts'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
       ...(options.storePath && { STORE_PATH: options.storePath }),
       ...(options.storeUrl && { STORE_URL: options.storeUrl }),
-      EFFECTS_PATH: options.effectsPath,
+      ...(options.effectsPath && { EFFECTS_PATH: options.effectsPath }),
       RESTATE_INGRESS: options.ingressUrl,
       RESTATE_ADMIN: options.adminUrl,
       RESTATE_ENDPOINT_PORT: String(options.endpointPort),
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      ...options.env,
     },
   });
   let stderr = '';
