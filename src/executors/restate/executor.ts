@@ -52,6 +52,15 @@ export interface RestateExecutorOptions {
   requestTimeoutMs?: number;
   /** How long `recover` keeps trying to register the deployment, in ms (default 30 000), before it rejects. */
   registerTimeoutMs?: number;
+  /**
+   * Restate's inactivity timeout of an attempt, in ms (default: the server's, 1 min): an attempt
+   * silent that long (a step running long, a frozen process) is asked to suspend, and aborted
+   * `abortTimeoutMs` later (default: the server's, 10 min) and retried — a step function still
+   * running then runs again in the retry (at-least-once, as after a crash).
+   */
+  inactivityTimeoutMs?: number;
+  /** See `inactivityTimeoutMs`. In ms. */
+  abortTimeoutMs?: number;
   /** Headers sent with every ingress and admin call (e.g. `authorization`). */
   headers?: Record<string, string>;
 }
@@ -139,6 +148,8 @@ export class RestateExecutor implements TaskExecutor {
         },
       },
       options: {
+        ...(options.inactivityTimeoutMs !== undefined && { inactivityTimeout: options.inactivityTimeoutMs }),
+        ...(options.abortTimeoutMs !== undefined && { abortTimeout: options.abortTimeoutMs }),
         retryPolicy: {
           initialInterval: retry.initialIntervalMs ?? 100,
           maxInterval: retry.maxIntervalMs ?? 2000,
