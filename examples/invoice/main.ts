@@ -44,6 +44,15 @@ const program = new Command()
     parseCount,
   )
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
+  .addOption(
+    new Option('--executor <name>', 'what executes the tasks: this process (embedded), DBOS workflows, or Restate workflows')
+      .choices(['embedded', 'dbos', 'restate'])
+      .default('embedded'),
+  )
+  .option('--dbos-database <url>', 'DBOS system database (PostgreSQL URL); default: the store URL when it is postgres://')
+  .option('--restate-ingress <url>', "Restate's ingress URL", 'http://127.0.0.1:8080')
+  .option('--restate-admin <url>', "Restate's admin URL", 'http://127.0.0.1:9070')
+  .option('--restate-endpoint-port <port>', 'port this process serves the Restate service endpoint on (registered with the admin URL)', parsePort, 9080)
   .option('--lease-ms <ms>', 'lease length: how soon other instances take over after this one dies', parsePositiveInt, 5000)
   .addOption(new Option('--log-level <level>', 'lowest log level written to stderr (default: $MCP_TASKS_LOG_LEVEL, else info)').choices([...LOG_LEVELS]))
   .addOption(
@@ -68,6 +77,9 @@ const program = new Command()
       policy: { pollIntervalMs: opts.pollInterval },
       instanceId: opts.instanceId,
       leaseMs: opts.leaseMs,
+      executor: opts.executor,
+      ...(opts.dbosDatabase && { dbos: { systemDatabaseUrl: opts.dbosDatabase } }),
+      restate: { ingressUrl: opts.restateIngress, adminUrl: opts.restateAdmin, endpointPort: opts.restateEndpointPort },
       paymentRetries: opts.paymentRetries,
       stateless: opts.stateless,
       ...(opts.tokens && { tokens: loadTokenFile(opts.tokens) }),

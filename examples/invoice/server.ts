@@ -9,6 +9,8 @@ import {
   type ProtocolVersion,
   type SessionLimits,
   type LifetimePolicy,
+  type TaskExecutor,
+  InvalidArgumentError,
 } from '../../src/index.js';
 import { Erp } from './erp.js';
 import { Ledger } from './ledger.js';
@@ -40,6 +42,15 @@ export interface InvoiceServerOptions {
   instanceId?: string;
   /** Lease length in ms: how soon other instances take over after this one dies. Default 5000. */
   leaseMs?: number;
+  /**
+   * What executes the invoice tasks (see `TaskServerOptions.executor`): `embedded` (default), `dbos`
+   * (DBOS workflows in `dbos.systemDatabaseUrl`, default: the store URL when it is PostgreSQL) or
+   * `restate` (Restate workflows through `restate.ingressUrl`/`adminUrl`; this process serves the
+   * Restate endpoint on `restate.endpointPort`, default 9080). The tools' code is the same on each.
+   */
+  executor?: 'embedded' | 'dbos' | 'restate';
+  dbos?: { systemDatabaseUrl?: string };
+  restate?: { ingressUrl?: string; adminUrl?: string; endpointPort?: number };
   /** Bearer tokens → principals (see `staticTokenVerifier`); enables `tasks/list` (2025-11-25). Default: no authentication. */
   tokens?: Record<string, string>;
   /** Register the fallback tools for hosts without MCP Tasks. */
@@ -80,6 +91,28 @@ export interface RunningInvoiceServer {
 }
 
 /**
+ * The DBOS or Restate executor the options ask for. Each is loaded only when chosen, so the
+ * engines' SDKs (optional peers) are needed only by deployments that use them. Throws
+ * `InvalidArgumentError` when an engine's address is missing.
+ */
+async function engineExecutor(options: InvoiceServerOptions, storeUrl: string): Promise<TaskExecutor> {
+  if (options.executor === 'dbos') {
+    const systemDatabaseUrl = options.dbos?.systemDatabaseUrl ?? (/^postgres(ql)?:/.test(storeUrl) ? storeUrl : undefined);
+    if (!systemDatabaseUrl) throw new InvalidArgumentError('--executor dbos needs a PostgreSQL database for DBOS: --dbos-database postgres://…');
+    const { createDbosExecutor } = await import('../../src/executors/dbos/index.js');
+    return createDbosExecutor({
+      systemDatabaseUrl,
+      ...(options.instanceId && { executorId: options.instanceId }),
+      ...(options.leaseMs && { leaseMs: options.leaseMs }),
+    });
+  }
+  const ingressUrl = options.restate?.ingressUrl ?? 'http://127.0.0.1:8080';
+  const adminUrl = options.restate?.adminUrl ?? 'http://127.0.0.1:9070';
+  const { createRestateExecutor } = await import('../../src/executors/restate/index.js');
+  return createRestateExecutor({ ingressUrl, adminUrl, endpoint: { port: options.restate?.endpointPort ?? 9080 } });
+}
+
+/**
  * Starts the invoice workflow server: opens the store, resumes every unfinished task from its
  * journal, and serves MCP in both eras (2025-11-25 Tasks; 2026-07-28 with the
  * `io.modelcontextprotocol/tasks` extension) over Streamable HTTP at `http://HOST:PORT/mcp`, or
@@ -93,6 +126,7 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const ledger = new Ledger(ledgerPath);
   const server = createTaskServer({
     store: storeUrl,
+    ...(options.executor && options.executor !== 'embedded' && { executor: await engineExecutor(options, storeUrl) }),
     storeOptions: { policy: options.policy, maxLiveTasksPerOwner: options.maxLiveTasks, secretKey: options.secretKey },
     runtime: { instanceId: options.instanceId, leaseMs: options.leaseMs },
     tasks: { list: options.tokens !== undefined, fallbackTools: options.fallbackTools, syncWaitMs: options.syncWaitMs },

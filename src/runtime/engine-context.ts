@@ -5,7 +5,7 @@ import { toJson } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { ENGINE_ACCESS } from '../core/access.js';
 import { isTerminal } from '../core/status.js';
-import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse, TaskRecord } from '../core/task.js';
+import type { Fence, InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse, TaskRecord } from '../core/task.js';
 import { elicitationCompleteKey, elicitationIdKey, inputKey, stepKey, timerKey, untilKey, type StepRecord, type UntilEntry } from '../core/journal-keys.js';
 import type { TaskStore } from '../store/task-store.js';
 import { attemptStep, replay, type AskOptions, type StepOptions, type TaskContext, type UrlElicitOptions, type UrlElicitation } from './context.js';
@@ -31,6 +31,12 @@ export interface EngineContextOptions {
   now: () => number;
   /** The engine's fencing token of this run (a positive integer growing with every run). */
   fencingToken: number;
+  /**
+   * The run's fence (lease holder and epoch) when the executor fences its runs with the store's
+   * leases: every store write of the run carries it and is refused (`LeaseLostError`: the run
+   * stops) once the task was cancelled, ended or claimed by a newer run.
+   */
+  fence?: Fence;
   log?: Logger;
   clientCapabilities?: JsonObject;
 }
@@ -58,6 +64,7 @@ export class EngineContext implements TaskContext {
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly onEnded: () => void;
+  private readonly fence?: Fence;
   private readonly names = new Set<string>();
   private sequence = 0;
   private reports = 0;
@@ -71,6 +78,7 @@ export class EngineContext implements TaskContext {
     this.fencingToken = options.fencingToken;
     this.log = options.log ?? silentLogger;
     this.onEnded = options.onEnded;
+    this.fence = options.fence;
     this.clientCapabilities = options.clientCapabilities;
   }
 
@@ -92,7 +100,7 @@ export class EngineContext implements TaskContext {
         outcome = { ok: false, error: { name: err.name, message: err.message }, startedAt, endedAt: new Date(this.now()).toISOString() };
       }
       // A copy for the task's history (first write wins: a step re-run after a crash keeps the first).
-      await this.write(() => this.store.appendJournal(this.taskId, key, outcome as unknown as Json));
+      await this.write(() => this.store.appendJournal(this.taskId, key, outcome as unknown as Json, this.fence));
       return outcome as unknown as Json;
     });
     return replay<T>(record as unknown as StepRecord);
@@ -104,8 +112,8 @@ export class EngineContext implements TaskContext {
     this.unique(key);
     const wakeAt = await this.run.step(key, async () => {
       const at = this.now() + ms;
-      await this.write(() => this.store.appendJournal(this.taskId, key, at));
-      await this.write(() => this.store.report(this.taskId, { statusMessage: `Waiting until ${new Date(at).toISOString()}` }));
+      await this.write(() => this.store.appendJournal(this.taskId, key, at, this.fence));
+      await this.write(() => this.store.report(this.taskId, { statusMessage: `Waiting until ${new Date(at).toISOString()}` }, this.fence));
       return at;
     });
     await this.waitUntil(key, wakeAt);
@@ -121,8 +129,8 @@ export class EngineContext implements TaskContext {
     const waits = await this.run.step(name, async () => {
       if (wakeAt <= this.now()) return false;
       const entry: UntilEntry = { at: new Date(this.now()).toISOString(), due };
-      await this.write(() => this.store.appendJournal(this.taskId, key, entry as unknown as Json));
-      await this.write(() => this.store.report(this.taskId, { statusMessage: message ?? `Waiting until ${due}` }));
+      await this.write(() => this.store.appendJournal(this.taskId, key, entry as unknown as Json, this.fence));
+      await this.write(() => this.store.report(this.taskId, { statusMessage: message ?? `Waiting until ${due}` }, this.fence));
       return true;
     });
     if (waits) await this.waitUntil(name, wakeAt);
@@ -145,14 +153,14 @@ export class EngineContext implements TaskContext {
     const idKey = elicitationIdKey(key);
     const elicitationId = (await this.run.step(idKey, async () => {
       const chosen = options.elicitationId ?? randomUUID();
-      if (await this.write(() => this.store.appendJournal(this.taskId, idKey, chosen))) return chosen;
+      if (await this.write(() => this.store.appendJournal(this.taskId, idKey, chosen, this.fence))) return chosen;
       return ((await this.store.readJournal(this.taskId)).get(idKey) as string | undefined) ?? chosen;
     })) as string;
     const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId })) as InputResponse;
     if (answer.action === 'accept' && options.waitForCompletion !== false) {
       const done = await this.run.step(`wait-${completionTopic(elicitationId)}`, async () => {
         if ((await this.store.readJournal(this.taskId)).has(elicitationCompleteKey(elicitationId))) return true;
-        await this.write(() => this.store.report(this.taskId, { statusMessage: `Waiting for the step at ${parsed.host} to complete` }));
+        await this.write(() => this.store.report(this.taskId, { statusMessage: `Waiting for the step at ${parsed.host} to complete` }, this.fence));
         return false;
       });
       if (!done) await this.run.receive(completionTopic(elicitationId));
@@ -183,7 +191,7 @@ export class EngineContext implements TaskContext {
   private async report(update: { statusMessage?: string; progress?: { progress: number; total?: number } }): Promise<void> {
     this.signal.throwIfAborted();
     await this.run.step(`report-${++this.reports}`, async () => {
-      await this.write(() => this.store.report(this.taskId, update));
+      await this.write(() => this.store.report(this.taskId, update, this.fence));
       return null;
     });
   }
@@ -198,14 +206,14 @@ export class EngineContext implements TaskContext {
     const ahead = await this.run.step(`ask:${key}`, async () => {
       const given = await this.store.inputAnswer(this.taskId, key);
       if (given) return given as unknown as Json;
-      await this.write(() => this.store.requestInput(this.taskId, key, request, request.message));
+      await this.write(() => this.store.requestInput(this.taskId, key, request, request.message, this.fence));
       this.log.info({ key, kind: request.kind }, 'task waiting for input');
       return null;
     });
     const answer = (ahead ?? (await this.run.receive<Json>(answerTopic(key)))) as unknown as InputAnswer;
     this.signal.throwIfAborted();
     await this.run.step(`settle:${key}`, async () => {
-      await this.write(() => this.store.settleInput(this.taskId, key));
+      await this.write(() => this.store.settleInput(this.taskId, key, this.fence));
       return null;
     });
     return answer;
@@ -265,6 +273,8 @@ export async function runOnEngine(
     signal: AbortSignal;
     onEnded: () => void;
     fencingToken: number;
+    /** The run's fence, for executors that fence runs with the store's leases (see `EngineContextOptions.fence`); `finish` carries it too. */
+    fence?: Fence;
     /** Errors that belong to the engine (its cancellation, a conflict): rethrown, never the task's outcome. */
     isEngineError?: (error: unknown) => boolean;
   },
@@ -290,6 +300,7 @@ export async function runOnEngine(
       onEnded: options.onEnded,
       now: () => host.now(),
       fencingToken: options.fencingToken,
+      ...(options.fence && { fence: options.fence }),
       log: host.log.child({ taskId, tool: task.request.tool, principal: task.owner }),
       clientCapabilities: task.request.clientCapabilities,
     });
@@ -302,7 +313,7 @@ export async function runOnEngine(
   if (options.signal.aborted) return options.signal.reason instanceof TaskCancelledSignal ? { kind: 'cancelled' } : { kind: 'interrupted', reason: 'aborted' };
   let end: RunEnd = { kind: 'interrupted', reason: 'aborted' };
   await run.step('finish', async () => {
-    end = await host.finish(task, outcome);
+    end = await host.finish(task, outcome, options.fence);
     return null;
   });
   return end;
