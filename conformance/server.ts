@@ -20,7 +20,7 @@
  */
 import { acceptedContent, createRequestStateCodec, inputRequired, inputResponse, McpServer, type ServerContext } from '@modelcontextprotocol/server';
 import * as z from 'zod';
-import { McpTasks, openStore, startHttpServer, TaskRpcError, TaskRuntime, TaskSubscriptions, type TaskContext } from '../src/index.js';
+import { McpTasks, openStore, startHttpServer, TaskRpcError, TaskRuntime, TaskSubscriptions, type TaskContext, type TaskExecutor } from '../src/index.js';
 
 const mrtrMode = process.env.CONFORMANCE_MRTR === 'sdk' ? 'sdk' : 'project';
 const port = Number(process.env.CONFORMANCE_PORT ?? 0);
@@ -30,8 +30,32 @@ const pollIntervalMs = Number(process.env.CONFORMANCE_POLL_INTERVAL_MS ?? 250);
 const log = (line: string) => process.stderr.write(`[fixture] ${line}\n`);
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 
-const store = openStore('memory:', { policy: { pollIntervalMs } });
-const runtime = new TaskRuntime(store, { onError: (error, taskId) => log(`runtime ${taskId ?? ''}: ${String(error)}`) });
+// CONFORMANCE_EXECUTOR=dbos|restate runs the task fixtures on an engine: the wire must not be able to
+// tell. DBOS: CONFORMANCE_DBOS_DATABASE (default postgres://postgres@127.0.0.1:5432/test). Restate:
+// CONFORMANCE_RESTATE_INGRESS / _ADMIN (a running restate-server), CONFORMANCE_RESTATE_ENDPOINT_PORT.
+// CONFORMANCE_STORE: the task store (default memory:).
+const executorName = process.env.CONFORMANCE_EXECUTOR ?? 'embedded';
+const store = openStore(process.env.CONFORMANCE_STORE ?? 'memory:', { policy: { pollIntervalMs } });
+const runtime = new TaskRuntime(store, {
+  onError: (error, taskId) => log(`runtime ${taskId ?? ''}: ${String(error)}`),
+  ...(executorName !== 'embedded' && { executor: await engineExecutor(executorName) }),
+});
+
+async function engineExecutor(name: string): Promise<TaskExecutor> {
+  if (name === 'dbos') {
+    const { createDbosExecutor } = await import('../src/executors/dbos/index.js');
+    return createDbosExecutor({ systemDatabaseUrl: process.env.CONFORMANCE_DBOS_DATABASE ?? 'postgres://postgres@127.0.0.1:5432/test' });
+  }
+  if (name === 'restate') {
+    const { createRestateExecutor } = await import('../src/executors/restate/index.js');
+    return createRestateExecutor({
+      ingressUrl: process.env.CONFORMANCE_RESTATE_INGRESS ?? 'http://127.0.0.1:8080',
+      adminUrl: process.env.CONFORMANCE_RESTATE_ADMIN ?? 'http://127.0.0.1:9070',
+      endpoint: { port: Number(process.env.CONFORMANCE_RESTATE_ENDPOINT_PORT ?? 9080) },
+    });
+  }
+  throw new Error(`CONFORMANCE_EXECUTOR must be embedded, dbos or restate, not ${name}`);
+}
 const tasks = new McpTasks(runtime, { onError: (error) => log(`mcp-tasks: ${String(error)}`) });
 
 // ---------------------------------------------------------------------------------------------
@@ -301,7 +325,7 @@ const http = await startHttpServer({
   },
 });
 await runtime.recover();
-log(`listening on ${http.url} (store memory:, MRTR fixtures: ${mrtrMode})`);
+log(`listening on ${http.url} (store ${process.env.CONFORMANCE_STORE ?? 'memory:'}, executor ${executorName}, MRTR fixtures: ${mrtrMode})`);
 process.stdout.write(`CONFORMANCE_SERVER_URL=${http.url}\n`);
 
 let stopping = false;
