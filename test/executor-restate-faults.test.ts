@@ -10,9 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, it } from 'node:test';
+import { ENGINE_ACCESS } from '../src/core/access.js';
+import { silentLogger } from '../src/core/log.js';
 import { createRestateExecutor } from '../src/executors/restate/index.js';
+import { TaskRuntime } from '../src/runtime/runtime.js';
 import { openStore } from '../src/store/open-store.js';
-import { MiniRuntime } from './helpers/restate-host.js';
 import { readEffects, startService, type ServiceProcess } from './helpers/restate-process.js';
 import { freePort, startRestateServer, type RestateServer } from './helpers/restate-server.js';
 import { dropSchemas, PG_URL, withParam } from './helpers/services.js';
@@ -89,14 +91,17 @@ it('a task cancelled while its service process is paused stays cancelled: after 
   service.stop();
   // Another instance cancels: the store first, then Restate (as TaskRuntime.cancel does with this executor).
   const store = openStore(storeUrl);
-  const other = new MiniRuntime(store, createRestateExecutor({ ingressUrl: restate.ingressUrl, adminUrl: restate.adminUrl }));
+  const other = new TaskRuntime(store, {
+    executor: createRestateExecutor({ ingressUrl: restate.ingressUrl, adminUrl: restate.adminUrl }),
+    logger: silentLogger,
+  });
   try {
-    const cancelled = await other.cancel(task.taskId);
+    const cancelled = await other.cancel(task.taskId, ENGINE_ACCESS);
     assert.equal(cancelled.status, 'cancelled');
     await sleep(4000); // past the timer, frozen
     service.cont();
     await sleep(4000);
-    const after = await other.get(task.taskId);
+    const after = await other.get(task.taskId, ENGINE_ACCESS);
     assert.equal(after.status, 'cancelled');
     assert.equal(after.lastUpdatedAt, cancelled.lastUpdatedAt, 'nothing written after the cancel');
     assert.equal(effects(task.taskId, 'two').length, 0, 'no step after the cancel');

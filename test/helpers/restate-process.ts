@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { Effect } from './restate-host.js';
+import type { Effect } from './restate-tools.js';
 
 /** A running service process and its control API. */
 export interface ServiceProcess {

@@ -322,16 +322,6 @@ export class RestateExecutor implements TaskExecutor {
     const attemptOver = () => abort(new ShutdownSignal());
     ctx.request().attemptCompletedSignal.addEventListener('abort', attemptOver, { once: true });
     const signal = controller.signal;
-    const store = fencedStore(host.store, fence);
-    const fencedHost: ExecutorHost = {
-      store,
-      log: host.log,
-      now: () => host.now(),
-      handler: (tool) => host.handler(tool),
-      openArguments: (args) => host.openArguments(args),
-      finish: (task, outcome) => host.finish(task, outcome, fence),
-      onError: (error, id) => host.onError(error, id),
-    };
     const run: DurableRun = {
       step: <T extends Json | null>(name: string, fn: () => Promise<T>) =>
         ctx.run<T>(name, async () => {
@@ -344,10 +334,11 @@ export class RestateExecutor implements TaskExecutor {
       receive: <T extends Json>(topic: string) => untilAborted(ctx.promise<T>(topic).get(), signal),
     };
     try {
-      const end = await runOnEngine(fencedHost, taskId, run, {
+      const end = await runOnEngine(host, taskId, run, {
         signal,
         onEnded: () => abort(new TaskCancelledSignal(taskId)),
         fencingToken: fence.epoch,
+        fence,
         isEngineError: (error) => error instanceof restate.RestateError || error instanceof LeaseLostError,
       });
       if (end.kind === 'ended') return null;
@@ -547,31 +538,6 @@ export class RestateExecutor implements TaskExecutor {
 /** Creates a `RestateExecutor` (see `RestateExecutorOptions`); pass it as `executor` to `TaskRuntime` / `createTaskServer`. */
 export function createRestateExecutor(options: RestateExecutorOptions): RestateExecutor {
   return new RestateExecutor(options);
-}
-
-/**
- * `store` with every write a run makes fenced by `fence` (`appendJournal`, `report`,
- * `requestInput`, `settleInput`): refused with `LeaseLostError` once the task was cancelled, ended
- * or claimed by a newer attempt. Reads pass through.
- */
-function fencedStore(store: TaskStore, fence: Fence): TaskStore {
-  return new Proxy(store, {
-    get(target, property) {
-      switch (property) {
-        case 'appendJournal':
-          return (taskId: string, key: string, value: Json, given?: Fence) => target.appendJournal(taskId, key, value, given ?? fence);
-        case 'report':
-          return (taskId: string, update: Parameters<TaskStore['report']>[1], given?: Fence) => target.report(taskId, update, given ?? fence);
-        case 'requestInput':
-          return (taskId: string, key: string, request: Parameters<TaskStore['requestInput']>[2], message: string, given?: Fence) =>
-            target.requestInput(taskId, key, request, message, given ?? fence);
-        case 'settleInput':
-          return (taskId: string, key: string, given?: Fence) => target.settleInput(taskId, key, given ?? fence);
-      }
-      const value = Reflect.get(target, property, target) as unknown;
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }
 
 /** `promise`, or a rejection with `signal.reason` as soon as `signal` aborts (the promise is left to the engine). */
