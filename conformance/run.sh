@@ -16,6 +16,11 @@
 #                         instead of mcp-tasks task tools (use with CONFORMANCE_BASELINE=none)
 #   CONFORMANCE_TIMEOUT   per-scenario timeout in ms (default 60000)
 #   CONFORMANCE_POLL_INTERVAL_MS  pollInterval the fixture advertises (default 250; the package default is 1000)
+#   CONFORMANCE_EXECUTOR  embedded (default), dbos or restate: what executes the fixture's tasks (see
+#                         conformance/server.ts). With restate and no CONFORMANCE_RESTATE_INGRESS, a
+#                         restate-server from node_modules (@restatedev/restate-server) is started on
+#                         free loopback ports with its data in a temp dir, and stopped (and the dir
+#                         removed) at exit; its log is $OUT/restate-server.log.
 #
 # Exit status: 0 when every check passed or failed only as listed in the baseline; 1 otherwise
 # (a new failure, or a baselined failure that now passes: update the baseline).
@@ -68,6 +73,8 @@ fi
 
 # --- the fixture server (system Node, TypeScript through tsx, in-memory store) ---
 server_pid=
+restate_pid=
+restate_dir=
 stop_server() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null || true
@@ -75,7 +82,54 @@ stop_server() {
     kill -KILL "$server_pid" 2>/dev/null || true
   fi
 }
-trap stop_server EXIT
+stop_restate() {
+  if [ -n "$restate_pid" ] && kill -0 "$restate_pid" 2>/dev/null; then
+    kill -TERM "$restate_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$restate_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$restate_pid" 2>/dev/null || true
+    wait "$restate_pid" 2>/dev/null || true
+  fi
+  restate_pid=
+  if [ -n "$restate_dir" ]; then rm -rf "$restate_dir"; restate_dir=; fi
+}
+trap 'stop_server; stop_restate' EXIT
+
+# --- CONFORMANCE_EXECUTOR=restate: a restate-server of our own unless one is given ---
+if [ "${CONFORMANCE_EXECUTOR:-embedded}" = restate ] && [ -z "${CONFORMANCE_RESTATE_INGRESS:-}" ]; then
+  restate_bin=$(cd "$REPO" && node -p "require.resolve('@restatedev/restate-server-' + process.platform + '-' + process.arch + '/bin/restate-server')" 2>/dev/null) || {
+    echo "CONFORMANCE_EXECUTOR=restate needs restate-server: npm install (dev dependency @restatedev/restate-server)" >&2
+    exit 1
+  }
+  # Four free loopback ports (ingress, admin, node-to-node, the fixture's Restate endpoint).
+  read -r r_ingress r_admin r_node r_endpoint < <(node -e '
+    const net = require("node:net");
+    const one = () => new Promise((resolve) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); }); });
+    (async () => { const ports = new Set(); while (ports.size < 4) ports.add(await one()); console.log([...ports].join(" ")); })();')
+  restate_dir=$(mktemp -d /tmp/mcp-tasks-conformance-restate.XXXXXX)
+  RESTATE_BIND_IP=127.0.0.1 RESTATE_ADVERTISED_HOST=127.0.0.1 \
+    RESTATE_INGRESS__BIND_ADDRESS=127.0.0.1:$r_ingress RESTATE_ADMIN__BIND_ADDRESS=127.0.0.1:$r_admin RESTATE_BIND_ADDRESS=127.0.0.1:$r_node \
+    RESTATE_DISABLE_TELEMETRY=true RESTATE_DEFAULT_NUM_PARTITIONS=4 RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE=256MiB \
+    RESTATE_LOG_FORMAT=compact RESTATE_LOG_DISABLE_ANSI_CODES=true \
+    "$restate_bin" --listen-mode tcp --base-dir "$restate_dir" --no-logo >"$OUT/restate-server.log" 2>&1 &
+  restate_pid=$!
+  export CONFORMANCE_RESTATE_INGRESS=http://127.0.0.1:$r_ingress CONFORMANCE_RESTATE_ADMIN=http://127.0.0.1:$r_admin
+  export CONFORMANCE_RESTATE_ENDPOINT_PORT=${CONFORMANCE_RESTATE_ENDPOINT_PORT:-$r_endpoint}
+  healthy=
+  for _ in $(seq 1 300); do
+    kill -0 "$restate_pid" 2>/dev/null || break
+    if curl -fsS -o /dev/null "$CONFORMANCE_RESTATE_ADMIN/health" 2>/dev/null && curl -fsS -o /dev/null "$CONFORMANCE_RESTATE_INGRESS/restate/health" 2>/dev/null; then
+      healthy=1
+      break
+    fi
+    sleep 0.1
+  done
+  if [ -z "$healthy" ]; then
+    echo "restate-server did not become healthy; its log ($OUT/restate-server.log):" >&2
+    cat "$OUT/restate-server.log" >&2
+    exit 1
+  fi
+  echo "restate-server $("$restate_bin" --version 2>/dev/null | head -n1) (pid $restate_pid): ingress $CONFORMANCE_RESTATE_INGRESS, admin $CONFORMANCE_RESTATE_ADMIN, endpoint port $CONFORMANCE_RESTATE_ENDPOINT_PORT"
+fi
 (cd "$REPO" && exec node --import tsx conformance/server.ts >"$OUT/server.stdout" 2>"$OUT/server.log") &
 server_pid=$!
 url=
@@ -112,6 +166,7 @@ for scenario in "${scenarios[@]}"; do
 done
 
 stop_server
+stop_restate
 
 # --- summary from every scenario's checks.json ---
 node "$REPO/conformance/summary.mjs" "$OUT/results" "${scenarios[@]}"
