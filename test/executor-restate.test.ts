@@ -134,3 +134,48 @@ it('cancels a task while its step runs: the step function sees the signal, the n
   assert.equal(effects(task.taskId, 'done').length, 0);
   assert.equal(effects(task.taskId, 'slow').length, 1, 'the cancelled step is not retried');
 });
+
+/** The id of the task's `run` invocation in restate-server (admin SQL introspection). */
+async function runInvocation(taskId: string): Promise<string> {
+  const response = await fetch(`${restate.adminUrl}/query`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ query: `SELECT id FROM sys_invocation WHERE target_service_key = '${taskId}' AND target_handler_name = 'run'` }),
+  });
+  const { rows } = (await response.json()) as { rows: { id: string }[] };
+  assert.ok(rows[0], `no run invocation for ${taskId}`);
+  return rows[0].id;
+}
+
+it('a task whose workflow is killed in Restate is failed by the reconciler, with a message saying so; nothing runs after', { timeout: 60_000 }, async (t) => {
+  const service = await boot();
+  const task = await service.post('/submit', { tool: 'timed', arguments: { sleepMs: 3000 } });
+  await untilStatus(service, task.taskId, (t) => /waiting until/i.test(t.statusMessage ?? ''), 'the timer');
+  const killed = await fetch(`${restate.adminUrl}/invocations/${await runInvocation(task.taskId)}/kill`, { method: 'PATCH' });
+  assert.equal(killed.status, 200);
+  const since = Date.now();
+  const failed = await untilStatus(service, task.taskId, (t) => t.status !== 'working', 'the reconciler to end the task', 10_000);
+  const detectedMs = Date.now() - since;
+  t.diagnostic(`killed workflow found and its task failed ${detectedMs} ms after the kill (reconciler every 1000 ms)`);
+  assert.equal(failed.status, 'failed', JSON.stringify(failed));
+  assert.match(failed.statusMessage, /Restate workflow ended without finishing it .*killed/);
+  assert.equal(failed.outcome.type, 'error');
+  assert.equal(failed.outcome.error.code, -32603);
+  assert.ok(detectedMs < 5000, `found within a reconciler round or two (1 s here): ${detectedMs} ms`);
+  await new Promise((resolve) => setTimeout(resolve, 4000)); // past the timer
+  assert.equal(effects(task.taskId, 'two').length, 0, 'no step after the kill');
+  assert.equal((await service.task(task.taskId)).lastUpdatedAt, failed.lastUpdatedAt);
+});
+
+it('a task whose workflow is cancelled in Restate is cancelled in the store; nothing runs after', { timeout: 60_000 }, async () => {
+  const service = await boot();
+  const task = await service.post('/submit', { tool: 'timed', arguments: { sleepMs: 3000 } });
+  await untilStatus(service, task.taskId, (t) => /waiting until/i.test(t.statusMessage ?? ''), 'the timer');
+  const cancelled = await fetch(`${restate.adminUrl}/invocations/${await runInvocation(task.taskId)}/cancel`, { method: 'PATCH' });
+  assert.ok(cancelled.status < 300, String(cancelled.status));
+  const ended = await untilStatus(service, task.taskId, (t) => t.status !== 'working', 'the task to end', 10_000);
+  assert.equal(ended.status, 'cancelled', JSON.stringify(ended));
+  assert.match(ended.statusMessage, /cancelled in Restate/);
+  await new Promise((resolve) => setTimeout(resolve, 4000));
+  assert.equal(effects(task.taskId, 'two').length, 0, 'no step after the cancel');
+});

@@ -2,7 +2,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as restate from '@restatedev/restate-sdk';
 import { ENGINE_ACCESS } from '../../core/access.js';
-import { LeaseLostError } from '../../core/errors.js';
+import { LeaseLostError, TaskRpcError } from '../../core/errors.js';
 import { parseJournalKey } from '../../core/journal-keys.js';
 import type { Json } from '../../core/json.js';
 import type { Logger } from '../../core/log.js';
@@ -44,8 +44,9 @@ export interface RestateExecutorOptions {
   retryPolicy?: RestateRetryPolicy;
   /**
    * How often the reconciler runs, in ms (default 30 000; 0: only in `recover`): it submits the
-   * workflow of every unfinished task, re-delivers every stored answer and completion (idempotent)
-   * and resumes invocations Restate paused after too many attempts.
+   * workflow of every unfinished task, re-delivers every stored answer and completion (idempotent),
+   * resumes invocations Restate paused after too many attempts, and fails the live tasks whose
+   * workflow Restate ended without them (killed in Restate; see `endOrphans`).
    */
   reconcileIntervalMs?: number;
   /** Timeout of each call to restate-server's ingress and admin API, in ms (default 10 000). */
@@ -104,7 +105,8 @@ class AttemptStopped extends Error {
  * Cancellation: `cancelled` aborts the signal of the attempt running here (waits end at once) and
  * cancels the workflow's invocation in Restate; an attempt that finds its task ended (cancelled,
  * finished by an earlier attempt, deleted) kills its own invocation, since Restate forbids a replay
- * that ends before its journal does. A Restate-side cancellation of a live task cancels it in the store.
+ * that ends before its journal does. A Restate-side cancellation of a live task cancels it in the store;
+ * a workflow killed in Restate (no code runs then) is found by the reconciler, which fails its task.
  */
 export class RestateExecutor implements TaskExecutor {
   readonly name = 'restate';
@@ -418,11 +420,50 @@ export class RestateExecutor implements TaskExecutor {
         this.log().warn({ taskId: task.taskId, err: error }, 'restate: reconciling a task failed; retried on the next round');
       }
     }
+    await this.endOrphans(unfinished).catch((error: unknown) => this.log().warn({ err: error }, 'restate: looking for ended workflows failed'));
     try {
       const paused = await this.query(`SELECT id FROM sys_invocation WHERE target_service_name = ${sqlString(this.serviceName)} AND status = 'paused'`);
       for (const row of paused) await this.admin('PATCH', `/invocations/${encodeURIComponent(String(row.id))}/resume`);
     } catch (error) {
       this.log().debug({ err: error }, 'restate: listing paused invocations failed');
+    }
+  }
+
+  /**
+   * Ends the live tasks whose workflow Restate has ended (status `completed`) without the task
+   * ending: an invocation killed in Restate (`restate invocations kill`, the UI) runs no more code,
+   * so nothing else would ever end the task, and a new `run` for its key is refused while Restate
+   * keeps the completion (its workflow retention, 1 day by default). Such a task is failed with a
+   * JSON-RPC error (-32603) saying so; one whose workflow was cancelled in Restate (and whose own
+   * attempt could not write that) is cancelled. Each is claimed first, so the write is fenced
+   * against any attempt still running somewhere and skipped for a task that has just ended.
+   */
+  private async endOrphans(unfinished: TaskRecord[]): Promise<void> {
+    const host = this.requireHost();
+    for (let i = 0; i < unfinished.length && !this.closed; i += 200) {
+      const keys = unfinished.slice(i, i + 200).map((task) => sqlString(task.taskId));
+      const rows = await this.query(
+        `SELECT id, target_service_key, completion_result, completion_failure FROM sys_invocation WHERE target_service_name = ${sqlString(this.serviceName)} AND target_handler_name = 'run' AND status = 'completed' AND target_service_key IN (${keys.join(', ')})`,
+      );
+      for (const row of rows) {
+        const taskId = String(row.target_service_key);
+        const failure = typeof row.completion_failure === 'string' ? row.completion_failure : String(row.completion_result ?? 'completed');
+        try {
+          if (this.isRunning(taskId)) continue;
+          if (/cancel/i.test(failure)) {
+            await this.cancelledInRestate(taskId);
+            continue;
+          }
+          const claimed = await host.store.claim(taskId, this.holder, ATTEMPT_LEASE_MS, true);
+          if (!claimed?.lease) continue; // ended meanwhile
+          const fence: Fence = { holder: this.holder, epoch: claimed.lease.epoch ?? 1 };
+          const message = `The task's Restate workflow ended without finishing it (invocation ${String(row.id)}: ${failure}); it cannot resume`;
+          const end = await host.finish(claimed, { error: new TaskRpcError(-32603, message) }, fence);
+          this.log().warn({ taskId, invocationId: row.id, failure, end: end.kind }, 'restate: the workflow of a live task had ended in Restate; task failed');
+        } catch (error) {
+          this.log().warn({ taskId, err: error }, 'restate: ending a task whose workflow had ended failed; retried on the next round');
+        }
+      }
     }
   }
 
