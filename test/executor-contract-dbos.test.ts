@@ -12,7 +12,8 @@ executorContract('DBOS (PostgreSQL)', async () => {
   const dbosSchema = `contract_dbos_${suffix}`;
   return {
     storeUrl: `${DATABASE_URL}?schema=${storeSchema}`,
-    executor: () => createDbosExecutor({ systemDatabaseUrl: DATABASE_URL, systemDatabaseSchemaName: dbosSchema, executorId: `contract-${suffix}`, leaseMs: 3000 }),
+    executor: () =>
+      createDbosExecutor({ systemDatabaseUrl: DATABASE_URL, systemDatabaseSchemaName: dbosSchema, executorId: `contract-${suffix}`, leaseMs: 3000 }),
     teardown: async () => {
       const client = new pg.Client({ connectionString: DATABASE_URL });
       await client.connect();

@@ -128,7 +128,8 @@ export function executorContract(name: string, setup: () => Promise<ContractSetu
       }
       return task;
     };
-    const ended = (taskId: string, timeoutMs?: number) => until(taskId, (task) => ['completed', 'failed', 'cancelled'].includes(task.status), 'ended', timeoutMs);
+    const ended = (taskId: string, timeoutMs?: number) =>
+      until(taskId, (task) => ['completed', 'failed', 'cancelled'].includes(task.status), 'ended', timeoutMs);
     const resultText = (task: TaskRecord) =>
       task.outcome?.type === 'result' ? ((task.outcome.result.content as Array<{ text?: string }>)[0]?.text ?? '') : JSON.stringify(task.outcome);
 
@@ -189,7 +190,10 @@ export function executorContract(name: string, setup: () => Promise<ContractSetu
       assert.equal(effects.count('c1:s'), atAck, 'no step began after the acknowledgement');
       const stored = await store.get(task.taskId, ENGINE_ACCESS);
       assert.equal(stored.status, 'cancelled', 'nothing the run wrote afterwards changed the status');
-      assert.equal(runtime.isRunning(task.taskId), false);
+      // The run itself ends too (an engine may need a moment to unwind its attempt).
+      const deadline = Date.now() + 10_000;
+      while (runtime.isRunning(task.taskId) && Date.now() < deadline) await delay(50);
+      assert.equal(runtime.isRunning(task.taskId), false, 'the cancelled run ended');
     });
 
     it('results and errors land in the store as the spec says', async () => {
