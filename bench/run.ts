@@ -19,9 +19,13 @@
  *    trivial tool, a tool with four steps and one with a 1 ms timer and a step, on SQLite,
  *    PostgreSQL and Redis, this checkout vs the commit before fencing (BENCH_BASELINE_REF, default
  *    eaac0a9: a git worktree made for the run), interleaved.
+ * 10. What each executor costs: the same three tools, 32 clients, 2026-07-28, on a PostgreSQL store,
+ *    run by the embedded executor, DBOS (its system tables in the same PostgreSQL) and Restate (a
+ *    restate-server from the npm package, started for the run): lifecycles/s, the server process's
+ *    CPU per lifecycle, and restate-server's own CPU per lifecycle (PostgreSQL's is not counted).
  *
  * Env: BENCH_SECONDS (per load run, default 5), BENCH_REPEATS (3), BENCH_SCALE (1000000),
- * BENCH_ONLY (comma list of 1-9), BENCH_BASELINE_REF (scenario 9), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
+ * BENCH_ONLY (comma list of 1-10), BENCH_BASELINE_REF (scenario 9), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,11 +42,12 @@ import { openStore } from '../src/store/open-store.js';
 import type { TaskRecord } from '../src/core/task.js';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { LoadClient, type BenchEra } from './load-client.js';
+import { freePort, startRestateServer } from '../test/helpers/restate-server.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1_000_000);
-const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10').split(','));
 const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MCP_TASKS_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -645,6 +650,57 @@ async function main() {
         }
     } finally {
       execFileSync('git', ['-C', repo, 'worktree', 'remove', '--force', baseline], { stdio: 'ignore' });
+    }
+  }
+
+  if (ONLY.has('10')) {
+    const restate = await startRestateServer();
+    try {
+      const tools = ['trivial', 'stepped', 'timed'];
+      const executors = ['embedded', 'dbos', 'restate'];
+      const runs = new Map<string, number[]>();
+      const add = (key: string, value: number) => runs.set(key, [...(runs.get(key) ?? []), value]);
+      for (let r = 0; r < REPEATS; r++)
+        for (const executor of executors) {
+          const dbosSchema = `mcpt_bench_dbos_${run}_${r}`;
+          if (executor === 'dbos') schemas.push(dbosSchema);
+          const engine =
+            executor === 'dbos'
+              ? { systemDatabaseUrl: PG_URL, systemDatabaseSchemaName: dbosSchema }
+              : executor === 'restate'
+                ? { ingressUrl: restate.ingressUrl, adminUrl: restate.adminUrl, port: String(await freePort()) }
+                : {};
+          const s = await startServer('executors.ts', [executor, urls.postgres!(), JSON.stringify(engine)]);
+          try {
+            for (const tool of tools) {
+              const key = `${executor}|${tool}`;
+              const cpu0 = cpuMs(s.child.pid!);
+              const engineCpu0 = cpuMs(restate.child.pid!);
+              const { rate } = await lifecycles(s.url, '2026', 32, tool);
+              add(key, rate);
+              add(`${key}|cpu`, ((cpuMs(s.child.pid!) - cpu0) * 1000) / (rate * SECONDS));
+              add(`${key}|engine`, executor === 'restate' ? ((cpuMs(restate.child.pid!) - engineCpu0) * 1000) / (rate * SECONDS) : 0);
+            }
+          } finally {
+            await s.kill();
+          }
+        }
+      const result = Object.fromEntries([...runs].map(([k, v]) => [k, median(v)]));
+      raw.executors = result;
+      console.log(`\n10. What each executor costs: lifecycles/s and CPU per lifecycle, 32 clients, 2026-07-28, PostgreSQL store   load ${load()} after`);
+      for (const tool of tools)
+        for (const executor of executors) {
+          const rate = result[`${executor}|${tool}`]!;
+          const cpu = result[`${executor}|${tool}|cpu`]!;
+          const engineCpu = result[`${executor}|${tool}|engine`]!;
+          const base = result[`embedded|${tool}`]!;
+          const baseCpu = result[`embedded|${tool}|cpu`]!;
+          console.log(
+            `   ${tool.padEnd(8)} ${executor.padEnd(9)} ${rate.toFixed(0).padStart(6)} /s  server ${cpu.toFixed(0).padStart(6)} µs${executor === 'restate' ? `  + restate-server ${engineCpu.toFixed(0).padStart(6)} µs` : ''}   ×embedded ${(rate / base).toFixed(3)} /s, ${((cpu + engineCpu) / baseCpu).toFixed(3)} CPU`,
+          );
+        }
+    } finally {
+      await restate.stop();
     }
   }
 

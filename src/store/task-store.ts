@@ -470,7 +470,8 @@ export class TaskStore {
    * - Who answered (`actor`; default: the principal `access` names, or the engine) and when is
    *   journaled as `answered:<key>` (`AnsweredEntry`) for the task's history.
    *
-   * Returns the keys whose answers were taken, in the order given. `access` is required (see
+   * Returns the keys whose answers were taken, in the order given — only those this call's answer
+   * was the first for (of two concurrent answers to one question, one is taken). `access` is required (see
    * `Access`). Throws `TaskNotFoundError` for unknown, foreign or expired tasks.
    */
   async answerInputs(taskId: string, responses: { [key: string]: unknown }, access: Access, actor?: Actor): Promise<string[]> {
@@ -489,17 +490,21 @@ export class TaskStore {
     }
     if (Object.keys(problems).length > 0) throw new InvalidAnswerError(taskId, problems);
     const answered: AnsweredEntry = { at: new Date(this.now()).toISOString(), by: actor ?? actorOf(access) };
+    // First answer wins: a key another answer reached first (a concurrent request) is not this call's.
+    const written: string[] = [];
     for (const [key, response] of taken) {
       const stored = response as unknown as Json;
-      if (await this.backend.appendJournal(taskId, inputKey(key), this.secrets ? this.secrets.seal(stored) : stored))
+      if (await this.backend.appendJournal(taskId, inputKey(key), this.secrets ? this.secrets.seal(stored) : stored)) {
+        written.push(key);
         await this.backend.appendJournal(taskId, answeredKey(key), answered as unknown as Json);
+      }
     }
     if (taken.length > 0)
       await this.settleInputs(
         taskId,
         taken.map(([key]) => key),
       );
-    return taken.map(([key]) => key);
+    return written;
   }
 
   /**
