@@ -321,8 +321,18 @@ export class RestateExecutor implements TaskExecutor {
       if (!task || task.status === 'cancelled') abort(new TaskCancelledSignal(taskId));
       else if (task.lease && (task.lease.holder !== fence.holder || task.lease.epoch !== fence.epoch)) abort(new LeaseLostSignal(taskId));
     });
-    const attemptOver = () => abort(new ShutdownSignal());
-    ctx.request().attemptCompletedSignal.addEventListener('abort', attemptOver, { once: true });
+    // Restate ends an attempt on its own too (a step function that threw for the engine's sake — a
+    // cancel, a store outage —, a suspension, a lost connection): the SDK then settles none of the
+    // handler's pending promises, so the attempt stops waiting for the handler at that point.
+    let attemptOver!: () => void;
+    const attemptEnded = new Promise<never>((_, reject) => {
+      attemptOver = () => {
+        abort(new ShutdownSignal());
+        reject(new AttemptStopped(`attempt of task ${taskId} ended by Restate`));
+      };
+    });
+    if (ctx.request().attemptCompletedSignal.aborted) attemptOver();
+    else ctx.request().attemptCompletedSignal.addEventListener('abort', attemptOver, { once: true });
     const signal = controller.signal;
     const run: DurableRun = {
       step: <T extends Json | null>(name: string, fn: () => Promise<T>) =>
@@ -336,13 +346,14 @@ export class RestateExecutor implements TaskExecutor {
       receive: <T extends Json>(topic: string) => untilAborted(ctx.promise<T>(topic).get(), signal),
     };
     try {
-      const end = await runOnEngine(host, taskId, run, {
+      const ran = runOnEngine(host, taskId, run, {
         signal,
         onEnded: () => abort(new TaskCancelledSignal(taskId)),
         fencingToken: fence.epoch,
         fence,
         isEngineError: (error) => error instanceof restate.RestateError || error instanceof LeaseLostError,
       });
+      const end = await Promise.race([ran, attemptEnded]);
       if (end.kind === 'ended') return null;
       if (signal.aborted && !(signal.reason instanceof TaskCancelledSignal))
         throw new AttemptStopped(`attempt of task ${taskId} stopped: ${String(signal.reason)}`);
