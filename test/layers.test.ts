@@ -14,13 +14,15 @@ const ALLOWED: Record<string, string[]> = {
   core: ['core'],
   store: ['core', 'store'],
   runtime: ['core', 'store', 'runtime'],
+  // Engine executors plug into runtime/'s seam; nothing in src/ imports them (they are entry points).
+  executors: ['core', 'store', 'runtime', 'executors'],
   wire: ['core', 'runtime', 'wire'],
   server: ['core', 'store', 'runtime', 'wire', 'server'],
   client: ['core', 'client'],
   cli: ['core', 'client', 'server', 'cli'],
 };
 /** Layers that must not import the MCP SDK (no wire type below src/wire). */
-const SDK_FREE = new Set(['core', 'store', 'runtime']);
+const SDK_FREE = new Set(['core', 'store', 'runtime', 'executors']);
 
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
