@@ -1,5 +1,5 @@
 /**
- * The DBOS executor (`src/executors/dbos`) on a real PostgreSQL, with real child processes that are
+ * The DBOS executor (`src/executors/dbos`) behind the real `TaskRuntime`, on a real PostgreSQL, with real child processes that are
  * SIGKILLed and SIGSTOPped: steps are not re-run once DBOS recorded them (side-effect attempts
  * counted at the ledger), a durable timer survives a restart and never fires early, answers reach
  * the handler exactly once, cancel stops the workflow, and a second instance recovers the
@@ -22,8 +22,8 @@ describe('DBOS executor', { timeout: 300_000 }, () => {
     workers.push(worker);
     return worker;
   };
-  const submit = async (worker: DbosWorker, tool: string, args: Record<string, unknown>): Promise<string> =>
-    (await worker.send({ op: 'submit', tool, args })).taskId as string;
+  const submit = async (worker: DbosWorker, tool: string, args: Record<string, unknown>, ttl?: number): Promise<string> =>
+    (await worker.send({ op: 'submit', tool, args, ...(ttl && { ttl }) })).taskId as string;
 
   before(async () => {
     env = await dbosTestEnv();
@@ -194,6 +194,25 @@ describe('DBOS executor', { timeout: 300_000 }, () => {
     for (const taskId of taskIds) for (let i = 0; i < 20; i++) assert.equal(await env.attempts(taskId, `tick-${i}`), 1, `tick ${i} of ${taskId} ran once`);
     await worker.kill();
     await proxy.close();
+  });
+
+  it("purge: the workflows of tasks the runtime purged are deleted from DBOS; others' stay", async () => {
+    const worker = await start();
+    const short = await submit(worker, 'ticker', { steps: 1, sleepMs: 0 }, 1000);
+    const long = await submit(worker, 'ticker', { steps: 1, sleepMs: 0 });
+    for (const taskId of [short, long]) assert.equal((await env.waitTerminal(taskId, 20_000)).status, 'completed');
+    const workflows = async () =>
+      (await env.pool.query(`SELECT workflow_uuid FROM ${env.dbosSchema}.workflow_status WHERE workflow_uuid = ANY($1)`, [[short, long]])).rows.map(
+        (row) => row.workflow_uuid as string,
+      );
+    assert.deepEqual((await workflows()).sort(), [short, long].sort());
+    await new Promise((resolve) => setTimeout(resolve, 1200)); // the short task's TTL passes
+    const purged = await worker.send({ op: 'purge' });
+    assert.ok((purged.tasks as number) >= 1 && (purged.workflows as number) >= 1, JSON.stringify(purged));
+    assert.deepEqual(await workflows(), [long]);
+    const steps = await env.pool.query(`SELECT count(*) FROM ${env.dbosSchema}.operation_outputs WHERE workflow_uuid = $1`, [short]);
+    assert.equal(Number(steps.rows[0].count), 0, 'its step records went with it');
+    await worker.kill();
   });
 
   async function ticks(taskId: string): Promise<number> {
