@@ -54,7 +54,13 @@ export interface DbosExecutorOptions {
   /**
    * How often (ms, default 10000) answers and URL-elicitation completions stored for this
    * instance's tasks but not yet delivered as DBOS messages are delivered again (a crash between the
-   * store's write and `DBOS.send`). 0 disables the periodic pass (`recover` still does one).
+   * store's write and `DBOS.send`), followed by a `purgeWorkflows` pass (the DBOS workflows of tasks
+   * no longer in the store are deleted). 0 disables both periodic passes (`recover` still
+   * reconciles once).
+   *
+   * `purgeWorkflows` assumes the DBOS schema serves one deployment (one task store): give each
+   * deployment sharing a database its own `systemDatabaseSchemaName`, or it deletes the ended
+   * workflows of the other's tasks (their history in DBOS, never their tasks or outcomes).
    */
   reconcileMs?: number;
   /** DBOS's own log level (`debug`, `info`, `warn`, `error`). Default `warn`. */
