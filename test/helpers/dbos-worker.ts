@@ -29,9 +29,14 @@ const pool = new pg.Pool({ connectionString: env('DBOS_URL'), max: 4 });
 const store = openStore(env('STORE_URL'));
 const log = createLogger({ level: (process.env.LOG_LEVEL as 'info') ?? 'warn' });
 
-/** A side effect outside the engine: every attempt is counted, every payment is a ledger row. */
+/**
+ * A side effect outside the engine: every attempt is counted, every payment is a ledger row. `began`
+ * is when the step function began (this process's clock, before the insert is sent): an attempt that
+ * began before a SIGSTOP may reach the database after the SIGCONT.
+ */
 async function attempt(taskId: string, step: string): Promise<void> {
-  await pool.query(`INSERT INTO ${ledger}_attempts (task_id, step, pid) VALUES ($1, $2, $3)`, [taskId, step, process.pid]);
+  const began = new Date();
+  await pool.query(`INSERT INTO ${ledger}_attempts (task_id, step, pid, began) VALUES ($1, $2, $3, $4)`, [taskId, step, process.pid, began]);
 }
 
 interface InvoiceArgs {

@@ -246,7 +246,9 @@ export class DbosExecutor implements TaskExecutor {
 
   /**
    * Stops the task's work everywhere: aborts its run here, cancels its DBOS workflow
-   * (`DBOS.cancelWorkflow`: no step of it begins or is recorded any more, in any process) and, when
+   * (`DBOS.cancelWorkflow`: no step of it begins or is recorded any more, in any process; waited for
+   * at most `leaseMs`, as a paused process may hold the workflow's row lock until PostgreSQL ends its
+   * session — the store's cancel already keeps every step from beginning) and, when
    * another instance may have held a permit confirmed just before the store's cancel, waits
    * `permitMs` so that permit has expired before the cancel is acknowledged.
    */
@@ -254,13 +256,16 @@ export class DbosExecutor implements TaskExecutor {
     const run = this.runs.get(task.taskId);
     run?.controller.abort(new TaskCancelledSignal(task.taskId));
     this.fresh.delete(task.taskId);
-    try {
+    const cancelling = (async () => {
       await this.launch();
       await DBOS.cancelWorkflow(task.taskId);
-    } catch (error) {
+    })().catch((error: unknown) => {
       // A workflow never started has nothing to cancel; other failures: the store's cancel stands and every run checks it.
       if (!(error instanceof DBOSErrors.DBOSNonExistentWorkflowError)) this.quiet(error, task.taskId);
-    }
+    });
+    // Safety does not wait for DBOS (no step begins without a permit from the store, which the cancel
+    // revoked); the acknowledgement waits for it at most a lease, e.g. behind a paused holder's row lock.
+    await Promise.race([cancelling, delay(this.leaseMs)]);
     const heldHere = run !== undefined && revoked?.holder === this.executorId;
     if (!this.host!.store.exclusive && revoked && !heldHere && revoked.expiresAt > this.host!.now() - this.permitMs) await delay(this.permitMs);
   }
@@ -328,6 +333,9 @@ export class DbosExecutor implements TaskExecutor {
         applicationVersion: this.options.applicationVersion ?? 'mcp-tasks-dbos-1',
         executorID: this.executorId,
         logLevel: this.options.logLevel ?? 'warn',
+        // A process paused (SIGSTOP, a VM freeze) inside one of DBOS's transactions holds its row
+        // locks: PostgreSQL ends such a session after a lease, so the others' cancels and recoveries wait no longer.
+        systemDatabaseIdleTransactionTimeoutMs: Math.max(1000, this.leaseMs),
       });
       registered ??= DBOS.registerWorkflow(taskWorkflow, { name: DBOS_TASK_WORKFLOW, maxRecoveryAttempts: 1_000_000 });
       await DBOS.launch();
