@@ -42,7 +42,7 @@ export async function dbosTestEnv(): Promise<DbosTestEnv> {
   const ledger = `ledger_${suffix}`;
   const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
   await pool.query(`CREATE TABLE ${ledger} (task_id text, line int, paid_at timestamptz DEFAULT clock_timestamp(), due_at timestamptz, pid int)`);
-  await pool.query(`CREATE TABLE ${ledger}_attempts (task_id text, step text, pid int, at timestamptz DEFAULT clock_timestamp())`);
+  await pool.query(`CREATE TABLE ${ledger}_attempts (task_id text, step text, pid int, began timestamptz, at timestamptz DEFAULT clock_timestamp())`);
   const storeUrl = `${DATABASE_URL}?schema=tasks_${suffix}`;
   const store = openStore(storeUrl);
   const dbosSchema = `dbos_${suffix}`;

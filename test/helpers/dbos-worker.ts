@@ -1,23 +1,23 @@
 /**
- * A server process running tasks on the DBOS executor, for the DBOS tests (SIGKILL, SIGSTOP).
+ * A server process running tasks on the DBOS executor through the real `TaskRuntime` (as
+ * `createTaskServer({ executor })` builds it), for the DBOS tests (SIGKILL, SIGSTOP).
  * Environment: STORE_URL (postgres, with ?schema=), DBOS_URL, DBOS_SCHEMA, EXECUTOR_ID (optional),
  * LEASE_MS, LEDGER (table name for payments and step attempts).
  * Commands on stdin, one JSON object a line; replies on stdout, one JSON object a line:
- *   {"op":"submit","tool":"invoice","args":{...}} → {"taskId":...}
+ *   {"op":"submit","tool":"invoice","args":{...},"ttl"?:ms} → {"taskId":...}
  *   {"op":"answer","taskId":...,"key":...,"value":{...}} → {"taken":[...]}
  *   {"op":"cancel","taskId":...} → {"cancelled":true}
+ *   {"op":"purge"} → {"tasks":n,"workflows":n} (the runtime's purge of expired tasks, then the executor's of their workflows)
  * Prints {"ready":true,"pid":...,"executorId":...} once recovered.
  */
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { ENGINE_ACCESS } from '../../src/core/access.js';
 import { createLogger } from '../../src/core/log.js';
-import { monotonicNow } from '../../src/runtime/lease-guard.js';
 import type { TaskContext } from '../../src/runtime/context.js';
-import type { TaskToolResult } from '../../src/runtime/runtime.js';
+import { TaskRuntime, type TaskToolResult } from '../../src/runtime/runtime.js';
 import { openStore } from '../../src/store/open-store.js';
 import { createDbosExecutor } from '../../src/executors/dbos/index.js';
-import { testHost } from './dbos-host.js';
 
 const env = (name: string): string => {
   const value = process.env[name];
@@ -29,9 +29,14 @@ const pool = new pg.Pool({ connectionString: env('DBOS_URL'), max: 4 });
 const store = openStore(env('STORE_URL'));
 const log = createLogger({ level: (process.env.LOG_LEVEL as 'info') ?? 'warn' });
 
-/** A side effect outside the engine: every attempt is counted, every payment is a ledger row. */
+/**
+ * A side effect outside the engine: every attempt is counted, every payment is a ledger row. `began`
+ * is when the step function began (this process's clock, before the insert is sent): an attempt that
+ * began before a SIGSTOP may reach the database after the SIGCONT.
+ */
 async function attempt(taskId: string, step: string): Promise<void> {
-  await pool.query(`INSERT INTO ${ledger}_attempts (task_id, step, pid) VALUES ($1, $2, $3)`, [taskId, step, process.pid]);
+  const began = new Date();
+  await pool.query(`INSERT INTO ${ledger}_attempts (task_id, step, pid, began) VALUES ($1, $2, $3, $4)`, [taskId, step, process.pid, began]);
 }
 
 interface InvoiceArgs {
@@ -81,36 +86,36 @@ const executor = createDbosExecutor({
   reconcileMs: 2000,
   receiveTimeoutSeconds: 30,
 });
-const host = testHost(store, { invoice: invoice as never, ticker: ticker as never }, log);
-executor.bind(host);
+const runtime = new TaskRuntime(store, {
+  executor,
+  logger: log,
+  purgeIntervalMs: 0,
+  onError: (error, taskId) => log.error({ err: error, taskId }, 'runtime error'),
+});
+runtime.register('invoice', { parse: (args) => args, handler: invoice as never });
+runtime.register('ticker', { parse: (args) => args, handler: ticker as never });
 
 async function handle(command: { op: string; [key: string]: unknown }): Promise<unknown> {
   switch (command.op) {
     case 'submit': {
-      const since = monotonicNow();
-      const task = await store.create({
+      const task = await runtime.submit({
         owner: null,
-        request: { tool: command.tool as string, arguments: command.args as never },
+        tool: command.tool as string,
+        arguments: command.args as never,
         errorResultStatus: 'failed',
-        lease: executor.leaseForNewTask(),
+        ...(typeof command.ttl === 'number' && { ttl: command.ttl }),
       });
-      void executor.start(task, since);
       return { taskId: task.taskId };
     }
-    case 'answer': {
-      const taken = await store.answerInputs(command.taskId as string, { [command.key as string]: command.value }, ENGINE_ACCESS);
-      await executor.answered(command.taskId as string, taken);
-      return { taken };
-    }
-    case 'cancel': {
-      let revoked;
-      const task = await store.get(command.taskId as string, ENGINE_ACCESS);
-      await store.cancel(task.taskId, ENGINE_ACCESS, { onRevoked: (lease) => (revoked = lease) });
-      await executor.cancelled(task, revoked);
+    case 'answer':
+      return { taken: await runtime.provideInputs(command.taskId as string, { [command.key as string]: command.value }, ENGINE_ACCESS) };
+    case 'cancel':
+      await runtime.cancel(command.taskId as string, ENGINE_ACCESS);
       return { cancelled: true };
-    }
+    case 'purge':
+      return { tasks: await runtime.purgeExpired(), workflows: await executor.purgeWorkflows() };
     case 'close': {
-      await executor.close();
+      await runtime.close();
       await store.close();
       await pool.end();
       setImmediate(() => process.exit(0));
@@ -120,7 +125,7 @@ async function handle(command: { op: string; [key: string]: unknown }): Promise<
   throw new Error(`unknown op ${command.op}`);
 }
 
-const recovered = await executor.recover();
+const recovered = await runtime.recover();
 process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, executorId: executor.executorId, recovered }) + '\n');
 createInterface({ input: process.stdin }).on('line', (line) => {
   const command = JSON.parse(line) as { op: string; id: number };

@@ -54,7 +54,13 @@ export interface DbosExecutorOptions {
   /**
    * How often (ms, default 10000) answers and URL-elicitation completions stored for this
    * instance's tasks but not yet delivered as DBOS messages are delivered again (a crash between the
-   * store's write and `DBOS.send`). 0 disables the periodic pass (`recover` still does one).
+   * store's write and `DBOS.send`), followed by a `purgeWorkflows` pass (the DBOS workflows of tasks
+   * no longer in the store are deleted). 0 disables both periodic passes (`recover` still
+   * reconciles once).
+   *
+   * `purgeWorkflows` assumes the DBOS schema serves one deployment (one task store): give each
+   * deployment sharing a database its own `systemDatabaseSchemaName`, or it deletes the ended
+   * workflows of the other's tasks (their history in DBOS, never their tasks or outcomes).
    */
   reconcileMs?: number;
   /** DBOS's own log level (`debug`, `info`, `warn`, `error`). Default `warn`. */
@@ -173,7 +179,9 @@ export class DbosExecutor implements TaskExecutor {
   private heartbeat?: NodeJS.Timeout;
   private reconciler?: NodeJS.Timeout;
   private tickRun?: Promise<void>;
-  private reconcileRun?: Promise<void>;
+  private reconcileRun?: Promise<unknown>;
+  /** Where the next `purgeWorkflows` pass continues in the list of ended workflows (oldest first). */
+  private purgeOffset = 0;
   private closed = false;
 
   constructor(options: DbosExecutorOptions) {
@@ -238,7 +246,9 @@ export class DbosExecutor implements TaskExecutor {
 
   /**
    * Stops the task's work everywhere: aborts its run here, cancels its DBOS workflow
-   * (`DBOS.cancelWorkflow`: no step of it begins or is recorded any more, in any process) and, when
+   * (`DBOS.cancelWorkflow`: no step of it begins or is recorded any more, in any process; waited for
+   * at most `leaseMs`, as a paused process may hold the workflow's row lock until PostgreSQL ends its
+   * session — the store's cancel already keeps every step from beginning) and, when
    * another instance may have held a permit confirmed just before the store's cancel, waits
    * `permitMs` so that permit has expired before the cancel is acknowledged.
    */
@@ -246,13 +256,16 @@ export class DbosExecutor implements TaskExecutor {
     const run = this.runs.get(task.taskId);
     run?.controller.abort(new TaskCancelledSignal(task.taskId));
     this.fresh.delete(task.taskId);
-    try {
+    const cancelling = (async () => {
       await this.launch();
       await DBOS.cancelWorkflow(task.taskId);
-    } catch (error) {
+    })().catch((error: unknown) => {
       // A workflow never started has nothing to cancel; other failures: the store's cancel stands and every run checks it.
       if (!(error instanceof DBOSErrors.DBOSNonExistentWorkflowError)) this.quiet(error, task.taskId);
-    }
+    });
+    // Safety does not wait for DBOS (no step begins without a permit from the store, which the cancel
+    // revoked); the acknowledgement waits for it at most a lease, e.g. behind a paused holder's row lock.
+    await Promise.race([cancelling, delay(this.leaseMs)]);
     const heldHere = run !== undefined && revoked?.holder === this.executorId;
     if (!this.host!.store.exclusive && revoked && !heldHere && revoked.expiresAt > this.host!.now() - this.permitMs) await delay(this.permitMs);
   }
@@ -320,6 +333,9 @@ export class DbosExecutor implements TaskExecutor {
         applicationVersion: this.options.applicationVersion ?? 'mcp-tasks-dbos-1',
         executorID: this.executorId,
         logLevel: this.options.logLevel ?? 'warn',
+        // A process paused (SIGSTOP, a VM freeze) inside one of DBOS's transactions holds its row
+        // locks: PostgreSQL ends such a session after a lease, so the others' cancels and recoveries wait no longer.
+        systemDatabaseIdleTransactionTimeoutMs: Math.max(1000, this.leaseMs),
       });
       registered ??= DBOS.registerWorkflow(taskWorkflow, { name: DBOS_TASK_WORKFLOW, maxRecoveryAttempts: 1_000_000 });
       await DBOS.launch();
@@ -366,10 +382,11 @@ export class DbosExecutor implements TaskExecutor {
     });
     let end: RunEnd;
     try {
-      end = await runOnEngine(this.fencedHost(host, fence, signal), taskId, this.durableRun(taskId, run), {
+      end = await runOnEngine(this.runHost(host, signal), taskId, this.durableRun(taskId, run), {
         signal,
         onEnded: () => controller.abort(new LeaseLostSignal(taskId)), // decided below from the store
         fencingToken: fence.epoch,
+        fence,
         isEngineError: isDbosError,
       });
     } catch (error) {
@@ -434,51 +451,21 @@ export class DbosExecutor implements TaskExecutor {
   }
 
   /**
-   * The host a run sees: its store writes and its finish carry the run's fence, and its writes ride
-   * out store outages (retried with backoff until the store answers or the run stops), so a step
-   * function that succeeded is never run again because the copy of its record met an outage.
+   * The host a run sees: the runtime's, with a store whose calls from the run ride out outages
+   * (`retryingStore`) and a finish retried the same way. `EngineContext` adds the run's fence to
+   * every write itself; what this adds is that a step function that succeeded is never run again
+   * because the copy of its record (or its question, its progress) met an outage: `DBOS.runStep`
+   * would otherwise see the step fail and our `effect` would run the whole function again.
    */
-  private fencedHost(host: ExecutorHost, fence: Fence, signal: AbortSignal): ExecutorHost {
-    const store = host.store;
-    const retry = async <T>(call: () => Promise<T>): Promise<T> => {
-      for (let attempt = 0; ;) {
-        signal.throwIfAborted();
-        try {
-          return await call();
-        } catch (error) {
-          if (!(error instanceof StoreUnavailableError || error instanceof ConflictError) || signal.aborted) throw error;
-          await delay(backoff(attempt++), signal);
-        }
-      }
-    };
-    const fenced = new Proxy(store, {
-      get(target, prop) {
-        switch (prop) {
-          case 'appendJournal':
-            return (taskId: string, key: string, value: Json) => retry(() => target.appendJournal(taskId, key, value, fence));
-          case 'report':
-            return (taskId: string, update: Parameters<TaskStore['report']>[1]) => retry(() => target.report(taskId, update, fence));
-          case 'requestInput':
-            return (taskId: string, key: string, request: Parameters<TaskStore['requestInput']>[2], message: string) =>
-              retry(() => target.requestInput(taskId, key, request, message, fence));
-          case 'settleInput':
-            return (taskId: string, key: string) => retry(() => target.settleInput(taskId, key, fence));
-          case 'inputAnswer':
-            return (taskId: string, key: string) => retry(() => target.inputAnswer(taskId, key));
-          case 'readJournal':
-            return (taskId: string) => retry(() => target.readJournal(taskId));
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+  private runHost(host: ExecutorHost, signal: AbortSignal): ExecutorHost {
+    const retry = retrying(signal);
     return {
-      store: fenced,
+      store: retryingStore(host.store, retry),
       log: host.log,
       now: () => host.now(),
       handler: (tool) => host.handler(tool),
       openArguments: (args) => host.openArguments(args),
-      finish: (task, outcome) => retry(() => host.finish(task, outcome, fence)),
+      finish: (task, outcome, fence) => retry(() => host.finish(task, outcome, fence)),
       onError: (error, taskId) => host.onError(error, taskId),
     };
   }
@@ -552,6 +539,7 @@ export class DbosExecutor implements TaskExecutor {
       this.reconciler = setInterval(() => {
         if (this.reconcileRun) return;
         this.reconcileRun = this.reconcile(false)
+          .then(() => this.purgeWorkflows())
           .catch((error) => this.quiet(error))
           .finally(() => (this.reconcileRun = undefined));
       }, this.reconcileMs);
@@ -679,6 +667,45 @@ export class DbosExecutor implements TaskExecutor {
     }
   }
 
+  /**
+   * Deletes from DBOS the ended workflows (`SUCCESS`, `ERROR`, `CANCELLED`, `MAX_RECOVERY_ATTEMPTS_EXCEEDED`)
+   * of tasks no longer in the store (purged after their TTL by `TaskRuntime`, or deleted): their
+   * step records, messages and status (`DBOS.deleteWorkflows`). A workflow still pending is never
+   * deleted, nor one whose task the store still has (or cannot say: an outage ends the pass). Each
+   * call checks up to `limit` workflows, oldest first, continuing where the last call stopped and
+   * starting over at the end, so every ended workflow is looked at again once per cycle. Runs
+   * after each reconciliation pass (`reconcileMs`). Resolves with how many workflows it deleted.
+   */
+  async purgeWorkflows(limit = 200): Promise<number> {
+    if (this.closed) return 0;
+    await this.launch();
+    const store = this.host!.store;
+    const ended = await DBOS.listWorkflows({
+      workflowName: DBOS_TASK_WORKFLOW,
+      status: ['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED'],
+      limit,
+      offset: this.purgeOffset,
+      loadInput: false,
+      loadOutput: false,
+    });
+    const gone: string[] = [];
+    for (const workflow of ended) {
+      if (this.closed) return 0;
+      try {
+        await store.get(workflow.workflowID, ENGINE_ACCESS);
+      } catch (error) {
+        if (!(error instanceof TaskNotFoundError)) throw error;
+        gone.push(workflow.workflowID);
+      }
+    }
+    if (gone.length > 0) {
+      await DBOS.deleteWorkflows(gone);
+      this.host!.log.info({ count: gone.length }, 'dbos: deleted the workflows of purged tasks');
+    }
+    this.purgeOffset = ended.length < limit ? 0 : this.purgeOffset + ended.length - gone.length;
+    return gone.length;
+  }
+
   /** `DBOS.send` to the task's workflow under `topic`, idempotency key `<taskId>/<topic>`. */
   private async deliver(taskId: string, topic: string, value: Json): Promise<void> {
     await this.launch();
@@ -692,6 +719,36 @@ export class DbosExecutor implements TaskExecutor {
     if (error instanceof DBOSErrors.DBOSNonExistentWorkflowError) return; // a send before the workflow exists: reconciled later
     if (this.host) this.host.onError(error, taskId);
   }
+}
+
+/** Calls `call` until it does not meet a store outage (backoff 0.25 s doubling to 10 s), or `signal` aborts. */
+function retrying(signal: AbortSignal): <T>(call: () => Promise<T>) => Promise<T> {
+  return async (call) => {
+    for (let attempt = 0; ;) {
+      signal.throwIfAborted();
+      try {
+        return await call();
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError || error instanceof ConflictError) || signal.aborted) throw error;
+        await delay(backoff(attempt++), signal);
+      }
+    }
+  };
+}
+
+/** The store calls a run makes (`runOnEngine`, `EngineContext`): retried through outages. */
+const RUN_CALLS = new Set<string | symbol>(['get', 'appendJournal', 'readJournal', 'report', 'requestInput', 'settleInput', 'inputAnswer']);
+
+/** `store` with the calls of `RUN_CALLS` retried by `retry`; everything else as it is. */
+function retryingStore(store: TaskStore, retry: <T>(call: () => Promise<T>) => Promise<T>): TaskStore {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const method = (value as (...args: unknown[]) => unknown).bind(target);
+      return RUN_CALLS.has(prop) ? (...args: unknown[]) => retry(() => method(...args) as Promise<unknown>) : method;
+    },
+  });
 }
 
 /** The workflow function registered with DBOS: runs the task on this process's executor. */
