@@ -100,7 +100,10 @@ async function engineExecutor(options: InvoiceServerOptions, storeUrl: string): 
     const systemDatabaseUrl = options.dbos?.systemDatabaseUrl ?? (/^postgres(ql)?:/.test(storeUrl) ? storeUrl : undefined);
     if (!systemDatabaseUrl) throw new InvalidArgumentError('--executor dbos needs a PostgreSQL database for DBOS: --dbos-database postgres://…');
     const { createDbosExecutor } = await import('../../src/executors/dbos/index.js');
+    // DBOS's tables beside the store's schema (`?schema=invoices` → `invoices_dbos`): each deployment its own.
+    const storeSchema = options.dbos?.systemDatabaseUrl ? null : new URL(storeUrl).searchParams.get('schema');
     return createDbosExecutor({
+      ...(storeSchema && { systemDatabaseSchemaName: `${storeSchema}_dbos` }),
       systemDatabaseUrl,
       ...(options.instanceId && { executorId: options.instanceId }),
       ...(options.leaseMs && { leaseMs: options.leaseMs }),
