@@ -35,6 +35,8 @@ const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 // CONFORMANCE_RESTATE_INGRESS / _ADMIN (a running restate-server), CONFORMANCE_RESTATE_ENDPOINT_PORT.
 // CONFORMANCE_STORE: the task store (default memory:).
 const executorName = process.env.CONFORMANCE_EXECUTOR ?? 'embedded';
+/** What stopping the server cleans up after the runtime closed (an engine's scratch schema). */
+const cleanups: (() => Promise<void>)[] = [];
 const store = openStore(process.env.CONFORMANCE_STORE ?? 'memory:', { policy: { pollIntervalMs } });
 const runtime = new TaskRuntime(store, {
   onError: (error, taskId) => log(`runtime ${taskId ?? ''}: ${String(error)}`),
@@ -44,7 +46,16 @@ const runtime = new TaskRuntime(store, {
 async function engineExecutor(name: string): Promise<TaskExecutor> {
   if (name === 'dbos') {
     const { createDbosExecutor } = await import('../src/executors/dbos/index.js');
-    return createDbosExecutor({ systemDatabaseUrl: process.env.CONFORMANCE_DBOS_DATABASE ?? 'postgres://postgres@127.0.0.1:5432/test' });
+    // DBOS's tables in a schema of this run's own, dropped when it stops (the memory store's tasks die with it).
+    const systemDatabaseUrl = process.env.CONFORMANCE_DBOS_DATABASE ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const systemDatabaseSchemaName = `conformance_dbos_${process.pid}`;
+    cleanups.push(async () => {
+      const pg = (await import('pg')).default;
+      const client = new pg.Client({ connectionString: systemDatabaseUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${systemDatabaseSchemaName} CASCADE`).finally(() => client.end());
+    });
+    return createDbosExecutor({ systemDatabaseUrl, systemDatabaseSchemaName });
   }
   if (name === 'restate') {
     const { createRestateExecutor } = await import('../src/executors/restate/index.js');
@@ -335,6 +346,7 @@ const stop = async () => {
   await http.close();
   await runtime.close();
   await store.close();
+  for (const cleanup of cleanups) await cleanup().catch((error: unknown) => log(`cleanup: ${String(error)}`));
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop());
