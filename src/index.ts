@@ -82,7 +82,7 @@ export { StepFailedError, type AskOptions, type StepOptions, type TaskContext, t
 export { TaskRuntime, type RegisteredHandler, type SubmitInput, type TaskHandler, type TaskRuntimeOptions, type TaskToolResult } from './runtime/runtime.js';
 export { EmbeddedExecutor, type EmbeddedExecutorOptions } from './runtime/embedded-executor.js';
 export type { DurableRun, ExecutorHost, TaskExecutor } from './runtime/executor.js';
-export { EngineContext, runOnEngine, answerTopic, completionTopic, type EngineContextOptions } from './runtime/engine-context.js';
+export { EngineContext, runOnEngine, answerTopic, completionTopic, settleStepName, type EngineContextOptions } from './runtime/engine-context.js';
 export { LeaseLostSignal, ShutdownSignal, StoreUnavailableSignal, TaskCancelledSignal } from './runtime/signals.js';
 
 // wire: MCP Tasks on an SDK v2 McpServer (names taken one by one from the wire layer's barrel).

@@ -71,6 +71,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'openStore',
       'principalOf',
       'runOnEngine',
+      'settleStepName',
       'silentLogger',
       'startHttpServer',
       'startStdioServer',
@@ -279,9 +280,11 @@ describe('database drivers are loaded lazily', () => {
     assert.deepEqual(JSON.parse(runModule(driversAfter(`await import('ioredis'); await import('pg');`))), ['ioredis', 'pg']);
   });
 
-  it("importing 'mcp-tasks' loads no driver, nor does importing every other entry point", () => {
+  it("importing 'mcp-tasks' loads no driver, nor does importing every other entry point but the engine executors'", () => {
     assert.deepEqual(JSON.parse(runModule(driversAfter(`await import('mcp-tasks');`))), []);
+    // mcp-tasks/executor/dbos is DBOS on PostgreSQL: importing it loads the DBOS SDK and so pg, by choice.
     const all = Object.keys(ENTRY_POINTS)
+      .filter((specifier) => !specifier.startsWith('mcp-tasks/executor/'))
       .map((specifier) => `await import('${specifier}');`)
       .join(' ');
     assert.deepEqual(JSON.parse(runModule(driversAfter(all))), []);

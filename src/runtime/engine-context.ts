@@ -13,9 +13,14 @@ import type { DurableRun, ExecutorHost, RunEnd } from './executor.js';
 import { TaskCancelledSignal } from './signals.js';
 
 /** The message topic an executor sends the answer to question `key` under (see `DurableRun.receive`). */
-export const answerTopic = (key: string): string => `answer:${key}`;
+export const answerTopic = (key: string): string => `answer/${key}`;
 /** The message topic an executor sends the completion of URL elicitation `elicitationId` under. */
-export const completionTopic = (elicitationId: string): string => `elicitation-complete:${elicitationId}`;
+export const completionTopic = (elicitationId: string): string => `elicitation-completed/${elicitationId}`;
+/**
+ * The name of the engine step that settles question `key` once its answer arrived: an executor whose
+ * engine recorded it knows the answer was consumed (its reconciler stops re-delivering it).
+ */
+export const settleStepName = (key: string): string => `settle:${key}`;
 
 /** What an `EngineContext` is made of. */
 export interface EngineContextOptions {
@@ -212,7 +217,7 @@ export class EngineContext implements TaskContext {
     });
     const answer = (ahead ?? (await this.run.receive<Json>(answerTopic(key)))) as unknown as InputAnswer;
     this.signal.throwIfAborted();
-    await this.run.step(`settle:${key}`, async () => {
+    await this.run.step(settleStepName(key), async () => {
       await this.write(() => this.store.settleInput(this.taskId, key, this.fence));
       return null;
     });

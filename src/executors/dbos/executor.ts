@@ -7,9 +7,9 @@ import { ENGINE_ACCESS } from '../../core/access.js';
 import type { Json } from '../../core/json.js';
 import { isTerminal } from '../../core/status.js';
 import type { Fence, Lease, TaskRecord } from '../../core/task.js';
-import { elicitationCompleteKey, inputKey } from '../../core/journal-keys.js';
+import { parseJournalKey } from '../../core/journal-keys.js';
 import type { TaskStore } from '../../store/task-store.js';
-import { answerTopic, completionTopic, runOnEngine } from '../../runtime/engine-context.js';
+import { answerTopic, completionTopic, runOnEngine, settleStepName } from '../../runtime/engine-context.js';
 import type { DurableRun, ExecutorHost, RunEnd, TaskExecutor } from '../../runtime/executor.js';
 import { LeaseGuard, monotonicNow } from '../../runtime/lease-guard.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from '../../runtime/signals.js';
@@ -286,7 +286,7 @@ export class DbosExecutor implements TaskExecutor {
     }
   }
 
-  /** Sends the DBOS message `elicitation-complete:<id>` to the task's workflow (idempotent). Never rejects. */
+  /** Sends the DBOS message `completionTopic(id)` to the task's workflow (idempotent). Never rejects. */
   async elicitationCompleted(taskId: string, elicitationId: string): Promise<void> {
     try {
       await this.deliver(taskId, completionTopic(elicitationId), true);
@@ -633,7 +633,7 @@ export class DbosExecutor implements TaskExecutor {
   /**
    * Delivers again answers and completions stored but not delivered: every unfinished task's at
    * `recover` (`all`), then those of tasks this instance holds. An answer counts as consumed once its
-   * workflow recorded the step `settle:<key>`.
+   * workflow recorded the step `settleStepName(key)`.
    */
   private async reconcile(all: boolean): Promise<void> {
     if (this.closed) return;
@@ -644,13 +644,9 @@ export class DbosExecutor implements TaskExecutor {
       const journal = await store.readJournal(task.taskId);
       const wanted: Array<{ topic: string; step?: string; key?: string }> = [];
       for (const key of journal.keys()) {
-        if (key.startsWith('input:')) {
-          const question = key.slice('input:'.length);
-          if (inputKey(question) === key) wanted.push({ topic: answerTopic(question), step: `settle:${question}`, key: question });
-        } else if (key.startsWith('elicitation-complete:')) {
-          const id = key.slice('elicitation-complete:'.length);
-          if (elicitationCompleteKey(id) === key) wanted.push({ topic: completionTopic(id) });
-        }
+        const parsed = parseJournalKey(key);
+        if (parsed?.kind === 'input') wanted.push({ topic: answerTopic(parsed.question), step: settleStepName(parsed.question), key: parsed.question });
+        else if (parsed?.kind === 'elicitation-complete') wanted.push({ topic: completionTopic(parsed.elicitationId) });
       }
       const open = wanted.filter((item) => !this.delivered.has(`${task.taskId}\n${item.topic}`));
       if (open.length === 0) continue;

@@ -242,7 +242,7 @@ export class RestateExecutor implements TaskExecutor {
     }
   }
 
-  /** Delivers the completion of URL elicitation `elicitationId` (durable promise `elicitation-complete:<id>`). Never throws. */
+  /** Delivers the completion of URL elicitation `elicitationId` (durable promise `completionTopic(id)`). Never throws. */
   async elicitationCompleted(taskId: string, elicitationId: string): Promise<void> {
     await this.deliver(taskId, completionTopic(elicitationId), true).catch((error: unknown) =>
       this.log().warn({ taskId, elicitationId, err: error }, 'restate: delivering a completion failed; the reconciler retries it'),
@@ -338,7 +338,7 @@ export class RestateExecutor implements TaskExecutor {
       step: <T extends Json | null>(name: string, fn: () => Promise<T>) =>
         ctx.run<T>(name, async () => {
           // A handler's step begins only while this attempt provably holds the task.
-          if (name.startsWith('step:')) await this.confirm(host.store, taskId, fence, abort);
+          if (parseJournalKey(name)?.kind === 'step') await this.confirm(host.store, taskId, fence, abort);
           return fn();
         }) as Promise<T>,
       sleep: (name, ms) => untilAborted(ctx.sleep(Math.max(0, Math.round(ms)), name), signal),
