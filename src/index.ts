@@ -81,7 +81,7 @@ export {
 export { StepFailedError, type AskOptions, type StepOptions, type TaskContext, type UrlElicitation, type UrlElicitOptions } from './runtime/context.js';
 export { TaskRuntime, type RegisteredHandler, type SubmitInput, type TaskHandler, type TaskRuntimeOptions, type TaskToolResult } from './runtime/runtime.js';
 export { EmbeddedExecutor, type EmbeddedExecutorOptions } from './runtime/embedded-executor.js';
-export type { DurableRun, ExecutorHost, TaskExecutor } from './runtime/executor.js';
+export { ExecutorUnavailableError, type DurableRun, type ExecutorHost, type TaskExecutor } from './runtime/executor.js';
 export { EngineContext, runOnEngine, answerTopic, completionTopic, settleStepName, type EngineContextOptions } from './runtime/engine-context.js';
 export { LeaseLostSignal, ShutdownSignal, StoreUnavailableSignal, TaskCancelledSignal } from './runtime/signals.js';
 

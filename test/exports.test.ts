@@ -32,6 +32,7 @@ const ENTRY_POINTS: Record<string, { values: string[]; types: string[] }> = {
       'ENGINE_ACCESS',
       'EmbeddedExecutor',
       'EngineContext',
+      'ExecutorUnavailableError',
       'IllegalTransitionError',
       'InvalidAnswerError',
       'InvalidArgumentError',

@@ -98,7 +98,10 @@ export interface RunningInvoiceServer {
 async function engineExecutor(options: InvoiceServerOptions, storeUrl: string): Promise<TaskExecutor> {
   if (options.executor === 'dbos') {
     const systemDatabaseUrl = options.dbos?.systemDatabaseUrl ?? (/^postgres(ql)?:/.test(storeUrl) ? storeUrl : undefined);
-    if (!systemDatabaseUrl) throw new InvalidArgumentError('--executor dbos needs a PostgreSQL database for DBOS: --dbos-database postgres://…');
+    if (!systemDatabaseUrl)
+      throw new InvalidArgumentError(
+        '--executor dbos keeps its workflows in PostgreSQL: use a postgres:// --store (DBOS then uses the same database), or give DBOS one with --dbos-database postgres://…',
+      );
     const { createDbosExecutor } = await import('../../src/executors/dbos/index.js');
     // DBOS's tables beside the store's schema (`?schema=invoices` → `invoices_dbos`): each deployment its own.
     const storeSchema = options.dbos?.systemDatabaseUrl ? null : new URL(storeUrl).searchParams.get('schema');
@@ -126,10 +129,11 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const storeUrl = options.store ?? 'sqlite:.mcp-tasks/invoice.db';
   const erp = Erp.load(options.erp ?? DEFAULT_ERP_PATH);
   const ledgerPath = options.ledger ?? defaultLedgerPath(storeUrl);
+  const executor = options.executor && options.executor !== 'embedded' ? await engineExecutor(options, storeUrl) : undefined;
   const ledger = new Ledger(ledgerPath);
   const server = createTaskServer({
     store: storeUrl,
-    ...(options.executor && options.executor !== 'embedded' && { executor: await engineExecutor(options, storeUrl) }),
+    ...(executor && { executor }),
     storeOptions: { policy: options.policy, maxLiveTasksPerOwner: options.maxLiveTasks, secretKey: options.secretKey },
     runtime: { instanceId: options.instanceId, leaseMs: options.leaseMs },
     tasks: { list: options.tokens !== undefined, fallbackTools: options.fallbackTools, syncWaitMs: options.syncWaitMs },
@@ -144,22 +148,29 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   registerInvoiceTasks(server.tasks, { erp, ledger, runtime: server.runtime, paymentRetries: options.paymentRetries, logger });
   const close = () => server.close().finally(() => ledger.close());
 
+  // A start that fails (the store, an engine) closes what was opened: no ledger left half-open.
+  const failed = async (error: unknown): Promise<never> => {
+    await close().catch(() => undefined);
+    throw error;
+  };
   if (options.stdio) {
-    const { resumed, closed } = await server.serveStdio();
+    const { resumed, closed } = await server.serveStdio().catch(failed);
     logger.info(
       { transport: 'stdio', store: storeUrl, ledger: ledgerPath, resumed },
       `mcp-tasks invoice demo on stdio (2025-11-25 and 2026-07-28); resumed ${resumed} task(s)`,
     );
     return { resumed, closed, close };
   }
-  const http = await server.listen({
-    host: options.host,
-    port: options.port,
-    stateless: options.stateless,
-    ...(options.sessions && { sessions: options.sessions }),
-    ...(options.maxConcurrentRequests !== undefined && { maxConcurrentRequests: options.maxConcurrentRequests }),
-    ...(options.tokens && { auth: { verifier: staticTokenVerifier(options.tokens) } }),
-  });
+  const http = await server
+    .listen({
+      host: options.host,
+      port: options.port,
+      stateless: options.stateless,
+      ...(options.sessions && { sessions: options.sessions }),
+      ...(options.maxConcurrentRequests !== undefined && { maxConcurrentRequests: options.maxConcurrentRequests }),
+      ...(options.tokens && { auth: { verifier: staticTokenVerifier(options.tokens) } }),
+    })
+    .catch(failed);
   const consoleUrl = options.console ? new URL('/console/', http.url).href : undefined;
   logger.info(
     { url: http.url, ...(consoleUrl && { console: consoleUrl }), store: storeUrl, ledger: ledgerPath, resumed: http.resumed },

@@ -112,3 +112,23 @@ export interface DurableRun {
    */
   receive<T extends Json>(topic: string): Promise<T>;
 }
+
+/**
+ * An executor's engine could not be reached or refused to start (DBOS's system database, a
+ * restate-server's admin API): thrown by `TaskExecutor.recover`, reported at start-up by naming the
+ * engine, what failed and what to do (`advice`), never as the task store's failure. `cause` is the
+ * engine's own error.
+ */
+export class ExecutorUnavailableError extends Error {
+  constructor(
+    /** The executor's `name` (`dbos`, `restate`). */
+    readonly executor: string,
+    message: string,
+    /** What to do about it, for a person starting the server. */
+    readonly advice: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'ExecutorUnavailableError';
+  }
+}

@@ -2,7 +2,7 @@ import { McpServer, type AuthInfo, type Transport } from '@modelcontextprotocol/
 import type * as z from 'zod';
 import { createLogger, type Logger } from '../core/log.js';
 import type { TaskContext } from '../runtime/context.js';
-import type { TaskExecutor } from '../runtime/executor.js';
+import { ExecutorUnavailableError, type TaskExecutor } from '../runtime/executor.js';
 import { TaskRuntime, type TaskRuntimeOptions, type TaskToolResult } from '../runtime/runtime.js';
 import { openStore } from '../store/open-store.js';
 import type { TaskStore, TaskStoreOptions } from '../store/task-store.js';
@@ -222,6 +222,10 @@ export class TaskServer {
     try {
       return await this.runtime.recover();
     } catch (error) {
+      if (error instanceof ExecutorUnavailableError)
+        throw new Error(`Cannot start: the ${error.executor} executor failed: ${error.message.replace(/\.$/, '')}. What to do: ${error.advice}.`, {
+          cause: error,
+        });
       throw startupError(this.store.health.name, error);
     }
   }

@@ -10,7 +10,7 @@ import type { Fence, Lease, TaskRecord } from '../../core/task.js';
 import { parseJournalKey } from '../../core/journal-keys.js';
 import type { TaskStore } from '../../store/task-store.js';
 import { answerTopic, completionTopic, runOnEngine, settleStepName } from '../../runtime/engine-context.js';
-import type { DurableRun, ExecutorHost, RunEnd, TaskExecutor } from '../../runtime/executor.js';
+import { ExecutorUnavailableError, type DurableRun, type ExecutorHost, type RunEnd, type TaskExecutor } from '../../runtime/executor.js';
 import { LeaseGuard, monotonicNow } from '../../runtime/lease-guard.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from '../../runtime/signals.js';
 
@@ -338,7 +338,17 @@ export class DbosExecutor implements TaskExecutor {
         systemDatabaseIdleTransactionTimeoutMs: Math.max(1000, this.leaseMs),
       });
       registered ??= DBOS.registerWorkflow(taskWorkflow, { name: DBOS_TASK_WORKFLOW, maxRecoveryAttempts: 1_000_000 });
-      await DBOS.launch();
+      try {
+        await DBOS.launch();
+      } catch (error) {
+        this.launching = undefined; // a later recover() may try again
+        throw new ExecutorUnavailableError(
+          'dbos',
+          `DBOS could not start on its system database ${redactUrl(this.options.systemDatabaseUrl)}: ${error instanceof Error ? error.message : String(error)}`,
+          'check that PostgreSQL runs at that address and that the user may create a database and schema there (the demo: --dbos-database, or a postgres:// --store)',
+          { cause: error },
+        );
+      }
     })();
     return this.launching;
   }
@@ -755,4 +765,15 @@ async function taskWorkflow(taskId: string): Promise<string> {
 
 function fenceOf(task: TaskRecord): Fence {
   return { holder: task.lease!.holder, epoch: task.lease!.epoch ?? 0 };
+}
+
+/** `url` without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
 }

@@ -2,14 +2,14 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as restate from '@restatedev/restate-sdk';
 import { ENGINE_ACCESS } from '../../core/access.js';
-import { LeaseLostError, TaskRpcError } from '../../core/errors.js';
+import { InvalidArgumentError, LeaseLostError, TaskRpcError } from '../../core/errors.js';
 import { parseJournalKey } from '../../core/journal-keys.js';
 import type { Json } from '../../core/json.js';
 import type { Logger } from '../../core/log.js';
 import { isTerminal } from '../../core/status.js';
 import type { Fence, Lease, TaskRecord } from '../../core/task.js';
 import { answerTopic, completionTopic, runOnEngine } from '../../runtime/engine-context.js';
-import type { DurableRun, ExecutorHost, TaskExecutor } from '../../runtime/executor.js';
+import { ExecutorUnavailableError, type DurableRun, type ExecutorHost, type TaskExecutor } from '../../runtime/executor.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from '../../runtime/signals.js';
 import type { TaskStore } from '../../store/task-store.js';
 
@@ -128,6 +128,14 @@ export class RestateExecutor implements TaskExecutor {
   private closed = false;
 
   constructor(private readonly options: RestateExecutorOptions) {
+    for (const [option, url] of [
+      ['ingressUrl', options.ingressUrl],
+      ['adminUrl', options.adminUrl],
+    ] as const)
+      if (!/^https?:\/\/[^/]/.test(url ?? ''))
+        throw new InvalidArgumentError(
+          `The Restate executor's ${option} must be an http(s) URL (e.g. http://127.0.0.1:${option === 'adminUrl' ? 9070 : 8080}), not ${JSON.stringify(url)}`,
+        );
     this.ingressUrl = options.ingressUrl.replace(/\/+$/, '');
     this.adminUrl = options.adminUrl.replace(/\/+$/, '');
     this.serviceName = options.serviceName ?? 'McpTask';
@@ -564,10 +572,21 @@ export class RestateExecutor implements TaskExecutor {
         this.log().info({ endpoint: url, admin: this.adminUrl }, 'restate: deployment registered');
         return;
       } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
         if (Date.now() + wait > deadline)
-          throw new Error(`Could not register the Restate deployment ${url} with ${this.adminUrl}: ${error instanceof Error ? error.message : String(error)}`, {
-            cause: error,
-          });
+          throw new ExecutorUnavailableError(
+            'restate',
+            `Could not register the Restate deployment ${url} with the admin API at ${this.adminUrl}: ${reason}`,
+            /bad path|ingress/i.test(reason)
+              ? `${this.adminUrl} looks like Restate's ingress, not its admin API (default port 9070): fix the admin URL (the demo: --restate-admin)`
+              : 'start restate-server (README, "Executors") and check the admin URL (the demo: --restate-admin, default http://127.0.0.1:9070)',
+            { cause: error },
+          );
+        if (wait === 100)
+          this.log().warn(
+            { admin: this.adminUrl, err: error },
+            `restate: the admin API does not answer yet; retrying for ${Math.round((deadline - Date.now()) / 1000)} s (is restate-server running?)`,
+          );
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
