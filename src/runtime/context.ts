@@ -337,13 +337,7 @@ export class ExecutionContext implements TaskContext {
   }
 
   async elicitUrl(message: string, url: string, options: UrlElicitOptions = {}): Promise<UrlElicitation> {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new InvalidArgumentError(`elicitUrl needs an absolute http(s) URL, got ${JSON.stringify(url)}`);
-    }
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new InvalidArgumentError(`elicitUrl needs an http(s) URL, got ${parsed.protocol}`);
+    const parsed = elicitationUrl(url);
     const key = this.questionKey('url', options.key);
     const elicitationId = await this.journaled(elicitationIdKey(key), () => options.elicitationId ?? randomUUID());
     const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId })) as InputResponse;
@@ -372,11 +366,7 @@ export class ExecutionContext implements TaskContext {
 
   /** The key of the next question: `options.key` (checked, unique per run) or `<prefix>-N`. */
   private questionKey(prefix: string, given: string | undefined): string {
-    const sequence = ++this.sequence;
-    if (given === undefined) return `${prefix}-${sequence}`;
-    if (typeof given !== 'string' || given.length === 0 || given.length > 256)
-      throw new InvalidArgumentError('A question key must be a string of 1-256 characters');
-    return given;
+    return questionKeyOf(prefix, ++this.sequence, given);
   }
 
   /**
@@ -535,6 +525,29 @@ export async function attemptStep<T>(
     hooks.retried?.(failure);
     await abortableDelay(Math.min(maxDelay, delay * 2 ** attempt), signal);
   }
+}
+
+/**
+ * The key of a run's question: `given` (checked: 1–256 characters) or `<prefix>-<sequence>`.
+ * Throws `InvalidArgumentError` for a bad key.
+ */
+export function questionKeyOf(prefix: string, sequence: number, given: string | undefined): string {
+  if (given === undefined) return `${prefix}-${sequence}`;
+  if (typeof given !== 'string' || given.length === 0 || given.length > 256)
+    throw new InvalidArgumentError('A question key must be a string of 1-256 characters');
+  return given;
+}
+
+/** `url` parsed for `elicitUrl`: an absolute http(s) URL, else `InvalidArgumentError`. */
+export function elicitationUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidArgumentError(`elicitUrl needs an absolute http(s) URL, got ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new InvalidArgumentError(`elicitUrl needs an http(s) URL, got ${parsed.protocol}`);
+  return parsed;
 }
 
 /** What a `StepRecord` says: its value, or its failure thrown as `StepFailedError`. */

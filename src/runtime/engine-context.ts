@@ -8,7 +8,17 @@ import { isTerminal } from '../core/status.js';
 import type { Fence, InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse, TaskRecord } from '../core/task.js';
 import { elicitationCompleteKey, elicitationIdKey, inputKey, stepKey, timerKey, untilKey, type StepRecord, type UntilEntry } from '../core/journal-keys.js';
 import type { TaskStore } from '../store/task-store.js';
-import { attemptStep, replay, type AskOptions, type StepOptions, type TaskContext, type UrlElicitOptions, type UrlElicitation } from './context.js';
+import {
+  attemptStep,
+  elicitationUrl,
+  questionKeyOf,
+  replay,
+  type AskOptions,
+  type StepOptions,
+  type TaskContext,
+  type UrlElicitOptions,
+  type UrlElicitation,
+} from './context.js';
 import type { DurableRun, ExecutorHost, RunEnd } from './executor.js';
 import { TaskCancelledSignal } from './signals.js';
 
@@ -147,13 +157,7 @@ export class EngineContext implements TaskContext {
   }
 
   async elicitUrl(message: string, url: string, options: UrlElicitOptions = {}): Promise<UrlElicitation> {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new InvalidArgumentError(`elicitUrl needs an absolute http(s) URL, got ${JSON.stringify(url)}`);
-    }
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new InvalidArgumentError(`elicitUrl needs an http(s) URL, got ${parsed.protocol}`);
+    const parsed = elicitationUrl(url);
     const key = this.questionKey('url', options.key);
     const idKey = elicitationIdKey(key);
     const elicitationId = (await this.run.step(idKey, async () => {
@@ -255,11 +259,7 @@ export class EngineContext implements TaskContext {
   }
 
   private questionKey(prefix: string, given: string | undefined): string {
-    const sequence = ++this.sequence;
-    if (given === undefined) return `${prefix}-${sequence}`;
-    if (typeof given !== 'string' || given.length === 0 || given.length > 256)
-      throw new InvalidArgumentError('A question key must be a string of 1-256 characters');
-    return given;
+    return questionKeyOf(prefix, ++this.sequence, given);
   }
 }
 
