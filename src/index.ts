@@ -94,7 +94,9 @@ export {
   type ProtocolVersion,
   type SubscriptionSink,
   type TaskCreationPolicy,
+  type TaskInputSchema,
   type TaskSupport,
+  type TaskToolArgs,
   type TaskToolConfig,
 } from './wire/index.js';
 

@@ -530,7 +530,7 @@ export class EmbeddedExecutor implements TaskExecutor {
     let outcome: { result: TaskToolResult } | { error: unknown };
     let ctx: ExecutionContext | undefined;
     try {
-      const args = entry.parse(this.host.openArguments(task.request.arguments));
+      const args = await entry.parse(this.host.openArguments(task.request.arguments));
       const journal = fresh ? new Map<string, Json>() : await this.store.readJournal(task.taskId);
       ctx = new ExecutionContext({
         taskId: task.taskId,

@@ -296,7 +296,7 @@ export async function runOnEngine(
   let outcome: { result: unknown } | { error: unknown };
   try {
     if (!entry) throw new Error(`No handler is registered for tool '${task.request.tool}' in this server`);
-    const args = entry.parse(host.openArguments(task.request.arguments));
+    const args = await entry.parse(host.openArguments(task.request.arguments));
     const ctx = new EngineContext({
       taskId,
       store: host.store,

@@ -17,7 +17,7 @@ export type TaskHandler<Args = JsonObject> = (args: Args, ctx: TaskContext) => P
 
 /** A handler registered under a tool name, with the argument parser that feeds it. */
 export interface RegisteredHandler {
-  /** Validates and converts stored arguments; throws to reject them. */
+  /** Validates and converts stored arguments (sync or async); throws or rejects to refuse them (`InvalidArgumentError`). */
   parse: (args: JsonObject) => unknown;
   handler: TaskHandler<any>;
   /** Top-level argument fields stored encrypted when the store has a `secretKey`. */

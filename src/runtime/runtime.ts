@@ -169,7 +169,7 @@ export class TaskRuntime {
   async submit(input: SubmitInput): Promise<TaskRecord> {
     const entry = this.handlers.get(input.tool);
     if (!entry) throw new InvalidArgumentError(`Unknown task tool: ${input.tool}`);
-    entry.parse(input.arguments);
+    await entry.parse(input.arguments);
     const creation = startCreation(input.tool, input.traceCarrier);
     let task: TaskRecord;
     const since = monotonicNow();

@@ -1,12 +1,11 @@
 import { McpServer, type AuthInfo, type Transport } from '@modelcontextprotocol/server';
-import type * as z from 'zod';
 import { createLogger, type Logger } from '../core/log.js';
 import type { TaskContext } from '../runtime/context.js';
 import { ExecutorUnavailableError, type TaskExecutor } from '../runtime/executor.js';
 import { TaskRuntime, type TaskRuntimeOptions, type TaskToolResult } from '../runtime/runtime.js';
 import { openStore } from '../store/open-store.js';
 import type { TaskStore, TaskStoreOptions } from '../store/task-store.js';
-import { McpTasks, type McpTasksOptions, type ProtocolVersion, type TaskToolConfig } from '../wire/mcp-tasks.js';
+import { McpTasks, type McpTasksOptions, type ProtocolVersion, type TaskInputSchema, type TaskToolArgs, type TaskToolConfig } from '../wire/mcp-tasks.js';
 import { TaskSubscriptions } from '../wire/index.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './http.js';
 import { startStdioServer } from './stdio.js';
@@ -118,10 +117,10 @@ export class TaskServer {
    * arguments and a `TaskContext`. Register every tool before `listen`/`serveStdio`, so tasks
    * resumed at start-up find their handler. Throws `InvalidArgumentError` if the name is taken.
    */
-  registerTool<Input extends z.ZodObject>(
+  registerTool<Input extends TaskInputSchema>(
     name: string,
     config: TaskToolConfig<Input>,
-    handler: (args: z.output<Input>, ctx: TaskContext) => Promise<TaskToolResult>,
+    handler: (args: TaskToolArgs<Input>, ctx: TaskContext) => Promise<TaskToolResult>,
   ): this {
     this.tasks.registerTool(name, config, handler);
     return this;

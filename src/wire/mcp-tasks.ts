@@ -1,5 +1,4 @@
 import type { McpServer } from '@modelcontextprotocol/server';
-import * as z from 'zod';
 import { InvalidArgumentError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
 import type { TaskContext } from '../runtime/context.js';
@@ -11,7 +10,7 @@ import type { OrdinaryCallSettings } from './ordinary-call.js';
 import { PollThrottle } from './poll-throttle.js';
 import type { ProtocolVersion } from './protocol-version.js';
 import { claimRequests } from './sdk-seam.js';
-import { TaskTools, type TaskToolConfig } from './task-tools.js';
+import { standardSchemaOf, TaskTools, validateArguments, type TaskInputSchema, type TaskToolArgs, type TaskToolConfig } from './task-tools.js';
 import { attachHandlers2025 } from './2025-11-25/attach.js';
 import { registerTools2025 } from './2025-11-25/ordinary-call.js';
 import { Session2025 } from './2025-11-25/session.js';
@@ -22,7 +21,7 @@ import { TASKS_EXTENSION } from './2026-07-28/envelope.js';
 import { registerTools2026 } from './2026-07-28/ordinary-call.js';
 
 export type { ProtocolVersion } from './protocol-version.js';
-export type { TaskCreationPolicy, TaskSupport, TaskToolConfig } from './task-tools.js';
+export type { TaskCreationPolicy, TaskInputSchema, TaskSupport, TaskToolArgs, TaskToolConfig } from './task-tools.js';
 
 /** Options of `McpTasks`. */
 export interface McpTasksOptions {
@@ -140,18 +139,16 @@ export class McpTasks {
    * `TaskContext` and returns a `CallToolResult`-shaped object. Throws `InvalidArgumentError` if the
    * name is taken.
    */
-  registerTool<Input extends z.ZodObject>(
+  registerTool<Input extends TaskInputSchema>(
     name: string,
     config: TaskToolConfig<Input>,
-    handler: (args: z.output<Input>, ctx: TaskContext) => Promise<TaskToolResult>,
+    handler: (args: TaskToolArgs<Input>, ctx: TaskContext) => Promise<TaskToolResult>,
   ): void {
     if (this.tools.get(name)) throw new InvalidArgumentError(`Task tool '${name}' is already registered`);
+    const schema = standardSchemaOf(config.inputSchema); // refuses what the SDK refuses, before anything is registered
+    if (config.outputSchema) standardSchemaOf(config.outputSchema);
     this.runtime.register(name, {
-      parse: (args) => {
-        const parsed = config.inputSchema.safeParse(args);
-        if (!parsed.success) throw new InvalidArgumentError(`Invalid arguments for tool ${name}: ${z.prettifyError(parsed.error)}`);
-        return parsed.data;
-      },
+      parse: (args) => validateArguments(name, schema, args),
       handler,
       sensitive: config.sensitive,
     });
@@ -164,7 +161,7 @@ export class McpTasks {
   }
 
   /** The declaration a task tool was registered with (`TaskToolConfig`), or undefined for an unknown name. */
-  toolConfig(name: string): TaskToolConfig<z.ZodObject> | undefined {
+  toolConfig(name: string): TaskToolConfig | undefined {
     return this.tools.get(name)?.config;
   }
 

@@ -1,5 +1,6 @@
-import { ProtocolError, ProtocolErrorCode, type StandardSchemaWithJSON, type ToolAnnotations } from '@modelcontextprotocol/server';
-import type * as z from 'zod';
+import { ProtocolError, ProtocolErrorCode, type StandardSchemaV1, type StandardSchemaWithJSON, type ToolAnnotations } from '@modelcontextprotocol/server';
+import * as z from 'zod';
+import { InvalidArgumentError } from '../core/errors.js';
 import type { JsonObject } from '../core/json.js';
 import { jsonSize } from '../core/json.js';
 
@@ -21,16 +22,30 @@ export type TaskCreationPolicy = 'always' | 'never' | { afterMs: number };
 export type TaskSupport = 'optional' | 'required';
 
 /**
- * Declaration of a task tool. `title`, `description`, `inputSchema`, `outputSchema` and
- * `annotations` are what `tools/list` shows (as for any MCP tool); `inputSchema` is a zod object and
- * validates arguments on every path (task-creating and ordinary calls, both protocol versions: -32602 when they do not fit).
+ * What a task tool's `inputSchema` may be — what the SDK's own `McpServer.registerTool` accepts: a
+ * Standard Schema with JSON Schema output (a zod object; another Standard Schema library's object
+ * schema; a plain JSON Schema wrapped with the SDK's `fromJsonSchema`), or a raw zod shape
+ * (`{ field: z.string() }`, wrapped in `z.object`; deprecated by the SDK, accepted as it does). A
+ * plain JSON Schema object is refused with the SDK's error (wrap it with `fromJsonSchema`).
  */
-export interface TaskToolConfig<Input extends z.ZodObject> {
+export type TaskInputSchema = StandardSchemaWithJSON<any, any> | z.ZodRawShape;
+
+/** The arguments a handler gets for `Input`: the schema's output type (`z.output` for zod). */
+export type TaskToolArgs<Input extends TaskInputSchema> =
+  Input extends StandardSchemaWithJSON<any, any> ? StandardSchemaV1.InferOutput<Input> : Input extends z.ZodRawShape ? z.output<z.ZodObject<Input>> : never;
+
+/**
+ * Declaration of a task tool. `title`, `description`, `inputSchema`, `outputSchema` and
+ * `annotations` are what `tools/list` shows (as for any MCP tool); `inputSchema` (see
+ * `TaskInputSchema`) validates arguments on every path (task-creating and ordinary calls, both
+ * protocol versions: -32602 when they do not fit).
+ */
+export interface TaskToolConfig<Input extends TaskInputSchema = TaskInputSchema> {
   title?: string;
   description: string;
   inputSchema: Input;
-  /** Validates `structuredContent` of the tool's results of ordinary calls (through the SDK). */
-  outputSchema?: z.ZodObject;
+  /** Validates `structuredContent` of the tool's results of ordinary calls (through the SDK); the same kinds as `inputSchema`. */
+  outputSchema?: TaskInputSchema;
   annotations?: ToolAnnotations;
   taskSupport: TaskSupport;
   /** Top-level argument fields stored encrypted at rest when the store has a `secretKey` (e.g. `['cardNumber']`). */
@@ -51,10 +66,51 @@ export interface TaskToolConfig<Input extends z.ZodObject> {
   askBeforeTask?: boolean | { waitMs: number };
 }
 
+/**
+ * `schema` as a Standard Schema with JSON Schema output (see `TaskInputSchema`): returned as it is,
+ * or a raw zod shape wrapped in `z.object`. Throws `InvalidArgumentError` with the SDK's own words
+ * for anything else (a plain JSON Schema object, a non-object schema library value).
+ */
+export function standardSchemaOf(schema: unknown): StandardSchemaWithJSON<Record<string, unknown>, any> {
+  const std = (schema as { '~standard'?: { validate?: unknown; jsonSchema?: { input?: unknown } } } | null)?.['~standard'];
+  if (std && typeof std.validate === 'function' && typeof std.jsonSchema?.input === 'function')
+    return schema as StandardSchemaWithJSON<Record<string, unknown>, any>;
+  if (
+    schema !== null &&
+    typeof schema === 'object' &&
+    !Array.isArray(schema) &&
+    Object.keys(schema).length > 0 &&
+    Object.values(schema).every((v) => v instanceof z.ZodType)
+  )
+    return z.object(schema as z.ZodRawShape) as unknown as StandardSchemaWithJSON<Record<string, unknown>, any>;
+  const jsonSchemaHint =
+    schema !== null && typeof schema === 'object' && ('type' in schema || 'properties' in schema || '$schema' in schema)
+      ? " A plain JSON Schema object: wrap it with fromJsonSchema(schema) from '@modelcontextprotocol/server'."
+      : '';
+  throw new InvalidArgumentError(
+    `inputSchema/outputSchema/argsSchema must be a Standard Schema (e.g. z.object({...})) or a raw Zod shape ({ field: z.string() }).${jsonSchemaHint}`,
+  );
+}
+
+/**
+ * Validates `args` against `schema` (a Standard Schema; async validators are awaited): resolves
+ * with the schema's output, or rejects with `InvalidArgumentError` (-32602 on the wire) listing
+ * each issue as `✖ message → at path`.
+ */
+export async function validateArguments(tool: string, schema: StandardSchemaWithJSON<Record<string, unknown>, any>, args: unknown): Promise<unknown> {
+  const result = await schema['~standard'].validate(args);
+  if (!result.issues) return result.value;
+  const lines = result.issues.map((issue) => {
+    const path = (issue.path ?? []).map((part) => (typeof part === 'object' && part !== null ? part.key : part)).join('.');
+    return `✖ ${issue.message}${path ? `\n  → at ${path}` : ''}`;
+  });
+  throw new InvalidArgumentError(`Invalid arguments for tool ${tool}: ${lines.join('\n')}`);
+}
+
 /** A registered task tool: its name and declaration. */
 export interface TaskTool {
   name: string;
-  config: TaskToolConfig<z.ZodObject>;
+  config: TaskToolConfig;
   /**
    * `config.inputSchema` / `outputSchema` as given to every `McpServer` (one per 2026-07-28
    * request): the same validation, their JSON Schema converted once (see `convertedOnce`).
@@ -103,10 +159,10 @@ export class TaskTools {
   constructor(private readonly maxArgumentBytes: number) {}
 
   /** Adds a tool; the caller has checked that `name` is free. */
-  add(name: string, config: TaskToolConfig<z.ZodObject>): void {
+  add(name: string, config: TaskToolConfig): void {
     const listed = {
-      inputSchema: convertedOnce(config.inputSchema),
-      ...(config.outputSchema && { outputSchema: convertedOnce(config.outputSchema) }),
+      inputSchema: convertedOnce(standardSchemaOf(config.inputSchema)),
+      ...(config.outputSchema && { outputSchema: convertedOnce(standardSchemaOf(config.outputSchema)) }),
     };
     this.byName.set(name, { name, config, listed });
   }

@@ -1,5 +1,4 @@
 import { ProtocolError, ProtocolErrorCode, type JSONRPCRequest, type MessageExtraInfo } from '@modelcontextprotocol/server';
-import type * as z from 'zod';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import type { OrdinaryCallSettings } from '../ordinary-call.js';
@@ -25,7 +24,7 @@ export function becomesTask2026(envelope: Envelope2026, handling: CallHandling20
 }
 
 /** The `CallHandling2026` of a task tool, from its registration (`taskPolicy`, `taskSupport`, `askBeforeTask`). */
-export function callHandling2026(config: Pick<TaskToolConfig<z.ZodObject>, 'taskPolicy' | 'taskSupport' | 'askBeforeTask'>): CallHandling2026 {
+export function callHandling2026(config: Pick<TaskToolConfig, 'taskPolicy' | 'taskSupport' | 'askBeforeTask'>): CallHandling2026 {
   const ask = config.askBeforeTask;
   return {
     policy: config.taskPolicy ?? 'always',
