@@ -305,7 +305,14 @@ describe('operator console in Chromium', { skip: !existsSync(CHROMIUM) && !proce
     const track = (await page.locator('.timeline li[data-kind=created] .track').boundingBox())!;
     const timerBar = (await timer.locator('.bar').boundingBox())!;
     assert.ok(Math.abs(timerBar.x + timerBar.width - (track.x + track.width)) <= 1, 'the wait runs to the axis’s end');
-    const steps = await page.locator('.timeline li[data-kind=step] .bar').evaluateAll((bars) => bars.map((b) => b.getBoundingClientRect().x));
+    // Measured once the page is laid out (a live update may be swapping the timeline in: its bars read 0 meanwhile).
+    const apart = (xs: number[]) => xs.length >= 3 && xs.every((x, i) => i === 0 || x - xs[i - 1]! >= 4);
+    let steps: number[] = [];
+    for (let attempt = 0; attempt < 50; attempt++) {
+      steps = await page.locator('.timeline li[data-kind=step] .bar').evaluateAll((bars) => bars.map((b) => b.getBoundingClientRect().x));
+      if (apart(steps)) break;
+      await page.waitForTimeout(100);
+    }
     assert.ok(steps.length >= 3, 'validate, approve, pay:1');
     for (let i = 1; i < steps.length; i++) assert.ok(steps[i]! - steps[i - 1]! >= 4, `step ${i} has its own place on the axis: ${steps.join(', ')}`);
     assert.ok(steps.at(-1)! - track.x >= track.width / 4, `the last step is not squeezed against the start: ${steps.at(-1)! - track.x} px of ${track.width}`);
