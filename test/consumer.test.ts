@@ -156,19 +156,21 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the tarball holds only what a user needs: package.json, README.md, LICENSE and the built .js / .d.ts', () => {
-    const unexpected = packed.filter((path) => !/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.(js|d\.ts))$/.test(path));
+  it('the tarball holds only what a user needs: package.json, README.md, CHANGELOG.md, LICENSE and the built .js / .d.ts', () => {
+    const unexpected = packed.filter((path) => !/^(package\.json|README\.md|CHANGELOG\.md|LICENSE|dist\/src\/.+\.(js|d\.ts))$/.test(path));
     assert.deepEqual(unexpected, []);
-    for (const path of ['LICENSE', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client/index.js', 'dist/src/cli/main.js'])
+    for (const path of ['LICENSE', 'CHANGELOG.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client/index.js', 'dist/src/cli/main.js'])
       assert.ok(packed.includes(path), `${path} is missing from the tarball`);
     // `npm pack` cleaned and rebuilt the checkout's dist/: `npx mcp-tasks` must still run there.
     assert.ok(statSync(join(checkout, 'dist/src/cli/main.js')).mode & 0o100, "the checkout's CLI is executable after the build");
   });
 
-  it('installs without the optional peer dependencies pg and ioredis', () => {
+  it("installs without the optional peer dependencies pg, ioredis and the engines' SDKs", () => {
     assert.ok(existsSync(join(app, 'node_modules', pkg.name, 'package.json')));
     assert.equal(existsSync(join(app, 'node_modules', 'pg')), false);
     assert.equal(existsSync(join(app, 'node_modules', 'ioredis')), false);
+    assert.equal(existsSync(join(app, 'node_modules', '@dbos-inc', 'dbos-sdk')), false);
+    assert.equal(existsSync(join(app, 'node_modules', '@restatedev', 'restate-sdk')), false);
   });
 
   it('the TypeScript server and client compile against the installed declarations (strict, NodeNext)', async () => {
