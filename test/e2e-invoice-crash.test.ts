@@ -60,7 +60,8 @@ const approve = async () => ({ action: 'accept', content: { decision: 'approve',
 const reject = async () => ({ action: 'accept', content: { decision: 'reject', comment: 'no' } });
 
 it('survives SIGKILL while waiting for approval and for a payOn, paying each approved line exactly once', { timeout: 120_000 }, async () => {
-  const payOn = new Date(Date.now() + 12_000).toISOString();
+  // Far enough ahead for two server lives and a restart on a loaded machine (12 s was passed under load).
+  const payOn = new Date(Date.now() + 25_000).toISOString();
   const invoice = (invoiceId: string, lines: object[], vendorId = 'V1', poNumber = 'PO1') => ({
     invoice: { invoiceId, vendorId, poNumber, currency: 'EUR', issuedOn: '2026-11-01', lines },
   });

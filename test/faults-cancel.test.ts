@@ -103,6 +103,10 @@ for (const { name, url: urlOf } of sharedStores(tag)) {
       const frozenAt = Date.now();
       const cancelled = Object.keys(plan).filter((id) => id !== kept);
       const acks = new Map<string, number>();
+      // On a loaded machine an invoice can finish before its cancel reaches B (A's renewals starved
+      // before the pause, B took it over and paid at its payOn): its cancel is refused, as the spec
+      // says, and it must then have been paid in full, on time, once. At least one cancel must land.
+      const finishedFirst = new Set<string>();
       await Promise.all(
         cancelled.map(async (invoiceId, i) => {
           const res =
@@ -110,10 +114,13 @@ for (const { name, url: urlOf } of sharedStores(tag)) {
               ? await session.request('tasks/cancel', { taskId: ids[invoiceId] })
               : await new ModernRawClient(b.url).request('tasks/cancel', { taskId: ids[invoiceId] });
           acks.set(invoiceId, Date.now());
+          if (res.error && /already in terminal status 'completed'/.test(res.error.message)) return void finishedFirst.add(invoiceId);
           assert.ok(!res.error, `tasks/cancel of ${invoiceId} refused: ${JSON.stringify(res)}`);
           if (i === 0) assert.equal(res.result?.status, 'cancelled', JSON.stringify(res));
         }),
       );
+      assert.ok(finishedFirst.size < cancelled.length, `every invoice finished before its cancel: the set-up ran too slowly to test anything`);
+      if (finishedFirst.size > 0) t.diagnostic(`finished before their cancel reached B: ${[...finishedFirst].join(', ')}`);
       a.cont();
       const pause = Date.now() - frozenAt;
       t.diagnostic(
@@ -132,7 +139,9 @@ for (const { name, url: urlOf } of sharedStores(tag)) {
       await until(() => Date.now() >= ms(plan[kept]![1]!.payOn!) + 2000, { timeoutMs: 10_000, intervalMs: 50 });
       assert.equal(a.child.exitCode, null, 'A is still running');
 
-      for (const invoiceId of cancelled) {
+      const refused = [...finishedFirst];
+      const landed = cancelled.filter((id) => !finishedFirst.has(id));
+      for (const invoiceId of landed) {
         for (const url of [a.url, b.url])
           assert.equal(
             (
@@ -149,7 +158,14 @@ for (const { name, url: urlOf } of sharedStores(tag)) {
       }
       const attempts = ledger.attempts(`${name}-`);
       t.diagnostic(`payment attempts:\n${describeAttempts(attempts)}`);
-      for (const invoiceId of cancelled) {
+      for (const invoiceId of refused) {
+        const due = attempts.filter((r) => r.invoice_id === invoiceId && r.line_id === 'due');
+        assert.ok(
+          due.length >= 1 && due.every((r) => ms(r.attempted_at) >= ms(plan[invoiceId]![1]!.payOn!)),
+          `${invoiceId} paid on time: ${describeAttempts(due)}`,
+        );
+      }
+      for (const invoiceId of landed) {
         const late = attempts.filter((r) => r.invoice_id === invoiceId && ms(r.attempted_at) >= acks.get(invoiceId)!);
         assert.deepEqual(
           late,
@@ -159,14 +175,20 @@ for (const { name, url: urlOf } of sharedStores(tag)) {
       }
       // A due line may have been paid before its invoice's cancel was acknowledged (on a loaded
       // machine the set-up can run past a payOn before the pause begins): allowed, and only then.
-      const dueBeforeCancel = cancelled.filter((id) => attempts.some((r) => r.invoice_id === id && r.line_id === 'due' && ms(r.attempted_at) < acks.get(id)!));
+      const dueBeforeCancel = landed.filter((id) => attempts.some((r) => r.invoice_id === id && r.line_id === 'due' && ms(r.attempted_at) < acks.get(id)!));
       assert.deepEqual(
         ledger
           .payments(`${name}-`)
           .map((p) => `${p.invoice_id}/${p.line_id}`)
           .sort(),
-        [...cancelled.map((id) => `${id}/now`), ...dueBeforeCancel.map((id) => `${id}/due`), `${kept}/due`, `${kept}/now`].sort(),
-        'the lines paid before the cancel, and K in full, each once',
+        [
+          ...cancelled.map((id) => `${id}/now`),
+          ...dueBeforeCancel.map((id) => `${id}/due`),
+          ...refused.map((id) => `${id}/due`),
+          `${kept}/due`,
+          `${kept}/now`,
+        ].sort(),
+        'the lines paid before the cancel, the invoices that finished first and K in full, each once',
       );
       const keptDue = attempts.filter((r) => r.invoice_id === kept && r.line_id === 'due');
       assert.ok(keptDue.length >= 1 && keptDue.every((r) => r.pid === a.pid && ms(r.attempted_at) >= ms(plan[kept]![1]!.payOn!)), describeAttempts(keptDue));
