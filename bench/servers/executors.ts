@@ -6,7 +6,7 @@
  * DBOS options: `{ "systemDatabaseUrl", "systemDatabaseSchemaName" }`; Restate: `{ "ingressUrl", "adminUrl", "port" }`.
  * Prints the MCP URL on stdout.
  */
-import * as z from 'zod';
+import { registerStepTools } from './step-tools.js';
 import { createLogger, createTaskServer, type TaskExecutor } from '../../src/index.js';
 
 const [name, storeUrl, json] = process.argv.slice(2) as [string, string, string | undefined];
@@ -34,19 +34,7 @@ const server = createTaskServer({
   logger: createLogger({ level: 'warn' }),
   info: { name: `bench-${name}`, version: '0' },
 });
-server.registerTool('trivial', { description: 'answers at once', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({
-  content: [{ type: 'text', text: 'ok' }],
-}));
-server.registerTool('stepped', { description: 'four steps', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
-  let sum = 0;
-  for (const step of ['a', 'b', 'c', 'd']) sum += await ctx.step(step, () => 1);
-  return { content: [{ type: 'text', text: String(sum) }] };
-});
-server.registerTool('timed', { description: 'a 1 ms durable timer, then a step', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
-  await ctx.sleep(1);
-  const one = await ctx.step('after', () => 1);
-  return { content: [{ type: 'text', text: String(one) }] };
-});
+registerStepTools(server);
 const http = await server.listen({ port: 0, onError: () => undefined });
 process.stdout.write(`${http.url}\n`);
 process.on('SIGTERM', () => void server.close().finally(() => process.exit(0)));

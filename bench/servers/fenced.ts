@@ -12,7 +12,7 @@
  */
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import * as z from 'zod';
+import { registerStepTools } from './step-tools.js';
 
 const [root, storeUrl] = process.argv.slice(2) as [string, string];
 const api = (await import(pathToFileURL(join(resolve(root), 'src/index.ts')).href)) as typeof import('../../src/index.js');
@@ -24,19 +24,7 @@ const server = api.createTaskServer({
   logger: api.createLogger({ level: 'warn' }),
   info: { name: 'bench-fenced', version: '0' },
 });
-server.registerTool('trivial', { description: 'answers at once', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({
-  content: [{ type: 'text', text: 'ok' }],
-}));
-server.registerTool('stepped', { description: 'four steps', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
-  let sum = 0;
-  for (const name of ['a', 'b', 'c', 'd']) sum += await ctx.step(name, () => 1);
-  return { content: [{ type: 'text', text: String(sum) }] };
-});
-server.registerTool('timed', { description: 'a 1 ms durable timer, then a step', inputSchema: z.object({}), taskSupport: 'optional' }, async (_a, ctx) => {
-  await ctx.sleep(1);
-  const one = await ctx.step('after', () => 1);
-  return { content: [{ type: 'text', text: String(one) }] };
-});
+registerStepTools(server);
 const http = await server.listen({ port: 0, onError: () => undefined });
 process.stdout.write(`${http.url}\n`);
 process.on('SIGTERM', () => process.exit(0));

@@ -471,17 +471,13 @@ export class ExecutionContext implements TaskContext {
       return replay<T>(recorded);
     }
     this.signal.throwIfAborted();
-    let record: StepRecord;
-    const startedAt = new Date(this.now()).toISOString();
-    try {
-      const value = await fn(this.signal);
-      const endedAt = new Date(this.now()).toISOString();
-      record = value === undefined ? { ok: true, startedAt, endedAt } : { ok: true, value: toJson(value), startedAt, endedAt };
-    } catch (error) {
-      if (this.signal.aborted || this.stops.has(error as object)) throw error;
-      const err = error instanceof Error ? error : new Error(String(error));
-      record = { ok: false, error: { name: err.name, message: err.message }, startedAt, endedAt: new Date(this.now()).toISOString() };
-    }
+    let record = await recordStep(
+      () => fn(this.signal),
+      this.now,
+      (error) => {
+        if (this.signal.aborted || this.stops.has(error as object)) throw error;
+      },
+    );
     // First write wins: if another run recorded this step meanwhile, its value is the truth. The
     // append is fenced: a run that lost the task records nothing (its outcome may be a stale effect's).
     if (!(await this.engine(this.store.appendJournal(this.taskId, key, record as unknown as Json, this.fence)))) {
@@ -548,6 +544,25 @@ export function elicitationUrl(url: string): URL {
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new InvalidArgumentError(`elicitUrl needs an http(s) URL, got ${parsed.protocol}`);
   return parsed;
+}
+
+/**
+ * Runs a step's function once and describes its outcome as a `StepRecord` (its JSON value, or its
+ * failure's name and message, with `startedAt` / `endedAt` read from `now`). A failure goes to
+ * `screen` first, which rethrows it (or another error) when it is not the step's own — the run
+ * stopped — so nothing is recorded then.
+ */
+export async function recordStep(fn: () => unknown, now: () => number, screen: (error: unknown) => void): Promise<StepRecord> {
+  const startedAt = new Date(now()).toISOString();
+  try {
+    const value = await fn();
+    const endedAt = new Date(now()).toISOString();
+    return value === undefined ? { ok: true, startedAt, endedAt } : { ok: true, value: toJson(value), startedAt, endedAt };
+  } catch (error) {
+    screen(error);
+    const err = error instanceof Error ? error : new Error(String(error));
+    return { ok: false, error: { name: err.name, message: err.message }, startedAt, endedAt: new Date(now()).toISOString() };
+  }
 }
 
 /** What a `StepRecord` says: its value, or its failure thrown as `StepFailedError`. */

@@ -12,6 +12,7 @@ import {
   attemptStep,
   elicitationUrl,
   questionKeyOf,
+  recordStep,
   replay,
   type AskOptions,
   type StepOptions,
@@ -103,17 +104,12 @@ export class EngineContext implements TaskContext {
     this.unique(key);
     this.signal.throwIfAborted();
     const record = await this.run.step(key, async () => {
-      const startedAt = new Date(this.now()).toISOString();
-      let outcome: StepRecord;
-      try {
-        const value = await attemptStep(fn, options, this.signal);
-        const endedAt = new Date(this.now()).toISOString();
-        outcome = value === undefined ? { ok: true, startedAt, endedAt } : { ok: true, value: toJson(value), startedAt, endedAt };
-      } catch (error) {
-        this.signal.throwIfAborted(); // cancelled or stopping: nothing is recorded
-        const err = error instanceof Error ? error : new Error(String(error));
-        outcome = { ok: false, error: { name: err.name, message: err.message }, startedAt, endedAt: new Date(this.now()).toISOString() };
-      }
+      // Cancelled or stopping: nothing is recorded.
+      const outcome = await recordStep(
+        () => attemptStep(fn, options, this.signal),
+        this.now,
+        () => this.signal.throwIfAborted(),
+      );
       // A copy for the task's history (first write wins: a step re-run after a crash keeps the first).
       await this.write(() => this.store.appendJournal(this.taskId, key, outcome as unknown as Json, this.fence));
       return outcome as unknown as Json;

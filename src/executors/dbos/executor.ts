@@ -9,6 +9,7 @@ import { isTerminal } from '../../core/status.js';
 import type { Fence, Lease, TaskRecord } from '../../core/task.js';
 import { parseJournalKey } from '../../core/journal-keys.js';
 import type { TaskStore } from '../../store/task-store.js';
+import { untilAborted } from '../../runtime/delay.js';
 import { answerTopic, completionTopic, runOnEngine, settleStepName } from '../../runtime/engine-context.js';
 import { ExecutorUnavailableError, type DurableRun, type ExecutorHost, type RunEnd, type TaskExecutor } from '../../runtime/executor.js';
 import { LeaseGuard, monotonicNow } from '../../runtime/lease-guard.js';
@@ -98,28 +99,6 @@ const delay = (ms: number, signal?: AbortSignal): Promise<void> =>
       resolve();
     }
   });
-
-/** Rejects with the signal's reason as soon as it aborts, else settles like `promise`. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-    );
-  });
-}
 
 /** DBOS's own errors (cancellation, lost ownership, …): never a task's outcome. */
 export function isDbosError(error: unknown): boolean {
@@ -489,7 +468,7 @@ export class DbosExecutor implements TaskExecutor {
         DBOS.runStep(() => this.effect(taskId, run, fn), { name, retriesAllowed: false }) as Promise<T>,
       sleep: async (_name: string, ms: number): Promise<void> => {
         signal.throwIfAborted();
-        await raceSignal(DBOS.sleepms(ms), signal);
+        await untilAborted(DBOS.sleepms(ms), signal);
       },
       now: async (): Promise<number> => {
         signal.throwIfAborted();
@@ -498,7 +477,7 @@ export class DbosExecutor implements TaskExecutor {
       receive: async <T extends Json>(topic: string): Promise<T> => {
         for (;;) {
           signal.throwIfAborted();
-          const message = await raceSignal(DBOS.recv<T>(topic, { timeoutSeconds }), signal);
+          const message = await untilAborted(DBOS.recv<T>(topic, { timeoutSeconds }), signal);
           if (message !== null) return message;
         }
       },

@@ -8,6 +8,7 @@ import type { Json } from '../../core/json.js';
 import type { Logger } from '../../core/log.js';
 import { isTerminal } from '../../core/status.js';
 import type { Fence, Lease, TaskRecord } from '../../core/task.js';
+import { untilAborted } from '../../runtime/delay.js';
 import { answerTopic, completionTopic, runOnEngine } from '../../runtime/engine-context.js';
 import { ExecutorUnavailableError, type DurableRun, type ExecutorHost, type TaskExecutor } from '../../runtime/executor.js';
 import { LeaseLostSignal, ShutdownSignal, TaskCancelledSignal } from '../../runtime/signals.js';
@@ -609,25 +610,6 @@ export class RestateExecutor implements TaskExecutor {
 /** Creates a `RestateExecutor` (see `RestateExecutorOptions`); pass it as `executor` to `TaskRuntime` / `createTaskServer`. */
 export function createRestateExecutor(options: RestateExecutorOptions): RestateExecutor {
   return new RestateExecutor(options);
-}
-
-/** `promise`, or a rejection with `signal.reason` as soon as `signal` aborts (the promise is left to the engine). */
-function untilAborted<T>(promise: PromiseLike<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-    );
-  });
 }
 
 /** A SQL string literal for the admin API's query engine. */
