@@ -9,6 +9,7 @@
  * - `createTaskServer` / `TaskServer`: the composition root (store + runtime + wire + HTTP or stdio);
  * - the layers underneath, usable on their own: `openStore` / `TaskStore` (store), `TaskRuntime` /
  *   `TaskContext` (durable execution), `McpTasks` (MCP wiring of an SDK `McpServer`),
+ *   `createMcpHttpHandler` (the endpoint as a `fetch` / Node handler to mount anywhere),
  *   `startHttpServer` and `TaskSubscriptions` (Streamable HTTP serving of both versions);
  * - the core vocabulary: task records and statuses, `Access` / `ENGINE_ACCESS`, errors, logger.
  *
@@ -104,7 +105,8 @@ export {
 export { loadTokenFile, staticTokenVerifier } from './server/auth.js';
 export type { BodyLimits } from './server/body-guard.js';
 export { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './server/http.js';
+export { createMcpHttpHandler, type McpFetchOptions, type McpHttpHandler, type McpHttpHandlerOptions } from './server/mcp-http-handler.js';
 export type { SessionLimits } from './server/sessions-2025.js';
 export { startStdioServer, type RunningStdioServer, type StdioServerOptions } from './server/stdio.js';
-export { createTaskServer, TaskServer, type ListenOptions, type TaskServerOptions } from './server/task-server.js';
+export { createTaskServer, TaskServer, type HttpHandlerOptions, type ListenOptions, type TaskServerOptions } from './server/task-server.js';
 export type { ConsoleOptions } from './server/console/console.js';

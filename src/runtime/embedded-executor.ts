@@ -43,6 +43,16 @@ export interface EmbeddedExecutorOptions {
    * unrenewed for its own length (`leasePlausible`).
    */
   maxClockSkewMs?: number;
+  /**
+   * Whether this instance runs tasks (default true). `false` makes a front instance: it creates
+   * tasks without a lease, stores answers and cancels, serves reads — and runs no handler, holds
+   * no lease, starts no heartbeat. Instances that run tasks (`TaskServer.serveWorker`, or servers
+   * with the default) on the same shared store claim each new task within a heartbeat (a third of
+   * `leaseMs`), at once when the store's change feed announces it (PostgreSQL, Redis). For
+   * serverless hosts and split deployments (HTTP in one place, execution in another). Needs a store
+   * shared by several processes: `recover` throws `InvalidArgumentError` on an exclusive one.
+   */
+  runTasks?: boolean;
 }
 
 interface Execution {
@@ -108,6 +118,10 @@ export class EmbeddedExecutor implements TaskExecutor {
   /** See `EmbeddedExecutorOptions.permitMs`. */
   readonly permitMs: number;
   private readonly maxClockSkewMs: number;
+  /** See `EmbeddedExecutorOptions.runTasks`. */
+  readonly runsTasks: boolean;
+  /** Stops listening to the store's change feed for unclaimed tasks (see `wakeOnNewTasks`). */
+  private unsubscribeChanges?: () => void;
   /** True while this instance's clock is beyond `maxClockSkewMs` from the store's: it takes no leases. */
   private skewed = false;
   /** Pending in-process retries of runs a store outage interrupted: task id → attempt, timer, last start (monotonic ms). */
@@ -125,6 +139,7 @@ export class EmbeddedExecutor implements TaskExecutor {
     if (this.permitMs > this.leaseMs / 2)
       throw new InvalidArgumentError(`permitMs (${this.permitMs}) must be at most half of leaseMs (${this.leaseMs}): a permit must end well before the lease`);
     this.maxClockSkewMs = options.maxClockSkewMs ?? 1000;
+    this.runsTasks = options.runTasks !== false;
   }
 
   bind(host: ExecutorHost): void {
@@ -150,10 +165,11 @@ export class EmbeddedExecutor implements TaskExecutor {
 
   /** A new task carries this instance's lease — unless its clock is off: another instance claims and runs it then. */
   leaseForNewTask(): { holder: string; leaseMs: number } | undefined {
-    return this.skewed ? undefined : { holder: this.instanceId, leaseMs: this.leaseMs };
+    return this.skewed || !this.runsTasks ? undefined : { holder: this.instanceId, leaseMs: this.leaseMs };
   }
 
   async start(task: TaskRecord, since: number): Promise<void> {
+    if (!this.runsTasks) return; // a worker claims it (see `runTasks`)
     this.startHeartbeat();
     if (task.lease) this.launch(task, { reason: 'start', since });
   }
@@ -166,6 +182,13 @@ export class EmbeddedExecutor implements TaskExecutor {
    * many tasks were started.
    */
   async recover(): Promise<number> {
+    if (!this.runsTasks) {
+      if (this.store.exclusive)
+        throw new InvalidArgumentError(
+          'runTasks: false needs a store shared with the instances that run tasks (PostgreSQL, Redis, or SQLite with ?shared=true): on this one no other process could run them',
+        );
+      return 0;
+    }
     if (!this.store.exclusive) await this.checkClock();
     this.startHeartbeat();
     return this.takeOver(this.store.exclusive);
@@ -206,6 +229,7 @@ export class EmbeddedExecutor implements TaskExecutor {
   async close(): Promise<void> {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.unsubscribeChanges?.();
     for (const taskId of [...this.retries.keys()]) this.cancelRetry(taskId);
     // Claims under way finish (and, closed, give their lease back) before the store may close.
     await Promise.allSettled([this.tickRun, ...this.resuming]);
@@ -290,13 +314,13 @@ export class EmbeddedExecutor implements TaskExecutor {
    * instance; the run span says the same (`mcp_tasks.run.reason`), takeovers count in
    * `mcp_tasks.takeovers`.
    */
-  private async takeOver(force: boolean): Promise<number> {
+  private async takeOver(force: boolean, only?: TaskRecord): Promise<number> {
     if (this.skewed) return 0;
     let started = 0;
     const journaled: Promise<unknown>[] = [];
     const now = this.now();
     const seen = new Set<string>();
-    for (const task of await this.store.listUnfinished()) {
+    for (const task of only ? [only] : await this.store.listUnfinished()) {
       if (this.closed || this.skewed || this.executions.has(task.taskId) || this.retries.has(task.taskId)) continue;
       const lease = task.lease;
       let takeImplausible = false;
@@ -327,7 +351,7 @@ export class EmbeddedExecutor implements TaskExecutor {
       } else this.log.info(taskFields(claimed), 'task resumed after restart');
       journaled.push(this.journalRun(claimed, run));
     }
-    for (const taskId of this.implausible.keys()) if (!seen.has(taskId)) this.implausible.delete(taskId);
+    if (!only) for (const taskId of this.implausible.keys()) if (!seen.has(taskId)) this.implausible.delete(taskId);
     await Promise.all(journaled); // after the starts: the first resumed task does not wait for the others' entries
     return started;
   }
@@ -395,7 +419,30 @@ export class EmbeddedExecutor implements TaskExecutor {
         Math.max(50, Math.floor(this.leaseMs / 3)),
       );
       this.heartbeat.unref();
+      this.wakeOnNewTasks();
     }
+  }
+
+  /**
+   * Claims at once a task the store's change feed announces with no lease: one created by a front
+   * instance (`runTasks: false`) or by an instance whose clock is off. Several instances may race
+   * for it; the store's claim lets one win. Without a feed (or if this wake-up is missed) the next
+   * heartbeat's takeover claims it.
+   */
+  private wakeOnNewTasks(): void {
+    this.unsubscribeChanges = this.store.onChange((task) => {
+      if (task.lease || (task.status !== 'working' && task.status !== 'input_required')) return;
+      if (this.closed || this.skewed || this.executions.has(task.taskId)) return;
+      // Tracked with the retries, so `close` waits for a claim under way (which gives the lease back).
+      const claiming: Promise<void> = this.takeOver(false, task).then(
+        () => void this.resuming.delete(claiming),
+        (error: unknown) => {
+          this.resuming.delete(claiming);
+          this.quietOrReport(error, task.taskId);
+        },
+      );
+      this.resuming.add(claiming);
+    });
   }
 
   /** One heartbeat (the interval starts it only when the previous one has ended: see `tickRun`). */

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import {
   isJSONRPCErrorResponse,
   isJSONRPCRequest,
@@ -7,7 +6,9 @@ import {
   type JSONRPCMessage,
   type McpServer,
   type Transport,
+  type WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
+import type { FetchTarget } from './exchange.js';
 import type { Principal } from '../core/access.js';
 import type { Logger } from '../core/log.js';
 import { InvalidArgumentError } from '../core/errors.js';
@@ -15,7 +16,9 @@ import { Counts } from '../core/counts.js';
 
 /** One 2025-11-25 Streamable HTTP session: its transport, its `McpServer` and the principal that opened it. */
 export interface Session2025Entry {
-  transport: NodeStreamableHTTPServerTransport;
+  transport: WebStandardStreamableHTTPServerTransport;
+  /** The transport as the handler's SDK target (`transport.handleRequest`). */
+  target: FetchTarget;
   mcp: McpServer;
   /** The verified principal of the `initialize` request (`null` on servers without auth). */
   principal: Principal;
@@ -111,13 +114,14 @@ export class Sessions2025 {
   }
 
   /**
-   * Counts a request or stream of the session as open until `res` closes (idle sessions only are
-   * closed). The caller checks first that `res` is not closed already (its close event would not come).
+   * Counts a request or stream of the session as open until its response closes (`onClose` registers
+   * the listener; idle sessions only are closed). The caller checks first that the response is not
+   * closed already (its close would not be reported).
    */
-  track(session: Session2025Entry, res: { once(event: 'close', listener: () => void): unknown }): void {
+  track(session: Session2025Entry, onClose: (listener: () => void) => void): void {
     const entry = session as Entry;
     entry.open++;
-    res.once('close', () => {
+    onClose(() => {
       entry.open--;
       entry.lastActive = this.now();
     });

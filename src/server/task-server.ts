@@ -8,6 +8,8 @@ import type { TaskStore, TaskStoreOptions } from '../store/task-store.js';
 import { McpTasks, type McpTasksOptions, type ProtocolVersion, type TaskInputSchema, type TaskToolArgs, type TaskToolConfig } from '../wire/mcp-tasks.js';
 import { TaskSubscriptions } from '../wire/index.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './http.js';
+import { createMcpHttpHandler, type McpHttpHandler, type McpHttpHandlerOptions } from './mcp-http-handler.js';
+import { storeUnavailableError, outageHeaders, toErrorObject } from '../wire/errors.js';
 import { startStdioServer } from './stdio.js';
 import { OperatorConsole, type ConsoleOptions } from './console/console.js';
 import { InvalidArgumentError, errorChain } from '../core/errors.js';
@@ -69,7 +71,13 @@ export interface TaskServerOptions {
 }
 
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
-export type ListenOptions = Omit<HttpServerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream'>;
+export type ListenOptions = Omit<HttpServerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'fastPath' | 'console'>;
+
+/**
+ * What `httpHandler` takes (see `McpHttpHandlerOptions`): `stateless`, `auth`, `protocolVersions`,
+ * `sessions`, `maxConcurrentRequests`, `maxBodyBytes`, `bodyLimits`, `onError`.
+ */
+export type HttpHandlerOptions = Omit<McpHttpHandlerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'fastPath'>;
 
 /**
  * A complete durable MCP Tasks server: one store, one runtime, task tools in both protocol versions
@@ -92,7 +100,7 @@ export class TaskServer {
   private readonly consoleOptions?: ConsoleOptions;
   private readonly fastPath: boolean;
   private readonly closers: (() => Promise<void>)[] = [];
-  private started = false;
+  private starting?: Promise<number>;
   private closing?: Promise<void>;
 
   constructor(options: TaskServerOptions) {
@@ -136,15 +144,7 @@ export class TaskServer {
   async listen(options: ListenOptions = {}): Promise<RunningHttpServer & { resumed: number }> {
     const operatorConsole = this.consoleOptions && this.operatorConsole(this.consoleOptions, options);
     const resumed = await this.start();
-    const http = await startHttpServer({
-      ...options,
-      ...(operatorConsole && { console: operatorConsole }),
-      logger: this.logger,
-      taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
-      createMcpServer: this.createMcpServer,
-      onStandaloneStream: (mcp, open) => this.tasks.standaloneStream(mcp, open),
-      ...(this.fastPath && { fastPath: this.tasks.fastPath }),
-    });
+    const http = await startHttpServer({ ...this.endpointOptions(options), ...(operatorConsole && { console: operatorConsole }) });
     this.closers.push(() => http.close());
     return Object.assign(http, { resumed });
   }
@@ -173,6 +173,80 @@ export class TaskServer {
     });
     this.closers.push(() => stdio.close());
     return { resumed, closed: stdio.closed };
+  }
+
+  /**
+   * The MCP endpoint as a request handler to mount in an app you already run (see `McpHttpHandler`):
+   * `fetch(request, { authInfo?, parsedBody? })` → `Response` for web-standard hosts (Hono, Bun,
+   * Deno, serverless functions), `node(req, res, parsedBody?)` for Node hosts (Express, Fastify,
+   * `node:http`). Both protocol versions, sessions, the fast path and every limit, as `listen`
+   * serves them. The principal is the host's: `req.auth` / `authInfo` (e.g. the SDK's
+   * `requireBearerAuth`), or `options.auth` to verify bearer tokens here.
+   *
+   * Call `start()` before serving (it resumes unfinished tasks); a request that comes first starts
+   * the server itself, and if starting fails it is answered HTTP 503 (-32010, the store unavailable)
+   * or 500 (-32603), and the next request tries again. `close()` closes the handler's sessions too.
+   * Several handlers (or a handler beside `listen`) may serve one task server. Throws
+   * `InvalidArgumentError` for invalid `sessions` limits.
+   */
+  httpHandler(options: HttpHandlerOptions = {}): McpHttpHandler {
+    const handler = createMcpHttpHandler(this.endpointOptions(options));
+    this.closers.push(() => handler.close());
+    /** Undefined once started; else the answer to give (starting failed). */
+    const started = async (): Promise<{ status: number; body: unknown; headers: Record<string, string> } | undefined> => {
+      try {
+        await this.start();
+        return undefined;
+      } catch (error) {
+        this.logger.error({ err: error }, 'could not start: request refused');
+        const outage = storeUnavailableError(error);
+        if (!outage)
+          return {
+            status: 500,
+            body: { jsonrpc: '2.0', error: { code: -32603, message: 'Internal error: the server could not start' }, id: null },
+            headers: {},
+          };
+        const object = toErrorObject(outage);
+        const { status, headers } = outageHeaders(object)!;
+        return { status, body: { jsonrpc: '2.0', error: object, id: null }, headers };
+      }
+    };
+    return {
+      fetch: async (request, fetchOptions) => {
+        const refusal = this.isStarted ? undefined : await started();
+        if (refusal) return Response.json(refusal.body, { status: refusal.status, headers: refusal.headers });
+        return handler.fetch(request, fetchOptions);
+      },
+      node: async (req, res, parsedBody) => {
+        const refusal = this.isStarted ? undefined : await started();
+        if (refusal) return void res.writeHead(refusal.status, { 'content-type': 'application/json', ...refusal.headers }).end(JSON.stringify(refusal.body));
+        return handler.node(req, res, parsedBody);
+      },
+      stats: () => handler.stats(),
+      close: () => handler.close(),
+    };
+  }
+
+  /**
+   * Runs tasks and serves nothing: resumes unfinished tasks (`start`), then claims and runs every
+   * task of the store as the instances that run tasks do (leases, heartbeats, takeovers, timers),
+   * until `close()`. For split deployments: front instances (`runtime: { runTasks: false }`, e.g. a
+   * serverless function mounting `httpHandler`) create tasks and store answers; workers run them.
+   * Needs a store shared by several processes (PostgreSQL, Redis, SQLite with `?shared=true`).
+   * Resolves with how many tasks were resumed and `closed`, which resolves when the worker is
+   * closed (while it is unresolved the worker keeps the process alive). Throws (with what to do)
+   * when the store fails at start-up.
+   */
+  async serveWorker(): Promise<{ resumed: number; closed: Promise<void> }> {
+    const resumed = await this.start();
+    let stop!: () => void;
+    const closed = new Promise<void>((resolve) => (stop = resolve));
+    const alive = setInterval(() => undefined, 2 ** 30); // the executor's timers are unref'ed: this one holds the process
+    this.closers.push(async () => {
+      clearInterval(alive);
+      stop();
+    });
+    return { resumed, closed };
   }
 
   /** Stops accepting requests, stops handlers and releases their leases, closes the store. Idempotent. */
@@ -215,9 +289,43 @@ export class TaskServer {
     );
   }
 
-  private async start(): Promise<number> {
-    if (this.started) throw new Error('This TaskServer is already serving');
-    this.started = true;
+  /**
+   * Resumes every unfinished task (see `TaskRuntime.recover`) and starts the runtime's background
+   * work (leases, timers, purge). `listen`, `serveStdio`, `serveWorker` and a handler's first
+   * request call it; call it yourself before mounting `httpHandler` so a store that cannot be
+   * reached stops your app at boot. Resolves with how many tasks were resumed; called again, with
+   * the same number. Throws (with what to do) when the store or the executor fails; a later call
+   * tries again.
+   */
+  start(): Promise<number> {
+    this.starting ??= this.recover().then(
+      (resumed) => {
+        this.isStarted = true;
+        return resumed;
+      },
+      (error: unknown) => {
+        this.starting = undefined;
+        throw error;
+      },
+    );
+    return this.starting;
+  }
+
+  private isStarted = false;
+
+  /** The endpoint options every HTTP serving of this server shares. */
+  private endpointOptions<T extends object>(options: T): T & McpHttpHandlerOptions {
+    return {
+      ...options,
+      logger: this.logger,
+      taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
+      createMcpServer: this.createMcpServer,
+      onStandaloneStream: (mcp, open) => this.tasks.standaloneStream(mcp, open),
+      ...(this.fastPath && { fastPath: this.tasks.fastPath }),
+    };
+  }
+
+  private async recover(): Promise<number> {
     try {
       return await this.runtime.recover();
     } catch (error) {
