@@ -44,6 +44,8 @@ const SLOW: [file: string, seconds: number][] = [
   ['store-contract.test.ts', 17],
   ['interop-peers.test.ts', 17],
   ['consumer.test.ts', 17],
+  ['examples-serverless.test.ts', 17],
+  ['examples-mount.test.ts', 12],
   ['e2e-ledger-locked.test.ts', 16],
   ['console-browser.test.ts', 15],
   ['faults-disk-full.test.ts', 13],
