@@ -21,6 +21,8 @@
 #                         restate-server from node_modules (@restatedev/restate-server) is started on
 #                         free loopback ports with its data in a temp dir, and stopped (and the dir
 #                         removed) at exit; its log is $OUT/restate-server.log.
+#   CONFORMANCE_HOST      node:http (default: startHttpServer) or hono: the endpoint mounted in a Hono app
+#                         through the web-standard handler (createMcpHttpHandler(...).fetch)
 #
 # Exit status: 0 when every check passed or failed only as listed in the baseline; 1 otherwise
 # (a new failure, or a baselined failure that now passes: update the baseline).

@@ -20,7 +20,20 @@
  */
 import { acceptedContent, createRequestStateCodec, inputRequired, inputResponse, McpServer, type ServerContext } from '@modelcontextprotocol/server';
 import * as z from 'zod';
-import { McpTasks, openStore, startHttpServer, TaskRpcError, TaskRuntime, TaskSubscriptions, type TaskContext, type TaskExecutor } from '../src/index.js';
+import { serve } from '@hono/node-server';
+import { createMcpHonoApp } from '@modelcontextprotocol/hono';
+import {
+  createMcpHttpHandler,
+  McpTasks,
+  openStore,
+  startHttpServer,
+  TaskRpcError,
+  TaskRuntime,
+  TaskSubscriptions,
+  type TaskContext,
+  type McpHttpHandlerOptions,
+  type TaskExecutor,
+} from '../src/index.js';
 
 const mrtrMode = process.env.CONFORMANCE_MRTR === 'sdk' ? 'sdk' : 'project';
 const port = Number(process.env.CONFORMANCE_PORT ?? 0);
@@ -314,9 +327,9 @@ function registerSdkMrtrFixtures(mcp: McpServer): void {
 // Serving
 // ---------------------------------------------------------------------------------------------
 
-const http = await startHttpServer({
-  host: '127.0.0.1',
-  port,
+// CONFORMANCE_HOST=hono: the endpoint mounted in a Hono app on Node through the web-standard handler
+// (createMcpHttpHandler(...).fetch) instead of startHttpServer's node:http server.
+const endpoint: McpHttpHandlerOptions = {
   taskSubscriptions: new TaskSubscriptions(runtime),
   // The fast path, as createTaskServer serves by default (CONFORMANCE_FAST_PATH=off: every request through the SDK).
   ...(process.env.CONFORMANCE_FAST_PATH !== 'off' && { fastPath: tasks.fastPath }),
@@ -334,9 +347,30 @@ const http = await startHttpServer({
     registerPromptFixture(mcp);
     return mcp;
   },
-});
+};
+const http =
+  process.env.CONFORMANCE_HOST === 'hono' ? await serveOnHono(createMcpHttpHandler(endpoint)) : await startHttpServer({ host: '127.0.0.1', port, ...endpoint });
+
+/** Serves `handler` at /mcp of a Hono app (the SDK's createMcpHonoApp: Host/Origin checks) on 127.0.0.1:`port`. */
+async function serveOnHono(handler: ReturnType<typeof createMcpHttpHandler>): Promise<{ url: string; close(): Promise<void> }> {
+  const app = createMcpHonoApp();
+  app.all('/mcp', (c) => handler.fetch(c.req.raw));
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port }, () => resolve(started));
+  });
+  const { port: bound } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${bound}/mcp`,
+    close: async () => {
+      await handler.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 await runtime.recover();
-log(`listening on ${http.url} (store ${process.env.CONFORMANCE_STORE ?? 'memory:'}, executor ${executorName}, MRTR fixtures: ${mrtrMode})`);
+log(
+  `listening on ${http.url} (store ${process.env.CONFORMANCE_STORE ?? 'memory:'}, executor ${executorName}, host ${process.env.CONFORMANCE_HOST ?? 'node:http'}, MRTR fixtures: ${mrtrMode})`,
+);
 process.stdout.write(`CONFORMANCE_SERVER_URL=${http.url}\n`);
 
 let stopping = false;

@@ -69,7 +69,7 @@ async function greet(url: string, version: '2025-11-25' | '2026-07-28', headers:
 
 for (const name of ['express', 'hono', 'fastify'] as const) {
   describe(`examples/mount/${name}.ts`, () => {
-    const auth = name === 'express' ? { authorization: 'Bearer alice-token' } : {};
+    const auth: Record<string, string> = name === 'express' ? { authorization: 'Bearer alice-token' } : {};
     let url: string;
 
     it("starts, and the app's own route answers beside /mcp", async () => {
