@@ -16,6 +16,8 @@ export class ModernRawClient {
     readonly timeoutMs?: number,
     /** Declared client capabilities besides the tasks extension (default: form elicitation). */
     readonly capabilities: Record<string, unknown> = { elicitation: {} },
+    /** What sends the HTTP request (default the global `fetch`; a mounted handler's `fetch` to skip the network). */
+    readonly fetchImpl: (url: string, init: RequestInit) => Promise<Response> = fetch,
   ) {}
 
   envelope(): Record<string, unknown> {
@@ -38,7 +40,7 @@ export class ModernRawClient {
   async send(method: string, params: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<Response> {
     const id = this.nextId++;
     const name = (params.taskId ?? params.name) as string | undefined;
-    return fetch(this.url, {
+    return this.fetchImpl(this.url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
