@@ -3,7 +3,11 @@ import { reportingTarget, type Exchange, type Outcome } from './exchange.js';
 
 /** A web-standard `Exchange`, which also turns its outcome's `Response` into the one that reports the end of the exchange. */
 export interface WebExchange extends Exchange {
-  /** `response`, with the exchange's close listeners called when its body has been read to the end or cancelled (at once without a body). */
+  /**
+   * `response`, with the exchange's close listeners called when it is over: at once for a response
+   * that is complete as it stands (no body, JSON), or when an SSE body has been read to the end or
+   * cancelled (a host that never reads a JSON body does not keep the request counted).
+   */
   finish(response: Response): Response;
 }
 
@@ -44,7 +48,7 @@ export function webExchange(request: Request, options: McpFetchOptions = {}): We
     gone: () => request.signal.aborted,
     onClose: (listener) => (closed ? listener() : void listeners.push(listener)),
     finish(response) {
-      if (!response.body) {
+      if (!response.body || !(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
         close();
         return response;
       }
