@@ -8,21 +8,28 @@
  * cache serves them). Neither `pg` nor `ioredis` is installed: they are optional peer dependencies.
  *
  * In that project a ~10-line server on `createTaskServer` ('mcp-tasks', `memory:` store, one task
- * tool) and a client on `connectTaskClient` ('mcp-tasks/client') are compiled with `tsc` (strict,
- * NodeNext, so the `types` conditions of `exports` are exercised) and run as child processes: the
- * server listens on port 0 and prints its URL, the client calls the tool as a task in each protocol
- * version and prints the outcome.
+ * tool), `examples/hello-task/server.ts` copied with its import of '../../src/index.js' rewritten to
+ * 'mcp-tasks' (the edit its comment tells users to make; its default SQLite store, so the installed
+ * better-sqlite3 is used), and a client on `connectTaskClient` ('mcp-tasks/client') are compiled with
+ * `tsc` (strict, NodeNext, so the `types` conditions of `exports` are exercised) and run as child
+ * processes: a server listens on port 0 and prints its URL, the client calls a tool as a task in each
+ * protocol version, answers the question it asks (hello-task's, after its durable timer) and prints
+ * the outcome. The installed package is exactly the tarball's files: installing it ran no build and
+ * no install script of mcp-tasks (its `prepare` builds `dist/` only in a clone).
  *
  * Cost: the install would compile better-sqlite3 (a dependency) from source, as it does wherever
  * its prebuilt binary cannot be downloaded (no network but the npm registry here), about 80 s. It
  * takes a prebuilt binary instead, as it does for users with network access: the one this
  * checkout's own install built for the same version, offered to better-sqlite3's `prebuild-install`
- * as a local prebuild (when the versions differ, it compiles as before). The rest takes about 20 s.
+ * as a local prebuild (when the versions differ, it compiles as before). The rest takes about 20 s
+ * (measured on a loaded 2-core machine: pack 7–12 s, install 6–8 s, tsc 9–12 s; the hello-task
+ * example ~4 s, its two eras side by side: a 1 s timer, then the client's polls at the server's
+ * suggested 1 s interval).
  * Needs the npm registry (or a warm npm cache: installs run with `--prefer-offline`).
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,16 +83,36 @@ console.log(http.url);
 server.closeOnSignals();
 `;
 
-/** …and a client that calls the tool as a task and prints the outcome as JSON. */
+/**
+ * …and a client that calls a tool as a task (`client.js <url> <version> <tool> <args JSON> [<answer JSON>]`),
+ * answers its questions with the answer given (accept; decline without one) and prints what it was
+ * asked and the outcome as JSON.
+ */
 const CLIENT_TS = `import { connectTaskClient } from 'mcp-tasks/client';
 
-const [url, version] = process.argv.slice(2) as [string, '2025-11-25' | '2026-07-28'];
-const tc = await connectTaskClient(url, { protocolVersion: version, answer: async () => ({ action: 'decline' }) });
-const execution = await tc.session.callTool('greet', { name: 'Ada' }, { task: { preference: 'require' } });
+const [url, version, tool, args, answer] = process.argv.slice(2) as [string, '2025-11-25' | '2026-07-28', string, string, string | undefined];
+const asked: string[] = [];
+const tc = await connectTaskClient(url, {
+  protocolVersion: version,
+  answer: async (question) => {
+    asked.push(question.message);
+    return answer ? { action: 'accept', content: JSON.parse(answer) } : { action: 'decline' };
+  },
+});
+const execution = await tc.session.callTool(tool, JSON.parse(args), { task: { preference: 'require' } });
 const { outcome } = await execution.settle();
-console.log(JSON.stringify({ version: tc.protocolVersion, kind: execution.kind, outcome }));
+console.log(JSON.stringify({ version: tc.protocolVersion, kind: execution.kind, asked, outcome }));
 await tc.close();
 `;
+
+/** `examples/hello-task/server.ts` as a user copies it into their project: the import edited as its comment says. */
+function helloTask(): string {
+  const source = readFileSync(join(ROOT, 'examples', 'hello-task', 'server.ts'), 'utf8');
+  const edited = source.replace("from '../../src/index.js'", "from 'mcp-tasks'");
+  assert.notEqual(edited, source, "examples/hello-task/server.ts imports '../../src/index.js'");
+  assert.doesNotMatch(edited, /from '\.\.?\//, 'no other relative import is left');
+  return edited;
+}
 
 /**
  * Packs the better-sqlite3 binary of this checkout's node_modules as a prebuild (the archive
@@ -105,7 +132,7 @@ function localPrebuild(dir: string): NodeJS.ProcessEnv {
 /** The user's tsconfig: what `tsc --init` suggests for a Node ESM project. */
 const TSCONFIG = {
   compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'dist', types: ['node'] },
-  include: ['server.ts', 'client.ts'],
+  include: ['server.ts', 'client.ts', 'hello-task.ts'],
 };
 
 describe('consumer: npm pack → npm install in a fresh project → a server and a client on the public API', { timeout: 15 * 60_000 }, () => {
@@ -113,8 +140,48 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
   const checkout = join(dir, 'checkout');
   const app = join(dir, 'app');
   let packed: string[] = [];
-  let server: ChildProcess | undefined;
-  let serverLog = '';
+  const servers: ChildProcess[] = [];
+
+  /** Starts `node <script>` in the project; resolves with the URL it prints and its log so far. */
+  async function startServer(script: string): Promise<{ url: string; child: ChildProcess; log: () => string }> {
+    const child = spawn(process.execPath, [script], { cwd: app, env: { ...childEnv(), PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    servers.push(child);
+    let log = '';
+    child.stderr!.on('data', (chunk) => (log += chunk));
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (chunk) => {
+        out += chunk;
+        if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
+      });
+      child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before listening:\n${log}`)));
+    });
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+    return { url, child, log: () => log };
+  }
+
+  /** Runs the project's client (see CLIENT_TS) once; resolves with what it printed. */
+  async function callAsTask(url: string, version: string, tool: string, args: object, answer?: object) {
+    const { stdout } = await run(
+      process.execPath,
+      ['dist/client.js', url, version, tool, JSON.stringify(args), ...(answer ? [JSON.stringify(answer)] : [])],
+      app,
+      60_000,
+    );
+    return JSON.parse(stdout) as {
+      version: string;
+      kind: string;
+      asked: string[];
+      outcome: { status: string; result?: { content: { type: string; text: string }[] } };
+    };
+  }
+
+  /** SIGTERM: the server closes and exits 0. */
+  async function stopServer(server: { child: ChildProcess; log: () => string }): Promise<void> {
+    const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
+    server.child.kill('SIGTERM');
+    assert.equal(await exited, 0, server.log());
+  }
 
   before(async () => {
     const started = Date.now();
@@ -152,7 +219,7 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
   });
 
   after(() => {
-    server?.kill('SIGKILL');
+    for (const child of servers) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -176,6 +243,7 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
   it('the TypeScript server and client compile against the installed declarations (strict, NodeNext)', async () => {
     writeFileSync(join(app, 'server.ts'), SERVER_TS);
     writeFileSync(join(app, 'client.ts'), CLIENT_TS);
+    writeFileSync(join(app, 'hello-task.ts'), helloTask());
     writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2));
     // Library checking stays on, so mistakes in mcp-tasks' own .d.ts files (e.g. a type import of a
     // package users do not have) are reported; other packages' declaration errors are not ours.
@@ -188,41 +256,51 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
       .filter((line) => /^\S+\(\d+,\d+\): error/.test(line))
       .filter((line) => !line.startsWith('node_modules/') || line.startsWith(`node_modules/${pkg.name}/`));
     assert.deepEqual(ours, []);
-    assert.ok(existsSync(join(app, 'dist', 'server.js')) && existsSync(join(app, 'dist', 'client.js')), tsc.stdout);
+    for (const file of ['server.js', 'client.js', 'hello-task.js']) assert.ok(existsSync(join(app, 'dist', file)), `${file}: ${tsc.stdout}`);
   });
 
   it('the server answers a task call from connectTaskClient in both eras, then shuts down on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['dist/server.js'], { cwd: app, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    server = child;
-    child.stderr!.on('data', (chunk) => (serverLog += chunk));
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (chunk) => {
-        out += chunk;
-        if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
-      });
-      child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${serverLog}`)));
-    });
-    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
-
+    const server = await startServer('dist/server.js');
     for (const version of ['2025-11-25', '2026-07-28'] as const) {
-      const { stdout } = await run(process.execPath, ['dist/client.js', url, version], app, 60_000);
-      const printed = JSON.parse(stdout) as {
-        version: string;
-        kind: string;
-        outcome: { status: string; result?: { content: { type: string; text: string }[] } };
-      };
+      const printed = await callAsTask(server.url, version, 'greet', { name: 'Ada' });
       assert.equal(printed.version, version);
       assert.equal(printed.kind, 'task');
-      assert.equal(printed.outcome.status, 'completed', stdout);
+      assert.equal(printed.outcome.status, 'completed', JSON.stringify(printed));
       assert.deepEqual(printed.outcome.result?.content, [{ type: 'text', text: 'Hello, Ada!' }]);
     }
+    await stopServer(server);
+    assert.match(server.log(), /"msg":"task completed"/);
+  });
 
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0, serverLog);
-    server = undefined;
-    assert.match(serverLog, /"msg":"task completed"/);
+  it('examples/hello-task runs from the install: greet_later asks after its durable timer, is answered, says hello (both eras)', async () => {
+    const server = await startServer('dist/hello-task.js');
+    const versions = ['2025-11-25', '2026-07-28'] as const;
+    // Side by side: each waits out the example's 1 s timer.
+    const runs = await Promise.all(versions.map((version) => callAsTask(server.url, version, 'greet_later', { name: 'Ada' }, { send: true })));
+    for (const [i, printed] of runs.entries()) {
+      assert.equal(printed.version, versions[i]);
+      assert.equal(printed.kind, 'task');
+      assert.deepEqual(printed.asked, ['Send "Hello, Ada!"?']);
+      assert.equal(printed.outcome.status, 'completed', JSON.stringify(printed));
+      assert.deepEqual(printed.outcome.result?.content, [{ type: 'text', text: 'Hello, Ada!' }]);
+    }
+    await stopServer(server);
+    assert.ok(existsSync(join(app, '.mcp-tasks', 'hello.db')), "the example's default store: SQLite in the project's .mcp-tasks/");
+  });
+
+  it('installing the tarball ran no script of mcp-tasks: no install-time scripts, and the installed files are exactly the packed ones (dist/ not rebuilt)', () => {
+    const installed = join(app, 'node_modules', pkg.name);
+    const { scripts = {} } = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    assert.deepEqual(
+      ['preinstall', 'install', 'postinstall'].filter((name) => name in scripts),
+      [],
+    );
+    assert.equal(existsSync(join(installed, 'binding.gyp')), false, 'no binding.gyp (npm would run node-gyp rebuild)');
+    // A build (`prepare`: tsc, with source maps) would have added .js.map files.
+    const files = readdirSync(installed, { recursive: true, encoding: 'utf8' })
+      .filter((path) => !path.startsWith('node_modules') && statSync(join(installed, path)).isFile()) // node_modules/: dependencies npm nested there
+      .sort();
+    assert.deepEqual(files, [...packed].sort());
   });
 
   it('store drivers: sqlite loads from the install; postgres and redis name the missing peer dependency (no credentials in the message)', async () => {

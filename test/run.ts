@@ -50,6 +50,7 @@ const SLOW: [file: string, seconds: number][] = [
   ['console-browser.test.ts', 15],
   ['faults-disk-full.test.ts', 13],
   ['chaos.test.ts', 13],
+  ['examples-two-instances.test.ts', 13],
   ['e2e-invoice-crash.test.ts', 12],
   ['lifetime.test.ts', 10],
   ['store-outage.test.ts', 10],
