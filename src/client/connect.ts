@@ -49,6 +49,12 @@ export interface TaskClient {
   session: TaskEnabledSession;
   /** Declarations from `tools/list`, by name. */
   tools: Map<string, ToolDeclaration>;
+  /**
+   * Closes the connection and leaves every task as it is: task executions started through
+   * `session` (`callTool`, `resumeTask`) and not settled are detached first — their tasks go on on
+   * the server and their questions stay pending — never cancelled (ext-tasks' own
+   * `session.close()` cancels them; call `execution.cancel()` for that).
+   */
   close(): Promise<void>;
 }
 
@@ -116,11 +122,7 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     }
     // Unanswered: never respond. The promise settles only when the request is withdrawn or the
     // connection closes, and then nothing can (or needs to) be sent.
-    return new Promise<never>((_, reject) => {
-      const signal = ctx.mcpReq.signal;
-      if (signal.aborted) reject(signal.reason);
-      else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-    });
+    return untilWithdrawn(ctx.mcpReq.signal);
   });
   try {
     await client.connect(transport);
@@ -156,17 +158,31 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     ...port,
     endpointId: url,
     tools: { currentTool: (name) => tools.get(name) },
-    // Questions of ordinary (non-task) 2026-07-28 calls: multi round-trip retries. Unanswered means
-    // the call stops here; nothing is sent.
+    // Questions of 2026-07-28 calls: a task's (`scope: 'task'`, answered with tasks/update) or an
+    // ordinary call's (multi round-trip retries). Unanswered sends nothing: an ordinary call stops
+    // here; a task's question stays pending on the server. ext-tasks answers a task question whose
+    // handler throws with `{ action: 'cancel' }` on the user's behalf, so for those this never
+    // settles until ext-tasks withdraws the question (its input signal aborts: the question was
+    // answered elsewhere, or the execution was detached or closed), and then nothing is sent.
     onInputRequest: async (request, context) => {
       if (request.kind !== 'elicitation') throw new Error(`mcp-tasks cannot answer ${request.kind} requests`);
       const params = request.params as unknown as ElicitationQuestion;
-      const answer = await options.answer({ message: String(params.message ?? ''), requestedSchema: params.requestedSchema ?? {} }, context.signal);
-      if (!answer) throw new Error('the question was left unanswered');
-      return answer as never;
+      const answer = await options.answer(
+        {
+          message: String(params.message ?? ''),
+          requestedSchema: params.requestedSchema ?? {},
+          ...(context.scope === 'task' && context.taskId !== undefined && { taskId: context.taskId }),
+          ...(context.scope === 'task' && context.inputId !== undefined && { key: context.inputId }),
+        },
+        context.signal,
+      );
+      if (answer) return answer as never;
+      if (context.scope !== 'task') throw new Error('the question was left unanswered');
+      return untilWithdrawn(context.signal);
     },
     onError: options.onError,
   });
+  const unsettled = trackTaskExecutions(session);
   return {
     url,
     protocolVersion: negotiated,
@@ -174,10 +190,45 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     session,
     tools,
     close: async () => {
+      for (const execution of unsettled) {
+        await execution.detach().catch(() => undefined);
+        await execution.result().catch(() => undefined); // settles once detached: ext-tasks forgets it, so its close cancels nothing
+      }
       await session.close().catch(() => undefined);
       await client.close().catch(() => undefined);
     },
   };
+}
+
+/**
+ * The task executions `session.callTool` and `session.resumeTask` return, while they have not
+ * settled: `TaskClient.close` detaches them, so that ext-tasks' `session.close()`, which cancels
+ * every unsettled execution, never cancels a task the user did not cancel. The one place this
+ * package wraps ext-tasks' session (its methods are rebound on the instance; behaviour unchanged).
+ */
+function trackTaskExecutions(session: TaskEnabledSession): Set<{ detach(): Promise<void>; result(): Promise<unknown> }> {
+  const unsettled = new Set<{ detach(): Promise<void>; result(): Promise<unknown> }>();
+  const track = <E extends { kind: string; result(): Promise<unknown>; detach(): Promise<void> }>(execution: E): E => {
+    if (execution.kind !== 'task') return execution;
+    unsettled.add(execution);
+    const forget = () => void unsettled.delete(execution);
+    execution.result().then(forget, forget);
+    return execution;
+  };
+  const callTool = session.callTool.bind(session);
+  const resumeTask = session.resumeTask.bind(session);
+  session.callTool = (async (...args: Parameters<typeof callTool>) => track(await callTool(...args))) as typeof session.callTool;
+  session.resumeTask = (async (...args: Parameters<typeof resumeTask>) => track(await resumeTask(...args))) as typeof session.resumeTask;
+  return unsettled;
+}
+
+/** Never resolves; rejects once `signal` aborts (never without one): an unanswered question left to wait. */
+function untilWithdrawn(signal: AbortSignal | undefined): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    if (!signal) return;
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
 }
 
 /**
