@@ -56,12 +56,22 @@ async function read(response: Response): Promise<Page> {
 /**
  * A client of the console: `origin` is `http://127.0.0.1:<port>`. `cookie` (name=value) is sent
  * when set; POSTs are forms with `Origin: <origin>` unless the caller overrides headers. Redirects
- * are not followed (`location` is returned).
+ * are not followed (`location` is returned). `options.base` is the console's base path (default
+ * `/console`, for `login`); `options.send` what sends a request (default the global `fetch`; e.g.
+ * an `OperatorConsole`'s own `fetch`, no HTTP server in between).
  */
 export class ConsoleHttp {
   cookie?: string;
+  readonly base: string;
+  private readonly send: (url: string, init: RequestInit) => Promise<Response>;
 
-  constructor(readonly origin: string) {}
+  constructor(
+    readonly origin: string,
+    options: { base?: string; send?: (url: string, init: RequestInit) => Promise<Response> } = {},
+  ) {
+    this.base = options.base ?? '/console';
+    this.send = options.send ?? fetch;
+  }
 
   /** The cookie (if any) and `extra`; an `extra` header given as `''` is left out (e.g. `origin: ''`: no Origin). */
   headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -69,7 +79,7 @@ export class ConsoleHttp {
   }
 
   async get(path: string, headers: Record<string, string> = {}): Promise<Page> {
-    return read(await fetch(this.origin + path, { redirect: 'manual', headers: this.headers(headers) }));
+    return read(await this.send(this.origin + path, { redirect: 'manual', headers: this.headers(headers) }));
   }
 
   /** POSTs `fields` as `application/x-www-form-urlencoded` (a field given an array repeats). `Origin` defaults to the console's own. */
@@ -77,7 +87,7 @@ export class ConsoleHttp {
     const body = new URLSearchParams();
     for (const [name, value] of Object.entries(fields)) for (const v of [value].flat()) body.append(name, v);
     return read(
-      await fetch(this.origin + path, {
+      await this.send(this.origin + path, {
         method: 'POST',
         redirect: 'manual',
         headers: this.headers({ 'content-type': 'application/x-www-form-urlencoded', origin: this.origin, ...headers }),
@@ -88,7 +98,7 @@ export class ConsoleHttp {
 
   /** Signs in with `token`; keeps the session cookie (name=value) and returns the login response. */
   async login(token: string): Promise<Page> {
-    const page = await this.post('/console/login', { token });
+    const page = await this.post(`${this.base}/login`, { token });
     if (page.status === 303 && page.setCookie) this.cookie = page.setCookie.split(';')[0]!;
     return page;
   }

@@ -1,25 +1,36 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { localhostAllowedHostnames, validateHostHeader } from '@modelcontextprotocol/server';
 
 /**
  * Who may use the operator console, which sees and acts on every principal's tasks.
  *
  * - With operator tokens (`tokens`: token → operator name): a request is an operator's when it
  *   carries `Authorization: Bearer <token>` or the console's session cookie, which `POST
- *   /console/login` sets after checking a token. The cookie names the operator and expires after
- *   `sessionMs`; it is signed with a key derived from that operator's token (HMAC-SHA-256), so every
- *   instance configured with the same tokens accepts it and changing a token signs its holder out.
- * - Without tokens: only loopback peers (127.0.0.0/8, ::1), as the operator `local`. A server that
- *   authenticates its MCP clients must be given operator tokens (`TaskServer` refuses otherwise).
+ *   <basePath>/login` sets after checking a token (its `Path` is the console's `basePath`). The
+ *   cookie names the operator and expires after `sessionMs`; it is signed with a key derived from
+ *   that operator's token (HMAC-SHA-256), so every instance configured with the same tokens
+ *   accepts it and changing a token signs its holder out.
+ * - Without tokens: only loopback peers (127.0.0.0/8, ::1), as the operator `local`; a peer whose
+ *   address the host did not give is not loopback (refused). The request must also name a
+ *   loopback host (`Host` `localhost`, `127.0.0.1` or `[::1]`, any port), so that a web page whose
+ *   DNS name is rebound to 127.0.0.1 cannot use the console through the operator's browser,
+ *   whichever server hosts it. A server that authenticates its MCP clients must be given operator
+ *   tokens (`TaskServer` refuses otherwise).
  *
  * Tokens are kept as SHA-256 digests only.
  */
 export class ConsoleAuth {
   private readonly operators: { digest: Buffer; name: string; key: Buffer }[];
 
+  /**
+   * `tokens`: operator token → operator name (none or empty: loopback only); `sessionMs`: how long a
+   * sign-in lasts, in ms; `cookiePath`: the session cookie's `Path` (the console's `basePath`, `/`
+   * for a console at the root); `now`: the clock, ms since the epoch.
+   */
   constructor(
     tokens: Record<string, string> | undefined,
     private readonly sessionMs = 12 * 3600_000,
+    private readonly cookiePath = '/console',
     private readonly now: () => number = Date.now,
   ) {
     this.operators = Object.entries(tokens ?? {}).map(([token, name]) => ({
@@ -41,28 +52,30 @@ export class ConsoleAuth {
   }
 
   /**
-   * The operator making `req`, or undefined when it is not an operator's: a bearer operator token,
-   * a valid session cookie, or (without tokens) any loopback peer (`local`).
+   * The operator making a request (its `headers`; `peer`: its peer's IP address, if the host knows
+   * it; `host`: the host it was sent to, its `Host` header), or undefined when it is not an
+   * operator's: a bearer operator token, a valid session cookie, or (without tokens) a loopback
+   * `peer` that names a loopback `host` (`local`; an unknown peer is not loopback).
    */
-  operatorOf(req: IncomingMessage): string | undefined {
-    if (!this.usesTokens) return isLoopback(req.socket.remoteAddress) ? 'local' : undefined;
-    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  operatorOf(headers: Headers, peer: string | undefined, host: string): string | undefined {
+    if (!this.usesTokens) return isLoopback(peer) && validateHostHeader(host, localhostAllowedHostnames()).ok ? 'local' : undefined;
+    const bearer = /^Bearer\s+(.+)$/i.exec(headers.get('authorization') ?? '')?.[1];
     if (bearer) return this.operatorOfToken(bearer.trim());
-    const cookie = cookies(req.headers.cookie)[COOKIE];
+    const cookie = cookies(headers.get('cookie') ?? undefined)[COOKIE];
     return cookie ? this.verifySession(cookie) : undefined;
   }
 
-  /** A `Set-Cookie` value signing `operator` in (HttpOnly, SameSite=Strict, path /console; `Secure` when `secure`). */
+  /** A `Set-Cookie` value signing `operator` in (HttpOnly, SameSite=Strict, `Path` the cookie path; `Secure` when `secure`). */
   sessionCookie(operator: string, secure = false): string {
     const entry = this.operators.find((o) => o.name === operator)!;
     const payload = Buffer.from(JSON.stringify({ op: operator, exp: this.now() + this.sessionMs })).toString('base64url');
     const tag = createHmac('sha256', entry.key).update(payload).digest('base64url');
-    return `${COOKIE}=${payload}.${tag}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(this.sessionMs / 1000)}${secure ? '; Secure' : ''}`;
+    return `${COOKIE}=${payload}.${tag}; Path=${this.cookiePath}; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(this.sessionMs / 1000)}${secure ? '; Secure' : ''}`;
   }
 
-  /** A `Set-Cookie` value that signs out. */
-  static clearCookie(): string {
-    return `${COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0`;
+  /** A `Set-Cookie` value that signs out (the session cookie's name and `Path`, `Max-Age=0`). */
+  clearCookie(): string {
+    return `${COOKIE}=; Path=${this.cookiePath}; HttpOnly; SameSite=Strict; Max-Age=0`;
   }
 
   private verifySession(value: string): string | undefined {
@@ -102,16 +115,17 @@ function cookies(header: string | undefined): Record<string, string> {
 }
 
 /**
- * Whether a state-changing request comes from the console's own pages (CSRF): its `Origin` (or,
- * without one, its `Referer`) has the request's own host, or it carries neither but authenticates
- * with a bearer token (a script, not a browser). `Sec-Fetch-Site: cross-site` is refused outright.
+ * Whether a state-changing request (its `headers`; `host`: the host it was sent to, its `Host`
+ * header) comes from the console's own pages (CSRF): its `Origin` (or, without one, its `Referer`)
+ * has that host, or it carries neither but authenticates with a bearer token (a script, not a
+ * browser). `Sec-Fetch-Site: cross-site` is refused outright.
  */
-export function sameOrigin(req: IncomingMessage): boolean {
-  if (req.headers['sec-fetch-site'] === 'cross-site') return false;
-  const origin = req.headers.origin ?? req.headers.referer;
-  if (!origin) return /^Bearer\s/i.test(req.headers.authorization ?? '');
+export function sameOrigin(headers: Headers, host: string): boolean {
+  if (headers.get('sec-fetch-site') === 'cross-site') return false;
+  const origin = headers.get('origin') ?? headers.get('referer');
+  if (!origin) return /^Bearer\s/i.test(headers.get('authorization') ?? '');
   try {
-    return new URL(origin).host === req.headers.host;
+    return new URL(origin).host === host;
   } catch {
     return false;
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { toNodeHandler } from '@modelcontextprotocol/node';
 import { ENGINE_ACCESS } from '../../core/access.js';
 import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, InvalidCursorError, TaskNotFoundError } from '../../core/errors.js';
 import { askedKey, inputKey, type Actor } from '../../core/journal-keys.js';
@@ -12,7 +13,7 @@ import type { TaskRuntime } from '../../runtime/runtime.js';
 import { ConsoleAuth, sameOrigin } from './auth.js';
 import { contentFromForm } from './form.js';
 import { CONSOLE_CSS } from './styles.js';
-import { CONSOLE_JS } from './script.js';
+import { consoleScript } from './script.js';
 import { checkInputAnswer } from '../../core/input-answers.js';
 import { buildTimeline } from './timeline.js';
 import {
@@ -43,6 +44,16 @@ export interface ConsoleOptions {
   sessionMs?: number;
   /** Tasks per list page. Default 25. */
   pageSize?: number;
+  /**
+   * The path the console is served under, as the browser sees it (the whole path, with any mount
+   * point of the hosting app): every route, link, form action, redirect and the session cookie's
+   * `Path` start with it. Default `/console`. Normalized to a leading slash and no trailing one
+   * (`ops/console/` → `/ops/console`; `/` or `''`: the host's root, cookie `Path=/`). Its segments
+   * may hold letters, digits and `-._~!$&()*+=:@`; anything else — `?`, `#`, `%`, whitespace,
+   * quotes, `;`, `,`, `\`, an empty segment (`//`), a `.` or `..` segment — is refused with an
+   * `InvalidArgumentError` by the constructor.
+   */
+  basePath?: string;
 }
 
 /** What the console needs of the server: the runtime (and its store), task tool declarations, a logger. */
@@ -55,12 +66,25 @@ export interface ConsoleDeps {
   logger: Logger;
 }
 
-const ASSETS: Record<string, { type: string; file?: string; text?: string }> = {
+/** What the host knows of a request beyond the `Request` itself (see `OperatorConsole.fetch`). */
+export interface ConsoleRequestContext {
+  /**
+   * The IP address of the peer that sent the request, as the host's socket reports it (Node
+   * `req.socket.remoteAddress`, e.g. `127.0.0.1`, `::1`, `::ffff:127.0.0.1`; Deno
+   * `info.remoteAddr.hostname`; Bun `server.requestIP(request)?.address`). Without operator tokens
+   * only a loopback peer may use the console, so an absent address is taken as not loopback (403:
+   * give the console operator tokens where the address is not known). It also keys the sign-in
+   * rate limit: requests without it share one key (`unknown`).
+   */
+  remoteAddress?: string;
+}
+
+const ASSETS: Record<string, { type: string; file?: string; text?: (base: string) => string }> = {
   'htmx.min.js': { type: 'text/javascript; charset=utf-8', file: 'htmx.org/dist/htmx.min.js' },
   'sse.js': { type: 'text/javascript; charset=utf-8', file: 'htmx-ext-sse/dist/sse.min.js' },
   'pico.min.css': { type: 'text/css; charset=utf-8', file: '@picocss/pico/css/pico.min.css' },
-  'console.css': { type: 'text/css; charset=utf-8', text: CONSOLE_CSS },
-  'console.js': { type: 'text/javascript; charset=utf-8', text: CONSOLE_JS },
+  'console.css': { type: 'text/css; charset=utf-8', text: () => CONSOLE_CSS },
+  'console.js': { type: 'text/javascript; charset=utf-8', text: consoleScript },
 };
 
 const MAX_FORM_BYTES = 64 * 1024;
@@ -70,42 +94,72 @@ const SSE_TASKS_PER_FLUSH = 500;
 /** Refused sign-ins allowed per peer address within `SIGN_IN_WINDOW_MS` before it must wait (HTTP 429). */
 const SIGN_IN_FAILURES = 10;
 const SIGN_IN_WINDOW_MS = 5 * 60_000;
-const TASK_ID = /^\/console\/tasks\/([A-Za-z0-9_-]{1,128})(\/panel|\/answer|\/cancel)?$/;
+/** A task's routes, below the base path. */
+const TASK_ID = /^\/tasks\/([A-Za-z0-9_-]{1,128})(\/panel|\/answer|\/cancel)?$/;
+/** One segment of a base path (see `ConsoleOptions.basePath`). */
+const BASE_SEGMENT = /^[A-Za-z0-9\-._~!$&()*+=:@]+$/;
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' };
+const HTML_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-frame-options': 'DENY',
+  'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+  'referrer-policy': 'same-origin',
+};
+const encoder = new TextEncoder();
 
 /**
- * The operator console: a web page served by the task server itself under `/console/` that shows
- * every task in the store (every principal's: see `ConsoleAuth` for who may open it) and lets an
- * operator answer pending form questions and cancel tasks, through the same runtime path a client
- * uses (`TaskRuntime.provideInputs` / `cancel`, validated; journaled with the operator's name).
+ * The operator console: web pages that show every task in the store (every principal's: see
+ * `ConsoleAuth` for who may open them) and let an operator answer pending form questions and
+ * cancel tasks, through the same runtime path a client uses (`TaskRuntime.provideInputs` /
+ * `cancel`, validated; journaled with the operator's name).
+ *
+ * It is a request handler to mount under a path prefix (`ConsoleOptions.basePath`, default
+ * `/console`) in any host: `fetch(request, { remoteAddress })` for web-standard hosts (Hono, Bun,
+ * Deno, workers), `node(req, res)` for Node ones (node:http, Express, Fastify's `reply.raw`). The
+ * task server serves one itself beside its MCP endpoint (`TaskServerOptions.console`).
  *
  * Pages are HTML rendered here; live updates come from the store's change events, pushed to the
- * browser as server-sent events (`/console/events`: `tasks` on any change, `task-<taskId>` for one
- * task, coalesced every 300 ms) on which htmx re-fetches the visible fragment — no polling. The
+ * browser as server-sent events (`<basePath>/events`: `tasks` on any change, `task-<taskId>` for
+ * one task, coalesced every 300 ms) on which htmx re-fetches the visible fragment — no polling. The
  * coalescing is here, not in the page: a page-side throttle drops the events after the first, and
  * with them the task's last state. Every
  * instance sharing a store serves the same view (shared backends deliver other instances' writes).
  * Assets (htmx, its SSE extension, Pico CSS) are served from the installed packages: no CDN.
  */
 export class OperatorConsole {
+  /** The normalized path prefix the console answers under (`/console` by default, `''` at the root; see `ConsoleOptions.basePath`). */
+  readonly basePath: string;
   private readonly auth: ConsoleAuth;
-  private readonly streams = new Set<ServerResponse>();
+  /** The open event streams, each with what stops listening to its request's abort signal. */
+  private readonly streams = new Map<ReadableStreamDefaultController<Uint8Array>, () => void>();
   private readonly changed = new Map<string, TaskStatus>();
   private unsubscribe?: () => void;
   private flushTimer?: NodeJS.Timeout;
   private keepAlive?: NodeJS.Timeout;
   private readonly pageSize: number;
-  private readonly assets = new Map<string, Buffer>();
+  private readonly assets = new Map<string, Uint8Array<ArrayBuffer>>();
   private readonly signInFailures = new FailureWindow(SIGN_IN_FAILURES, SIGN_IN_WINDOW_MS);
 
+  /**
+   * A console over `deps.runtime`'s store. Throws `InvalidArgumentError` for a bad
+   * `options.basePath`. Opens nothing: the store is listened to while an event stream is open.
+   * `fetch`, `node` and `handle` are bound to the instance, so they can be passed around on their
+   * own (`app.use('/ops', console.node)`, `Bun.serve({ fetch: console.fetch })`).
+   */
   constructor(
     private readonly deps: ConsoleDeps,
     options: ConsoleOptions = {},
   ) {
-    this.auth = new ConsoleAuth(options.operatorTokens, options.sessionMs);
+    this.basePath = normalizeBasePath(options.basePath ?? '/console');
+    this.auth = new ConsoleAuth(options.operatorTokens, options.sessionMs, this.basePath || '/');
     this.pageSize = options.pageSize ?? 25;
     const require = createRequire(import.meta.url);
     for (const [name, asset] of Object.entries(ASSETS))
-      this.assets.set(name, asset.text !== undefined ? Buffer.from(asset.text) : readFileSync(require.resolve(asset.file!)));
+      this.assets.set(name, new Uint8Array(asset.text !== undefined ? encoder.encode(asset.text(this.basePath)) : readFileSync(require.resolve(asset.file!))));
+    this.fetch = this.fetch.bind(this);
+    this.node = this.node.bind(this);
+    this.handle = this.handle.bind(this);
   }
 
   /** Whether operators sign in with tokens (else the console answers loopback peers only). */
@@ -114,105 +168,173 @@ export class OperatorConsole {
   }
 
   /**
-   * Answers one request under `/console`. Never throws: errors become pages or status codes — the
-   * task store unavailable (`StoreUnavailableError`) a 503 page with `Retry-After` saying so, logged
-   * at debug only (the store logs each outage once); other faults a 500 page, logged with the stack.
+   * Answers one request as a web-standard handler (`(Request) => Response`: Hono
+   * `app.all('/ops/*', (c) => console.fetch(c.req.raw, { remoteAddress }))`, `Bun.serve`,
+   * `Deno.serve`, a worker's `fetch`). `request.url` must carry the whole path the browser asked
+   * for, `basePath` included; a path outside `basePath` is answered 404, `GET <basePath>` 303 to
+   * `<basePath>/`. `https:` in `request.url`, or `X-Forwarded-Proto: https`, makes the session
+   * cookie `Secure`.
+   *
+   * `context.remoteAddress` is the peer's IP address. Without operator tokens only a loopback peer
+   * is let in, and one whose address is not given is not (403): a host that cannot tell the
+   * address must give the console operator tokens. Such a request must also name a loopback host
+   * (`Host` `localhost`, `127.0.0.1` or `[::1]`, any port; without a `Host` header, the host of
+   * `request.url`), against DNS rebinding. Behind a reverse proxy, pass the address it reports
+   * only if you trust it.
+   *
+   * Statuses: 200 pages, fragments, assets and `<basePath>/events` (a `text/event-stream` body that
+   * stays open until the client goes away — `request.signal` aborts or the body is cancelled — or
+   * `close()`); 303 redirects (sign-in, sign-out, a sent answer or cancel); 400 a cancel without
+   * confirmation or an unknown answer action; 401 no credentials for a fragment, the stream or a
+   * POST (pages redirect to `<basePath>/login`), or a refused token; 403 a cross-site POST, or
+   * without tokens a peer that is not on loopback, is unknown or names another host; 404 unknown
+   * paths and tasks; 405 a wrong method; 409 a question no longer waiting or a task already ended;
+   * 413 a form over 64 KiB (the rest of the body is left unread: `node` closes the connection
+   * after the answer); 422 an answer that does not fit its question; 429 ten refused sign-ins from
+   * one peer within 5 min (`Retry-After`, in s); 503 the task store unavailable
+   * (`StoreUnavailableError`: a page with `Retry-After` in s, logged at debug only — the store logs
+   * each outage once); 500 any other fault (a page; logged with the stack). Never rejects.
    */
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async fetch(request: Request, context: ConsoleRequestContext = {}): Promise<Response> {
+    const url = new URL(request.url);
     try {
-      await this.route(req, res, url);
+      return await this.route(request, url, context.remoteAddress);
     } catch (error) {
       const outage = storeUnavailableError(error);
       if (outage) {
         this.deps.logger.debug({ component: 'console', error: outage.message }, 'console request answered 503: the task store is unavailable');
-        if (res.headersSent) return void res.end();
-        res.setHeader('retry-after', outageHeaders(toErrorObject(outage))!.headers['retry-after']);
-        const read = req.method === 'GET';
+        const read = request.method === 'GET';
         // Back to the same view; after a refused answer or cancel, the task's page (its form can be sent again).
         const again = read ? `${url.pathname}${url.search}` : url.pathname.replace(/\/(answer|cancel)$/, '');
         return message(
-          res,
+          this.basePath,
           503,
           'Task store unavailable',
           html`The task store cannot be reached right now, so tasks can be neither shown nor
             changed${read ? '' : html` (look at the task again once the store is back: what you sent may not have been taken)`}. The server keeps running and
             carries on when the store is back: <a href="${again}">try again</a> in a few seconds.`,
+          undefined,
+          { 'retry-after': outageHeaders(toErrorObject(outage))!.headers['retry-after'] },
         );
       }
       this.deps.logger.error({ err: error, component: 'console' }, 'console request failed');
-      if (!res.headersSent) message(res, 500, 'Something went wrong', html`The error is in the server log.`);
-      else res.end();
+      return message(this.basePath, 500, 'Something went wrong', html`The error is in the server log.`);
     }
   }
 
-  /** Ends every live stream and stops listening to the store. */
+  /**
+   * Answers one request as a Node handler (node:http, Express `app.use('/ops', console.node)`,
+   * Fastify `reply.hijack(); return console.node(req.raw, reply.raw)`): the SDK's `toNodeHandler`
+   * turns it into a `Request` for `fetch` (every status there) with the socket's
+   * `remoteAddress`, and writes the `Response` back (event streams with backpressure, ended when
+   * the client goes away). The path is Express's `req.originalUrl` when there is one (a mount path
+   * stripped from `req.url` is kept there), else `req.url`; on a TLS socket the URL is `https:`.
+   * The body must not have been read (mount the console before body parsers); at most 64 KiB of
+   * it is read (a longer form is answered 413 and its connection closed). Resolves once the
+   * response is written; never rejects (a request that cannot be converted, e.g. an invalid `Host`,
+   * gets the adapter's JSON 500, logged at debug).
+   */
+  async node(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const remoteAddress = req.socket.remoteAddress;
+    const https = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const serve = toNodeHandler(
+      {
+        fetch: (request) =>
+          this.fetch(https ? new Request(request.url.replace(/^http:/, 'https:'), request) : request, { ...(remoteAddress && { remoteAddress }) }),
+      },
+      {
+        maxRequestBodySize: Number.MAX_SAFE_INTEGER, // bounded by `bodyUpTo`, so a long form gets the console's 413 page
+        onerror: (error) => this.deps.logger.debug({ component: 'console', error: error.message }, 'console request could not be read'),
+      },
+    );
+    const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
+    // Past MAX_FORM_BYTES the rest of the body is left unread: the connection cannot carry another request.
+    const body = () => bodyUpTo(req, MAX_FORM_BYTES, () => void (res.shouldKeepAlive = false));
+    await serve({ ...(req.method && { method: req.method }), ...(url && { url }), headers: req.headers, [Symbol.asyncIterator]: body }, res);
+  }
+
+  /**
+   * Answers one request under `basePath` on Node (`url`, the parsed `req.url`, is not used).
+   * @deprecated Use `node(req, res)`, which this calls, or `fetch`.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, _url?: URL): Promise<void> {
+    return this.node(req, res);
+  }
+
+  /** Ends every open event stream (their responses end) and stops listening to the store. Requests keep being answered. */
   close(): void {
-    for (const res of this.streams) res.end();
+    for (const [stream, release] of this.streams) {
+      release();
+      stream.close();
+    }
     this.streams.clear();
     this.stopListening();
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const path = url.pathname;
-    const method = req.method ?? 'GET';
-    if (path.startsWith('/console/assets/')) return this.asset(res, path.slice('/console/assets/'.length));
-    if (path === '/console') return redirect(res, '/console/');
-    if (path === '/console/login') return this.login(req, res, method);
-    if (path === '/console/logout' && method === 'POST') {
-      if (!sameOrigin(req)) return message(res, 403, 'Forbidden', html`Cross-site request refused.`);
-      this.deps.logger.info({ component: 'console', operator: this.auth.operatorOf(req) }, 'operator signed out of the console');
-      res.writeHead(303, { location: '/console/login', 'set-cookie': ConsoleAuth.clearCookie() }).end();
-      return;
+  private async route(request: Request, url: URL, peer: string | undefined): Promise<Response> {
+    const base = this.basePath;
+    if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) return message(base, 404, 'Not found');
+    const path = url.pathname.slice(base.length); // '' or '/…'
+    const method = request.method;
+    if (path.startsWith('/assets/')) return this.asset(path.slice('/assets/'.length));
+    if (path === '') return redirect(`${base}/`);
+    if (path === '/login') return this.login(request, url, method, peer);
+    if (path === '/logout' && method === 'POST') {
+      if (!sameOriginOf(request, url)) return message(base, 403, 'Forbidden', html`Cross-site request refused.`);
+      this.deps.logger.info(
+        { component: 'console', operator: this.auth.operatorOf(request.headers, peer, hostOf(request, url)) },
+        'operator signed out of the console',
+      );
+      return new Response(null, { status: 303, headers: { location: `${base}/login`, 'set-cookie': this.auth.clearCookie() } });
     }
     const match = TASK_ID.exec(path);
-    const operator = this.auth.operatorOf(req);
+    const operator = this.auth.operatorOf(request.headers, peer, hostOf(request, url));
     if (!operator) {
-      if (!this.auth.usesTokens) return message(res, 403, 'Forbidden', html`Without operator tokens, the console answers only on this machine (loopback).`);
-      const page = path === '/console/' || (match !== null && match[2] === undefined);
-      if (method === 'GET' && page) return redirect(res, '/console/login'); // fragments and streams get 401
-      return message(res, 401, 'Sign in required', html`<a href="/console/login">Sign in</a>`);
+      if (!this.auth.usesTokens) return message(base, 403, 'Forbidden', html`Without operator tokens, the console answers only on this machine (loopback).`);
+      const page = path === '/' || (match !== null && match[2] === undefined);
+      if (method === 'GET' && page) return redirect(`${base}/login`); // fragments and streams get 401
+      return message(base, 401, 'Sign in required', html`<a href="${base}/login">Sign in</a>`);
     }
-    if (method === 'POST' && !sameOrigin(req)) return message(res, 403, 'Forbidden', html`Cross-site request refused.`);
+    if (method === 'POST' && !sameOriginOf(request, url)) return message(base, 403, 'Forbidden', html`Cross-site request refused.`);
     const actor: Actor = { role: 'operator', name: operator };
-    if (path === '/console/' && method === 'GET') return send(res, 200, listPage(await this.listView(url, operator)));
-    if (path === '/console/list' && method === 'GET') return send(res, 200, listFragment(await this.listView(url, operator)));
-    if (path === '/console/events' && method === 'GET') return this.stream(req, res);
-    if (!match) return message(res, 404, 'Not found', undefined, operator);
+    if (path === '/' && method === 'GET') return send(200, listPage(await this.listView(url, operator)));
+    if (path === '/list' && method === 'GET') return send(200, listFragment(await this.listView(url, operator)));
+    if (path === '/events' && method === 'GET') return this.stream(request);
+    if (!match) return message(base, 404, 'Not found', undefined, operator);
     const [, taskId, action] = match as unknown as [string, string, string | undefined];
-    if (method === 'GET' && action === undefined) return this.showTask(res, taskId, operator, 200, false);
-    if (method === 'GET' && action === '/panel') return this.showTask(res, taskId, operator, 200, true);
-    if (method === 'POST' && action === '/answer') return this.answer(req, res, taskId, operator, actor);
-    if (method === 'POST' && action === '/cancel') return this.cancel(req, res, taskId, operator, actor);
-    return message(res, 405, 'Method not allowed', undefined, operator);
+    if (method === 'GET' && action === undefined) return this.showTask(taskId, operator, 200, false);
+    if (method === 'GET' && action === '/panel') return this.showTask(taskId, operator, 200, true);
+    if (method === 'POST' && action === '/answer') return this.answer(request, taskId, operator, actor);
+    if (method === 'POST' && action === '/cancel') return this.cancel(request, taskId, operator, actor);
+    return message(base, 405, 'Method not allowed', undefined, operator);
   }
 
-  private asset(res: ServerResponse, name: string): void {
+  private asset(name: string): Response {
     const body = this.assets.get(name);
-    if (!body) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': ASSETS[name]!.type, 'cache-control': 'public, max-age=3600' }).end(body);
+    if (!body) return new Response(null, { status: 404 });
+    return new Response(body, { status: 200, headers: { 'content-type': ASSETS[name]!.type, 'cache-control': 'public, max-age=3600' } });
   }
 
-  private async login(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
-    if (!this.auth.usesTokens) return redirect(res, '/console/');
-    if (method === 'GET') return send(res, 200, loginPage());
-    if (method !== 'POST') return send(res, 405, loginPage());
-    if (!sameOrigin(req)) return send(res, 403, loginPage('Cross-site request refused.'));
-    const peer = req.socket.remoteAddress ?? 'unknown';
-    const retryAfter = this.signInFailures.retryAfterSeconds(peer);
-    if (retryAfter > 0) {
-      res.setHeader('retry-after', String(retryAfter));
-      return send(res, 429, loginPage(`Too many refused sign-ins from your address; try again in ${retryAfter} s.`));
-    }
-    const form = await readForm(req, res);
-    if (!form) return send(res, 413, loginPage('Form too large.'));
+  private async login(request: Request, url: URL, method: string, peer: string | undefined): Promise<Response> {
+    const base = this.basePath;
+    if (!this.auth.usesTokens) return redirect(`${base}/`);
+    if (method === 'GET') return send(200, loginPage(base));
+    if (method !== 'POST') return send(405, loginPage(base));
+    if (!sameOriginOf(request, url)) return send(403, loginPage(base, 'Cross-site request refused.'));
+    const from = peer ?? 'unknown';
+    const retryAfter = this.signInFailures.retryAfterSeconds(from);
+    if (retryAfter > 0)
+      return send(429, loginPage(base, `Too many refused sign-ins from your address; try again in ${retryAfter} s.`), { 'retry-after': String(retryAfter) });
+    const form = await readForm(request);
+    if (!form) return send(413, loginPage(base, 'Form too large.'));
     const operator = this.auth.operatorOfToken(form.token?.[0] ?? '');
     if (!operator) {
-      this.signInFailures.add(peer);
-      this.deps.logger.info({ component: 'console', peer }, 'console sign-in refused');
-      return send(res, 401, loginPage('That is not an operator token.'));
+      this.signInFailures.add(from);
+      this.deps.logger.info({ component: 'console', peer: from }, 'console sign-in refused');
+      return send(401, loginPage(base, 'That is not an operator token.'));
     }
     this.deps.logger.info({ component: 'console', operator }, 'operator signed in to the console');
-    res.writeHead(303, { location: '/console/', 'set-cookie': this.auth.sessionCookie(operator, isHttps(req)) }).end();
+    return new Response(null, { status: 303, headers: { location: `${base}/`, 'set-cookie': this.auth.sessionCookie(operator, isHttps(request, url)) } });
   }
 
   private async listView(url: URL, operator: string): Promise<ListView> {
@@ -238,6 +360,7 @@ export class OperatorConsole {
       tools: this.deps.toolNames(),
       now: Date.now(),
       operator,
+      base: this.basePath,
     };
     try {
       const page = await store.listAll(
@@ -290,7 +413,7 @@ export class OperatorConsole {
         return typeof at === 'string' ? [[key, at]] : [];
       }),
     );
-    return { task, args: this.redacted(task), timeline: buildTimeline(task, journal, answerOf, now), now, operator, askedAt };
+    return { task, args: this.redacted(task), timeline: buildTimeline(task, journal, answerOf, now), now, operator, base: this.basePath, askedAt };
   }
 
   private redacted(task: TaskRecord): JsonObject {
@@ -300,84 +423,99 @@ export class OperatorConsole {
     ) as JsonObject;
   }
 
-  private async showTask(res: ServerResponse, taskId: string, operator: string, status: number, panel: boolean, extra?: Partial<TaskView>): Promise<void> {
+  private async showTask(taskId: string, operator: string, status: number, panel: boolean, extra?: Partial<TaskView>): Promise<Response> {
     const view = await this.taskView(taskId, operator);
-    if (!view) return message(res, 404, 'No such task', html`It never existed or has expired. <a href="/console/">All tasks</a>`, operator);
+    if (!view) return message(this.basePath, 404, 'No such task', html`It never existed or has expired. <a href="${this.basePath}/">All tasks</a>`, operator);
     const full = { ...view, ...extra };
-    send(res, status, panel ? taskPanel(full) : taskPage(full));
+    return send(status, panel ? taskPanel(full) : taskPage(full));
   }
 
-  private async answer(req: IncomingMessage, res: ServerResponse, taskId: string, operator: string, actor: Actor): Promise<void> {
-    const form = await readForm(req, res);
-    if (!form) return message(res, 413, 'Form too large', undefined, operator);
+  private async answer(request: Request, taskId: string, operator: string, actor: Actor): Promise<Response> {
+    const form = await readForm(request);
+    if (!form) return message(this.basePath, 413, 'Form too large', undefined, operator);
     const key = form.key?.[0] ?? '';
     const action = form.action?.[0] ?? 'accept';
     const view = await this.taskView(taskId, operator);
-    if (!view) return this.showTask(res, taskId, operator, 404, false);
+    if (!view) return this.showTask(taskId, operator, 404, false);
     const question = view.task.inputRequests[key];
     if (!question || question.kind !== 'elicitation')
-      return this.showTask(res, taskId, operator, 409, false, {
+      return this.showTask(taskId, operator, 409, false, {
         refusal: { message: 'This question is no longer waiting for an answer (answered elsewhere, withdrawn, or the task ended).' },
       });
     if (action !== 'accept' && action !== 'decline')
-      return this.showTask(res, taskId, operator, 400, false, { refusal: { key, message: `Unknown action ${JSON.stringify(action)}` } });
+      return this.showTask(taskId, operator, 400, false, { refusal: { key, message: `Unknown action ${JSON.stringify(action)}` } });
     const content = action === 'accept' ? contentFromForm(question.requestedSchema, form) : undefined;
     if (form.confirm?.[0] !== 'yes') {
       // Checked before the review too (the same rule the store applies), so nothing is confirmed that would be refused.
       const check = checkInputAnswer(question, { action, ...(content && { content }) });
       if (!check.valid)
-        return this.showTask(res, taskId, operator, 422, false, {
+        return this.showTask(taskId, operator, 422, false, {
           refusal: { key, message: 'The answer does not fit the question.', problems: check.problems },
           previous: form,
         });
-      return send(res, 200, confirmAnswerPage(view.task, key, action, content, form, operator));
+      return send(200, confirmAnswerPage(this.basePath, view.task, key, action, content, form, operator));
     }
     try {
       const taken = await this.deps.runtime.provideInputs(taskId, { [key]: { action, ...(content && { content }) } }, ENGINE_ACCESS, actor);
       if (taken.length === 0)
-        return await this.showTask(res, taskId, operator, 409, false, {
+        return await this.showTask(taskId, operator, 409, false, {
           refusal: { message: 'This question is no longer waiting for an answer (answered elsewhere meanwhile).' },
         });
     } catch (error) {
       if (error instanceof InvalidAnswerError)
-        return this.showTask(res, taskId, operator, 422, false, {
+        return this.showTask(taskId, operator, 422, false, {
           refusal: { key, message: 'The answer does not fit the question.', problems: Object.values(error.problems).flat() },
           previous: form,
         });
       if (error instanceof TaskNotFoundError || error instanceof IllegalTransitionError)
-        return this.showTask(res, taskId, operator, 409, false, { refusal: { message: error.message } });
+        return this.showTask(taskId, operator, 409, false, { refusal: { message: error.message } });
       throw error;
     }
-    redirect(res, `/console/tasks/${taskId}`);
+    return redirect(`${this.basePath}/tasks/${taskId}`);
   }
 
-  private async cancel(req: IncomingMessage, res: ServerResponse, taskId: string, operator: string, actor: Actor): Promise<void> {
-    const form = await readForm(req, res);
-    if (!form) return message(res, 413, 'Form too large', undefined, operator);
-    if (form.confirm?.[0] !== 'yes') return this.showTask(res, taskId, operator, 400, false, { refusal: { message: 'Cancelling needs a confirmation.' } });
+  private async cancel(request: Request, taskId: string, operator: string, actor: Actor): Promise<Response> {
+    const form = await readForm(request);
+    if (!form) return message(this.basePath, 413, 'Form too large', undefined, operator);
+    if (form.confirm?.[0] !== 'yes') return this.showTask(taskId, operator, 400, false, { refusal: { message: 'Cancelling needs a confirmation.' } });
     try {
       await this.deps.runtime.cancel(taskId, ENGINE_ACCESS, actor);
     } catch (error) {
-      if (error instanceof IllegalTransitionError)
-        return this.showTask(res, taskId, operator, 409, false, { refusal: { message: 'The task has already ended.' } });
-      if (error instanceof TaskNotFoundError) return this.showTask(res, taskId, operator, 404, false);
+      if (error instanceof IllegalTransitionError) return this.showTask(taskId, operator, 409, false, { refusal: { message: 'The task has already ended.' } });
+      if (error instanceof TaskNotFoundError) return this.showTask(taskId, operator, 404, false);
       throw error;
     }
-    redirect(res, `/console/tasks/${taskId}`);
+    return redirect(`${this.basePath}/tasks/${taskId}`);
   }
 
-  /** `/console/events`: server-sent events on store changes (see the class comment). */
-  private stream(req: IncomingMessage, res: ServerResponse): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write(': connected\n\n');
-    this.streams.add(res);
-    this.listen();
+  /**
+   * `<basePath>/events`: server-sent events on store changes (see the class comment), until the
+   * client goes away (`request.signal` aborts, or the body is cancelled) or `close()`.
+   */
+  private stream(request: Request): Response {
+    const signal = request.signal;
+    let stream!: ReadableStreamDefaultController<Uint8Array>;
+    const release = () => signal.removeEventListener('abort', gone);
     const drop = () => {
-      this.streams.delete(res);
-      if (this.streams.size === 0) this.stopListening();
+      release();
+      if (this.streams.delete(stream) && this.streams.size === 0) this.stopListening();
     };
-    req.on('close', drop);
-    res.on('close', drop);
+    const gone = () => {
+      drop();
+      stream.close();
+    };
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        stream = controller;
+        controller.enqueue(encoder.encode(': connected\n\n'));
+      },
+      cancel: drop,
+    });
+    this.streams.set(stream, release);
+    this.listen();
+    if (signal.aborted) gone();
+    else signal.addEventListener('abort', gone, { once: true });
+    return new Response(body, { status: 200, headers: SSE_HEADERS });
   }
 
   private listen(): void {
@@ -386,9 +524,7 @@ export class OperatorConsole {
       this.changed.set(task.taskId, task.status);
       this.flushTimer ??= setTimeout(() => this.flush(), SSE_FLUSH_MS);
     });
-    this.keepAlive = setInterval(() => {
-      for (const res of this.streams) res.write(': keep-alive\n\n');
-    }, SSE_KEEPALIVE_MS);
+    this.keepAlive = setInterval(() => this.broadcast(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
     this.keepAlive.unref();
   }
 
@@ -409,59 +545,108 @@ export class OperatorConsole {
       message += `event: task-${taskId}\ndata: ${status}\n\n`;
       this.changed.delete(taskId);
     }
-    for (const res of this.streams) res.write(message);
+    this.broadcast(message);
     if (this.changed.size > 0) this.flushTimer = setTimeout(() => this.flush(), SSE_FLUSH_MS); // the rest next time
+  }
+
+  /** Sends `text` on every open event stream. */
+  private broadcast(text: string): void {
+    const bytes = encoder.encode(text);
+    for (const stream of this.streams.keys()) stream.enqueue(bytes);
   }
 }
 
-/** A short page: `title` as its heading and an optional line of `text`. */
-function message(res: ServerResponse, status: number, title: string, text?: Html, operator?: string): void {
-  send(
-    res,
+/**
+ * `basePath` normalized (a leading slash, none trailing; `''` for the root), or
+ * `InvalidArgumentError` (see `ConsoleOptions.basePath`).
+ */
+function normalizeBasePath(value: string): string {
+  const trimmed = typeof value === 'string' ? value.replace(/\/+$/, '') : undefined;
+  const path = trimmed === undefined || trimmed === '' || trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
+  if (
+    path === undefined ||
+    !path
+      .split('/')
+      .slice(1)
+      .every((segment) => BASE_SEGMENT.test(segment) && segment !== '.' && segment !== '..')
+  )
+    throw new InvalidArgumentError(
+      `Invalid console basePath ${JSON.stringify(value)}: a path such as /console or /ops/console, whose segments hold only letters, digits and -._~!$&()*+=:@ (no ., .. or empty segment)`,
+    );
+  return path;
+}
+
+/** A short page of the console under `base`: `title` as its heading and an optional line of `text`; `headers` added to the page's. */
+function message(base: string, status: number, title: string, text?: Html, operator?: string, headers?: Record<string, string>): Response {
+  return send(
     status,
     layout(
+      base,
       title,
       html`<h1>${title}</h1>
         ${text ? html`<p>${text}</p>` : ''}`,
       operator,
     ),
+    headers,
   );
 }
 
-function send(res: ServerResponse, status: number, body: Html): void {
-  res
-    .writeHead(status, {
-      'content-type': 'text/html; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-frame-options': 'DENY',
-      'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
-      'referrer-policy': 'same-origin',
-    })
-    .end(body.value);
+/** A page: `body` with the console's HTML headers (no caching, no framing, CSP) and `extra`. */
+function send(status: number, body: Html, extra?: Record<string, string>): Response {
+  return new Response(body.value, { status, headers: { ...HTML_HEADERS, ...extra } });
 }
 
-function redirect(res: ServerResponse, location: string): void {
-  res.writeHead(303, { location }).end();
+function redirect(location: string): Response {
+  return new Response(null, { status: 303, headers: { location } });
+}
+
+/** The host a request was sent to: its `Host` header, else its URL's host (a `Request` built by a host may carry none). */
+function hostOf(request: Request, url: URL): string {
+  return request.headers.get('host') ?? url.host;
+}
+
+/** `sameOrigin` for a request (see `hostOf`). */
+function sameOriginOf(request: Request, url: URL): boolean {
+  return sameOrigin(request.headers, hostOf(request, url));
 }
 
 /**
  * The fields of an `application/x-www-form-urlencoded` body (name → values), or undefined when over
- * 64 KiB — the rest of the body is then left unread, so the connection is closed after the answer.
+ * 64 KiB — the rest of the body is then left unread (`node` closes the connection after the answer).
  */
-async function readForm(req: IncomingMessage, res: ServerResponse): Promise<Record<string, string[]> | undefined> {
-  const chunks: Buffer[] = [];
+async function readForm(request: Request): Promise<Record<string, string[]> | undefined> {
+  const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) {
-      res.shouldKeepAlive = false;
-      return undefined;
+  if (request.body) {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_FORM_BYTES) {
+        reader.cancel().catch(() => undefined);
+        return undefined;
+      }
+      chunks.push(value);
     }
-    chunks.push(chunk as Buffer);
   }
   const form: Record<string, string[]> = {};
   for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) (form[name] ??= []).push(value);
   return form;
+}
+
+/**
+ * A Node request body's chunks until more than `max` bytes have come (the chunk that passes `max`
+ * included, so the reader sees the body is too long); then `cut` is called and the rest is left
+ * unread.
+ */
+async function* bodyUpTo(body: AsyncIterable<unknown>, max: number, cut: () => void): AsyncGenerator<unknown> {
+  let size = 0;
+  for await (const chunk of body) {
+    yield chunk;
+    size += typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength;
+    if (size > max) return cut();
+  }
 }
 
 /** A `datetime-local` value (no zone: taken as UTC) or an ISO 8601 string, as ISO 8601; anything else unchanged (the store refuses it). */
@@ -475,9 +660,9 @@ function isSealed(value: Json | undefined): boolean {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && '$sealed' in value;
 }
 
-/** Whether the browser reached us over HTTPS (directly, or through a proxy that says so): the session cookie is then `Secure`. */
-function isHttps(req: IncomingMessage): boolean {
-  return (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
+/** Whether the browser reached us over HTTPS (an `https:` URL, or a proxy that says so): the session cookie is then `Secure`. */
+function isHttps(request: Request, url: URL): boolean {
+  return url.protocol === 'https:' || request.headers.get('x-forwarded-proto') === 'https';
 }
 
 /** Failures per key (a peer address) within a sliding window, bounded to 10,000 keys (the oldest dropped first). */

@@ -1,15 +1,17 @@
 /**
- * The console's only script of its own (served as `/console/assets/console.js`, loaded after htmx):
+ * The console's only script of its own, for a console under `base` (its `basePath`, already
+ * validated: nothing in it needs escaping in a quoted string; served as `<base>/assets/console.js`,
+ * loaded after htmx):
  * - keeps relative times current: every `<time data-relative>` is re-rendered from its `datetime`
  *   every 15 s (the server renders them once), with the same wording as `relative()` in views.ts;
  *   `data-since` elements show a duration since their `datetime`;
  * - says when the live connection to the server is lost (a banner), and on every (re)connection
  *   re-fetches what the page shows, since events sent before it were missed;
- * - sends the browser to the sign-in page when a live refresh is answered 401 (signed out
- *   elsewhere, session expired);
+ * - sends the browser to the sign-in page (`<base>/login`) when a live refresh is answered 401
+ *   (signed out elsewhere, session expired);
  * - `[data-back]` buttons go back in history, so a reviewed answer's form keeps its values.
  */
-export const CONSOLE_JS = `
+export const consoleScript = (base: string): string => `
 (function () {
   function words(ms) {
     var abs = Math.abs(ms), n, unit;
@@ -50,7 +52,7 @@ export const CONSOLE_JS = `
     });
   });
   document.body.addEventListener('htmx:responseError', function (event) {
-    if (event.detail && event.detail.xhr && event.detail.xhr.status === 401) window.location.href = '/console/login';
+    if (event.detail && event.detail.xhr && event.detail.xhr.status === 401) window.location.href = '${base}/login';
   });
   document.addEventListener('click', function (event) {
     var target = event.target;

@@ -15,7 +15,7 @@ import { preview, type TimelineItem } from './timeline.js';
 
 export const STATUSES: TaskStatus[] = ['working', 'input_required', 'completed', 'failed', 'cancelled'];
 
-/** Filters of the task list (query parameters of `/console/`). */
+/** Filters of the task list (query parameters of `<basePath>/`). */
 export interface ListFilters {
   status?: TaskStatus;
   tool?: string;
@@ -40,6 +40,8 @@ export interface ListView {
   tools: string[];
   now: number;
   operator: string;
+  /** The console's `basePath` (`/console`, or `''` at the root): every link starts with it. */
+  base: string;
   /** A message over the list (a refused filter). */
   notice?: string;
 }
@@ -52,6 +54,8 @@ export interface TaskView {
   timeline: TimelineItem[];
   now: number;
   operator: string;
+  /** The console's `basePath` (`/console`, or `''` at the root): every link starts with it. */
+  base: string;
   /** A refused answer or cancel: message, and per-field problems of an answer. */
   refusal?: { key?: string; message: string; problems?: string[] };
   /** Values of a refused form, kept for the operator to correct. */
@@ -135,8 +139,8 @@ function summary(task: TaskRecord): string {
   return typeof text === 'string' ? text : '';
 }
 
-/** A whole page around `body`. */
-export function layout(title: string, body: Html, operator?: string): Html {
+/** A whole page around `body`, of the console under `base` (its `basePath`); `operator` signed in, if any. */
+export function layout(base: string, title: string, body: Html, operator?: string): Html {
   return html`<!doctype html>
     <html lang="en" data-theme="light">
       <head>
@@ -144,16 +148,16 @@ export function layout(title: string, body: Html, operator?: string): Html {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${title} · mcp-tasks console</title>
         <link rel="icon" href="data:," />
-        <link rel="stylesheet" href="/console/assets/pico.min.css" />
-        <link rel="stylesheet" href="/console/assets/console.css" />
-        <script src="/console/assets/htmx.min.js"></script>
-        <script src="/console/assets/sse.js"></script>
-        <script src="/console/assets/console.js" defer></script>
+        <link rel="stylesheet" href="${base}/assets/pico.min.css" />
+        <link rel="stylesheet" href="${base}/assets/console.css" />
+        <script src="${base}/assets/htmx.min.js"></script>
+        <script src="${base}/assets/sse.js"></script>
+        <script src="${base}/assets/console.js" defer></script>
       </head>
-      <body hx-ext="sse" sse-connect="/console/events">
+      <body hx-ext="sse" sse-connect="${base}/events">
         <header class="container bar">
-          <a href="/console/" class="brand"><strong>mcp-tasks</strong> operator console</a>
-          ${operator ? html`<span class="who">signed in as <strong>${operator}</strong>${operator === 'local' ? '' : html` <form method="post" action="/console/logout" class="inline"><button class="secondary outline small">Sign out</button></form>`}</span>` : ''}
+          <a href="${base}/" class="brand"><strong>mcp-tasks</strong> operator console</a>
+          ${operator ? html`<span class="who">signed in as <strong>${operator}</strong>${operator === 'local' ? '' : html` <form method="post" action="${base}/logout" class="inline"><button class="secondary outline small">Sign out</button></form>`}</span>` : ''}
         </header>
         <p id="connection" class="connection" role="status" hidden>Lost the live connection to the server; retrying… (what you see may be out of date)</p>
         <main class="container">${body}</main>
@@ -161,8 +165,8 @@ export function layout(title: string, body: Html, operator?: string): Html {
     </html>`;
 }
 
-/** The sign-in page (operator token). */
-export function loginPage(error?: string): Html {
+/** The sign-in page (operator token) of the console under `base` (its `basePath`), with `error` over the form. */
+export function loginPage(base: string, error?: string): Html {
   return html`<!doctype html>
     <html lang="en" data-theme="light">
       <head>
@@ -170,15 +174,15 @@ export function loginPage(error?: string): Html {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>Sign in · mcp-tasks console</title>
         <link rel="icon" href="data:," />
-        <link rel="stylesheet" href="/console/assets/pico.min.css" />
-        <link rel="stylesheet" href="/console/assets/console.css" />
+        <link rel="stylesheet" href="${base}/assets/pico.min.css" />
+        <link rel="stylesheet" href="${base}/assets/console.css" />
       </head>
       <body>
         <main class="container narrow">
           <h1>Operator console</h1>
           <p>This console shows every principal's tasks. Sign in with an operator token.</p>
           ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
-          <form method="post" action="/console/login">
+          <form method="post" action="${base}/login">
             <label>Operator token<input type="password" name="token" autocomplete="current-password" required autofocus /></label>
             <button type="submit">Sign in</button>
           </form>
@@ -197,12 +201,13 @@ export function queryOf(filters: ListFilters, withCursor = false): string {
 
 /** The task list page. */
 export function listPage(view: ListView): Html {
-  const f = view.filters;
+  const { base, filters: f } = view;
   const local = (iso?: string) => (iso ? iso.slice(0, 16) : '');
   return layout(
+    base,
     'Tasks',
     html`<h1>Tasks</h1>
-      <form method="get" action="/console/" class="filters" role="search">
+      <form method="get" action="${base}/" class="filters" role="search">
         <label
           >Status<select name="status">
             <option value="">any</option>
@@ -222,17 +227,18 @@ export function listPage(view: ListView): Html {
         <label>to (UTC)<input type="datetime-local" name="to" value="${local(f.to)}" /></label>
         <button type="submit">Filter</button>
       </form>
-      <div id="task-list" data-live hx-get="/console/list${queryOf(f, true)}" hx-trigger="sse:tasks" hx-swap="innerHTML">${listFragment(view)}</div>`,
+      <div id="task-list" data-live hx-get="${base}/list${queryOf(f, true)}" hx-trigger="sse:tasks" hx-swap="innerHTML">${listFragment(view)}</div>`,
     view.operator,
   );
 }
 
 /** The counts and the table: what live updates replace. */
 export function listFragment(view: ListView): Html {
+  const base = view.base;
   const waiting = view.counts.input_required;
   return html`<section class="counts" aria-label="Tasks per status in the whole store">
       <span class="count-label">In the store:</span>
-      ${STATUSES.map((s) => html`<a href="/console/${queryOf({ ...view.filters, status: s, cursor: undefined })}" class="count s-${s}" data-count="${s}"><strong>${view.counts[s]}</strong> ${STATUS_LABEL[s]}</a>`)}
+      ${STATUSES.map((s) => html`<a href="${base}/${queryOf({ ...view.filters, status: s, cursor: undefined })}" class="count s-${s}" data-count="${s}"><strong>${view.counts[s]}</strong> ${STATUS_LABEL[s]}</a>`)}
       <span class="count oldest" data-oldest
         >${
           waiting > 0 && view.oldestInputRequiredAt
@@ -263,7 +269,7 @@ export function listFragment(view: ListView): Html {
                   (t) =>
                     html`<tr data-task-id="${t.taskId}">
                       <td>
-                        <a href="/console/tasks/${t.taskId}" class="row-link"
+                        <a href="${base}/tasks/${t.taskId}" class="row-link"
                           ><strong class="tool">${t.request.tool}</strong> <code>${t.taskId.slice(0, 12)}…</code></a
                         ><br /><small>${summary(t)}</small>
                       </td>
@@ -278,18 +284,20 @@ export function listFragment(view: ListView): Html {
       </table>
     </div>
     <nav class="pages">
-      ${view.filters.cursor ? html`<a href="/console/${queryOf(view.filters)}">← Newest</a>` : ''}${
-        view.nextCursor ? html`<a href="/console/${queryOf({ ...view.filters, cursor: view.nextCursor }, true)}" rel="next">Older →</a>` : ''
+      ${view.filters.cursor ? html`<a href="${base}/${queryOf(view.filters)}">← Newest</a>` : ''}${
+        view.nextCursor ? html`<a href="${base}/${queryOf({ ...view.filters, cursor: view.nextCursor }, true)}" rel="next">Older →</a>` : ''
       }
     </nav>`;
 }
 
 /** A task's page. */
 export function taskPage(view: TaskView): Html {
+  const base = view.base;
   return layout(
+    base,
     `Task ${view.task.taskId.slice(0, 8)}`,
-    html`<p><a href="/console/">← All tasks</a></p>
-      <div id="task-panel" data-live hx-get="/console/tasks/${view.task.taskId}/panel" hx-trigger="sse:task-${view.task.taskId}" hx-swap="innerHTML">
+    html`<p><a href="${base}/">← All tasks</a></p>
+      <div id="task-panel" data-live hx-get="${base}/tasks/${view.task.taskId}/panel" hx-trigger="sse:task-${view.task.taskId}" hx-swap="innerHTML">
         ${taskPanel(view)}
       </div>`,
     view.operator,
@@ -298,7 +306,7 @@ export function taskPage(view: TaskView): Html {
 
 /** The live part of a task's page. */
 export function taskPanel(view: TaskView): Html {
-  const { task, now } = view;
+  const { task, now, base } = view;
   const live = !isTerminal(task.status);
   const expiry = task.ttl === null ? undefined : Date.parse(task.createdAt) + task.ttl;
   return html`<hgroup>
@@ -369,7 +377,7 @@ export function taskPanel(view: TaskView): Html {
       live
         ? html`<details class="danger">
             <summary role="button" class="secondary outline">Cancel task…</summary>
-            <form method="post" action="/console/tasks/${task.taskId}/cancel">
+            <form method="post" action="${base}/tasks/${task.taskId}/cancel">
               <p>Cancel this task? Its work stops and it cannot be resumed.</p>
               <input type="hidden" name="confirm" value="yes" /><button type="submit" class="contrast" data-action="confirm-cancel">
                 Yes, cancel this task
@@ -418,12 +426,13 @@ function questionCard(taskId: string, key: string, q: InputRequest, view: TaskVi
       <p><small>Only the client that started the task can answer this; the console cannot.</small></p>
     </article>`;
   const previous = view.refusal?.key === key ? view.previous : undefined;
+  const base = view.base;
   return html`<article class="question" data-question="${key}">
     <header>
       Question${waiting} <small><code>${key}</code></small>
     </header>
     <p class="message">${q.message}</p>
-    <form method="post" action="/console/tasks/${taskId}/answer" class="answer" id="answer-${key}" hx-preserve>
+    <form method="post" action="${base}/tasks/${taskId}/answer" class="answer" id="answer-${key}" hx-preserve>
       <input type="hidden" name="key" value="${key}" />
       ${renderFields(q.requestedSchema, previous)}
       <div class="actions">
@@ -434,8 +443,12 @@ function questionCard(taskId: string, key: string, q: InputRequest, view: TaskVi
   </article>`;
 }
 
-/** The confirmation page of an answer: shows exactly what will be sent, nothing is sent until confirmed. */
+/**
+ * The confirmation page of an answer, in the console under `base` (its `basePath`): shows exactly
+ * what will be sent, nothing is sent until confirmed.
+ */
 export function confirmAnswerPage(
+  base: string,
   task: TaskRecord,
   key: string,
   action: string,
@@ -448,8 +461,9 @@ export function confirmAnswerPage(
   );
   const q = task.inputRequests[key];
   return layout(
+    base,
     'Confirm answer',
-    html`<p><a href="/console/tasks/${task.taskId}">← Back to the task</a></p>
+    html`<p><a href="${base}/tasks/${task.taskId}">← Back to the task</a></p>
       <article class="confirm">
         <header>Confirm your answer to <strong>${task.request.tool}</strong> <code>${task.taskId.slice(0, 12)}…</code></header>
         <p class="message">${q?.message ?? key}</p>
@@ -471,11 +485,11 @@ export function confirmAnswerPage(
         <p>
           <small>Recorded as answered by operator <strong>${operator}</strong>.</small>
         </p>
-        <form method="post" action="/console/tasks/${task.taskId}/answer">
+        <form method="post" action="${base}/tasks/${task.taskId}/answer">
           ${hidden}<input type="hidden" name="confirm" value="yes" />
           <div class="actions">
             <button type="submit" data-action="confirm-answer">Confirm and send</button>
-            <a href="/console/tasks/${task.taskId}" role="button" class="secondary outline" data-back>Back</a>
+            <a href="${base}/tasks/${task.taskId}" role="button" class="secondary outline" data-back>Back</a>
           </div>
         </form>
       </article>`,
