@@ -109,4 +109,4 @@ export { createMcpHttpHandler, type McpFetchOptions, type McpHttpHandler, type M
 export type { SessionLimits } from './server/sessions-2025.js';
 export { startStdioServer, type RunningStdioServer, type StdioServerOptions } from './server/stdio.js';
 export { createTaskServer, TaskServer, type HttpHandlerOptions, type ListenOptions, type TaskServerOptions } from './server/task-server.js';
-export type { ConsoleOptions } from './server/console/console.js';
+export { OperatorConsole, type ConsoleDeps, type ConsoleOptions, type ConsoleRequestContext } from './server/console/console.js';

@@ -6,7 +6,8 @@
  * durable task (a step, a timer, a question) runs to completion in both protocol eras through the
  * package's client (`connectTaskClient`): created, asked, answered, its result read.
  * On Express the principal comes from the app's authentication: a request without a token is
- * refused by the app (401), and another principal cannot read the task.
+ * refused by the app (401), and another principal cannot read the task; the operator console
+ * mounted at /ops shows the task to a signed-in operator.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { connectTaskClient } from '../src/client/connect.js';
 import { ModernRawClient } from './helpers/modern-client.js';
+import { ConsoleHttp } from './helpers/console-http.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-mount-'));
 const children: ChildProcess[] = [];
@@ -87,7 +89,7 @@ for (const name of ['express', 'hono', 'fastify'] as const) {
     }
 
     if (name === 'express') {
-      it("takes the principal from the app's authentication: no token is refused by the app, another principal cannot see the task", async () => {
+      it("takes the principal from the app's authentication: no token is refused by the app, another principal cannot see the task; the console at /ops shows it", async () => {
         const refused = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
         assert.equal(refused.status, 401);
         const { taskId } = await greet(url, '2026-07-28', auth);
@@ -95,6 +97,14 @@ for (const name of ['express', 'hono', 'fastify'] as const) {
         assert.equal((own.result as { status?: string } | undefined)?.status, 'completed', JSON.stringify(own));
         const foreign = await new ModernRawClient(url).request('tasks/get', { taskId }, { authorization: 'Bearer bob-token' });
         assert.ok(foreign.error, `bob must not read alice's task: ${JSON.stringify(foreign)}`);
+
+        const operator = new ConsoleHttp(new URL(url).origin, { base: '/ops' });
+        assert.equal((await operator.get('/ops/')).location, '/ops/login', 'the console asks operators to sign in');
+        assert.equal((await operator.login('ops-token')).status, 303);
+        const page = await operator.get(`/ops/tasks/${taskId}`);
+        assert.equal(page.status, 200);
+        assert.match(page.text, /greet_later/);
+        assert.match(page.text, /href="\/ops\/"/, 'its links stay under /ops');
       });
     }
   });

@@ -1,5 +1,6 @@
-// An Express app with routes and auth of its own, and durable MCP tasks mounted at /mcp:
-// `node --import tsx examples/mount/express.ts` (PORT, STORE env). Tokens: alice-token, bob-token.
+// An Express app with routes and auth of its own, durable MCP tasks mounted at /mcp and their operator
+// console at /ops: `node --import tsx examples/mount/express.ts` (PORT, STORE env).
+// Tokens: alice-token, bob-token (MCP clients), ops-token (the console).
 import express from 'express';
 import { localhostHostValidation, requireBearerAuth } from '@modelcontextprotocol/express';
 import { createTaskServer, staticTokenVerifier } from '../../src/index.js'; // in your project: from 'mcp-tasks'
@@ -10,6 +11,7 @@ await tasks.start(); // resumes unfinished tasks; a store that cannot be reached
 
 const app = express();
 app.use(localhostHostValidation()); // DNS-rebinding protection for a server on loopback
+app.use('/ops', tasks.consoleHandler({ basePath: '/ops', operatorTokens: { 'ops-token': 'olivia' } }).node); // before body parsers
 app.use(express.json({ limit: '4mb' }));
 app.get('/health', (_req, res) => void res.json({ ok: true })); // the app's own routes
 app.get('/api/greeting', (req, res) => void res.json({ greeting: `Hello, ${String(req.query.name ?? 'world')}!` }));

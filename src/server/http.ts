@@ -13,8 +13,9 @@ export interface HttpServerOptions extends McpHttpHandlerOptions {
   /** Path of the MCP endpoint. Default `/mcp`. */
   path?: string;
   /**
-   * The operator console (see `OperatorConsole`), served under `/console/` (and `GET /` redirects
-   * there). It has its own operator credential: the MCP endpoint's `auth` does not apply to it.
+   * The operator console (see `OperatorConsole`), served under its `basePath` (default `/console/`;
+   * `GET /` redirects there). It has its own operator credential: the MCP endpoint's `auth` does
+   * not apply to it.
    */
   console?: OperatorConsole;
 }
@@ -32,8 +33,8 @@ export interface RunningHttpServer {
 /**
  * Serves the MCP endpoint (`createMcpHttpHandler`: both protocol versions, sessions, the fast path,
  * limits, 503 on a store outage) on a `node:http` server of its own at `path`, with Host-header
- * checks on a loopback `host` (DNS-rebinding protection), and the operator console under
- * `/console/` when given (`GET /` redirects there). Other paths get 404. To serve the endpoint from
+ * checks on a loopback `host` (DNS-rebinding protection), and the operator console under its
+ * `basePath` (default `/console/`) when given (`GET /` redirects there). Other paths get 404. To serve the endpoint from
  * an app you already run (Express, Hono, Fastify, a serverless host), mount the handler instead
  * (see `McpHttpHandler`, `TaskServer.httpHandler`).
  */
@@ -45,10 +46,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const endpoint = createMcpHttpHandler(options);
   const http = createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (options.console && (pathname === '/' || pathname === '/console' || pathname.startsWith('/console/'))) {
+    const operatorConsole = options.console;
+    if (operatorConsole && (pathname === '/' || pathname === operatorConsole.basePath || pathname.startsWith(`${operatorConsole.basePath}/`))) {
       if (checkHost && !checkHost(req, res)) return;
-      if (pathname === '/') return void res.writeHead(303, { location: '/console/' }).end();
-      return void options.console.handle(req, res, new URL(req.url ?? '/', 'http://localhost'));
+      if (pathname === '/' && operatorConsole.basePath !== '') return void res.writeHead(303, { location: `${operatorConsole.basePath}/` }).end();
+      return void operatorConsole.node(req, res);
     }
     if (pathname !== path) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
     if (checkHost && !checkHost(req, res)) return;

@@ -249,6 +249,22 @@ export class TaskServer {
     return { resumed, closed };
   }
 
+  /**
+   * The operator console as a request handler to mount in your own app (see `OperatorConsole`):
+   * `fetch(request, { remoteAddress? })` for web-standard hosts, `node(req, res)` for Node hosts,
+   * served under `options.basePath` (default `/console`; mount it there, e.g. Express
+   * `app.use('/ops', console.node)` with `basePath: '/ops'`). Default options: the server's
+   * `console` option. It sees every principal's tasks: without `operatorTokens` it answers only
+   * loopback peers naming a loopback host (a `fetch` host must pass `remoteAddress`), so give it
+   * tokens anywhere else. `close()` ends its live streams. Throws `InvalidArgumentError` for a bad
+   * `basePath`.
+   */
+  consoleHandler(options: ConsoleOptions = this.consoleOptions ?? {}): OperatorConsole {
+    const operatorConsole = this.newConsole(options);
+    this.closers.push(async () => operatorConsole.close());
+    return operatorConsole;
+  }
+
   /** Stops accepting requests, stops handlers and releases their leases, closes the store. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -278,6 +294,10 @@ export class TaskServer {
       throw new InvalidArgumentError(
         "The operator console sees every principal's tasks: give it operatorTokens (the demo's --operator-tokens FILE) when the server authenticates its clients",
       );
+    return this.newConsole(options);
+  }
+
+  private newConsole(options: ConsoleOptions): OperatorConsole {
     return new OperatorConsole(
       {
         runtime: this.runtime,
