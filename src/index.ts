@@ -17,6 +17,8 @@
  * driver-backed backend: `mcp-tasks/store/sqlite`, `mcp-tasks/store/postgres`,
  * `mcp-tasks/store/redis`. Importing this one loads no database driver: `openStore` loads the driver
  * of the URL it opens (`better-sqlite3`, or the optional peer dependencies `pg` / `ioredis`).
+ *
+ * @module mcp-tasks
  */
 
 // core: the task record, statuses, ownership, errors, policy, logging.

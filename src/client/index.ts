@@ -15,6 +15,8 @@
  *   crashed can resume them, from any working folder.
  *
  * Nothing here loads the server side or a database driver.
+ *
+ * @module mcp-tasks/client
  */
 export { connectTaskClient, type AnswerQuestion, type AnswerSent, type ConnectOptions, type ElicitationQuestion, type TaskClient } from './connect.js';
 export { Endpoint } from './endpoint.js';

@@ -45,7 +45,7 @@ export interface TaskContext {
    * run of the task (each takeover, restart or retried run) and never repeats. Send it with side
    * effects in foreign systems that can keep the highest token seen per task and refuse lower ones
    * — that closes the one window the engine cannot: an instance paused after its last lease check
-   * and before its request left (see the README, "Exactly once under faults"). With `ctx.taskId` and
+   * and before its request left (see docs/faults.md, "The window that remains"). With `ctx.taskId` and
    * the step name it also makes an idempotency key per run.
    */
   readonly fencingToken: number;

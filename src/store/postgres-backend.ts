@@ -1,3 +1,18 @@
+/**
+ * `mcp-tasks/store/postgres`: the PostgreSQL backend that `openStore('postgres://…')` builds, for
+ * several server instances on one database, with options a URL does not carry (`max`, `maxBatch`).
+ * Its driver, `pg` (an optional peer dependency), is loaded by the first `PostgresBackend`
+ * constructed, not by the import.
+ *
+ * ```ts
+ * import { createTaskServer, TaskStore } from 'mcp-tasks';
+ * import { PostgresBackend } from 'mcp-tasks/store/postgres';
+ * const store = new TaskStore(new PostgresBackend({ connectionString: process.env.DATABASE_URL!, schema: 'tasks', max: 20 }));
+ * const server = createTaskServer({ store });
+ * ```
+ *
+ * @module mcp-tasks/store/postgres
+ */
 import DataLoader from 'dataloader';
 import type pg from 'pg';
 import { askedKey } from '../core/journal-keys.js';

@@ -1,3 +1,18 @@
+/**
+ * `mcp-tasks/store/redis`: the Redis backend that `openStore('redis://…')` builds, for several
+ * server instances on one Redis; also how to run `reindex()` by hand after a rolling upgrade. Its
+ * driver, `ioredis` (an optional peer dependency), is loaded by the first `RedisBackend`
+ * constructed, not by the import.
+ *
+ * ```ts
+ * import { createTaskServer, TaskStore } from 'mcp-tasks';
+ * import { RedisBackend } from 'mcp-tasks/store/redis';
+ * const store = new TaskStore(new RedisBackend({ url: 'redis://127.0.0.1:6379/0', prefix: 'tasks' }));
+ * const server = createTaskServer({ store });
+ * ```
+ *
+ * @module mcp-tasks/store/redis
+ */
 import type { Redis } from 'ioredis';
 import { askedKey, type AskedEntry } from '../core/journal-keys.js';
 import type { Json } from '../core/json.js';

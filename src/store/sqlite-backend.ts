@@ -1,3 +1,17 @@
+/**
+ * `mcp-tasks/store/sqlite`: the embedded backend that `openStore('sqlite:<path>')` builds, for a
+ * `TaskStore` with options a URL does not carry. Its driver, `better-sqlite3` (a dependency), is
+ * loaded by the first `SqliteBackend` constructed, not by the import.
+ *
+ * ```ts
+ * import { createTaskServer, TaskStore } from 'mcp-tasks';
+ * import { SqliteBackend } from 'mcp-tasks/store/sqlite';
+ * const store = new TaskStore(new SqliteBackend('.data/tasks.db', { synchronous: 'full' }));
+ * const server = createTaskServer({ store });
+ * ```
+ *
+ * @module mcp-tasks/store/sqlite
+ */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';

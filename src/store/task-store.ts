@@ -131,7 +131,11 @@ export class TaskStore {
   readonly policy: LifetimePolicy;
   /** The backend, behind the store's availability tracking (`health`; see `GuardedBackend`). */
   readonly backend: StoreBackend;
-  /** Availability of the backend as this process sees it (outages are logged and counted there). */
+  /**
+   * Availability of the backend as this process sees it (outages are logged and counted there).
+   *
+   * @internal Read by the server's start-up errors (its `name`); not an API of its own.
+   */
   readonly health: StoreHealth;
   private readonly localNow: () => number;
   /** Whether `now` was injected (then it is the store's clock: no offset is measured). */
@@ -673,6 +677,8 @@ export class TaskStore {
    * The version, status and lease of the newest record of `taskId` this store has announced (its own
    * writes, and on shared stores others' it heard of), or undefined. Synchronous: how a runtime
    * starting a run from a record it just claimed learns that a later write (a cancel) overtook it.
+   *
+   * @internal The embedded executor's check; the change feed's bookkeeping is not an API.
    */
   lastSeen(taskId: string): AnnouncedVersion | undefined {
     return this.feed.lastSeen(taskId);

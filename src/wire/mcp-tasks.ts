@@ -109,6 +109,9 @@ export class McpTasks {
    * The fast path over the same runtime, tools and settings (see `FastPath`): `startHttpServer`
    * answers `tasks/get` (both versions), `tasks/result` of ended tasks, 2025 task-augmented calls
    * and 2026 task-creating calls with it unless `TaskServerOptions.fastPath` is false.
+   *
+   * @internal The server's seam to the wire (`createTaskServer` passes it to `startHttpServer`), not
+   * an API of its own.
    */
   readonly fastPath: FastPath;
 

@@ -7,6 +7,8 @@
  * const executor = createDbosExecutor({ systemDatabaseUrl: process.env.DATABASE_URL! });
  * const server = createTaskServer({ ..., executor });
  * ```
+ *
+ * @module mcp-tasks/executor/dbos
  */
 import { DbosExecutor, type DbosExecutorOptions } from './executor.js';
 
