@@ -102,6 +102,13 @@ interface KeptAnswer {
   reason: string;
   /** Set once `resending` was emitted for it (a question moved between streams reaches `answer` twice). */
   resending?: boolean;
+  /**
+   * The `kept` event, held back `REASK_GRACE_MS` (see `keep`); undefined once it was emitted
+   * (`announced`) or the answer went through meanwhile.
+   */
+  notice?: NodeJS.Timeout;
+  /** Whether `kept` was emitted for it. */
+  announced?: boolean;
   /** Set when following stopped while it was being sent: it may have reached the server (not sent again). */
   uncertain?: boolean;
 }
@@ -178,7 +185,7 @@ export class TaskFollower {
     const key = questionKey(question);
     const kept = this.kept.get(key);
     if (kept) {
-      if (!kept.resending) this.emitters.get(kept.taskId)?.({ type: 'resending', taskId: kept.taskId, action: kept.result.action });
+      if (!kept.resending && kept.announced) this.emitters.get(kept.taskId)?.({ type: 'resending', taskId: kept.taskId, action: kept.result.action });
       kept.resending = true;
       return kept.result;
     }
@@ -207,24 +214,44 @@ export class TaskFollower {
       this.keep(key, taskId, result, describeError(failure, this.contexts.get(taskId)?.url ?? 'the server'));
       return;
     }
+    const kept = this.kept.get(key);
+    if (kept?.notice) clearTimeout(kept.notice);
     this.kept.delete(key);
     this.answered.add(taskId);
     this.emitters.get(taskId)?.({ type: 'answered', taskId, action: result.action });
     this.wake(taskId);
   };
 
+  /**
+   * Keeps an answer the server did not take, to send when the question is asked again. The `kept`
+   * event waits `REASK_GRACE_MS`: a server that moves a question between streams (GET stream →
+   * `tasks/result`) withdraws the very request just answered and asks again at once, and the
+   * answer then goes to the new request — nothing was lost, nothing needs saying.
+   */
   private keep(key: string, taskId: string, result: ApplicationElicitResult, reason: string): void {
     if (!this.following.has(taskId)) return; // following it is over (and said so): nothing will send it
     const before = this.kept.get(key);
-    this.kept.set(key, { taskId, result, reason, ...(before?.resending && { resending: true }) });
-    if (!before || JSON.stringify(before.result) !== JSON.stringify(result))
-      this.emitters.get(taskId)?.({ type: 'kept', taskId, action: result.action, message: reason });
+    if (before && JSON.stringify(before.result) === JSON.stringify(result)) {
+      before.reason = reason;
+      return;
+    }
+    if (before?.notice) clearTimeout(before.notice);
+    const entry: KeptAnswer = { taskId, result, reason, ...(before?.resending && { resending: true }) };
+    this.kept.set(key, entry);
+    entry.notice = setTimeout(() => {
+      entry.notice = undefined;
+      if (this.kept.get(key) !== entry) return;
+      entry.announced = true;
+      this.emitters.get(taskId)?.({ type: 'kept', taskId, action: result.action, message: entry.reason });
+    }, REASK_GRACE_MS);
+    entry.notice.unref?.();
   }
 
   /** Forgets the kept 2025-11-25 answers of `taskId` (its questions are closed), telling `emit` about each. */
   private dropKept(taskId: string, emit?: (event: FollowEvent) => void): void {
     for (const [key, kept] of this.kept) {
       if (kept.taskId !== taskId) continue;
+      if (kept.notice) clearTimeout(kept.notice);
       this.kept.delete(key);
       emit?.({ type: 'dropped', taskId, action: kept.result.action });
     }

@@ -118,6 +118,8 @@ export class EmbeddedExecutor implements TaskExecutor {
   /** See `EmbeddedExecutorOptions.permitMs`. */
   readonly permitMs: number;
   private readonly maxClockSkewMs: number;
+  /** Tasks whose tool this instance does not have, already logged (see `noteForeignTool`). */
+  private readonly foreignTools = new Set<string>();
   /** See `EmbeddedExecutorOptions.runTasks`. */
   readonly runsTasks: boolean;
   /** Stops listening to the store's change feed for unclaimed tasks (see `wakeOnNewTasks`). */
@@ -322,6 +324,12 @@ export class EmbeddedExecutor implements TaskExecutor {
     const seen = new Set<string>();
     for (const task of only ? [only] : await this.store.listUnfinished()) {
       if (this.closed || this.skewed || this.executions.has(task.taskId) || this.retries.has(task.taskId)) continue;
+      // A tool this instance does not have (a rolling deploy: the task is a newer release's) is left to
+      // an instance that has it; alone on an exclusive store, nobody else could run it, so it ends failed.
+      if (!this.store.exclusive && !this.host.handler(task.request.tool)) {
+        this.noteForeignTool(task);
+        continue;
+      }
       const lease = task.lease;
       let takeImplausible = false;
       if (!force && lease && lease.holder !== this.instanceId && lease.expiresAt > now) {
@@ -354,6 +362,17 @@ export class EmbeddedExecutor implements TaskExecutor {
     if (!only) for (const taskId of this.implausible.keys()) if (!seen.has(taskId)) this.implausible.delete(taskId);
     await Promise.all(journaled); // after the starts: the first resumed task does not wait for the others' entries
     return started;
+  }
+
+  /**
+   * Logs once per task (at warn level) that an unfinished task's tool is not registered here, so
+   * this instance leaves it to one that has it. Bounded memory: forgotten past 10,000 tasks.
+   */
+  private noteForeignTool(task: TaskRecord): void {
+    if (this.foreignTools.has(task.taskId)) return;
+    if (this.foreignTools.size >= 10_000) this.foreignTools.clear();
+    this.foreignTools.add(task.taskId);
+    this.log.warn(taskFields(task), 'task left to another instance: its tool is not registered here (a rolling deploy?)');
   }
 
   /**

@@ -1,5 +1,4 @@
-import type { McpFetchOptions } from './mcp-http-handler.js';
-import { reportingTarget, type Exchange, type Outcome } from './exchange.js';
+import { reportingTarget, type Exchange, type McpFetchOptions, type Outcome } from './exchange.js';
 
 /** A web-standard `Exchange`, which also turns its outcome's `Response` into the one that reports the end of the exchange. */
 export interface WebExchange extends Exchange {

@@ -28,6 +28,14 @@ export interface Exchange {
   onClose(listener: () => void): void;
 }
 
+/** What `McpHttpHandler.fetch` takes besides the request (the names the SDK's `createMcpHandler(...).fetch` uses). */
+export interface McpFetchOptions {
+  /** The caller's verified identity, from the host app's authentication (ignored when the handler has its own `auth`). */
+  authInfo?: AuthInfo;
+  /** The JSON body, when the host app parsed it already (Hono's `c.get('parsedBody')`); else it is read from the request. */
+  parsedBody?: unknown;
+}
+
 /** A web-standard MCP handler: the SDK's `createMcpHandler(...)`, a session's transport, or anything shaped like them. */
 export interface FetchTarget {
   fetch(request: Request, options?: HandleRequestOptions): Promise<Response>;

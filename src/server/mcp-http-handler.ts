@@ -25,7 +25,9 @@ import { isTaskSubscription, type TaskSubscriptions } from '../wire/index.js';
 import type { FastPath } from '../wire/fast-path.js';
 import { outageHeaders, STORE_UNAVAILABLE, storeUnavailableError, toErrorObject } from '../wire/errors.js';
 import type { Principal } from '../core/access.js';
-import { json, rpcError, type Exchange, type FetchTarget, type Outcome } from './exchange.js';
+import { json, rpcError, type Exchange, type FetchTarget, type McpFetchOptions, type Outcome } from './exchange.js';
+
+export type { McpFetchOptions } from './exchange.js';
 import { nodeExchange, sendNode } from './exchange-node.js';
 import { sendWeb, webExchange } from './exchange-web.js';
 
@@ -105,14 +107,6 @@ export interface McpHttpHandlerOptions {
    * level without a stack, server faults at error level with one.
    */
   onError?: (error: unknown) => void;
-}
-
-/** What `fetch` takes besides the request (the names the SDK's `createMcpHandler(...).fetch` uses). */
-export interface McpFetchOptions {
-  /** The caller's verified identity, from the host app's authentication (ignored when the handler has its own `auth`). */
-  authInfo?: AuthInfo;
-  /** The JSON body, when the host app parsed it already (Hono's `c.get('parsedBody')`); else it is read from the request. */
-  parsedBody?: unknown;
 }
 
 /**
