@@ -15,7 +15,8 @@
  * processes: a server listens on port 0 and prints its URL, the client calls a tool as a task in each
  * protocol version, answers the question it asks (hello-task's, after its durable timer) and prints
  * the outcome. The installed package is exactly the tarball's files: installing it ran no build and
- * no install script of mcp-tasks (its `prepare` builds `dist/` only in a clone).
+ * no install script of mcp-tasks: not even `prepare`, which npm 11 lists as an install script for consumers
+ * to approve (`npm pack` builds `dist/` in `prepack`; a clone runs its sources through `bin/mcp-tasks.js`).
  *
  * Cost: the install would compile better-sqlite3 (a dependency) from source, as it does wherever
  * its prebuilt binary cannot be downloaded (no network but the npm registry here), about 80 s. It
@@ -223,13 +224,18 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the tarball holds only what a user needs: package.json, README.md, CHANGELOG.md, LICENSE and the built .js / .d.ts', () => {
-    const unexpected = packed.filter((path) => !/^(package\.json|README\.md|CHANGELOG\.md|LICENSE|dist\/src\/.+\.(js|d\.ts))$/.test(path));
+  it('the tarball holds only what a user needs: package.json, README.md, CHANGELOG.md, LICENSE, the command and the built .js / .d.ts', () => {
+    const unexpected = packed.filter((path) => !/^(package\.json|README\.md|CHANGELOG\.md|LICENSE|bin\/mcp-tasks\.js|dist\/src\/.+\.(js|d\.ts))$/.test(path));
     assert.deepEqual(unexpected, []);
     for (const path of ['LICENSE', 'CHANGELOG.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client/index.js', 'dist/src/cli/main.js'])
       assert.ok(packed.includes(path), `${path} is missing from the tarball`);
     // `npm pack` cleaned and rebuilt the checkout's dist/: `npx mcp-tasks` must still run there.
     assert.ok(statSync(join(checkout, 'dist/src/cli/main.js')).mode & 0o100, "the checkout's CLI is executable after the build");
+  });
+
+  it('installs the mcp-tasks command, which runs the built CLI (no sources, no tsx in a consumer project)', () => {
+    const version = execFileSync(join(app, 'node_modules', '.bin', 'mcp-tasks'), ['--version'], { cwd: app, encoding: 'utf8', env: childEnv() });
+    assert.equal(version.trim(), pkg.version);
   });
 
   it("installs without the optional peer dependencies pg, ioredis and the engines' SDKs", () => {
@@ -288,15 +294,15 @@ describe('consumer: npm pack → npm install in a fresh project → a server and
     assert.ok(existsSync(join(app, '.mcp-tasks', 'hello.db')), "the example's default store: SQLite in the project's .mcp-tasks/");
   });
 
-  it('installing the tarball ran no script of mcp-tasks: no install-time scripts, and the installed files are exactly the packed ones (dist/ not rebuilt)', () => {
+  it('installing the tarball ran no script of mcp-tasks: no install-time scripts (prepare included), and the installed files are exactly the packed ones (dist/ not rebuilt)', () => {
     const installed = join(app, 'node_modules', pkg.name);
     const { scripts = {} } = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
     assert.deepEqual(
-      ['preinstall', 'install', 'postinstall'].filter((name) => name in scripts),
+      ['preinstall', 'install', 'postinstall', 'prepare'].filter((name) => name in scripts),
       [],
     );
     assert.equal(existsSync(join(installed, 'binding.gyp')), false, 'no binding.gyp (npm would run node-gyp rebuild)');
-    // A build (`prepare`: tsc, with source maps) would have added .js.map files.
+    // A build (tsc, with source maps) would have added .js.map files.
     const files = readdirSync(installed, { recursive: true, encoding: 'utf8' })
       .filter((path) => !path.startsWith('node_modules') && statSync(join(installed, path)).isFile()) // node_modules/: dependencies npm nested there
       .sort();

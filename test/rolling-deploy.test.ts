@@ -25,7 +25,7 @@ after(async () => {
 function instance(store: string, withTool: boolean): TaskServer {
   const server = createTaskServer({ store, logger: silentLogger, runtime: { leaseMs: 300 } });
   servers.push(server);
-  server.registerTool('health', { description: 'Always there', inputSchema: z.object({}) }, async () => ({ content: [] }));
+  server.registerTool('health', { description: 'Always there', inputSchema: z.object({}), taskSupport: 'optional' }, async () => ({ content: [] }));
   if (withTool)
     server.registerTool('deploy_v2', { description: 'New in this release', inputSchema: z.object({}), taskSupport: 'optional' }, async (_args, ctx) => {
       const answer = await ctx.elicit('Ship it?', { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] });
