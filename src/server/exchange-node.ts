@@ -12,44 +12,65 @@ type HostRequest = IncomingMessage & { auth?: AuthInfo; body?: unknown };
  * The `Exchange` of a Node request (`node:http`, Express, Fastify's `request.raw`/`reply.raw`).
  * The body is `parsedBody` when given (a function, Express's `next`, is not a body), else
  * `req.body` when a body parser consumed the stream (`express.json()`), else read from `req`.
+ * A class, not an object of closures: one is made per request on the hot path.
  */
 export function nodeExchange(req: HostRequest, res: ServerResponse, parsedBody?: unknown): Exchange {
-  const given = typeof parsedBody === 'function' ? undefined : parsedBody;
-  let signal: AbortSignal | undefined;
-  return {
-    method: (req.method ?? 'GET').toUpperCase(),
-    header(name) {
-      const value = req.headers[name];
-      return Array.isArray(value) ? value.join(', ') : value;
-    },
-    authInfo: req.auth,
-    async readBody(limit) {
-      if (given !== undefined) return { parsed: given };
-      if (req.body !== undefined && req.readableEnded) return { parsed: req.body };
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of req) {
-        size += (chunk as Buffer).length;
-        if (size > limit) return 'too-large';
-        chunks.push(chunk as Buffer);
-      }
-      return { text: Buffer.concat(chunks).toString('utf8') };
-    },
-    get signal() {
-      if (!signal) {
-        const controller = new AbortController();
-        if (res.closed || res.destroyed) controller.abort();
-        else
-          res.once('close', () => {
-            if (!res.writableFinished) controller.abort();
-          });
-        signal = controller.signal;
-      }
-      return signal;
-    },
-    gone: () => res.closed || res.destroyed,
-    onClose: (listener) => void res.once('close', listener),
-  };
+  return new NodeExchange(req, res, typeof parsedBody === 'function' ? undefined : parsedBody);
+}
+
+class NodeExchange implements Exchange {
+  readonly method: string;
+  authInfo: AuthInfo | undefined;
+  private controller?: AbortController;
+
+  constructor(
+    private readonly req: HostRequest,
+    private readonly res: ServerResponse,
+    private readonly given: unknown,
+  ) {
+    this.method = (req.method ?? 'GET').toUpperCase();
+    this.authInfo = req.auth;
+  }
+
+  header(name: string): string | undefined {
+    const value = this.req.headers[name];
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
+
+  async readBody(limit: number): Promise<{ parsed: unknown } | { text: string } | 'too-large'> {
+    const { req } = this;
+    if (this.given !== undefined) return { parsed: this.given };
+    if (req.body !== undefined && req.readableEnded) return { parsed: req.body };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) return 'too-large';
+      chunks.push(chunk as Buffer);
+    }
+    return { text: Buffer.concat(chunks).toString('utf8') };
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = (this.controller = new AbortController());
+      const { res } = this;
+      if (res.closed || res.destroyed) controller.abort();
+      else
+        res.once('close', () => {
+          if (!res.writableFinished) controller.abort();
+        });
+    }
+    return this.controller.signal;
+  }
+
+  gone(): boolean {
+    return this.res.closed || this.res.destroyed;
+  }
+
+  onClose(listener: () => void): void {
+    this.res.once('close', listener);
+  }
 }
 
 /**
