@@ -85,7 +85,9 @@ export type HttpHandlerOptions = Omit<McpHttpHandlerOptions, 'createMcpServer' |
  * `subscriptions/listen`), served over Streamable HTTP (`listen`) or stdio (`serveStdio`), both versions on either.
  *
  * Lifecycle: register task tools (`registerTool`), then `listen`/`serveStdio`, which first resumes
- * every unfinished task from its journal (`TaskRuntime.recover`) and then accepts requests.
+ * every unfinished task from its journal (`start`, `TaskRuntime.recover`) and then accepts requests
+ * — or `start()` and mount `httpHandler()` / `consoleHandler()` in an app you already run, or
+ * `serveWorker()` to run tasks and serve nothing.
  * `close` stops accepting (closing sessions and connections), stops running handlers and releases
  * their leases (so another instance takes over at once), then closes the store.
  * `closeOnSignals()` does that on SIGTERM/SIGINT and exits.
