@@ -208,14 +208,30 @@ export class EngineContext implements TaskContext {
   private async ask(key: string, request: InputRequest): Promise<InputAnswer> {
     this.unique(inputKey(key));
     this.signal.throwIfAborted();
-    const ahead = await this.run.step(`ask:${key}`, async () => {
+    const asked = this.run.step(`ask:${key}`, async () => {
       const given = await this.store.inputAnswer(this.taskId, key);
       if (given) return given as unknown as Json;
       await this.write(() => this.store.requestInput(this.taskId, key, request, request.message, this.fence));
       this.log.info({ key, kind: request.kind }, 'task waiting for input');
       return null;
     });
-    const answer = (ahead ?? (await this.run.receive<Json>(answerTopic(key)))) as unknown as InputAnswer;
+    // The wait for the answer is issued now, in the handler's call order, not once the step above
+    // has resolved: questions asked together (`Promise.all` of asks) then put their engine commands
+    // at the same places on every replay. An engine may resolve the steps of a replay in another
+    // order than the first run did (Restate does), and a command issued after such an await would
+    // land elsewhere — a replay Restate refuses, and on DBOS a message read by the wrong question.
+    const answered = new AbortController();
+    const answering = this.run.receive<Json>(answerTopic(key), answered.signal);
+    answering.catch(() => undefined); // ended by `answered` when the answer was given ahead
+    let ahead: Json | null;
+    try {
+      ahead = await asked;
+    } catch (error) {
+      answered.abort(error);
+      throw error;
+    }
+    if (ahead !== null) answered.abort(new Error('answered ahead'));
+    const answer = (ahead ?? (await answering)) as unknown as InputAnswer;
     this.signal.throwIfAborted();
     await this.run.step(settleStepName(key), async () => {
       await this.write(() => this.store.settleInput(this.taskId, key, this.fence));

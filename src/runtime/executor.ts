@@ -108,9 +108,11 @@ export interface DurableRun {
   now(name: string): Promise<number>;
   /**
    * Waits durably for the message `topic` sent to this task by its executor (`TaskExecutor.answered`
-   * sends each answer under its question key) and returns its value.
+   * sends each answer under its question key) and returns its value. The engine's command is issued
+   * when this is called (its place in the run's history is fixed then); `stop` aborting ends the
+   * wait (rejecting with its reason) without taking the command back.
    */
-  receive<T extends Json>(topic: string): Promise<T>;
+  receive<T extends Json>(topic: string, stop?: AbortSignal): Promise<T>;
 }
 
 /**

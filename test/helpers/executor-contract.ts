@@ -85,6 +85,11 @@ export function executorContract(name: string, setup: () => Promise<ContractSetu
         }
         return text('never cancelled');
       });
+      tool('together', async (_args, ctx) => {
+        const ask = (key: string) => ctx.elicit(`${key}?`, { type: 'object', properties: { [key]: { type: 'string' } }, required: [key] }, { key });
+        const [a, b, c] = await Promise.all([ask('qa'), ask('qb'), ask('qc')]);
+        return text(`qa=${String(a.content?.qa)} qb=${String(b.content?.qb)} qc=${String(c.content?.qc)}`);
+      });
       tool('throws', async () => {
         throw new Error('boom');
       });
@@ -164,6 +169,23 @@ export function executorContract(name: string, setup: () => Promise<ContractSetu
       assert.equal(effects.count('f1:a'), 1, 'step a ran once, across the restart');
       assert.equal(effects.count('f1:b:accept'), 1, 'the answer was used once');
       assert.deepEqual(done.inputRequests, {});
+    });
+
+    it('questions asked together are each answered by their own answer, across replays and a restart, answered out of order', async () => {
+      for (let round = 0; round < 3; round++) {
+        const task = await submit('together', {});
+        await until(task.taskId, (t) => Object.keys(t.inputRequests).length === 3, 'asking three questions');
+        const answer = (key: string) => runtime.provideInputs(task.taskId, { [key]: { action: 'accept', content: { [key]: `${key}-${round}` } } }, 'contract');
+        await answer('qc');
+        await until(task.taskId, (t) => !('qc' in t.inputRequests), 'qc settled');
+        if (round === 1) await restart();
+        await answer('qa');
+        await until(task.taskId, (t) => !('qa' in t.inputRequests), 'qa settled');
+        await answer('qb');
+        const done = await ended(task.taskId);
+        assert.equal(done.status, 'completed', JSON.stringify(done));
+        assert.equal(resultText(done), `qa=qa-${round} qb=qb-${round} qc=qc-${round}`);
+      }
     });
 
     it('a timer fires after a restart, and not before its time', async () => {

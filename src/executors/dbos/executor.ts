@@ -474,10 +474,11 @@ export class DbosExecutor implements TaskExecutor {
         signal.throwIfAborted();
         return DBOS.now();
       },
-      receive: async <T extends Json>(topic: string): Promise<T> => {
+      receive: async <T extends Json>(topic: string, stop?: AbortSignal): Promise<T> => {
+        const until = stop ? AbortSignal.any([signal, stop]) : signal;
         for (;;) {
-          signal.throwIfAborted();
-          const message = await untilAborted(DBOS.recv<T>(topic, { timeoutSeconds }), signal);
+          until.throwIfAborted();
+          const message = await untilAborted(DBOS.recv<T>(topic, { timeoutSeconds }), until);
           if (message !== null) return message;
         }
       },

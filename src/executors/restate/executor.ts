@@ -352,7 +352,8 @@ export class RestateExecutor implements TaskExecutor {
         }) as Promise<T>,
       sleep: (name, ms) => untilAborted(ctx.sleep(Math.max(0, Math.round(ms)), name), signal),
       now: (name) => ctx.run<number>(name, async () => host.now()) as Promise<number>,
-      receive: <T extends Json>(topic: string) => untilAborted(ctx.promise<T>(topic).get(), signal),
+      receive: <T extends Json>(topic: string, stop?: AbortSignal) =>
+        untilAborted(ctx.promise<T>(topic).get(), stop ? AbortSignal.any([signal, stop]) : signal),
     };
     try {
       const ran = runOnEngine(host, taskId, run, {
