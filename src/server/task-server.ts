@@ -188,7 +188,8 @@ export class TaskServer {
    * Call `start()` before serving (it resumes unfinished tasks); a request that comes first starts
    * the server itself, and if starting fails it is answered HTTP 503 (-32010, the store unavailable)
    * or 500 (-32603), and the next request tries again. `close()` closes the handler's sessions too.
-   * Several handlers (or a handler beside `listen`) may serve one task server. Throws
+   * Several handlers (or a handler beside `listen`) may serve one task server; create each once and
+   * reuse it (each holds its own 2025-11-25 sessions and a sweep timer until `close()`). Throws
    * `InvalidArgumentError` for invalid `sessions` limits.
    */
   httpHandler(options: HttpHandlerOptions = {}): McpHttpHandler {
