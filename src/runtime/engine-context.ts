@@ -233,10 +233,11 @@ export class EngineContext implements TaskContext {
     if (ahead !== null) answered.abort(new Error('answered ahead'));
     const answer = (ahead ?? (await answering)) as unknown as InputAnswer;
     this.signal.throwIfAborted();
-    await this.run.step(settleStepName(key), async () => {
+    const settle = async () => {
       await this.write(() => this.store.settleInput(this.taskId, key, this.fence));
       return null;
-    });
+    };
+    await (this.run.recordsSettles === false ? settle() : this.run.step(settleStepName(key), settle));
     return answer;
   }
 

@@ -113,6 +113,14 @@ export interface DurableRun {
    * wait (rejecting with its reason) without taking the command back.
    */
   receive<T extends Json>(topic: string, stop?: AbortSignal): Promise<T>;
+  /**
+   * Whether the question bookkeeping after a wait (settling an answer once it arrived) is recorded
+   * as a `step` (default) or done again on each replay (`false`: the write is idempotent). An
+   * engine that replays completed waits in another order than they completed (Restate) would
+   * otherwise see those steps at other places of the run's history and refuse the replay; DBOS
+   * records them (its reconciler reads `settleStepName` steps).
+   */
+  readonly recordsSettles?: boolean;
 }
 
 /**

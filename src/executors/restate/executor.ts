@@ -354,6 +354,9 @@ export class RestateExecutor implements TaskExecutor {
       now: (name) => ctx.run<number>(name, async () => host.now()) as Promise<number>,
       receive: <T extends Json>(topic: string, stop?: AbortSignal) =>
         untilAborted(ctx.promise<T>(topic).get(), stop ? AbortSignal.any([signal, stop]) : signal),
+      // Restate resolves the waits of a replay in its own order: a settle step after each would land
+      // elsewhere in the history. The settle write is idempotent, so it is simply done again.
+      recordsSettles: false,
     };
     try {
       const ran = runOnEngine(host, taskId, run, {
