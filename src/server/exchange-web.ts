@@ -1,3 +1,4 @@
+import { readRequestBody } from '@modelcontextprotocol/server';
 import { reportingTarget, type Exchange, type McpFetchOptions, type Outcome } from './exchange.js';
 
 /** A web-standard `Exchange`, which also turns its outcome's `Response` into the one that reports the end of the exchange. */
@@ -31,17 +32,8 @@ export function webExchange(request: Request, options: McpFetchOptions = {}): We
     authInfo: options.authInfo,
     async readBody(limit) {
       if (options.parsedBody !== undefined) return { parsed: options.parsedBody };
-      if (Number(request.headers.get('content-length') ?? 0) > limit) return 'too-large';
-      if (!request.body) return { text: '' };
-      const decoder = new TextDecoder();
-      let text = '';
-      let size = 0;
-      for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
-        size += chunk.byteLength;
-        if (size > limit) return 'too-large';
-        text += decoder.decode(chunk, { stream: true });
-      }
-      return { text: text + decoder.decode() };
+      const read = await readRequestBody(request, limit); // the SDK's: Content-Length first, then while reading
+      return read.tooLarge ? 'too-large' : { text: read.text };
     },
     signal: request.signal,
     gone: () => request.signal.aborted,

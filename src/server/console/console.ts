@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { toNodeHandler } from '@modelcontextprotocol/node';
+import { readRequestBody } from '@modelcontextprotocol/server';
 import { ENGINE_ACCESS } from '../../core/access.js';
 import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, InvalidCursorError, TaskNotFoundError } from '../../core/errors.js';
 import { askedKey, inputKey, type Actor } from '../../core/journal-keys.js';
@@ -144,7 +145,7 @@ export class OperatorConsole {
   /**
    * A console over `deps.runtime`'s store. Throws `InvalidArgumentError` for a bad
    * `options.basePath`. Opens nothing: the store is listened to while an event stream is open.
-   * `fetch`, `node` and `handle` are bound to the instance, so they can be passed around on their
+   * `fetch` and `node` are bound to the instance, so they can be passed around on their
    * own (`app.use('/ops', console.node)`, `Bun.serve({ fetch: console.fetch })`).
    */
   constructor(
@@ -159,7 +160,6 @@ export class OperatorConsole {
       this.assets.set(name, new Uint8Array(asset.text !== undefined ? encoder.encode(asset.text(this.basePath)) : readFileSync(require.resolve(asset.file!))));
     this.fetch = this.fetch.bind(this);
     this.node = this.node.bind(this);
-    this.handle = this.handle.bind(this);
   }
 
   /** Whether operators sign in with tokens (else the console answers loopback peers only). */
@@ -251,14 +251,6 @@ export class OperatorConsole {
     // Past MAX_FORM_BYTES the rest of the body is left unread: the connection cannot carry another request.
     const body = () => bodyUpTo(req, MAX_FORM_BYTES, () => void (res.shouldKeepAlive = false));
     await serve({ ...(req.method && { method: req.method }), ...(url && { url }), headers: req.headers, [Symbol.asyncIterator]: body }, res);
-  }
-
-  /**
-   * Answers one request under `basePath` on Node (`url`, the parsed `req.url`, is not used).
-   * @deprecated Use `node(req, res)`, which this calls, or `fetch`.
-   */
-  handle(req: IncomingMessage, res: ServerResponse, _url?: URL): Promise<void> {
-    return this.node(req, res);
   }
 
   /** Ends every open event stream (their responses end) and stops listening to the store. Requests keep being answered. */
@@ -615,23 +607,13 @@ function sameOriginOf(request: Request, url: URL): boolean {
  * 64 KiB — the rest of the body is then left unread (`node` closes the connection after the answer).
  */
 async function readForm(request: Request): Promise<Record<string, string[]> | undefined> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (request.body) {
-    const reader = request.body.getReader();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > MAX_FORM_BYTES) {
-        reader.cancel().catch(() => undefined);
-        return undefined;
-      }
-      chunks.push(value);
-    }
+  const read = await readRequestBody(request, MAX_FORM_BYTES);
+  if (read.tooLarge) {
+    request.body?.cancel().catch(() => undefined);
+    return undefined;
   }
   const form: Record<string, string[]> = {};
-  for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) (form[name] ??= []).push(value);
+  for (const [name, value] of new URLSearchParams(read.text)) (form[name] ??= []).push(value);
   return form;
 }
 
