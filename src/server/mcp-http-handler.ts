@@ -107,6 +107,12 @@ export interface McpHttpHandlerOptions {
    * level without a stack, server faults at error level with one.
    */
   onError?: (error: unknown) => void;
+  /**
+   * Called before each request is served; a promise it returns is awaited first, and its rejection
+   * answers the request (503 with -32010 for a store outage, else 500 with -32603) without serving
+   * it (`TaskServer.httpHandler` starts the server this way). Undefined: nothing to wait for.
+   */
+  ready?: () => Promise<unknown> | undefined;
 }
 
 /**
@@ -172,11 +178,13 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     node: async (req, res, parsedBody) => {
       const exchange = nodeExchange(req, res, parsedBody);
       try {
-        await sendNode(await endpoint.serve(exchange), req, res, exchange, endpoint.sdkErrors);
+        await sendNode(await endpoint.serve(exchange), req, res, exchange, endpoint.onError);
       } catch (error) {
         endpoint.onError(error);
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(res.headersSent ? undefined : JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }));
+        if (res.headersSent) return void res.end();
+        res
+          .writeHead(500, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }));
       }
     },
     stats: () => ({ sessions: endpoint.sessions.size, requests: endpoint.serving }),
@@ -190,8 +198,6 @@ class McpEndpoint {
   readonly onError: (error: unknown) => void;
   /** Requests being served, as `maxConcurrentRequests` counts them. */
   serving = 0;
-  /** For the Node adapter's `toNodeHandler`: errors thrown by an SDK target before it answered. */
-  readonly sdkErrors: (error: Error) => void;
   private readonly logger: Logger;
   private readonly maxBodyBytes: number;
   private readonly maxConcurrent: number;
@@ -205,7 +211,6 @@ class McpEndpoint {
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
     this.logger = options.logger ?? createLogger();
     this.onError = options.onError ?? ((error: unknown) => logRequestError(this.logger, error, { component: 'http' }));
-    this.sdkErrors = (error) => this.onError(error);
     this.sessions = new Sessions2025(this.logger, options.sessions);
     this.maxConcurrent = options.maxConcurrentRequests ?? 512;
     this.refusals = refusalLog(this.logger, this.maxConcurrent);
@@ -228,19 +233,20 @@ class McpEndpoint {
 
   /** Decides how to answer `x`. Never rejects: an error escaping is answered 503 (a store outage) or 500 (-32603). */
   async serve(x: Exchange): Promise<Outcome> {
+    const ready = this.options.ready?.();
+    if (ready) {
+      try {
+        await ready;
+      } catch (error) {
+        return failure(error, null, 'Internal error: the server could not start');
+      }
+    }
     let id: string | number | null = null;
     try {
       return await this.route(x, (found) => (id = found));
     } catch (error) {
       this.onError(error);
-      // A store outage is no server fault: 503 with Retry-After, like every other answer to one.
-      const outage = storeUnavailableError(error);
-      if (outage) {
-        const object = toErrorObject(outage);
-        const { status, headers } = outageHeaders(object)!;
-        return json(status, { jsonrpc: '2.0', error: object, id }, headers);
-      }
-      return rpcError(500, -32603, 'Internal error', { id });
+      return failure(error, id, 'Internal error');
     }
   }
 
@@ -400,6 +406,18 @@ class McpEndpoint {
       if (this.standaloneStreams.remove(mcp) === 0) report(mcp, false);
     });
   }
+}
+
+/**
+ * The answer to an error that escaped: a store outage is no server fault — 503 with Retry-After and
+ * -32010, like every other answer to one —, anything else 500 with -32603 and `message`.
+ */
+function failure(error: unknown, id: string | number | null, message: string): Outcome {
+  const outage = storeUnavailableError(error);
+  if (!outage) return rpcError(500, -32603, message, { id });
+  const object = toErrorObject(outage);
+  const { status, headers } = outageHeaders(object)!;
+  return json(status, { jsonrpc: '2.0', error: object, id }, headers);
 }
 
 /** The session transport as a `FetchTarget`. */

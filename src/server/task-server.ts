@@ -9,7 +9,6 @@ import { McpTasks, type McpTasksOptions, type ProtocolVersion, type TaskInputSch
 import { TaskSubscriptions } from '../wire/index.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from './http.js';
 import { createMcpHttpHandler, type McpHttpHandler, type McpHttpHandlerOptions } from './mcp-http-handler.js';
-import { storeUnavailableError, outageHeaders, toErrorObject } from '../wire/errors.js';
 import { startStdioServer } from './stdio.js';
 import { OperatorConsole, type ConsoleOptions } from './console/console.js';
 import { InvalidArgumentError, errorChain } from '../core/errors.js';
@@ -71,13 +70,16 @@ export interface TaskServerOptions {
 }
 
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
-export type ListenOptions = Omit<HttpServerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'fastPath' | 'console'>;
+export type ListenOptions = Omit<
+  HttpServerOptions,
+  'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'fastPath' | 'console' | 'ready'
+>;
 
 /**
  * What `httpHandler` takes (see `McpHttpHandlerOptions`): `stateless`, `auth`, `protocolVersions`,
  * `sessions`, `maxConcurrentRequests`, `maxBodyBytes`, `bodyLimits`, `onError`.
  */
-export type HttpHandlerOptions = Omit<McpHttpHandlerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'fastPath'>;
+export type HttpHandlerOptions = Omit<McpHttpHandlerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'fastPath' | 'ready'>;
 
 /**
  * A complete durable MCP Tasks server: one store, one runtime, task tools in both protocol versions
@@ -103,6 +105,8 @@ export class TaskServer {
   private readonly fastPath: boolean;
   private readonly closers: (() => Promise<void>)[] = [];
   private starting?: Promise<number>;
+  /** Set once `start` has resolved: handlers then serve without awaiting it. */
+  private isStarted = false;
   private closing?: Promise<void>;
 
   constructor(options: TaskServerOptions) {
@@ -193,41 +197,18 @@ export class TaskServer {
    * `InvalidArgumentError` for invalid `sessions` limits.
    */
   httpHandler(options: HttpHandlerOptions = {}): McpHttpHandler {
-    const handler = createMcpHttpHandler(this.endpointOptions(options));
+    const handler = createMcpHttpHandler({
+      ...this.endpointOptions(options),
+      ready: () =>
+        this.isStarted
+          ? undefined
+          : this.start().catch((error: unknown) => {
+              this.logger.error({ err: error }, 'could not start: request refused');
+              throw error;
+            }),
+    });
     this.closers.push(() => handler.close());
-    /** Undefined once started; else the answer to give (starting failed). */
-    const started = async (): Promise<{ status: number; body: unknown; headers: Record<string, string> } | undefined> => {
-      try {
-        await this.start();
-        return undefined;
-      } catch (error) {
-        this.logger.error({ err: error }, 'could not start: request refused');
-        const outage = storeUnavailableError(error);
-        if (!outage)
-          return {
-            status: 500,
-            body: { jsonrpc: '2.0', error: { code: -32603, message: 'Internal error: the server could not start' }, id: null },
-            headers: {},
-          };
-        const object = toErrorObject(outage);
-        const { status, headers } = outageHeaders(object)!;
-        return { status, body: { jsonrpc: '2.0', error: object, id: null }, headers };
-      }
-    };
-    return {
-      fetch: async (request, fetchOptions) => {
-        const refusal = this.isStarted ? undefined : await started();
-        if (refusal) return Response.json(refusal.body, { status: refusal.status, headers: refusal.headers });
-        return handler.fetch(request, fetchOptions);
-      },
-      node: async (req, res, parsedBody) => {
-        const refusal = this.isStarted ? undefined : await started();
-        if (refusal) return void res.writeHead(refusal.status, { 'content-type': 'application/json', ...refusal.headers }).end(JSON.stringify(refusal.body));
-        return handler.node(req, res, parsedBody);
-      },
-      stats: () => handler.stats(),
-      close: () => handler.close(),
-    };
+    return handler;
   }
 
   /**
@@ -333,8 +314,6 @@ export class TaskServer {
     );
     return this.starting;
   }
-
-  private isStarted = false;
 
   /** The endpoint options every HTTP serving of this server shares. */
   private endpointOptions<T extends object>(options: T): T & McpHttpHandlerOptions {
