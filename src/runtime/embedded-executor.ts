@@ -130,7 +130,7 @@ export class EmbeddedExecutor implements TaskExecutor {
   private readonly retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout; startedAt?: number }>();
   /** Leases ending implausibly late (see `leasePlausible`) this instance watches: task id → the lease seen, since when (monotonic ms). */
   private readonly implausible = new Map<string, { key: string; since: number }>();
-  /** The heartbeat under way, and the retries under way (`resume`), which `close` waits for. */
+  /** The heartbeat under way, and the retries and claims under way (`background`), which `close` waits for. */
   private tickRun?: Promise<void>;
   private readonly resuming = new Set<Promise<void>>();
 
@@ -452,16 +452,20 @@ export class EmbeddedExecutor implements TaskExecutor {
     this.unsubscribeChanges = this.store.onChange((task) => {
       if (task.lease || (task.status !== 'working' && task.status !== 'input_required')) return;
       if (this.closed || this.skewed || this.executions.has(task.taskId)) return;
-      // Tracked with the retries, so `close` waits for a claim under way (which gives the lease back).
-      const claiming: Promise<void> = this.takeOver(false, task).then(
-        () => void this.resuming.delete(claiming),
-        (error: unknown) => {
-          this.resuming.delete(claiming);
-          this.quietOrReport(error, task.taskId);
-        },
+      // `close` waits for a claim under way (which gives the lease back).
+      this.background(
+        this.takeOver(false, task).then(
+          () => undefined,
+          (error: unknown) => this.quietOrReport(error, task.taskId),
+        ),
       );
-      this.resuming.add(claiming);
     });
+  }
+
+  /** Work `close` waits for before the store may close (`resuming`): `work` must not reject. */
+  private background(work: Promise<void>): void {
+    const tracked: Promise<void> = work.finally(() => this.resuming.delete(tracked));
+    this.resuming.add(tracked);
   }
 
   /** One heartbeat (the interval starts it only when the previous one has ended: see `tickRun`). */
@@ -550,16 +554,15 @@ export class EmbeddedExecutor implements TaskExecutor {
     state.attempt++;
     state.timer = setTimeout(() => {
       state.timer = undefined;
-      const resuming: Promise<void> = this.resume(taskId)
-        .catch((error) => {
+      this.background(
+        this.resume(taskId).catch((error) => {
           if (error instanceof StoreUnavailableError) this.retryLater(taskId);
           else {
             this.retries.delete(taskId);
             this.onError(error, taskId);
           }
-        })
-        .finally(() => this.resuming.delete(resuming));
-      this.resuming.add(resuming);
+        }),
+      );
     }, delay);
     state.timer.unref();
     this.retries.set(taskId, state);
