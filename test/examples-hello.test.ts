@@ -4,13 +4,13 @@
  * question, restarted on the same store, and the answer given through `tasks/update` finishes it.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, it } from 'node:test';
 import { ModernRawClient } from './helpers/modern-client.js';
+import { startExample } from './helpers/example-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-hello-'));
 const example = new URL('../examples/hello-task/server.ts', import.meta.url).pathname;
@@ -21,20 +21,7 @@ after(() => {
 });
 
 /** Starts the example on a free port over the test's store; resolves with its MCP URL. */
-async function start(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', example], {
-    env: { ...process.env, PORT: '0', STORE: `sqlite:${join(dir, 'hello.db')}`, MCP_TASKS_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += String(d)));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (line) => resolve(line.trim()));
-    child.once('exit', (code) => reject(new Error(`the example exited ${code}: ${stderr}`)));
-  });
-  return { url, child };
-}
+const start = () => startExample(example, { PORT: '0', STORE: `sqlite:${join(dir, 'hello.db')}`, MCP_TASKS_LOG_LEVEL: 'warn' }, children);
 
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

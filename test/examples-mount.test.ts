@@ -10,15 +10,15 @@
  * mounted at /ops shows the task to a signed-in operator.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { connectTaskClient } from '../src/client/connect.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { ConsoleHttp } from './helpers/console-http.js';
+import { startExample } from './helpers/example-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-mount-'));
 const children: ChildProcess[] = [];
@@ -28,21 +28,12 @@ after(() => {
 });
 
 /** Starts `examples/mount/<name>.ts` on a free port with its own SQLite store; resolves with its MCP URL. */
-async function start(name: string): Promise<{ url: string; child: ChildProcess }> {
-  const example = new URL(`../examples/mount/${name}.ts`, import.meta.url).pathname;
-  const child = spawn(process.execPath, ['--import', 'tsx', example], {
-    env: { ...process.env, PORT: '0', STORE: `sqlite:${join(dir, `${name}.db`)}`, MCP_TASKS_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += String(d)));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (line) => resolve(line.trim()));
-    child.once('exit', (code) => reject(new Error(`the ${name} example exited ${code}: ${stderr}`)));
-  });
-  return { url, child };
-}
+const start = (name: string) =>
+  startExample(
+    new URL(`../examples/mount/${name}.ts`, import.meta.url).pathname,
+    { PORT: '0', STORE: `sqlite:${join(dir, `${name}.db`)}`, MCP_TASKS_LOG_LEVEL: 'warn' },
+    children,
+  );
 
 /** Runs greet_later as a task in `version` and answers its question; resolves with the task id and its result text. */
 async function greet(url: string, version: '2025-11-25' | '2026-07-28', headers: Record<string, string> = {}): Promise<{ taskId: string; text: string }> {

@@ -11,12 +11,11 @@
  *   fires the timer, asks, and finishes it — the build step (which appends a line to a file) ran once.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
@@ -24,6 +23,7 @@ import * as z from 'zod';
 import { connectTaskClient, type TaskClient } from '../src/client/connect.js';
 import { dropSchemas, PG_URL, withParam } from './helpers/services.js';
 import { until } from './helpers/until.js';
+import { startExample, type ExampleProcess } from './helpers/example-process.js';
 
 const example = fileURLToPath(new URL('../examples/two-instances/server.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-two-instances-'));
@@ -37,28 +37,13 @@ after(async () => {
   await dropSchemas(schema);
 });
 
-interface Instance {
-  name: string;
-  url: string;
-  child: ChildProcess;
-  /** Its stderr so far (its log: JSON lines). */
-  log(): string;
-}
+/** One instance of the example (see `ExampleProcess`), by name. */
+type Instance = ExampleProcess & { name: string };
 
 /** Starts one instance of the example on a free port over the test's schema; resolves once it listens. */
 async function start(name: string): Promise<Instance> {
-  const child = spawn(process.execPath, ['--import', 'tsx', example], {
-    env: { ...process.env, STORE: store, PORT: '0', INSTANCE: name, LEASE_MS: '1500', BUILD_LOG: buildLog },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += String(chunk)));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (line) => resolve(line.trim()));
-    child.once('exit', (code) => reject(new Error(`instance ${name} exited (${code}) before listening:\n${stderr}`)));
-  });
-  return { name, url, child, log: () => stderr };
+  const instance = await startExample(example, { STORE: store, PORT: '0', INSTANCE: name, LEASE_MS: '1500', BUILD_LOG: buildLog }, children);
+  return { ...instance, name };
 }
 
 /** The lines the build steps appended for `version` (one per run of a build step). */
