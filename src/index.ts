@@ -27,6 +27,7 @@ export type { Actor } from './core/journal-keys.js';
 export { ENGINE_ACCESS } from './core/access.js';
 export {
   ConflictError,
+  IdempotencyConflictError,
   IllegalTransitionError,
   InvalidAnswerError,
   InvalidArgumentError,
@@ -42,6 +43,7 @@ export {
   type TaskErrorKind,
 } from './core/errors.js';
 export { isTransientError, NonRetryableError, TransientError } from './core/transient.js';
+export { IDEMPOTENCY_META_KEY, idempotencyKeyOf, MAX_IDEMPOTENCY_KEY_LENGTH, type TaskIdempotency } from './core/idempotency.js';
 export type { Json, JsonObject } from './core/json.js';
 export { createLogger, LOG_LEVELS, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './core/log.js';
 export { DEFAULT_LIFETIME_POLICY, type LifetimePolicy } from './core/policy.js';

@@ -120,6 +120,22 @@ describe('mcp-tasks CLI', () => {
     assert.equal(refs.get(modernTask)?.reference.generation, 'v2');
   });
 
+  it('--idempotency-key: the same command run again follows the task the first run created; other arguments are refused', () => {
+    for (const protocol of ['2025-11-25', '2026-07-28']) {
+      const key = `report-${protocol}-${Date.now()}`;
+      const args = ['call', demo.url, 'export_payments_report', '--args', '{"format":"json"}', '--protocol', protocol, '--json', '--idempotency-key', key];
+      const first = cli(args);
+      assert.equal(first.code, 0, first.stderr);
+      const again = cli(args);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(JSON.parse(again.stdout).taskId, JSON.parse(first.stdout).taskId, `${protocol}: one task for both runs`);
+      assert.deepEqual(JSON.parse(again.stdout).result, JSON.parse(first.stdout).result);
+      const other = cli(['call', demo.url, 'export_payments_report', '--args', '{"format":"csv"}', '--protocol', protocol, '--idempotency-key', key]);
+      assert.notEqual(other.code, 0);
+      assert.match(other.stderr, /already used for a different request/, other.stderr);
+    }
+  });
+
   it('calls a tool as a task, answers with --answer, prints the result (--json)', () => {
     const res = cli([
       'call',

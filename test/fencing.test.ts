@@ -69,6 +69,9 @@ class FaultyBackend implements StoreBackend {
   get(taskId: string) {
     return this.inner.get(taskId);
   }
+  findByIdempotency(scope: string, nowMs: number) {
+    return this.inner.findByIdempotency(scope, nowMs);
+  }
   replace(task: TaskRecord, expectedVersion: number) {
     return this.write(() => this.inner.replace(task, expectedVersion));
   }

@@ -13,7 +13,17 @@ import pg from 'pg';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { ENGINE_ACCESS } from '../src/core/access.js';
-import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, InvalidCursorError, LeaseLostError, TaskNotFoundError } from '../src/core/errors.js';
+import {
+  IdempotencyConflictError,
+  IllegalTransitionError,
+  InvalidAnswerError,
+  InvalidArgumentError,
+  InvalidCursorError,
+  LeaseLostError,
+  LimitExceededError,
+  TaskNotFoundError,
+} from '../src/core/errors.js';
+import { requestFingerprint } from '../src/core/idempotency.js';
 import { MemoryBackend } from '../src/store/memory-backend.js';
 import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { TaskStore } from '../src/store/task-store.js';
@@ -767,6 +777,70 @@ for (const factory of backends) {
       });
     });
 
+    it('idempotency keys: a retry returns the first task as it is now, other arguments are refused, keys are per principal, racing creates make one task', async () => {
+      const { store, twin } = fresh();
+      const keyed = (on: TaskStore, owner: string | null, key: string, args: { n: number } = { n: 1 }) =>
+        on.createOrFind({
+          owner,
+          request: { tool: 'demo', arguments: args },
+          errorResultStatus: 'failed',
+          idempotency: { key, fingerprint: requestFingerprint('demo', args) },
+        });
+      const first = await keyed(store, 'alice', 'key-1');
+      assert.equal(first.created, true);
+      assert.deepEqual(first.task.idempotency, { key: 'key-1', fingerprint: requestFingerprint('demo', { n: 1 }) });
+      await store.report(first.task.taskId, { statusMessage: 'moved on' });
+      const again = await keyed(store, 'alice', 'key-1');
+      assert.equal(again.created, false);
+      assert.equal(again.task.taskId, first.task.taskId);
+      assert.equal(again.task.statusMessage, 'moved on', 'the retry sees the task as it is now');
+      await assert.rejects(
+        keyed(store, 'alice', 'key-1', { n: 2 }),
+        (e: unknown) => e instanceof IdempotencyConflictError && e.taskId === first.task.taskId && e.data.reason === 'idempotencyKeyConflict',
+      );
+      const bob = await keyed(store, 'bob', 'key-1');
+      const anonymous = await keyed(store, null, 'key-1');
+      assert.ok(bob.created && anonymous.created, "another principal's key never finds alice's task");
+      assert.equal(new Set([first.task.taskId, bob.task.taskId, anonymous.task.taskId]).size, 3);
+      assert.equal((await store.list('alice')).tasks.length, 1, 'the retry and the refused call stored nothing');
+
+      const racers = await Promise.all(Array.from({ length: 8 }, () => keyed(store, 'carol', 'race')));
+      assert.equal(new Set(racers.map((r) => r.task.taskId)).size, 1, 'one task for eight concurrent calls with one key');
+      assert.equal(racers.filter((r) => r.created).length, 1);
+      if (twin && !store.exclusive) {
+        const elsewhere = new TaskStore(twin());
+        const both = await Promise.all([keyed(store, 'dave', 'two-instances'), keyed(elsewhere, 'dave', 'two-instances')]);
+        assert.equal(both[0].task.taskId, both[1].task.taskId, 'two instances on one store, one task');
+        assert.equal(both.filter((r) => r.created).length, 1);
+        await elsewhere.close();
+      }
+      for (const bad of ['', 'x'.repeat(256), 'line\nbreak']) await assert.rejects(keyed(store, 'alice', bad), InvalidArgumentError);
+      await store.close();
+    });
+
+    it('idempotency keys: an expired task gives its key up; maxLiveTasksPerOwner never refuses a retry of a task that exists', async () => {
+      let clock = Date.parse('2026-01-01T00:00:00.000Z');
+      const { store } = fresh({ now: () => clock, policy: { retainAfterEndMs: 0 }, maxLiveTasksPerOwner: 1 });
+      const keyed = (key: string) =>
+        store.createOrFind({
+          owner: 'erin',
+          request,
+          ttl: 1000,
+          errorResultStatus: 'failed',
+          idempotency: { key, fingerprint: requestFingerprint(request.tool, request.arguments) },
+        });
+      const first = await keyed('k');
+      const retry = await keyed('k');
+      assert.equal(retry.created, false, 'at the limit, the retry is answered with the task it created');
+      await assert.rejects(keyed('other'), LimitExceededError, 'a new key at the limit is refused');
+      await store.finish(first.task.taskId, 'completed', { type: 'result', result: { content: [] } });
+      clock += 5000;
+      const after = await keyed('k');
+      assert.equal(after.created, true, 'the expired task no longer holds the key');
+      assert.notEqual(after.task.taskId, first.task.taskId);
+      await store.close();
+    });
+
     it('concurrent writers from two processes lose no update', { timeout: 60_000 }, async (t) => {
       const { store, url } = fresh();
       if (!url) return t.skip('an in-memory store cannot be shared between processes');
@@ -807,7 +881,7 @@ describe('operator listing on data written before it existed', () => {
     return made;
   };
 
-  it('sqlite: a schema v1 file is migrated to v2 and lists every task by the new index', async () => {
+  it('sqlite: a schema v1 file is migrated to the current version (3) and lists every task by the new index', async () => {
     const path = join(dir, 'v1.db');
     const made = await records();
     const raw = new Database(path);
@@ -826,17 +900,17 @@ describe('operator listing on data written before it existed', () => {
     await store.close();
 
     const check = new Database(path);
-    assert.deepEqual(check.prepare(`SELECT value FROM mcp_tasks_meta WHERE key = 'schema_version'`).get(), { value: '2' });
+    assert.deepEqual(check.prepare(`SELECT value FROM mcp_tasks_meta WHERE key = 'schema_version'`).get(), { value: '3' });
     const plan = check
       .prepare('EXPLAIN QUERY PLAN SELECT body FROM tasks WHERE (created_at, task_id) < (?, ?) ORDER BY created_at DESC, task_id DESC LIMIT 5')
       .all('x', 'y');
     assert.match(JSON.stringify(plan), /tasks_by_created/, 'newest first by the (created_at, task_id) index');
-    check.prepare(`UPDATE mcp_tasks_meta SET value = '3' WHERE key = 'schema_version'`).run();
+    check.prepare(`UPDATE mcp_tasks_meta SET value = '4' WHERE key = 'schema_version'`).run();
     check.close();
-    assert.throws(() => new SqliteBackend(path), /schema version 3 is newer/);
+    assert.throws(() => new SqliteBackend(path), /schema version 4 is newer/);
   });
 
-  it('postgres: a schema at migration 1 gains migration 2 and lists every task', async () => {
+  it('postgres: a schema at migration 1 gains migrations 2 and 3, lists every task and takes idempotency keys', async () => {
     const schema = `mcpt_${run}_v1`;
     pgSchemas.push(schema);
     const made = await records();
@@ -860,7 +934,11 @@ describe('operator listing on data written before it existed', () => {
     try {
       assert.deepEqual((await store.listAll({}, ENGINE_ACCESS)).tasks, [...made].reverse());
       const { rows } = await client.query(`SELECT MAX(version) AS v FROM ${schema}.mcp_tasks_migrations`);
-      assert.equal(rows[0].v, 2);
+      assert.equal(rows[0].v, 3);
+      const keyed = () =>
+        store.createOrFind({ owner: 'alice', request, errorResultStatus: 'failed', idempotency: { key: 'after-migration', fingerprint: 'f' } });
+      assert.equal((await keyed()).created, true);
+      assert.equal((await keyed()).created, false);
       const index = await client.query(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'tasks_by_created'`, [schema]);
       assert.match(index.rows[0]?.indexdef ?? '', /\(created_at, task_id\)/);
     } finally {

@@ -75,6 +75,9 @@ class OutageBackend implements StoreBackend {
   get(taskId: string) {
     return this.call('get', [taskId], () => this.inner.get(taskId));
   }
+  findByIdempotency(scope: string, nowMs: number) {
+    return this.call('findByIdempotency', [scope, nowMs], () => this.inner.findByIdempotency(scope, nowMs));
+  }
   replace(task: TaskRecord, expectedVersion: number) {
     return this.call('replace', [task, expectedVersion], () => this.inner.replace(task, expectedVersion));
   }
@@ -123,14 +126,18 @@ const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 const TASKS_EXT = 'io.modelcontextprotocol/tasks';
 
 /** A task server on `store` with the test tools (`echo`, `ask`, `slow`), the fallback tools and 2025 `tasks/list`. */
-function taskServer(store: TaskStore, logger: ReturnType<typeof createLogger>, options: { fastPath?: boolean; console?: boolean } = {}): TaskServer {
+function taskServer(
+  store: TaskStore,
+  logger: ReturnType<typeof createLogger>,
+  options: { fastPath?: boolean; console?: boolean; declareIdempotency?: boolean } = {},
+): TaskServer {
   const server = createTaskServer({
     store,
     logger,
     fastPath: options.fastPath ?? true,
     ...(options.console && { console: true }),
     runtime: { purgeIntervalMs: 0 },
-    tasks: { fallbackTools: true, list: true },
+    tasks: { fallbackTools: true, list: true, ...(options.declareIdempotency === false && { declareIdempotency: false }) },
     subscriptions: { keepAliveMs: 1000 },
   });
   server.registerTool('echo', { description: 'echo', inputSchema: z.object({ text: z.string() }), taskSupport: 'optional' }, async ({ text: t }) => text(t));
@@ -574,19 +581,55 @@ describe('store outage: the CLI', () => {
     acrossOutage('2025-11-25', 'answered'),
   );
 
-  it('a task-creating call while the store is down is not sent twice: a plain message, exit 1, nothing created', { timeout: 60_000 }, async () => {
-    for (const version of ['2026-07-28', '2025-11-25'] as const) {
-      const journal = join(dir, `create-${version}`);
-      const tasksBefore = (await store.listAll({ limit: 1000 }, ENGINE_ACCESS)).tasks.length;
-      backend.mode = 'refuse';
-      const { out, exited } = cliChild(['call', url, 'echo', '--args', '{"text":"hi"}', '--protocol', version], journal);
-      const code = await exited;
-      backend.mode = 'up';
-      assert.equal(code, 1, out.stderr);
-      assert.match(out.stderr, /temporarily unavailable/, out.stderr);
-      assert.match(out.stderr, /not sent again/, out.stderr);
-      assert.equal(new KnownTasks(journal).list().length, 0, 'nothing journaled');
-      assert.equal((await store.listAll({ limit: 1000 }, ENGINE_ACCESS)).tasks.length, tasksBefore, 'nothing created');
-    }
-  });
+  it(
+    'a task-creating call while the store is down is sent again with the same idempotency key once it is back: exit 0, one task',
+    { timeout: 90_000 },
+    async () => {
+      for (const version of ['2026-07-28', '2025-11-25'] as const) {
+        const journal = join(dir, `create-${version}`);
+        const tasksBefore = (await store.listAll({ limit: 1000 }, ENGINE_ACCESS)).tasks.length;
+        backend.mode = 'refuse';
+        const { out, exited } = cliChild(['call', url, 'echo', '--args', '{"text":"hi"}', '--protocol', version, '--json'], journal);
+        try {
+          await until(() => /temporarily unavailable.*retrying in .* with the same idempotency key/.test(out.stderr), {
+            timeoutMs: 30_000,
+            what: () => `the CLI to say it retries (stderr: ${out.stderr})`,
+          });
+        } finally {
+          backend.mode = 'up';
+        }
+        assert.equal(await exited, 0, out.stderr);
+        assert.match(out.stdout, /hi/);
+        assert.equal(new KnownTasks(journal).list().length, 1, 'the one task journaled');
+        assert.equal((await store.listAll({ limit: 1000 }, ENGINE_ACCESS)).tasks.length - tasksBefore, 1, 'one task, however often the call was sent');
+      }
+    },
+  );
+
+  it(
+    'a task-creating call to a server that does not declare idempotency is not sent twice while the store is down: a plain message, exit 1, nothing created',
+    { timeout: 60_000 },
+    async () => {
+      const quiet = taskServer(store, logger, { declareIdempotency: false });
+      const quietUrl = (await quiet.listen({ port: 0 })).url;
+      try {
+        for (const version of ['2026-07-28', '2025-11-25'] as const) {
+          const journal = join(dir, `create-quiet-${version}`);
+          const tasksBefore = (await store.listAll({ limit: 1000 }, ENGINE_ACCESS)).tasks.length;
+          backend.mode = 'refuse';
+          const { out, exited } = cliChild(['call', quietUrl, 'echo', '--args', '{"text":"hi"}', '--protocol', version], journal);
+          const code = await exited;
+          backend.mode = 'up';
+          assert.equal(code, 1, out.stderr);
+          assert.match(out.stderr, /temporarily unavailable/, out.stderr);
+          assert.match(out.stderr, /not sent again/, out.stderr);
+          assert.equal(new KnownTasks(journal).list().length, 0, 'nothing journaled');
+          assert.equal((await store.listAll({ limit: 1000 }, ENGINE_ACCESS)).tasks.length, tasksBefore, 'nothing created');
+        }
+      } finally {
+        backend.mode = 'up';
+        await quiet.close();
+      }
+    },
+  );
 });

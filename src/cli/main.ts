@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
@@ -9,6 +10,7 @@ import type { FollowResult } from '../client/follower.js';
 import { EXIT, Run, emit, type RunOptions } from './run.js';
 import { statusText, summarizeArguments } from './render.js';
 import type { ProtocolVersion } from '../core/protocol-version.js';
+import { IDEMPOTENCY_META_KEY } from '../core/idempotency.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -122,13 +124,18 @@ examples(
         .option('--args <json>', 'tool arguments as a JSON object', '{}')
         .option('--args-file <file>', 'read the tool arguments from a JSON file')
         .option('--ttl <ms>', 'requested task lifetime in ms (2025-11-25 only: 2026-07-28 servers decide it)', parsePositiveInt)
-        .option('--no-task', 'call without asking for a task (a 2026-07-28 server may still run it as one; it is then journaled and followed)'),
+        .option('--no-task', 'call without asking for a task (a 2026-07-28 server may still run it as one; it is then journaled and followed)')
+        .option(
+          '--idempotency-key <key>',
+          'send this idempotency key (default: a new UUID): the same command run again with the same key follows the task the first run created instead of starting another (servers declaring tools.idempotency)',
+        ),
       false,
     ),
   ),
   `mcp-tasks call http://127.0.0.1:3000/mcp process_invoice --args-file invoice.json`,
   `mcp-tasks call http://127.0.0.1:3000/mcp process_invoice --args-file invoice.json --answer '{"decision":"approve"}' --json`,
-).action(async (url: string, tool: string, opts: Opts & { args: string; argsFile?: string; ttl?: number; task: boolean }) => {
+  `mcp-tasks call http://127.0.0.1:3000/mcp process_invoice --args-file invoice.json --idempotency-key inv-2026-0042`,
+).action(async (url: string, tool: string, opts: Opts & { args: string; argsFile?: string; ttl?: number; task: boolean; idempotencyKey?: string }) => {
   checkEndpointUrl(url);
   const args = parseJsonObject(opts.argsFile ? readFile(opts.argsFile) : opts.args, opts.argsFile ? `--args-file ${opts.argsFile}` : '--args');
   await Run.with(opts, async (run) => {
@@ -142,7 +149,13 @@ examples(
       throw new Error(`${tool} must run as a task (its execution.taskSupport is "required"); call it without --no-task`);
     }
     const summary = summarizeArguments(args);
-    // Busy answers are retried (the server did nothing); "temporarily unavailable" ones are not: see whileBusy.
+    // Every attempt carries one idempotency key. Busy answers are retried (the server did nothing);
+    // "temporarily unavailable" ones only when the server declared idempotency (a retry then returns
+    // the task the first attempt created, if it did): see whileBusy. Lost replies are sent again by
+    // the client library (see connectTaskClient's `callRetries`).
+    const idempotencyKey = opts.idempotencyKey ?? randomUUID();
+    if (opts.idempotencyKey !== undefined && !tc.idempotency)
+      run.log(`note: ${url} does not declare tools.idempotency; --idempotency-key is sent, but the server may not honor it`);
     const call = run.whileBusy(
       `calling ${tool}`,
       () =>
@@ -151,8 +164,9 @@ examples(
             preference: opts.task ? 'prefer' : tc.protocolVersion === '2026-07-28' ? 'allow' : 'forbid',
             ...(opts.ttl !== undefined && tc.protocolVersion === '2025-11-25' && { retentionMs: opts.ttl }),
           },
+          metadata: { [IDEMPOTENCY_META_KEY]: idempotencyKey },
         }),
-      { url },
+      { url, resend: tc.idempotency ? 'idempotent' : 'creates' },
     );
     const execution = await run.untilStopped(call);
     if (!execution) return [{ kind: 'left', taskId: '-', reason: run.stopReason() } satisfies FollowResult];

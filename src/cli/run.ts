@@ -4,7 +4,7 @@ import { taskId as toTaskId } from '@modelcontextprotocol/ext-tasks/core';
 import { Endpoint } from '../client/endpoint.js';
 import { SdkError } from '@modelcontextprotocol/client';
 import { isTerminal } from '../core/status.js';
-import { busyRetryMs, describeError, jsonRpcCode, unavailableRetryMs } from '../client/errors.js';
+import { busyRetryMs, describeError, isTransient, jsonRpcCode, unavailableRetryMs } from '../client/errors.js';
 import { TaskFollower, type FollowResult } from '../client/follower.js';
 import { KnownTasks } from '../client/known-tasks.js';
 import { statusLine, terminalAsker, type QuestionContext } from '../client/prompt.js';
@@ -114,10 +114,17 @@ export class Run {
    * as it is: a read, a cancellation) retries it too, waiting at least what the server asks for and
    * backing off to 30 s, up to 10 tries; `'creates'` (default: a request that creates a task) throws
    * an `Error` saying that nothing was sent again and why — the server may have stored the task
-   * before it failed, and a second call could start the work twice. `url` names the server in
-   * messages.
+   * before it failed, and a second call could start the work twice. `'idempotent'` (a request that
+   * creates a task, carrying an idempotency key the server declared it honors: SEP-3182) retries
+   * like `'safe'`, and also a request whose reply was lost (`isTransient`: a cut connection, a
+   * timeout), after 1 s, since a retry with the same key gets the task the first one created. `url`
+   * names the server in messages.
    */
-  async whileBusy<T>(what: string, attempt: () => Promise<T>, options: { url?: string; resend?: 'safe' | 'creates' } = {}): Promise<T | undefined> {
+  async whileBusy<T>(
+    what: string,
+    attempt: () => Promise<T>,
+    options: { url?: string; resend?: 'safe' | 'creates' | 'idempotent' } = {},
+  ): Promise<T | undefined> {
     const url = options.url ?? 'the server';
     for (let tries = 1; ; tries++) {
       try {
@@ -125,19 +132,20 @@ export class Run {
       } catch (error) {
         if (this.stop.signal.aborted) throw error;
         const unavailableMs = unavailableRetryMs(error);
-        if (unavailableMs !== undefined && options.resend !== 'safe')
+        if (unavailableMs !== undefined && options.resend !== 'safe' && options.resend !== 'idempotent')
           throw new Error(
             `${what}: ${describeError(error, url)}. The call was not sent again: the server may have stored a task before it failed, and a second call could start the work twice. Try again once the server is back.`,
             { cause: error },
           );
-        const retryMs = unavailableMs ?? busyRetryMs(error);
+        const lost = options.resend === 'idempotent' && unavailableMs === undefined && busyRetryMs(error) === undefined && isTransient(error);
+        const retryMs = unavailableMs ?? busyRetryMs(error) ?? (lost ? 1000 : undefined);
         if (retryMs === undefined) throw error;
         const busy = unavailableMs === undefined;
         if (tries >= 10)
           throw new Error(
             busy
               ? `${what}: the server stayed busy through ${tries} tries (HTTP 503); nothing was created, try again later`
-              : `${what}: the server stayed unavailable through ${tries} tries (${describeError(error, url)}); try again later`,
+              : `${what}: the server stayed unavailable through ${tries} tries (${describeError(error, url)}); try again later${options.resend === 'idempotent' ? ' (the same --idempotency-key gets the task if one was created)' : ''}`,
             { cause: error },
           );
         const waitMs = Math.min(30_000, Math.max(1000, retryMs, busy ? 0 : 250 * 2 ** tries));
@@ -145,7 +153,7 @@ export class Run {
         this.log(
           busy
             ? `${what}: the server is busy; ${retry} (Ctrl-C to stop; nothing was created)`
-            : `${what}: ${describeError(error, url)}; ${retry} (Ctrl-C to stop)`,
+            : `${what}: ${describeError(error, url)}; ${retry}${options.resend === 'idempotent' ? ' with the same idempotency key' : ''} (Ctrl-C to stop)`,
         );
         const stopped = await this.untilStopped(new Promise((resolve) => setTimeout(resolve, waitMs, true)));
         if (!stopped) return undefined;
@@ -164,6 +172,7 @@ export class Run {
         headers: this.headers,
         protocolVersion,
         onError: () => undefined,
+        callRetries: 0, // `whileBusy` sends a lost call again itself, saying so (resend: 'idempotent')
       });
       this.endpoints.set(key, endpoint);
     }

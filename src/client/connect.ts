@@ -7,6 +7,8 @@ import {
   type TaskEnabledSession,
   type ToolDeclaration,
 } from '@modelcontextprotocol/ext-tasks/client';
+import { randomUUID } from 'node:crypto';
+import { IDEMPOTENCY_META_KEY } from '../core/idempotency.js';
 import { TransportError, busyRetryMs, checkEndpointUrl, describeError, isTransient } from './errors.js';
 import { operatorConsoleAdvice } from './console-probe.js';
 import { createHttpRawDispatch } from './http-dispatch.js';
@@ -50,6 +52,12 @@ export interface TaskClient {
   /** Declarations from `tools/list`, by name. */
   tools: Map<string, ToolDeclaration>;
   /**
+   * Whether the server declared `capabilities.tools.idempotency` (SEP-3182): a `session.callTool`
+   * whose reply was lost (connection cut, timeout, store unavailable) is then sent again with the
+   * same idempotency key, and the server answers with the task the first call created.
+   */
+  idempotency: boolean;
+  /**
    * Closes the connection and leaves every task as it is: task executions started through
    * `session` (`callTool`, `resumeTask`) and not settled are detached first — their tasks go on on
    * the server and their questions stay pending — never cancelled (ext-tasks' own
@@ -74,6 +82,12 @@ export interface ConnectOptions {
    * `2026-07-28` requires 2026-07-28.
    */
   protocolVersion?: 'auto' | ProtocolVersion;
+  /**
+   * How often a `session.callTool` whose reply was lost is sent again, with the same idempotency key,
+   * when the server declared `tools.idempotency` (default 5; waits of 0.5, 1, 2, 4, 8 s). 0 never
+   * sends a call twice. Servers that do not declare it never get a call twice.
+   */
+  callRetries?: number;
 }
 
 const CLIENT_INFO = { name: 'mcp-tasks-cli', version: '0.1.0' };
@@ -147,10 +161,12 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     }
     /* a server without tools can still serve tasks/* */
   }
+  // The SDK's parsed capabilities drop what its schema does not know (`tools.idempotency`, SEP-3182): read the server's own.
+  const idempotency = Boolean((transport.serverCapabilities?.tools as { idempotency?: unknown } | undefined)?.idempotency);
   const port: ClientSessionPortOptions =
     negotiated === '2026-07-28'
       ? {
-          rawDispatch: createHttpRawDispatch(url, { protocolVersion: revision, headers: options.headers }),
+          rawDispatch: createHttpRawDispatch(url, { protocolVersion: revision, headers: options.headers, resendCalls: idempotency }),
           v2RequestFraming: { protocolVersion: revision, clientInfo: CLIENT_INFO, clientCapabilities: CAPABILITIES },
         }
       : {};
@@ -182,6 +198,7 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     },
     onError: options.onError,
   });
+  sendWithIdempotencyKeys(session, idempotency ? Math.max(0, Math.floor(options.callRetries ?? 5)) : 0);
   const unsettled = trackTaskExecutions(session);
   return {
     url,
@@ -189,6 +206,7 @@ export async function connectTaskClient(url: string, options: ConnectOptions): P
     client,
     session,
     tools,
+    idempotency,
     close: async () => {
       for (const execution of unsettled) {
         await execution.detach().catch(() => undefined);
@@ -222,6 +240,46 @@ function trackTaskExecutions(session: TaskEnabledSession): Set<{ detach(): Promi
   return unsettled;
 }
 
+/**
+ * Makes every `session.callTool` carry an idempotency key (SEP-3182; in
+ * `_meta["io.modelcontextprotocol/idempotencyKey"]`, which ext-tasks passes on as the request's
+ * `_meta`): a random UUID per call, unless the caller's `options.metadata` names one. A call that
+ * fails without an answer from the server (`isTransient`: the connection was cut or refused, a
+ * timeout, HTTP 503, the server's store unavailable) is sent again with the same key up to `retries`
+ * times (waits of 0.5 s doubling to 8 s; none once `options.signal` aborts): the server answers a
+ * key it has seen with the task it created then, so a lost reply never starts the work twice. Pass
+ * `retries` 0 for servers that do not declare `tools.idempotency`: they may ignore the key. The
+ * session's method is rebound on the instance, like `trackTaskExecutions` does.
+ */
+function sendWithIdempotencyKeys(session: TaskEnabledSession, retries: number): void {
+  const callTool = session.callTool.bind(session);
+  session.callTool = (async (name: string, params?: Parameters<typeof callTool>[1], options: Parameters<typeof callTool>[2] = {}) => {
+    const key = options.metadata?.[IDEMPOTENCY_META_KEY] ?? randomUUID();
+    const keyed = { ...options, metadata: { ...options.metadata, [IDEMPOTENCY_META_KEY]: key } };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await callTool(name, params, keyed);
+      } catch (error) {
+        if (attempt >= retries || options.signal?.aborted || !isTransient(error) || busyRetryMs(error) !== undefined) throw error;
+        await abortableSleep(Math.min(8000, 500 * 2 ** attempt), options.signal);
+      }
+    }
+  }) as typeof session.callTool;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Never resolves; rejects once `signal` aborts (never without one): an unanswered question left to wait. */
 function untilWithdrawn(signal: AbortSignal | undefined): Promise<never> {
   return new Promise<never>((_, reject) => {
@@ -238,6 +296,36 @@ function untilWithdrawn(signal: AbortSignal | undefined): Promise<never> {
  */
 class ResponseTrackingTransport extends StreamableHTTPClientTransport {
   private readonly pending = new Map<string | number, (failure?: unknown) => void>();
+  /**
+   * The `capabilities` of the server's `initialize` (2025-11-25) or `server/discover` (2026-07-28)
+   * result as the server sent them: the SDK's `getServerCapabilities()` returns them parsed by its
+   * schema, which drops capabilities newer than it (`tools.idempotency`).
+   */
+  serverCapabilities?: Record<string, unknown>;
+
+  constructor(...args: ConstructorParameters<typeof StreamableHTTPClientTransport>) {
+    super(...args);
+    // Every message the transport receives passes `onmessage`, which the SDK's Client assigns on
+    // connect: an accessor on the instance sees each one before the Client does.
+    let inner: StreamableHTTPClientTransport['onmessage'];
+    Object.defineProperty(this, 'onmessage', {
+      configurable: true,
+      enumerable: true,
+      get: () =>
+        inner &&
+        ((message: Parameters<NonNullable<typeof inner>>[0]) => {
+          // `initialize` results carry `serverInfo`, `server/discover` results `supportedVersions`.
+          const result = (message as { result?: { capabilities?: unknown; serverInfo?: unknown; supportedVersions?: unknown } }).result;
+          const handshake = result?.serverInfo !== undefined || Array.isArray(result?.supportedVersions);
+          if (handshake && typeof result!.capabilities === 'object' && result!.capabilities !== null)
+            this.serverCapabilities = result.capabilities as Record<string, unknown>;
+          inner!(message);
+        }),
+      set: (handler: typeof inner) => {
+        inner = handler;
+      },
+    });
+  }
 
   /**
    * Reports (once) what becomes of the response to request `id`: `settle()` when the server accepted

@@ -3,6 +3,14 @@ import { DispatchError, type RawClientDispatch } from '@modelcontextprotocol/ext
 import { STORE_UNAVAILABLE } from './errors.js';
 import { sseMessages } from './sse.js';
 
+/** Whether `error` (a failed `fetch`) says the connection was never made, so the request was not sent. */
+function neverSent(error: unknown): boolean {
+  for (let e = error as { cause?: unknown; code?: unknown } | undefined, depth = 0; e && depth < 4; depth++, e = e.cause as typeof e) {
+    if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return true;
+  }
+  return false;
+}
+
 /** Methods whose `Mcp-Name` header mirrors a params field (2026-07-28 Streamable HTTP "Standard Request Headers"; Tasks extension "Routing Headers"). */
 const MCP_NAME_SOURCE: Record<string, 'name' | 'uri' | 'taskId'> = {
   'tools/call': 'name',
@@ -28,8 +36,18 @@ const MCP_NAME_SOURCE: Record<string, 'name' | 'uri' | 'taskId'> = {
  * mcp-tasks server whose task store is unavailable: -32010, `data.retryable`) is that error
  * (`kind: "error"`; see `unavailableRetryMs`), not a busy answer: such a request may have been acted
  * on, so only the caller knows whether it may be sent again.
+ *
+ * ext-tasks sends a request that failed with a retryable `DispatchError` once more, blindly. For a
+ * `tools/call` that is safe only when the server declared `tools.idempotency` (SEP-3182: the call
+ * carries an idempotency key, see `connectTaskClient`), so unless `options.resendCalls` says it did,
+ * a `tools/call` whose failure came after the request may have reached the server (a reset
+ * connection, a reply cut short or unreadable) fails with a non-retryable `DispatchError`: a
+ * second call could start the work twice. A connection refused (nothing was sent) stays retryable.
  */
-export function createHttpRawDispatch(url: string, options: { protocolVersion: string; headers?: Record<string, string> }): RawClientDispatch {
+export function createHttpRawDispatch(
+  url: string,
+  options: { protocolVersion: string; headers?: Record<string, string>; resendCalls?: boolean },
+): RawClientDispatch {
   return async (request, dispatchOptions) => {
     const message = request as { id?: string | number; method: string; params?: Record<string, unknown> };
     const id = message.id ?? `mcp-tasks-${randomUUID()}`;
@@ -44,6 +62,8 @@ export function createHttpRawDispatch(url: string, options: { protocolVersion: s
     const source = MCP_NAME_SOURCE[message.method];
     const name = source ? message.params?.[source] : undefined;
     if (typeof name === 'string' && headers['mcp-name'] === undefined) headers['mcp-name'] = headerSafe(name);
+    // Whether a failure of this request may be left to ext-tasks' blind resend (see above).
+    const resendable = (error?: unknown) => message.method !== 'tools/call' || options.resendCalls === true || (error !== undefined && neverSent(error));
     let response: Response;
     try {
       response = await fetch(url, {
@@ -54,7 +74,7 @@ export function createHttpRawDispatch(url: string, options: { protocolVersion: s
       });
     } catch (error) {
       if (dispatchOptions?.signal?.aborted) throw error;
-      throw new DispatchError(`POST ${url} failed: ${(error as Error).message}`, true, { cause: error });
+      throw new DispatchError(`POST ${url} failed: ${(error as Error).message}`, resendable(error), { cause: error });
     }
     if (response.status === 503 || response.status === 429) {
       const retryAfterMs = retryAfterOf(response.headers.get('retry-after'));
@@ -64,9 +84,15 @@ export function createHttpRawDispatch(url: string, options: { protocolVersion: s
       const error = Object.assign(new DispatchError(`${url} is busy (HTTP ${response.status})`, true), { busy: true });
       throw retryAfterMs === undefined ? error : Object.assign(error, { retryAfterMs });
     }
-    const reply = await readReply(response, id);
+    let reply: Awaited<ReturnType<typeof readReply>>;
+    try {
+      reply = await readReply(response, id);
+    } catch (error) {
+      if (error instanceof DispatchError && error.retryable && !resendable()) throw new DispatchError(error.message, false, { cause: error });
+      throw error;
+    }
     if (reply.error) return { kind: 'error', error: reply.error as never };
-    if (reply.result === undefined) throw new DispatchError(`HTTP ${response.status} from ${url} carried no JSON-RPC response`, true);
+    if (reply.result === undefined) throw new DispatchError(`HTTP ${response.status} from ${url} carried no JSON-RPC response`, resendable());
     return { kind: 'result', result: reply.result as never };
   };
 }

@@ -20,6 +20,7 @@
  */
 export { connectTaskClient, type AnswerQuestion, type AnswerSent, type ConnectOptions, type ElicitationQuestion, type TaskClient } from './connect.js';
 export { Endpoint } from './endpoint.js';
+export { IDEMPOTENCY_META_KEY } from '../core/idempotency.js';
 export { STORE_UNAVAILABLE, TransportError, busyRetryMs, checkEndpointUrl, describeError, isTransient, unavailableRetryMs } from './errors.js';
 export { RETRY_DELAYS_MS, TaskFollower, type FollowEvent, type FollowOptions, type FollowResult } from './follower.js';
 export { KnownTasks, defaultKnownTasksDir, type KnownTask, type StateDirContext } from './known-tasks.js';

@@ -10,7 +10,8 @@
  * | `illegal_transition` | e.g. cancelling a terminal task, `completed → working`| -32602        |
  * | `conflict`           | optimistic-concurrency retries exhausted              | -32603        |
  * | `invalid_argument`   | malformed input to a store or runtime call, or an     | -32602        |
- * |                      | answer that does not match its `requestedSchema`      |               |
+ * |                      | answer that does not match its `requestedSchema`, or  |               |
+ * |                      | an idempotency key reused with other arguments        |               |
  * | `lease_lost`         | a runtime wrote for a task another instance now holds,| (internal)    |
  * |                      | or that ended or was cancelled meanwhile (fencing)    |               |
  * | `limit_exceeded`     | a configured limit (e.g. live tasks per principal)    | -32000        |
@@ -185,6 +186,30 @@ export class InvalidAnswerError extends InvalidArgumentError {
   /** `{ problems }`: the JSON-RPC error `data` of the -32602 this error maps to. */
   get data(): { problems: { [key: string]: string[] } } {
     return { problems: this.problems };
+  }
+}
+
+/**
+ * An idempotency key (SEP-3182 "Request Idempotency", see `src/core/idempotency.ts`) reused by the
+ * same principal for a different request: another tool, or other arguments, than the call that
+ * created task `taskId` with it. Nothing was created. An `InvalidArgumentError`, so it maps to
+ * -32602 (Invalid params) with `data` `{ reason: "idempotencyKeyConflict", idempotencyKey, taskId }`:
+ * the key's owner may read that task, and a client that meant a new request sends a new key.
+ */
+export class IdempotencyConflictError extends InvalidArgumentError {
+  constructor(
+    readonly idempotencyKey: string,
+    readonly taskId: string,
+  ) {
+    super(
+      `idempotencyKey '${idempotencyKey}' was already used for a different request (another tool or other arguments) that created task ${taskId}; send a new key for a new request`,
+    );
+    this.name = 'IdempotencyConflictError';
+  }
+
+  /** The JSON-RPC error `data` of the -32602 this error maps to. */
+  get data(): { reason: 'idempotencyKeyConflict'; idempotencyKey: string; taskId: string } {
+    return { reason: 'idempotencyKeyConflict', idempotencyKey: this.idempotencyKey, taskId: this.taskId };
   }
 }
 

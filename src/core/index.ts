@@ -2,6 +2,7 @@ export * from './status.js';
 export * from './errors.js';
 export * from './answer-schema.js';
 export * from './ids.js';
+export * from './idempotency.js';
 export * from './json.js';
 export * from './task.js';
 export * from './policy.js';

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Json } from './json.js';
 
 /** Marker of a sealed value in stored JSON: `{ "$sealed": "v1.<iv>.<tag>.<ciphertext>" }` (base64url parts). */
@@ -14,6 +14,14 @@ export class SecretBox {
 
   constructor(key: Buffer | string) {
     this.key = typeof key === 'string' || key.length !== 32 ? createHash('sha256').update(key).digest() : key;
+  }
+
+  /**
+   * A key derived from this box's for MACs (HMAC-SHA256 of a fixed label), never the sealing key
+   * itself: what `requestFingerprint` keys its hash with when arguments are sealed at rest.
+   */
+  macKey(): Buffer {
+    return createHmac('sha256', this.key).update('mcp-tasks fingerprint v1').digest();
   }
 
   /** Seals any JSON value into `{ $sealed: … }`. */

@@ -1,4 +1,5 @@
 import type { Json, JsonObject } from './json.js';
+import type { TaskIdempotency } from './idempotency.js';
 import type { TaskStatus } from './status.js';
 
 /**
@@ -136,6 +137,12 @@ export interface TaskRecord {
    * `src/runtime/telemetry.ts`). Absent when no OpenTelemetry SDK was recording at creation.
    */
   traceContext?: TraceContext;
+  /**
+   * The idempotency key the task was created with and the fingerprint of its request (SEP-3182; see
+   * `TaskIdempotency`): while the task is retained, a `tools/call` of the same principal with the
+   * same key returns this task instead of creating another. Absent for tasks created without a key.
+   */
+  idempotency?: TaskIdempotency;
   version: number;
 }
 

@@ -3,6 +3,7 @@ import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, Lease
 import { isTerminal } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
+import { requestFingerprint } from '../core/idempotency.js';
 import type { Fence, Lease, TaskRecord } from '../core/task.js';
 import { ENGINE_ACCESS, type Access, type Principal } from '../core/access.js';
 import {
@@ -44,6 +45,12 @@ export interface SubmitInput {
    * when no OpenTelemetry SDK is installed.
    */
   traceCarrier?: Record<string, unknown>;
+  /**
+   * The call's idempotency key (SEP-3182, `params.idempotencyKey`; see `TaskStore.createOrFind`):
+   * a retained task `owner` created with it — for the same tool and arguments — is returned instead
+   * of a new one, and is not started again. Other arguments → `IdempotencyConflictError` (-32602).
+   */
+  idempotencyKey?: string;
 }
 
 /** Options of a `TaskRuntime`. */
@@ -174,8 +181,9 @@ export class TaskRuntime {
     let task: TaskRecord;
     const since = monotonicNow();
     const lease = this.executor.leaseForNewTask();
+    let created = true;
     try {
-      task = await this.store.create({
+      ({ task, created } = await this.store.createOrFind({
         owner: input.owner,
         request: {
           tool: input.tool,
@@ -186,10 +194,21 @@ export class TaskRuntime {
         errorResultStatus: input.errorResultStatus,
         ...(lease && { lease }),
         ...(creation.traceContext && { traceContext: creation.traceContext }),
-      });
+        ...(input.idempotencyKey !== undefined && {
+          idempotency: {
+            key: input.idempotencyKey,
+            fingerprint: requestFingerprint(input.tool, toJson(input.arguments), this.store.secrets?.macKey()),
+          },
+        }),
+      }));
     } catch (error) {
       creation.failed(error);
       throw error;
+    }
+    if (!created) {
+      creation.found(task);
+      this.log.debug({ ...taskFields(task), idempotencyKey: input.idempotencyKey }, 'task creation retried: returned the task the key created');
+      return task;
     }
     creation.stored(task);
     this.log.info(taskFields(task), 'task created');

@@ -198,6 +198,11 @@ export interface CreationTelemetry {
   stored(task: TaskRecord): void;
   /** Storing failed (a limit, an outage): records the error and ends the span. */
   failed(error: unknown): void;
+  /**
+   * Nothing was stored: the call's idempotency key named `task`, which an earlier call created.
+   * Names it on the span with `mcp_tasks.idempotent_replay` true, ends the span, counts nothing.
+   */
+  found(task: TaskRecord): void;
 }
 
 /**
@@ -226,6 +231,11 @@ export function startCreation(tool: string, carrier: unknown): CreationTelemetry
     },
     failed(error) {
       recordError(span, error);
+      span.end();
+    },
+    found(task) {
+      span.setAttribute(ATTR.taskId, task.taskId);
+      span.setAttribute('mcp_tasks.idempotent_replay', true);
       span.end();
     },
   };

@@ -37,7 +37,7 @@ export interface TaskServerOptions {
    * and the wire are the same on each.
    */
   executor?: TaskExecutor;
-  /** Wire options: `list`, `fallbackTools`, `syncWaitMs` (ms), `maxArgumentBytes`, `throttlePolling`, `onError`. */
+  /** Wire options: `list`, `fallbackTools`, `syncWaitMs` (ms), `maxArgumentBytes`, `throttlePolling`, `declareIdempotency`, `onError`. */
   tasks?: Omit<McpTasksOptions, 'logger'>;
   /** One logger for every layer. Default: `createLogger()` (JSON on stderr, info). */
   logger?: Logger;

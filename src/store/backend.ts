@@ -88,8 +88,19 @@ export interface StatusCounts {
  * Records passed in and returned are copies: mutating them never changes stored state.
  */
 export interface StoreBackend {
-  /** Stores a new record. Throws if `taskId` exists. */
-  insert(task: TaskRecord): Promise<void>;
+  /**
+   * Stores a new record. Throws if `taskId` exists. When `task.idempotency` is set, atomically with
+   * a check of the key's index (`idempotencyScope(task.owner, task.idempotency.key)`, one per
+   * principal and key): if another task holding that index is still retained — not expired at
+   * `Date.parse(task.createdAt)` (see `isExpired`) — nothing is stored and that task is returned;
+   * an expired holder gives the index up. Resolves undefined once `task` is stored.
+   */
+  insert(task: TaskRecord): Promise<TaskRecord | undefined>;
+  /**
+   * The retained (not expired at `nowMs`, ms since the epoch) task holding idempotency index
+   * `scope` (see `idempotencyScope`), or undefined.
+   */
+  findByIdempotency(scope: string, nowMs: number): Promise<TaskRecord | undefined>;
   /** The stored record, or undefined. */
   get(taskId: string): Promise<TaskRecord | undefined>;
   /**

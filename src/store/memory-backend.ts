@@ -1,3 +1,4 @@
+import { idempotencyScope } from '../core/idempotency.js';
 import { askedKey, type AskedEntry } from '../core/journal-keys.js';
 import type { Json } from '../core/json.js';
 import { isExpired } from '../core/policy.js';
@@ -24,10 +25,32 @@ export class MemoryBackend implements StoreBackend {
   readonly exclusive = true;
   private readonly tasks = new Map<string, string>();
   private readonly journals = new Map<string, Map<string, string>>();
+  /** Idempotency index (`idempotencyScope`) → the task id holding it. */
+  private readonly keyed = new Map<string, string>();
 
-  async insert(task: TaskRecord): Promise<void> {
+  async insert(task: TaskRecord): Promise<TaskRecord | undefined> {
     if (this.tasks.has(task.taskId)) throw new Error(`duplicate taskId ${task.taskId}`);
+    // Checked and written in one synchronous stretch: nothing can come between the check and the insert.
+    const scope = task.idempotency && idempotencyScope(task.owner, task.idempotency.key);
+    if (scope !== undefined) {
+      const holder = this.holding(scope, Date.parse(task.createdAt));
+      if (holder) return holder;
+      this.keyed.set(scope, task.taskId);
+    }
     this.tasks.set(task.taskId, JSON.stringify(task));
+    return undefined;
+  }
+
+  async findByIdempotency(scope: string, nowMs: number): Promise<TaskRecord | undefined> {
+    return this.holding(scope, nowMs);
+  }
+
+  /** The retained task holding `scope` at `nowMs`, if any. */
+  private holding(scope: string, nowMs: number): TaskRecord | undefined {
+    const taskId = this.keyed.get(scope);
+    const text = taskId === undefined ? undefined : this.tasks.get(taskId);
+    const task = text === undefined ? undefined : (JSON.parse(text) as TaskRecord);
+    return task && !isExpired(task, nowMs) ? task : undefined;
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
@@ -107,6 +130,12 @@ export class MemoryBackend implements StoreBackend {
 
   async delete(taskId: string): Promise<boolean> {
     this.journals.delete(taskId);
+    const text = this.tasks.get(taskId);
+    const keyed = text === undefined ? undefined : (JSON.parse(text) as TaskRecord);
+    if (keyed?.idempotency) {
+      const scope = idempotencyScope(keyed.owner, keyed.idempotency.key);
+      if (this.keyed.get(scope) === taskId) this.keyed.delete(scope);
+    }
     return this.tasks.delete(taskId);
   }
 

@@ -15,7 +15,9 @@
  */
 import DataLoader from 'dataloader';
 import type pg from 'pg';
+import { idempotencyScope } from '../core/idempotency.js';
 import { askedKey } from '../core/journal-keys.js';
+import { isExpired } from '../core/policy.js';
 import type { Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import {
@@ -104,6 +106,12 @@ const MIGRATIONS: ((schema: string) => string)[] = [
   // 2: every principal's tasks newest first (operator listing, `listAll`). A plain CREATE INDEX: it
   // blocks writes to `tasks` while it builds, once, at the first start of this version.
   (s) => `CREATE INDEX tasks_by_created ON ${s}.tasks (created_at, task_id);`,
+  // 3: idempotency keys (SEP-3182): `idem` is `idempotencyScope(owner, key)` of a task created with
+  // a key, unique among the tasks holding one. Adding a nullable column without a default rewrites
+  // nothing; the partial index starts empty.
+  (s) => `
+    ALTER TABLE ${s}.tasks ADD COLUMN idem TEXT;
+    CREATE UNIQUE INDEX tasks_by_idem ON ${s}.tasks (idem) WHERE idem IS NOT NULL;`,
 ];
 
 /** Identifier check for the schema name (it is interpolated into SQL). */
@@ -267,8 +275,45 @@ export class PostgresBackend implements StoreBackend {
     return this.pool.query<R>(text, values);
   }
 
-  async insert(task: TaskRecord): Promise<void> {
+  async insert(task: TaskRecord): Promise<TaskRecord | undefined> {
+    if (task.idempotency) return this.insertKeyed(task, idempotencyScope(task.owner, task.idempotency.key));
     await this.inserts.load(task);
+    return undefined;
+  }
+
+  /**
+   * A task with an idempotency key, in its own statement (not batched): `ON CONFLICT` on the unique
+   * `idem` index makes the insert and the check one atomic step, across instances (a concurrent
+   * insert of the same key waits for the other's commit, then does nothing). When nothing was
+   * inserted, the holder is read: retained, it is the answer; expired but not yet purged, it gives
+   * the key up (only if it still holds it) and the insert is tried again.
+   */
+  private async insertKeyed(task: TaskRecord, scope: string): Promise<TaskRecord | undefined> {
+    const nowMs = Date.parse(task.createdAt);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const { rows } = await this.query<{ task_id: string }>(
+        `WITH ins AS (INSERT INTO ${this.schema}.tasks (task_id, owner, status, created_at, version, body, idem) VALUES ($1, $2, $3, $4, $5, $6, $8)
+           ON CONFLICT (idem) WHERE idem IS NOT NULL DO NOTHING RETURNING task_id)
+         SELECT task_id, pg_notify($7, task_id || ' ' || $5) FROM ins`,
+        [task.taskId, task.owner, task.status, task.createdAt, task.version, JSON.stringify(task), this.channel, scope],
+      );
+      if (rows.length === 1) return undefined;
+      const holder = await this.keyHolder(scope);
+      if (holder && !isExpired(holder, nowMs)) return holder;
+      if (holder) await this.query(`UPDATE ${this.schema}.tasks SET idem = NULL WHERE task_id = $1 AND idem = $2`, [holder.taskId, scope]);
+    }
+    throw new Error(`could not store task ${task.taskId}: its idempotency key kept changing hands`);
+  }
+
+  async findByIdempotency(scope: string, nowMs: number): Promise<TaskRecord | undefined> {
+    const holder = await this.keyHolder(scope);
+    return holder && !isExpired(holder, nowMs) ? holder : undefined;
+  }
+
+  /** The task holding idempotency index `scope`, expired or not. */
+  private async keyHolder(scope: string): Promise<TaskRecord | undefined> {
+    const { rows } = await this.query<{ body: TaskRecord }>(`SELECT body FROM ${this.schema}.tasks WHERE idem = $1`, [scope]);
+    return rows[0]?.body;
   }
 
   private async insertOne(task: TaskRecord): Promise<true> {

@@ -14,6 +14,7 @@
  * @module mcp-tasks/store/redis
  */
 import type { Redis } from 'ioredis';
+import { idempotencyScope } from '../core/idempotency.js';
 import { askedKey, type AskedEntry } from '../core/journal-keys.js';
 import type { Json } from '../core/json.js';
 import { isTerminal, TERMINAL_STATUSES, type TaskStatus } from '../core/status.js';
@@ -50,10 +51,18 @@ export interface RedisBackendOptions {
   commandTimeoutMs?: number;
 }
 
-// KEYS: task, ownerIndex, unfinished, all, ended, toolErrors
-// ARGV: version, body, member, unfinished(0/1), channel, taskId, endedScore ('' = live), fence, toolError(0/1)
+// KEYS: task, ownerIndex, unfinished, all, ended, toolErrors, idem (a placeholder when the task has no key)
+// ARGV: version, body, member, unfinished(0/1), channel, taskId, endedScore ('' = live), fence, toolError(0/1),
+//       the task key prefix ('' = no idempotency key)
+// Returns 1 inserted, 0 task id exists, or the id of the retained task holding the idempotency key
+// (a task's hash exists exactly while it is retained: it expires at createdAt + ttl).
 const INSERT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[10] ~= '' then
+  local holder = redis.call('GET', KEYS[7])
+  if holder and redis.call('EXISTS', ARGV[10] .. holder) == 1 then return holder end
+  redis.call('SET', KEYS[7], ARGV[6])
+end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2], 'f', ARGV[8])
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
@@ -63,8 +72,9 @@ if ARGV[7] ~= '' and ARGV[9] == '1' then redis.call('ZADD', KEYS[6], ARGV[7], AR
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' ' .. ARGV[1])
 return 1`;
 
-// KEYS: task, unfinished, journal, ended, toolErrors
+// KEYS: task, unfinished, journal, ended, toolErrors, idem (a placeholder when the task has no key)
 // ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId, member, fence, toolError(0/1)
+// The idempotency key expires with the task it names (and is left alone once it names another).
 const REPLACE = `
 local current = redis.call('HGET', KEYS[1], 'v')
 if current == false or current ~= ARGV[1] then return 0 end
@@ -74,6 +84,7 @@ local expireAt = tonumber(ARGV[5])
 if expireAt > 0 then
   redis.call('PEXPIREAT', KEYS[1], expireAt)
   if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIREAT', KEYS[3], expireAt) end
+  if redis.call('GET', KEYS[6]) == ARGV[7] then redis.call('PEXPIREAT', KEYS[6], expireAt) end
 end
 if ARGV[4] == '0' then
   local score = '+inf'
@@ -89,6 +100,11 @@ return 1`;
 const APPEND_FENCED = `
 if redis.call('HGET', KEYS[1], 'f') ~= ARGV[3] then return -1 end
 return redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])`;
+
+// Deletes an idempotency key if it still names the task. KEYS: idem; ARGV: taskId.
+const RELEASE_KEY = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
 
 /** The `f` field of a task hash: `holder\nepoch` while the task is live and leased, else empty. */
 function fenceField(task: TaskRecord): string {
@@ -115,8 +131,18 @@ function driver(): typeof import('ioredis') {
 }
 
 type ScriptedRedis = Redis & {
-  mcpInsert(task: string, owner: string, unfinished: string, all: string, ended: string, toolErrors: string, ...argv: string[]): Promise<number>;
-  mcpReplace(task: string, unfinished: string, journal: string, ended: string, toolErrors: string, ...argv: string[]): Promise<number>;
+  mcpInsert(
+    task: string,
+    owner: string,
+    unfinished: string,
+    all: string,
+    ended: string,
+    toolErrors: string,
+    idem: string,
+    ...argv: string[]
+  ): Promise<number | string>;
+  mcpReplace(task: string, unfinished: string, journal: string, ended: string, toolErrors: string, idem: string, ...argv: string[]): Promise<number>;
+  mcpReleaseKey(idem: string, taskId: string): Promise<number>;
   mcpAppendFenced(task: string, journal: string, key: string, value: string, fence: string): Promise<number>;
 };
 
@@ -187,8 +213,9 @@ export class RedisBackend implements StoreBackend {
       keepAlive: 5000,
     }) as ScriptedRedis;
     this.redis.on('error', () => undefined); // surfaced on the commands that fail
-    this.redis.defineCommand('mcpInsert', { numberOfKeys: 6, lua: INSERT });
-    this.redis.defineCommand('mcpReplace', { numberOfKeys: 5, lua: REPLACE });
+    this.redis.defineCommand('mcpInsert', { numberOfKeys: 7, lua: INSERT });
+    this.redis.defineCommand('mcpReplace', { numberOfKeys: 6, lua: REPLACE });
+    this.redis.defineCommand('mcpReleaseKey', { numberOfKeys: 1, lua: RELEASE_KEY });
     this.redis.defineCommand('mcpAppendFenced', { numberOfKeys: 2, lua: APPEND_FENCED });
   }
 
@@ -220,7 +247,15 @@ export class RedisBackend implements StoreBackend {
     return task.ttl === null ? '+inf' : String(Date.parse(task.createdAt) + task.ttl);
   }
 
-  async insert(task: TaskRecord): Promise<void> {
+  /**
+   * Key of a task's idempotency index (`idem:<idempotencyScope>`, holding the task id), or a
+   * placeholder (never written) for a task created without a key.
+   */
+  private idemKey(task: TaskRecord): string {
+    return task.idempotency ? this.key('idem', idempotencyScope(task.owner, task.idempotency.key)) : this.key('idem', '-');
+  }
+
+  async insert(task: TaskRecord): Promise<TaskRecord | undefined> {
     const inserted = await this.redis.mcpInsert(
       this.key('task', task.taskId),
       this.ownerKey(task.owner),
@@ -228,6 +263,7 @@ export class RedisBackend implements StoreBackend {
       this.key('all'),
       this.endedKey(task.status),
       this.toolErrorsKey,
+      this.idemKey(task),
       String(task.version),
       JSON.stringify(task),
       memberOf(task),
@@ -237,8 +273,19 @@ export class RedisBackend implements StoreBackend {
       isTerminal(task.status) ? RedisBackend.endedScore(task) : '',
       fenceField(task),
       completedWithToolError(task) ? '1' : '0',
+      task.idempotency ? this.key('task', '') : '',
     );
+    if (typeof inserted === 'string') {
+      // The key's holder, retained when the script ran; if it expired since, this insert is tried again.
+      return (await this.get(inserted)) ?? this.insert(task);
+    }
     if (inserted !== 1) throw new Error(`duplicate taskId ${task.taskId}`);
+    return undefined;
+  }
+
+  async findByIdempotency(scope: string): Promise<TaskRecord | undefined> {
+    const taskId = await this.redis.get(this.key('idem', scope));
+    return taskId === null ? undefined : this.get(taskId); // a task's hash exists exactly while it is retained
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
@@ -254,6 +301,7 @@ export class RedisBackend implements StoreBackend {
       this.key('journal', task.taskId),
       this.endedKey(task.status),
       this.toolErrorsKey,
+      this.idemKey(task),
       String(expectedVersion),
       String(task.version),
       JSON.stringify(task),
@@ -441,6 +489,7 @@ export class RedisBackend implements StoreBackend {
     for (const status of TERMINAL_STATUSES) transaction.zrem(this.endedKey(status), member);
     transaction.zrem(this.toolErrorsKey, member);
     await transaction.exec();
+    if (task.idempotency) await this.redis.mcpReleaseKey(this.idemKey(task), taskId);
     return true;
   }
 

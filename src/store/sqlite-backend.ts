@@ -15,7 +15,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
+import { idempotencyScope } from '../core/idempotency.js';
 import { askedKey } from '../core/journal-keys.js';
+import { isExpired } from '../core/policy.js';
 import type { Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
@@ -74,6 +76,11 @@ const MIGRATIONS: string[] = [
    ) WITHOUT ROWID;`,
   // 2: every principal's tasks newest first (operator listing, `listAll`).
   `CREATE INDEX IF NOT EXISTS tasks_by_created ON tasks (created_at, task_id);`,
+  // 3: idempotency keys (SEP-3182): `idem` is `idempotencyScope(owner, key)` of a task created with
+  // a key, unique among the tasks holding one. (ADD COLUMN has no IF NOT EXISTS; the migration runs
+  // in one transaction with the version it records, so it never runs twice.)
+  `ALTER TABLE tasks ADD COLUMN idem TEXT;
+   CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_idem ON tasks (idem) WHERE idem IS NOT NULL;`,
 ];
 
 const SCHEMA_VERSION = MIGRATIONS.length;
@@ -191,7 +198,9 @@ export class SqliteBackend implements StoreBackend {
 
   private prepare() {
     return {
-      insert: this.db.prepare(`INSERT INTO tasks (task_id, owner, status, created_at, version, body) VALUES (?, ?, ?, ?, ?, ?)`),
+      insert: this.db.prepare(`INSERT INTO tasks (task_id, owner, status, created_at, version, body, idem) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      keyed: this.db.prepare(`SELECT body FROM tasks WHERE idem = ?`),
+      releaseKey: this.db.prepare(`UPDATE tasks SET idem = NULL WHERE task_id = ?`),
       get: this.db.prepare(`SELECT body FROM tasks WHERE task_id = ?`),
       replace: this.db.prepare(`UPDATE tasks SET owner = ?, status = ?, version = ?, body = ? WHERE task_id = ? AND version = ?`),
       listFirst: this.db.prepare(`SELECT body FROM tasks WHERE owner IS ? ORDER BY created_at, task_id LIMIT ?`),
@@ -218,9 +227,35 @@ export class SqliteBackend implements StoreBackend {
     };
   }
 
-  async insert(task: TaskRecord): Promise<void> {
+  /**
+   * One write of the group commit: with an idempotency key, the key's holder is read and the row
+   * inserted in the same savepoint of the same transaction, so no other write (of this process or,
+   * under SQLite's write lock, of another) comes between the check and the insert.
+   */
+  async insert(task: TaskRecord): Promise<TaskRecord | undefined> {
     const body = JSON.stringify(task);
-    await this.writes.run(() => this.stmt.insert.run(task.taskId, task.owner, task.status, task.createdAt, task.version, body));
+    const scope = task.idempotency ? idempotencyScope(task.owner, task.idempotency.key) : null;
+    return this.writes.run(() => {
+      if (scope !== null) {
+        const holder = this.holding(scope, Date.parse(task.createdAt), true);
+        if (holder) return holder;
+      }
+      this.stmt.insert.run(task.taskId, task.owner, task.status, task.createdAt, task.version, body, scope);
+      return undefined;
+    });
+  }
+
+  async findByIdempotency(scope: string, nowMs: number): Promise<TaskRecord | undefined> {
+    return this.holding(scope, nowMs);
+  }
+
+  /** The retained task holding `scope` at `nowMs`; an expired holder gives the key up (inside a write only). */
+  private holding(scope: string, nowMs: number, release = false): TaskRecord | undefined {
+    const row = this.stmt.keyed.get(scope) as { body: string } | undefined;
+    const holder = row ? (JSON.parse(row.body) as TaskRecord) : undefined;
+    if (!holder || !isExpired(holder, nowMs)) return holder;
+    if (release) this.stmt.releaseKey.run(holder.taskId);
+    return undefined;
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {

@@ -198,8 +198,11 @@ export class GuardedBackend implements StoreBackend {
   describe(): string {
     return this.health.name;
   }
-  insert(task: TaskRecord): Promise<void> {
+  insert(task: TaskRecord): Promise<TaskRecord | undefined> {
     return this.health.run('write', () => this.inner.insert(task));
+  }
+  findByIdempotency(scope: string, nowMs: number): Promise<TaskRecord | undefined> {
+    return this.health.run('read', () => this.inner.findByIdempotency(scope, nowMs));
   }
   get(taskId: string): Promise<TaskRecord | undefined> {
     return this.health.run('read', () => this.inner.get(taskId));

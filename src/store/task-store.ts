@@ -1,5 +1,6 @@
 import {
   ConflictError,
+  IdempotencyConflictError,
   IllegalTransitionError,
   InvalidAnswerError,
   InvalidArgumentError,
@@ -13,6 +14,7 @@ import { actorOf } from '../core/history.js';
 import { answeredKey, askedKey, CANCELLED_KEY, inputKey, type Actor, type AnsweredEntry, type AskedEntry, type CancelledEntry } from '../core/journal-keys.js';
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
+import { checkIdempotencyKey, idempotencyScope, type TaskIdempotency } from '../core/idempotency.js';
 import type { Json } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { DEFAULT_LIFETIME_POLICY, isExpired, resolveTtl, ttlAtEnd, type LifetimePolicy } from '../core/policy.js';
@@ -89,6 +91,12 @@ export interface CreateTaskInput {
   lease?: { holder: string; leaseMs: number };
   /** Trace context the task's runs continue (see `TaskRecord.traceContext`). */
   traceContext?: TraceContext;
+  /**
+   * The call's idempotency key and its request's fingerprint (SEP-3182; see `TaskIdempotency`,
+   * `requestFingerprint`): `create` returns the retained task `owner` created with the same key
+   * instead of a new one.
+   */
+  idempotency?: TaskIdempotency;
 }
 
 /** One page of `list`. `nextCursor` is opaque and present when more tasks may follow. */
@@ -212,11 +220,36 @@ export class TaskStore {
   /**
    * Stores a new `working` task and returns it. The record is durable when this resolves, so a
    * `CreateTaskResult` built from it can be returned safely.
+   *
+   * With `input.idempotency` (SEP-3182 "Request Idempotency"): when a task `input.owner` created
+   * with the same key is still retained (not expired), nothing is stored and `created` is false: that
+   * task is returned as it is now — if its fingerprint matches; a different one throws
+   * `IdempotencyConflictError` (-32602). The check and the insert are one atomic step in every
+   * backend, so concurrent calls with one key (on any instances sharing the store) create one task.
+   * Keys of other principals never match. Throws `InvalidArgumentError` for a malformed key.
+   * A retry of a created task is answered even when the principal is at `maxLiveTasksPerOwner`.
    */
   async create(input: CreateTaskInput): Promise<TaskRecord> {
+    return (await this.createOrFind(input)).task;
+  }
+
+  /**
+   * `create`, also saying whether the task was `created` by this call (false: an earlier call with
+   * the same idempotency key created it; see `create`).
+   */
+  async createOrFind(input: CreateTaskInput): Promise<{ task: TaskRecord; created: boolean }> {
     if (typeof input.request?.tool !== 'string' || input.request.tool.length === 0) throw new InvalidArgumentError('request.tool must be a non-empty string');
     if (input.ttl !== undefined && input.ttl !== null && (!Number.isFinite(input.ttl) || input.ttl < 0)) {
       throw new InvalidArgumentError('ttl must be a non-negative number of milliseconds or null');
+    }
+    const idempotency = input.idempotency && {
+      key: checkIdempotencyKey(input.idempotency.key),
+      fingerprint: String(input.idempotency.fingerprint),
+    };
+    if (this.maxLive !== undefined && idempotency) {
+      // A retry of a task that exists is answered with it, whatever the count of live tasks.
+      const holder = await this.backend.findByIdempotency(idempotencyScope(input.owner, idempotency.key), this.now());
+      if (holder) return { task: sameRequest(holder, idempotency), created: false };
     }
     if (this.maxLive !== undefined) {
       const live = this.backend.countUnfinished
@@ -248,15 +281,18 @@ export class TaskStore {
       inputRequests: {},
       ...(input.lease && { lease: { holder: input.lease.holder, expiresAt: this.now() + input.lease.leaseMs, epoch: 1, ms: input.lease.leaseMs } }),
       ...(input.traceContext && { traceContext: input.traceContext }),
+      ...(idempotency && { idempotency }),
       version: 1,
     };
+    let holder: TaskRecord | undefined;
     await this.feed.ownWrite(task, async () => {
-      await this.backend.insert(task);
-      return true;
+      holder = await this.backend.insert(task);
+      return holder === undefined;
     });
+    if (holder) return { task: sameRequest(holder, idempotency!), created: false };
     this.remember(task);
     this.feed.announce(task);
-    return task;
+    return { task, created: true };
   }
 
   /**
@@ -858,4 +894,13 @@ function decodeCursor(cursor: string): ListPosition {
     /* fall through */
   }
   throw new InvalidCursorError();
+}
+
+/**
+ * `holder` (the retained task created with an idempotency key) when `idempotency` (a later call's
+ * key and fingerprint) is the same request; else `IdempotencyConflictError`.
+ */
+function sameRequest(holder: TaskRecord, idempotency: TaskIdempotency): TaskRecord {
+  if (holder.idempotency?.fingerprint !== idempotency.fingerprint) throw new IdempotencyConflictError(idempotency.key, holder.taskId);
+  return holder;
 }

@@ -25,13 +25,22 @@ export interface CallTaskRequest {
    * task-augmented and ordinary calls), `completed` in 2026-07-28 (the extension's rule).
    */
   errorResultStatus: 'failed' | 'completed';
+  /**
+   * The call's idempotency key (SEP-3182: `params.idempotencyKey` or
+   * `params._meta["io.modelcontextprotocol/idempotencyKey"]`, read with `idempotencyKeyOf`): a
+   * retained task `owner` created with it for the same tool and arguments is returned instead of a
+   * new one (see `TaskRuntime.submit`); other arguments → -32602.
+   */
+  idempotencyKey?: string;
 }
 
 /**
  * Task creation, the one step every task-creating path takes (2025-11-25 task-augmented and
  * ordinary calls, 2026-07-28 task-creating calls and the first round of an ordinary call): checks
  * the arguments against the tool's schema (`InvalidArgumentError` → -32602), stores the task
- * durably and starts it (see `TaskRuntime.submit`). Resolves once the task is stored; a store
+ * durably and starts it (see `TaskRuntime.submit`) — or, for a call whose idempotency key created a
+ * task that is still retained, returns that task as it is now (SEP-3182; a key reused with other
+ * arguments → `IdempotencyConflictError`, -32602). Resolves once the task is stored; a store
  * outage rejects with `StoreUnavailableError` (-32010) and nothing was created.
  */
 export function createCallTask(runtime: TaskRuntime, request: CallTaskRequest): Promise<TaskRecord> {
@@ -41,6 +50,7 @@ export function createCallTask(runtime: TaskRuntime, request: CallTaskRequest): 
     tool: request.tool,
     arguments: request.args,
     ...(request.ttl !== undefined && { ttl: request.ttl }),
+    ...(request.idempotencyKey !== undefined && { idempotencyKey: request.idempotencyKey }),
     errorResultStatus: request.errorResultStatus,
     ...(request.capabilities && { clientCapabilities: request.capabilities as JsonObject }),
     ...(typeof meta === 'object' && meta !== null && !Array.isArray(meta) && { traceCarrier: meta as Record<string, unknown> }),

@@ -1,5 +1,14 @@
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server';
-import { errorChain, InvalidAnswerError, STORE_UNAVAILABLE, LimitExceededError, StoreUnavailableError, TaskError, TaskRpcError } from '../core/errors.js';
+import {
+  errorChain,
+  IdempotencyConflictError,
+  InvalidAnswerError,
+  STORE_UNAVAILABLE,
+  LimitExceededError,
+  StoreUnavailableError,
+  TaskError,
+  TaskRpcError,
+} from '../core/errors.js';
 
 /** JSON-RPC code for a refused request because a configured limit was reached (implementation-defined range). */
 export const LIMIT_EXCEEDED = -32000;
@@ -23,6 +32,8 @@ export interface StoreUnavailableData {
  * | malformed input                                         |        |                                              |
  * | an answer not matching its `requestedSchema`            | -32602 | the schema problems, `{ problems }` by key   |
  * | (`InvalidAnswerError`)                                  |        |                                              |
+ * | an idempotency key reused for another request           | -32602 | `{ reason: "idempotencyKeyConflict",         |
+ * | (`IdempotencyConflictError`, SEP-3182)                  |        | idempotencyKey, taskId }`                    |
  * | a reached limit (`LimitExceededError`)                  | -32000 | `{ limit, max, current }`                    |
  * | the task store unavailable (`StoreUnavailableError`,    | -32010 | "The task store is temporarily unavailable;  |
  * | also when wrapped as another error's `cause`)           |        | retry later", `{ retryable: true,            |
@@ -38,7 +49,8 @@ export function toProtocolError(error: unknown): ProtocolError {
   if (error instanceof ProtocolError) return error;
   if (error instanceof TaskRpcError) return new ProtocolError(error.code, error.message, error.data);
   if (error instanceof LimitExceededError) return new ProtocolError(LIMIT_EXCEEDED, error.message, error.data);
-  if (error instanceof InvalidAnswerError) return new ProtocolError(ProtocolErrorCode.InvalidParams, error.message, error.data);
+  if (error instanceof InvalidAnswerError || error instanceof IdempotencyConflictError)
+    return new ProtocolError(ProtocolErrorCode.InvalidParams, error.message, error.data);
   if (error instanceof TaskError) {
     const internal = error.kind === 'conflict' || error.kind === 'lease_lost';
     return new ProtocolError(internal ? ProtocolErrorCode.InternalError : ProtocolErrorCode.InvalidParams, error.message);

@@ -53,6 +53,14 @@ export interface McpTasksOptions {
   syncWaitMs?: number;
   /** Slow down `tasks/get` polls faster than half the advertised `pollInterval` (see `PollThrottle`). Default true. */
   throttlePolling?: boolean;
+  /**
+   * Declare the `tools.idempotency` server capability (SEP-3182 "Request Idempotency"), which tells
+   * clients that a `tools/call` retried with the same `idempotencyKey` is not executed twice. Task
+   * tools always honor keys, declared or not. Default true; set it to false when the same
+   * `McpServer` carries ordinary tools with side effects that do not honor `params.idempotencyKey`
+   * (read it with `idempotencyKeyOf(params)`), since the capability covers every tool.
+   */
+  declareIdempotency?: boolean;
 }
 
 /**
@@ -62,6 +70,10 @@ export interface McpTasksOptions {
  * create (per session for 2025-11-25 Streamable HTTP, per request for 2026-07-28 Streamable HTTP, per
  * connection on stdio in either version) before
  * it is connected.
+ *
+ * Both versions: declares `capabilities.tools.idempotency` (SEP-3182, see `declareIdempotency`) and
+ * honors `params.idempotencyKey` (or `_meta["io.modelcontextprotocol/idempotencyKey"]`) on every
+ * task-creating call: a retry returns the task the first call created (see `createCallTask`).
  *
  * 2025-11-25 ("Tasks", in core): declares `capabilities.tasks` (`requests.tools.call`, `cancel`,
  * `list` if enabled) and `execution.taskSupport` per tool; `params.task` → `CreateTaskResult {task}`
@@ -103,6 +115,8 @@ export class McpTasks {
   private readonly onError: (error: unknown) => void;
   private readonly calls: OrdinaryCallSettings;
   private readonly throttle?: PollThrottle;
+  /** The server capabilities this adds to every attached `McpServer` besides tasks (`tools.idempotency`). */
+  private readonly toolCapabilities: { listChanged?: boolean };
   /** The 2025-11-25 session view of each server attached for 2025-11-25. */
   private readonly sessions = new WeakMap<McpServer, Session2025>();
   /**
@@ -130,6 +144,8 @@ export class McpTasks {
       });
     this.calls = { runtime, tools: this.tools, waitMs: options.syncWaitMs ?? 30_000, fallbackTools: options.fallbackTools ?? false };
     if (options.throttlePolling !== false) this.throttle = new PollThrottle();
+    // The SDK's `ServerCapabilities` type predates SEP-3182; the capability object is sent as merged.
+    this.toolCapabilities = options.declareIdempotency === false ? {} : ({ idempotency: {} } as { listChanged?: boolean });
     this.fastPath = new FastPath(runtime, this.tools, {
       throttle: this.throttle,
       sessionOf: (mcp) => this.sessions.get(mcp),
@@ -191,7 +207,7 @@ export class McpTasks {
     const { runtime, tools, onError, calls } = this;
     registerTools2026(mcp, calls);
     if (calls.fallbackTools) registerFallbackTools(mcp, runtime);
-    mcp.server.registerCapabilities({ extensions: { [TASKS_EXTENSION]: {} } });
+    mcp.server.registerCapabilities({ extensions: { [TASKS_EXTENSION]: {} }, tools: this.toolCapabilities });
     attachHandlers2026(mcp, runtime, { throttle: this.throttle, fallbackTools: calls.fallbackTools });
     claimRequests(mcp.server, (message, extra) => claimCall2026(message, extra, { tools, runtime, calls }), { onError });
     this.fastPath.noteServer2026(mcp);
@@ -203,7 +219,10 @@ export class McpTasks {
     const { runtime, tools, onError, calls } = this;
     registerTools2025(mcp, calls);
     if (calls.fallbackTools) registerFallbackTools(mcp, runtime);
-    server.registerCapabilities({ tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) } });
+    server.registerCapabilities({
+      tasks: { cancel: {}, requests: { tools: { call: {} } }, ...(this.listEnabled && { list: {} }) },
+      tools: this.toolCapabilities,
+    });
     const session = new Session2025(runtime, server, onError);
     this.sessions.set(mcp, session);
     attachHandlers2025(mcp, runtime, session, { list: this.listEnabled, throttle: this.throttle, fallbackTools: calls.fallbackTools });

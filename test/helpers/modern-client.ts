@@ -51,7 +51,7 @@ export class ModernRawClient {
           name !== '' && { 'mcp-name': /^[\x20-\x7e]*$/.test(name) ? name : `=?base64?${Buffer.from(name).toString('base64')}?=` }),
         ...headers,
       },
-      body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: this.envelope() } }),
+      body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: { ...(params._meta as object | undefined), ...this.envelope() } } }),
       ...(this.timeoutMs !== undefined && { signal: AbortSignal.timeout(this.timeoutMs) }),
     });
   }

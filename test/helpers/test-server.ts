@@ -15,13 +15,26 @@ const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
  */
 export async function startTestServer(
   storeUrl: string,
-  options: { port?: number; list?: boolean; policy?: Partial<LifetimePolicy>; listen?: ListenOptions; syncWaitMs?: number } = {},
+  options: {
+    port?: number;
+    list?: boolean;
+    policy?: Partial<LifetimePolicy>;
+    listen?: ListenOptions;
+    syncWaitMs?: number;
+    /** `McpTasksOptions.declareIdempotency` (default true). */
+    declareIdempotency?: boolean;
+  } = {},
 ) {
   const server = createTaskServer({
     store: storeUrl,
     storeOptions: { policy: { pollIntervalMs: 50, ...options.policy } },
     runtime: { onError: () => undefined },
-    tasks: { list: options.list, maxArgumentBytes: 64 * 1024, ...(options.syncWaitMs !== undefined && { syncWaitMs: options.syncWaitMs }) },
+    tasks: {
+      list: options.list,
+      maxArgumentBytes: 64 * 1024,
+      ...(options.syncWaitMs !== undefined && { syncWaitMs: options.syncWaitMs }),
+      ...(options.declareIdempotency !== undefined && { declareIdempotency: options.declareIdempotency }),
+    },
     logger: silentLogger,
     subscriptions: { keepAliveMs: 1000 },
     createMcpServer: () => {

@@ -1,6 +1,7 @@
 import type { CallToolResult, McpServer, Notification, Server, ServerContext } from '@modelcontextprotocol/server';
 import type { JsonObject } from '../../core/json.js';
 import { withDeadline } from '../../core/deadline.js';
+import { idempotencyKeyOf } from '../../core/idempotency.js';
 import type { TaskRecord } from '../../core/task.js';
 import { createCallTask } from '../create-task.js';
 import { isStoreUnavailable } from '../errors.js';
@@ -68,7 +69,9 @@ export async function callOrdinary2025(
   const call: OrdinaryCall = { settings, name, args, owner, io, progress: progressForwarder(ctx.mcpReq._meta?.progressToken, io.notify) };
   const { runtime } = settings;
   const capabilities = server.getClientCapabilities() as JsonObject | undefined;
+  const idempotencyKey = idempotencyKeyOf({ _meta: ctx.mcpReq._meta }); // `claimTaskCall2025` moved `params.idempotencyKey` there
   const task = await createCallTask(runtime, {
+    idempotencyKey,
     owner,
     tool: name,
     args,

@@ -1,6 +1,7 @@
 import { ProtocolError, ProtocolErrorCode, type JSONRPCRequest, type MessageExtraInfo } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import type { TaskRuntime } from '../../runtime/runtime.js';
+import { IDEMPOTENCY_META_KEY, idempotencyKeyOf } from '../../core/idempotency.js';
 import { createCallTask } from '../create-task.js';
 import { principalOf } from '../principal.js';
 import type { TaskTools } from '../task-tools.js';
@@ -30,10 +31,28 @@ export function claimTaskCall2025(
   deps: { tools: TaskTools; runtime: TaskRuntime; session: Session2025 },
 ): (() => Promise<{ task: Task2025 }>) | undefined {
   if (message.method !== 'tools/call') return undefined;
-  const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; task?: unknown; _meta?: { progressToken?: unknown; [key: string]: unknown } };
+  const params = (message.params ?? {}) as {
+    name?: unknown;
+    arguments?: unknown;
+    task?: unknown;
+    idempotencyKey?: unknown;
+    _meta?: { progressToken?: unknown; [key: string]: unknown };
+  };
   const name = String(params.name);
   const tool = deps.tools.get(params.name);
-  if (params.task === undefined && tool?.config.taskSupport !== 'required') return undefined;
+  if (params.task === undefined && tool?.config.taskSupport !== 'required') {
+    // An ordinary call goes to the SDK, whose params schema drops fields it does not know: the key
+    // travels on in `_meta`, where `callOrdinary2025` reads it (a conflicting pair is refused there).
+    if (tool && params.idempotencyKey !== undefined) {
+      try {
+        idempotencyKeyOf(params); // a malformed or conflicting key is refused here, before the SDK drops it
+      } catch (error) {
+        return () => Promise.reject(error as Error);
+      }
+      keepIdempotencyKey(params);
+    }
+    return undefined;
+  }
   return async () => {
     if (typeof params.name !== 'string') throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid params: tools/call needs a string name');
     if (!tool)
@@ -49,8 +68,10 @@ export function claimTaskCall2025(
     const task = taskParam.safeParse(params.task);
     if (!task.success) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid params.task: ${z.prettifyError(task.error)}`);
     const args = deps.tools.checkArguments(name, params.arguments);
+    const idempotencyKey = idempotencyKeyOf(params);
     const owner = principalOf(extra?.authInfo);
     const record = await createCallTask(deps.runtime, {
+      idempotencyKey,
       owner,
       tool: name,
       args,
@@ -63,4 +84,15 @@ export function claimTaskCall2025(
     deps.session.watch(record, owner, typeof token === 'string' || typeof token === 'number' ? token : undefined);
     return { task: toTask2025(record) };
   };
+}
+
+/**
+ * Copies a valid `params.idempotencyKey` of an ordinary `tools/call` into
+ * `params._meta["io.modelcontextprotocol/idempotencyKey"]` (where it is, or is the same, already:
+ * `idempotencyKeyOf` checked that), so that it survives the SDK's parsing of the request.
+ */
+function keepIdempotencyKey(params: { idempotencyKey?: unknown; _meta?: unknown }): void {
+  params._meta ??= {};
+  if (typeof params._meta !== 'object' || params._meta === null || Array.isArray(params._meta)) return; // the SDK refuses such a request
+  (params._meta as Record<string, unknown>)[IDEMPOTENCY_META_KEY] = params.idempotencyKey;
 }

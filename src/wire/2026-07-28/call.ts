@@ -1,4 +1,5 @@
 import { ProtocolError, ProtocolErrorCode, type JSONRPCRequest, type MessageExtraInfo } from '@modelcontextprotocol/server';
+import { idempotencyKeyOf } from '../../core/idempotency.js';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import type { OrdinaryCallSettings } from '../ordinary-call.js';
@@ -85,7 +86,9 @@ export function claimCall2026(
     const malformed = !task && malformedInputResponses('tools/call', params.inputResponses);
     if (malformed) throw malformed;
     const { responses, dropped } = objectResponses(params.inputResponses);
+    const idempotencyKey = idempotencyKeyOf(params);
     const answers = {
+      ...(idempotencyKey !== undefined && { idempotencyKey }),
       ...(params.requestState !== undefined && { requestState: params.requestState }),
       ...(responses && { inputResponses: responses }),
       dropped,

@@ -28,6 +28,8 @@ export interface OrdinaryRequest2026 {
   envelope: Envelope2026;
   /** `requestState` of a retried round; undefined on the first. */
   requestState?: unknown;
+  /** The call's idempotency key (see `TaskCallRequest2026.idempotencyKey`); ignored with `requestState`. */
+  idempotencyKey?: string;
   /** `inputResponses` with object values (see `objectResponses`); `dropped` lists keys whose values were not objects. */
   inputResponses?: Record<string, unknown>;
   dropped: readonly string[];
@@ -65,7 +67,15 @@ export async function callOrdinary2026(call: OrdinaryCall, request: OrdinaryRequ
   const offered = request.inputResponses;
   const task =
     requestState === undefined
-      ? await createCallTask(runtime, { owner, tool: name, args, errorResultStatus: 'completed', capabilities, meta: envelope.meta })
+      ? await createCallTask(runtime, {
+          owner,
+          tool: name,
+          args,
+          errorResultStatus: 'completed',
+          capabilities,
+          meta: envelope.meta,
+          idempotencyKey: request.idempotencyKey,
+        })
       : await resumeRound(runtime, requestState, binding, offered, request.dropped);
   try {
     const outcome = await withDeadline(settings.waitMs, [io.signal], (signal) =>

@@ -45,6 +45,12 @@ export interface TaskCallRequest2026 {
   envelope: Envelope2026;
   /** `requestState` of an `askBeforeTask` round's retry; undefined on the first request. */
   requestState?: unknown;
+  /**
+   * The call's idempotency key (SEP-3182; see `idempotencyKeyOf`): a first request returns the task
+   * an earlier call with this key created. Ignored on a retry carrying `requestState`, which resumes
+   * the task it names anyway.
+   */
+  idempotencyKey?: string;
   /** `inputResponses` with object values; `dropped` lists keys whose values were not objects. */
   inputResponses?: Record<string, unknown>;
   dropped: readonly string[];
@@ -87,7 +93,15 @@ export async function answerTaskCall2026(
   const offered = request.inputResponses;
   let task =
     request.requestState === undefined
-      ? await createCallTask(runtime, { owner, tool, args, errorResultStatus: 'completed', capabilities, meta: envelope.meta })
+      ? await createCallTask(runtime, {
+          owner,
+          tool,
+          args,
+          errorResultStatus: 'completed',
+          capabilities,
+          meta: envelope.meta,
+          idempotencyKey: request.idempotencyKey,
+        })
       : await resumeRound(runtime, request.requestState, binding, offered, request.dropped);
   // A client that cannot answer form questions learns at once when the task's first question is one
   // it cannot answer (instead of a task that waits for it forever).
