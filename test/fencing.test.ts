@@ -72,6 +72,9 @@ class FaultyBackend implements StoreBackend {
   findByIdempotency(scope: string, nowMs: number) {
     return this.inner.findByIdempotency(scope, nowMs);
   }
+  deleteJournal(taskId: string, keys: string[]) {
+    return this.write(() => this.inner.deleteJournal(taskId, keys));
+  }
   replace(task: TaskRecord, expectedVersion: number) {
     return this.write(() => this.inner.replace(task, expectedVersion));
   }

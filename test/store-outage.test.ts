@@ -78,6 +78,9 @@ class OutageBackend implements StoreBackend {
   findByIdempotency(scope: string, nowMs: number) {
     return this.call('findByIdempotency', [scope, nowMs], () => this.inner.findByIdempotency(scope, nowMs));
   }
+  deleteJournal(taskId: string, keys: string[]) {
+    return this.call('deleteJournal', [taskId, keys], () => this.inner.deleteJournal(taskId, keys));
+  }
   replace(task: TaskRecord, expectedVersion: number) {
     return this.call('replace', [task, expectedVersion], () => this.inner.replace(task, expectedVersion));
   }

@@ -7,7 +7,7 @@ import { KnownTasks, defaultKnownTasksDir, type KnownTask } from '../client/know
 import { checkEndpointUrl, jsonRpcCode, unavailableRetryMs } from '../client/errors.js';
 import { noteOldTaskList } from './old-task-list.js';
 import type { FollowResult } from '../client/follower.js';
-import { EXIT, Run, emit, type RunOptions } from './run.js';
+import { EXIT, Run, emit, headersOf, type RunOptions } from './run.js';
 import { statusText, summarizeArguments } from './render.js';
 import type { ProtocolVersion } from '../core/protocol-version.js';
 import { IDEMPOTENCY_META_KEY } from '../core/idempotency.js';
@@ -307,6 +307,57 @@ examples(connection(program.command('cancel <taskId>').description('Cancel a tas
       emit(opts, view.raw, `${view.taskId}  ${view.status}`);
       return [];
     });
+  },
+);
+
+examples(
+  program
+    .command('retry <consoleUrl> <taskId>')
+    .description(
+      'Operator: run a failed task again from a step (as a new task; the steps before it and the answers given are kept), or a stuck working one in place, through the operator console',
+    )
+    .option(
+      '--from-step <name>',
+      'the step the new run starts from: it and every later step run again (default: where the task stopped: its failed steps, or the one it is stuck in)',
+    )
+    .option('--from-start', 'run every step again')
+    .option('--clear-answers', 'ask again the questions answered after that step (default: their answers are kept)')
+    .addOption(SHARED.header())
+    .addOption(SHARED.token())
+    .addOption(SHARED.json()),
+  'mcp-tasks retry http://127.0.0.1:3000/console 3f2a… --from-step pay:L2:1 --token $OPERATOR_TOKEN',
+).action(
+  async (
+    consoleUrl: string,
+    taskId: string,
+    opts: { fromStep?: string; fromStart?: boolean; clearAnswers?: boolean; header?: string[]; token?: string; json?: boolean },
+  ) => {
+    const base = consoleUrl.replace(/\/+$/, '');
+    let origin: string;
+    try {
+      origin = new URL(base).origin;
+    } catch {
+      throw new InvalidArgumentError(`not a URL: ${consoleUrl} (the operator console's, e.g. http://127.0.0.1:3000/console)`);
+    }
+    if (opts.fromStep !== undefined && opts.fromStart) throw new InvalidArgumentError('--from-step and --from-start exclude each other');
+    const from = opts.fromStep !== undefined ? `step/${opts.fromStep}` : opts.fromStart ? 'start' : 'stopped';
+    const body = new URLSearchParams({ confirm: 'yes', from, ...(opts.clearAnswers && { clearAnswers: 'yes' }) });
+    const response = await fetch(`${base}/tasks/${encodeURIComponent(taskId)}/retry`, {
+      method: 'POST',
+      // A script, not a browser: it names the console's own origin, as the console's forms do.
+      headers: { ...headersOf(opts), accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded', origin },
+      body,
+      redirect: 'manual',
+    }).catch((error: unknown) => {
+      throw new Error(`cannot reach the operator console at ${base}: ${(error as Error).message}`);
+    });
+    const reply = (await response.json().catch(() => undefined)) as { taskId?: string; inPlace?: boolean; error?: string } | undefined;
+    if (response.status === 401 || response.status === 403)
+      throw new Error(`the operator console at ${base} refused: an operator token is needed (--token, see docs/console.md)`);
+    if (!response.ok || typeof reply?.taskId !== 'string')
+      throw new Error(`not run again: ${reply?.error ?? `HTTP ${response.status} from ${base} (is it the operator console's URL?)`}`);
+    const where = opts.fromStep !== undefined ? `step ${opts.fromStep}` : opts.fromStart ? 'the start' : 'where it stopped';
+    emit(opts, reply, reply.inPlace ? `${taskId} runs again from ${where}` : `${taskId} runs again from ${where} as task ${reply.taskId}`);
   },
 );
 

@@ -417,7 +417,8 @@ export function emit(opts: { json?: boolean }, json: unknown, text: string): voi
   process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
 }
 
-function headersOf(opts: RunOptions): Record<string, string> {
+/** The HTTP headers of `-H` / `--header` ("Name: value" each) and `--token` (`Authorization: Bearer …`). */
+export function headersOf(opts: Pick<RunOptions, 'header' | 'token'>): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const h of opts.header ?? []) {
     const at = h.indexOf(':');

@@ -43,6 +43,13 @@ import type { InputKind } from './task.js';
 export type StepRecord = ({ ok: true; value?: Json } | { ok: false; error: { name: string; message: string } }) & {
   startedAt?: string;
   endedAt?: string;
+  /**
+   * The call's position in its run (1-based, counting `ctx.step`, `ctx.sleep` and URL-elicitation
+   * ids in call order): the same on every run of a deterministic handler, so an operator retry can
+   * tell which steps came before another even within one millisecond. Absent in records written
+   * before it existed, and in those of the DBOS and Restate executors.
+   */
+  seq?: number;
 };
 
 /** Who did something to a task: a principal (the requestor's identity, `null` when anonymous), an operator (by name), or the engine itself. */
@@ -89,6 +96,39 @@ export interface CancelledEntry {
   by: Actor;
 }
 
+/**
+ * Where an operator retry starts: `{ step }` — that recorded step, which runs again with every later
+ * one; `'start'` — every step runs again; `'stopped'` — where the task stopped: the steps that
+ * failed (and whatever began after the first of them) run again, every other recorded step is
+ * kept (a task stuck in a step that never finished keeps them all). See `TaskRuntime.retry`.
+ */
+export type RetryFrom = { step: string } | 'start' | 'stopped';
+
+/**
+ * Value of `retried:<at>`: at `at`, operator `by` had the task run again from `from` (see
+ * `RetryFrom`: the recorded steps before that point kept, the others run again).
+ * `successor`: the task that runs it again, when this one had ended (terminal tasks never change
+ * status: MCP 2025-11-25 "Task Status Lifecycle"); absent when this task itself runs again (it was
+ * `working`). `dropped`: the journal keys the new run does not replay; `clearedAnswers`: whether
+ * answers given after that point were dropped too (else they are replayed).
+ */
+export interface RetriedEntry {
+  at: string;
+  by: Actor;
+  from: RetryFrom;
+  successor?: string;
+  dropped: string[];
+  clearedAnswers: boolean;
+}
+
+/** Value of `retry-of-task`: this task runs task `taskId` again from `from` (see `RetriedEntry`), created at `at` by `by`. */
+export interface RetryOfEntry {
+  at: string;
+  by: Actor;
+  taskId: string;
+  from: RetryFrom;
+}
+
 /** Value of `elicitation-complete:<id>`: the out-of-band flow `id` reported its completion at `at` (readers test presence only). */
 export interface ElicitationCompleteEntry {
   at: string;
@@ -103,6 +143,7 @@ const ASKED = 'asked:';
 const ANSWERED = 'answered:';
 const RUN = 'run:';
 const UNTIL = 'until:';
+const RETRIED = 'retried:';
 
 /**
  * Key of step `name` (`ctx.step`; names are non-empty and unique per task): its `StepRecord`.
@@ -146,6 +187,12 @@ export const untilKey = (due: string): string => `${UNTIL}${due}`;
 /** Key of the `CancelledEntry`. */
 export const CANCELLED_KEY = 'cancelled';
 
+/** Key of a `RetriedEntry` (`at`: ISO 8601 as `toISOString` writes it). */
+export const retriedKey = (at: string): string => `${RETRIED}${at}`;
+
+/** Key of the `RetryOfEntry` of a task created by an operator retry. */
+export const RETRY_OF_KEY = 'retry-of-task';
+
 /**
  * Key of the task's `requestState` key: the secret (32 random bytes, base64url; sealed with
  * `SecretBox` when a `secretKey` is configured) that signs the `requestState` of the task's MRTR
@@ -165,7 +212,9 @@ export type JournalKey =
   | { kind: 'run'; at: string; holder: string }
   | { kind: 'until'; due: string }
   | { kind: 'cancelled' }
-  | { kind: 'request-state-key' };
+  | { kind: 'request-state-key' }
+  | { kind: 'retried'; at: string }
+  | { kind: 'retry-of' };
 
 /** Every `JournalKey['kind']`. */
 export type JournalKeyKind = JournalKey['kind'];
@@ -190,6 +239,7 @@ const PREFIXED: [prefix: string, parse: (rest: string) => JournalKey | undefined
     },
   ],
   [UNTIL, (due) => ({ kind: 'until', due })],
+  [RETRIED, (at) => ({ kind: 'retried', at })],
 ];
 
 /**
@@ -200,6 +250,7 @@ const PREFIXED: [prefix: string, parse: (rest: string) => JournalKey | undefined
 export function parseJournalKey(key: string): JournalKey | undefined {
   if (key === CANCELLED_KEY) return { kind: 'cancelled' };
   if (key === REQUEST_STATE_KEY) return { kind: 'request-state-key' };
+  if (key === RETRY_OF_KEY) return { kind: 'retry-of' };
   for (const [prefix, parse] of PREFIXED) if (key.startsWith(prefix)) return parse(key.slice(prefix.length));
   return undefined;
 }
@@ -229,6 +280,10 @@ export function formatJournalKey(parsed: JournalKey): string {
       return CANCELLED_KEY;
     case 'request-state-key':
       return REQUEST_STATE_KEY;
+    case 'retried':
+      return retriedKey(parsed.at);
+    case 'retry-of':
+      return RETRY_OF_KEY;
   }
 }
 

@@ -143,6 +143,17 @@ export interface TaskRecord {
    * same key returns this task instead of creating another. Absent for tasks created without a key.
    */
   idempotency?: TaskIdempotency;
+  /**
+   * Operator retry (see `TaskRuntime.retry`): the task this one runs again, from a chosen step
+   * (its journal starts with the steps and answers kept from it). Absent for other tasks.
+   */
+  retryOf?: string;
+  /**
+   * Operator retry of an ended task: the task that runs it again (this one keeps its status and
+   * outcome: terminal statuses are final, MCP 2025-11-25 "Task Status Lifecycle"). `tasks/get` and
+   * `tasks/result` name it in `_meta["mcp-tasks/retriedAs"]`.
+   */
+  retriedAs?: string;
   version: number;
 }
 
@@ -202,3 +213,10 @@ export interface TraceContext {
  * reach it) can show it. MCP "_meta": a vendor prefix, not one of the reserved `mcp` prefixes.
  */
 export const PROGRESS_META_KEY = 'mcp-tasks/progress';
+
+/**
+ * The `_meta` key under which `tasks/get` (both protocol versions) and `tasks/result` (2025-11-25)
+ * of a task an operator had run again (`TaskRecord.retriedAs`) carry `{ taskId }` of the task that
+ * runs it again. A vendor prefix, not one of the reserved `mcp` prefixes.
+ */
+export const RETRIED_AS_META_KEY = 'mcp-tasks/retriedAs';

@@ -114,6 +114,13 @@ export interface TaskContext {
    * The same on every run of the task, so branching on it is deterministic.
    */
   readonly clientCapabilities?: JsonObject;
+  /**
+   * The task this one runs again, when an operator had a failed task run again from a chosen step
+   * (`TaskRuntime.retry`; the steps before it replay from that task's journal): side effects keyed
+   * by task id (a claim, a reservation) can be moved over from it. Undefined otherwise — also when
+   * a `working` task was run again in place (its id did not change).
+   */
+  readonly retryOf?: string;
   /** Reports progress (MCP progress semantics: `progress` increases; `total` optional) and an optional status message. */
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Sets the task's `statusMessage`. */
@@ -187,6 +194,8 @@ export interface ExecutionContextOptions {
   log?: Logger;
   /** The creating client's capabilities (`TaskRequest.clientCapabilities`). */
   clientCapabilities?: JsonObject;
+  /** The task this one runs again (`TaskRecord.retryOf`). */
+  retryOf?: string;
   /** The run's OpenTelemetry spans (see `telemetry.ts`); none in bare contexts. */
   telemetry?: RunTelemetry;
   /** The process's durable-timer queue (one timer for every sleeping task); bare contexts get their own. */
@@ -218,9 +227,12 @@ export class StepFailedError extends Error {
 export class ExecutionContext implements TaskContext {
   private readonly names = new Set<string>();
   private sequence = 0;
+  /** Journaled calls so far in this run (see `StepRecord.seq`). */
+  private journaledCalls = 0;
   readonly taskId: string;
   readonly signal: AbortSignal;
   readonly clientCapabilities?: JsonObject;
+  readonly retryOf?: string;
   private readonly store: TaskStore;
   private readonly journal: Map<string, Json>;
   private readonly now: () => number;
@@ -243,6 +255,7 @@ export class ExecutionContext implements TaskContext {
     this.guard = options.guard;
     this.log = options.log ?? silentLogger;
     this.clientCapabilities = options.clientCapabilities;
+    this.retryOf = options.retryOf;
     this.telemetry = options.telemetry;
     this.timers = options.timers ?? new TimerQueue(options.now);
     this.onStop = options.onStop;
@@ -465,6 +478,7 @@ export class ExecutionContext implements TaskContext {
   private async journaled<T>(key: string, fn: (signal: AbortSignal) => Promise<T> | T, onReplay?: () => void): Promise<T> {
     if (this.names.has(key)) throw new Error(`Journal key '${key}' used twice in one run of task ${this.taskId}; step names must be unique`);
     this.names.add(key);
+    const seq = ++this.journaledCalls;
     const recorded = this.journal.get(key) as StepRecord | undefined;
     if (recorded) {
       onReplay?.();
@@ -478,6 +492,7 @@ export class ExecutionContext implements TaskContext {
         if (this.signal.aborted || this.stops.has(error as object)) throw error;
       },
     );
+    record.seq = seq;
     // First write wins: if another run recorded this step meanwhile, its value is the truth. The
     // append is fenced: a run that lost the task records nothing (its outcome may be a stale effect's).
     if (!(await this.engine(this.store.appendJournal(this.taskId, key, record as unknown as Json, this.fence)))) {

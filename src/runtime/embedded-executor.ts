@@ -124,6 +124,8 @@ export class EmbeddedExecutor implements TaskExecutor {
   readonly runsTasks: boolean;
   /** Stops listening to the store's change feed for unclaimed tasks (see `wakeOnNewTasks`). */
   private unsubscribeChanges?: () => void;
+  /** Runs abandoned by an operator retry (see `restart`): their end must not touch the new run's bookkeeping. */
+  private readonly abandoned = new WeakSet<Execution>();
   /** True while this instance's clock is beyond `maxClockSkewMs` from the store's: it takes no leases. */
   private skewed = false;
   /** Pending in-process retries of runs a store outage interrupted: task id → attempt, timer, last start (monotonic ms). */
@@ -203,6 +205,32 @@ export class EmbeddedExecutor implements TaskExecutor {
    * the cancel's acknowledgement. Not needed when this instance's run of it was just aborted, or the
    * lease had already expired before the permit could be confirmed.
    */
+  /**
+   * See `TaskExecutor.restart`: claims the task by force (a new lease epoch) and launches its run
+   * here, replaying the trimmed journal; an earlier run of it in this process is aborted and
+   * abandoned first. An instance that runs no tasks (`runTasks: false`) gives the retry's hold up
+   * instead (an expired lease): a worker takes it over at its next heartbeat.
+   */
+  async restart(taskId: string, heldBy: string): Promise<void> {
+    const stale = this.executions.get(taskId);
+    if (stale) {
+      stale.controller.abort(new LeaseLostSignal(taskId));
+      this.abandoned.add(stale);
+      this.executions.delete(taskId);
+    }
+    this.cancelRetry(taskId);
+    if (!this.runsTasks || this.skewed) {
+      await this.store.renew(taskId, heldBy, -1);
+      return;
+    }
+    this.startHeartbeat();
+    const since = monotonicNow();
+    const claimed = await this.store.claim(taskId, this.instanceId, this.leaseMs, true);
+    if (!claimed) return; // it ended meanwhile
+    const run: RunStart = { reason: 'retry', since };
+    if (this.launch(claimed, run)) await this.journalRun(claimed, run);
+  }
+
   async cancelled(task: TaskRecord, revoked: Lease | undefined): Promise<void> {
     const running = this.executions.get(task.taskId);
     running?.controller.abort(new TaskCancelledSignal(task.taskId));
@@ -527,13 +555,15 @@ export class EmbeddedExecutor implements TaskExecutor {
         telemetry.end(end);
         // The run stopped for the store's sake (an outage, or an error the engine met writing it):
         // start it again later rather than leave the task `working` with nobody running it.
+        if (this.abandoned.has(execution)) return;
         if ((end.kind === 'interrupted' && end.reason === 'store_unavailable') || end.kind === 'error') this.retryLater(task.taskId);
         else this.retries.delete(task.taskId);
       })
       .catch((error) => this.onError(error, task.taskId))
       .finally(() => {
         unfollow();
-        this.executions.delete(task.taskId);
+        // An abandoned run (operator retry) ends after its successor began: the entry is the new run's.
+        if (!this.abandoned.has(execution)) this.executions.delete(task.taskId);
       });
     return true;
   }
@@ -610,6 +640,7 @@ export class EmbeddedExecutor implements TaskExecutor {
         guard: execution.guard,
         log: this.log.child(taskFields(task)),
         clientCapabilities: task.request.clientCapabilities,
+        ...(task.retryOf !== undefined && { retryOf: task.retryOf }),
         telemetry,
         timers: this.timers,
         // The engine found a reason to stop (fencing, an outage): stop the handler's own I/O too.

@@ -86,6 +86,15 @@ export interface TaskExecutor {
   elicitationCompleted(taskId: string, elicitationId: string): Promise<void>;
   /** True while this process executes the task's handler. */
   isRunning(taskId: string): boolean;
+  /**
+   * Operator retry (`TaskRuntime.retry`): `taskId` — a live task whose lease the retry handed to
+   * `heldBy` (no instance's name) while it trimmed the journal — must run again from its journal
+   * now. The run holding it before was fenced out by that write; a handler of it still running here
+   * (one stuck in an await) is abandoned: it can write nothing any more. Optional: executors
+   * without it (DBOS, Restate, whose engines replay their own histories) do not support operator
+   * retry.
+   */
+  restart?(taskId: string, heldBy: string): Promise<void>;
   /** Stops executing here; tasks stay as stored and resume on the next start or another instance. */
   close(): Promise<void>;
 }

@@ -11,11 +11,18 @@ import {
   answeredKey,
   asksUrlElicitation,
   elicitationCompleteKey,
+  retriedKey,
+  RETRY_OF_KEY,
   type Actor,
   type AnsweredEntry,
   type AskedEntry,
   type ElicitationCompleteEntry,
+  type RetriedEntry,
+  type RetryFrom,
+  type RetryOfEntry,
 } from '../core/journal-keys.js';
+import { completedWithToolError } from '../store/backend.js';
+import { isHistoryKey, retryPlan } from './retry.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { withSignals } from '../core/deadline.js';
 import type { TaskPage, TaskStore } from '../store/task-store.js';
@@ -52,6 +59,9 @@ export interface SubmitInput {
    */
   idempotencyKey?: string;
 }
+
+/** The lease holder an operator retry hands a task to while it prepares it (no runtime instance has this name). */
+const RETRY_HOLDER = 'mcp-tasks:operator-retry';
 
 /** Options of a `TaskRuntime`. */
 export interface TaskRuntimeOptions extends EmbeddedExecutorOptions {
@@ -287,6 +297,85 @@ export class TaskRuntime {
     this.log.info({ ...taskFields(task), by: actor ? actorName(actor) : accessName(access) }, 'task cancelled');
     await this.deliver(() => this.executor.cancelled(task, revoked), taskId);
     return task;
+  }
+
+  /**
+   * Operator retry: runs task `taskId` again from `options.from` (see `RetryFrom`; default
+   * `'stopped'`: where it stopped — its failed steps run again, the others replay). The recorded
+   * steps before that point are kept and replay; the step there and every later one run again.
+   * Answers already given are kept (and replay) unless `options.clearAnswers`, which drops those
+   * given after that point, so their questions are asked again. `options.by` (an operator) is
+   * journaled (`RetriedEntry`) and shown on the timeline.
+   *
+   * - A `failed` task (or one that `completed` with a tool error, 2026-07-28) keeps its status and
+   *   result — terminal statuses are final (MCP 2025-11-25 "Task Status Lifecycle") — and a
+   *   **successor** task runs it again: same principal, tool, arguments and client capabilities,
+   *   its journal the kept entries, `TaskRecord.retryOf` naming the old task (`ctx.retryOf`), which
+   *   names it in turn (`retriedAs`, shown by `tasks/get` as `_meta["mcp-tasks/retriedAs"]`).
+   * - A `working` task (stalled, or stuck) runs again **in place**, same task id, still `working`:
+   *   its lease is taken from the run holding it (which is fenced out and aborted, wherever it
+   *   runs), the dropped entries are deleted, and it is claimed under a new lease epoch and started
+   *   here (a front instance leaves it to a worker).
+   *
+   * Resolves with the task that runs it again and whether that is the same one. Throws
+   * `TaskNotFoundError` (unknown or expired), `IllegalTransitionError` (a task that is
+   * `input_required`, `cancelled` or `completed` successfully — answer, or create a new one),
+   * `InvalidArgumentError` (an unknown step; a task already retried — retry its successor; a tool
+   * not registered here; an executor without `restart`: DBOS and Restate replay their own
+   * histories, so operator retry needs the embedded executor).
+   */
+  async retry(taskId: string, options: { from?: RetryFrom; clearAnswers?: boolean; by: Actor }): Promise<{ taskId: string; inPlace: boolean }> {
+    const executor = this.executor;
+    if (!executor.restart)
+      throw new InvalidArgumentError(
+        'Operator retry needs the embedded executor: DBOS and Restate replay their own histories (use their own fork or restart tools)',
+      );
+    const task = await this.store.get(taskId, ENGINE_ACCESS);
+    const failed = task.status === 'failed' || completedWithToolError(task);
+    if (!failed && task.status !== 'working') throw new IllegalTransitionError(taskId, task.status, 'working');
+    if (task.retriedAs !== undefined) throw new InvalidArgumentError(`Task ${taskId} was already run again as task ${task.retriedAs}; retry that one instead`);
+    if (!this.handlers.has(task.request.tool)) throw new InvalidArgumentError(`Tool '${task.request.tool}' is not registered on this instance`);
+    const from = options.from ?? 'stopped';
+    const clearAnswers = options.clearAnswers === true;
+    const plan = retryPlan(await this.store.readJournal(taskId), from, clearAnswers);
+    const at = new Date(this.now()).toISOString();
+    const fromText = typeof from === 'object' ? `step '${from.step}'` : from === 'start' ? 'the start' : 'where it stopped';
+    const by = options.by.name ?? 'an operator';
+    const entry = (successor?: string): RetriedEntry => ({
+      at,
+      by: options.by,
+      from,
+      ...(successor !== undefined && { successor }),
+      dropped: plan.drop,
+      clearedAnswers: clearAnswers,
+    });
+    const holdMs = 60_000; // how long no instance takes the task over while the retry prepares it (a crash meanwhile: then it is taken over)
+    if (!failed) {
+      await this.store.holdForRetry(taskId, RETRY_HOLDER, holdMs, `Running again from ${fromText}, as ${by} asked`);
+      await this.store.deleteJournal(taskId, plan.drop);
+      await this.store.appendJournal(taskId, retriedKey(at), entry() as unknown as Json);
+      this.log.info({ ...taskFields(task), by: actorName(options.by), from }, 'task run again in place by an operator');
+      await executor.restart(taskId, RETRY_HOLDER);
+      return { taskId, inPlace: true };
+    }
+    const successor = await this.store.create({
+      owner: task.owner,
+      request: task.request,
+      errorResultStatus: task.errorResultStatus,
+      lease: { holder: RETRY_HOLDER, leaseMs: holdMs },
+      retryOf: taskId,
+      statusMessage: `Running task ${taskId} again from ${fromText}, as ${by} asked`,
+      ...(task.traceContext && { traceContext: task.traceContext }),
+    });
+    await Promise.all([...plan.keep].filter(([key]) => !isHistoryKey(key)).map(([key, value]) => this.store.appendJournal(successor.taskId, key, value)));
+    const retryOf: RetryOfEntry = { at, by: options.by, taskId, from };
+    await this.store.appendJournal(successor.taskId, RETRY_OF_KEY, retryOf as unknown as Json);
+    await this.store.markRetried(taskId, successor.taskId);
+    await this.store.appendJournal(taskId, retriedKey(at), entry(successor.taskId) as unknown as Json);
+    this.log.info({ ...taskFields(task), by: actorName(options.by), from, successor: successor.taskId }, 'failed task run again by an operator, as a new task');
+    this.startPurge();
+    await executor.restart(successor.taskId, RETRY_HOLDER);
+    return { taskId: successor.taskId, inPlace: false };
   }
 
   /**

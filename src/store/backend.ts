@@ -144,6 +144,12 @@ export interface StoreBackend {
   /** All journal entries of a task, by key. */
   readJournal(taskId: string): Promise<Map<string, Json>>;
   /**
+   * Removes the journal entries `keys` of a task (keys it does not have are skipped), atomically.
+   * Returns how many were removed. Only an operator retry does this (`TaskStore.retryInPlace`):
+   * entries are otherwise append-only.
+   */
+  deleteJournal(taskId: string, keys: string[]): Promise<number>;
+  /**
    * Adds one journal entry. First write wins: returns false and keeps the old value if `key` exists.
    * With `fence`, atomically with a check of the task record: the entry is written only while the
    * task is live (`working` / `input_required`) and its lease names `fence.holder` under

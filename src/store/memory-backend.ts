@@ -144,6 +144,11 @@ export class MemoryBackend implements StoreBackend {
     return new Map([...entries].map(([key, text]) => [key, JSON.parse(text) as Json]));
   }
 
+  async deleteJournal(taskId: string, keys: string[]): Promise<number> {
+    const entries = this.journals.get(taskId);
+    return entries ? keys.filter((key) => entries.delete(key)).length : 0;
+  }
+
   async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
     // Checked and written in one synchronous stretch: nothing can come between the check and the insert.
     const text = this.tasks.get(taskId);

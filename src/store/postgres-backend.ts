@@ -576,6 +576,12 @@ export class PostgresBackend implements StoreBackend {
     return new Map(rows.map((row) => [row.key, row.value]));
   }
 
+  async deleteJournal(taskId: string, keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const { rowCount } = await this.query(`DELETE FROM ${this.schema}.journal WHERE task_id = $1 AND key = ANY($2::text[])`, [taskId, keys]);
+    return rowCount ?? 0;
+  }
+
   appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
     return this.appends.load({ taskId, key, value, ...(fence && { fence }) });
   }

@@ -568,6 +568,11 @@ export class RedisBackend implements StoreBackend {
     return new Map(Object.entries(entries).map(([key, value]) => [key, JSON.parse(value) as Json]));
   }
 
+  async deleteJournal(taskId: string, keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    return this.redis.hdel(this.key('journal', taskId), ...keys);
+  }
+
   async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
     if (fence)
       return (

@@ -211,6 +211,7 @@ export class SqliteBackend implements StoreBackend {
       deleteTask: this.db.prepare(`DELETE FROM tasks WHERE task_id = ?`),
       deleteJournal: this.db.prepare(`DELETE FROM journal WHERE task_id = ?`),
       readJournal: this.db.prepare(`SELECT key, value FROM journal WHERE task_id = ?`),
+      deleteEntries: this.db.prepare(`DELETE FROM journal WHERE task_id = ? AND key IN (SELECT value FROM json_each(?))`),
       appendJournal: this.db.prepare(`INSERT OR IGNORE INTO journal (task_id, key, value) VALUES (?, ?, ?)`),
       appendFenced: this.db.prepare(
         `INSERT OR IGNORE INTO journal (task_id, key, value) SELECT ?, ?, ? WHERE EXISTS (
@@ -357,6 +358,11 @@ export class SqliteBackend implements StoreBackend {
   async readJournal(taskId: string): Promise<Map<string, Json>> {
     const rows = this.stmt.readJournal.all(taskId) as { key: string; value: string }[];
     return new Map(rows.map((row) => [row.key, JSON.parse(row.value) as Json]));
+  }
+
+  async deleteJournal(taskId: string, keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    return this.writes.run(() => this.stmt.deleteEntries.run(taskId, JSON.stringify(keys)).changes);
   }
 
   async appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {

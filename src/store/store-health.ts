@@ -231,6 +231,9 @@ export class GuardedBackend implements StoreBackend {
   readJournal(taskId: string): Promise<Map<string, Json>> {
     return this.health.run('read', () => this.inner.readJournal(taskId));
   }
+  deleteJournal(taskId: string, keys: string[]): Promise<number> {
+    return this.health.run('write', () => this.inner.deleteJournal(taskId, keys));
+  }
   appendJournal(taskId: string, key: string, value: Json, fence?: Fence): Promise<boolean> {
     return this.health.run('write', () => this.inner.appendJournal(taskId, key, value, fence));
   }

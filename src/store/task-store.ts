@@ -31,7 +31,7 @@ import {
   type TraceContext,
 } from '../core/task.js';
 import { checkInputAnswer } from '../core/input-answers.js';
-import { holdsFence, type ListPosition, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
+import { completedWithToolError, holdsFence, type ListPosition, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { GuardedBackend, registerClockSource, StoreHealth } from './store-health.js';
 import { ChangeFeed, type AnnouncedVersion } from './change-feed.js';
 
@@ -97,6 +97,8 @@ export interface CreateTaskInput {
    * instead of a new one.
    */
   idempotency?: TaskIdempotency;
+  /** The task this one runs again (operator retry; see `TaskRecord.retryOf`). */
+  retryOf?: string;
 }
 
 /** One page of `list`. `nextCursor` is opaque and present when more tasks may follow. */
@@ -282,6 +284,7 @@ export class TaskStore {
       ...(input.lease && { lease: { holder: input.lease.holder, expiresAt: this.now() + input.lease.leaseMs, epoch: 1, ms: input.lease.leaseMs } }),
       ...(input.traceContext && { traceContext: input.traceContext }),
       ...(idempotency && { idempotency }),
+      ...(input.retryOf !== undefined && { retryOf: input.retryOf }),
       version: 1,
     };
     let holder: TaskRecord | undefined;
@@ -427,6 +430,49 @@ export class TaskStore {
       else delete task.statusMessage;
       return task;
     });
+  }
+
+  /**
+   * Operator retry of an ended task: records on the `failed` (or tool-error `completed`) task
+   * `taskId` that `successor` runs it again (`TaskRecord.retriedAs`). Status, outcome and TTL are
+   * unchanged: a terminal status is final (2025-11-25 "Task Status Lifecycle"). Throws
+   * `IllegalTransitionError` for a live, `cancelled` or successfully `completed` task, and
+   * `InvalidArgumentError` when it was retried already (retry its successor instead).
+   */
+  markRetried(taskId: string, successor: string): Promise<TaskRecord> {
+    return this.mutate(taskId, ENGINE_ACCESS, (task) => {
+      if (!isTerminal(task.status) || task.status === 'cancelled' || (task.status === 'completed' && !completedWithToolError(task)))
+        throw new IllegalTransitionError(taskId, task.status, 'working');
+      if (task.retriedAs !== undefined && task.retriedAs !== successor)
+        throw new InvalidArgumentError(`Task ${taskId} was already run again as task ${task.retriedAs}; retry that one instead`);
+      task.retriedAs = successor;
+      return task;
+    });
+  }
+
+  /**
+   * Operator retry of a `working` task in place (see `TaskRuntime.retry`): hands its lease to
+   * `holder` (a name no runtime instance uses) for `holdMs`, keeping its epoch, so that the run now
+   * holding it is fenced out at once (its writes and effects are refused; the runtime running it
+   * aborts it) and no instance takes it over while its journal is trimmed; the retry then claims it
+   * (epoch + 1) and starts it again. Sets `statusMessage`. Throws `IllegalTransitionError` unless the
+   * task is `working`.
+   */
+  holdForRetry(taskId: string, holder: string, holdMs: number, statusMessage: string): Promise<TaskRecord> {
+    return this.mutate(taskId, ENGINE_ACCESS, (task) => {
+      if (task.status !== 'working') throw new IllegalTransitionError(taskId, task.status, 'working');
+      task.lease = { holder, expiresAt: this.now() + holdMs, epoch: task.lease?.epoch ?? 0, ms: holdMs };
+      task.statusMessage = statusMessage;
+      return task;
+    });
+  }
+
+  /**
+   * Removes journal entries `keys` of task `taskId` (an operator retry drops the steps it runs
+   * again; see `StoreBackend.deleteJournal`). Returns how many were removed.
+   */
+  deleteJournal(taskId: string, keys: string[]): Promise<number> {
+    return this.backend.deleteJournal(taskId, keys);
   }
 
   /**

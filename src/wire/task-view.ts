@@ -1,5 +1,5 @@
 import type { JsonObject } from '../core/json.js';
-import type { TaskRecord } from '../core/task.js';
+import { PROGRESS_META_KEY, RETRIED_AS_META_KEY, type TaskRecord } from '../core/task.js';
 
 /**
  * A task's own fields as the 2026-07-28 Tasks extension's `Task` lists them: `taskId`, `status`,
@@ -21,5 +21,19 @@ export function taskFields(task: TaskRecord): JsonObject {
     lastUpdatedAt: task.lastUpdatedAt,
     ttlMs: task.ttl,
     pollIntervalMs: task.pollInterval,
+  };
+}
+
+/**
+ * The `_meta` a `tasks/get` result of `task` carries besides the spec's fields, in both protocol
+ * versions, or undefined when none: its last progress under `"mcp-tasks/progress"` (`{ progress,
+ * total? }`), and, for a task an operator had run again, the task that runs it again under
+ * `"mcp-tasks/retriedAs"` (`{ taskId }`; see `TaskRuntime.retry`).
+ */
+export function taskMeta(task: TaskRecord): JsonObject | undefined {
+  if (!task.progress && task.retriedAs === undefined) return undefined;
+  return {
+    ...(task.progress && { [PROGRESS_META_KEY]: task.progress }),
+    ...(task.retriedAs !== undefined && { [RETRIED_AS_META_KEY]: { taskId: task.retriedAs } }),
   };
 }

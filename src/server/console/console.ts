@@ -5,12 +5,14 @@ import { toNodeHandler } from '@modelcontextprotocol/node';
 import { readRequestBody } from '@modelcontextprotocol/server';
 import { ENGINE_ACCESS } from '../../core/access.js';
 import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, InvalidCursorError, TaskNotFoundError } from '../../core/errors.js';
-import { askedKey, inputKey, type Actor } from '../../core/journal-keys.js';
+import { askedKey, inputKey, type Actor, type RetryFrom } from '../../core/journal-keys.js';
 import type { Json, JsonObject } from '../../core/json.js';
 import type { Logger } from '../../core/log.js';
 import { isTerminal, type TaskStatus } from '../../core/status.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
+import { stepsOf } from '../../runtime/retry.js';
+import { completedWithToolError } from '../../store/backend.js';
 import { ConsoleAuth, sameOrigin } from './auth.js';
 import { contentFromForm } from './form.js';
 import { CONSOLE_CSS } from './styles.js';
@@ -96,7 +98,7 @@ const SSE_TASKS_PER_FLUSH = 500;
 const SIGN_IN_FAILURES = 10;
 const SIGN_IN_WINDOW_MS = 5 * 60_000;
 /** A task's routes, below the base path. */
-const TASK_ID = /^\/tasks\/([A-Za-z0-9_-]{1,128})(\/panel|\/answer|\/cancel)?$/;
+const TASK_ID = /^\/tasks\/([A-Za-z0-9_-]{1,128})(\/panel|\/answer|\/cancel|\/retry)?$/;
 /** One segment of a base path (see `ConsoleOptions.basePath`). */
 const BASE_SEGMENT = /^[A-Za-z0-9\-._~!$&()*+=:@]+$/;
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' };
@@ -298,6 +300,7 @@ export class OperatorConsole {
     if (method === 'GET' && action === '/panel') return this.showTask(taskId, operator, 200, true);
     if (method === 'POST' && action === '/answer') return this.answer(request, taskId, operator, actor);
     if (method === 'POST' && action === '/cancel') return this.cancel(request, taskId, operator, actor);
+    if (method === 'POST' && action === '/retry') return this.retry(request, taskId, operator, actor);
     return message(base, 405, 'Method not allowed', undefined, operator);
   }
 
@@ -405,7 +408,21 @@ export class OperatorConsole {
         return typeof at === 'string' ? [[key, at]] : [];
       }),
     );
-    return { task, args: this.redacted(task), timeline: buildTimeline(task, journal, answerOf, now), now, operator, base: this.basePath, askedAt };
+    const runtime = this.deps.runtime;
+    const retryable =
+      runtime.executor.restart !== undefined &&
+      task.retriedAs === undefined &&
+      (task.status === 'working' || task.status === 'failed' || completedWithToolError(task));
+    return {
+      task,
+      args: this.redacted(task),
+      timeline: buildTimeline(task, journal, answerOf, now),
+      now,
+      operator,
+      base: this.basePath,
+      askedAt,
+      ...(retryable && { retrySteps: stepsOf(journal) }),
+    };
   }
 
   private redacted(task: TaskRecord): JsonObject {
@@ -478,6 +495,36 @@ export class OperatorConsole {
       throw error;
     }
     return redirect(`${this.basePath}/tasks/${taskId}`);
+  }
+
+  /**
+   * POST `<basePath>/tasks/<id>/retry` (form: `from` — `stopped` (default), `start` or
+   * `step/<name>`; `clearAnswers=yes`; `confirm=yes`): `TaskRuntime.retry` on behalf of the operator, then a 303 to
+   * the task that runs it again (a new one for a failed task). Refusals (an unknown step, a task
+   * that may not be run again) show the task's page with the reason (400/404/409). A script asking
+   * for `Accept: application/json` (the CLI's `mcp-tasks retry`) gets JSON instead: 200 `{ taskId,
+   * inPlace }`, or the same status codes with `{ error }`.
+   */
+  private async retry(request: Request, taskId: string, operator: string, actor: Actor): Promise<Response> {
+    const json = /application\/json/.test(request.headers.get('accept') ?? '');
+    const refuse = async (status: number, reason: string) =>
+      json ? Response.json({ error: reason }, { status }) : this.showTask(taskId, operator, status, false, { refusal: { message: reason } });
+    const form = await readForm(request);
+    if (!form) return json ? Response.json({ error: 'Form too large' }, { status: 413 }) : message(this.basePath, 413, 'Form too large', undefined, operator);
+    if (form.confirm?.[0] !== 'yes') return refuse(400, 'Running a task again needs a confirmation (confirm=yes).');
+    const given = form.from?.[0] ?? 'stopped';
+    const from: RetryFrom = given.startsWith('step/') ? { step: given.slice('step/'.length) } : given === 'start' ? 'start' : 'stopped';
+    if (!given.startsWith('step/') && given !== 'start' && given !== 'stopped') return refuse(400, `Unknown starting point ${JSON.stringify(given)}`);
+    try {
+      const again = await this.deps.runtime.retry(taskId, { from, clearAnswers: form.clearAnswers?.[0] === 'yes', by: actor });
+      return json ? Response.json(again) : redirect(`${this.basePath}/tasks/${again.taskId}`);
+    } catch (error) {
+      if (error instanceof TaskNotFoundError)
+        return json ? Response.json({ error: error.message }, { status: 404 }) : this.showTask(taskId, operator, 404, false);
+      if (error instanceof IllegalTransitionError) return refuse(409, error.message);
+      if (error instanceof InvalidArgumentError) return refuse(400, error.message);
+      throw error;
+    }
   }
 
   /**

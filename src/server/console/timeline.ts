@@ -6,6 +6,9 @@ import {
   type AnsweredEntry,
   type AskedEntry,
   type CancelledEntry,
+  type RetriedEntry,
+  type RetryFrom,
+  type RetryOfEntry,
   type RunEntry,
   type UntilEntry,
 } from '../../core/journal-keys.js';
@@ -18,7 +21,7 @@ import { isTerminal } from '../../core/status.js';
  * happening) at a point or over an interval. Times are ms since the epoch.
  */
 export interface TimelineItem {
-  kind: 'created' | 'step' | 'timer' | 'question' | 'run' | 'cancelled' | 'ended' | 'completion';
+  kind: 'created' | 'step' | 'timer' | 'question' | 'run' | 'cancelled' | 'ended' | 'completion' | 'retry';
   /** What happened, e.g. `step validate-with-erp` or `question approval`. */
   label: string;
   /** A short account: a step's recorded value, the question and its answer, a run's instance. */
@@ -130,9 +133,30 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
       const run = value as unknown as RunEntry;
       items.push({
         kind: 'run',
-        label: run.reason === 'takeover' ? 'taken over' : 'resumed after restart',
+        label: run.reason === 'takeover' ? 'taken over' : run.reason === 'retry' ? 'run started again' : 'resumed after restart',
         detail: run.reason === 'takeover' ? `by ${run.holder} from ${run.previousHolder ?? 'an instance presumed dead'}` : `on ${run.holder}`,
         start: at(run.at),
+        state: 'info',
+      });
+    } else if (parsed?.kind === 'retried') {
+      const entry = value as unknown as RetriedEntry;
+      const from = retryFromText(entry.from);
+      items.push({
+        kind: 'retry',
+        label: 'run again',
+        detail: `${from}${entry.successor ? ` as task ${entry.successor}` : ''}; ${entry.dropped.length} journal entr${entry.dropped.length === 1 ? 'y' : 'ies'} dropped${entry.clearedAnswers ? ', later answers cleared' : ''}`,
+        start: at(entry.at),
+        by: entry.by,
+        state: 'info',
+      });
+    } else if (parsed?.kind === 'retry-of') {
+      const entry = value as unknown as RetryOfEntry;
+      items.push({
+        kind: 'retry',
+        label: 'runs a failed task again',
+        detail: `task ${entry.taskId} ${retryFromText(entry.from)}`,
+        start: at(entry.at),
+        by: entry.by,
         state: 'info',
       });
     } else if (parsed?.kind === 'cancelled') {
@@ -164,6 +188,11 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
     });
   }
   return items.sort((a, b) => a.start - b.start || order(a) - order(b));
+}
+
+/** Where an operator retry started, in words (`from step pay:L1`, `from the start`, `from where it stopped`). */
+function retryFromText(from: RetryFrom | undefined): string {
+  return typeof from === 'object' ? `from step ${from.step}` : from === 'start' ? 'from the start' : 'from where it stopped';
 }
 
 /** Ties: creation first, the end last. */

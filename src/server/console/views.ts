@@ -62,6 +62,12 @@ export interface TaskView {
   previous?: Record<string, string[]>;
   /** ISO 8601: when each pending question was first asked (journal `asked:<key>`). */
   askedAt?: Record<string, string>;
+  /**
+   * When an operator may have the task run again (`TaskRuntime.retry`: a failed task not yet run
+   * again, or a working one, on an executor that supports it): its recorded steps, in the order
+   * they began, to choose where the new run starts.
+   */
+  retrySteps?: string[];
 }
 
 const STATUS_LABEL: Record<TaskStatus, string> = {
@@ -353,6 +359,18 @@ export function taskPanel(view: TaskView): Html {
               <dd>${task.lease.holder}</dd>`
           : ''
       }
+      ${
+        task.retryOf !== undefined
+          ? html`<dt>Runs again</dt>
+              <dd data-retry-of><a href="${base}/tasks/${task.retryOf}">task ${task.retryOf.slice(0, 8)}</a></dd>`
+          : ''
+      }
+      ${
+        task.retriedAs !== undefined
+          ? html`<dt>Run again as</dt>
+              <dd data-retried-as><a href="${base}/tasks/${task.retriedAs}">task ${task.retriedAs.slice(0, 8)}</a></dd>`
+          : ''
+      }
     </dl>
     ${
       view.refusal
@@ -385,7 +403,40 @@ export function taskPanel(view: TaskView): Html {
             </form>
           </details>`
         : ''
-    }`;
+    }
+    ${view.retrySteps ? retryForm(view, view.retrySteps) : ''}`;
+}
+
+/**
+ * "Run again…": the operator chooses the step the new run starts from (the steps before it are
+ * kept; `TaskRuntime.retry`) and whether answers given after it are cleared. A failed task is run
+ * again as a new task (its own status stays final); a working one in place.
+ */
+function retryForm(view: TaskView, steps: string[]): Html {
+  const { task, base } = view;
+  const live = !isTerminal(task.status);
+  return html`<details class="retry">
+    <summary role="button" class="secondary outline">Run again…</summary>
+    <form method="post" action="${base}/tasks/${task.taskId}/retry">
+      <p>
+        ${
+          live
+            ? 'Stop the run holding this task and run it again, same task, from the point you choose: the steps before it are kept, it and every later one run again.'
+            : 'Run this failed task again as a new task, from the point you choose: the steps before it and the answers given are kept, it and every later one run again. This task stays failed and links to the new one.'
+        }
+      </p>
+      <label
+        >From
+        <select name="from">
+          <option value="stopped" selected>where it stopped (${live ? 'the step it is stuck in' : 'its failed steps'})</option>
+          ${steps.map((name) => html`<option value="step/${name}">step ${name}</option>`)}
+          <option value="start">the start</option>
+        </select></label
+      >
+      <label><input type="checkbox" name="clearAnswers" value="yes" /> Ask again the questions answered after that step</label>
+      <input type="hidden" name="confirm" value="yes" /><button type="submit" data-action="confirm-retry">Run again</button>
+    </form>
+  </details>`;
 }
 
 function outcomeSection(task: TaskRecord): Html | string {

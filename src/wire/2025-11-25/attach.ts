@@ -1,7 +1,8 @@
 import { ProtocolError, ProtocolErrorCode, type McpServer } from '@modelcontextprotocol/server';
 import * as z from 'zod';
 import type { JsonObject } from '../../core/json.js';
-import { PROGRESS_META_KEY, type TaskRecord } from '../../core/task.js';
+import { RETRIED_AS_META_KEY, type TaskRecord } from '../../core/task.js';
+import { taskMeta } from '../task-view.js';
 import { isTerminal } from '../../core/status.js';
 import type { Principal } from '../../core/access.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
@@ -81,10 +82,11 @@ export async function getTask2025(
   session.watch(task, owner);
   session.deliver(task, owner);
   const unanswerable = session.unanswerableStatus(task, options.fallbackTools ?? false);
+  const meta = taskMeta(task);
   return {
     ...toTask2025(task),
     ...(unanswerable && { statusMessage: unanswerable }),
-    ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }),
+    ...(meta && { _meta: meta }),
   };
 }
 
@@ -97,5 +99,6 @@ export async function getTask2025(
 export function taskResult2025(task: TaskRecord): JsonObject {
   const result = toolResultOf(task);
   const meta = (result._meta ?? {}) as JsonObject;
-  return { ...result, _meta: { ...meta, ...relatedTaskMeta(task.taskId) } };
+  const retried = task.retriedAs !== undefined && { [RETRIED_AS_META_KEY]: { taskId: task.retriedAs } };
+  return { ...result, _meta: { ...meta, ...retried, ...relatedTaskMeta(task.taskId) } };
 }

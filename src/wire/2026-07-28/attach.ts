@@ -2,7 +2,7 @@ import { ProtocolError, ProtocolErrorCode, type McpServer, type ServerContext } 
 import * as z from 'zod';
 import { IllegalTransitionError } from '../../core/errors.js';
 import { isTerminal } from '../../core/status.js';
-import { PROGRESS_META_KEY } from '../../core/task.js';
+import { taskMeta } from '../task-view.js';
 import type { Principal } from '../../core/access.js';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
@@ -91,5 +91,6 @@ export async function getTask2026(
   requireTasksExtension(envelope);
   const task = await pollTask(runtime, taskId, owner, options.throttle, signal);
   const viewer = { capabilities: envelope.capabilities, fallbackTools: options.fallbackTools };
-  return { ...toDetailedTask(task, viewer), ...(task.progress && { _meta: { [PROGRESS_META_KEY]: task.progress } }) };
+  const meta = taskMeta(task);
+  return { ...toDetailedTask(task, viewer), ...(meta && { _meta: meta }) };
 }
