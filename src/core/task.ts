@@ -1,4 +1,5 @@
 import type { Json, JsonObject } from './json.js';
+import type { QuestionDeadline } from './question-deadline.js';
 import type { TaskStatus } from './status.js';
 
 /**
@@ -117,6 +118,12 @@ export interface TaskRecord {
   errorResultStatus: 'failed' | 'completed';
   /** Outstanding questions keyed by a key unique for the task's lifetime; empty unless `input_required`. */
   inputRequests: { [key: string]: InputRequest };
+  /**
+   * Deadlines and reminders of outstanding questions, by question key (`AskOptions.timeoutMs`,
+   * `deadline`, `onTimeout`, `remindEveryMs`; see `QuestionDeadline`). Internal to the engine: the
+   * wire layers never show it. Absent when no pending question has one; an entry goes with its question.
+   */
+  questionDeadlines?: { [key: string]: QuestionDeadline };
   /**
    * Last progress reported by the handler (MCP progress semantics: `progress` grows, `total`
    * optional). `tasks/get` results of both protocol versions carry it as `_meta[PROGRESS_META_KEY]`.
