@@ -458,7 +458,8 @@ export class TaskStore {
       if (timed && !current.questionDeadlines?.[key]) current.questionDeadlines = { ...current.questionDeadlines, [key]: timed };
       return current;
     });
-    const asked: AskedEntry = { at: task.lastUpdatedAt, kind: request.kind, message: request.message };
+    // A question with a deadline counts from the time its deadline was journaled with (the same first ask).
+    const asked: AskedEntry = { at: timed?.askedAt ?? task.lastUpdatedAt, kind: request.kind, message: request.message };
     // First ask wins: a re-ask after a restart keeps it.
     await this.appendJournal(taskId, askedKey(key), asked as unknown as Json, fence);
     if (timed) for (const listener of this.deadlineListeners) listener(task, key);
