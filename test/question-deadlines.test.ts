@@ -180,6 +180,27 @@ for (const { name, url } of stores) {
       }
     });
 
+    it("a 'cancel' deadline's claim is no answer: the handler never gets it, and nobody can answer after it", async () => {
+      const t = await open(url());
+      try {
+        const task = await t.submit('ask', { options: { timeoutMs: 60_000, onTimeout: 'cancel' } });
+        await until(async () => (await t.get(task.taskId)).status === 'input_required', { what: 'asked' });
+        assert.equal(await t.store.claimQuestion(task.taskId, 'approval', deadlineActor as never), true);
+        assert.equal(await t.store.claimQuestion(task.taskId, 'approval', deadlineActor as never), true, 'a second claim (another instance) may cancel too');
+        assert.equal(await t.store.inputAnswer(task.taskId, 'approval'), undefined);
+        assert.deepEqual(
+          await t.runtime.provideInputs(task.taskId, { approval: { action: 'accept', content: { ok: true } } }, 'alice'),
+          [],
+          'no answer after the claim',
+        );
+        assert.equal((await t.get(task.taskId)).status, 'input_required', 'still waiting, for the cancel');
+        await t.runtime.cancel(task.taskId, 'alice');
+        assert.deepEqual(t.used, [], 'the handler never saw an answer');
+      } finally {
+        await t.close();
+      }
+    });
+
     it('a person answering at the deadline: exactly one answer is taken and used, whoever wins', async () => {
       const t = await open(url());
       try {

@@ -73,6 +73,12 @@ export interface AskedEntry {
 export interface AnsweredEntry {
   at: string;
   by: Actor;
+  /**
+   * Set when a `'cancel'` deadline took the question (`TaskStore.claimQuestion`): the task is
+   * cancelled, and the `{ action: 'cancel' }` stored under `input:<question>` — which only keeps
+   * anyone else from answering — is never handed to the handler (`TaskStore.inputAnswer`).
+   */
+  cancels?: true;
 }
 
 /**

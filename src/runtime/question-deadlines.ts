@@ -65,6 +65,7 @@ export class QuestionDeadlines {
   async armPending(): Promise<number> {
     let count = 0;
     for (const task of await this.host.store.listUnfinished()) if (this.watch(task)) count++;
+    if (count > 0) this.host.log.info({ tasks: count }, 'question deadlines armed');
     return count;
   }
 

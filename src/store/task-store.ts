@@ -118,6 +118,8 @@ export interface TaskPage {
 export type OperatorListOptions = Omit<OperatorListQuery, 'before' | 'limit'> & { cursor?: string; limit?: number };
 
 const MAX_CAS_ATTEMPTS = 64;
+/** Marks the `input:<key>` value a `'cancel'` deadline stored (`claimQuestion`): not an answer anyone gave. */
+const CANCEL_CLAIM = 'mcp-tasks/deadline-cancel';
 const CURSOR_PREFIX = 'c1.';
 
 /**
@@ -520,20 +522,31 @@ export class TaskStore {
   }
 
   /**
-   * Takes question `key` for a `'cancel'` deadline: journals `input:<key>` (`{ action: 'cancel' }`)
-   * and `answered:<key>` by `actor`, first write wins, without settling the question (the task is
-   * cancelled next). Returns true when this call took it, or when `actor`'s role took it before (a
-   * cancel that a crash interrupted); false when someone else answered first.
+   * Takes question `key` for a `'cancel'` deadline, so no answer can be taken any more: journals
+   * `input:<key>` (`{ action: 'cancel' }` marked as the claim, first write wins) and `answered:<key>` by `actor` with
+   * `cancels: true` — which makes `inputAnswer` report no answer: the handler is never given it, it
+   * sees the cancellation that follows. The question is not settled (the task is cancelled next).
+   * Returns true when this call took it, or when a `'cancel'` deadline took it before (a cancel that
+   * a crash interrupted, or another instance's: cancelling again is harmless); false when someone
+   * answered first.
    */
   async claimQuestion(taskId: string, key: string, actor: Actor): Promise<boolean> {
-    const answer: Json = { action: 'cancel' };
+    const answer: Json = { action: 'cancel', [CANCEL_CLAIM]: true };
     if (await this.backend.appendJournal(taskId, inputKey(key), this.secrets ? this.secrets.seal(answer) : answer)) {
-      const answered: AnsweredEntry = { at: new Date(this.now()).toISOString(), by: actor };
+      const answered: AnsweredEntry = { at: new Date(this.now()).toISOString(), by: actor, cancels: true };
       await this.backend.appendJournal(taskId, answeredKey(key), answered as unknown as Json);
       return true;
     }
-    const by = ((await this.backend.readJournal(taskId)).get(answeredKey(key)) as AnsweredEntry | undefined)?.by;
-    return by?.role === actor.role;
+    const journal = await this.backend.readJournal(taskId);
+    const answered = journal.get(answeredKey(key)) as AnsweredEntry | undefined;
+    if (answered) return answered.cancels === true;
+    // No `answered:` entry yet (written right after the answer, or never: a crash in between): the stored answer tells.
+    const stored = journal.get(inputKey(key));
+    return (
+      (this.secrets && stored !== undefined ? this.secrets.open<{ [CANCEL_CLAIM]?: unknown }>(stored) : (stored as { [CANCEL_CLAIM]?: unknown }))?.[
+        CANCEL_CLAIM
+      ] === true
+    );
   }
 
   /**
@@ -609,11 +622,14 @@ export class TaskStore {
         await this.backend.appendJournal(taskId, answeredKey(key), answered as unknown as Json);
       }
     }
-    if (taken.length > 0)
-      await this.settleInputs(
-        taskId,
-        taken.map(([key]) => key),
-      );
+    // Settled whoever answered first (idempotent) — except a question a 'cancel' deadline took: it
+    // stays outstanding until the cancel that follows (see `claimQuestion`).
+    let settle = taken.map(([key]) => key);
+    if (written.length < settle.length) {
+      const claimed = await Promise.all(settle.map(async (key) => !written.includes(key) && (await this.inputAnswer(taskId, key)) === undefined));
+      settle = settle.filter((_, i) => !claimed[i]);
+    }
+    if (settle.length > 0) await this.settleInputs(taskId, settle);
     return written;
   }
 
@@ -737,13 +753,21 @@ export class TaskStore {
     return { nowMs, expiresAt: renewed.lease!.expiresAt };
   }
 
-  /** The answer recorded for question `key`, if any. */
+  /**
+   * The answer recorded for question `key`, if any. A question a `'cancel'` deadline took (see
+   * `claimQuestion`) has none: its task is being cancelled, so whatever waits for the answer waits
+   * for the cancellation instead.
+   */
   async inputAnswer(taskId: string, key: string): Promise<InputAnswer | undefined> {
     const journal = await this.backend.readJournal(taskId);
     const value = journal.get(inputKey(key));
     if (value === undefined) return undefined;
-    if (!this.secrets) return value as unknown as InputAnswer;
-    return this.secrets.open<InputAnswer>(value);
+    const answered = journal.get(answeredKey(key)) as AnsweredEntry | undefined;
+    if (answered?.cancels) return undefined;
+    const answer = this.secrets ? this.secrets.open<InputAnswer>(value) : (value as unknown as InputAnswer);
+    // A claim whose `answered:` entry is not written yet (or never was: a crash in between).
+    if (!answered && (answer as { [CANCEL_CLAIM]?: unknown })[CANCEL_CLAIM] === true) return undefined;
+    return answer;
   }
 
   /** All journal entries of a task (steps, timers, answers), by key. */
