@@ -1,7 +1,9 @@
 import { InvalidArgumentError } from './errors.js';
 import { checkInputAnswer } from './input-answers.js';
 import { toJson, type Json } from './json.js';
-import type { InputRequest, TaskRecord } from './task.js';
+import type { InputRequest, QuestionDeadline, TaskRecord } from './task.js';
+
+export type { QuestionDeadline } from './task.js';
 
 /**
  * What happens when a question's deadline passes unanswered (`AskOptions.onTimeout`). It is the tool
@@ -52,27 +54,8 @@ export interface DeadlineSpec {
   timeoutMs?: number;
   /** ISO 8601 (as `toISOString` writes it). */
   deadline?: string;
-  onTimeout?: 'decline' | 'cancel' | 'escalate' | { default: Json };
+  onTimeout?: QuestionDeadline['onTimeout'];
   remindEveryMs?: number;
-}
-
-/**
- * A pending question's deadline as stored with the task (`TaskRecord.questionDeadlines[key]`),
- * internal to the engine: the wire never shows it. Times are ISO 8601.
- */
-export interface QuestionDeadline {
-  /** The question's first ask: what `timeoutMs` and `remindEveryMs` count from. */
-  askedAt: string;
-  /** When `onTimeout` applies (absent when the question only has reminders). */
-  dueAt?: string;
-  onTimeout?: DeadlineSpec['onTimeout'];
-  remindEveryMs?: number;
-  /** The number of the last reminder sent (1, 2, …); absent before the first. */
-  reminders?: number;
-  /** When the last reminder was sent. */
-  remindedAt?: string;
-  /** When an `'escalate'` deadline marked the question escalated. */
-  escalatedAt?: string;
 }
 
 /** The `OnTimeoutKind` of a stored or given policy. */

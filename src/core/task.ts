@@ -1,5 +1,4 @@
 import type { Json, JsonObject } from './json.js';
-import type { QuestionDeadline } from './question-deadline.js';
 import type { TaskStatus } from './status.js';
 
 /**
@@ -47,6 +46,28 @@ export type InputRequest =
   | { kind: 'url'; message: string; url: string; elicitationId: string }
   | { kind: 'sampling'; message: string; params: JsonObject }
   | { kind: 'roots'; message: string };
+
+/**
+ * A pending question's deadline as stored with the task (`TaskRecord.questionDeadlines[key]`),
+ * internal to the engine: the wire never shows it. Times are ISO 8601. Written from the question's
+ * options (`AskOptions.timeoutMs` / `deadline`, `onTimeout`, `remindEveryMs`; see `resolveDeadline`
+ * in `question-deadline.ts`).
+ */
+export interface QuestionDeadline {
+  /** The question's first ask: what `timeoutMs` and `remindEveryMs` count from. */
+  askedAt: string;
+  /** When `onTimeout` applies (absent when the question only has reminders). */
+  dueAt?: string;
+  /** The `OnTimeout` policy as checked (a default answer as JSON). */
+  onTimeout?: 'decline' | 'cancel' | 'escalate' | { default: Json };
+  remindEveryMs?: number;
+  /** The number of the last reminder sent (1, 2, …); absent before the first. */
+  reminders?: number;
+  /** When the last reminder was sent. */
+  remindedAt?: string;
+  /** When an `'escalate'` deadline marked the question escalated. */
+  escalatedAt?: string;
+}
 
 /** The kinds of `InputRequest`. */
 export type InputKind = InputRequest['kind'];
