@@ -233,6 +233,8 @@ export class EngineContext implements TaskContext {
       throw error;
     }
     if (ahead !== null) answered.abort(new Error('answered ahead'));
+    // A replayed ask (a recovered or taken-over workflow) asks nothing: arm its deadline here all the same.
+    else if (deadline) void this.store.announceQuestionDeadlines(this.taskId).catch(() => undefined);
     const answer = (ahead ?? (await answering)) as unknown as InputAnswer;
     this.signal.throwIfAborted();
     const settle = async () => {

@@ -503,6 +503,20 @@ export class TaskStore {
   }
 
   /**
+   * Tells this process's `onQuestionDeadline` listeners of the pending questions of `taskId` that
+   * have a deadline or reminders (one read of the record; nothing when it has none). For a run that
+   * resumes a question without asking it again (an engine replaying its recorded ask step after a
+   * takeover), so the instance running it arms the deadline too.
+   */
+  async announceQuestionDeadlines(taskId: string): Promise<void> {
+    if (this.deadlineListeners.size === 0) return;
+    const task = await this.backend.get(taskId);
+    if (!task || task.status !== 'input_required' || !task.questionDeadlines) return;
+    for (const key of Object.keys(task.questionDeadlines))
+      if (Object.hasOwn(task.inputRequests, key)) for (const listener of this.deadlineListeners) listener(task, key);
+  }
+
+  /**
    * Records what a question's deadline did to it (`QuestionDeadline.escalatedAt`, `reminders`,
    * `remindedAt`) while `key` is still outstanding: one write that moves `lastUpdatedAt` (so pollers
    * and `notifications/tasks/status` subscribers see it). Returns the task as written, or undefined
