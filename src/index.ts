@@ -84,6 +84,7 @@ export {
 
 // runtime: durable execution of task handlers.
 export { StepFailedError, type AskOptions, type StepOptions, type TaskContext, type UrlElicitation, type UrlElicitOptions } from './runtime/context.js';
+export type { OnTimeout, QuestionDeadlineOptions } from './core/question-deadline.js';
 export { TaskRuntime, type RegisteredHandler, type SubmitInput, type TaskHandler, type TaskRuntimeOptions, type TaskToolResult } from './runtime/runtime.js';
 export { EmbeddedExecutor, type EmbeddedExecutorOptions } from './runtime/embedded-executor.js';
 export { ExecutorUnavailableError, type DurableRun, type ExecutorHost, type TaskExecutor } from './runtime/executor.js';

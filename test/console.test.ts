@@ -21,6 +21,9 @@ import { startInvoiceServer } from '../examples/invoice/server.js';
 import { createTaskServer, ENGINE_ACCESS, staticTokenVerifier, type TaskRecord } from '../src/index.js';
 import { silentLogger } from '../src/core/log.js';
 import { describeAnswer } from '../src/server/console/timeline.js';
+import { listOverdue, overdueBadge } from '../src/server/console/overdue.js';
+import { MemoryBackend } from '../src/store/memory-backend.js';
+import { TaskStore } from '../src/store/task-store.js';
 import { STATUSES } from '../src/server/console/views.js';
 import {
   axisBreaks,
@@ -1241,5 +1244,88 @@ describe('12. a task page as an operator reads it: its timeline, its questions a
       kept ?? '',
       new RegExp(`^until ${expiry.slice(0, 10)} ${expiry.slice(11, 16)} UTC \\(<time datetime="${expiry}"[^>]*data-relative>in \\d+ days</time>\\)$`),
     );
+  });
+});
+
+describe('13. question deadlines as an operator reads them: overdue and escalated first', () => {
+  it('lists tasks whose question is overdue first, earliest deadline first, with an overdue or escalated badge', async () => {
+    const store = new TaskStore(new MemoryBackend());
+    try {
+      const now = store.now();
+      const ask = async (deadline: number, escalate: boolean) => {
+        const task = await store.create({ owner: 'alice', request: { tool: 'approve', arguments: {} }, errorResultStatus: 'failed' });
+        await store.requestInput(
+          task.taskId,
+          'approval',
+          { kind: 'elicitation', message: 'Approve?', requestedSchema: { type: 'object' } },
+          'Approve?',
+          undefined,
+          {
+            deadline: new Date(deadline).toISOString(),
+            onTimeout: 'escalate',
+          },
+        );
+        if (escalate) await store.markQuestion(task.taskId, 'approval', { escalatedAt: new Date(now).toISOString() });
+        return store.get(task.taskId, ENGINE_ACCESS);
+      };
+      const notYet = await ask(now + HOUR, false);
+      const late = await ask(now - 2 * 60_000, false);
+      const latest = await ask(now - 5 * 60_000, true);
+      assert.deepEqual(
+        (await listOverdue(store, {}, now)).map((t) => t.taskId),
+        [latest.taskId, late.taskId],
+        'the earliest deadline first; a question not yet due is not overdue',
+      );
+      assert.deepEqual(await listOverdue(store, { tool: 'other' }, now), [], 'the list filters apply');
+      assert.match(String(overdueBadge(late, now)), /data-overdue="overdue"/);
+      assert.match(String(overdueBadge(latest, now)), /data-overdue="escalated"/);
+      assert.equal(overdueBadge(notYet, now), '');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('the invoice approval, escalated at its deadline: at the top of the list, flagged on its row and page, its timeline says what the deadline did', async () => {
+    const srv = await startConsoleInvoiceServer({ approvalDeadlineMs: 300 });
+    try {
+      const local = new ConsoleHttp(srv.origin);
+      const client = new RawMcpClient(srv.url);
+      await client.initialize();
+      const escalated = await submitInvoice(client, smallInvoice(nextInvoiceId()));
+      await until(async () => (await srv.server.runtime.get(escalated, ENGINE_ACCESS)).questionDeadlines?.['elicit-1']?.escalatedAt, {
+        timeoutMs: 20_000,
+        what: 'the escalation',
+      });
+      const newer = await submitInvoice(client, smallInvoice(nextInvoiceId()));
+      await until(async () => (await srv.server.runtime.get(newer, ENGINE_ACCESS)).status === 'input_required', {
+        timeoutMs: 20_000,
+        what: 'the newer question',
+      });
+
+      const list = (await local.get('/console/')).text;
+      const section = /<section class="overdue"[\s\S]*?<\/section>/.exec(list)?.[0] ?? '';
+      assert.match(section, new RegExp(`data-task-id="${escalated}"`), 'the escalated task is listed in the overdue section');
+      assert.match(section, /data-overdue="escalated"/);
+      assert.ok(list.indexOf('data-overdue-list') < list.indexOf('<table'), 'overdue questions come before the task table');
+      assert.deepEqual(rowIds(list).slice(0, 2), [newer, escalated], 'the table keeps its order, newest first');
+      assert.match(rowOf(list, escalated)!, /data-overdue="escalated"/);
+
+      const page = (await local.get(`/console/tasks/${escalated}`)).text;
+      assert.match(page, /<h1>process_invoice[\s\S]*?data-overdue="escalated"/);
+      assert.match(page, /data-deadline="escalated"/);
+      const bars = timelineBars(page);
+      assert.ok(
+        bars.some((bar) => bar.label === 'deadline of question elicit-1'),
+        JSON.stringify(bars.map((b) => b.label)),
+      );
+      assert.match(page, /question elicit-1 escalated<\/strong>[\s\S]*?by the deadline/);
+
+      // An operator answers: the task leaves the overdue list.
+      assert.equal((await local.post(`/console/tasks/${escalated}/answer`, { key: 'elicit-1', action: 'decline', confirm: 'yes' })).status, 303);
+      await until(async () => (await srv.server.runtime.get(escalated, ENGINE_ACCESS)).status === 'completed', { timeoutMs: 20_000, what: 'the task to end' });
+      assert.doesNotMatch((await local.get('/console/')).text, /data-overdue-list/);
+    } finally {
+      await srv.close();
+    }
   });
 });

@@ -24,6 +24,9 @@ import {
   stepKey,
   timerKey,
   untilKey,
+  deadlineKey,
+  remindedKey,
+  escalatedKey,
   type JournalKey,
   type JournalKeyKind,
 } from '../src/core/journal-keys.js';
@@ -58,6 +61,12 @@ const samples: Record<JournalKeyKind, { built: string; parsed: JournalKey; store
   ],
   asked: [{ built: askedKey('approval'), parsed: { kind: 'asked', question: 'approval' }, stored: 'asked:approval' }],
   answered: [{ built: answeredKey('a:b'), parsed: { kind: 'answered', question: 'a:b' }, stored: 'answered:a:b' }],
+  deadline: [{ built: deadlineKey('approval'), parsed: { kind: 'deadline', question: 'approval' }, stored: 'deadline:approval' }],
+  reminded: [
+    { built: remindedKey('approval', 1), parsed: { kind: 'reminded', question: 'approval', n: 1 }, stored: 'reminded:approval:1' },
+    { built: remindedKey('a:7', 12), parsed: { kind: 'reminded', question: 'a:7', n: 12 }, stored: 'reminded:a:7:12' },
+  ],
+  escalated: [{ built: escalatedKey('a:b'), parsed: { kind: 'escalated', question: 'a:b' }, stored: 'escalated:a:b' }],
   run: [
     { built: runKey(at, 'host-4711-ab12cd34'), parsed: { kind: 'run', at, holder: 'host-4711-ab12cd34' }, stored: `run:${at}:host-4711-ab12cd34` },
     { built: runKey(at, 'pod:Z:9'), parsed: { kind: 'run', at, holder: 'pod:Z:9' }, stored: `run:${at}:pod:Z:9` },

@@ -43,6 +43,11 @@ const program = new Command()
     "automatic retries of a payment on transient errors (payment system busy or unreachable; waits of 0.5 s doubling) before a person is asked what to do (default: the engine's, 6)",
     parseCount,
   )
+  .option(
+    '--approval-deadline-ms <ms>',
+    'escalate an unanswered approval to operators after this long (the task keeps waiting; 0 = never; default: $INVOICE_APPROVAL_DEADLINE_MS, else 48 h)',
+    parseCount,
+  )
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .addOption(
     new Option('--executor <name>', 'what executes the tasks: this process (embedded), DBOS workflows, or Restate workflows')
@@ -81,6 +86,7 @@ const program = new Command()
       ...(opts.dbosDatabase && { dbos: { systemDatabaseUrl: opts.dbosDatabase } }),
       restate: { ingressUrl: opts.restateIngress, adminUrl: opts.restateAdmin, endpointPort: opts.restateEndpointPort },
       paymentRetries: opts.paymentRetries,
+      approvalDeadlineMs: opts.approvalDeadlineMs,
       stateless: opts.stateless,
       ...(opts.tokens && { tokens: loadTokenFile(opts.tokens) }),
       console: opts.console,

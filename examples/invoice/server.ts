@@ -74,6 +74,12 @@ export interface InvoiceServerOptions {
    * (default: the engine's 6 — waits of 0.5 s doubling, about 31 s in all; see `InvoiceDeps`).
    */
   paymentRetries?: number;
+  /**
+   * How long the approval question waits before it is escalated to operators, in ms (see
+   * `InvoiceDeps.approvalDeadlineMs`). Default: `INVOICE_APPROVAL_DEADLINE_MS` from the environment,
+   * else 48 h; 0: no deadline.
+   */
+  approvalDeadlineMs?: number;
   /** Structured logger (default: `createLogger()`, JSON on stderr; stdout belongs to the protocol under stdio). */
   logger?: Logger;
 }
@@ -145,7 +151,11 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
       return mcp;
     },
   });
-  registerInvoiceTasks(server.tasks, { erp, ledger, runtime: server.runtime, paymentRetries: options.paymentRetries, logger });
+  const fromEnv = process.env.INVOICE_APPROVAL_DEADLINE_MS;
+  const approvalDeadlineMs = options.approvalDeadlineMs ?? (fromEnv ? Number(fromEnv) : undefined);
+  if (approvalDeadlineMs !== undefined && !(Number.isFinite(approvalDeadlineMs) && approvalDeadlineMs >= 0))
+    throw new Error(`The approval deadline must be a non-negative number of ms, got ${String(fromEnv ?? approvalDeadlineMs)}`);
+  registerInvoiceTasks(server.tasks, { erp, ledger, runtime: server.runtime, paymentRetries: options.paymentRetries, approvalDeadlineMs, logger });
   const close = () => server.close().finally(() => ledger.close());
 
   // A start that fails (the store, an engine) closes what was opened: no ledger left half-open.

@@ -81,9 +81,19 @@ export interface InvoiceDeps {
    * engine's, 6 — waits of 0.5 s doubling, about 31 s in all). After them the task asks a person.
    */
   paymentRetries?: number;
+  /**
+   * How long the approval question waits before it is escalated to operators, in ms from its first
+   * ask (`AskOptions.timeoutMs` with `onTimeout: 'escalate'`: nothing is answered for the approver,
+   * the question is flagged overdue in the console and the task keeps waiting). Default
+   * `DEFAULT_APPROVAL_DEADLINE_MS` (48 h); 0 asks without a deadline.
+   */
+  approvalDeadlineMs?: number;
   /** Where failed payment attempts are logged (warn; default: nowhere). */
   logger?: Logger;
 }
+
+/** Default `InvoiceDeps.approvalDeadlineMs`: 48 hours. */
+export const DEFAULT_APPROVAL_DEADLINE_MS = 48 * 3600_000;
 
 const publicPayment = ({ invoiceId, lineId, amount, currency, paidAt }: Payment) => ({ invoiceId, lineId, amount, currency, paidAt });
 
@@ -97,7 +107,8 @@ function describeLines(lines: { lineId: string; cents: number; payOn?: string }[
 
 /**
  * Registers the durable task tools of the invoice workflow:
- * - `process_invoice {invoice}` (taskSupport optional): ERP validation, approval by elicitation, then
+ * - `process_invoice {invoice}` (taskSupport optional): ERP validation, approval by elicitation
+ *   (escalated to operators once `approvalDeadlineMs` passes unanswered), then
  *   one payment per line, each waiting durably until its `payOn`. Each payment attempt is a step
  *   (`pay:<lineId>`, retried on transient errors) carrying the run's fencing token to the ledger. A
  *   payment that still fails asks a person (`PAYMENT_FAILURE_SCHEMA`, key
@@ -108,7 +119,10 @@ function describeLines(lines: { lineId: string; cents: number; payOn?: string }[
  *   so the invoice can be resubmitted, which pays only the unpaid lines.
  * - `export_payments_report {format: csv | json}` (taskSupport required).
  */
-export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, runtime, paymentRetries, logger = silentLogger }: InvoiceDeps): void {
+export function registerInvoiceTasks(
+  tasks: McpTasks,
+  { erp, ledger, runtime, paymentRetries, approvalDeadlineMs = DEFAULT_APPROVAL_DEADLINE_MS, logger = silentLogger }: InvoiceDeps,
+): void {
   const isDead = async (taskId: string) => {
     try {
       const task = await runtime.get(taskId, ENGINE_ACCESS);
@@ -196,6 +210,7 @@ export function registerInvoiceTasks(tasks: McpTasks, { erp, ledger, runtime, pa
         const answer = await ctx.elicit(
           `Approve invoice ${id} from ${check.vendorName} (PO ${invoice.poNumber}): ${invoice.lines.length} line(s), total ${total}${paidEarlier}?`,
           APPROVAL_SCHEMA,
+          approvalDeadlineMs > 0 ? { timeoutMs: approvalDeadlineMs, onTimeout: 'escalate' } : {},
         );
         const comment = typeof answer.content?.comment === 'string' && answer.content.comment.length > 0 ? answer.content.comment : undefined;
         if (answer.action !== 'accept' || answer.content?.decision !== 'approve') {

@@ -1,4 +1,5 @@
 import type { Json } from './json.js';
+import type { OnTimeoutKind } from './question-deadline.js';
 import type { InputKind } from './task.js';
 
 /**
@@ -10,8 +11,10 @@ import type { InputKind } from './task.js';
  * share it:
  * - entries execution replays after a restart (`step:`, `timer:`, `elicitation-id:`, `input:`,
  *   `elicitation-complete:`, `mrtr:request-state-key`): what makes a handler's run durable;
- * - history entries nothing replays (`asked:`, `answered:`, `run:`, `until:`, `cancelled`): what a
- *   task did, for the operator console's timeline and for metrics.
+ * - history entries nothing replays (`asked:`, `answered:`, `run:`, `until:`, `cancelled`,
+ *   `deadline:`, `reminded:`, `escalated:`): what a task did, for the operator console's timeline and
+ *   for metrics (`reminded:` and `escalated:` also make each reminder and escalation happen once
+ *   across instances: first write wins).
  *
  * Keys are stored as spelled here and existing databases hold them: a spelling never changes. All
  * times are ISO 8601 (UTC, milliseconds, as `Date.prototype.toISOString` writes them) unless a field
@@ -29,6 +32,9 @@ import type { InputKind } from './task.js';
  * | `run:<at>:<holder>`         | `RunEntry`                            | `TaskRuntime` (each run after the first)  |
  * | `until:<due>`               | `UntilEntry`                          | `ctx.sleepUntil`                          |
  * | `cancelled`                 | `CancelledEntry`                      | `TaskStore.cancel`                        |
+ * | `deadline:<question>`       | `DeadlineEntry`                       | `TaskStore.requestInput` (with a deadline)|
+ * | `reminded:<question>:<n>`   | `RemindedEntry`                       | runtime `QuestionDeadlines`               |
+ * | `escalated:<question>`      | `EscalatedEntry`                      | runtime `QuestionDeadlines`               |
  * | `mrtr:request-state-key`    | the `requestState` key (or sealed)    | the 2026-07-28 wire (MRTR `requestState`) |
  */
 
@@ -52,10 +58,14 @@ export type StepRecord = ({ ok: true; value?: Json } | { ok: false; error: { nam
   seq?: number;
 };
 
-/** Who did something to a task: a principal (the requestor's identity, `null` when anonymous), an operator (by name), or the engine itself. */
+/**
+ * Who did something to a task: a principal (the requestor's identity, `null` when anonymous), an
+ * operator (by name), the engine itself, or a question's deadline (`deadline`: the `onTimeout`
+ * policy the tool's author chose, applied when the deadline passed).
+ */
 export interface Actor {
-  role: 'principal' | 'operator' | 'engine';
-  /** The principal or operator name; `null` for the anonymous principal and the engine. */
+  role: 'principal' | 'operator' | 'engine' | 'deadline';
+  /** The principal or operator name; `null` for the anonymous principal, the engine and a deadline. */
   name: string | null;
 }
 
@@ -70,6 +80,12 @@ export interface AskedEntry {
 export interface AnsweredEntry {
   at: string;
   by: Actor;
+  /**
+   * Set when a `'cancel'` deadline took the question (`TaskStore.claimQuestion`): the task is
+   * cancelled, and the `{ action: 'cancel' }` stored under `input:<question>` — which only keeps
+   * anyone else from answering — is never handed to the handler (`TaskStore.inputAnswer`).
+   */
+  cancels?: true;
 }
 
 /**
@@ -129,6 +145,29 @@ export interface RetryOfEntry {
   from: RetryFrom;
 }
 
+/**
+ * Value of `deadline:<question>`: the question, first asked at `at`, has a deadline `dueAt` (absent
+ * when it only has reminders) with policy `onTimeout` (its kind: the default answer itself is kept
+ * with the task, see `QuestionDeadline`), and reminders every `remindEveryMs` ms. First write wins,
+ * so a re-ask keeps the first deadline.
+ */
+export interface DeadlineEntry {
+  at: string;
+  dueAt?: string;
+  onTimeout?: OnTimeoutKind;
+  remindEveryMs?: number;
+}
+
+/** Value of `reminded:<question>:<n>`: reminder `n` (1, 2, …) of the pending question was sent at `at`. */
+export interface RemindedEntry {
+  at: string;
+}
+
+/** Value of `escalated:<question>`: the question's `'escalate'` deadline passed unanswered; marked at `at`. */
+export interface EscalatedEntry {
+  at: string;
+}
+
 /** Value of `elicitation-complete:<id>`: the out-of-band flow `id` reported its completion at `at` (readers test presence only). */
 export interface ElicitationCompleteEntry {
   at: string;
@@ -144,6 +183,9 @@ const ANSWERED = 'answered:';
 const RUN = 'run:';
 const UNTIL = 'until:';
 const RETRIED = 'retried:';
+const DEADLINE = 'deadline:';
+const REMINDED = 'reminded:';
+const ESCALATED = 'escalated:';
 
 /**
  * Key of step `name` (`ctx.step`; names are non-empty and unique per task): its `StepRecord`.
@@ -184,6 +226,15 @@ export const runKey = (at: string, holder: string): string => `${RUN}${at}:${hol
 /** Key of an `UntilEntry` (`due`: ISO 8601 as `toISOString` writes it). */
 export const untilKey = (due: string): string => `${UNTIL}${due}`;
 
+/** Key of the `DeadlineEntry` of question `question`. */
+export const deadlineKey = (question: string): string => `${DEADLINE}${question}`;
+
+/** Key of reminder `n` (a positive integer) of question `question`: a `RemindedEntry`. */
+export const remindedKey = (question: string, n: number): string => `${REMINDED}${question}:${n}`;
+
+/** Key of the `EscalatedEntry` of question `question`. */
+export const escalatedKey = (question: string): string => `${ESCALATED}${question}`;
+
 /** Key of the `CancelledEntry`. */
 export const CANCELLED_KEY = 'cancelled';
 
@@ -211,6 +262,9 @@ export type JournalKey =
   | { kind: 'answered'; question: string }
   | { kind: 'run'; at: string; holder: string }
   | { kind: 'until'; due: string }
+  | { kind: 'deadline'; question: string }
+  | { kind: 'reminded'; question: string; n: number }
+  | { kind: 'escalated'; question: string }
   | { kind: 'cancelled' }
   | { kind: 'request-state-key' }
   | { kind: 'retried'; at: string }
@@ -221,6 +275,8 @@ export type JournalKeyKind = JournalKey['kind'];
 
 /** `run:<at>:<holder>`: `at` ends at its `Z` (a holder may hold `:` and `Z` itself). */
 const RUN_PARTS = /^([^Z]*Z):([\s\S]*)$/;
+/** `reminded:<question>:<n>`: `n` after the last `:` (a question key may hold `:` itself). */
+const REMINDED_PARTS = /^([\s\S]*):([1-9]\d*)$/;
 
 /** Each prefixed kind: its prefix, and how the rest of a key parses (undefined: malformed). No prefix is another's prefix. */
 const PREFIXED: [prefix: string, parse: (rest: string) => JournalKey | undefined][] = [
@@ -240,6 +296,15 @@ const PREFIXED: [prefix: string, parse: (rest: string) => JournalKey | undefined
   ],
   [UNTIL, (due) => ({ kind: 'until', due })],
   [RETRIED, (at) => ({ kind: 'retried', at })],
+  [DEADLINE, (question) => ({ kind: 'deadline', question })],
+  [
+    REMINDED,
+    (rest) => {
+      const match = REMINDED_PARTS.exec(rest);
+      return match && Number.isSafeInteger(Number(match[2])) ? { kind: 'reminded', question: match[1]!, n: Number(match[2]) } : undefined;
+    },
+  ],
+  [ESCALATED, (question) => ({ kind: 'escalated', question })],
 ];
 
 /**
@@ -276,6 +341,12 @@ export function formatJournalKey(parsed: JournalKey): string {
       return runKey(parsed.at, parsed.holder);
     case 'until':
       return untilKey(parsed.due);
+    case 'deadline':
+      return deadlineKey(parsed.question);
+    case 'reminded':
+      return remindedKey(parsed.question, parsed.n);
+    case 'escalated':
+      return escalatedKey(parsed.question);
     case 'cancelled':
       return CANCELLED_KEY;
     case 'request-state-key':

@@ -48,6 +48,28 @@ export type InputRequest =
   | { kind: 'sampling'; message: string; params: JsonObject }
   | { kind: 'roots'; message: string };
 
+/**
+ * A pending question's deadline as stored with the task (`TaskRecord.questionDeadlines[key]`),
+ * internal to the engine: the wire never shows it. Times are ISO 8601. Written from the question's
+ * options (`AskOptions.timeoutMs` / `deadline`, `onTimeout`, `remindEveryMs`; see `resolveDeadline`
+ * in `question-deadline.ts`).
+ */
+export interface QuestionDeadline {
+  /** The question's first ask: what `timeoutMs` and `remindEveryMs` count from. */
+  askedAt: string;
+  /** When `onTimeout` applies (absent when the question only has reminders). */
+  dueAt?: string;
+  /** The `OnTimeout` policy as checked (a default answer as JSON). */
+  onTimeout?: 'decline' | 'cancel' | 'escalate' | { default: Json };
+  remindEveryMs?: number;
+  /** The number of the last reminder sent (1, 2, …); absent before the first. */
+  reminders?: number;
+  /** When the last reminder was sent. */
+  remindedAt?: string;
+  /** When an `'escalate'` deadline marked the question escalated. */
+  escalatedAt?: string;
+}
+
 /** The kinds of `InputRequest`. */
 export type InputKind = InputRequest['kind'];
 
@@ -118,6 +140,12 @@ export interface TaskRecord {
   errorResultStatus: 'failed' | 'completed';
   /** Outstanding questions keyed by a key unique for the task's lifetime; empty unless `input_required`. */
   inputRequests: { [key: string]: InputRequest };
+  /**
+   * Deadlines and reminders of outstanding questions, by question key (`AskOptions.timeoutMs`,
+   * `deadline`, `onTimeout`, `remindEveryMs`; see `QuestionDeadline`). Internal to the engine: the
+   * wire layers never show it. Absent when no pending question has one; an entry goes with its question.
+   */
+  questionDeadlines?: { [key: string]: QuestionDeadline };
   /**
    * Last progress reported by the handler (MCP progress semantics: `progress` grows, `total`
    * optional). `tasks/get` results of both protocol versions carry it as `_meta[PROGRESS_META_KEY]`.

@@ -3,6 +3,7 @@ import { toJson } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError } from '../core/errors.js';
+import { resolveDeadline, type QuestionDeadlineOptions } from '../core/question-deadline.js';
 import { isTransientError, transientMark } from '../core/transient.js';
 import type { InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
@@ -133,8 +134,12 @@ export interface TaskContext {
  * `elicit-N`, `url-N`, `sample-N`, `roots-N` by the question's position in the run). Name it when
  * clients may answer before being asked (MRTR: a `tools/call` carrying `inputResponses` under that
  * key answers the question as soon as it is asked). Throws `InvalidArgumentError` when it is reused.
+ *
+ * Deadlines and reminders (`timeoutMs` or `deadline`, `onTimeout`, `remindEveryMs`; see
+ * `QuestionDeadlineOptions`, docs/handlers.md "Question deadlines"): the same on every executor,
+ * durable, applied once across instances. Bad values throw `InvalidArgumentError`.
  */
-export interface AskOptions {
+export interface AskOptions extends QuestionDeadlineOptions {
   key?: string;
 }
 
@@ -346,14 +351,14 @@ export class ExecutionContext implements TaskContext {
 
   async elicit(message: string, requestedSchema: JsonObject, options: AskOptions = {}): Promise<InputResponse> {
     const key = this.questionKey('elicit', options.key);
-    return (await this.ask(key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) })) as InputResponse;
+    return (await this.ask(key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) }, options)) as InputResponse;
   }
 
   async elicitUrl(message: string, url: string, options: UrlElicitOptions = {}): Promise<UrlElicitation> {
     const parsed = elicitationUrl(url);
     const key = this.questionKey('url', options.key);
     const elicitationId = await this.journaled(elicitationIdKey(key), () => options.elicitationId ?? randomUUID());
-    const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId })) as InputResponse;
+    const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId }, options)) as InputResponse;
     if (answer.action === 'accept' && options.waitForCompletion !== false) {
       const done = elicitationCompleteKey(elicitationId);
       const completed = async () => ((await this.engine(this.store.readJournal(this.taskId))).has(done) ? true : undefined);
@@ -369,12 +374,12 @@ export class ExecutionContext implements TaskContext {
   async sample(params: JsonObject, options: AskOptions & { message?: string } = {}): Promise<SamplingResponse> {
     const key = this.questionKey('sample', options.key);
     const message = options.message ?? `Waiting for the client's model: ${firstText(params) ?? 'a sampling request'}`;
-    return (await this.ask(key, { kind: 'sampling', message, params: toJson(params) })) as SamplingResponse;
+    return (await this.ask(key, { kind: 'sampling', message, params: toJson(params) }, options)) as SamplingResponse;
   }
 
   async listRoots(options: AskOptions & { message?: string } = {}): Promise<RootsResponse> {
     const key = this.questionKey('roots', options.key);
-    return (await this.ask(key, { kind: 'roots', message: options.message ?? "Waiting for the client's roots" })) as RootsResponse;
+    return (await this.ask(key, { kind: 'roots', message: options.message ?? "Waiting for the client's roots" }, options)) as RootsResponse;
   }
 
   /** The key of the next question: `options.key` (checked, unique per run) or `<prefix>-N`. */
@@ -386,7 +391,8 @@ export class ExecutionContext implements TaskContext {
    * Asks `request` under `key` unless it was answered in an earlier run (or before it was asked:
    * MRTR answers sent ahead), moving the task to `input_required`, and waits durably for the answer.
    */
-  private async ask(key: string, request: InputRequest): Promise<InputAnswer> {
+  private async ask(key: string, request: InputRequest, options: AskOptions): Promise<InputAnswer> {
+    const deadline = resolveDeadline(options, request);
     if (this.names.has(inputKey(key))) throw new InvalidArgumentError(`Question key '${key}' used twice in one run of task ${this.taskId}`);
     this.names.add(inputKey(key));
     this.signal.throwIfAborted();
@@ -399,7 +405,7 @@ export class ExecutionContext implements TaskContext {
     const asked = this.journal.get(askedKey(key)) as AskedEntry | undefined; // an earlier run's first ask
     const span = this.telemetry?.startInput(key, request.kind, asked?.at);
     try {
-      await this.engine(this.store.requestInput(this.taskId, key, request, request.message, this.fence));
+      await this.engine(this.store.requestInput(this.taskId, key, request, request.message, this.fence, deadline));
       this.log.info({ key, kind: request.kind }, 'task waiting for input');
       answer = await this.waitFor(() => this.store.inputAnswer(this.taskId, key));
     } catch (error) {

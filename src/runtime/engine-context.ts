@@ -8,6 +8,7 @@ import { isTerminal } from '../core/status.js';
 import type { Fence, InputAnswer, InputRequest, InputResponse, RootsResponse, SamplingResponse, TaskRecord } from '../core/task.js';
 import { elicitationCompleteKey, elicitationIdKey, inputKey, stepKey, timerKey, untilKey, type StepRecord, type UntilEntry } from '../core/journal-keys.js';
 import type { TaskStore } from '../store/task-store.js';
+import { resolveDeadline } from '../core/question-deadline.js';
 import {
   attemptStep,
   elicitationUrl,
@@ -149,7 +150,7 @@ export class EngineContext implements TaskContext {
 
   async elicit(message: string, requestedSchema: JsonObject, options: AskOptions = {}): Promise<InputResponse> {
     const key = this.questionKey('elicit', options.key);
-    return (await this.ask(key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) })) as InputResponse;
+    return (await this.ask(key, { kind: 'elicitation', message, requestedSchema: toJson(requestedSchema) }, options)) as InputResponse;
   }
 
   async elicitUrl(message: string, url: string, options: UrlElicitOptions = {}): Promise<UrlElicitation> {
@@ -161,7 +162,7 @@ export class EngineContext implements TaskContext {
       if (await this.write(() => this.store.appendJournal(this.taskId, idKey, chosen, this.fence))) return chosen;
       return ((await this.store.readJournal(this.taskId)).get(idKey) as string | undefined) ?? chosen;
     })) as string;
-    const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId })) as InputResponse;
+    const answer = (await this.ask(key, { kind: 'url', message, url, elicitationId }, options)) as InputResponse;
     if (answer.action === 'accept' && options.waitForCompletion !== false) {
       const done = await this.run.step(`wait-${completionTopic(elicitationId)}`, async () => {
         if ((await this.store.readJournal(this.taskId)).has(elicitationCompleteKey(elicitationId))) return true;
@@ -177,12 +178,12 @@ export class EngineContext implements TaskContext {
   async sample(params: JsonObject, options: AskOptions & { message?: string } = {}): Promise<SamplingResponse> {
     const key = this.questionKey('sample', options.key);
     const message = options.message ?? "Waiting for the client's model";
-    return (await this.ask(key, { kind: 'sampling', message, params: toJson(params) })) as SamplingResponse;
+    return (await this.ask(key, { kind: 'sampling', message, params: toJson(params) }, options)) as SamplingResponse;
   }
 
   async listRoots(options: AskOptions & { message?: string } = {}): Promise<RootsResponse> {
     const key = this.questionKey('roots', options.key);
-    return (await this.ask(key, { kind: 'roots', message: options.message ?? "Waiting for the client's roots" })) as RootsResponse;
+    return (await this.ask(key, { kind: 'roots', message: options.message ?? "Waiting for the client's roots" }, options)) as RootsResponse;
   }
 
   async progress(progress: number, total?: number, message?: string): Promise<void> {
@@ -205,13 +206,14 @@ export class EngineContext implements TaskContext {
    * Asks `request` under `key` — one engine step: the answer if one was given ahead (MRTR), else the
    * task goes `input_required` — then waits for the answer's message, and settles the question.
    */
-  private async ask(key: string, request: InputRequest): Promise<InputAnswer> {
+  private async ask(key: string, request: InputRequest, options: AskOptions): Promise<InputAnswer> {
+    const deadline = resolveDeadline(options, request);
     this.unique(inputKey(key));
     this.signal.throwIfAborted();
     const asked = this.run.step(`ask:${key}`, async () => {
       const given = await this.store.inputAnswer(this.taskId, key);
       if (given) return given as unknown as Json;
-      await this.write(() => this.store.requestInput(this.taskId, key, request, request.message, this.fence));
+      await this.write(() => this.store.requestInput(this.taskId, key, request, request.message, this.fence, deadline));
       this.log.info({ key, kind: request.kind }, 'task waiting for input');
       return null;
     });
@@ -231,6 +233,8 @@ export class EngineContext implements TaskContext {
       throw error;
     }
     if (ahead !== null) answered.abort(new Error('answered ahead'));
+    // A replayed ask (a recovered or taken-over workflow) asks nothing: arm its deadline here all the same.
+    else if (deadline) void this.store.announceQuestionDeadlines(this.taskId).catch(() => undefined);
     const answer = (ahead ?? (await answering)) as unknown as InputAnswer;
     this.signal.throwIfAborted();
     const settle = async () => {

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import {
   answeredKey,
+  askedKey,
   parseJournalKey,
   stepKey,
   type AnsweredEntry,
@@ -22,7 +23,8 @@ export type { RetryFrom };
  * - Answers (`input:` and `answered:`) given before that point are kept; later ones are kept too
  *   unless `clearAnswers` (then their questions are asked again). A question's `asked:` entry
  *   follows its answer, or, unanswered, is kept only when asked before that point.
- * - `until:` entries (history of `ctx.sleepUntil`) follow the same rule by their start.
+ * - `until:` entries (history of `ctx.sleepUntil`) follow the same rule by their start; a question's
+ *   deadline, reminders and escalation (`deadline:`, `reminded:`, `escalated:`) follow its `asked:`.
  * - History (`run:`, `retried:`, `retry-of`, `cancelled`), completed URL flows and the MRTR key are
  *   kept; keys of later versions are kept.
  *
@@ -58,6 +60,8 @@ export function retryPlan(journal: Map<string, Json>, from: RetryFrom, clearAnsw
     if (!answered) return undefined;
     return before(answered.at) || !clearAnswers;
   };
+  const askedKept = (question: string): boolean =>
+    answerKept(question) ?? before((journal.get(askedKey(question)) as AskedEntry | undefined)?.at);
   const keep = new Map<string, Json>();
   const drop: string[] = [];
   for (const [key, value] of journal) {
@@ -74,7 +78,13 @@ export function retryPlan(journal: Map<string, Json>, from: RetryFrom, clearAnsw
         kept = answerKept(parsed.question) ?? !clearAnswers;
         break;
       case 'asked':
-        kept = answerKept(parsed.question) ?? before((value as AskedEntry | null)?.at);
+        kept = askedKept(parsed.question);
+        break;
+      case 'deadline':
+      case 'reminded':
+      case 'escalated':
+        // A question's deadline and what it did follow the question: asked again, it gets them afresh.
+        kept = askedKept(parsed.question);
         break;
       case 'until':
         kept = before((value as UntilEntry | null)?.at);

@@ -30,6 +30,8 @@ import type { RegisteredHandler } from './handler.js';
 import { EmbeddedExecutor, type EmbeddedExecutorOptions } from './embedded-executor.js';
 import type { TaskExecutor } from './executor.js';
 import { monotonicNow } from './lease-guard.js';
+import { QuestionDeadlines } from './question-deadlines.js';
+import { DEADLINE_ACTOR } from '../core/history.js';
 import { instruments, notePoll, recordInputWait, recordTaskEnd, startCreation, type RunEnd } from './telemetry.js';
 
 export type { RegisteredHandler, TaskHandler, TaskToolResult } from './handler.js';
@@ -128,6 +130,12 @@ export class TaskRuntime {
   private readonly purgeIntervalMs: number;
   /** What executes the handlers (see `TaskRuntimeOptions.executor`). */
   readonly executor: TaskExecutor;
+  /**
+   * The deadlines and reminders of pending questions (see `QuestionDeadlines`), on every executor.
+   *
+   * @internal Read by tests (`armed`); not an API of its own.
+   */
+  readonly deadlines: QuestionDeadlines;
 
   constructor(
     readonly store: TaskStore,
@@ -147,6 +155,13 @@ export class TaskRuntime {
       openArguments: (args) => this.openSensitive(args),
       finish: (task, outcome, fence) => this.finish(task, outcome, fence),
       onError: (error, taskId) => this.onError(error, taskId),
+    });
+    this.deadlines = new QuestionDeadlines({
+      store,
+      log: this.log,
+      now: () => this.now(),
+      answer: async (taskId, key, answer) => (await this.provideInputs(taskId, { [key]: answer }, ENGINE_ACCESS, DEADLINE_ACTOR)).length === 1,
+      cancel: async (taskId) => void (await this.cancel(taskId, ENGINE_ACCESS, DEADLINE_ACTOR)),
     });
   }
 
@@ -228,12 +243,15 @@ export class TaskRuntime {
   }
 
   /**
-   * Has the executor resume unfinished tasks (see `TaskExecutor.recover`) and starts the purge of
-   * expired tasks. Returns how many tasks were started.
+   * Has the executor resume unfinished tasks (see `TaskExecutor.recover`), arms the deadlines and
+   * reminders of every pending question that has some (`QuestionDeadlines.armPending`: one already
+   * past fires at once) and starts the purge of expired tasks. Returns how many tasks were started.
    */
   async recover(): Promise<number> {
     this.startPurge();
-    return this.executor.recover();
+    const started = await this.executor.recover();
+    await this.deadlines.armPending();
+    return started;
   }
 
   /** Deletes expired tasks in bounded batches (see `purgeIntervalMs`). Returns how many. */
@@ -529,6 +547,7 @@ export class TaskRuntime {
    */
   async close(): Promise<void> {
     if (this.purger) clearInterval(this.purger);
+    this.deadlines.close();
     await this.executor.close();
   }
 
@@ -611,7 +630,7 @@ function accessName(access: Access): string | null {
   return access === ENGINE_ACCESS ? 'engine' : access;
 }
 
-/** How logs name an `Actor`: the principal, `operator:<name>`, or `engine`. */
+/** How logs name an `Actor`: the principal, `operator:<name>`, `engine` or `deadline`. */
 function actorName(actor: Actor): string | null {
-  return actor.role === 'operator' ? `operator:${actor.name}` : actor.role === 'engine' ? 'engine' : actor.name;
+  return actor.role === 'operator' ? `operator:${actor.name}` : actor.role === 'engine' || actor.role === 'deadline' ? actor.role : actor.name;
 }

@@ -90,6 +90,7 @@ export const ATTR = {
   inputKey: 'mcp_tasks.input.key',
   /** Question kind: `elicitation`, `url`, `sampling`, `roots`. */
   inputKind: 'mcp_tasks.input.kind',
+  deadlineOutcome: 'mcp_tasks.deadline.outcome',
   /** When the question was first asked (ISO 8601), possibly in an earlier run. */
   askedAt: 'mcp_tasks.input.asked_at',
   /** Who answered: `principal`, `operator`, `engine` (journal `answered:<key>`). */
@@ -508,6 +509,7 @@ function recordError(span: Span, error: unknown): void {
  * | `mcp_tasks.task.duration`   | histogram            | s        | `gen_ai.tool.name`, `mcp.task.status`        |
  * | `mcp_tasks.step.duration`   | histogram            | s        | `gen_ai.tool.name`, `mcp_tasks.step.name`, `error.type` on failure |
  * | `mcp_tasks.input.wait`      | histogram            | s        | `gen_ai.tool.name`, `mcp_tasks.input.kind`   |
+ * | `mcp_tasks.input.deadlines` | counter              | {event}  | `gen_ai.tool.name`, `mcp_tasks.deadline.outcome` (`default`, `decline`, `cancel`, `escalate`, `reminder`) |
  * | `mcp_tasks.tasks.live`      | observable gauge     | {task}   | `mcp.task.status` (`working`, `input_required`) |
  *
  * `tasks.ended` and `task.duration` (createdAt → the terminal write) are recorded by the process
@@ -524,6 +526,7 @@ export interface Instruments {
   readonly taskDuration: Histogram;
   readonly stepDuration: Histogram;
   readonly inputWait: Histogram;
+  readonly deadlines: Counter;
 }
 
 let cached: (Instruments & { provider: MeterProvider }) | undefined;
@@ -555,6 +558,10 @@ export function instruments(): Instruments {
       description: 'Time from a question first asked to its answer',
       ...seconds([1, 5, 15, 30, 60, 300, 900, 1800, 3600, 14400, 86400, 604800]),
     }),
+    deadlines: meter.createCounter('mcp_tasks.input.deadlines', {
+      description: 'Question deadlines applied (each once across instances) and reminders sent, by what happened',
+      unit: '{event}',
+    }),
   };
   return cached;
 }
@@ -577,6 +584,15 @@ export function recordTakeover(tool: string): void {
 export function recordInputWait(tool: string, kind: InputKind, askedAt: string, answeredAt: string): void {
   const seconds = (Date.parse(answeredAt) - Date.parse(askedAt)) / 1000;
   if (Number.isFinite(seconds)) instruments().inputWait.record(Math.max(0, seconds), { [ATTR.tool]: tool, [ATTR.inputKind]: kind });
+}
+
+/**
+ * Counts what a question's deadline did (`mcp_tasks.input.deadlines`) to a `tool` task: its
+ * `onTimeout` policy applied (`default`, `decline`, `cancel`, `escalate`) or a `reminder` sent —
+ * recorded by the process whose write took effect, so each counts once across instances.
+ */
+export function recordDeadline(tool: string, outcome: 'default' | 'decline' | 'cancel' | 'escalate' | 'reminder'): void {
+  instruments().deadlines.add(1, { [ATTR.tool]: tool, [ATTR.deadlineOutcome]: outcome });
 }
 
 /** Sources of `mcp_tasks.tasks.live`: each yields the statuses of the tasks one runtime executes. */

@@ -11,7 +11,19 @@ import {
 } from '../core/errors.js';
 import { ENGINE_ACCESS, mayAccess, type Access } from '../core/access.js';
 import { actorOf } from '../core/history.js';
-import { answeredKey, askedKey, CANCELLED_KEY, inputKey, type Actor, type AnsweredEntry, type AskedEntry, type CancelledEntry } from '../core/journal-keys.js';
+import {
+  answeredKey,
+  askedKey,
+  CANCELLED_KEY,
+  deadlineKey,
+  inputKey,
+  type Actor,
+  type AnsweredEntry,
+  type AskedEntry,
+  type CancelledEntry,
+  type DeadlineEntry,
+} from '../core/journal-keys.js';
+import { onTimeoutKind, questionDeadlineOf, type DeadlineSpec, type QuestionDeadline } from '../core/question-deadline.js';
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import { checkIdempotencyKey, idempotencyScope, type TaskIdempotency } from '../core/idempotency.js';
@@ -116,6 +128,8 @@ export interface TaskPage {
 export type OperatorListOptions = Omit<OperatorListQuery, 'before' | 'limit'> & { cursor?: string; limit?: number };
 
 const MAX_CAS_ATTEMPTS = 64;
+/** Marks the `input:<key>` value a `'cancel'` deadline stored (`claimQuestion`): not an answer anyone gave. */
+const CANCEL_CLAIM = 'mcp-tasks/deadline-cancel';
 const CURSOR_PREFIX = 'c1.';
 
 /**
@@ -161,6 +175,8 @@ export class TaskStore {
   /** Seals values at rest when a `secretKey` is configured. */
   readonly secrets?: SecretBox;
   private readonly log: Logger;
+  /** `onQuestionDeadline` listeners. */
+  private readonly deadlineListeners = new Set<(task: TaskRecord, key: string) => void>();
 
   constructor(backend: StoreBackend, options: TaskStoreOptions = {}) {
     // A field given as undefined takes the default too (e.g. `{ pollIntervalMs: flags.pollInterval }`).
@@ -401,6 +417,7 @@ export class TaskStore {
       current.status = 'cancelled';
       current.statusMessage = options.statusMessage ?? 'The task was cancelled by request.';
       current.inputRequests = {};
+      delete current.questionDeadlines;
       delete current.lease;
       return current;
     });
@@ -426,6 +443,7 @@ export class TaskStore {
       task.status = status;
       task.outcome = outcome;
       task.inputRequests = {};
+      delete task.questionDeadlines;
       if (statusMessage !== undefined) task.statusMessage = statusMessage;
       else delete task.statusMessage;
       return task;
@@ -504,9 +522,16 @@ export class TaskStore {
   /**
    * Records an outstanding question under `key` (unique for the task's lifetime) and moves the task
    * to `input_required`; the first time, journals `asked:<key>` (`AskedEntry`) for the task's
-   * history. Throws `IllegalTransitionError` when the task is terminal.
+   * history. With `deadline` (checked options, see `resolveDeadline`), the question's deadline and
+   * reminders are counted from its first ask — the journal's `deadline:<key>` (`DeadlineEntry`, first
+   * write wins, written before the question becomes outstanding) or, before it, `asked:<key>` — and
+   * kept with the task (`TaskRecord.questionDeadlines[key]`) for the runtime's `QuestionDeadlines`;
+   * this process's `onQuestionDeadline` listeners are told. Throws `IllegalTransitionError` when the
+   * task is terminal, `LeaseLostError` when a `Fence` no longer holds.
    */
-  async requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string, holder?: Holder): Promise<TaskRecord> {
+  async requestInput(taskId: string, key: string, request: InputRequest, statusMessage: string, holder?: Holder, deadline?: DeadlineSpec): Promise<TaskRecord> {
+    const fence = typeof holder === 'object' ? holder : undefined;
+    const timed = deadline ? await this.firstDeadline(taskId, key, deadline, fence) : undefined;
     const task = await this.mutate(taskId, ENGINE_ACCESS, (current) => {
       if (typeof holder === 'object') assertHolder(current, holder); // a fenced run learns why it must stop
       if (current.status !== 'input_required') this.assertTransition(current, 'input_required');
@@ -514,12 +539,120 @@ export class TaskStore {
       current.status = 'input_required';
       current.inputRequests[key] = request;
       current.statusMessage = statusMessage;
+      if (timed && !current.questionDeadlines?.[key]) current.questionDeadlines = { ...current.questionDeadlines, [key]: timed };
       return current;
     });
-    const asked: AskedEntry = { at: task.lastUpdatedAt, kind: request.kind, message: request.message };
+    // A question with a deadline counts from the time its deadline was journaled with (the same first ask).
+    const asked: AskedEntry = { at: timed?.askedAt ?? task.lastUpdatedAt, kind: request.kind, message: request.message };
     // First ask wins: a re-ask after a restart keeps it.
-    await this.appendJournal(taskId, askedKey(key), asked as unknown as Json, typeof holder === 'object' ? holder : undefined);
+    await this.appendJournal(taskId, askedKey(key), asked as unknown as Json, fence);
+    if (timed) for (const listener of this.deadlineListeners) listener(task, key);
     return task;
+  }
+
+  /**
+   * The deadline of question `key` as first asked: from its `deadline:<key>` entry when there is one
+   * (a re-ask), else counted from its first `asked:<key>` (or now) and journaled (first write wins).
+   */
+  private async firstDeadline(taskId: string, key: string, spec: DeadlineSpec, fence?: Fence): Promise<QuestionDeadline> {
+    const journal = await this.backend.readJournal(taskId);
+    const from = (entry: DeadlineEntry): QuestionDeadline => ({
+      ...questionDeadlineOf(spec, entry.at),
+      ...(entry.dueAt !== undefined ? { dueAt: entry.dueAt } : {}),
+    });
+    const known = journal.get(deadlineKey(key)) as DeadlineEntry | undefined;
+    if (known) return from(known);
+    const askedAt = (journal.get(askedKey(key)) as AskedEntry | undefined)?.at ?? new Date(this.now()).toISOString();
+    const timed = questionDeadlineOf(spec, askedAt);
+    const entry: DeadlineEntry = {
+      at: askedAt,
+      ...(timed.dueAt !== undefined && { dueAt: timed.dueAt }),
+      ...(spec.onTimeout !== undefined && { onTimeout: onTimeoutKind(spec.onTimeout) }),
+      ...(spec.remindEveryMs !== undefined && { remindEveryMs: spec.remindEveryMs }),
+    };
+    if (await this.appendJournal(taskId, deadlineKey(key), entry as unknown as Json, fence)) return timed;
+    return from((await this.backend.readJournal(taskId)).get(deadlineKey(key)) as unknown as DeadlineEntry);
+  }
+
+  /**
+   * Subscribes to the questions with a deadline or reminders this process asks (`requestInput` with
+   * one): `listener` gets the task as written and the question's key. Returns the unsubscribe
+   * function. How the runtime's `QuestionDeadlines` arms a timer for a question asked here.
+   */
+  onQuestionDeadline(listener: (task: TaskRecord, key: string) => void): () => void {
+    this.deadlineListeners.add(listener);
+    return () => this.deadlineListeners.delete(listener);
+  }
+
+  /**
+   * Tells this process's `onQuestionDeadline` listeners of the pending questions of `taskId` that
+   * have a deadline or reminders (one read of the record; nothing when it has none). For a run that
+   * resumes a question without asking it again (an engine replaying its recorded ask step after a
+   * takeover), so the instance running it arms the deadline too.
+   */
+  async announceQuestionDeadlines(taskId: string): Promise<void> {
+    if (this.deadlineListeners.size === 0) return;
+    const task = await this.backend.get(taskId);
+    if (!task || task.status !== 'input_required' || !task.questionDeadlines) return;
+    for (const key of Object.keys(task.questionDeadlines))
+      if (Object.hasOwn(task.inputRequests, key)) for (const listener of this.deadlineListeners) listener(task, key);
+  }
+
+  /**
+   * Records what a question's deadline did to it (`QuestionDeadline.escalatedAt`, `reminders`,
+   * `remindedAt`) while `key` is still outstanding: one write that moves `lastUpdatedAt` (so pollers
+   * and `notifications/tasks/status` subscribers see it). Returns the task as written, or undefined
+   * (nothing written) when the question is no longer outstanding or has no deadline.
+   */
+  async markQuestion(taskId: string, key: string, mark: Pick<QuestionDeadline, 'escalatedAt' | 'reminders' | 'remindedAt'>): Promise<TaskRecord | undefined> {
+    let written = false;
+    const task = await this.mutate(taskId, ENGINE_ACCESS, (current) => {
+      written = false;
+      const deadline = current.questionDeadlines?.[key];
+      if (isTerminal(current.status) || !Object.hasOwn(current.inputRequests, key) || !deadline) return undefined;
+      current.questionDeadlines![key] = { ...deadline, ...mark };
+      written = true;
+      return current;
+    });
+    return written ? task : undefined;
+  }
+
+  /**
+   * Takes question `key` for a `'cancel'` deadline, so no answer can be taken any more: journals
+   * `input:<key>` (`{ action: 'cancel' }` marked as the claim, first write wins) and `answered:<key>` by `actor` with
+   * `cancels: true` — which makes `inputAnswer` report no answer: the handler is never given it, it
+   * sees the cancellation that follows. The question is not settled (the task is cancelled next).
+   * Returns true when this call took it, or when a `'cancel'` deadline took it before (a cancel that
+   * a crash interrupted, or another instance's: cancelling again is harmless); false when someone
+   * answered first.
+   */
+  async claimQuestion(taskId: string, key: string, actor: Actor): Promise<boolean> {
+    const answer: Json = { action: 'cancel', [CANCEL_CLAIM]: true };
+    if (await this.backend.appendJournal(taskId, inputKey(key), this.secrets ? this.secrets.seal(answer) : answer)) {
+      const answered: AnsweredEntry = { at: new Date(this.now()).toISOString(), by: actor, cancels: true };
+      await this.backend.appendJournal(taskId, answeredKey(key), answered as unknown as Json);
+      return true;
+    }
+    const journal = await this.backend.readJournal(taskId);
+    const answered = journal.get(answeredKey(key)) as AnsweredEntry | undefined;
+    if (answered) return answered.cancels === true;
+    // No `answered:` entry yet (written right after the answer, or never: a crash in between): the stored answer tells.
+    const stored = journal.get(inputKey(key));
+    return (
+      (this.secrets && stored !== undefined ? this.secrets.open<{ [CANCEL_CLAIM]?: unknown }>(stored) : (stored as { [CANCEL_CLAIM]?: unknown }))?.[
+        CANCEL_CLAIM
+      ] === true
+    );
+  }
+
+  /**
+   * The store's clock read now from the store itself (PostgreSQL `clock_timestamp()`, Redis `TIME`),
+   * ms since the epoch; `now()` for backends on this host's clock or an injected clock. What a timer
+   * that woke by this process's clock checks before it acts, so it never acts early by the store's.
+   * Throws `StoreUnavailableError` when the store cannot be reached.
+   */
+  async clockNow(): Promise<number> {
+    return this.backend.clock && !this.clockInjected ? this.backend.clock() : this.now();
   }
 
   /**
@@ -585,11 +718,14 @@ export class TaskStore {
         await this.backend.appendJournal(taskId, answeredKey(key), answered as unknown as Json);
       }
     }
-    if (taken.length > 0)
-      await this.settleInputs(
-        taskId,
-        taken.map(([key]) => key),
-      );
+    // Settled whoever answered first (idempotent) — except a question a 'cancel' deadline took: it
+    // stays outstanding until the cancel that follows (see `claimQuestion`).
+    let settle = taken.map(([key]) => key);
+    if (written.length < settle.length) {
+      const claimed = await Promise.all(settle.map(async (key) => !written.includes(key) && (await this.inputAnswer(taskId, key)) === undefined));
+      settle = settle.filter((_, i) => !claimed[i]);
+    }
+    if (settle.length > 0) await this.settleInputs(taskId, settle);
     return written;
   }
 
@@ -609,7 +745,11 @@ export class TaskStore {
       if (fence) assertHolder(task, fence);
       const settled = keys.filter((key) => Object.hasOwn(task.inputRequests, key));
       if (settled.length === 0 || isTerminal(task.status)) return undefined;
-      for (const key of settled) delete task.inputRequests[key];
+      for (const key of settled) {
+        delete task.inputRequests[key];
+        if (task.questionDeadlines) delete task.questionDeadlines[key];
+      }
+      if (task.questionDeadlines && Object.keys(task.questionDeadlines).length === 0) delete task.questionDeadlines;
       if (task.status === 'input_required' && Object.keys(task.inputRequests).length === 0) {
         task.status = 'working';
         task.statusMessage = 'Input received; working.';
@@ -709,13 +849,21 @@ export class TaskStore {
     return { nowMs, expiresAt: renewed.lease!.expiresAt };
   }
 
-  /** The answer recorded for question `key`, if any. */
+  /**
+   * The answer recorded for question `key`, if any. A question a `'cancel'` deadline took (see
+   * `claimQuestion`) has none: its task is being cancelled, so whatever waits for the answer waits
+   * for the cancellation instead.
+   */
   async inputAnswer(taskId: string, key: string): Promise<InputAnswer | undefined> {
     const journal = await this.backend.readJournal(taskId);
     const value = journal.get(inputKey(key));
     if (value === undefined) return undefined;
-    if (!this.secrets) return value as unknown as InputAnswer;
-    return this.secrets.open<InputAnswer>(value);
+    const answered = journal.get(answeredKey(key)) as AnsweredEntry | undefined;
+    if (answered?.cancels) return undefined;
+    const answer = this.secrets ? this.secrets.open<InputAnswer>(value) : (value as unknown as InputAnswer);
+    // A claim whose `answered:` entry is not written yet (or never was: a crash in between).
+    if (!answered && (answer as { [CANCEL_CLAIM]?: unknown })[CANCEL_CLAIM] === true) return undefined;
+    return answer;
   }
 
   /** All journal entries of a task (steps, timers, answers), by key. */

@@ -181,6 +181,8 @@ export async function startConsoleInvoiceServer(options: {
   tokens?: Record<string, string>;
   operatorTokens?: Record<string, string>;
   host?: string;
+  /** The approval question's deadline (see `InvoiceDeps.approvalDeadlineMs`; default 48 h). */
+  approvalDeadlineMs?: number;
 }): Promise<ConsoleInvoiceServer> {
   const ledger = new Ledger(':memory:');
   const server = createTaskServer({
@@ -195,7 +197,7 @@ export async function startConsoleInvoiceServer(options: {
       return mcp;
     },
   });
-  registerInvoiceTasks(server.tasks, { erp: Erp.load(DEFAULT_ERP_PATH), ledger, runtime: server.runtime });
+  registerInvoiceTasks(server.tasks, { erp: Erp.load(DEFAULT_ERP_PATH), ledger, runtime: server.runtime, approvalDeadlineMs: options.approvalDeadlineMs });
   try {
     const http = await server.listen({
       port: 0,

@@ -11,6 +11,7 @@ import { ENGINE_ACCESS } from '../../src/core/access.js';
 import { TaskRpcError } from '../../src/core/errors.js';
 import type { JsonObject } from '../../src/core/json.js';
 import type { TaskRecord } from '../../src/core/task.js';
+import type { AnsweredEntry, CancelledEntry } from '../../src/core/journal-keys.js';
 import type { TaskContext } from '../../src/runtime/context.js';
 import type { TaskExecutor } from '../../src/runtime/executor.js';
 import { TaskRuntime, type TaskToolResult } from '../../src/runtime/runtime.js';
@@ -89,6 +90,16 @@ export function executorContract(name: string, setup: () => Promise<ContractSetu
         const ask = (key: string) => ctx.elicit(`${key}?`, { type: 'object', properties: { [key]: { type: 'string' } }, required: [key] }, { key });
         const [a, b, c] = await Promise.all([ask('qa'), ask('qb'), ask('qc')]);
         return text(`qa=${String(a.content?.qa)} qb=${String(b.content?.qb)} qc=${String(c.content?.qc)}`);
+      });
+      tool('deadline', async (args, ctx) => {
+        const options = args.options as JsonObject;
+        const answer = await ctx.elicit(
+          'Approve?',
+          { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] },
+          { key: 'approval', ...options },
+        );
+        await ctx.step('after', () => effects.attempt(`${String(args.id)}:after:${answer.action}`));
+        return text(`${answer.action} ok=${String(answer.content?.ok)}`);
       });
       tool('throws', async () => {
         throw new Error('boom');
@@ -218,6 +229,76 @@ export function executorContract(name: string, setup: () => Promise<ContractSetu
       const deadline = Date.now() + 10_000;
       while (runtime.isRunning(task.taskId) && Date.now() < deadline) await delay(50);
       assert.equal(runtime.isRunning(task.taskId), false, 'the cancelled run ended');
+    });
+
+    /** The journal of `taskId` (history entries by key). */
+    const journalOf = (taskId: string) => store.readJournal(taskId);
+    const deadlineActor = { role: 'deadline', name: null };
+
+    it('question deadlines: a default answer, a decline and a cancel each apply once, by the deadline; the handler sees them as usual', async () => {
+      const [byDefault, declined, cancelled] = await Promise.all([
+        submit('deadline', { id: 'd1', options: { timeoutMs: 300, onTimeout: { default: { action: 'accept', content: { ok: false } } } } }),
+        submit('deadline', { id: 'd2', options: { timeoutMs: 300, onTimeout: 'decline' } }),
+        submit('deadline', { id: 'd3', options: { timeoutMs: 300, onTimeout: 'cancel' } }),
+      ]);
+      const a = await ended(byDefault.taskId);
+      assert.equal(a.status, 'completed', resultText(a));
+      assert.equal(resultText(a), 'accept ok=false');
+      const b = await ended(declined.taskId);
+      assert.equal(resultText(b), 'decline ok=undefined');
+      const c = await ended(cancelled.taskId);
+      assert.equal(c.status, 'cancelled');
+      for (const task of [a, b, c]) {
+        const journal = await journalOf(task.taskId);
+        assert.deepEqual((journal.get('answered:approval') as unknown as AnsweredEntry).by, deadlineActor);
+        const deadline = journal.get('deadline:approval') as { at: string; dueAt: string };
+        assert.equal(Date.parse(deadline.dueAt) - Date.parse(deadline.at), 300, 'due 300 ms after the first ask');
+        assert.ok(Date.parse((journal.get('answered:approval') as unknown as AnsweredEntry).at) >= Date.parse(deadline.dueAt), 'not before its time');
+        assert.equal(task.questionDeadlines, undefined, 'nothing of the deadline is kept once the task ended');
+      }
+      // The cancel's history entry follows the cancel's write.
+      let cancelledBy: unknown;
+      for (let i = 0; i < 200 && cancelledBy === undefined; i++) {
+        cancelledBy = ((await journalOf(c.taskId)).get('cancelled') as unknown as CancelledEntry | undefined)?.by;
+        if (cancelledBy === undefined) await delay(25);
+      }
+      assert.deepEqual(cancelledBy, deadlineActor);
+      assert.equal(effects.count('d1:after:accept'), 1);
+      assert.equal(effects.count('d2:after:decline'), 1);
+      assert.equal(effects.count('d3:after:cancel'), 0, 'a cancelled task goes no further');
+    });
+
+    it('question deadlines: escalate marks the question and keeps waiting; reminders come while it waits; a person answers after', async () => {
+      const task = await submit('deadline', { id: 'd4', options: { timeoutMs: 200, onTimeout: 'escalate', remindEveryMs: 150 } });
+      const marked = await until(
+        task.taskId,
+        (t) => t.questionDeadlines?.approval?.escalatedAt !== undefined && (t.questionDeadlines.approval.reminders ?? 0) >= 2,
+        'escalated and reminded twice',
+      );
+      assert.equal(marked.status, 'input_required', 'an escalated question still waits');
+      const taken = await runtime.provideInputs(task.taskId, { approval: { action: 'accept', content: { ok: true } } }, 'contract');
+      assert.deepEqual(taken, ['approval']);
+      const done = await ended(task.taskId);
+      assert.equal(resultText(done), 'accept ok=true');
+      const journal = await journalOf(task.taskId);
+      assert.ok(journal.has('escalated:approval'));
+      assert.equal((journal.get('answered:approval') as unknown as AnsweredEntry).by.role, 'principal');
+      const reminders = [...journal.keys()].filter((key) => key.startsWith('reminded:approval:')).map((key) => Number(key.split(':').at(-1)));
+      assert.ok(reminders.length >= 2, `reminded ${reminders.length} times`);
+    });
+
+    it('question deadlines: a deadline that passed while no runtime ran fires once at the restart', async () => {
+      const task = await submit('deadline', { id: 'd5', options: { timeoutMs: 400, onTimeout: 'decline' } });
+      const asking = await until(task.taskId, (t) => t.status === 'input_required', 'asking');
+      await runtime.close();
+      await store.close();
+      const dueAt = Date.parse(asking.questionDeadlines!.approval!.dueAt!);
+      while (Date.now() <= dueAt + 50) await delay(50); // down until well past the deadline
+      await open();
+      const done = await ended(task.taskId);
+      assert.equal(resultText(done), 'decline ok=undefined');
+      assert.deepEqual(((await journalOf(task.taskId)).get('answered:approval') as unknown as AnsweredEntry).by, deadlineActor);
+      assert.equal(effects.count('d5:after:decline'), 1);
     });
 
     it('results and errors land in the store as the spec says', async () => {

@@ -18,6 +18,7 @@ import { contentFromForm } from './form.js';
 import { CONSOLE_CSS } from './styles.js';
 import { consoleScript } from './script.js';
 import { checkInputAnswer } from '../../core/input-answers.js';
+import { listOverdue } from './overdue.js';
 import { buildTimeline } from './timeline.js';
 import {
   confirmAnswerPage,
@@ -371,8 +372,17 @@ export class OperatorConsole {
         },
         ENGINE_ACCESS,
       );
+      const overdue =
+        !filters.cursor && (!filters.status || filters.status === 'input_required')
+          ? await listOverdue(
+              store,
+              { ...(filters.tool && { tool: filters.tool }), ...(filters.principal && { owner: filters.principal === '-' ? null : filters.principal }) },
+              base.now,
+            )
+          : [];
       return {
         ...base,
+        ...(overdue.length > 0 && { overdue }),
         tasks: page.tasks,
         ...(page.nextCursor && { nextCursor: page.nextCursor }),
         ...(unknownStatus && { notice: `Unknown status ${JSON.stringify(pick('status'))}: showing every status` }),

@@ -9,6 +9,7 @@ import {
   type RetriedEntry,
   type RetryFrom,
   type RetryOfEntry,
+  type DeadlineEntry,
   type RunEntry,
   type UntilEntry,
 } from '../../core/journal-keys.js';
@@ -21,7 +22,7 @@ import { isTerminal } from '../../core/status.js';
  * happening) at a point or over an interval. Times are ms since the epoch.
  */
 export interface TimelineItem {
-  kind: 'created' | 'step' | 'timer' | 'question' | 'run' | 'cancelled' | 'ended' | 'completion' | 'retry';
+  kind: 'created' | 'step' | 'timer' | 'question' | 'deadline' | 'reminder' | 'run' | 'cancelled' | 'ended' | 'completion' | 'retry';
   /** What happened, e.g. `step validate-with-erp` or `question approval`. */
   label: string;
   /** A short account: a step's recorded value, the question and its answer, a run's instance. */
@@ -33,7 +34,7 @@ export interface TimelineItem {
   due?: number;
   /** `done`/`failed` for finished work, `waiting` for a pending timer or question, `info` for points in time. */
   state: 'done' | 'failed' | 'waiting' | 'info';
-  /** Who answered a question or cancelled the task. */
+  /** Who answered a question, cancelled the task or escalated a question (`deadline`). */
   by?: Actor;
 }
 
@@ -69,7 +70,8 @@ export function preview(value: unknown): string {
  * entries; steps and timers carry `startedAt`/`endedAt`): creation; each step with its start,
  * duration and recorded value (or error); each timer with its deadline; each question with when it
  * was asked, when and by whom it was answered and the answer (`answerOf` opens sealed answers);
- * restarts and takeovers; a cancellation; the end. Entries written by older versions without times
+ * each question's deadline (what happens then), reminders and escalation; restarts and takeovers;
+ * a cancellation; the end. Entries written by older versions without times
  * are placed at creation. Sorted by start time. `now` is ms since the epoch.
  */
 export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answerOf: (key: string) => unknown, now: number): TimelineItem[] {
@@ -123,11 +125,41 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
       items.push({
         kind: 'question',
         label: `question ${question}`,
-        detail: `${asked.message}${hasAnswer ? ` → ${describeAnswer(answer)}` : ''}`,
+        detail: `${asked.message}${hasAnswer ? ` → ${answered?.cancels ? 'no answer in time: the task is cancelled' : describeAnswer(answer)}` : ''}`,
         start: at(asked.at),
         ...(hasAnswer ? { end: answered ? Date.parse(answered.at) : at(asked.at) } : ended !== undefined ? { end: ended } : {}),
         ...(answered && { by: answered.by }),
         state: hasAnswer ? 'done' : ended !== undefined ? 'failed' : 'waiting',
+      });
+    } else if (parsed?.kind === 'deadline') {
+      // A question's deadline (`DeadlineEntry`): a wait like a timer's, over once answered or due.
+      const entry = value as unknown as DeadlineEntry;
+      if (entry.dueAt === undefined) continue; // reminders only: each reminder is its own row
+      const due = Date.parse(entry.dueAt);
+      const answered = journal.get(answeredKey(parsed.question)) as unknown as AnsweredEntry | undefined;
+      const over = answered ? Math.min(Date.parse(answered.at), due) : due <= now || ended !== undefined ? Math.min(due, ended ?? due) : undefined;
+      const then = { default: 'answered with its default', decline: 'declined', cancel: 'the task is cancelled', escalate: 'escalated to operators' };
+      items.push({
+        kind: 'deadline',
+        label: `deadline of question ${parsed.question}`,
+        detail: `due ${entry.dueAt}${entry.onTimeout ? `, then ${then[entry.onTimeout]}` : ''}${entry.remindEveryMs ? `; reminders every ${entry.remindEveryMs} ms` : ''}`,
+        start: at(entry.at),
+        ...(over !== undefined && { end: over }),
+        due,
+        state: over === undefined ? 'waiting' : 'done',
+      });
+    } else if (parsed?.kind === 'reminded') {
+      const when = (value as { at?: string } | null)?.at;
+      items.push({ kind: 'reminder', label: `reminder ${parsed.n} of question ${parsed.question}`, start: at(when), state: 'info' });
+    } else if (parsed?.kind === 'escalated') {
+      const when = (value as { at?: string } | null)?.at;
+      items.push({
+        kind: 'deadline',
+        label: `question ${parsed.question} escalated`,
+        detail: 'its deadline passed unanswered; it still waits',
+        start: at(when),
+        by: { role: 'deadline', name: null },
+        state: 'info',
       });
     } else if (parsed?.kind === 'run') {
       const run = value as unknown as RunEntry;

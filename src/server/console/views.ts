@@ -5,6 +5,7 @@ import { completedWithToolError } from '../../store/backend.js';
 import { timelineAxis } from './axis.js';
 import { renderFields } from './form.js';
 import { html, raw, type Html } from './html.js';
+import { actorLabel, deadlineNote, overdueBadge, overdueSection } from './overdue.js';
 import { preview, type TimelineItem } from './timeline.js';
 
 /**
@@ -44,6 +45,8 @@ export interface ListView {
   base: string;
   /** A message over the list (a refused filter). */
   notice?: string;
+  /** Tasks with an overdue question, listed first (see `listOverdue`); first page only. */
+  overdue?: TaskRecord[];
 }
 
 /** What a task's page shows. */
@@ -253,7 +256,7 @@ export function listFragment(view: ListView): Html {
         }</span
       >
     </section>
-    ${view.notice ? html`<p class="error" role="alert">${view.notice}</p>` : ''}
+    ${view.notice ? html`<p class="error" role="alert">${view.notice}</p>` : ''} ${overdueSection(view.overdue, view.now, base, (iso) => time(iso, view.now))}
     <div class="scroll">
       <table class="tasks striped">
         <thead>
@@ -280,7 +283,7 @@ export function listFragment(view: ListView): Html {
                         ><br /><small>${summary(t)}</small>
                       </td>
                       <td>${t.owner ?? html`<em>anonymous</em>`}</td>
-                      <td>${badge(t)}</td>
+                      <td>${badge(t)}${overdueBadge(t, view.now)}</td>
                       <td>${time(t.createdAt, view.now)}</td>
                       <td>${time(t.lastUpdatedAt, view.now)}</td>
                     </tr>`,
@@ -316,7 +319,7 @@ export function taskPanel(view: TaskView): Html {
   const live = !isTerminal(task.status);
   const expiry = task.ttl === null ? undefined : Date.parse(task.createdAt) + task.ttl;
   return html`<hgroup>
-      <h1>${task.request.tool} ${badge(task)}</h1>
+      <h1>${task.request.tool} ${badge(task)}${overdueBadge(task, now)}</h1>
       <p><code>${task.taskId}</code></p>
     </hgroup>
     <dl class="facts">
@@ -473,7 +476,7 @@ function questionCard(taskId: string, key: string, q: InputRequest, view: TaskVi
         Waiting for ${CLIENT_ASKS[q.kind]}${waiting} <small><code>${key}</code></small>
       </header>
       <p>${q.message}</p>
-      ${q.kind === 'url' ? html`<p><small>Link: ${q.url}</small></p>` : ''}
+      ${deadlineNote(view.task, key, view.now, (iso) => time(iso, view.now))} ${q.kind === 'url' ? html`<p><small>Link: ${q.url}</small></p>` : ''}
       <p><small>Only the client that started the task can answer this; the console cannot.</small></p>
     </article>`;
   const previous = view.refusal?.key === key ? view.previous : undefined;
@@ -483,6 +486,7 @@ function questionCard(taskId: string, key: string, q: InputRequest, view: TaskVi
       Question${waiting} <small><code>${key}</code></small>
     </header>
     <p class="message">${q.message}</p>
+    ${deadlineNote(view.task, key, view.now, (iso) => time(iso, view.now))}
     <form method="post" action="${base}/tasks/${taskId}/answer" class="answer" id="answer-${key}" hx-preserve>
       <input type="hidden" name="key" value="${key}" />
       ${renderFields(q.requestedSchema, previous)}
@@ -588,8 +592,7 @@ function timelineChart(items: TimelineItem[], created: number, end: number, now:
         <span class="what"
           ><strong>${item.label}</strong>${took ? html` <small>${took}</small>` : ''}${
             item.due !== undefined && item.state === 'waiting' ? html` <small class="due">due ${relative(item.due, now)}</small>` : ''
-          }${item.by ? html` <small class="by">by ${item.by.role === 'operator' ? `operator ${item.by.name}` : item.by.role === 'engine' ? 'the engine' : (item.by.name ?? 'anonymous client')}</small>` : ''}<br /><small
-            class="detail"
+          }${item.by ? html` <small class="by">by ${actorLabel(item.by)}</small>` : ''}<br /><small class="detail"
             >${item.detail ? (item.kind === 'question' ? item.detail : preview(item.detail)) : ''}</small
           ></span
         >
