@@ -18,7 +18,9 @@ import {
   inputKey,
   parseJournalKey,
   REQUEST_STATE_KEY,
+  resumedKey,
   runKey,
+  stalledKey,
   stepKey,
   timerKey,
   untilKey,
@@ -67,6 +69,8 @@ const samples: Record<JournalKeyKind, { built: string; parsed: JournalKey; store
   ],
   until: [{ built: untilKey(at), parsed: { kind: 'until', due: at }, stored: `until:${at}` }],
   cancelled: [{ built: CANCELLED_KEY, parsed: { kind: 'cancelled' }, stored: 'cancelled' }],
+  stalled: [{ built: stalledKey(at), parsed: { kind: 'stalled', since: at }, stored: `stalled:${at}` }],
+  resumed: [{ built: resumedKey(at), parsed: { kind: 'resumed', since: at }, stored: `resumed:${at}` }],
   'request-state-key': [{ built: REQUEST_STATE_KEY, parsed: { kind: 'request-state-key' }, stored: 'mrtr:request-state-key' }],
 };
 
@@ -113,7 +117,7 @@ describe('journal keys', () => {
 
   it('is the only place that spells a key: no string literal elsewhere in src/ starts like one', () => {
     // A key's part follows its colon at once; `answered: …` (a space) is text for people, not a key.
-    const literal = /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until):(?!\s)|(['"`])mrtr:request-state-key\2/;
+    const literal = /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until|stalled|resumed):(?!\s)|(['"`])mrtr:request-state-key\2/;
     const files = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
         entry.isDirectory() ? files(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],

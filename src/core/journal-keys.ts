@@ -10,7 +10,8 @@ import type { InputKind } from './task.js';
  * share it:
  * - entries execution replays after a restart (`step:`, `timer:`, `elicitation-id:`, `input:`,
  *   `elicitation-complete:`, `mrtr:request-state-key`): what makes a handler's run durable;
- * - history entries nothing replays (`asked:`, `answered:`, `run:`, `until:`, `cancelled`): what a
+ * - history entries nothing replays (`asked:`, `answered:`, `run:`, `until:`, `cancelled`,
+ *   `stalled:`, `resumed:`): what a
  *   task did, for the operator console's timeline and for metrics.
  *
  * Keys are stored as spelled here and existing databases hold them: a spelling never changes. All
@@ -29,6 +30,8 @@ import type { InputKind } from './task.js';
  * | `run:<at>:<holder>`         | `RunEntry`                            | `TaskRuntime` (each run after the first)  |
  * | `until:<due>`               | `UntilEntry`                          | `ctx.sleepUntil`                          |
  * | `cancelled`                 | `CancelledEntry`                      | `TaskStore.cancel`                        |
+ * | `stalled:<since>`           | `StalledEntry`                        | `TaskRuntime` (stall detection)           |
+ * | `resumed:<since>`           | `ResumedEntry`                        | `TaskRuntime` (stall detection)           |
  * | `mrtr:request-state-key`    | the `requestState` key (or sealed)    | the 2026-07-28 wire (MRTR `requestState`) |
  */
 
@@ -94,6 +97,31 @@ export interface ElicitationCompleteEntry {
   at: string;
 }
 
+/**
+ * Value of `stalled:<since>`: the task was flagged stalled at `at` — `working` with no activity
+ * (step, progress, status message, question or answer) since `since`, longer than its tool's
+ * `stallAfterMs` (`afterMs`). One entry per stall episode: `since` names the episode, so flagging
+ * it again (another run of the same instance after an outage) keeps the first entry.
+ */
+export interface StalledEntry {
+  at: string;
+  since: string;
+  afterMs: number;
+}
+
+/**
+ * What ended a stall: a step began or ended, progress or a status message was reported, a question
+ * was asked or answered, a durable timer began or ended, or the task's run started again (`run`: a
+ * restart, takeover or retry).
+ */
+export type ActivityKind = 'step' | 'progress' | 'status' | 'question' | 'answer' | 'timer' | 'run';
+
+/** Value of `resumed:<since>`: the stall episode `since` (see `StalledEntry`) ended at `at` with `activity`. */
+export interface ResumedEntry {
+  at: string;
+  activity: ActivityKind;
+}
+
 const STEP = 'step:';
 const TIMER = 'timer:';
 const ELICITATION_ID = 'elicitation-id:';
@@ -103,6 +131,8 @@ const ASKED = 'asked:';
 const ANSWERED = 'answered:';
 const RUN = 'run:';
 const UNTIL = 'until:';
+const STALLED = 'stalled:';
+const RESUMED = 'resumed:';
 
 /**
  * Key of step `name` (`ctx.step`; names are non-empty and unique per task): its `StepRecord`.
@@ -143,6 +173,12 @@ export const runKey = (at: string, holder: string): string => `${RUN}${at}:${hol
 /** Key of an `UntilEntry` (`due`: ISO 8601 as `toISOString` writes it). */
 export const untilKey = (due: string): string => `${UNTIL}${due}`;
 
+/** Key of the `StalledEntry` of the stall episode whose last activity was at `since` (ISO 8601 as `toISOString` writes it). */
+export const stalledKey = (since: string): string => `${STALLED}${since}`;
+
+/** Key of the `ResumedEntry` that ended stall episode `since` (the `since` of its `stalledKey`). */
+export const resumedKey = (since: string): string => `${RESUMED}${since}`;
+
 /** Key of the `CancelledEntry`. */
 export const CANCELLED_KEY = 'cancelled';
 
@@ -165,6 +201,8 @@ export type JournalKey =
   | { kind: 'run'; at: string; holder: string }
   | { kind: 'until'; due: string }
   | { kind: 'cancelled' }
+  | { kind: 'stalled'; since: string }
+  | { kind: 'resumed'; since: string }
   | { kind: 'request-state-key' };
 
 /** Every `JournalKey['kind']`. */
@@ -190,6 +228,8 @@ const PREFIXED: [prefix: string, parse: (rest: string) => JournalKey | undefined
     },
   ],
   [UNTIL, (due) => ({ kind: 'until', due })],
+  [STALLED, (since) => ({ kind: 'stalled', since })],
+  [RESUMED, (since) => ({ kind: 'resumed', since })],
 ];
 
 /**
@@ -227,6 +267,10 @@ export function formatJournalKey(parsed: JournalKey): string {
       return untilKey(parsed.due);
     case 'cancelled':
       return CANCELLED_KEY;
+    case 'stalled':
+      return stalledKey(parsed.since);
+    case 'resumed':
+      return resumedKey(parsed.since);
     case 'request-state-key':
       return REQUEST_STATE_KEY;
   }
