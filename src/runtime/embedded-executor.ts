@@ -610,8 +610,11 @@ export class EmbeddedExecutor implements TaskExecutor {
       return await withSignals([signal], async (stop) => {
         const handling = this.runHandler(task, entry, execution, telemetry, fresh, watch);
         const expiry = this.deadlinePassed(task, execution, deadline, stop).then((passed) => (passed ? EXPIRED : new Promise<never>(() => undefined)));
+        // Nor, once the run stops (a cancel, a shutdown, a lost lease), must it keep the run going.
+        // (`stop` aborts with `signal`, and when the race is over.)
+        const stopped = new Promise<RunEnd>((resolve) => stop.addEventListener('abort', () => resolve(abortEnd(signal.reason)), { once: true }));
         // A handler stuck in an await that never returns must not keep the task past its deadline.
-        const first = await Promise.race([handling, expiry]);
+        const first = await Promise.race([handling, expiry, stopped]);
         if (first !== EXPIRED) return first;
         handling.catch(() => undefined);
         return this.expire(task, execution);
