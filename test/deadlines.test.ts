@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import * as z from 'zod';
 import { ENGINE_ACCESS } from '../src/core/access.js';
-import { DEADLINE_EXCEEDED, LeaseLostError } from '../src/core/errors.js';
+import { DEADLINE_EXCEEDED, IllegalTransitionError } from '../src/core/errors.js';
 import { createLogger, silentLogger } from '../src/core/log.js';
 import type { JsonObject } from '../src/core/json.js';
 import { DEADLINE_META_KEY } from '../src/core/task.js';
@@ -205,7 +205,7 @@ describe('task deadlines across restarts', () => {
     // Let every instance's heartbeat and takeover pass over the ended task once more.
     await until(() => instances.every((i) => !i.runtime.isRunning(task.taskId)), { ...soon, what: 'both runs to end' });
     // A losing attempt (the dead holder's fence) is refused and writes nothing.
-    await assert.rejects(seed.finish(task.taskId, 'failed', { type: 'result', result: text('late') }, 'late', { holder: 'dead-instance', epoch: 1 }), LeaseLostError);
+    await assert.rejects(seed.finish(task.taskId, 'failed', { type: 'result', result: text('late') }, 'late', { holder: 'dead-instance', epoch: 1 }), IllegalTransitionError);
     const lines = instances.flatMap((i) => i.lines.filter((line) => line.msg === 'task deadline exceeded'));
     assert.equal(lines.length, 1, 'one terminal write');
     assert.equal(instances.flatMap((i) => i.events.filter((e) => e.type === 'deadline_exceeded')).length, 1, 'one event');
