@@ -605,15 +605,18 @@ export class EmbeddedExecutor implements TaskExecutor {
       return this.expire(task, execution);
     const watch = this.host.watchStalls(task, signal, execution.guard.fence);
     try {
-      if (deadline === undefined) return await this.runHandler(task, entry, execution, telemetry, fresh, watch);
-      // The deadline's wait ends with the run (`withSignals` aborts `stop`): nothing is left armed.
+      if (deadline === undefined && !watch) return await this.runHandler(task, entry, execution, telemetry, fresh, watch);
+      // Tools that declare a deadline or stall detection expect handlers stuck in an await that never
+      // returns: such a handler must neither keep its task past the deadline nor, once the run stops
+      // (a cancel, a shutdown, a lost lease), keep the run going (`close` waits for runs). The
+      // deadline's wait ends with the run (`withSignals` aborts `stop`, also when `signal` aborts).
       return await withSignals([signal], async (stop) => {
         const handling = this.runHandler(task, entry, execution, telemetry, fresh, watch);
-        const expiry = this.deadlinePassed(task, execution, deadline, stop).then((passed) => (passed ? EXPIRED : new Promise<never>(() => undefined)));
-        // Nor, once the run stops (a cancel, a shutdown, a lost lease), must it keep the run going.
-        // (`stop` aborts with `signal`, and when the race is over.)
         const stopped = new Promise<RunEnd>((resolve) => stop.addEventListener('abort', () => resolve(abortEnd(signal.reason)), { once: true }));
-        // A handler stuck in an await that never returns must not keep the task past its deadline.
+        const expiry =
+          deadline === undefined
+            ? new Promise<never>(() => undefined)
+            : this.deadlinePassed(task, execution, deadline, stop).then((passed) => (passed ? EXPIRED : new Promise<never>(() => undefined)));
         const first = await Promise.race([handling, expiry, stopped]);
         if (first !== EXPIRED) return first;
         handling.catch(() => undefined);
