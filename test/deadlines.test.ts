@@ -205,7 +205,10 @@ describe('task deadlines across restarts', () => {
     // Let every instance's heartbeat and takeover pass over the ended task once more.
     await until(() => instances.every((i) => !i.runtime.isRunning(task.taskId)), { ...soon, what: 'both runs to end' });
     // A losing attempt (the dead holder's fence) is refused and writes nothing.
-    await assert.rejects(seed.finish(task.taskId, 'failed', { type: 'result', result: text('late') }, 'late', { holder: 'dead-instance', epoch: 1 }), IllegalTransitionError);
+    await assert.rejects(
+      seed.finish(task.taskId, 'failed', { type: 'result', result: text('late') }, 'late', { holder: 'dead-instance', epoch: 1 }),
+      IllegalTransitionError,
+    );
     const lines = instances.flatMap((i) => i.lines.filter((line) => line.msg === 'task deadline exceeded'));
     assert.equal(lines.length, 1, 'one terminal write');
     assert.equal(instances.flatMap((i) => i.events.filter((e) => e.type === 'deadline_exceeded')).length, 1, 'one event');

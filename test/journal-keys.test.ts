@@ -117,7 +117,8 @@ describe('journal keys', () => {
 
   it('is the only place that spells a key: no string literal elsewhere in src/ starts like one', () => {
     // A key's part follows its colon at once; `answered: …` (a space) is text for people, not a key.
-    const literal = /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until|stalled|resumed):(?!\s)|(['"`])mrtr:request-state-key\2/;
+    const literal =
+      /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until|stalled|resumed):(?!\s)|(['"`])mrtr:request-state-key\2/;
     const files = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
         entry.isDirectory() ? files(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],

@@ -601,8 +601,7 @@ export class EmbeddedExecutor implements TaskExecutor {
       return this.host.finish(task, { error: new Error(`No handler is registered for tool '${task.request.tool}' in this server`) }, execution.guard.fence);
     // A deadline that passed while nothing ran (a restart, a takeover): the task ends before its handler starts.
     const deadline = task.deadline === undefined ? undefined : Date.parse(task.deadline);
-    if (deadline !== undefined && deadline <= this.now() && (await this.deadlinePassed(task, execution, deadline, signal)))
-      return this.expire(task, execution);
+    if (deadline !== undefined && deadline <= this.now() && (await this.deadlinePassed(task, execution, deadline, signal))) return this.expire(task, execution);
     const watch = this.host.watchStalls(task, signal, execution.guard.fence);
     try {
       if (deadline === undefined && !watch) return await this.runHandler(task, entry, execution, telemetry, fresh, watch);

@@ -217,7 +217,9 @@ export class TaskRuntime {
     // Deadlines are enforced by the embedded executor's runs (a race of the handler against a timer
     // confirmed on the store's clock); an engine's DurableRun has no deterministic race yet.
     if (entry.deadlineMs !== undefined && this.executor.name !== 'embedded')
-      throw new InvalidArgumentError(`deadlineMs of tool '${name}' needs the embedded executor; the ${this.executor.name} executor does not enforce deadlines yet`);
+      throw new InvalidArgumentError(
+        `deadlineMs of tool '${name}' needs the embedded executor; the ${this.executor.name} executor does not enforce deadlines yet`,
+      );
     this.handlers.set(name, entry);
   }
   /** True when a handler is registered for tool `name`. */

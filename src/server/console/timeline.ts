@@ -164,7 +164,13 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
   const deadline = task.deadline ? Date.parse(task.deadline) : undefined;
   if (task.deadline && deadline !== undefined && deadline <= (ended ?? now)) {
     const missed = task.outcome?.type === 'error' && task.outcome.error.code === DEADLINE_EXCEEDED;
-    items.push({ kind: 'deadline', label: missed ? 'deadline exceeded' : 'deadline', detail: task.deadline, start: deadline, state: missed ? 'failed' : 'info' });
+    items.push({
+      kind: 'deadline',
+      label: missed ? 'deadline exceeded' : 'deadline',
+      detail: task.deadline,
+      start: deadline,
+      state: missed ? 'failed' : 'info',
+    });
   }
   if (ended !== undefined) {
     const outcome = task.outcome;
