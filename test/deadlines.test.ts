@@ -40,7 +40,7 @@ after(async () => {
 
 const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
 const soon = { timeoutMs: 10_000, intervalMs: 20 };
-const FIXTURE = join(import.meta.dirname, 'fixtures', 'deadline-server.ts');
+const FIXTURE = join(import.meta.dirname, 'fixtures', 'task-deadline-server.ts');
 
 /** A 2026-07-28 raw client whose requests carry `_meta[DEADLINE_META_KEY]`. */
 class DeadlineClient extends ModernRawClient {
