@@ -20,7 +20,9 @@ import {
   REQUEST_STATE_KEY,
   RETRY_OF_KEY,
   retriedKey,
+  resumedKey,
   runKey,
+  stalledKey,
   stepKey,
   timerKey,
   untilKey,
@@ -78,6 +80,8 @@ const samples: Record<JournalKeyKind, { built: string; parsed: JournalKey; store
   ],
   until: [{ built: untilKey(at), parsed: { kind: 'until', due: at }, stored: `until:${at}` }],
   cancelled: [{ built: CANCELLED_KEY, parsed: { kind: 'cancelled' }, stored: 'cancelled' }],
+  stalled: [{ built: stalledKey(at), parsed: { kind: 'stalled', since: at }, stored: `stalled:${at}` }],
+  resumed: [{ built: resumedKey(at), parsed: { kind: 'resumed', since: at }, stored: `resumed:${at}` }],
   'request-state-key': [{ built: REQUEST_STATE_KEY, parsed: { kind: 'request-state-key' }, stored: 'mrtr:request-state-key' }],
   retried: [{ built: retriedKey(at), parsed: { kind: 'retried', at }, stored: `retried:${at}` }],
   'retry-of': [{ built: RETRY_OF_KEY, parsed: { kind: 'retry-of' }, stored: 'retry-of-task' }],
@@ -127,7 +131,7 @@ describe('journal keys', () => {
   it('is the only place that spells a key: no string literal elsewhere in src/ starts like one', () => {
     // A key's part follows its colon at once; `answered: …` (a space) is text for people, not a key.
     const literal =
-      /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until|retried):(?!\s)|(['"`])(?:mrtr:request-state-key|retry-of-task)\2/;
+      /(['"`])(?:step|timer|elicitation-id|elicitation-complete|input|asked|answered|run|until|retried|stalled|resumed):(?!\s)|(['"`])(?:mrtr:request-state-key|retry-of-task)\2/;
     const files = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
         entry.isDirectory() ? files(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],

@@ -154,8 +154,9 @@ describe('runtime', () => {
     const done = await runtime.waitForTerminal(task.taskId, null);
     assert.deepEqual(done?.outcome, { type: 'result', result: text('ok') });
     assert.equal(attempts, 3);
-    const { startedAt, endedAt, ...flaky } = (await store.readJournal(task.taskId)).get('step:flaky') as Record<string, string>;
+    const { startedAt, endedAt, seq, ...flaky } = (await store.readJournal(task.taskId)).get('step:flaky') as Record<string, string>;
     assert.deepEqual(flaky, { ok: true, value: 'ok' });
+    assert.equal(seq, 1, 'the first journaled call of the run');
     assert.ok(Date.parse(startedAt!) <= Date.parse(endedAt!), 'the step records when it started and ended (the console’s timeline)');
     await runtime.close();
   });
@@ -179,9 +180,10 @@ describe('runtime', () => {
     const task = await runtime.submit({ owner: null, tool: 'flaky', arguments: {}, errorResultStatus: 'failed' });
     const done = await runtime.waitForTerminal(task.taskId, null);
     assert.deepEqual(done?.outcome, { type: 'result', result: text('caught: card declined') });
-    const { startedAt, endedAt, ...charge } = (await store.readJournal(task.taskId)).get('step:charge') as Record<string, unknown>;
+    const { startedAt, endedAt, seq, ...charge } = (await store.readJournal(task.taskId)).get('step:charge') as Record<string, unknown>;
     assert.deepEqual(charge, { ok: false, error: { name: 'Error', message: 'card declined' } });
     assert.ok(typeof startedAt === 'string' && typeof endedAt === 'string');
+    assert.equal(typeof seq, 'number');
     assert.equal(runs, 1);
     await runtime.close();
   });

@@ -115,6 +115,15 @@ export class LeaseLostError extends TaskError {
 export const STORE_UNAVAILABLE = -32010;
 
 /**
+ * JSON-RPC code of the error a task ends with when its deadline passed (`TaskRecord.deadline`, the
+ * tool's `deadlineMs`): -32011, in the implementation-defined range (-32000 to -32019) like
+ * `STORE_UNAVAILABLE`. The task ends `failed` with this error in both protocol versions (2025-11-25
+ * `tasks/result` returns it; 2026-07-28 `tasks/get` carries it as the task's `error`), with `data`
+ * `{ deadline, deadlineMs }` (ISO 8601, ms from creation).
+ */
+export const DEADLINE_EXCEEDED = -32011;
+
+/**
  * The task store could not be used for now: it refused or dropped the connection, did not answer
  * within its timeout, or could not write (disk full, locked beyond its busy timeout). Nothing is
  * known to have been written by the failed call; trying again later is safe. `cause` is the

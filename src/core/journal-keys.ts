@@ -12,9 +12,10 @@ import type { InputKind } from './task.js';
  * - entries execution replays after a restart (`step:`, `timer:`, `elicitation-id:`, `input:`,
  *   `elicitation-complete:`, `mrtr:request-state-key`): what makes a handler's run durable;
  * - history entries nothing replays (`asked:`, `answered:`, `run:`, `until:`, `cancelled`,
- *   `deadline:`, `reminded:`, `escalated:`): what a task did, for the operator console's timeline and
- *   for metrics (`reminded:` and `escalated:` also make each reminder and escalation happen once
- *   across instances: first write wins).
+ *   `deadline:`, `reminded:`, `escalated:`, `stalled:`, `resumed:`, `retried:`, `retry-of-task`):
+ *   what a task did, for the operator console's timeline and for metrics (`reminded:` and
+ *   `escalated:` also make each reminder and escalation happen once across instances: first
+ *   write wins).
  *
  * Keys are stored as spelled here and existing databases hold them: a spelling never changes. All
  * times are ISO 8601 (UTC, milliseconds, as `Date.prototype.toISOString` writes them) unless a field
@@ -35,6 +36,8 @@ import type { InputKind } from './task.js';
  * | `deadline:<question>`       | `DeadlineEntry`                       | `TaskStore.requestInput` (with a deadline)|
  * | `reminded:<question>:<n>`   | `RemindedEntry`                       | runtime `QuestionDeadlines`               |
  * | `escalated:<question>`      | `EscalatedEntry`                      | runtime `QuestionDeadlines`               |
+ * | `stalled:<since>`           | `StalledEntry`                        | `TaskRuntime` (stall detection)           |
+ * | `resumed:<since>`           | `ResumedEntry`                        | `TaskRuntime` (stall detection)           |
  * | `mrtr:request-state-key`    | the `requestState` key (or sealed)    | the 2026-07-28 wire (MRTR `requestState`) |
  */
 
@@ -173,6 +176,31 @@ export interface ElicitationCompleteEntry {
   at: string;
 }
 
+/**
+ * Value of `stalled:<since>`: the task was flagged stalled at `at` — `working` with no activity
+ * (step, progress, status message, question or answer) since `since`, longer than its tool's
+ * `stallAfterMs` (`afterMs`). One entry per stall episode: `since` names the episode, so flagging
+ * it again (another run of the same instance after an outage) keeps the first entry.
+ */
+export interface StalledEntry {
+  at: string;
+  since: string;
+  afterMs: number;
+}
+
+/**
+ * What ended a stall: a step began or ended, progress or a status message was reported, a question
+ * was asked or answered, a durable timer began or ended, or the task's run started again (`run`: a
+ * restart, takeover or retry).
+ */
+export type ActivityKind = 'step' | 'progress' | 'status' | 'question' | 'answer' | 'timer' | 'run';
+
+/** Value of `resumed:<since>`: the stall episode `since` (see `StalledEntry`) ended at `at` with `activity`. */
+export interface ResumedEntry {
+  at: string;
+  activity: ActivityKind;
+}
+
 const STEP = 'step:';
 const TIMER = 'timer:';
 const ELICITATION_ID = 'elicitation-id:';
@@ -186,6 +214,8 @@ const RETRIED = 'retried:';
 const DEADLINE = 'deadline:';
 const REMINDED = 'reminded:';
 const ESCALATED = 'escalated:';
+const STALLED = 'stalled:';
+const RESUMED = 'resumed:';
 
 /**
  * Key of step `name` (`ctx.step`; names are non-empty and unique per task): its `StepRecord`.
@@ -234,6 +264,11 @@ export const remindedKey = (question: string, n: number): string => `${REMINDED}
 
 /** Key of the `EscalatedEntry` of question `question`. */
 export const escalatedKey = (question: string): string => `${ESCALATED}${question}`;
+/** Key of the `StalledEntry` of the stall episode whose last activity was at `since` (ISO 8601 as `toISOString` writes it). */
+export const stalledKey = (since: string): string => `${STALLED}${since}`;
+
+/** Key of the `ResumedEntry` that ended stall episode `since` (the `since` of its `stalledKey`). */
+export const resumedKey = (since: string): string => `${RESUMED}${since}`;
 
 /** Key of the `CancelledEntry`. */
 export const CANCELLED_KEY = 'cancelled';
@@ -266,6 +301,8 @@ export type JournalKey =
   | { kind: 'reminded'; question: string; n: number }
   | { kind: 'escalated'; question: string }
   | { kind: 'cancelled' }
+  | { kind: 'stalled'; since: string }
+  | { kind: 'resumed'; since: string }
   | { kind: 'request-state-key' }
   | { kind: 'retried'; at: string }
   | { kind: 'retry-of' };
@@ -305,6 +342,8 @@ const PREFIXED: [prefix: string, parse: (rest: string) => JournalKey | undefined
     },
   ],
   [ESCALATED, (question) => ({ kind: 'escalated', question })],
+  [STALLED, (since) => ({ kind: 'stalled', since })],
+  [RESUMED, (since) => ({ kind: 'resumed', since })],
 ];
 
 /**
@@ -349,6 +388,10 @@ export function formatJournalKey(parsed: JournalKey): string {
       return escalatedKey(parsed.question);
     case 'cancelled':
       return CANCELLED_KEY;
+    case 'stalled':
+      return stalledKey(parsed.since);
+    case 'resumed':
+      return resumedKey(parsed.since);
     case 'request-state-key':
       return REQUEST_STATE_KEY;
     case 'retried':

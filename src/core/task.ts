@@ -182,8 +182,36 @@ export interface TaskRecord {
    * `tasks/result` name it in `_meta["mcp-tasks/retriedAs"]`.
    */
   retriedAs?: string;
+  /**
+   * ISO 8601: when the task's time budget ends — `createdAt` + the tool's `deadlineMs` (lowered by
+   * the call's `_meta["mcp-tasks/deadlineMs"]`, see `DEADLINE_META_KEY`), on the store's clock.
+   * Past it, the runtime ends a live task `failed` with the JSON-RPC error `DEADLINE_EXCEEDED`
+   * (-32011). Absent: no deadline. Stored with the task so it holds across restarts and takeovers.
+   */
+  deadline?: string;
+  /**
+   * Set while the instance running the task has flagged it stalled (`working`, no activity for its
+   * tool's `stallAfterMs`): `at` when it was flagged, `since` the last activity seen (both ISO
+   * 8601, store clock). Cleared by the next activity and when the task ends. A flag only: a stall
+   * never changes the task's status (see `docs/operations.md`, "Stalled tasks").
+   */
+  stalled?: StallMark;
   version: number;
 }
+
+/** `TaskRecord.stalled`: flagged at `at`, no activity since `since` (ISO 8601). */
+export interface StallMark {
+  at: string;
+  since: string;
+}
+
+/**
+ * The `_meta` key of a `tools/call` (both protocol versions) that lowers the task's deadline for
+ * this one call: a positive number of ms from creation. It can only lower the tool's own
+ * `deadlineMs` (a larger value, or any value for a tool without one, is ignored). Vendor prefix, as
+ * `PROGRESS_META_KEY`.
+ */
+export const DEADLINE_META_KEY = 'mcp-tasks/deadlineMs';
 
 /**
  * A runtime instance's hold on a live task. `expiresAt` is ms since the epoch on the store's clock

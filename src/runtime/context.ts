@@ -24,6 +24,7 @@ import {
 import { abortableDelay } from './delay.js';
 import type { LeaseGuard } from './lease-guard.js';
 import { TimerQueue } from './timer-queue.js';
+import type { ActivityMonitor } from './stalls.js';
 import type { RunTelemetry } from './telemetry.js';
 
 /**
@@ -211,6 +212,8 @@ export interface ExecutionContextOptions {
    * aborts the run's signal and decides what happens next (nothing, or a retry of the run later).
    */
   onStop?: (error: Error) => void;
+  /** Stall detection of this run (see `StallWatch`): told of every activity and wait. None: no detection. */
+  activity?: ActivityMonitor;
 }
 
 /** Error replayed from a step that failed in an earlier run; `message` and `name` are the original's. */
@@ -246,6 +249,7 @@ export class ExecutionContext implements TaskContext {
   private readonly telemetry?: RunTelemetry;
   private readonly timers: TimerQueue;
   private readonly onStop?: ExecutionContextOptions['onStop'];
+  private readonly monitor?: ActivityMonitor;
   /** Errors raised by the engine (fencing, store outages): they stop the run and are never journaled as a step's outcome. */
   private readonly stops = new WeakSet<object>();
   /** The first engine error that stopped this run, if any (see `engine`). */
@@ -264,6 +268,7 @@ export class ExecutionContext implements TaskContext {
     this.telemetry = options.telemetry;
     this.timers = options.timers ?? new TimerQueue(options.now);
     this.onStop = options.onStop;
+    this.monitor = options.activity;
   }
 
   get fencingToken(): number {
@@ -303,6 +308,7 @@ export class ExecutionContext implements TaskContext {
    * a guard (bare contexts) only the signal is checked.
    */
   private async effect<T>(effect: () => T): Promise<T> {
+    this.monitor?.activity('step');
     for (;;) {
       this.signal.throwIfAborted();
       if (!this.guard || this.guard.fresh()) return effect(); // the common case: no store round trip
@@ -364,7 +370,12 @@ export class ExecutionContext implements TaskContext {
       const completed = async () => ((await this.engine(this.store.readJournal(this.taskId))).has(done) ? true : undefined);
       if (!(await completed())) {
         await this.engine(this.store.report(this.taskId, { statusMessage: `Waiting for the step at ${parsed.host} to complete` }, this.fence));
-        await this.waitFor(completed);
+        const waited = this.monitor?.waiting('question');
+        try {
+          await this.waitFor(completed);
+        } finally {
+          waited?.('answer');
+        }
       }
       return this.effect(() => ({ action: answer.action, elicitationId })); // what follows acts on the completed flow
     }
@@ -404,6 +415,7 @@ export class ExecutionContext implements TaskContext {
     }
     const asked = this.journal.get(askedKey(key)) as AskedEntry | undefined; // an earlier run's first ask
     const span = this.telemetry?.startInput(key, request.kind, asked?.at);
+    const waited = this.monitor?.waiting('question');
     try {
       await this.engine(this.store.requestInput(this.taskId, key, request, request.message, this.fence, deadline));
       this.log.info({ key, kind: request.kind }, 'task waiting for input');
@@ -411,6 +423,8 @@ export class ExecutionContext implements TaskContext {
     } catch (error) {
       span?.interrupted(this.signal.reason ?? error);
       throw error;
+    } finally {
+      waited?.('answer');
     }
     if (span?.recording) {
       const by = ((await this.engine(this.store.readJournal(this.taskId))).get(answeredKey(key)) as AnsweredEntry | undefined)?.by;
@@ -445,10 +459,12 @@ export class ExecutionContext implements TaskContext {
         this.fence,
       ),
     );
+    this.monitor?.activity('progress');
   }
 
   async setStatusMessage(message: string): Promise<void> {
     await this.engine(this.store.report(this.taskId, { statusMessage: message }, this.fence));
+    this.monitor?.activity('status');
   }
 
   /**
@@ -462,6 +478,7 @@ export class ExecutionContext implements TaskContext {
     this.signal.throwIfAborted();
     if (wakeAt <= this.now() && !this.guard) return;
     const span = this.telemetry?.startTimer(wakeAt);
+    const waited = this.monitor?.waiting('timer');
     try {
       if (wakeAt > this.now()) await this.engine(this.store.report(this.taskId, { statusMessage: message }, this.fence));
       for (;;) {
@@ -473,6 +490,8 @@ export class ExecutionContext implements TaskContext {
     } catch (error) {
       span?.interrupted(this.signal.reason ?? error);
       throw error;
+    } finally {
+      waited?.();
     }
     span?.done();
   }
@@ -491,6 +510,7 @@ export class ExecutionContext implements TaskContext {
       return replay<T>(recorded);
     }
     this.signal.throwIfAborted();
+    this.monitor?.activity('step');
     let record = await recordStep(
       () => fn(this.signal),
       this.now,
@@ -506,6 +526,7 @@ export class ExecutionContext implements TaskContext {
       record = journal.get(key) as StepRecord;
     }
     this.journal.set(key, record as unknown as Json);
+    this.monitor?.activity('step');
     return replay<T>(record);
   }
 }

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { InvalidArgumentError, LeaseLostError, StoreUnavailableError, TaskNotFoundError } from '../core/errors.js';
 import { isTerminal, type TaskStatus } from '../core/status.js';
 import type { Json } from '../core/json.js';
+import { withSignals } from '../core/deadline.js';
 import { leasePlausible, type Fence, type Lease, type TaskRecord } from '../core/task.js';
 import { runKey, type RunEntry } from '../core/journal-keys.js';
 import type { Logger } from '../core/log.js';
@@ -10,7 +11,9 @@ import type { TaskStore } from '../store/task-store.js';
 import { ExecutionContext } from './context.js';
 import type { ExecutorHost, TaskExecutor } from './executor.js';
 import { LeaseGuard, monotonicNow } from './lease-guard.js';
-import { LeaseLostSignal, ShutdownSignal, StoreUnavailableSignal, TaskCancelledSignal } from './signals.js';
+import { DeadlineExceededSignal, LeaseLostSignal, ShutdownSignal, StoreUnavailableSignal, TaskCancelledSignal } from './signals.js';
+import type { StallWatch } from './stalls.js';
+import type { RegisteredHandler } from './handler.js';
 import { TimerQueue } from './timer-queue.js';
 import { recordTakeover, registerLiveSource, RunTelemetry, type RunEnd, type RunReason } from './telemetry.js';
 import type { TaskToolResult } from './handler.js';
@@ -626,6 +629,76 @@ export class EmbeddedExecutor implements TaskExecutor {
     const entry = this.host.handler(task.request.tool);
     if (!entry)
       return this.host.finish(task, { error: new Error(`No handler is registered for tool '${task.request.tool}' in this server`) }, execution.guard.fence);
+    // A deadline that passed while nothing ran (a restart, a takeover): the task ends before its handler starts.
+    const deadline = task.deadline === undefined ? undefined : Date.parse(task.deadline);
+    if (deadline !== undefined && deadline <= this.now() && (await this.deadlinePassed(task, execution, deadline, signal))) return this.expire(task, execution);
+    const watch = this.host.watchStalls(task, signal, execution.guard.fence);
+    try {
+      if (deadline === undefined && !watch) return await this.runHandler(task, entry, execution, telemetry, fresh, watch);
+      // Tools that declare a deadline or stall detection expect handlers stuck in an await that never
+      // returns: such a handler must neither keep its task past the deadline nor, once the run stops
+      // (a cancel, a shutdown, a lost lease), keep the run going (`close` waits for runs). The
+      // deadline's wait ends with the run (`withSignals` aborts `stop`, also when `signal` aborts).
+      return await withSignals([signal], async (stop) => {
+        const handling = this.runHandler(task, entry, execution, telemetry, fresh, watch);
+        const stopped = new Promise<RunEnd>((resolve) => stop.addEventListener('abort', () => resolve(abortEnd(signal.reason)), { once: true }));
+        const expiry =
+          deadline === undefined
+            ? new Promise<never>(() => undefined)
+            : this.deadlinePassed(task, execution, deadline, stop).then((passed) => (passed ? EXPIRED : new Promise<never>(() => undefined)));
+        const first = await Promise.race([handling, expiry, stopped]);
+        if (first !== EXPIRED) return first;
+        handling.catch(() => undefined);
+        return this.expire(task, execution);
+      });
+    } finally {
+      watch?.close();
+    }
+  }
+
+  /**
+   * Resolves true once `deadline` (ms since the epoch) has passed on the store's clock, as a durable
+   * timer's wake is confirmed (`LeaseGuard.permit({ confirm: true })`: never early by the store's
+   * clock, and only while this run holds the task); false when `stop` (the run's signal, or the end
+   * of the race it is part of) aborts first or the run lost its lease (then it is stopped). An
+   * outage while confirming is tried again (1 s apart).
+   */
+  private async deadlinePassed(task: TaskRecord, execution: Execution, deadline: number, stop: AbortSignal): Promise<boolean> {
+    let wakeAt = deadline;
+    for (;;) {
+      try {
+        await this.timers.wait(wakeAt, stop);
+        const storeNow = await execution.guard.permit({ confirm: true });
+        if (stop.aborted) return false;
+        if (storeNow === undefined || storeNow >= deadline) return true;
+        wakeAt = this.now() + (deadline - storeNow);
+      } catch (error) {
+        if (stop.aborted || execution.controller.signal.aborted) return false;
+        if (!(error instanceof StoreUnavailableError)) {
+          execution.controller.abort(stopSignal(task.taskId, error));
+          return false;
+        }
+        wakeAt = this.now() + 1000;
+      }
+    }
+  }
+
+  /** Ends the task by its deadline (`ExecutorHost.expire`), its handler's signal aborted first so no new effect begins. */
+  private expire(task: TaskRecord, execution: Execution): Promise<RunEnd> {
+    execution.controller.abort(new DeadlineExceededSignal(task.taskId, task.deadline!));
+    return this.host.expire(task, execution.guard.fence);
+  }
+
+  /** The handler's part of `run`: its context, its outcome written through `ExecutorHost.finish`. */
+  private async runHandler(
+    task: TaskRecord,
+    entry: RegisteredHandler,
+    execution: Execution,
+    telemetry: RunTelemetry,
+    fresh: boolean,
+    watch: StallWatch | undefined,
+  ): Promise<RunEnd> {
+    const signal = execution.controller.signal;
     let outcome: { result: TaskToolResult } | { error: unknown };
     let ctx: ExecutionContext | undefined;
     try {
@@ -643,6 +716,7 @@ export class EmbeddedExecutor implements TaskExecutor {
         ...(task.retryOf !== undefined && { retryOf: task.retryOf }),
         telemetry,
         timers: this.timers,
+        ...(watch && { activity: watch }),
         // The engine found a reason to stop (fencing, an outage): stop the handler's own I/O too.
         onStop: (error) => {
           // Neither an outage (logged by the store) nor a lost lease (expected): unexpected, said once.
@@ -665,9 +739,13 @@ export class EmbeddedExecutor implements TaskExecutor {
   }
 }
 
+/** What `run`'s race of a handler against its deadline sees when the deadline won. */
+const EXPIRED = Symbol('expired');
+
 /** How a run stopped by its signal ended, from the signal's reason (see `signals.ts`). */
 function abortEnd(reason: unknown): RunEnd {
   if (reason instanceof TaskCancelledSignal) return { kind: 'cancelled' };
+  if (reason instanceof DeadlineExceededSignal) return { kind: 'interrupted', reason: 'already_terminal' };
   if (reason instanceof ShutdownSignal) return { kind: 'interrupted', reason: 'shutdown' };
   if (reason instanceof LeaseLostSignal) return { kind: 'interrupted', reason: 'lease_lost' };
   if (reason instanceof StoreUnavailableSignal) return { kind: 'interrupted', reason: 'store_unavailable' };

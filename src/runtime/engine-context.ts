@@ -23,6 +23,7 @@ import {
 } from './context.js';
 import type { DurableRun, ExecutorHost, RunEnd } from './executor.js';
 import { TaskCancelledSignal } from './signals.js';
+import type { ActivityMonitor, StallWatch } from './stalls.js';
 
 /** The message topic an executor sends the answer to question `key` under (see `DurableRun.receive`). */
 export const answerTopic = (key: string): string => `answer/${key}`;
@@ -56,6 +57,8 @@ export interface EngineContextOptions {
   fence?: Fence;
   log?: Logger;
   clientCapabilities?: JsonObject;
+  /** Stall detection of this run (see `StallWatch`): told of every activity and wait. None: no detection. */
+  activity?: ActivityMonitor;
 }
 
 /**
@@ -85,6 +88,7 @@ export class EngineContext implements TaskContext {
   private readonly names = new Set<string>();
   private sequence = 0;
   private reports = 0;
+  private readonly monitor?: ActivityMonitor;
 
   constructor(options: EngineContextOptions) {
     this.taskId = options.taskId;
@@ -97,6 +101,7 @@ export class EngineContext implements TaskContext {
     this.onEnded = options.onEnded;
     this.fence = options.fence;
     this.clientCapabilities = options.clientCapabilities;
+    this.monitor = options.activity;
   }
 
   async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
@@ -104,10 +109,11 @@ export class EngineContext implements TaskContext {
     const key = stepKey(name);
     this.unique(key);
     this.signal.throwIfAborted();
+    this.monitor?.activity('step');
     const record = await this.run.step(key, async () => {
       // Cancelled or stopping: nothing is recorded.
       const outcome = await recordStep(
-        () => attemptStep(fn, options, this.signal),
+        () => attemptStep(fn, options, this.signal, { begin: async (attempt) => (this.monitor?.activity('step'), attempt()) }),
         this.now,
         () => this.signal.throwIfAborted(),
       );
@@ -115,6 +121,7 @@ export class EngineContext implements TaskContext {
       await this.write(() => this.store.appendJournal(this.taskId, key, outcome as unknown as Json, this.fence));
       return outcome as unknown as Json;
     });
+    this.monitor?.activity('step');
     return replay<T>(record as unknown as StepRecord);
   }
 
@@ -169,7 +176,14 @@ export class EngineContext implements TaskContext {
         await this.write(() => this.store.report(this.taskId, { statusMessage: `Waiting for the step at ${parsed.host} to complete` }, this.fence));
         return false;
       });
-      if (!done) await this.run.receive(completionTopic(elicitationId));
+      if (!done) {
+        const waited = this.monitor?.waiting('question');
+        try {
+          await this.run.receive(completionTopic(elicitationId));
+        } finally {
+          waited?.('answer');
+        }
+      }
       this.signal.throwIfAborted();
     }
     return { action: answer.action, elicitationId };
@@ -200,6 +214,7 @@ export class EngineContext implements TaskContext {
       await this.write(() => this.store.report(this.taskId, update, this.fence));
       return null;
     });
+    this.monitor?.activity(update.progress ? 'progress' : 'status');
   }
 
   /**
@@ -235,7 +250,13 @@ export class EngineContext implements TaskContext {
     if (ahead !== null) answered.abort(new Error('answered ahead'));
     // A replayed ask (a recovered or taken-over workflow) asks nothing: arm its deadline here all the same.
     else if (deadline) void this.store.announceQuestionDeadlines(this.taskId).catch(() => undefined);
-    const answer = (ahead ?? (await answering)) as unknown as InputAnswer;
+    const waited = this.monitor?.waiting('question');
+    let answer: InputAnswer;
+    try {
+      answer = (ahead ?? (await answering)) as unknown as InputAnswer;
+    } finally {
+      waited?.('answer');
+    }
     this.signal.throwIfAborted();
     const settle = async () => {
       await this.write(() => this.store.settleInput(this.taskId, key, this.fence));
@@ -248,8 +269,13 @@ export class EngineContext implements TaskContext {
   /** Waits until `wakeAt` (ms since the epoch) durably, from a durable reading of the clock. */
   private async waitUntil(name: string, wakeAt: number): Promise<void> {
     this.signal.throwIfAborted();
-    const now = await this.run.now(`${name}:now`);
-    if (wakeAt > now) await this.run.sleep(name, wakeAt - now);
+    const waited = this.monitor?.waiting('timer');
+    try {
+      const now = await this.run.now(`${name}:now`);
+      if (wakeAt > now) await this.run.sleep(name, wakeAt - now);
+    } finally {
+      waited?.();
+    }
     this.signal.throwIfAborted();
   }
 
@@ -311,10 +337,13 @@ export async function runOnEngine(
   if (isTerminal(task.status)) return { kind: 'interrupted', reason: 'already_terminal' };
   const entry = host.handler(task.request.tool);
   let outcome: { result: unknown } | { error: unknown };
+  let watch: StallWatch | undefined;
   try {
     if (!entry) throw new Error(`No handler is registered for tool '${task.request.tool}' in this server`);
     const args = await entry.parse(host.openArguments(task.request.arguments));
+    watch = host.watchStalls(task, options.signal, options.fence);
     const ctx = new EngineContext({
+      ...(watch && { activity: watch }),
       taskId,
       store: host.store,
       run,
@@ -331,6 +360,8 @@ export async function runOnEngine(
     // A store failure or the engine's own error is never the task's outcome: the engine retries the run.
     if (error instanceof StoreUnavailableError || options.isEngineError?.(error)) throw error;
     outcome = { error };
+  } finally {
+    watch?.close();
   }
   if (options.signal.aborted) return options.signal.reason instanceof TaskCancelledSignal ? { kind: 'cancelled' } : { kind: 'interrupted', reason: 'aborted' };
   let end: RunEnd = { kind: 'interrupted', reason: 'aborted' };

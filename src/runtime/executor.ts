@@ -3,6 +3,7 @@ import type { Logger } from '../core/log.js';
 import type { Fence, Lease, TaskRecord } from '../core/task.js';
 import type { TaskStore } from '../store/task-store.js';
 import type { RegisteredHandler } from './handler.js';
+import type { StallWatch } from './stalls.js';
 import type { RunEnd } from './telemetry.js';
 
 /**
@@ -29,6 +30,20 @@ export interface ExecutorHost {
   finish(task: TaskRecord, outcome: { result: unknown } | { error: unknown }, fence?: Fence): Promise<RunEnd>;
   /** Errors that belong to no request. */
   onError(error: unknown, taskId?: string): void;
+  /**
+   * Stall detection for one run of `task` (see `StallWatch`), when its tool declares `stallAfterMs`;
+   * undefined otherwise. The run's context reports its activity to it; the executor closes it when
+   * the run ends or `signal` aborts (closed then by itself too). A flag is written with `fence`
+   * (when given), logged (warn), counted and announced (`TaskRuntime.onTaskEvent`).
+   */
+  watchStalls(task: TaskRecord, signal: AbortSignal, fence?: Fence): StallWatch | undefined;
+  /**
+   * Ends `task` because its deadline (`TaskRecord.deadline`) passed — confirmed on the store's clock
+   * by the caller: `failed` with the JSON-RPC error `DEADLINE_EXCEEDED` (-32011), through `finish`
+   * (so a task that ended meanwhile, or that another run holds, is left alone: `interrupted`). A
+   * won write is logged (warn), counted and announced (`TaskRuntime.onTaskEvent`).
+   */
+  expire(task: TaskRecord, fence?: Fence): Promise<RunEnd>;
 }
 
 export type { RunEnd };

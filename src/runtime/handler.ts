@@ -22,4 +22,17 @@ export interface RegisteredHandler {
   handler: TaskHandler<any>;
   /** Top-level argument fields stored encrypted when the store has a `secretKey`. */
   sensitive?: readonly string[];
+  /**
+   * Stall detection (ms, positive): a `working` task of this tool with no activity — no step begun
+   * or ended, no progress or status message reported, no question asked or answered — for longer
+   * than this is flagged stalled (see `StallWatch`, `TaskRuntime.onTaskEvent`). Waiting on a durable
+   * timer or a question is not a stall. Default: no detection.
+   */
+  stallAfterMs?: number;
+  /**
+   * The tool's time budget (ms from the task's `createdAt`, positive): past it the task ends
+   * `failed` with `DEADLINE_EXCEEDED` (-32011) and `ctx.signal` aborts. A call may lower it
+   * (`SubmitInput.deadlineMs`). Default: none.
+   */
+  deadlineMs?: number;
 }

@@ -60,8 +60,7 @@ export function retryPlan(journal: Map<string, Json>, from: RetryFrom, clearAnsw
     if (!answered) return undefined;
     return before(answered.at) || !clearAnswers;
   };
-  const askedKept = (question: string): boolean =>
-    answerKept(question) ?? before((journal.get(askedKey(question)) as AskedEntry | undefined)?.at);
+  const askedKept = (question: string): boolean => answerKept(question) ?? before((journal.get(askedKey(question)) as AskedEntry | undefined)?.at);
   const keep = new Map<string, Json>();
   const drop: string[] = [];
   for (const [key, value] of journal) {

@@ -1,5 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { IllegalTransitionError, InvalidAnswerError, InvalidArgumentError, LeaseLostError, TaskNotFoundError, TaskRpcError } from '../core/errors.js';
+import {
+  DEADLINE_EXCEEDED,
+  IllegalTransitionError,
+  InvalidAnswerError,
+  InvalidArgumentError,
+  LeaseLostError,
+  StoreUnavailableError,
+  TaskNotFoundError,
+  TaskRpcError,
+} from '../core/errors.js';
 import { isTerminal } from '../core/status.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { jsonSize, toJson } from '../core/json.js';
@@ -13,6 +22,7 @@ import {
   elicitationCompleteKey,
   retriedKey,
   RETRY_OF_KEY,
+  type ActivityKind,
   type Actor,
   type AnsweredEntry,
   type AskedEntry,
@@ -32,7 +42,18 @@ import type { TaskExecutor } from './executor.js';
 import { monotonicNow } from './lease-guard.js';
 import { QuestionDeadlines } from './question-deadlines.js';
 import { DEADLINE_ACTOR } from '../core/history.js';
-import { instruments, notePoll, recordInputWait, recordTaskEnd, startCreation, type RunEnd } from './telemetry.js';
+import { StallWatch } from './stalls.js';
+import {
+  instruments,
+  notePoll,
+  recordDeadlineExceeded,
+  recordInputWait,
+  recordStall,
+  recordTaskEnd,
+  registerStalledSource,
+  startCreation,
+  type RunEnd,
+} from './telemetry.js';
 
 export type { RegisteredHandler, TaskHandler, TaskToolResult } from './handler.js';
 
@@ -60,10 +81,38 @@ export interface SubmitInput {
    * of a new one, and is not started again. Other arguments → `IdempotencyConflictError` (-32602).
    */
   idempotencyKey?: string;
+  /**
+   * This call's time budget in ms from creation (2025-11-25 and 2026-07-28: the `tools/call`
+   * request's `_meta["mcp-tasks/deadlineMs"]`, see `DEADLINE_META_KEY`): it only lowers the tool's
+   * `deadlineMs` (`RegisteredHandler.deadlineMs`); ignored when larger, or when the tool declares
+   * none. Throws `InvalidArgumentError` unless it is a positive finite number.
+   */
+  deadlineMs?: number;
 }
 
 /** The lease holder an operator retry hands a task to while it prepares it (no runtime instance has this name). */
 const RETRY_HOLDER = 'mcp-tasks:operator-retry';
+
+/** Which task an event is about (`TaskEvent`): never its arguments or answers. */
+export interface TaskEventTask {
+  taskId: string;
+  tool: string;
+  /** The task's principal; `null` when anonymous. */
+  principal: string | null;
+}
+
+/**
+ * What `TaskRuntime.onTaskEvent` announces, after the durable write it reports (all times ISO 8601,
+ * store clock; each event is emitted by the one process that made the write):
+ * - `stalled`: the task, `working`, showed no activity since `since` for longer than its tool's
+ *   `stallAfterMs` (flagged at `at`; `TaskRecord.stalled`, journal `stalled:<since>`). A flag only.
+ * - `resumed`: the stall episode `since` ended at `at` with `activity` (a step, progress, …).
+ * - `deadline_exceeded`: the task ended `failed` at `at` because its `deadline` passed (-32011).
+ */
+export type TaskEvent =
+  | ({ type: 'stalled'; at: string; since: string; stallAfterMs: number } & TaskEventTask)
+  | ({ type: 'resumed'; at: string; since: string; activity: ActivityKind } & TaskEventTask)
+  | ({ type: 'deadline_exceeded'; at: string; deadline: string } & TaskEventTask);
 
 /** Options of a `TaskRuntime`. */
 export interface TaskRuntimeOptions extends EmbeddedExecutorOptions {
@@ -128,6 +177,9 @@ export class TaskRuntime {
   private purger?: NodeJS.Timeout;
   private readonly maxResultBytes: number;
   private readonly purgeIntervalMs: number;
+  /** Tasks this process's runs have flagged stalled and not seen resume (`mcp_tasks.tasks.stalled`). */
+  private readonly stalledNow = new Set<string>();
+  private readonly unregisterStalled: () => void;
   /** What executes the handlers (see `TaskRuntimeOptions.executor`). */
   readonly executor: TaskExecutor;
   /**
@@ -155,6 +207,8 @@ export class TaskRuntime {
       openArguments: (args) => this.openSensitive(args),
       finish: (task, outcome, fence) => this.finish(task, outcome, fence),
       onError: (error, taskId) => this.onError(error, taskId),
+      watchStalls: (task, signal, fence) => this.watchStalls(task, signal, fence),
+      expire: (task, fence) => this.expire(task, fence),
     });
     this.deadlines = new QuestionDeadlines({
       store,
@@ -163,6 +217,7 @@ export class TaskRuntime {
       answer: async (taskId, key, answer) => (await this.provideInputs(taskId, { [key]: answer }, ENGINE_ACCESS, DEADLINE_ACTOR)).length === 1,
       cancel: async (taskId) => void (await this.cancel(taskId, ENGINE_ACCESS, DEADLINE_ACTOR)),
     });
+    this.unregisterStalled = registerStalledSource(() => this.stalledNow.size);
   }
 
   /** The embedded executor's identity in leases (undefined on another executor). */
@@ -180,9 +235,23 @@ export class TaskRuntime {
     return this.executor instanceof EmbeddedExecutor ? this.executor.checkClock(samples) : undefined;
   }
 
-  /** Registers the handler for tool `name`. Throws `InvalidArgumentError` if the name is taken. */
+  /**
+   * Registers the handler for tool `name`. Throws `InvalidArgumentError` if the name is taken,
+   * `stallAfterMs` / `deadlineMs` is given and not a positive finite number of ms, or `deadlineMs`
+   * is given on an executor other than the embedded one (DBOS, Restate: not enforced there yet).
+   */
   register(name: string, entry: RegisteredHandler): void {
     if (this.handlers.has(name)) throw new InvalidArgumentError(`A task handler named '${name}' is already registered`);
+    for (const option of ['stallAfterMs', 'deadlineMs'] as const) {
+      const value = entry[option];
+      if (value !== undefined && !positiveMs(value)) throw new InvalidArgumentError(`${option} of tool '${name}' must be a positive number of milliseconds`);
+    }
+    // Deadlines are enforced by the embedded executor's runs (a race of the handler against a timer
+    // confirmed on the store's clock); an engine's DurableRun has no deterministic race yet.
+    if (entry.deadlineMs !== undefined && this.executor.name !== 'embedded')
+      throw new InvalidArgumentError(
+        `deadlineMs of tool '${name}' needs the embedded executor; the ${this.executor.name} executor does not enforce deadlines yet`,
+      );
     this.handlers.set(name, entry);
   }
   /** True when a handler is registered for tool `name`. */
@@ -202,6 +271,7 @@ export class TaskRuntime {
     const entry = this.handlers.get(input.tool);
     if (!entry) throw new InvalidArgumentError(`Unknown task tool: ${input.tool}`);
     await entry.parse(input.arguments);
+    const deadlineMs = effectiveDeadline(entry.deadlineMs, input.deadlineMs);
     const creation = startCreation(input.tool, input.traceCarrier);
     let task: TaskRecord;
     const since = monotonicNow();
@@ -225,6 +295,7 @@ export class TaskRuntime {
             fingerprint: requestFingerprint(input.tool, toJson(input.arguments), this.store.secrets?.macKey()),
           },
         }),
+        ...(deadlineMs !== undefined && { deadlineMs }),
       }));
     } catch (error) {
       creation.failed(error);
@@ -382,6 +453,8 @@ export class TaskRuntime {
       errorResultStatus: task.errorResultStatus,
       lease: { holder: RETRY_HOLDER, leaseMs: holdMs },
       retryOf: taskId,
+      // The tool's time budget starts over with the new task (a per-call lowering is not known any more).
+      ...(this.handlers.get(task.request.tool)?.deadlineMs !== undefined && { deadlineMs: this.handlers.get(task.request.tool)!.deadlineMs }),
       statusMessage: `Running task ${taskId} again from ${fromText}, as ${by} asked`,
       ...(task.traceContext && { traceContext: task.traceContext }),
     });
@@ -478,6 +551,95 @@ export class TaskRuntime {
     await this.deliver(() => this.executor.elicitationCompleted(taskId, elicitationId), taskId);
     return true;
   }
+  /**
+   * Subscribes to the task events this process writes (see `TaskEvent`: `stalled`, `resumed`,
+   * `deadline_exceeded`), e.g. to send a webhook. Called synchronously after the durable write; a
+   * listener that throws is reported to `onError` and does not disturb the others. Returns the
+   * unsubscribe function.
+   */
+  onTaskEvent(listener: (event: TaskEvent) => void): () => void {
+    this.completions.on('task-event', listener);
+    return () => this.completions.off('task-event', listener);
+  }
+
+  private emitTaskEvent(event: TaskEvent): void {
+    for (const listener of this.completions.listeners('task-event') as ((event: TaskEvent) => void)[]) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.onError(error, event.taskId);
+      }
+    }
+  }
+
+  /** `ExecutorHost.watchStalls`: a `StallWatch` whose flags and resumptions are written, logged, counted and announced. */
+  private watchStalls(task: TaskRecord, signal: AbortSignal, fence?: Fence): StallWatch | undefined {
+    const afterMs = this.handlers.get(task.request.tool)?.stallAfterMs;
+    if (afterMs === undefined || signal.aborted) return undefined;
+    const fields = taskFields(task);
+    const { taskId } = task;
+    const watch = new StallWatch({
+      afterMs,
+      now: () => this.now(),
+      ...(task.stalled && { flaggedSince: task.stalled.since }),
+      onStalled: async (since, at) => {
+        if (!(await this.bookkeeping(taskId, () => this.store.markStalled(taskId, { at, since }, afterMs, fence)))) return;
+        this.stalledNow.add(taskId);
+        const idleMs = Date.parse(at) - Date.parse(since);
+        this.log.warn({ ...fields, since, idleMs, stallAfterMs: afterMs }, `task stalled: no activity for ${idleMs} ms (stallAfterMs ${afterMs})`);
+        recordStall(task.request.tool);
+        this.emitTaskEvent({ type: 'stalled', ...fields, at, since, stallAfterMs: afterMs });
+      },
+      onResumed: async (since, at, activity) => {
+        this.stalledNow.delete(taskId);
+        if (!(await this.bookkeeping(taskId, () => this.store.clearStalled(taskId, since, { at, activity }, fence)))) return;
+        this.log.info({ ...fields, since, activity }, 'task active again after a stall');
+        this.emitTaskEvent({ type: 'resumed', ...fields, at, since, activity });
+      },
+    });
+    signal.addEventListener(
+      'abort',
+      () => {
+        watch.close();
+        this.stalledNow.delete(taskId);
+      },
+      { once: true },
+    );
+    return watch;
+  }
+
+  /**
+   * A bookkeeping write of a run (a stall flag): resolves true once written; false when the run no
+   * longer holds the task (ended, cancelled, taken over, deleted: nothing to flag) or the store
+   * failed (reported, or left to the store's outage log).
+   */
+  private async bookkeeping(taskId: string, write: () => Promise<unknown>): Promise<boolean> {
+    try {
+      return (await write()) !== false;
+    } catch (error) {
+      if (!(error instanceof LeaseLostError || error instanceof TaskNotFoundError || error instanceof StoreUnavailableError)) this.onError(error, taskId);
+      return false;
+    }
+  }
+
+  /** `ExecutorHost.expire`: ends `task` failed with `DEADLINE_EXCEEDED`; a won write is logged, counted and announced. */
+  private async expire(task: TaskRecord, fence?: Fence): Promise<RunEnd> {
+    const deadline = task.deadline!;
+    const deadlineMs = Date.parse(deadline) - Date.parse(task.createdAt);
+    const error = new TaskRpcError(DEADLINE_EXCEEDED, `Task deadline exceeded: its time budget of ${deadlineMs} ms from creation ended at ${deadline}`, {
+      deadline,
+      deadlineMs,
+    });
+    const end = await this.finish(task, { error }, fence);
+    if (end.kind === 'ended') {
+      this.stalledNow.delete(task.taskId);
+      this.log.warn({ ...taskFields(task), deadline, deadlineMs }, 'task deadline exceeded');
+      recordDeadlineExceeded(task.request.tool);
+      this.emitTaskEvent({ type: 'deadline_exceeded', ...taskFields(task), at: end.task.lastUpdatedAt, deadline });
+    }
+    return end;
+  }
+
   /** Subscribes to `completeElicitation` reports made in this process. Returns the unsubscribe function. */
   onElicitationComplete(listener: (task: TaskRecord, elicitationId: string) => void): () => void {
     this.completions.on('complete', listener);
@@ -549,6 +711,7 @@ export class TaskRuntime {
     if (this.purger) clearInterval(this.purger);
     this.deadlines.close();
     await this.executor.close();
+    this.unregisterStalled();
   }
 
   /**
@@ -618,6 +781,22 @@ function normalizeResult(value: unknown): JsonObject {
 function firstText(result: JsonObject): string | undefined {
   const first = (result.content as Json[])[0];
   return first && typeof first === 'object' && !Array.isArray(first) && typeof first.text === 'string' ? first.text : undefined;
+}
+
+/** Whether `value` is a positive finite number (of ms). */
+function positiveMs(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0;
+}
+
+/**
+ * The deadline a new task gets, in ms from creation: the tool's `deadlineMs`, lowered by the call's
+ * (ignored when larger, or when the tool has none). Throws `InvalidArgumentError` for a call value
+ * that is not a positive finite number.
+ */
+function effectiveDeadline(tool: number | undefined, call: number | undefined): number | undefined {
+  if (call !== undefined && !positiveMs(call)) throw new InvalidArgumentError('The requested deadlineMs must be a positive number of milliseconds');
+  if (tool === undefined) return undefined;
+  return call === undefined ? tool : Math.min(tool, call);
 }
 
 /** The fields that identify a task in log lines: never its arguments or answers. */

@@ -36,3 +36,14 @@ export class StoreUnavailableSignal extends Error {
     this.name = 'StoreUnavailableSignal';
   }
 }
+
+/**
+ * `ctx.signal.reason` when the task's deadline passed (`TaskRecord.deadline`, the tool's
+ * `deadlineMs`): the task has ended (or is ending) `failed` with `DEADLINE_EXCEEDED`; stop its work.
+ */
+export class DeadlineExceededSignal extends Error {
+  constructor(taskId: string, deadline: string) {
+    super(`Task ${taskId} passed its deadline (${deadline})`);
+    this.name = 'DeadlineExceededSignal';
+  }
+}

@@ -511,11 +511,18 @@ function recordError(span: Span, error: unknown): void {
  * | `mcp_tasks.input.wait`      | histogram            | s        | `gen_ai.tool.name`, `mcp_tasks.input.kind`   |
  * | `mcp_tasks.input.deadlines` | counter              | {event}  | `gen_ai.tool.name`, `mcp_tasks.deadline.outcome` (`default`, `decline`, `cancel`, `escalate`, `reminder`) |
  * | `mcp_tasks.tasks.live`      | observable gauge     | {task}   | `mcp.task.status` (`working`, `input_required`) |
+ * | `mcp_tasks.stalls`          | counter              | {task}   | `gen_ai.tool.name`                           |
+ * | `mcp_tasks.tasks.stalled`   | observable gauge     | {task}   | —                                            |
+ * | `mcp_tasks.deadlines.exceeded` | counter           | {task}   | `gen_ai.tool.name`                           |
  *
  * `tasks.ended` and `task.duration` (createdAt → the terminal write) are recorded by the process
  * that wrote the end (its runtime finished or cancelled the task), so each task counts once.
  * `tasks.live` counts the executions of this process's runtimes by status: summed over the
  * instances sharing a store it is the store's live tasks (each is executed by exactly one).
+ * `stalls` counts stall flags (one per episode: a task flagged, resumed and flagged again counts
+ * twice); `tasks.stalled` is how many tasks this process's runs have flagged right now (summed over
+ * instances: the store's stalled tasks). `deadlines.exceeded` counts tasks ended by their deadline,
+ * by the process whose terminal write won (once per task).
  */
 export interface Instruments {
   readonly enabled: boolean;
@@ -527,6 +534,8 @@ export interface Instruments {
   readonly stepDuration: Histogram;
   readonly inputWait: Histogram;
   readonly deadlines: Counter;
+  readonly stalls: Counter;
+  readonly deadlinesExceeded: Counter;
 }
 
 let cached: (Instruments & { provider: MeterProvider }) | undefined;
@@ -539,6 +548,8 @@ export function instruments(): Instruments {
   const seconds = (buckets: number[]) => ({ unit: 's', advice: { explicitBucketBoundaries: buckets } });
   const live = meter.createObservableGauge('mcp_tasks.tasks.live', { description: 'Live tasks executed by this process, by status', unit: '{task}' });
   live.addCallback(observeLive);
+  const stalled = meter.createObservableGauge('mcp_tasks.tasks.stalled', { description: 'Tasks this process runs that are flagged stalled', unit: '{task}' });
+  stalled.addCallback(observeStalled);
   cached = {
     provider,
     enabled: meter !== createNoopMeter(),
@@ -546,6 +557,8 @@ export function instruments(): Instruments {
     ended: meter.createCounter('mcp_tasks.tasks.ended', { description: 'Tasks that reached a terminal status', unit: '{task}' }),
     takeovers: meter.createCounter('mcp_tasks.takeovers', { description: 'Tasks taken over from an instance presumed dead', unit: '{task}' }),
     purged: meter.createCounter('mcp_tasks.purged', { description: 'Expired tasks deleted with their journals', unit: '{task}' }),
+    stalls: meter.createCounter('mcp_tasks.stalls', { description: 'Working tasks flagged stalled (no activity for their stallAfterMs)', unit: '{task}' }),
+    deadlinesExceeded: meter.createCounter('mcp_tasks.deadlines.exceeded', { description: 'Tasks ended failed by their deadline', unit: '{task}' }),
     taskDuration: meter.createHistogram('mcp_tasks.task.duration', {
       description: 'Task lifetime from creation to its terminal status',
       ...seconds([0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400, 604800]),
@@ -580,6 +593,16 @@ export function recordTakeover(tool: string): void {
   instruments().takeovers.add(1, { [ATTR.tool]: tool });
 }
 
+/** Counts a stall flag (`mcp_tasks.stalls`) of a `tool` task. */
+export function recordStall(tool: string): void {
+  instruments().stalls.add(1, { [ATTR.tool]: tool });
+}
+
+/** Counts a task ended by its deadline (`mcp_tasks.deadlines.exceeded`) of a `tool` task. */
+export function recordDeadlineExceeded(tool: string): void {
+  instruments().deadlinesExceeded.add(1, { [ATTR.tool]: tool });
+}
+
 /** Records `mcp_tasks.input.wait`: question `kind` of a `tool` task, asked at `askedAt`, answered at `answeredAt` (ISO 8601). */
 export function recordInputWait(tool: string, kind: InputKind, askedAt: string, answeredAt: string): void {
   const seconds = (Date.parse(answeredAt) - Date.parse(askedAt)) / 1000;
@@ -608,4 +631,19 @@ function observeLive(result: ObservableResult): void {
   const counts: Partial<Record<TaskStatus, number>> = { working: 0, input_required: 0 };
   for (const source of liveSources) for (const status of source()) counts[status] = (counts[status] ?? 0) + 1;
   for (const [status, count] of Object.entries(counts)) result.observe(count, { [ATTR.status]: status });
+}
+
+/** Sources of `mcp_tasks.tasks.stalled`: each says how many tasks one runtime has flagged stalled now. */
+const stalledSources = new Set<() => number>();
+
+/** Adds a source to `mcp_tasks.tasks.stalled` (a runtime's flagged tasks). Returns the function removing it. */
+export function registerStalledSource(source: () => number): () => void {
+  stalledSources.add(source);
+  return () => stalledSources.delete(source);
+}
+
+function observeStalled(result: ObservableResult): void {
+  let count = 0;
+  for (const source of stalledSources) count += source();
+  result.observe(count);
 }

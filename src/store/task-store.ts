@@ -17,11 +17,15 @@ import {
   CANCELLED_KEY,
   deadlineKey,
   inputKey,
+  resumedKey,
+  stalledKey,
   type Actor,
   type AnsweredEntry,
   type AskedEntry,
   type CancelledEntry,
   type DeadlineEntry,
+  type ResumedEntry,
+  type StalledEntry,
 } from '../core/journal-keys.js';
 import { onTimeoutKind, questionDeadlineOf, type DeadlineSpec, type QuestionDeadline } from '../core/question-deadline.js';
 import { SecretBox } from '../core/secrets.js';
@@ -37,6 +41,7 @@ import {
   type InputAnswer,
   type InputRequest,
   type Lease,
+  type StallMark,
   type TaskOutcome,
   type TaskRecord,
   type TaskRequest,
@@ -111,6 +116,11 @@ export interface CreateTaskInput {
   idempotency?: TaskIdempotency;
   /** The task this one runs again (operator retry; see `TaskRecord.retryOf`). */
   retryOf?: string;
+  /**
+   * The task's time budget in ms from `createdAt` (a positive finite number): stored as
+   * `TaskRecord.deadline` (`createdAt` + this). Throws `InvalidArgumentError` otherwise.
+   */
+  deadlineMs?: number;
 }
 
 /** One page of `list`. `nextCursor` is opaque and present when more tasks may follow. */
@@ -125,7 +135,16 @@ export interface TaskPage {
  * (1–1000, default 50). `createdFrom` / `createdTo` are ISO 8601: a date (`2026-01-31`, midnight
  * UTC) or a date-time with a zone designator (`2026-01-31T08:00:00Z`, `…+02:00`).
  */
-export type OperatorListOptions = Omit<OperatorListQuery, 'before' | 'limit'> & { cursor?: string; limit?: number };
+export type OperatorListOptions = Omit<OperatorListQuery, 'before' | 'limit'> & {
+  cursor?: string;
+  limit?: number;
+  /**
+   * Only tasks flagged stalled (`TaskRecord.stalled`; implies `statuses: ['working']`). Filtered
+   * over the `working` page the backend returns, so a page may hold fewer than `limit` tasks (even
+   * none) and still carry a `nextCursor`, as with expired tasks.
+   */
+  stalled?: boolean;
+};
 
 const MAX_CAS_ATTEMPTS = 64;
 /** Marks the `input:<key>` value a `'cancel'` deadline stored (`claimQuestion`): not an answer anyone gave. */
@@ -284,7 +303,12 @@ export class TaskStore {
         );
       }
     }
-    const at = new Date(this.now()).toISOString();
+    const deadlineMs = input.deadlineMs;
+    if (deadlineMs !== undefined && (typeof deadlineMs !== 'number' || !Number.isFinite(deadlineMs) || deadlineMs <= 0)) {
+      throw new InvalidArgumentError('deadlineMs must be a positive number of milliseconds');
+    }
+    const created = this.now();
+    const at = new Date(created).toISOString();
     const task: TaskRecord = {
       taskId: newTaskId(),
       owner: input.owner,
@@ -301,6 +325,7 @@ export class TaskStore {
       ...(input.traceContext && { traceContext: input.traceContext }),
       ...(idempotency && { idempotency }),
       ...(input.retryOf !== undefined && { retryOf: input.retryOf }),
+      ...(deadlineMs !== undefined && { deadline: new Date(created + deadlineMs).toISOString() }),
       version: 1,
     };
     let holder: TaskRecord | undefined;
@@ -353,7 +378,10 @@ export class TaskStore {
   async listAll(query: OperatorListOptions, access: typeof ENGINE_ACCESS): Promise<TaskPage> {
     assertOperator(access, 'listAll', 'a principal lists its own tasks with list');
     if (typeof query !== 'object' || query === null) throw new InvalidArgumentError('listAll needs a query object (use {} for every task)');
-    const { statuses, toolErrorsAsFailed, tool, owner, createdFrom, createdTo, cursor, limit = 50 } = query;
+    const { toolErrorsAsFailed, tool, owner, createdFrom, createdTo, cursor, limit = 50, stalled } = query;
+    if (stalled !== undefined && typeof stalled !== 'boolean') throw new InvalidArgumentError('stalled must be a boolean');
+    // A stalled task is working (the flag is cleared when it asks a question or ends).
+    const statuses = stalled ? (query.statuses ?? ['working']).filter((status) => status === 'working') : query.statuses;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidArgumentError('limit must be an integer from 1 to 1000');
     if (statuses !== undefined && (!Array.isArray(statuses) || !statuses.every(isTaskStatus))) {
       throw new InvalidArgumentError('statuses must be an array of working, input_required, completed, failed, cancelled');
@@ -373,9 +401,9 @@ export class TaskStore {
       ...(before && { before }),
       limit,
     };
-    const page = await this.backend.listAll(filters);
+    const page = stalled && statuses!.length === 0 ? { tasks: [] } : await this.backend.listAll(filters);
     const now = this.now();
-    const tasks = page.tasks.filter((task) => !isExpired(task, now));
+    const tasks = page.tasks.filter((task) => !isExpired(task, now) && (!stalled || task.stalled !== undefined));
     const next = page.scannedTo ?? (page.tasks.length === limit ? page.tasks.at(-1) : undefined);
     return { tasks, ...(next && { nextCursor: encodeCursor(next) }) };
   }
@@ -419,6 +447,7 @@ export class TaskStore {
       current.inputRequests = {};
       delete current.questionDeadlines;
       delete current.lease;
+      delete current.stalled;
       return current;
     });
     if (revoked) options.onRevoked?.(revoked);
@@ -440,6 +469,7 @@ export class TaskStore {
       this.assertTransition(task, status);
       assertHolder(task, holder);
       delete task.lease;
+      delete task.stalled;
       task.status = status;
       task.outcome = outcome;
       task.inputRequests = {};
@@ -520,6 +550,57 @@ export class TaskStore {
   }
 
   /**
+   * Flags a `working` task stalled (`TaskRecord.stalled = mark`) for the run holding `fence`, and
+   * journals the episode (`stalled:<since>`, `StalledEntry`, first write wins). Lease-like
+   * bookkeeping: `lastUpdatedAt` does not move (nothing the requestor sees changed). Returns false,
+   * writing nothing, when the task is not `working` or already carries this episode's mark. Throws
+   * `LeaseLostError` when `fence` no longer holds the task (it ended, was cancelled or taken over).
+   */
+  async markStalled(taskId: string, mark: StallMark, afterMs: number, fence?: Fence): Promise<boolean> {
+    let written = false;
+    let working = false;
+    await this.mutate(
+      taskId,
+      ENGINE_ACCESS,
+      (task) => {
+        written = false;
+        assertHolder(task, fence);
+        working = task.status === 'working';
+        if (!working || task.stalled?.since === mark.since) return undefined;
+        task.stalled = { at: mark.at, since: mark.since };
+        written = true;
+        return task;
+      },
+      { touch: false },
+    );
+    if (!working) return false;
+    const entry: StalledEntry = { at: mark.at, since: mark.since, afterMs };
+    await this.appendJournal(taskId, stalledKey(mark.since), entry as unknown as Json, fence);
+    return written;
+  }
+
+  /**
+   * Clears the stall flag of a task (see `markStalled`) once it shows activity again, and journals
+   * the episode's end (`resumed:<since>`, `ResumedEntry`, first write wins; `since` names the
+   * episode). `lastUpdatedAt` does not move. A task without the flag (ended, cancelled: those clear
+   * it) gets the entry only. Throws `LeaseLostError` when a live task is held by another `fence`.
+   */
+  async clearStalled(taskId: string, since: string, entry: ResumedEntry, fence?: Fence): Promise<void> {
+    await this.mutate(
+      taskId,
+      ENGINE_ACCESS,
+      (task) => {
+        if (!task.stalled || isTerminal(task.status)) return undefined;
+        assertHolder(task, fence);
+        delete task.stalled;
+        return task;
+      },
+      { touch: false },
+    );
+    await this.backend.appendJournal(taskId, resumedKey(since), entry as unknown as Json);
+  }
+
+  /**
    * Records an outstanding question under `key` (unique for the task's lifetime) and moves the task
    * to `input_required`; the first time, journals `asked:<key>` (`AskedEntry`) for the task's
    * history. With `deadline` (checked options, see `resolveDeadline`), the question's deadline and
@@ -537,6 +618,7 @@ export class TaskStore {
       if (current.status !== 'input_required') this.assertTransition(current, 'input_required');
       assertHolder(current, holder);
       current.status = 'input_required';
+      delete current.stalled; // asking is activity (and waiting for an answer is no stall)
       current.inputRequests[key] = request;
       current.statusMessage = statusMessage;
       if (timed && !current.questionDeadlines?.[key]) current.questionDeadlines = { ...current.questionDeadlines, [key]: timed };

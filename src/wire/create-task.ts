@@ -1,5 +1,5 @@
 import type { JsonObject } from '../core/json.js';
-import type { TaskRecord } from '../core/task.js';
+import { DEADLINE_META_KEY, type TaskRecord } from '../core/task.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
 
 /** What a `tools/call` of a task tool creates its task from, in either protocol version. */
@@ -16,7 +16,10 @@ export interface CallTaskRequest {
    * questions only go to clients able to answer them.
    */
   capabilities?: Record<string, unknown>;
-  /** The request's `_meta`: the caller's trace context travels there (`traceparent`, `tracestate`, `baggage`). */
+  /**
+   * The request's `_meta`: the caller's trace context travels there (`traceparent`, `tracestate`,
+   * `baggage`), and a lower deadline for this call (`DEADLINE_META_KEY`, `mcp-tasks/deadlineMs`).
+   */
   meta?: unknown;
   /** 2025-11-25 `params.task.ttl`: requested lifetime in ms (the store's policy clamps it). */
   ttl?: number | null;
@@ -40,11 +43,14 @@ export interface CallTaskRequest {
  * the arguments against the tool's schema (`InvalidArgumentError` → -32602), stores the task
  * durably and starts it (see `TaskRuntime.submit`) — or, for a call whose idempotency key created a
  * task that is still retained, returns that task as it is now (SEP-3182; a key reused with other
- * arguments → `IdempotencyConflictError`, -32602). Resolves once the task is stored; a store
- * outage rejects with `StoreUnavailableError` (-32010) and nothing was created.
+ * arguments → `IdempotencyConflictError`, -32602). `_meta["mcp-tasks/deadlineMs"]` (both protocol
+ * versions) lowers the tool's `deadlineMs` for this task; a value that is not a positive number is
+ * refused (`InvalidArgumentError` → -32602). Resolves once the task is stored; a store outage
+ * rejects with `StoreUnavailableError` (-32010) and nothing was created.
  */
 export function createCallTask(runtime: TaskRuntime, request: CallTaskRequest): Promise<TaskRecord> {
   const meta = request.meta;
+  const deadlineMs = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>)[DEADLINE_META_KEY] : undefined;
   return runtime.submit({
     owner: request.owner,
     tool: request.tool,
@@ -54,5 +60,6 @@ export function createCallTask(runtime: TaskRuntime, request: CallTaskRequest): 
     errorResultStatus: request.errorResultStatus,
     ...(request.capabilities && { clientCapabilities: request.capabilities as JsonObject }),
     ...(typeof meta === 'object' && meta !== null && !Array.isArray(meta) && { traceCarrier: meta as Record<string, unknown> }),
+    ...(deadlineMs !== undefined && { deadlineMs: deadlineMs as number }),
   });
 }

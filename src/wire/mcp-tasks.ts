@@ -170,6 +170,8 @@ export class McpTasks {
       parse: (args) => validateArguments(name, schema, args),
       handler,
       sensitive: config.sensitive,
+      ...(config.stallAfterMs !== undefined && { stallAfterMs: config.stallAfterMs }),
+      ...(config.deadlineMs !== undefined && { deadlineMs: config.deadlineMs }),
     });
     this.tools.add(name, config);
   }

@@ -51,6 +51,21 @@ export interface TaskToolConfig<Input extends TaskInputSchema = TaskInputSchema>
   /** Top-level argument fields stored encrypted at rest when the store has a `secretKey` (e.g. `['cardNumber']`). */
   sensitive?: string[];
   /**
+   * Stall detection, in ms (positive): a `working` task of this tool that shows no activity — no
+   * step begun or ended, no `ctx.progress` / `ctx.setStatusMessage`, no question asked or answered
+   * — for longer than this is flagged stalled: `TaskRecord.stalled`, journal `stalled:<since>`, a
+   * warn log line, `mcp_tasks.stalls`, `TaskRuntime.onTaskEvent`. A flag only, cleared by the next
+   * activity; waiting on `ctx.sleep` / `sleepUntil` or a question is not a stall. Default: none.
+   */
+  stallAfterMs?: number;
+  /**
+   * The task's time budget, in ms from its creation (positive): past it the task ends `failed` with
+   * the JSON-RPC error -32011 (`DEADLINE_EXCEEDED`, both protocol versions) and `ctx.signal`
+   * aborts. A call may lower it with `_meta["mcp-tasks/deadlineMs"]`. Stored with the task
+   * (`TaskRecord.deadline`): it holds across restarts and takeovers. Default: none.
+   */
+  deadlineMs?: number;
+  /**
    * Protocol 2026-07-28 only, where the server decides per request whether a call becomes a task
    * (see `TaskCreationPolicy`). Default `always`. `required` tools always become tasks.
    */

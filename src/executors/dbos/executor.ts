@@ -456,6 +456,8 @@ export class DbosExecutor implements TaskExecutor {
       openArguments: (args) => host.openArguments(args),
       finish: (task, outcome, fence) => retry(() => host.finish(task, outcome, fence)),
       onError: (error, taskId) => host.onError(error, taskId),
+      watchStalls: (task, runSignal, fence) => host.watchStalls(task, runSignal, fence),
+      expire: (task, fence) => retry(() => host.expire(task, fence)),
     };
   }
 

@@ -342,6 +342,7 @@ export class OperatorConsole {
       ...(pick('principal') && { principal: pick('principal') }),
       ...(pick('from') && { from: isoOf(pick('from')!) }),
       ...(pick('to') && { to: isoOf(pick('to')!) }),
+      ...(pick('stalled') === '1' && { stalled: '1' }),
       ...(pick('cursor') && { cursor: pick('cursor') }),
     };
     const unknownStatus = pick('status') !== undefined && filters.status === undefined;
@@ -367,6 +368,7 @@ export class OperatorConsole {
           ...(filters.principal && { owner: filters.principal === '-' ? null : filters.principal }),
           ...(filters.from && { createdFrom: filters.from }),
           ...(filters.to && { createdTo: filters.to }),
+          ...(filters.stalled && { stalled: true }),
           ...(filters.cursor && { cursor: filters.cursor }),
           limit: this.pageSize,
         },

@@ -17,6 +17,7 @@ export const CONSOLE_CSS = `
 .s-working { background: #1d6fb8; } .count.s-working { background: #e8f1fb; color: #1d6fb8; }
 .s-input_required { background: #b86e00; } .count.s-input_required { background: #fff4e0; color: #8a5200; }
 .s-completed { background: #2b8a3e; } .count.s-completed { background: #e6f4ea; color: #2b8a3e; }
+.s-stalled { background: #b35c00; }
 .s-failed { background: #c92a2a; } .count.s-failed { background: #fdeaea; color: #c92a2a; }
 .s-cancelled { background: #6c757d; } .count.s-cancelled { background: #f1f3f5; color: #495057; }
 .count.oldest { background: transparent; }

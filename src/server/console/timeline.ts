@@ -2,6 +2,7 @@ import {
   answeredKey,
   inputKey,
   parseJournalKey,
+  resumedKey,
   type Actor,
   type AnsweredEntry,
   type AskedEntry,
@@ -10,9 +11,12 @@ import {
   type RetryFrom,
   type RetryOfEntry,
   type DeadlineEntry,
+  type ResumedEntry,
   type RunEntry,
+  type StalledEntry,
   type UntilEntry,
 } from '../../core/journal-keys.js';
+import { DEADLINE_EXCEEDED } from '../../core/errors.js';
 import type { Json } from '../../core/json.js';
 import type { TaskRecord } from '../../core/task.js';
 import { isTerminal } from '../../core/status.js';
@@ -22,7 +26,7 @@ import { isTerminal } from '../../core/status.js';
  * happening) at a point or over an interval. Times are ms since the epoch.
  */
 export interface TimelineItem {
-  kind: 'created' | 'step' | 'timer' | 'question' | 'deadline' | 'reminder' | 'run' | 'cancelled' | 'ended' | 'completion' | 'retry';
+  kind: 'created' | 'step' | 'timer' | 'question' | 'deadline' | 'reminder' | 'run' | 'cancelled' | 'ended' | 'completion' | 'retry' | 'stall';
   /** What happened, e.g. `step validate-with-erp` or `question approval`. */
   label: string;
   /** A short account: a step's recorded value, the question and its answer, a run's instance. */
@@ -71,7 +75,8 @@ export function preview(value: unknown): string {
  * duration and recorded value (or error); each timer with its deadline; each question with when it
  * was asked, when and by whom it was answered and the answer (`answerOf` opens sealed answers);
  * each question's deadline (what happens then), reminders and escalation; restarts and takeovers;
- * a cancellation; the end. Entries written by older versions without times
+ * operator retries; stall episodes (flagged → resumed); the task's deadline (when it has one,
+ * `failed` when it ended the task); a cancellation; the end. Entries written by older versions without times
  * are placed at creation. Sorted by start time. `now` is ms since the epoch.
  */
 export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answerOf: (key: string) => unknown, now: number): TimelineItem[] {
@@ -194,10 +199,34 @@ export function buildTimeline(task: TaskRecord, journal: Map<string, Json>, answ
     } else if (parsed?.kind === 'cancelled') {
       const entry = value as unknown as CancelledEntry;
       items.push({ kind: 'cancelled', label: 'cancel requested', start: at(entry.at), by: entry.by, state: 'info' });
+    } else if (parsed?.kind === 'stalled') {
+      // A stall episode: from its flag to the activity that ended it (`resumed:<since>`), the end, or now.
+      const entry = value as unknown as StalledEntry;
+      const resumed = journal.get(resumedKey(parsed.since)) as unknown as ResumedEntry | undefined;
+      const end = resumed ? Date.parse(resumed.at) : ended;
+      items.push({
+        kind: 'stall',
+        label: 'stalled',
+        detail: `no activity since ${entry.since} (stallAfterMs ${entry.afterMs})${resumed ? `; resumed with ${resumed.activity}` : ''}`,
+        start: at(entry.at),
+        ...(end !== undefined && { end }),
+        state: resumed ? 'done' : ended !== undefined ? 'failed' : 'waiting',
+      });
     } else if (parsed?.kind === 'elicitation-complete') {
       const when = (value as { at?: string } | null)?.at;
       items.push({ kind: 'completion', label: 'out-of-band step completed', start: at(when), state: 'info' });
     }
+  }
+  const deadline = task.deadline ? Date.parse(task.deadline) : undefined;
+  if (task.deadline && deadline !== undefined && deadline <= (ended ?? now)) {
+    const missed = task.outcome?.type === 'error' && task.outcome.error.code === DEADLINE_EXCEEDED;
+    items.push({
+      kind: 'deadline',
+      label: missed ? 'deadline exceeded' : 'deadline',
+      detail: task.deadline,
+      start: deadline,
+      state: missed ? 'failed' : 'info',
+    });
   }
   if (ended !== undefined) {
     const outcome = task.outcome;

@@ -26,6 +26,8 @@ export interface ListFilters {
   from?: string;
   /** ISO 8601 upper bound of `createdAt` (exclusive). */
   to?: string;
+  /** `1`: only tasks flagged stalled (`TaskRecord.stalled`). */
+  stalled?: string;
   cursor?: string;
 }
 
@@ -130,8 +132,8 @@ const badge = (task: TaskRecord) => {
   const toolError = hasToolError(task);
   const note = shown !== task.status ? `The tool returned an error; clients see this task as ${task.status} with an error result.` : undefined;
   return html`<span class="badge s-${shown}" data-status="${shown}" ${toolError ? html`data-tool-error` : ''} ${note ? html`title="${note}"` : ''}
-    >${STATUS_LABEL[shown]}${toolError ? ' · tool error' : ''}</span
-  >`;
+      >${STATUS_LABEL[shown]}${toolError ? ' · tool error' : ''}</span
+    >${task.stalled ? html` <span class="badge s-stalled" data-stalled title="no activity since ${task.stalled.since}">stalled</span>` : ''}`;
 };
 
 /** `ms` since the epoch as "2026-12-11 14:03 UTC". */
@@ -234,6 +236,7 @@ export function listPage(view: ListView): Html {
         /></label>
         <label>Created from (UTC)<input type="datetime-local" name="from" value="${local(f.from)}" /></label>
         <label>to (UTC)<input type="datetime-local" name="to" value="${local(f.to)}" /></label>
+        <label><input type="checkbox" name="stalled" value="1" ${f.stalled ? html`checked` : ''} /> Stalled only</label>
         <button type="submit">Filter</button>
       </form>
       <div id="task-list" data-live hx-get="${base}/list${queryOf(f, true)}" hx-trigger="sse:tasks" hx-swap="innerHTML">${listFragment(view)}</div>`,
@@ -337,6 +340,18 @@ export function taskPanel(view: TaskView): Html {
       <dd>${time(task.lastUpdatedAt, now)}${live ? '' : html` <small>(${utcMinute(Date.parse(task.lastUpdatedAt))})</small>`}</dd>
       <dt>Status message</dt>
       <dd>${task.statusMessage ?? '—'}</dd>
+      ${
+        task.stalled
+          ? html`<dt>Stalled</dt>
+              <dd data-stalled-since>no activity since ${time(task.stalled.since, now)} <small>(flagged ${utcMinute(Date.parse(task.stalled.at))})</small></dd>`
+          : ''
+      }
+      ${
+        task.deadline
+          ? html`<dt>Deadline</dt>
+              <dd data-deadline>${utcMinute(Date.parse(task.deadline))} (${time(task.deadline, now)})</dd>`
+          : ''
+      }
       ${
         task.progress
           ? html`<dt>Progress</dt>
