@@ -19,6 +19,7 @@ import {
 import { createLogger, type Logger } from '../core/log.js';
 import { withSignals } from '../core/deadline.js';
 import type { TaskPage, TaskStore } from '../store/task-store.js';
+import type { OutboxDelivery, WebhookEventType } from '../store/outbox.js';
 import type { RegisteredHandler } from './handler.js';
 import { EmbeddedExecutor, type EmbeddedExecutorOptions } from './embedded-executor.js';
 import type { TaskExecutor } from './executor.js';
@@ -153,6 +154,16 @@ export class TaskRuntime {
   /** The embedded executor's `checkClock` (undefined on another executor). */
   async checkClock(samples = 3): Promise<number | undefined> {
     return this.executor instanceof EmbeddedExecutor ? this.executor.checkClock(samples) : undefined;
+  }
+
+  /**
+   * Enqueues webhook event `type` for task `taskId` (see `TaskStore.emitTaskEvent`): for events that
+   * are not a status write of their own, such as `task.stalled` and `task.question_overdue`. `detail`
+   * (JSON, sent as it is: no secrets) goes under the payload's `data.detail`. Durable when it
+   * resolves; returns the deliveries enqueued ([] when no webhook takes the event).
+   */
+  emitTaskEvent(taskId: string, type: WebhookEventType, detail?: JsonObject): Promise<OutboxDelivery[]> {
+    return this.store.emitTaskEvent(taskId, type, detail);
   }
 
   /** Registers the handler for tool `name`. Throws `InvalidArgumentError` if the name is taken. */

@@ -405,7 +405,8 @@ export class OperatorConsole {
         return typeof at === 'string' ? [[key, at]] : [];
       }),
     );
-    return { task, args: this.redacted(task), timeline: buildTimeline(task, journal, answerOf, now), now, operator, base: this.basePath, askedAt };
+    const deliveries = await store.deliveries(taskId);
+    return { task, args: this.redacted(task), timeline: buildTimeline(task, journal, answerOf, now), now, operator, base: this.basePath, askedAt, deliveries };
   }
 
   private redacted(task: TaskRecord): JsonObject {
