@@ -31,17 +31,8 @@ import {
   type StoreBackend,
 } from './backend.js';
 import { loadDriver } from './load-driver.js';
-import {
-  deliveryOfRow,
-  newClaim,
-  OUTBOX_COLUMNS,
-  rowValues,
-  settlementError,
-  type DeliverySettlement,
-  type OutboxBackend,
-  type OutboxDelivery,
-  type OutboxRow,
-} from './outbox.js';
+import { newClaim, type DeliverySettlement, type OutboxBackend, type OutboxDelivery } from './outbox.js';
+import * as sql from './outbox-sql.js';
 
 /** Options of the PostgreSQL backend. */
 export interface PostgresBackendOptions {
@@ -449,10 +440,10 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
    * reads the `UPDATE`'s `RETURNING`, so the rows exist exactly when the swap happened.
    */
   private async replaceWithOutbox(task: TaskRecord, expectedVersion: number, deliveries: OutboxDelivery[]): Promise<boolean> {
-    const columns = deliveries.map(rowValues);
+    const columns = deliveries.map(sql.rowValues);
     const { rowCount } = await this.query(
       `WITH upd AS (UPDATE ${this.schema}.tasks SET owner = $1, status = $2, version = $3, body = $4 WHERE task_id = $5 AND version = $6 RETURNING task_id),
-            ins AS (INSERT INTO ${this.schema}.outbox (${OUTBOX_COLUMNS})
+            ins AS (INSERT INTO ${this.schema}.outbox (${sql.OUTBOX_COLUMNS})
                     SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::bigint[], $14::int[], $15::bigint[], $16::text[])
                     WHERE EXISTS (SELECT 1 FROM upd))
        SELECT pg_notify($7, task_id || ' ' || $3) FROM upd`,
@@ -464,18 +455,18 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
         task.taskId,
         expectedVersion,
         this.channel,
-        ...OUTBOX_COLUMNS.split(', ').map((_, i) => columns.map((row) => row[i])),
+        ...sql.OUTBOX_COLUMNS.split(', ').map((_, i) => columns.map((row) => row[i])),
       ],
     );
     return rowCount === 1;
   }
 
   async enqueueDeliveries(deliveries: OutboxDelivery[]): Promise<void> {
-    const columns = deliveries.map(rowValues);
+    const columns = deliveries.map(sql.rowValues);
     await this.query(
-      `INSERT INTO ${this.schema}.outbox (${OUTBOX_COLUMNS})
+      `INSERT INTO ${this.schema}.outbox (${sql.OUTBOX_COLUMNS})
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], $7::int[], $8::bigint[], $9::text[])`,
-      OUTBOX_COLUMNS.split(', ').map((_, i) => columns.map((row) => row[i])),
+      sql.OUTBOX_COLUMNS.split(', ').map((_, i) => columns.map((row) => row[i])),
     );
   }
 
@@ -484,28 +475,28 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
    * them instead of waiting), each given a claim, an attempt and the lease's expiry as `next_attempt_at`.
    */
   async claimDeliveries(holder: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxDelivery[]> {
-    const { rows } = await this.query<OutboxRow>(
+    const { rows } = await this.query<sql.OutboxRow>(
       `WITH due AS (SELECT delivery_id FROM ${this.schema}.outbox WHERE state = 'pending' AND next_attempt_at <= $1
                     ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
        UPDATE ${this.schema}.outbox o SET attempts = o.attempts + 1, next_attempt_at = $3, claim = $4 || '/' || md5(random()::text || o.delivery_id)
        FROM due WHERE o.delivery_id = due.delivery_id RETURNING o.*`,
       [nowMs, limit, nowMs + leaseMs, newClaim(holder)],
     );
-    return rows.map(deliveryOfRow);
+    return rows.map(sql.deliveryOfRow);
   }
 
   async settleDelivery(deliveryId: string, claim: string, settlement: DeliverySettlement): Promise<boolean> {
     const { rowCount } = await this.query(
       `UPDATE ${this.schema}.outbox SET state = $1, next_attempt_at = COALESCE($2, next_attempt_at), last_error = COALESCE($3, last_error), claim = NULL
        WHERE delivery_id = $4 AND claim = $5`,
-      [settlement.state, settlement.state === 'pending' ? settlement.nextAttemptAt : null, settlementError(settlement), deliveryId, claim],
+      [settlement.state, settlement.state === 'pending' ? settlement.nextAttemptAt : null, sql.settlementError(settlement), deliveryId, claim],
     );
     return rowCount === 1;
   }
 
   async listDeliveries(taskId: string): Promise<OutboxDelivery[]> {
-    const { rows } = await this.query<OutboxRow>(`SELECT * FROM ${this.schema}.outbox WHERE task_id = $1 ORDER BY created_at, delivery_id`, [taskId]);
-    return rows.map(deliveryOfRow);
+    const { rows } = await this.query<sql.OutboxRow>(`SELECT * FROM ${this.schema}.outbox WHERE task_id = $1 ORDER BY created_at, delivery_id`, [taskId]);
+    return rows.map(sql.deliveryOfRow);
   }
 
   async nextDeliveryAt(): Promise<number | undefined> {

@@ -23,17 +23,8 @@ import type { Fence, TaskRecord } from '../core/task.js';
 import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { GroupCommit } from './group-commit.js';
 import { loadDriver } from './load-driver.js';
-import {
-  deliveryOfRow,
-  newClaim,
-  OUTBOX_COLUMNS,
-  rowValues,
-  settlementError,
-  type DeliverySettlement,
-  type OutboxBackend,
-  type OutboxDelivery,
-  type OutboxRow,
-} from './outbox.js';
+import { newClaim, type DeliverySettlement, type OutboxBackend, type OutboxDelivery } from './outbox.js';
+import * as sql from './outbox-sql.js';
 
 /** Options of the SQLite backend. */
 export interface SqliteBackendOptions {
@@ -252,7 +243,7 @@ export class SqliteBackend implements StoreBackend, OutboxBackend {
       countByStatus: this.db.prepare(COUNT_BY_STATUS),
       versionsOf: this.db.prepare(`SELECT task_id, version FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))`),
       countUnfinished: this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE owner IS ? AND status IN ('working', 'input_required')`),
-      enqueue: this.db.prepare(`INSERT INTO outbox (${OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      enqueue: this.db.prepare(`INSERT INTO outbox (${sql.OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       due: this.db.prepare(`SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`),
       claim: this.db.prepare(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claim = ? WHERE delivery_id = ?`),
       settle: this.db.prepare(
@@ -305,35 +296,35 @@ export class SqliteBackend implements StoreBackend, OutboxBackend {
     const body = JSON.stringify(task);
     return this.writes.run(() => {
       if (this.stmt.replace.run(task.owner, task.status, task.version, body, task.taskId, expectedVersion).changes !== 1) return false;
-      for (const delivery of deliveries ?? []) this.stmt.enqueue.run(...rowValues(delivery));
+      for (const delivery of deliveries ?? []) this.stmt.enqueue.run(...sql.rowValues(delivery));
       return true;
     });
   }
 
   async enqueueDeliveries(deliveries: OutboxDelivery[]): Promise<void> {
     await this.writes.run(() => {
-      for (const delivery of deliveries) this.stmt.enqueue.run(...rowValues(delivery));
+      for (const delivery of deliveries) this.stmt.enqueue.run(...sql.rowValues(delivery));
     });
   }
 
   /** Selected and claimed in one write transaction: SQLite's write lock keeps other processes out between the two. */
   async claimDeliveries(holder: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxDelivery[]> {
     return this.writes.run(() =>
-      (this.stmt.due.all(nowMs, limit) as OutboxRow[]).map((row) => {
+      (this.stmt.due.all(nowMs, limit) as sql.OutboxRow[]).map((row) => {
         const claim = newClaim(holder);
         this.stmt.claim.run(nowMs + leaseMs, claim, row.delivery_id);
-        return { ...deliveryOfRow(row), attempts: Number(row.attempts) + 1, nextAttemptAt: nowMs + leaseMs, claim };
+        return { ...sql.deliveryOfRow(row), attempts: Number(row.attempts) + 1, nextAttemptAt: nowMs + leaseMs, claim };
       }),
     );
   }
 
   async settleDelivery(deliveryId: string, claim: string, settlement: DeliverySettlement): Promise<boolean> {
     const next = settlement.state === 'pending' ? settlement.nextAttemptAt : null;
-    return this.writes.run(() => this.stmt.settle.run(settlement.state, next, settlementError(settlement), deliveryId, claim).changes === 1);
+    return this.writes.run(() => this.stmt.settle.run(settlement.state, next, sql.settlementError(settlement), deliveryId, claim).changes === 1);
   }
 
   async listDeliveries(taskId: string): Promise<OutboxDelivery[]> {
-    return (this.stmt.deliveriesOf.all(taskId) as OutboxRow[]).map(deliveryOfRow);
+    return (this.stmt.deliveriesOf.all(taskId) as sql.OutboxRow[]).map(sql.deliveryOfRow);
   }
 
   async nextDeliveryAt(): Promise<number | undefined> {
