@@ -157,6 +157,7 @@ export class WebhookDispatcher {
    * one that does not resolve now is logged and retried at send time), then starts sending.
    */
   async start(): Promise<void> {
+    if (this.unsubscribe) return; // started already (a server start retried after a later step failed)
     for (const [id, { url }] of this.endpoints) {
       await checkResolved(url, this.allowPrivate).catch((error: NodeJS.ErrnoException) => {
         if (error.name === 'WebhookUrlRefusedError') throw error;
