@@ -115,3 +115,6 @@ export type { SessionLimits } from './server/sessions-2025.js';
 export { startStdioServer, type RunningStdioServer, type StdioServerOptions } from './server/stdio.js';
 export { createTaskServer, TaskServer, type HttpHandlerOptions, type ListenOptions, type TaskServerOptions } from './server/task-server.js';
 export { OperatorConsole, type ConsoleDeps, type ConsoleOptions, type ConsoleRequestContext } from './server/console/console.js';
+export { WEBHOOK_EVENT_TYPES, type DeliveryState, type OutboxDelivery, type WebhookEventType, type WebhookPayload } from './store/outbox.js';
+export type { WebhookEndpoint, WebhookRetryPolicy, WebhooksOptions } from './server/webhooks/dispatcher.js';
+export { WebhookUrlRefusedError } from './server/webhooks/ssrf.js';

@@ -881,7 +881,7 @@ describe('operator listing on data written before it existed', () => {
     return made;
   };
 
-  it('sqlite: a schema v1 file is migrated to the current version (3) and lists every task by the new index', async () => {
+  it('sqlite: a schema v1 file is migrated to the current version (4) and lists every task by the new index', async () => {
     const path = join(dir, 'v1.db');
     const made = await records();
     const raw = new Database(path);
@@ -900,17 +900,17 @@ describe('operator listing on data written before it existed', () => {
     await store.close();
 
     const check = new Database(path);
-    assert.deepEqual(check.prepare(`SELECT value FROM mcp_tasks_meta WHERE key = 'schema_version'`).get(), { value: '3' });
+    assert.deepEqual(check.prepare(`SELECT value FROM mcp_tasks_meta WHERE key = 'schema_version'`).get(), { value: '4' });
     const plan = check
       .prepare('EXPLAIN QUERY PLAN SELECT body FROM tasks WHERE (created_at, task_id) < (?, ?) ORDER BY created_at DESC, task_id DESC LIMIT 5')
       .all('x', 'y');
     assert.match(JSON.stringify(plan), /tasks_by_created/, 'newest first by the (created_at, task_id) index');
-    check.prepare(`UPDATE mcp_tasks_meta SET value = '4' WHERE key = 'schema_version'`).run();
+    check.prepare(`UPDATE mcp_tasks_meta SET value = '5' WHERE key = 'schema_version'`).run();
     check.close();
-    assert.throws(() => new SqliteBackend(path), /schema version 4 is newer/);
+    assert.throws(() => new SqliteBackend(path), /schema version 5 is newer/);
   });
 
-  it('postgres: a schema at migration 1 gains migrations 2 and 3, lists every task and takes idempotency keys', async () => {
+  it('postgres: a schema at migration 1 gains migrations 2 to 4, lists every task and takes idempotency keys', async () => {
     const schema = `mcpt_${run}_v1`;
     pgSchemas.push(schema);
     const made = await records();
@@ -934,7 +934,7 @@ describe('operator listing on data written before it existed', () => {
     try {
       assert.deepEqual((await store.listAll({}, ENGINE_ACCESS)).tasks, [...made].reverse());
       const { rows } = await client.query(`SELECT MAX(version) AS v FROM ${schema}.mcp_tasks_migrations`);
-      assert.equal(rows[0].v, 3);
+      assert.equal(rows[0].v, 4);
       const keyed = () =>
         store.createOrFind({ owner: 'alice', request, errorResultStatus: 'failed', idempotency: { key: 'after-migration', fingerprint: 'f' } });
       assert.equal((await keyed()).created, true);

@@ -48,6 +48,8 @@ const program = new Command()
     'escalate an unanswered approval to operators after this long (the task keeps waiting; 0 = never; default: $INVOICE_APPROVAL_DEADLINE_MS, else 48 h)',
     parseCount,
   )
+  .option('--webhook-url <url>', 'send every task event (input needed, ended, stalled, overdue) to this URL, signed (Standard Webhooks); default: $INVOICE_WEBHOOK_URL')
+  .option('--webhook-secret <whsec>', 'the signing secret of --webhook-url (whsec_…); default: $INVOICE_WEBHOOK_SECRET')
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .addOption(
     new Option('--executor <name>', 'what executes the tasks: this process (embedded), DBOS workflows, or Restate workflows')
@@ -87,6 +89,7 @@ const program = new Command()
       restate: { ingressUrl: opts.restateIngress, adminUrl: opts.restateAdmin, endpointPort: opts.restateEndpointPort },
       paymentRetries: opts.paymentRetries,
       approvalDeadlineMs: opts.approvalDeadlineMs,
+      ...(opts.webhookUrl !== undefined && { webhook: { url: opts.webhookUrl, secret: opts.webhookSecret ?? process.env.INVOICE_WEBHOOK_SECRET ?? '' } }),
       stateless: opts.stateless,
       ...(opts.tokens && { tokens: loadTokenFile(opts.tokens) }),
       console: opts.console,

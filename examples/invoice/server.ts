@@ -80,6 +80,12 @@ export interface InvoiceServerOptions {
    * else 48 h; 0: no deadline.
    */
   approvalDeadlineMs?: number;
+  /**
+   * One webhook endpoint every task event is sent to (see docs/webhooks.md): `url` (https, or http
+   * on loopback/private networks, which the demo allows) and `secret` (`whsec_…`, Standard Webhooks).
+   * Default: `INVOICE_WEBHOOK_URL` and `INVOICE_WEBHOOK_SECRET` from the environment, else none.
+   */
+  webhook?: { url: string; secret: string };
   /** Structured logger (default: `createLogger()`, JSON on stderr; stdout belongs to the protocol under stdio). */
   logger?: Logger;
 }
@@ -137,8 +143,12 @@ export async function startInvoiceServer(options: InvoiceServerOptions = {}): Pr
   const ledgerPath = options.ledger ?? defaultLedgerPath(storeUrl);
   const executor = options.executor && options.executor !== 'embedded' ? await engineExecutor(options, storeUrl) : undefined;
   const ledger = new Ledger(ledgerPath);
+  const webhook =
+    options.webhook ??
+    (process.env.INVOICE_WEBHOOK_URL ? { url: process.env.INVOICE_WEBHOOK_URL, secret: process.env.INVOICE_WEBHOOK_SECRET ?? '' } : undefined);
   const server = createTaskServer({
     store: storeUrl,
+    ...(webhook && { webhooks: { endpoints: [{ id: 'invoice-demo', url: webhook.url, secret: webhook.secret }], allowPrivateAddresses: true } }),
     ...(executor && { executor }),
     storeOptions: { policy: options.policy, maxLiveTasksPerOwner: options.maxLiveTasks, secretKey: options.secretKey },
     runtime: { instanceId: options.instanceId, leaseMs: options.leaseMs },

@@ -36,6 +36,7 @@ import { isHistoryKey, retryPlan } from './retry.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { withSignals } from '../core/deadline.js';
 import type { TaskPage, TaskStore } from '../store/task-store.js';
+import type { OutboxDelivery, WebhookEventType } from '../store/outbox.js';
 import type { RegisteredHandler } from './handler.js';
 import { EmbeddedExecutor, type EmbeddedExecutorOptions } from './embedded-executor.js';
 import type { TaskExecutor } from './executor.js';
@@ -233,6 +234,16 @@ export class TaskRuntime {
   /** The embedded executor's `checkClock` (undefined on another executor). */
   async checkClock(samples = 3): Promise<number | undefined> {
     return this.executor instanceof EmbeddedExecutor ? this.executor.checkClock(samples) : undefined;
+  }
+
+  /**
+   * Enqueues webhook event `type` for task `taskId` (see `TaskStore.emitTaskEvent`): for events that
+   * are not a status write of their own, such as `task.stalled` and `task.question_overdue`. `detail`
+   * (JSON, sent as it is: no secrets) goes under the payload's `data.detail`. Durable when it
+   * resolves; returns the deliveries enqueued ([] when no webhook takes the event).
+   */
+  emitTaskEvent(taskId: string, type: WebhookEventType, detail?: JsonObject): Promise<OutboxDelivery[]> {
+    return this.store.emitTaskEvent(taskId, type, detail);
   }
 
   /**
@@ -562,7 +573,7 @@ export class TaskRuntime {
     return () => this.completions.off('task-event', listener);
   }
 
-  private emitTaskEvent(event: TaskEvent): void {
+  private announceTaskEvent(event: TaskEvent): void {
     for (const listener of this.completions.listeners('task-event') as ((event: TaskEvent) => void)[]) {
       try {
         listener(event);
@@ -588,13 +599,13 @@ export class TaskRuntime {
         const idleMs = Date.parse(at) - Date.parse(since);
         this.log.warn({ ...fields, since, idleMs, stallAfterMs: afterMs }, `task stalled: no activity for ${idleMs} ms (stallAfterMs ${afterMs})`);
         recordStall(task.request.tool);
-        this.emitTaskEvent({ type: 'stalled', ...fields, at, since, stallAfterMs: afterMs });
+        this.announceTaskEvent({ type: 'stalled', ...fields, at, since, stallAfterMs: afterMs });
       },
       onResumed: async (since, at, activity) => {
         this.stalledNow.delete(taskId);
         if (!(await this.bookkeeping(taskId, () => this.store.clearStalled(taskId, since, { at, activity }, fence)))) return;
         this.log.info({ ...fields, since, activity }, 'task active again after a stall');
-        this.emitTaskEvent({ type: 'resumed', ...fields, at, since, activity });
+        this.announceTaskEvent({ type: 'resumed', ...fields, at, since, activity });
       },
     });
     signal.addEventListener(
@@ -635,7 +646,7 @@ export class TaskRuntime {
       this.stalledNow.delete(task.taskId);
       this.log.warn({ ...taskFields(task), deadline, deadlineMs }, 'task deadline exceeded');
       recordDeadlineExceeded(task.request.tool);
-      this.emitTaskEvent({ type: 'deadline_exceeded', ...taskFields(task), at: end.task.lastUpdatedAt, deadline });
+      this.announceTaskEvent({ type: 'deadline_exceeded', ...taskFields(task), at: end.task.lastUpdatedAt, deadline });
     }
     return end;
   }

@@ -12,6 +12,8 @@ import { createMcpHttpHandler, type McpHttpHandler, type McpHttpHandlerOptions }
 import { startStdioServer } from './stdio.js';
 import { OperatorConsole, type ConsoleOptions } from './console/console.js';
 import { InvalidArgumentError, errorChain } from '../core/errors.js';
+import { WebhookDispatcher, webhookRoutes, type WebhooksOptions } from './webhooks/dispatcher.js';
+import { randomBytes } from 'node:crypto';
 
 /** Options of `createTaskServer`. */
 export interface TaskServerOptions {
@@ -67,6 +69,15 @@ export interface TaskServerOptions {
    * per-request machinery. `false` sends every request through the SDK. Default true.
    */
   fastPath?: boolean;
+  /**
+   * Webhooks (see docs/webhooks.md): `endpoints` (`{ id, url, secret, events?, principal? }`) get a
+   * signed POST (Standard Webhooks) when a task needs input or ends, from a durable outbox written
+   * with the task (at-least-once, one stable `webhook-id` per delivery). `allowPrivateAddresses`,
+   * `dispatch`, `timeoutMs`, `retry`, `claimMs`, `batchSize`, `idleCheckMs`: see `WebhooksOptions`.
+   * Checked when the server is built (`InvalidArgumentError`, `WebhookUrlRefusedError` with code
+   * `WEBHOOK_URL_REFUSED`) and by DNS at `start`. Default none: no outbox writes, no timer.
+   */
+  webhooks?: WebhooksOptions;
 }
 
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
@@ -108,12 +119,19 @@ export class TaskServer {
   /** Set once `start` has resolved: handlers then serve without awaiting it. */
   private isStarted = false;
   private closing?: Promise<void>;
+  /** Sends webhook deliveries (when `webhooks` are configured and `dispatch` is not false). */
+  private readonly dispatcher?: WebhookDispatcher;
 
   constructor(options: TaskServerOptions) {
     this.logger = options.logger ?? createLogger();
     this.store = typeof options.store === 'string' ? openStore(options.store, { logger: this.logger, ...options.storeOptions }) : options.store;
     this.runtime = new TaskRuntime(this.store, { ...options.runtime, ...(options.executor && { executor: options.executor }), logger: this.logger });
     this.tasks = new McpTasks(this.runtime, { ...options.tasks, logger: this.logger });
+    if (options.webhooks) {
+      this.store.routeWebhooks(webhookRoutes(options.webhooks));
+      const holder = this.runtime.instanceId ?? `webhooks-${randomBytes(6).toString('hex')}`;
+      if (options.webhooks.dispatch !== false) this.dispatcher = new WebhookDispatcher(this.store, options.webhooks, holder, this.logger);
+    }
     this.subscriptions = options.subscriptions ?? {};
     this.fastPath = options.fastPath ?? true;
     if (options.console) this.consoleOptions = options.console === true ? {} : options.console;
@@ -253,6 +271,7 @@ export class TaskServer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const close of this.closers.splice(0).reverse()) await close().catch((error) => this.logger.error({ err: error }, 'error while closing'));
+      await this.dispatcher?.close();
       await this.runtime.close();
       await this.store.close();
     })();
@@ -328,6 +347,7 @@ export class TaskServer {
   }
 
   private async recover(): Promise<number> {
+    await this.dispatcher?.start();
     try {
       return await this.runtime.recover();
     } catch (error) {

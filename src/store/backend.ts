@@ -1,6 +1,7 @@
 import type { Json } from '../core/json.js';
 import type { TaskStatus } from '../core/status.js';
 import type { Fence, TaskRecord } from '../core/task.js';
+import type { OutboxBackend, OutboxDelivery } from './outbox.js';
 
 /** Position after which a page of `list` starts: the last record of the previous page. */
 export interface ListPosition {
@@ -87,7 +88,7 @@ export interface StatusCounts {
  * It enforces no task rules; `TaskStore` does, so every backend behaves the same.
  * Records passed in and returned are copies: mutating them never changes stored state.
  */
-export interface StoreBackend {
+export interface StoreBackend extends Partial<OutboxBackend> {
   /**
    * Stores a new record. Throws if `taskId` exists. When `task.idempotency` is set, atomically with
    * a check of the key's index (`idempotencyScope(task.owner, task.idempotency.key)`, one per
@@ -106,8 +107,10 @@ export interface StoreBackend {
   /**
    * Writes `task` only if the stored version equals `expectedVersion`, atomically.
    * Returns false (writing nothing) when another writer got there first or the task is gone.
+   * `deliveries` (webhooks: the transactional outbox, see `OutboxBackend`) are stored in the same
+   * atomic write, and only if it succeeds; a backend without the outbox methods is never given any.
    */
-  replace(task: TaskRecord, expectedVersion: number): Promise<boolean>;
+  replace(task: TaskRecord, expectedVersion: number, deliveries?: OutboxDelivery[]): Promise<boolean>;
   /** One page of an owner's tasks, oldest first. */
   list(query: ListQuery): Promise<TaskRecord[]>;
   /**

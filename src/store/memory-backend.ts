@@ -16,17 +16,20 @@ import {
   type StatusCounts,
   type StoreBackend,
 } from './backend.js';
+import { newClaim, settled, type DeliverySettlement, type OutboxBackend, type OutboxDelivery } from './outbox.js';
 
 /**
  * In-process backend (`memory:`). Nothing survives the process; for tests and ephemeral servers.
  * Records are held as JSON text so callers can never alias stored state.
  */
-export class MemoryBackend implements StoreBackend {
+export class MemoryBackend implements StoreBackend, OutboxBackend {
   readonly exclusive = true;
   private readonly tasks = new Map<string, string>();
   private readonly journals = new Map<string, Map<string, string>>();
   /** Idempotency index (`idempotencyScope`) → the task id holding it. */
   private readonly keyed = new Map<string, string>();
+  /** The webhook outbox: delivery id → delivery (as JSON text). */
+  private readonly outbox = new Map<string, string>();
 
   async insert(task: TaskRecord): Promise<TaskRecord | undefined> {
     if (this.tasks.has(task.taskId)) throw new Error(`duplicate taskId ${task.taskId}`);
@@ -58,11 +61,54 @@ export class MemoryBackend implements StoreBackend {
     return text === undefined ? undefined : (JSON.parse(text) as TaskRecord);
   }
 
-  async replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+  async replace(task: TaskRecord, expectedVersion: number, deliveries?: OutboxDelivery[]): Promise<boolean> {
+    // The check, the write and the outbox rows in one synchronous stretch.
     const text = this.tasks.get(task.taskId);
     if (text === undefined || (JSON.parse(text) as TaskRecord).version !== expectedVersion) return false;
     this.tasks.set(task.taskId, JSON.stringify(task));
+    for (const delivery of deliveries ?? []) this.outbox.set(delivery.deliveryId, JSON.stringify(delivery));
     return true;
+  }
+
+  async enqueueDeliveries(deliveries: OutboxDelivery[]): Promise<void> {
+    for (const delivery of deliveries) this.outbox.set(delivery.deliveryId, JSON.stringify(delivery));
+  }
+
+  async claimDeliveries(holder: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxDelivery[]> {
+    const due = [...this.outbox.values()]
+      .map((text) => JSON.parse(text) as OutboxDelivery)
+      .filter((d) => d.state === 'pending' && d.nextAttemptAt <= nowMs)
+      .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt)
+      .slice(0, limit);
+    return due.map((d) => {
+      const claimed: OutboxDelivery = { ...d, attempts: d.attempts + 1, nextAttemptAt: nowMs + leaseMs, claim: newClaim(holder) };
+      this.outbox.set(d.deliveryId, JSON.stringify(claimed));
+      return claimed;
+    });
+  }
+
+  async settleDelivery(deliveryId: string, claim: string, settlement: DeliverySettlement): Promise<boolean> {
+    const text = this.outbox.get(deliveryId);
+    const delivery = text === undefined ? undefined : (JSON.parse(text) as OutboxDelivery);
+    if (delivery?.claim !== claim) return false;
+    this.outbox.set(deliveryId, JSON.stringify(settled(delivery, settlement)));
+    return true;
+  }
+
+  async listDeliveries(taskId: string): Promise<OutboxDelivery[]> {
+    return [...this.outbox.values()]
+      .map((text) => JSON.parse(text) as OutboxDelivery)
+      .filter((d) => d.taskId === taskId)
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async nextDeliveryAt(): Promise<number | undefined> {
+    let next: number | undefined;
+    for (const text of this.outbox.values()) {
+      const d = JSON.parse(text) as OutboxDelivery;
+      if (d.state === 'pending' && (next === undefined || d.nextAttemptAt < next)) next = d.nextAttemptAt;
+    }
+    return next;
   }
 
   async list(query: ListQuery): Promise<TaskRecord[]> {
@@ -130,6 +176,7 @@ export class MemoryBackend implements StoreBackend {
 
   async delete(taskId: string): Promise<boolean> {
     this.journals.delete(taskId);
+    for (const [id, text] of this.outbox) if ((JSON.parse(text) as OutboxDelivery).taskId === taskId) this.outbox.delete(id);
     const text = this.tasks.get(taskId);
     const keyed = text === undefined ? undefined : (JSON.parse(text) as TaskRecord);
     if (keyed?.idempotency) {

@@ -31,6 +31,8 @@ import {
   type StoreBackend,
 } from './backend.js';
 import { loadDriver } from './load-driver.js';
+import { newClaim, type DeliverySettlement, type OutboxBackend, type OutboxDelivery } from './outbox.js';
+import * as sql from './outbox-sql.js';
 
 /** Options of the PostgreSQL backend. */
 export interface PostgresBackendOptions {
@@ -112,6 +114,24 @@ const MIGRATIONS: ((schema: string) => string)[] = [
   (s) => `
     ALTER TABLE ${s}.tasks ADD COLUMN idem TEXT;
     CREATE UNIQUE INDEX tasks_by_idem ON ${s}.tasks (idem) WHERE idem IS NOT NULL;`,
+  // 4: the webhook outbox (deliveries enqueued in the statement of the task write that is their
+  // event). A new, empty table: nothing existing is rewritten or locked. Times are ms since the epoch.
+  (s) => `
+    CREATE TABLE ${s}.outbox (
+      delivery_id     TEXT PRIMARY KEY,
+      task_id         TEXT NOT NULL,
+      endpoint_id     TEXT NOT NULL,
+      type            TEXT NOT NULL,
+      payload         JSONB NOT NULL,
+      created_at      BIGINT NOT NULL,
+      attempts        INTEGER NOT NULL,
+      next_attempt_at BIGINT NOT NULL,
+      state           TEXT NOT NULL,
+      last_error      TEXT,
+      claim           TEXT
+    );
+    CREATE INDEX outbox_due ON ${s}.outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX outbox_by_task ON ${s}.outbox (task_id, created_at);`,
 ];
 
 /** Identifier check for the schema name (it is interpolated into SQL). */
@@ -151,7 +171,7 @@ function safeIdentifier(name: string): string {
  * constructor throws `Error` ("… needs 'pg' …: npm install pg") when it is not installed. The pool
  * connects lazily: nothing touches the network before the first query (`migrate`).
  */
-export class PostgresBackend implements StoreBackend {
+export class PostgresBackend implements StoreBackend, OutboxBackend {
   readonly exclusive = false;
   private readonly pool: pg.Pool;
   private readonly schema: string;
@@ -410,8 +430,78 @@ export class PostgresBackend implements StoreBackend {
     return Number(rows[0]!.now);
   }
 
-  replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+  replace(task: TaskRecord, expectedVersion: number, deliveries?: OutboxDelivery[]): Promise<boolean> {
+    if (deliveries && deliveries.length > 0) return this.replaceWithOutbox(task, expectedVersion, deliveries);
     return this.replaces.load({ task, expectedVersion });
+  }
+
+  /**
+   * A compare-and-swap and its event's outbox rows in one statement (not batched): the `INSERT`
+   * reads the `UPDATE`'s `RETURNING`, so the rows exist exactly when the swap happened.
+   */
+  private async replaceWithOutbox(task: TaskRecord, expectedVersion: number, deliveries: OutboxDelivery[]): Promise<boolean> {
+    const columns = deliveries.map(sql.rowValues);
+    const { rowCount } = await this.query(
+      `WITH upd AS (UPDATE ${this.schema}.tasks SET owner = $1, status = $2, version = $3, body = $4 WHERE task_id = $5 AND version = $6 RETURNING task_id),
+            ins AS (INSERT INTO ${this.schema}.outbox (${sql.OUTBOX_COLUMNS})
+                    SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::bigint[], $14::int[], $15::bigint[], $16::text[])
+                    WHERE EXISTS (SELECT 1 FROM upd))
+       SELECT pg_notify($7, task_id || ' ' || $3) FROM upd`,
+      [
+        task.owner,
+        task.status,
+        task.version,
+        JSON.stringify(task),
+        task.taskId,
+        expectedVersion,
+        this.channel,
+        ...sql.OUTBOX_COLUMNS.split(', ').map((_, i) => columns.map((row) => row[i])),
+      ],
+    );
+    return rowCount === 1;
+  }
+
+  async enqueueDeliveries(deliveries: OutboxDelivery[]): Promise<void> {
+    const columns = deliveries.map(sql.rowValues);
+    await this.query(
+      `INSERT INTO ${this.schema}.outbox (${sql.OUTBOX_COLUMNS})
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], $7::int[], $8::bigint[], $9::text[])`,
+      sql.OUTBOX_COLUMNS.split(', ').map((_, i) => columns.map((row) => row[i])),
+    );
+  }
+
+  /**
+   * One statement: due rows locked `FOR UPDATE SKIP LOCKED` (so instances claiming at once split
+   * them instead of waiting), each given a claim, an attempt and the lease's expiry as `next_attempt_at`.
+   */
+  async claimDeliveries(holder: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxDelivery[]> {
+    const { rows } = await this.query<sql.OutboxRow>(
+      `WITH due AS (SELECT delivery_id FROM ${this.schema}.outbox WHERE state = 'pending' AND next_attempt_at <= $1
+                    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       UPDATE ${this.schema}.outbox o SET attempts = o.attempts + 1, next_attempt_at = $3, claim = $4 || '/' || md5(random()::text || o.delivery_id)
+       FROM due WHERE o.delivery_id = due.delivery_id RETURNING o.*`,
+      [nowMs, limit, nowMs + leaseMs, newClaim(holder)],
+    );
+    return rows.map(sql.deliveryOfRow);
+  }
+
+  async settleDelivery(deliveryId: string, claim: string, settlement: DeliverySettlement): Promise<boolean> {
+    const { rowCount } = await this.query(
+      `UPDATE ${this.schema}.outbox SET state = $1, next_attempt_at = COALESCE($2, next_attempt_at), last_error = COALESCE($3, last_error), claim = NULL
+       WHERE delivery_id = $4 AND claim = $5`,
+      [settlement.state, settlement.state === 'pending' ? settlement.nextAttemptAt : null, sql.settlementError(settlement), deliveryId, claim],
+    );
+    return rowCount === 1;
+  }
+
+  async listDeliveries(taskId: string): Promise<OutboxDelivery[]> {
+    const { rows } = await this.query<sql.OutboxRow>(`SELECT * FROM ${this.schema}.outbox WHERE task_id = $1 ORDER BY created_at, delivery_id`, [taskId]);
+    return rows.map(sql.deliveryOfRow);
+  }
+
+  async nextDeliveryAt(): Promise<number | undefined> {
+    const { rows } = await this.query<{ at: string | null }>(`SELECT MIN(next_attempt_at) AS at FROM ${this.schema}.outbox WHERE state = 'pending'`, []);
+    return rows[0]?.at == null ? undefined : Number(rows[0].at);
   }
 
   private async replaceOne({ task, expectedVersion }: PendingReplace): Promise<boolean> {
@@ -542,7 +632,8 @@ export class PostgresBackend implements StoreBackend {
          WHERE status IN ('completed', 'failed', 'cancelled') AND body->>'ttl' IS NOT NULL
            AND created_at::timestamptz + ((body->>'ttl')::bigint * interval '1 millisecond') <= to_timestamp($1 / 1000.0)
          LIMIT $2),
-       journal AS (DELETE FROM ${this.schema}.journal WHERE task_id IN (SELECT task_id FROM doomed))
+       journal AS (DELETE FROM ${this.schema}.journal WHERE task_id IN (SELECT task_id FROM doomed)),
+       outbox AS (DELETE FROM ${this.schema}.outbox WHERE task_id IN (SELECT task_id FROM doomed))
        DELETE FROM ${this.schema}.tasks WHERE task_id IN (SELECT task_id FROM doomed)`,
       [nowMs, limit],
     );
@@ -567,6 +658,7 @@ export class PostgresBackend implements StoreBackend {
 
   async delete(taskId: string): Promise<boolean> {
     await this.query(`DELETE FROM ${this.schema}.journal WHERE task_id = $1`, [taskId]);
+    await this.query(`DELETE FROM ${this.schema}.outbox WHERE task_id = $1`, [taskId]);
     const { rowCount } = await this.query(`DELETE FROM ${this.schema}.tasks WHERE task_id = $1`, [taskId]);
     return rowCount === 1;
   }

@@ -35,6 +35,7 @@ import {
   type StoreBackend,
 } from './backend.js';
 import { loadDriver } from './load-driver.js';
+import { newClaim, type DeliverySettlement, type DeliveryState, type OutboxBackend, type OutboxDelivery } from './outbox.js';
 
 /** Options of the Redis backend. */
 export interface RedisBackendOptions {
@@ -50,6 +51,20 @@ export interface RedisBackendOptions {
    */
   commandTimeoutMs?: number;
 }
+
+/**
+ * Lua storing one pending delivery (expressions: the outbox key prefix, task id, delivery id, fixed
+ * part as JSON, due time in ms): its hash `outbox:d:<id>`, its place in `outbox:due` and in the
+ * task's `outbox:task:<taskId>` (which lives at least as long as a settled delivery is kept).
+ */
+const ENQUEUE_ONE = (prefix: string, taskId: string, id: string, fixed: string, due: string) => `
+  redis.call('HSET', ${prefix} .. 'd:' .. ${id}, 'b', ${fixed}, 's', 'pending', 'a', '0', 'n', ${due})
+  redis.call('ZADD', ${prefix} .. 'due', ${due}, ${id})
+  redis.call('ZADD', ${prefix} .. 'task:' .. ${taskId}, ${due}, ${id})
+  redis.call('PEXPIRE', ${prefix} .. 'task:' .. ${taskId}, ${SETTLED_RETAIN_MS * 2})`;
+
+/** How long a settled (delivered or failed) delivery is kept on Redis, for the console: 7 days, in ms. */
+const SETTLED_RETAIN_MS = 7 * 24 * 3600_000;
 
 // KEYS: task, ownerIndex, unfinished, all, ended, toolErrors, idem (a placeholder when the task has no key)
 // ARGV: version, body, member, unfinished(0/1), channel, taskId, endedScore ('' = live), fence, toolError(0/1),
@@ -73,7 +88,9 @@ redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' ' .. ARGV[1])
 return 1`;
 
 // KEYS: task, unfinished, journal, ended, toolErrors, idem (a placeholder when the task has no key)
-// ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId, member, fence, toolError(0/1)
+// ARGV: expected, version, body, unfinished(0/1), expireAtMs(0 = none), channel, taskId, member, fence, toolError(0/1),
+//       then the webhook outbox: the outbox key prefix, how many deliveries, and per delivery its id, fixed part (JSON)
+//       and due time (ms) — written with the task, in this script, only when the swap succeeds.
 // The idempotency key expires with the task it names (and is left alone once it names another).
 const REPLACE = `
 local current = redis.call('HGET', KEYS[1], 'v')
@@ -92,7 +109,54 @@ if ARGV[4] == '0' then
   redis.call('ZADD', KEYS[4], score, ARGV[8])
   if ARGV[10] == '1' then redis.call('ZADD', KEYS[5], score, ARGV[8]) end
 end
+local deliveries = tonumber(ARGV[12] or '0')
+for i = 0, deliveries - 1 do
+  local at = 13 + i * 3
+  ${ENQUEUE_ONE('ARGV[11]', 'ARGV[7]', 'ARGV[at]', 'ARGV[at + 1]', 'ARGV[at + 2]')}
+end
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. ARGV[2])
+return 1`;
+
+// ARGV: the outbox key prefix, then per delivery its task id, id, fixed part (JSON) and due time (ms).
+const ENQUEUE = `
+for i = 2, #ARGV, 4 do
+  ${ENQUEUE_ONE('ARGV[1]', 'ARGV[i]', 'ARGV[i + 1]', 'ARGV[i + 2]', 'ARGV[i + 3]')}
+end
+return 1`;
+
+// Claims due deliveries. KEYS: due; ARGV: nowMs, limit, the lease's end (ms), claim prefix, outbox key prefix.
+// Returns per claimed delivery its id and fields b (fixed part), a (attempts), e (last error), c (claim).
+const CLAIM = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for i, id in ipairs(ids) do
+  local key = ARGV[5] .. 'd:' .. id
+  if redis.call('HGET', key, 's') == 'pending' then
+    local claim = ARGV[4] .. '/' .. i
+    redis.call('HINCRBY', key, 'a', 1)
+    redis.call('HSET', key, 'n', ARGV[3], 'c', claim)
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    local f = redis.call('HMGET', key, 'b', 'a', 'e', 'c')
+    out[#out + 1] = { id, f[1], f[2], f[3] or '', f[4] }
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out`;
+
+// Settles an attempt while the claim holds. KEYS: delivery, due; ARGV: claim, state, next (ms), error ('' = keep), id, retainMs.
+const SETTLE = `
+if redis.call('HGET', KEYS[1], 'c') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'c')
+redis.call('HSET', KEYS[1], 's', ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'e', ARGV[4]) end
+if ARGV[2] == 'pending' then
+  redis.call('HSET', KEYS[1], 'n', ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+else
+  redis.call('ZREM', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+end
 return 1`;
 
 // A fenced journal append: written only while the task hash's fence field names the caller.
@@ -144,7 +208,19 @@ type ScriptedRedis = Redis & {
   mcpReplace(task: string, unfinished: string, journal: string, ended: string, toolErrors: string, idem: string, ...argv: string[]): Promise<number>;
   mcpReleaseKey(idem: string, taskId: string): Promise<number>;
   mcpAppendFenced(task: string, journal: string, key: string, value: string, fence: string): Promise<number>;
+  mcpEnqueue(...argv: string[]): Promise<number>;
+  mcpClaim(due: string, ...argv: string[]): Promise<[string, string, string, string, string][]>;
+  mcpSettle(delivery: string, due: string, ...argv: string[]): Promise<number>;
 };
+
+/** What a delivery's hash keeps in its `b` field: everything that never changes. */
+type FixedPart = Pick<OutboxDelivery, 'deliveryId' | 'endpointId' | 'taskId' | 'type' | 'payload' | 'createdAt'>;
+
+/** A delivery's fixed part, as stored in `b`. */
+function fixedPart(d: OutboxDelivery): string {
+  const fixed: FixedPart = { deliveryId: d.deliveryId, endpointId: d.endpointId, taskId: d.taskId, type: d.type, payload: d.payload, createdAt: d.createdAt };
+  return JSON.stringify(fixed);
+}
 
 /** Index member of a task: `createdAt\0taskId`, which sorts by (createdAt, taskId). */
 const memberOf = (task: ListPosition) => `${task.createdAt}\0${task.taskId}`;
@@ -189,7 +265,7 @@ function results(replies: [Error | null, unknown][] | null): unknown[] {
  * `ioredis` is an optional peer dependency, loaded by the first constructor call, not by the import;
  * the constructor throws `Error` ("… needs 'ioredis' …: npm install ioredis") when it is not installed.
  */
-export class RedisBackend implements StoreBackend {
+export class RedisBackend implements StoreBackend, OutboxBackend {
   readonly exclusive = false;
   private readonly redis: ScriptedRedis;
   private subscriber?: Redis;
@@ -217,6 +293,9 @@ export class RedisBackend implements StoreBackend {
     this.redis.defineCommand('mcpReplace', { numberOfKeys: 6, lua: REPLACE });
     this.redis.defineCommand('mcpReleaseKey', { numberOfKeys: 1, lua: RELEASE_KEY });
     this.redis.defineCommand('mcpAppendFenced', { numberOfKeys: 2, lua: APPEND_FENCED });
+    this.redis.defineCommand('mcpEnqueue', { numberOfKeys: 0, lua: ENQUEUE });
+    this.redis.defineCommand('mcpClaim', { numberOfKeys: 1, lua: CLAIM });
+    this.redis.defineCommand('mcpSettle', { numberOfKeys: 2, lua: SETTLE });
   }
 
   /** The store as logs name it: the URL without its password, and the key prefix. */
@@ -293,7 +372,7 @@ export class RedisBackend implements StoreBackend {
     return body === null ? undefined : (JSON.parse(body) as TaskRecord);
   }
 
-  async replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+  async replace(task: TaskRecord, expectedVersion: number, deliveries: OutboxDelivery[] = []): Promise<boolean> {
     const expireAt = isTerminal(task.status) && task.ttl !== null ? Date.parse(task.createdAt) + task.ttl : 0;
     const replaced = await this.redis.mcpReplace(
       this.key('task', task.taskId),
@@ -312,8 +391,67 @@ export class RedisBackend implements StoreBackend {
       memberOf(task),
       fenceField(task),
       completedWithToolError(task) ? '1' : '0',
+      this.key('outbox', ''),
+      String(deliveries.length),
+      ...deliveries.flatMap((d) => [d.deliveryId, fixedPart(d), String(d.nextAttemptAt)]),
     );
     return replaced === 1;
+  }
+
+  async enqueueDeliveries(deliveries: OutboxDelivery[]): Promise<void> {
+    await this.redis.mcpEnqueue(this.key('outbox', ''), ...deliveries.flatMap((d) => [d.taskId, d.deliveryId, fixedPart(d), String(d.nextAttemptAt)]));
+  }
+
+  /** One script: due ids from `outbox:due`, each claimed (moved to the lease's end) and returned. */
+  async claimDeliveries(holder: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxDelivery[]> {
+    const next = nowMs + leaseMs;
+    const rows = await this.redis.mcpClaim(this.key('outbox', 'due'), String(nowMs), String(limit), String(next), newClaim(holder), this.key('outbox', ''));
+    return rows.map(([, fixed, attempts, lastError, claim]) => ({
+      ...(JSON.parse(fixed) as FixedPart),
+      attempts: Number(attempts),
+      nextAttemptAt: next,
+      state: 'pending',
+      ...(lastError !== '' && { lastError }),
+      claim,
+    }));
+  }
+
+  async settleDelivery(deliveryId: string, claim: string, settlement: DeliverySettlement): Promise<boolean> {
+    const settledAt = await this.redis.mcpSettle(
+      this.key('outbox', 'd', deliveryId),
+      this.key('outbox', 'due'),
+      claim,
+      settlement.state,
+      settlement.state === 'pending' ? String(settlement.nextAttemptAt) : '0',
+      settlement.state === 'delivered' ? '' : settlement.lastError.slice(0, 500),
+      deliveryId,
+      String(SETTLED_RETAIN_MS),
+    );
+    return settledAt === 1;
+  }
+
+  async listDeliveries(taskId: string): Promise<OutboxDelivery[]> {
+    const ids = await this.redis.zrange(this.key('outbox', 'task', taskId), 0, -1);
+    if (ids.length === 0) return [];
+    const fields = results(await this.redis.pipeline(ids.map((id) => ['hmget', this.key('outbox', 'd', id), 'b', 's', 'a', 'n', 'e', 'c'])).exec()) as (
+      string | null
+    )[][];
+    return fields
+      .filter(([fixed]) => fixed !== null)
+      .map(([fixed, state, attempts, next, lastError, claim]) => ({
+        ...(JSON.parse(fixed!) as FixedPart),
+        state: state as DeliveryState,
+        attempts: Number(attempts),
+        nextAttemptAt: Number(next),
+        ...(lastError !== null && { lastError }),
+        ...(claim !== null && { claim }),
+      }))
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async nextDeliveryAt(): Promise<number | undefined> {
+    const [, score] = await this.redis.zrange(this.key('outbox', 'due'), 0, 0, 'WITHSCORES');
+    return score === undefined ? undefined : Number(score);
   }
 
   /** The record and Redis's `TIME`, in one round trip (a pipeline). */

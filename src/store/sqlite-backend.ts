@@ -23,6 +23,8 @@ import type { Fence, TaskRecord } from '../core/task.js';
 import { zeroCounts, type ListQuery, type OperatorListPage, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { GroupCommit } from './group-commit.js';
 import { loadDriver } from './load-driver.js';
+import { newClaim, type DeliverySettlement, type OutboxBackend, type OutboxDelivery } from './outbox.js';
+import * as sql from './outbox-sql.js';
 
 /** Options of the SQLite backend. */
 export interface SqliteBackendOptions {
@@ -81,6 +83,23 @@ const MIGRATIONS: string[] = [
   // in one transaction with the version it records, so it never runs twice.)
   `ALTER TABLE tasks ADD COLUMN idem TEXT;
    CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_idem ON tasks (idem) WHERE idem IS NOT NULL;`,
+  // 4: the webhook outbox (deliveries enqueued in the task write that is their event), due ones
+  // found by `outbox_due`, a task's by `outbox_by_task`. Times are ms since the epoch.
+  `CREATE TABLE IF NOT EXISTS outbox (
+     delivery_id     TEXT PRIMARY KEY,
+     task_id         TEXT NOT NULL,
+     endpoint_id     TEXT NOT NULL,
+     type            TEXT NOT NULL,
+     payload         TEXT NOT NULL,
+     created_at      INTEGER NOT NULL,
+     attempts        INTEGER NOT NULL,
+     next_attempt_at INTEGER NOT NULL,
+     state           TEXT NOT NULL,
+     last_error      TEXT,
+     claim           TEXT
+   );
+   CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
+   CREATE INDEX IF NOT EXISTS outbox_by_task ON outbox (task_id, created_at);`,
 ];
 
 const SCHEMA_VERSION = MIGRATIONS.length;
@@ -132,7 +151,7 @@ function driver(): typeof Database {
  * Import it from `mcp-tasks/store/sqlite` (or let `openStore('sqlite:<path>')` build it). The native
  * driver `better-sqlite3` (a dependency) is loaded by the first constructor call, not by the import.
  */
-export class SqliteBackend implements StoreBackend {
+export class SqliteBackend implements StoreBackend, OutboxBackend {
   private readonly db: Database.Database;
   private readonly stmt: ReturnType<SqliteBackend['prepare']>;
   /** Every write goes through here: writes issued in the same turn of the event loop share one commit (see `GroupCommit`). */
@@ -225,6 +244,15 @@ export class SqliteBackend implements StoreBackend {
       countByStatus: this.db.prepare(COUNT_BY_STATUS),
       versionsOf: this.db.prepare(`SELECT task_id, version FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))`),
       countUnfinished: this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE owner IS ? AND status IN ('working', 'input_required')`),
+      enqueue: this.db.prepare(`INSERT INTO outbox (${sql.OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      due: this.db.prepare(`SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`),
+      claim: this.db.prepare(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claim = ? WHERE delivery_id = ?`),
+      settle: this.db.prepare(
+        `UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), last_error = COALESCE(?, last_error), claim = NULL WHERE delivery_id = ? AND claim = ?`,
+      ),
+      deliveriesOf: this.db.prepare(`SELECT * FROM outbox WHERE task_id = ? ORDER BY created_at, delivery_id`),
+      nextDue: this.db.prepare(`SELECT MIN(next_attempt_at) AS at FROM outbox WHERE state = 'pending'`),
+      deleteOutbox: this.db.prepare(`DELETE FROM outbox WHERE task_id = ?`),
     };
   }
 
@@ -264,9 +292,45 @@ export class SqliteBackend implements StoreBackend {
     return row ? (JSON.parse(row.body) as TaskRecord) : undefined;
   }
 
-  async replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
+  /** The compare-and-swap, and the outbox rows of its event in the same savepoint (written only if the swap was). */
+  async replace(task: TaskRecord, expectedVersion: number, deliveries?: OutboxDelivery[]): Promise<boolean> {
     const body = JSON.stringify(task);
-    return this.writes.run(() => this.stmt.replace.run(task.owner, task.status, task.version, body, task.taskId, expectedVersion).changes === 1);
+    return this.writes.run(() => {
+      if (this.stmt.replace.run(task.owner, task.status, task.version, body, task.taskId, expectedVersion).changes !== 1) return false;
+      for (const delivery of deliveries ?? []) this.stmt.enqueue.run(...sql.rowValues(delivery));
+      return true;
+    });
+  }
+
+  async enqueueDeliveries(deliveries: OutboxDelivery[]): Promise<void> {
+    await this.writes.run(() => {
+      for (const delivery of deliveries) this.stmt.enqueue.run(...sql.rowValues(delivery));
+    });
+  }
+
+  /** Selected and claimed in one write transaction: SQLite's write lock keeps other processes out between the two. */
+  async claimDeliveries(holder: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxDelivery[]> {
+    return this.writes.run(() =>
+      (this.stmt.due.all(nowMs, limit) as sql.OutboxRow[]).map((row) => {
+        const claim = newClaim(holder);
+        this.stmt.claim.run(nowMs + leaseMs, claim, row.delivery_id);
+        return { ...sql.deliveryOfRow(row), attempts: Number(row.attempts) + 1, nextAttemptAt: nowMs + leaseMs, claim };
+      }),
+    );
+  }
+
+  async settleDelivery(deliveryId: string, claim: string, settlement: DeliverySettlement): Promise<boolean> {
+    const next = settlement.state === 'pending' ? settlement.nextAttemptAt : null;
+    return this.writes.run(() => this.stmt.settle.run(settlement.state, next, sql.settlementError(settlement), deliveryId, claim).changes === 1);
+  }
+
+  async listDeliveries(taskId: string): Promise<OutboxDelivery[]> {
+    return (this.stmt.deliveriesOf.all(taskId) as sql.OutboxRow[]).map(sql.deliveryOfRow);
+  }
+
+  async nextDeliveryAt(): Promise<number | undefined> {
+    const at = (this.stmt.nextDue.get() as { at: number | null }).at;
+    return at === null ? undefined : at;
   }
 
   async list(query: ListQuery): Promise<TaskRecord[]> {
@@ -332,6 +396,7 @@ export class SqliteBackend implements StoreBackend {
       let deleted = 0;
       for (const { task_id: id } of this.stmt.expired.all(nowMs, limit) as { task_id: string }[]) {
         this.stmt.deleteJournal.run(id);
+        this.stmt.deleteOutbox.run(id);
         deleted += this.stmt.deleteTask.run(id).changes;
       }
       return deleted;
@@ -351,6 +416,7 @@ export class SqliteBackend implements StoreBackend {
   async delete(taskId: string): Promise<boolean> {
     return this.writes.run(() => {
       this.stmt.deleteJournal.run(taskId);
+      this.stmt.deleteOutbox.run(taskId);
       return this.stmt.deleteTask.run(taskId).changes === 1;
     });
   }

@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import { isTransientError } from '../core/transient.js';
 import type { ListQuery, OperatorListPage, OperatorListQuery, StatusCounts, StoreBackend } from './backend.js';
+import type { OutboxDelivery } from './outbox.js';
 
 /**
  * Whether a backend's error means the store cannot be used for now (an outage), rather than a
@@ -181,6 +182,11 @@ export class GuardedBackend implements StoreBackend {
   readonly getAt?: (taskId: string) => Promise<{ task: TaskRecord | undefined; nowMs: number }>;
   readonly clock?: () => Promise<number>;
   readonly watch?: StoreBackend['watch'];
+  readonly enqueueDeliveries?: StoreBackend['enqueueDeliveries'];
+  readonly claimDeliveries?: StoreBackend['claimDeliveries'];
+  readonly settleDelivery?: StoreBackend['settleDelivery'];
+  readonly listDeliveries?: StoreBackend['listDeliveries'];
+  readonly nextDeliveryAt?: StoreBackend['nextDeliveryAt'];
 
   constructor(
     readonly inner: StoreBackend,
@@ -193,6 +199,13 @@ export class GuardedBackend implements StoreBackend {
     this.getAt = read(inner.getAt);
     this.clock = read(inner.clock);
     this.watch = inner.watch?.bind(inner);
+    const write = <A extends unknown[], R>(f: ((...args: A) => Promise<R>) | undefined) =>
+      f && ((...args: A) => health.run('write', () => f.apply(inner, args)));
+    this.enqueueDeliveries = write(inner.enqueueDeliveries);
+    this.claimDeliveries = write(inner.claimDeliveries);
+    this.settleDelivery = write(inner.settleDelivery);
+    this.listDeliveries = read(inner.listDeliveries);
+    this.nextDeliveryAt = read(inner.nextDeliveryAt);
   }
 
   describe(): string {
@@ -207,8 +220,8 @@ export class GuardedBackend implements StoreBackend {
   get(taskId: string): Promise<TaskRecord | undefined> {
     return this.health.run('read', () => this.inner.get(taskId));
   }
-  replace(task: TaskRecord, expectedVersion: number): Promise<boolean> {
-    return this.health.run('write', () => this.inner.replace(task, expectedVersion));
+  replace(task: TaskRecord, expectedVersion: number, deliveries?: OutboxDelivery[]): Promise<boolean> {
+    return this.health.run('write', () => this.inner.replace(task, expectedVersion, deliveries));
   }
   list(query: ListQuery): Promise<TaskRecord[]> {
     return this.health.run('read', () => this.inner.list(query));

@@ -31,7 +31,7 @@ import { onTimeoutKind, questionDeadlineOf, type DeadlineSpec, type QuestionDead
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import { checkIdempotencyKey, idempotencyScope, type TaskIdempotency } from '../core/idempotency.js';
-import type { Json } from '../core/json.js';
+import type { Json, JsonObject } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { DEFAULT_LIFETIME_POLICY, isExpired, resolveTtl, ttlAtEnd, type LifetimePolicy } from '../core/policy.js';
 import { canTransition, isTaskStatus, isTerminal, type TaskStatus } from '../core/status.js';
@@ -51,6 +51,16 @@ import { checkInputAnswer } from '../core/input-answers.js';
 import { completedWithToolError, holdsFence, type ListPosition, type OperatorListQuery, type StatusCounts, type StoreBackend } from './backend.js';
 import { GuardedBackend, registerClockSource, StoreHealth } from './store-health.js';
 import { ChangeFeed, type AnnouncedVersion } from './change-feed.js';
+import {
+  deliveriesFor,
+  eventOfWrite,
+  eventPayload,
+  WEBHOOK_EVENT_TYPES,
+  type DeliverySettlement,
+  type OutboxDelivery,
+  type WebhookEventType,
+  type WebhookRoute,
+} from './outbox.js';
 
 /** Options of a `TaskStore`. */
 export interface TaskStoreOptions {
@@ -196,6 +206,10 @@ export class TaskStore {
   private readonly log: Logger;
   /** `onQuestionDeadline` listeners. */
   private readonly deadlineListeners = new Set<(task: TaskRecord, key: string) => void>();
+  /** Webhook endpoints' routing (`routeWebhooks`); undefined = no webhooks: no outbox write at all. */
+  private routes?: readonly WebhookRoute[];
+  /** Called after this store enqueued deliveries (the local dispatcher's wake-up). */
+  private readonly outboxListeners = new Set<() => void>();
 
   constructor(backend: StoreBackend, options: TaskStoreOptions = {}) {
     // A field given as undefined takes the default too (e.g. `{ pollIntervalMs: flags.pollInterval }`).
@@ -1028,6 +1042,80 @@ export class TaskStore {
     return this.feed.listenerCounts();
   }
 
+  /**
+   * Turns webhooks on: from now on, a write that moves a task into `input_required` or a terminal
+   * status enqueues, in the same atomic write, one delivery per route whose `events` take the event
+   * and whose `principal` (if any) owns the task (see `OutboxBackend`). Without routes (the
+   * default) nothing is ever written to the outbox. Throws `InvalidArgumentError` when the backend
+   * has no outbox (a custom backend without `OutboxBackend`'s methods).
+   *
+   * @internal Called by `createTaskServer({ webhooks })`; configure webhooks there.
+   */
+  routeWebhooks(routes: readonly WebhookRoute[]): void {
+    const b = this.backend;
+    if (!b.enqueueDeliveries || !b.claimDeliveries || !b.settleDelivery || !b.listDeliveries || !b.nextDeliveryAt) {
+      throw new InvalidArgumentError(`webhooks need a store with an outbox; ${this.health.name} has none`);
+    }
+    this.routes = routes.length > 0 ? routes.map((route) => ({ ...route })) : undefined;
+  }
+
+  /**
+   * Enqueues event `type` of task `taskId` for every webhook route that takes it (durable when this
+   * resolves), with `detail` (JSON, no secrets: it is sent as it is) under `data.detail` of the
+   * payload. For events that are not a status write of their own — `task.stalled`,
+   * `task.question_overdue` — fed by other features. Returns the deliveries enqueued (none when no
+   * webhooks are configured or no route takes the event). Throws `TaskNotFoundError` for an unknown
+   * or expired task, `InvalidArgumentError` for an unknown type.
+   */
+  async emitTaskEvent(taskId: string, type: WebhookEventType, detail?: JsonObject): Promise<OutboxDelivery[]> {
+    if (!WEBHOOK_EVENT_TYPES.includes(type)) throw new InvalidArgumentError(`unknown webhook event type '${String(type)}'`);
+    const task = await this.get(taskId, ENGINE_ACCESS);
+    if (!this.routes) return [];
+    const deliveries = deliveriesFor(this.routes, task, type, eventPayload(task, type, new Date(this.now()).toISOString(), detail), this.now());
+    if (deliveries.length === 0) return [];
+    await this.backend.enqueueDeliveries!(deliveries);
+    this.enqueued();
+    return deliveries;
+  }
+
+  /** Whether webhooks are on (`routeWebhooks` was given routes). */
+  get webhooksEnabled(): boolean {
+    return this.routes !== undefined;
+  }
+
+  /**
+   * Claims up to `limit` due deliveries for `holder` for `leaseMs` (ms) on the store's clock (see
+   * `OutboxBackend.claimDeliveries`); [] on a store without an outbox.
+   */
+  claimDeliveries(holder: string, leaseMs: number, limit: number): Promise<OutboxDelivery[]> {
+    return this.backend.claimDeliveries?.(holder, this.now(), leaseMs, limit) ?? Promise.resolve([]);
+  }
+
+  /** Records an attempt's outcome while `claim` holds (see `OutboxBackend.settleDelivery`); whether it wrote. */
+  settleDelivery(deliveryId: string, claim: string, settlement: DeliverySettlement): Promise<boolean> {
+    return this.backend.settleDelivery?.(deliveryId, claim, settlement) ?? Promise.resolve(false);
+  }
+
+  /** A task's webhook deliveries, oldest first ([] on a store without an outbox). Operator data: no access check. */
+  deliveries(taskId: string): Promise<OutboxDelivery[]> {
+    return this.backend.listDeliveries?.(taskId) ?? Promise.resolve([]);
+  }
+
+  /** ms since the epoch (store clock): when the next pending delivery is due, or undefined. */
+  nextDeliveryAt(): Promise<number | undefined> {
+    return this.backend.nextDeliveryAt?.() ?? Promise.resolve(undefined);
+  }
+
+  /** Calls `listener` after this store enqueued deliveries. Returns the unsubscribe function. */
+  onDeliveries(listener: () => void): () => void {
+    this.outboxListeners.add(listener);
+    return () => this.outboxListeners.delete(listener);
+  }
+
+  private enqueued(): void {
+    for (const listener of this.outboxListeners) listener();
+  }
+
   /** Stops the change feed (its timer, notices and `onChange` listeners) and closes the backend. */
   close(): Promise<void> {
     this.unregisterClock();
@@ -1085,9 +1173,14 @@ export class TaskStore {
         next.ttl = ttlAtEnd(next.ttl, Date.parse(next.createdAt), Date.parse(next.lastUpdatedAt), this.policy.retainAfterEndMs);
       }
       const written = next;
-      if (await this.feed.ownWrite(written, () => this.backend.replace(written, current.version))) {
+      // The transactional outbox: the deliveries this write's event implies go in the same atomic write.
+      const event = this.routes && eventOfWrite(current, next);
+      const deliveries = event ? deliveriesFor(this.routes!, next, event.type, eventPayload(next, event.type, event.at, event.detail), this.now()) : [];
+      const outbox = deliveries.length > 0 ? deliveries : undefined;
+      if (await this.feed.ownWrite(written, () => this.backend.replace(written, current.version, outbox))) {
         this.remember(next);
         this.feed.announce(next);
+        if (outbox) this.enqueued();
         return next;
       }
       this.lastWritten.delete(taskId);

@@ -420,6 +420,7 @@ export class OperatorConsole {
         return typeof at === 'string' ? [[key, at]] : [];
       }),
     );
+    const deliveries = await store.deliveries(taskId);
     const runtime = this.deps.runtime;
     const retryable =
       runtime.executor.restart !== undefined &&
@@ -433,6 +434,7 @@ export class OperatorConsole {
       operator,
       base: this.basePath,
       askedAt,
+      deliveries,
       ...(retryable && { retrySteps: stepsOf(journal) }),
     };
   }

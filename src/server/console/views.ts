@@ -7,6 +7,8 @@ import { renderFields } from './form.js';
 import { html, raw, type Html } from './html.js';
 import { actorLabel, deadlineNote, overdueBadge, overdueSection } from './overdue.js';
 import { preview, type TimelineItem } from './timeline.js';
+import { deliveriesSection } from './deliveries.js';
+import type { OutboxDelivery } from '../../store/outbox.js';
 
 /**
  * The operator console's pages, rendered on the server as HTML (Pico CSS for the look, htmx and its
@@ -73,6 +75,8 @@ export interface TaskView {
    * they began, to choose where the new run starts.
    */
   retrySteps?: string[];
+  /** The task's webhook deliveries (see `deliveriesSection`). */
+  deliveries?: OutboxDelivery[];
 }
 
 const STATUS_LABEL: Record<TaskStatus, string> = {
@@ -408,7 +412,7 @@ export function taskPanel(view: TaskView): Html {
     ${timelineChart(view.timeline, Date.parse(task.createdAt), live ? now : Date.parse(task.lastUpdatedAt), now)}
     <h2>Arguments</h2>
     <pre class="json">${JSON.stringify(view.args, null, 2)}</pre>
-    ${outcomeSection(task)}
+    ${outcomeSection(task)} ${deliveriesSection(view.deliveries, now)}
     ${
       live
         ? html`<details class="danger">
