@@ -103,7 +103,12 @@ describe('webhooks', () => {
     const secrets = { '/demo': newSecret() };
     const receiver = await startReceiver(secrets);
     after(() => receiver.close());
-    const demo = await startInvoiceServer({ store: 'memory:', port: 0, logger: silentLogger, webhook: { url: `${receiver.url}/demo`, secret: secrets['/demo'] } });
+    const demo = await startInvoiceServer({
+      store: 'memory:',
+      port: 0,
+      logger: silentLogger,
+      webhook: { url: `${receiver.url}/demo`, secret: secrets['/demo'] },
+    });
     after(() => demo.close());
     const invoice = JSON.parse(readFileSync(join('examples/invoice/data/invoices', 'INV-2026-0001.json'), 'utf8'));
     const created = (await new ModernRawClient(demo.url!).request('tools/call', { name: 'process_invoice', arguments: { invoice } })).result;

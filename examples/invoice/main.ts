@@ -48,7 +48,10 @@ const program = new Command()
     'escalate an unanswered approval to operators after this long (the task keeps waiting; 0 = never; default: $INVOICE_APPROVAL_DEADLINE_MS, else 48 h)',
     parseCount,
   )
-  .option('--webhook-url <url>', 'send every task event (input needed, ended, stalled, overdue) to this URL, signed (Standard Webhooks); default: $INVOICE_WEBHOOK_URL')
+  .option(
+    '--webhook-url <url>',
+    'send every task event (input needed, ended, stalled, overdue) to this URL, signed (Standard Webhooks); default: $INVOICE_WEBHOOK_URL',
+  )
   .option('--webhook-secret <whsec>', 'the signing secret of --webhook-url (whsec_…); default: $INVOICE_WEBHOOK_SECRET')
   .option('--instance-id <id>', 'this instance in task leases (several instances sharing a store)')
   .addOption(
