@@ -84,7 +84,11 @@ export {
 
 // runtime: durable execution of task handlers.
 export { StepFailedError, type AskOptions, type StepOptions, type TaskContext, type UrlElicitation, type UrlElicitOptions } from './runtime/context.js';
-export type { OnTimeout, QuestionDeadlineOptions } from './core/question-deadline.js';
+export type { DeadlineSpec, OnTimeout, QuestionDeadlineOptions } from './core/question-deadline.js';
+export type { QuestionDeadline, StallMark } from './core/task.js';
+export type { ActivityKind, ResumedEntry, RetryFrom } from './core/journal-keys.js';
+export type { ActivityMonitor, StallWatch } from './runtime/stalls.js';
+export type { TaskEvent, TaskEventTask } from './runtime/runtime.js';
 export { TaskRuntime, type RegisteredHandler, type SubmitInput, type TaskHandler, type TaskRuntimeOptions, type TaskToolResult } from './runtime/runtime.js';
 export { EmbeddedExecutor, type EmbeddedExecutorOptions } from './runtime/embedded-executor.js';
 export { ExecutorUnavailableError, type DurableRun, type ExecutorHost, type TaskExecutor } from './runtime/executor.js';
@@ -115,6 +119,14 @@ export type { SessionLimits } from './server/sessions-2025.js';
 export { startStdioServer, type RunningStdioServer, type StdioServerOptions } from './server/stdio.js';
 export { createTaskServer, TaskServer, type HttpHandlerOptions, type ListenOptions, type TaskServerOptions } from './server/task-server.js';
 export { OperatorConsole, type ConsoleDeps, type ConsoleOptions, type ConsoleRequestContext } from './server/console/console.js';
-export { WEBHOOK_EVENT_TYPES, type DeliveryState, type OutboxDelivery, type WebhookEventType, type WebhookPayload } from './store/outbox.js';
+export {
+  WEBHOOK_EVENT_TYPES,
+  type DeliverySettlement,
+  type DeliveryState,
+  type OutboxBackend,
+  type OutboxDelivery,
+  type WebhookEventType,
+  type WebhookPayload,
+} from './store/outbox.js';
 export type { WebhookEndpoint, WebhookRetryPolicy, WebhooksOptions } from './server/webhooks/dispatcher.js';
 export { WebhookUrlRefusedError } from './server/webhooks/ssrf.js';
