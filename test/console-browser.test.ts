@@ -186,7 +186,8 @@ describe('operator console in Chromium', { skip: !existsSync(CHROMIUM) && !proce
     await page.waitForURL(/status=failed/);
     assert.deepEqual(await page.locator('tr[data-task-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id'))), [ids.invalid]);
     // The whole row leads to the task: a click anywhere on it, and Enter on its link (tool name and id).
-    const cell = (await invalidRow.locator('td').nth(2).boundingBox())!; // the status cell, not the link
+    // The status cell, not the link; asked again if a live refresh of the table replaced the row meanwhile.
+    const cell = await until(() => invalidRow.locator('td').nth(2).boundingBox(), { what: 'the status cell of the row' });
     await page.mouse.click(cell.x + cell.width / 2, cell.y + cell.height / 2);
     await page.waitForURL(`${base}tasks/${ids.invalid}`);
     assert.equal(await panelStatus(), 'failed');

@@ -177,7 +177,9 @@ describe('task deadlines across restarts', () => {
     schemas.push(schema);
     const storeUrl = withParam(PG_URL, 'schema', schema);
     // A task whose holder died before its deadline: both instances find it at start-up.
-    const seed = openStore(storeUrl);
+    // (Its own change listener hears the other instances' write by LISTEN, or, should that notice come
+    // before its LISTEN connection is up under load, by a recheck every 200 ms.)
+    const seed = openStore(storeUrl, { recheckMs: 200 });
     const task = await seed.create({
       owner: null,
       request: { tool: 'stuck', arguments: {} },
@@ -214,7 +216,7 @@ describe('task deadlines across restarts', () => {
     assert.equal(instances.flatMap((i) => i.events.filter((e) => e.type === 'deadline_exceeded')).length, 1, 'one event');
     const stored = await seed.get(task.taskId, ENGINE_ACCESS);
     assert.equal(stored.version, ended!.version, 'nothing written after the end');
-    await until(() => terminal.length > 0, soon);
+    await until(() => terminal.length > 0, { ...soon, what: 'the seed store to hear of the end' });
     assert.deepEqual(terminal, ['failed']);
     for (const i of instances) {
       await i.runtime.close();
