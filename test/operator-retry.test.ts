@@ -7,9 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as z from 'zod';
@@ -28,31 +25,11 @@ import { openStore } from '../src/store/open-store.js';
 import type { TaskStore } from '../src/store/task-store.js';
 import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
-import { dropSchemas, PG_URL, REDIS_URL, withParam } from './helpers/services.js';
+import { testStores } from './helpers/test-stores.js';
 import { until } from './helpers/until.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-retry-'));
-const run = randomBytes(3).toString('hex');
-const schemas: string[] = [];
-after(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  await dropSchemas(...schemas);
-});
-
+const { stores, dir } = testStores('retry');
 let counter = 0;
-const STORES: [name: string, url: () => string][] = [
-  ['memory', () => 'memory:'],
-  ['sqlite', () => `sqlite:${join(dir, `retry-${++counter}.db`)}`],
-  [
-    'postgres',
-    () => {
-      const schema = `mcpt_retry_${run}_${++counter}`;
-      schemas.push(schema);
-      return withParam(PG_URL, 'schema', schema);
-    },
-  ],
-  ['redis', () => withParam(REDIS_URL, 'prefix', `mcpt-retry-${run}-${++counter}`)],
-];
 
 const operator = { role: 'operator' as const, name: 'olivia' };
 const anyArgs = { parse: (a: JsonObject) => a };
@@ -103,7 +80,7 @@ function invoiceHandler(ledger: Ledger, erp: { bankDetails: Set<string> }, calls
   };
 }
 
-for (const [name, url] of STORES) {
+for (const { name, url } of stores) {
   describe(`operator retry: ${name}`, () => {
     it('a failed task runs again as a linked successor from step 3: steps 1-2 and the approval kept, the ledger pays each line once', async () => {
       const store = openStore(url());

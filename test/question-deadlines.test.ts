@@ -6,18 +6,13 @@
  * deadline, option checks, and that nothing of it reaches the wire.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { after, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import { describe, it } from 'node:test';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { InvalidArgumentError } from '../src/core/errors.js';
 import type { AnsweredEntry, AskedEntry } from '../src/core/journal-keys.js';
 import type { JsonObject } from '../src/core/json.js';
-import { createLogger, silentLogger, type Logger } from '../src/core/log.js';
+import { silentLogger, type Logger } from '../src/core/log.js';
 import { overdueQuestions, resolveDeadline } from '../src/core/question-deadline.js';
 import type { InputRequest, TaskRecord } from '../src/core/task.js';
 import type { AskOptions, TaskContext } from '../src/runtime/context.js';
@@ -26,59 +21,17 @@ import { openStore } from '../src/store/open-store.js';
 import type { TaskStore } from '../src/store/task-store.js';
 import { toDetailedTask } from '../src/wire/2026-07-28/task-object.js';
 import { toTask2025 } from '../src/wire/2025-11-25/task-object.js';
-import { dropSchemas, PG_URL, REDIS_URL, withParam } from './helpers/services.js';
+import { PG_URL, withParam } from './helpers/services.js';
+import { testStores } from './helpers/test-stores.js';
 import { until } from './helpers/until.js';
+import { capturedLogger } from './helpers/captured-logger.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-deadlines-'));
-const run = randomBytes(3).toString('hex');
-const schemas: string[] = [];
-after(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  await dropSchemas(...schemas);
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`mcpt-dl-${run}-*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
-
-let counter = 0;
-const stores: { name: string; url: () => string }[] = [
-  { name: 'memory', url: () => 'memory:' },
-  { name: 'sqlite', url: () => `sqlite:${join(dir, `dl-${++counter}.db`)}` },
-  {
-    name: 'postgres',
-    url: () => {
-      const schema = `mcpt_dl_${run}_${++counter}`;
-      schemas.push(schema);
-      return withParam(PG_URL, 'schema', schema);
-    },
-  },
-  { name: 'redis', url: () => withParam(REDIS_URL, 'prefix', `mcpt-dl-${run}-${++counter}`) },
-];
+const { stores, dir, schema: pgSchema } = testStores('dl');
 
 const text = (t: string): TaskToolResult => ({ content: [{ type: 'text', text: t }] });
 const resultText = (task: TaskRecord) => (task.outcome?.type === 'result' ? ((task.outcome.result.content as { text?: string }[])[0]?.text ?? '') : '');
 const schema = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] };
 const deadlineActor = { role: 'deadline', name: null };
-
-/** A logger whose lines (parsed) are kept. */
-function capturingLogger(): { logger: Logger; lines: () => { msg: string; [key: string]: unknown }[] } {
-  let out = '';
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      out += String(chunk);
-      done();
-    },
-  });
-  return {
-    logger: createLogger({ level: 'info', destination }),
-    lines: () =>
-      out
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line)),
-  };
-}
 
 /** A runtime over `url` with the test tools (`ask`: one form question with the deadline options in its arguments; `sample`, `roots`). */
 async function open(url: string, options: { logger?: Logger; now?: () => number; instanceId?: string; store?: TaskStore } = {}) {
@@ -335,11 +288,10 @@ describe('question deadlines (one store)', () => {
   });
 
   it('reminders: one per interval while pending, each sent once across two runtimes sharing PostgreSQL, none after the answer', async () => {
-    const schemaName = `mcpt_dl_${run}_rem`;
-    schemas.push(schemaName);
+    const schemaName = pgSchema('rem');
     const url = withParam(PG_URL, 'schema', schemaName);
-    const a = capturingLogger();
-    const b = capturingLogger();
+    const a = capturedLogger();
+    const b = capturedLogger();
     const one = await open(url, { logger: a.logger, instanceId: 'one' });
     const two = await open(url, { logger: b.logger, instanceId: 'two' });
     try {
@@ -373,7 +325,7 @@ describe('question deadlines (one store)', () => {
         'reminders 1, 2, 3 … in turn',
       );
       assert.ok(numbers.length === due || numbers.length === due - 1, `${numbers.length} reminders sent, ${due} were due before the answer`);
-      const sent = [...a.lines(), ...b.lines()].filter((line) => line.msg === 'question reminder sent');
+      const sent = [...a.lines, ...b.lines].filter((line) => line.msg === 'question reminder sent');
       assert.equal(sent.length, numbers.length, 'each reminder logged once, by one of the two');
       for (const line of sent) assert.equal(line.taskId, task.taskId);
     } finally {

@@ -5,15 +5,9 @@
  * question is not flagged.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { metrics } from '@opentelemetry/api';
 import { MeterProvider, MetricReader, type DataPoint, type MetricData } from '@opentelemetry/sdk-metrics';
-import { Redis } from 'ioredis';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { parseJournalKey, type ResumedEntry, type StalledEntry } from '../src/core/journal-keys.js';
 import { createLogger } from '../src/core/log.js';
@@ -21,35 +15,11 @@ import type { JsonObject } from '../src/core/json.js';
 import type { TaskContext } from '../src/runtime/context.js';
 import { TaskRuntime, type TaskEvent } from '../src/runtime/runtime.js';
 import { openStore } from '../src/store/open-store.js';
-import { dropSchemas, PG_URL, REDIS_URL, withParam } from './helpers/services.js';
+import { testStores } from './helpers/test-stores.js';
 import { until } from './helpers/until.js';
+import { capturedLogger } from './helpers/captured-logger.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-stalls-'));
-const run = randomBytes(3).toString('hex');
-const schemas: string[] = [];
-after(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  await dropSchemas(...schemas);
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`mcpt-stall-${run}-*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
-
-let counter = 0;
-const stores: { name: string; url: () => string }[] = [
-  { name: 'memory', url: () => 'memory:' },
-  { name: 'sqlite', url: () => `sqlite:${join(dir, `stall-${++counter}.db`)}` },
-  {
-    name: 'postgres',
-    url: () => {
-      const schema = `mcpt_stall_${run}_${++counter}`;
-      schemas.push(schema);
-      return withParam(PG_URL, 'schema', schema);
-    },
-  },
-  { name: 'redis', url: () => withParam(REDIS_URL, 'prefix', `mcpt-stall-${run}-${++counter}`) },
-];
+const { stores } = testStores('stall');
 
 const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
 const soon = { timeoutMs: 8000, intervalMs: 10 };
@@ -72,18 +42,6 @@ const collect = async () => {
 };
 const value = (metric: MetricData | undefined, attributes: Record<string, string> = {}) =>
   (metric?.dataPoints as DataPoint<number>[] | undefined)?.find((p) => Object.entries(attributes).every(([key, v]) => p.attributes[key] === v))?.value ?? 0;
-
-/** A logger whose JSON lines are kept in `lines`. */
-function capturedLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', destination }), lines };
-}
 
 /** A promise and the function that resolves it. */
 function gate() {

@@ -10,12 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import * as z from 'zod';
 import { ENGINE_ACCESS } from '../src/core/access.js';
 import { DEADLINE_EXCEEDED, IllegalTransitionError } from '../src/core/errors.js';
-import { createLogger, silentLogger } from '../src/core/log.js';
+import { silentLogger } from '../src/core/log.js';
 import type { JsonObject } from '../src/core/json.js';
 import { DEADLINE_META_KEY } from '../src/core/task.js';
 import { TaskRuntime, type TaskEvent } from '../src/runtime/runtime.js';
@@ -27,6 +26,7 @@ import { ModernRawClient } from './helpers/modern-client.js';
 import { RawMcpClient } from './helpers/raw-client.js';
 import { dropSchemas, PG_URL, withParam } from './helpers/services.js';
 import { until } from './helpers/until.js';
+import { capturedLogger } from './helpers/captured-logger.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-deadlines-'));
 const run = randomBytes(3).toString('hex');
@@ -53,18 +53,6 @@ class DeadlineClient extends ModernRawClient {
   override envelope(): Record<string, unknown> {
     return { ...super.envelope(), [DEADLINE_META_KEY]: this.deadlineMs };
   }
-}
-
-/** A logger whose JSON lines are kept in `lines`. */
-function capturedLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', destination }), lines };
 }
 
 const deadlineLines = (log: string) => log.split('\n').filter((line) => line.includes('"task deadline exceeded"'));

@@ -6,32 +6,18 @@
  * outcomes are recorded. Clocks are injected: nothing here depends on wall-clock durations.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { MemoryBackend } from '../src/store/memory-backend.js';
 import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { openBackend } from '../src/store/open-store.js';
 import type { StoreBackend } from '../src/store/backend.js';
 import { newDeliveryId, type OutboxDelivery, type WebhookRoute } from '../src/store/outbox.js';
-import { dropSchemas, PG_URL, REDIS_URL, withParam } from './helpers/services.js';
+import { PG_URL, REDIS_URL, withParam } from './helpers/services.js';
+import { testStores } from './helpers/test-stores.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-tasks-outbox-'));
-const run = randomBytes(3).toString('hex');
-const schemas: string[] = [];
-after(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  await dropSchemas(...schemas);
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`mcpt-ob-${run}-*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
-
+const { dir, schema, prefix } = testStores('ob');
 let counter = 0;
 /** Per store: a fresh backend and, for stores several processes share, a second connection to the same data. */
 const stores: { name: string; open(): { backend: StoreBackend; twin?: () => StoreBackend } }[] = [
@@ -46,16 +32,14 @@ const stores: { name: string; open(): { backend: StoreBackend; twin?: () => Stor
   {
     name: 'postgres',
     open: () => {
-      const schema = `mcpt_ob_${run}_${++counter}`;
-      schemas.push(schema);
-      const url = withParam(PG_URL, 'schema', schema);
+      const url = withParam(PG_URL, 'schema', schema());
       return { backend: openBackend(url), twin: () => openBackend(url) };
     },
   },
   {
     name: 'redis',
     open: () => {
-      const url = withParam(REDIS_URL, 'prefix', `mcpt-ob-${run}-${++counter}`);
+      const url = withParam(REDIS_URL, 'prefix', prefix());
       return { backend: openBackend(url), twin: () => openBackend(url) };
     },
   },

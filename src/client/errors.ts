@@ -194,7 +194,11 @@ const SYSTEM_CODES: Record<string, string> = {
   UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
 };
 
-function systemCode(error: unknown): string | undefined {
+/**
+ * The system error code behind `error` (`ECONNREFUSED`, `UND_ERR_SOCKET`, …): its own, or the first
+ * in its `cause` chain or an `AggregateError`'s first error (8 deep); undefined when none.
+ */
+export function systemCode(error: unknown): string | undefined {
   for (let e = error as { code?: unknown; cause?: unknown; errors?: unknown[] } | undefined, depth = 0; e && depth < 8; depth++) {
     if (typeof e.code === 'string' && /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(e.code)) return e.code;
     if (Array.isArray(e.errors) && e.errors.length > 0) {

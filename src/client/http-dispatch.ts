@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { DispatchError, type RawClientDispatch } from '@modelcontextprotocol/ext-tasks/client';
-import { STORE_UNAVAILABLE } from './errors.js';
+import { STORE_UNAVAILABLE, systemCode } from './errors.js';
 import { sseMessages } from './sse.js';
 
 /** Whether `error` (a failed `fetch`) says the connection was never made, so the request was not sent. */
 function neverSent(error: unknown): boolean {
-  for (let e = error as { cause?: unknown; code?: unknown } | undefined, depth = 0; e && depth < 4; depth++, e = e.cause as typeof e) {
-    if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return true;
-  }
-  return false;
+  const code = systemCode(error);
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
 }
 
 /** Methods whose `Mcp-Name` header mirrors a params field (2026-07-28 Streamable HTTP "Standard Request Headers"; Tasks extension "Routing Headers"). */

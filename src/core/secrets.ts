@@ -11,6 +11,8 @@ const MARK = '$sealed';
  */
 export class SecretBox {
   private readonly key: Buffer;
+  /** `macKey()`, derived once. */
+  private mac?: Buffer;
 
   constructor(key: Buffer | string) {
     this.key = typeof key === 'string' || key.length !== 32 ? createHash('sha256').update(key).digest() : key;
@@ -21,7 +23,8 @@ export class SecretBox {
    * itself: what `requestFingerprint` keys its hash with when arguments are sealed at rest.
    */
   macKey(): Buffer {
-    return createHmac('sha256', this.key).update('mcp-tasks fingerprint v1').digest();
+    this.mac ??= createHmac('sha256', this.key).update('mcp-tasks fingerprint v1').digest();
+    return this.mac;
   }
 
   /** Seals any JSON value into `{ $sealed: … }`. */

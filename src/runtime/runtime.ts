@@ -424,6 +424,15 @@ export class TaskRuntime {
    * not registered here; an executor without `restart`: DBOS and Restate replay their own
    * histories, so operator retry needs the embedded executor).
    */
+  /**
+   * Whether `task` may be run again by `retry` on this instance (the console offers it then): its
+   * executor supports it, it was not run again already, and it is `failed`, ended with a tool error
+   * or is `working`. `retry` refuses the others, each with its reason.
+   */
+  canRetry(task: TaskRecord): boolean {
+    return this.executor.restart !== undefined && task.retriedAs === undefined && (isFailedEnd(task) || task.status === 'working');
+  }
+
   async retry(taskId: string, options: { from?: RetryFrom; clearAnswers?: boolean; by: Actor }): Promise<{ taskId: string; inPlace: boolean }> {
     const executor = this.executor;
     if (!executor.restart)
@@ -431,10 +440,11 @@ export class TaskRuntime {
         'Operator retry needs the embedded executor: DBOS and Restate replay their own histories (use their own fork or restart tools)',
       );
     const task = await this.store.get(taskId, ENGINE_ACCESS);
-    const failed = task.status === 'failed' || completedWithToolError(task);
+    const failed = isFailedEnd(task);
     if (!failed && task.status !== 'working') throw new IllegalTransitionError(taskId, task.status, 'working');
     if (task.retriedAs !== undefined) throw new InvalidArgumentError(`Task ${taskId} was already run again as task ${task.retriedAs}; retry that one instead`);
-    if (!this.handlers.has(task.request.tool)) throw new InvalidArgumentError(`Tool '${task.request.tool}' is not registered on this instance`);
+    const handler = this.handlers.get(task.request.tool);
+    if (!handler) throw new InvalidArgumentError(`Tool '${task.request.tool}' is not registered on this instance`);
     const from = options.from ?? 'stopped';
     const clearAnswers = options.clearAnswers === true;
     const plan = retryPlan(await this.store.readJournal(taskId), from, clearAnswers);
@@ -465,7 +475,7 @@ export class TaskRuntime {
       lease: { holder: RETRY_HOLDER, leaseMs: holdMs },
       retryOf: taskId,
       // The tool's time budget starts over with the new task (a per-call lowering is not known any more).
-      ...(this.handlers.get(task.request.tool)?.deadlineMs !== undefined && { deadlineMs: this.handlers.get(task.request.tool)!.deadlineMs }),
+      ...(handler.deadlineMs !== undefined && { deadlineMs: handler.deadlineMs }),
       statusMessage: `Running task ${taskId} again from ${fromText}, as ${by} asked`,
       ...(task.traceContext && { traceContext: task.traceContext }),
     });
@@ -823,4 +833,9 @@ function accessName(access: Access): string | null {
 /** How logs name an `Actor`: the principal, `operator:<name>`, `engine` or `deadline`. */
 function actorName(actor: Actor): string | null {
   return actor.role === 'operator' ? `operator:${actor.name}` : actor.role === 'engine' || actor.role === 'deadline' ? actor.role : actor.name;
+}
+
+/** Whether `task` ended as a failure: `failed`, or `completed` with a tool error (how 2026-07-28 ends a failing tool). */
+function isFailedEnd(task: TaskRecord): boolean {
+  return task.status === 'failed' || completedWithToolError(task);
 }

@@ -12,7 +12,6 @@ import { isTerminal, type TaskStatus } from '../../core/status.js';
 import type { TaskRecord } from '../../core/task.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { stepsOf } from '../../runtime/retry.js';
-import { completedWithToolError } from '../../store/backend.js';
 import { ConsoleAuth, sameOrigin } from './auth.js';
 import { contentFromForm } from './form.js';
 import { CONSOLE_CSS } from './styles.js';
@@ -421,11 +420,6 @@ export class OperatorConsole {
       }),
     );
     const deliveries = await store.deliveries(taskId);
-    const runtime = this.deps.runtime;
-    const retryable =
-      runtime.executor.restart !== undefined &&
-      task.retriedAs === undefined &&
-      (task.status === 'working' || task.status === 'failed' || completedWithToolError(task));
     return {
       task,
       args: this.redacted(task),
@@ -435,7 +429,7 @@ export class OperatorConsole {
       base: this.basePath,
       askedAt,
       deliveries,
-      ...(retryable && { retrySteps: stepsOf(journal) }),
+      ...(this.deps.runtime.canRetry(task) && { retrySteps: stepsOf(journal) }),
     };
   }
 
