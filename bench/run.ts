@@ -11,7 +11,8 @@
  * 3. Store writes/s, one writer and 32 concurrent writers, vs the raw database in the same run.
  * 4. Lifecycle latency p50/p99 at 32, 128 and 512 clients, ours and the peer's.
  * 5. RSS and idle CPU with 10,000 tasks waiting for input (BENCH_WAITING).
- * 6. Recovery: 1,000 in-flight tasks, SIGKILL, restart: time until all have resumed.
+ * 6. Recovery: 1,000 in-flight tasks beside BENCH_RECOVERY_STORED (100,000) finished ones, SIGKILL,
+ *    restart: time until all have resumed.
  * 7. Scale: `tasks/get` p50 and server RSS with 1,000,000 finished tasks in SQLite vs 1,000.
  * 8. Connection burst: 448 new 2025-11-25 clients connect at once to a server kept saturated by 64
  *    clients; how long until each gets its first answer (or a 503), ours and the peer's.
@@ -47,6 +48,7 @@ import { freePort, startRestateServer } from '../test/helpers/restate-server.js'
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1_000_000);
+const RECOVERY_STORED = Number(process.env.BENCH_RECOVERY_STORED ?? 100_000);
 const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10').split(','));
 const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MCP_TASKS_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
@@ -239,6 +241,7 @@ async function storeWrites(): Promise<Record<string, { ours: number; raw: number
 /** Scenario 6: 1,000 parked tasks, SIGKILL, restart; ms from spawn until every one has resumed. */
 async function recovery(): Promise<{ startMs: number; resumedMs: number; inProcessMs: number }> {
   const url = storeUrls().sqlite!();
+  await fillFinished(url.slice('sqlite:'.length), RECOVERY_STORED);
   const first = await startServer('ours.ts', [url]);
   const clients = await clientsOf(first.url, '2025', 20);
   await Promise.all(
@@ -263,12 +266,15 @@ async function recovery(): Promise<{ startMs: number; resumedMs: number; inProce
   return { startMs: listening, resumedMs, inProcessMs: Number(own[1]) };
 }
 
-/** Scenario 7: tasks/get p50 and RSS with `count` finished tasks in SQLite. */
-async function scale(count: number): Promise<{ p50: number; rssMb: number; fillSeconds: number }> {
-  const path = join(work, `scale-${count}.db`);
+/**
+ * Writes `count` completed tasks (no TTL) straight into the SQLite file at `path` (created and
+ * migrated by a `SqliteBackend`), in transactions of 50,000; returns every
+ * `count / 2000`-th id (a sample to read back).
+ */
+async function fillFinished(path: string, count: number): Promise<string[]> {
   const backend = new SqliteBackend(path, { synchronous: 'normal' });
+  await backend.close();
   const ids: string[] = [];
-  const t0 = performance.now();
   const db = new Database(path);
   const insert = db.prepare(`INSERT INTO tasks (task_id, owner, status, created_at, version, body) VALUES (?, NULL, 'completed', ?, 2, ?)`);
   const batch = db.transaction((from: number, to: number) => {
@@ -295,7 +301,14 @@ async function scale(count: number): Promise<{ p50: number; rssMb: number; fillS
   });
   for (let i = 0; i < count; i += 50_000) batch(i, Math.min(count, i + 50_000));
   db.close();
-  await backend.close();
+  return ids;
+}
+
+/** Scenario 7: tasks/get p50 and RSS with `count` finished tasks in SQLite. */
+async function scale(count: number): Promise<{ p50: number; rssMb: number; fillSeconds: number }> {
+  const path = join(work, `scale-${count}.db`);
+  const t0 = performance.now();
+  const ids = await fillFinished(path, count);
   const fillSeconds = (performance.now() - t0) / 1000;
   const server = await startServer('ours.ts', [`sqlite:${path}`]);
   const clients = await clientsOf(server.url, '2025', 4);
@@ -430,7 +443,9 @@ const LIFECYCLE_ROWS: [label: string, script: string, store: string | undefined,
   ['mcp-tasks sqlite     2026-07-28', 'ours.ts', 'sqlite', '2026'],
   ['mcp-tasks sqlite/1   2025-11-25', 'ours.ts', 'sqlite/1', '2025'],
   ['mcp-tasks postgres   2025-11-25', 'ours.ts', 'postgres', '2025'],
+  ['mcp-tasks postgres   2026-07-28', 'ours.ts', 'postgres', '2026'],
   ['mcp-tasks redis      2025-11-25', 'ours.ts', 'redis', '2025'],
+  ['mcp-tasks redis      2026-07-28', 'ours.ts', 'redis', '2026'],
 ];
 
 async function main() {
@@ -440,10 +455,10 @@ async function main() {
   const raw: Record<string, unknown> = { machine, seconds: SECONDS, repeats: REPEATS, at: new Date().toISOString() };
   const urls = storeUrls();
   const only = process.env.BENCH_STORES?.split(',');
-  const measureOn = async <T>(script: string, store: string | undefined, fn: (url: string) => Promise<T>) => {
+  const measureOn = async <T>(script: string, store: string | undefined, fn: (url: string, server: Server) => Promise<T>) => {
     const s = await startServer(script, store ? [urls[store]!()] : []);
     try {
-      return await fn(s.url);
+      return await fn(s.url, s);
     } finally {
       await s.kill();
     }
@@ -452,21 +467,34 @@ async function main() {
   if (ONLY.has('1')) {
     const rows = LIFECYCLE_ROWS.filter(([, , store]) => !store || !only || only.includes(store));
     const runs = new Map<string, number[]>();
+    const cpu = new Map<string, number[]>();
     const loads = new Map<string, string>();
     for (let r = 0; r < REPEATS; r++)
       for (const [label, script, store, era] of rows) {
         if (!loads.has(label)) loads.set(label, load());
-        runs.set(label, [...(runs.get(label) ?? []), (await measureOn(script, store, (url) => lifecycles(url, era))).rate]);
+        const { rate, cpuUs } = await measureOn(script, store, async (url, server) => {
+          const cpu0 = cpuMs(server.child.pid!);
+          const { rate } = await lifecycles(url, era);
+          return { rate, cpuUs: ((cpuMs(server.child.pid!) - cpu0) * 1000) / (rate * SECONDS) };
+        });
+        runs.set(label, [...(runs.get(label) ?? []), rate]);
+        cpu.set(label, [...(cpu.get(label) ?? []), cpuUs]);
       }
     const result = Object.fromEntries([...runs].map(([k, v]) => [k, median(v)]));
+    const cpuResult = Object.fromEntries([...cpu].map(([k, v]) => [k, median(v)]));
     raw.lifecycles = result;
-    console.log('1. Task lifecycles/s, 32 clients, Streamable HTTP (create → tasks/get every pollInterval → tasks/result; 2026: result in tasks/get)');
+    raw.lifecycleCpuUs = cpuResult;
+    console.log(
+      '1. Task lifecycles/s and server CPU per lifecycle (µs, /proc), 32 clients, Streamable HTTP (create → tasks/get every pollInterval → tasks/result; 2026: result in tasks/get)',
+    );
     const peer = result[rows[0]![0]]!;
+    const peerCpu = cpuResult[rows[0]![0]]!;
     for (const [label, , , era] of rows) {
       const v = result[label]!;
+      const c = cpuResult[label]!;
       const twin = era === '2026' ? result[label.replace('2026-07-28', '2025-11-25')] : undefined;
       console.log(
-        `   ${label.padEnd(34)} ${v.toFixed(0).padStart(6)} /s   ×peer ${(v / peer).toFixed(2)}${twin ? `   2026/2025 ${(v / twin).toFixed(2)}` : ''}   load ${loads.get(label)}`,
+        `   ${label.padEnd(34)} ${v.toFixed(0).padStart(6)} /s ${c.toFixed(0).padStart(5)} µs   ×peer ${(v / peer).toFixed(2)} /s, ${(c / peerCpu).toFixed(2)} CPU${twin ? `   2026/2025 ${(v / twin).toFixed(2)}` : ''}   load ${loads.get(label)}`,
       );
     }
   }
@@ -566,7 +594,7 @@ async function main() {
     const runs = await repeat(recovery);
     const r = { startMs: median(runs.map((x) => x.startMs)), inProcessMs: median(runs.map((x) => x.inProcessMs)) };
     raw.recovery = r;
-    console.log('\n6. Recovery of 1,000 in-flight tasks after SIGKILL (SQLite)');
+    console.log(`\n6. Recovery of 1,000 in-flight tasks beside ${RECOVERY_STORED.toLocaleString('en-US')} finished ones after SIGKILL (SQLite)`);
     console.log(
       `   process start → all 1,000 resumed a step ${r.inProcessMs.toFixed(0)} ms;  spawn → listening ${r.startMs.toFixed(0)} ms (incl. loading Node + tsx)`,
     );

@@ -4,6 +4,7 @@
  * mcp-tasks. Same tools as bench/servers/ours.ts (`trivial`, `sleepy`), Streamable HTTP sessions,
  * pollInterval 10 ms. Prints the MCP URL on stdout.
  */
+import './gc-stats.js';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -71,3 +72,4 @@ const http = createServer((req, res) => {
   });
 });
 http.listen(0, '127.0.0.1', () => process.stdout.write(`http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp\n`));
+process.on('SIGTERM', () => process.exit(0)); // lets --cpu-prof write its profile

@@ -12,8 +12,13 @@
  * `Timeout`s; open 2025-11-25 sessions and requests being served); SOAK_SESSION_IDLE_MS /
  * SOAK_MAX_SESSIONS set `sessions.idleTimeoutMs` / `sessions.max` of `listen`.
  */
+import './gc-stats.js';
 import * as z from 'zod';
-import { createLogger, createTaskServer } from '../../src/index.js';
+// BENCH_LIB=dist: the package as published (tsc's output, `npm run build` first) instead of the
+// sources through tsx, whose transform adds a `__name` call to every function it names.
+const { createLogger, createTaskServer } = (
+  process.env.BENCH_LIB === 'dist' ? await import('../../dist/src/index.js') : await import('../../src/index.js')
+) as typeof import('../../src/index.js');
 
 const started = performance.now();
 const [storeUrl, expectParked] = process.argv.slice(2) as [string, string | undefined];

@@ -27,6 +27,12 @@ export function withSignals<T>(signals: readonly (AbortSignal | undefined)[], wo
   );
 }
 
+/**
+ * The reason a linked signal is aborted with when its work settles: one shared `AbortError` (a
+ * `DOMException` captures a stack when made, which cost 4 % of a 2026-07-28 lifecycle made per call).
+ */
+const WORK_ENDED = new DOMException('The work ended', 'AbortError');
+
 async function linked<T>(signals: readonly AbortSignal[], ms: number | undefined, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onAbort = (event: Event) => controller.abort((event.target as AbortSignal).reason);
@@ -40,6 +46,6 @@ async function linked<T>(signals: readonly AbortSignal[], ms: number | undefined
   } finally {
     clearTimeout(timer);
     for (const signal of signals) signal.removeEventListener('abort', onAbort);
-    controller.abort(new DOMException('The work ended', 'AbortError'));
+    controller.abort(WORK_ENDED);
   }
 }

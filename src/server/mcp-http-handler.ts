@@ -301,7 +301,7 @@ class McpEndpoint {
       this.sessions.track(session, (listener) => x.onClose(listener));
       // The checks the SDK's transport makes before it reads a message; whatever fails one of them is its to answer.
       if (fast && x.method === 'POST' && acceptsJsonAndSse(x) && isJsonContentType(x.header('content-type') ?? '') && names2025Version(x)) {
-        const answer = await fast.answer2025(session.mcp, body, authInfo, x.signal);
+        const answer = await fast.answer2025(session.mcp, body, authInfo, () => x.signal);
         if (answer) return json(answer.status, answer.body, { ...answer.headers, 'mcp-session-id': sessionId }); // JSON: Streamable HTTP allows it for any POST
       }
       const report = x.method === 'GET' ? options.onStandaloneStream : undefined;
@@ -343,7 +343,7 @@ class McpEndpoint {
             route.classification.revision,
             { ...(mcpNameHeader !== undefined && { mcpName: mcpNameHeader }) },
             authInfo,
-            x.signal,
+            () => x.signal,
           );
           if (answer) return json(answer.status, answer.body, answer.headers);
         }

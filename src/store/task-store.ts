@@ -31,7 +31,7 @@ import { onTimeoutKind, questionDeadlineOf, type DeadlineSpec, type QuestionDead
 import { SecretBox } from '../core/secrets.js';
 import { newTaskId } from '../core/ids.js';
 import { checkIdempotencyKey, idempotencyScope, type TaskIdempotency } from '../core/idempotency.js';
-import type { Json, JsonObject } from '../core/json.js';
+import { copyJson, type Json, type JsonObject } from '../core/json.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { DEFAULT_LIFETIME_POLICY, isExpired, resolveTtl, ttlAtEnd, type LifetimePolicy } from '../core/policy.js';
 import { canTransition, isTaskStatus, isTerminal, type TaskStatus } from '../core/status.js';
@@ -1155,7 +1155,7 @@ export class TaskStore {
       let next: TaskRecord | undefined;
       try {
         current = this.visible(taskId, remembered ?? (await this.backend.get(taskId)), access);
-        next = change(structuredClone(current));
+        next = change(copyJson(current));
       } catch (error) {
         if (remembered) continue;
         throw error;
@@ -1191,7 +1191,7 @@ export class TaskStore {
 
   private remember(task: TaskRecord): void {
     if (this.lastWritten.size >= 10_000) this.lastWritten.clear();
-    this.lastWritten.set(task.taskId, structuredClone(task)); // a private copy: callers may mutate what they got
+    this.lastWritten.set(task.taskId, copyJson(task)); // a private copy: callers may mutate what they got
   }
 }
 

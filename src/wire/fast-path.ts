@@ -4,7 +4,7 @@ import { isTerminal } from '../core/status.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
 import { outageHeaders, toErrorObject } from './errors.js';
 import { principalOf } from './principal.js';
-import type { PollThrottle } from './poll-throttle.js';
+import { signalOf, type PollThrottle, type SignalSource } from './poll-throttle.js';
 import { taskIdParams } from './handler.js';
 import type { OrdinaryCallSettings } from './ordinary-call.js';
 import { serverInfoOf } from './sdk-seam.js';
@@ -95,9 +95,10 @@ export class FastPath {
    * A 2025-11-25 request on the session served by `mcp`: answers `tasks/get`, `tasks/result` of an
    * ended task and the task-augmented `tools/call` requests `claimTaskCall2025` takes, for the
    * principal of `authInfo`; resolves undefined to leave the request to the
-   * SDK (see the class). `signal` aborts when the HTTP request goes away (it ends a throttled wait).
+   * SDK (see the class). `signal` aborts when the HTTP request goes away (it ends a throttled wait);
+   * given as a function, it is made only when a poll waits.
    */
-  async answer2025(mcp: McpServer, body: unknown, authInfo: AuthInfo | undefined, signal: AbortSignal): Promise<FastAnswer | undefined> {
+  async answer2025(mcp: McpServer, body: unknown, authInfo: AuthInfo | undefined, signal: SignalSource): Promise<FastAnswer | undefined> {
     const session = this.options.sessionOf(mcp);
     if (!session) return undefined;
     const call = singleRequest(body, ['tools/call']);
@@ -131,14 +132,14 @@ export class FastPath {
    * claimed revision): answers `tasks/get` when its `Mcp-Name` header is present and names the
    * same `taskId` verbatim (SEP-2243), with `resultType: "complete"` and the server's
    * `io.modelcontextprotocol/serverInfo` `_meta` as the SDK's encoder adds them. Resolves undefined
-   * to leave the request to the SDK.
+   * to leave the request to the SDK. `signal`: as in `answer2025` (a task-creating call makes it).
    */
   answer2026(
     body: unknown,
     revision: string | undefined,
     headers: RequestHeaders2026,
     authInfo: AuthInfo | undefined,
-    signal: AbortSignal,
+    signal: SignalSource,
   ): Promise<FastAnswer> | undefined {
     const serverInfo = this.serverInfo;
     if (revision !== '2026-07-28' || !serverInfo) return undefined;
@@ -170,13 +171,13 @@ export class FastPath {
    * the task, `CreateTaskResult`, MRTR rounds and errors are the same. Ordinary calls (which may
    * stream progress notifications) and calls of other tools are declined.
    */
-  private call2026(call: JSONRPCRequest, name: string, authInfo: AuthInfo | undefined, signal: AbortSignal): Promise<FastAnswer> | undefined {
+  private call2026(call: JSONRPCRequest, name: string, authInfo: AuthInfo | undefined, signal: SignalSource): Promise<FastAnswer> | undefined {
     if (name !== (call.params as { name?: unknown } | undefined)?.name) return undefined;
     const deps = { tools: this.tools, runtime: this.runtime, calls: this.options.calls };
     const answerCall = claimCall2026(call, authInfo && { authInfo }, deps, { taskCreatingOnly: true });
     if (!answerCall) return undefined;
     // A task-creating call sends no notification (`answerTaskCall2026` reports nothing while it runs).
-    return answer(call.id, () => answerCall({ signal, notify: async () => undefined }), true);
+    return answer(call.id, () => answerCall({ signal: signalOf(signal), notify: async () => undefined }), true);
   }
 }
 

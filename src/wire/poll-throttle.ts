@@ -3,12 +3,29 @@ import type { Principal } from '../core/access.js';
 import type { TaskRuntime } from '../runtime/runtime.js';
 
 /**
+ * An `AbortSignal` (aborts when the HTTP request goes away), or a function making it on first need:
+ * a signal costs an `AbortController` and a close listener, and a well-paced poll never waits.
+ */
+export type SignalSource = AbortSignal | (() => AbortSignal);
+
+/** The signal of `source` (made now if it is a function). */
+export function signalOf(source: SignalSource): AbortSignal {
+  return typeof source === 'function' ? source() : source;
+}
+
+/**
  * A `tasks/get` read (either protocol version): the task as `principal` may see it, after `throttle` (if any)
  * admitted the poll. It is read again only when the throttle held the poll back, so a well-paced
  * poll costs one read. Noted on the task's run span (`TaskRuntime.notePoll`). Throws
  * `TaskNotFoundError` like `TaskRuntime.get`.
  */
-export async function pollTask(runtime: TaskRuntime, taskId: string, principal: Principal, throttle?: PollThrottle, signal?: AbortSignal): Promise<TaskRecord> {
+export async function pollTask(
+  runtime: TaskRuntime,
+  taskId: string,
+  principal: Principal,
+  throttle?: PollThrottle,
+  signal?: SignalSource,
+): Promise<TaskRecord> {
   const task = await runtime.get(taskId, principal);
   runtime.notePoll(task.taskId, 'tasks/get');
   if (!throttle || (await throttle.admit(principal, task.taskId, task.pollInterval, signal)) === 0) return task;
@@ -29,9 +46,10 @@ export class PollThrottle {
 
   /**
    * Resolves when the poll may be answered, with the delay imposed in ms (0 for a well-paced poll).
-   * `pollIntervalMs` is the task's advertised interval.
+   * `pollIntervalMs` is the task's advertised interval; `signal` (read only when the poll must wait)
+   * ends a wait early.
    */
-  async admit(principal: Principal, taskId: string, pollIntervalMs: number, signal?: AbortSignal): Promise<number> {
+  async admit(principal: Principal, taskId: string, pollIntervalMs: number, signal?: SignalSource): Promise<number> {
     const key = `${principal ?? ''}\u0000${taskId}`;
     const now = (this.options.now ?? Date.now)();
     const previous = this.last.get(key);
@@ -39,7 +57,7 @@ export class PollThrottle {
     const wait = previous === undefined ? 0 : Math.min(pollIntervalMs, Math.max(0, previous + minGap - now));
     if (this.last.size >= (this.options.maxEntries ?? 100_000)) this.last.clear();
     this.last.set(key, now + wait);
-    if (wait > 0) await (this.options.sleep ?? sleep)(wait, signal);
+    if (wait > 0) await (this.options.sleep ?? sleep)(wait, signal && signalOf(signal));
     return wait;
   }
 }

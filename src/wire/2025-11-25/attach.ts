@@ -9,7 +9,7 @@ import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler, taskIdParams } from '../handler.js';
 import { toolResultOf } from '../task-result.js';
 import { principalOf } from '../principal.js';
-import { pollTask, type PollThrottle } from '../poll-throttle.js';
+import { pollTask, type PollThrottle, type SignalSource } from '../poll-throttle.js';
 import type { Session2025 } from './session.js';
 import { relatedTaskMeta, toTask2025 } from './task-object.js';
 
@@ -76,7 +76,7 @@ export async function getTask2025(
   taskId: string,
   owner: Principal,
   options: { throttle?: PollThrottle; fallbackTools?: boolean },
-  signal?: AbortSignal,
+  signal?: SignalSource,
 ): Promise<JsonObject> {
   const task = await pollTask(runtime, taskId, owner, options.throttle, signal);
   session.watch(task, owner);

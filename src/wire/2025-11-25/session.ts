@@ -155,7 +155,7 @@ export class Session2025 {
     if (this.disposed || task.status !== 'input_required') return;
     const streams = this.resultStreams.get(task.taskId);
     const ctx = streams ? [...streams].at(-1) : undefined;
-    if (!ctx && this.separateStreams && this.standalone === false) return; // nowhere to send it: asked when a stream opens or on tasks/result
+    if (!ctx && !this.pushable()) return; // nowhere to send it: asked when a stream opens or on tasks/result
     const capabilities = this.server.getClientCapabilities();
     for (const [key, question] of Object.entries(task.inputRequests)) {
       if (!clientCanAnswer(question, capabilities)) continue; // never sent to a client that did not declare it
@@ -220,7 +220,11 @@ export class Session2025 {
 
   /** Progress of task `taskId` to `progressToken` on this connection, with the related-task `_meta`. */
   private progressTo(taskId: string, progressToken: string | number): (task: TaskRecord) => void {
-    return progressForwarder(progressToken, (notification) => this.server.notification(notification as Notification), relatedTaskMeta(taskId));
+    return progressForwarder(
+      progressToken,
+      async (notification) => (this.pushable() ? this.server.notification(notification as Notification) : undefined),
+      relatedTaskMeta(taskId),
+    );
   }
 
   /** URL-mode elicitation completed (2025-11-25 "Elicitation": `notifications/elicitation/complete`), for watched tasks. */
@@ -230,7 +234,17 @@ export class Session2025 {
     this.notify({ method: 'notifications/elicitation/complete', params: { elicitationId, _meta: relatedTaskMeta(task.taskId) } });
   }
 
+  /**
+   * Whether a notification not tied to a request can reach the client: not on Streamable HTTP while
+   * no standalone GET stream is open (the SDK's transport would validate it, then drop it: it keeps
+   * no event store, so nothing is replayed later either).
+   */
+  private pushable(): boolean {
+    return !(this.separateStreams && this.standalone === false);
+  }
+
   private notify(notification: Notification): void {
+    if (!this.pushable()) return;
     this.server.notification(notification).catch(() => {
       /* the client may be gone; status notifications are optional (2025-11-25 "Task Notifications") */
     });

@@ -7,7 +7,7 @@ import type { Principal } from '../../core/access.js';
 import type { JsonObject } from '../../core/json.js';
 import type { TaskRuntime } from '../../runtime/runtime.js';
 import { handler, taskIdParams } from '../handler.js';
-import { pollTask, type PollThrottle } from '../poll-throttle.js';
+import { pollTask, type PollThrottle, type SignalSource } from '../poll-throttle.js';
 import { principalOf } from '../principal.js';
 import { readEnvelope, requireTasksExtension, type Envelope2026 } from './envelope.js';
 import { toDetailedTask } from './task-object.js';
@@ -86,7 +86,7 @@ export async function getTask2026(
   envelope: Envelope2026,
   owner: Principal,
   options: { throttle?: PollThrottle; fallbackTools?: boolean },
-  signal?: AbortSignal,
+  signal?: SignalSource,
 ): Promise<JsonObject> {
   requireTasksExtension(envelope);
   const task = await pollTask(runtime, taskId, owner, options.throttle, signal);
