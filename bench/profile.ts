@@ -5,7 +5,10 @@
  * lifecycle (`bench/servers/gc-stats.ts`), and the profile's self time by package and by function.
  *
  * Usage: node --import tsx bench/profile.ts <2025|2026> <memory|sqlite|postgres|redis|peer> [top=30]
- * Env: BENCH_SECONDS, BENCH_PROFILE_DIR (keep the .cpuprofile there; default a temp dir, removed).
+ * Env: BENCH_SECONDS, BENCH_PROFILE_DIR (keep the .cpuprofile there; default a temp dir, removed),
+ * BENCH_CALLERS (a function name: print the stacks it runs under), BENCH_OP: `lifecycle` (default),
+ * or one request alone, over and over, to price it: `get` (`tasks/get` of a completed task),
+ * `result` (2025 `tasks/result` of one), `create` (a task-creating `tools/call` of `trivial`).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -52,13 +55,22 @@ const cpuMs = () => {
   return [Number(fields[11]) * 10, Number(fields[12]) * 10] as const;
 };
 // Warm up (JIT, pools), then measure.
+const op = process.env.BENCH_OP ?? 'lifecycle';
+const done = op === 'lifecycle' ? [] : await Promise.all(clients.map(async (c) => (await c.createTask('trivial')).taskId));
+await new Promise((r) => setTimeout(r, 200)); // the tasks end
+const once = async (c: LoadClient, i: number): Promise<void> => {
+  if (op === 'lifecycle') return c.lifecycle('trivial');
+  if (op === 'create') return void (await c.createTask('trivial'));
+  const res = await c.rpc(op === 'get' ? 'tasks/get' : 'tasks/result', { taskId: done[i]! });
+  if (!res.result) throw new Error(`${op}: ${JSON.stringify(res)}`);
+};
 const drive = async (ms: number) => {
   const deadline = Date.now() + ms;
   let n = 0;
   await Promise.all(
-    clients.map(async (c) => {
+    clients.map(async (c, i) => {
       while (Date.now() < deadline) {
-        await c.lifecycle('trivial');
+        await once(c, i);
         n++;
       }
     }),
@@ -90,8 +102,8 @@ const gc = JSON.parse(/gc (\{.*\})/.exec(stderr)?.[1] ?? '{}') as {
   markCompacts?: number;
 };
 console.log(
-  `${store} ${era}: ${n} lifecycles in ${seconds} s (${(n / seconds).toFixed(0)}/s); server CPU ${((cpu * 1000) / n).toFixed(0)} µs per lifecycle (user ${((user * 1000) / n).toFixed(0)}, system ${((system * 1000) / n).toFixed(0)}); ` +
-    `GC ${gc.count} (${gc.scavenges} scavenges, ${gc.markCompacts} mark-compacts), ${(((gc.gcMs ?? 0) * 1000) / n).toFixed(0)} µs pause and ${((gc.allocatedBytes ?? 0) / n / 1024).toFixed(1)} KB allocated per lifecycle`,
+  `${store} ${era}: ${n} × ${op} in ${seconds} s (${(n / seconds).toFixed(0)}/s); server CPU ${((cpu * 1000) / n).toFixed(0)} µs each (user ${((user * 1000) / n).toFixed(0)}, system ${((system * 1000) / n).toFixed(0)}); ` +
+    `GC ${gc.count} (${gc.scavenges} scavenges, ${gc.markCompacts} mark-compacts), ${(((gc.gcMs ?? 0) * 1000) / n).toFixed(0)} µs pause and ${((gc.allocatedBytes ?? 0) / n / 1024).toFixed(1)} KB allocated each`,
 );
 
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;

@@ -59,9 +59,14 @@ export function awaitRound(runtime: TaskRuntime, taskId: string, options: RoundO
 async function followRound(runtime: TaskRuntime, taskId: string, options: RoundOptions, waiters: AbortSignal): Promise<RoundOutcome> {
   const used = new Set<string>();
   let pending = ''; // the answerable question keys seen last: asked together once they stop growing
+  // The record the last change handed over: no need to read it again unless a newer write was
+  // announced since (checked after the next waiter is in place, so no write falls in between).
+  let known: TaskRecord | undefined;
   for (;;) {
     const change = runtime.store.nextChange(taskId, { signal: waiters, timeoutMs: 5_000 });
-    const task = await runtime.get(taskId, options.owner);
+    const fresh = known && known.version >= (runtime.store.lastSeen(taskId)?.version ?? 0) ? known : undefined;
+    known = undefined;
+    const task = fresh ?? (await runtime.get(taskId, options.owner));
     options.onChange?.(task);
     if (isTerminal(task.status)) return { kind: 'ended', task };
     if (options.signal.aborted) return { kind: 'waiting', task };
@@ -86,7 +91,7 @@ async function followRound(runtime: TaskRuntime, taskId: string, options: RoundO
       }
       if (unanswerable.length > 0) return { kind: 'unanswerable', task, questions: unanswerable };
     }
-    await change;
+    known = await change;
   }
 }
 
