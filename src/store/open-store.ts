@@ -17,13 +17,13 @@ import { TaskStore, type TaskStoreOptions } from './task-store.js';
  *   `?busyTimeoutMs=N` how long a write waits for another process's lock (default 5000);
  * - `postgres://…` / `postgresql://…` — PostgreSQL for several instances; `?schema=name` picks the
  *   schema (default `mcp_tasks`); `?connectTimeoutMs=N` (default 3000) and `?queryTimeoutMs=N`
- *   (default 5000) bound each connection attempt and query (these parameters are not passed on to
- *   the driver);
+ *   (default 5000) bound each connection attempt and query, `?max=N` is the connection pool's size
+ *   (default 10) (these parameters are not passed on to the driver);
  * - `redis://…` / `rediss://…` — Redis for several instances; `?prefix=name` picks the key prefix
  *   (default `mcp-tasks`); `?connectTimeoutMs=N` (default 3000) and `?commandTimeoutMs=N` (default
  *   5000) bound each connection attempt and command.
  *
- * A timeout parameter that is not a positive integer throws `InvalidArgumentError`.
+ * A timeout or `max` parameter that is not a positive integer throws `InvalidArgumentError`.
  *
  * Synchronous: no I/O happens here beyond opening (and migrating) a SQLite file; the shared
  * backends connect, and create or migrate their schema, on first use. Each backend loads its driver
@@ -60,8 +60,9 @@ export function openBackend(url: string): StoreBackend {
     const schema = parsed.searchParams.get('schema') ?? undefined;
     const connectTimeoutMs = msParam(parsed.searchParams, 'connectTimeoutMs', url);
     const queryTimeoutMs = msParam(parsed.searchParams, 'queryTimeoutMs', url);
-    for (const name of ['schema', 'connectTimeoutMs', 'queryTimeoutMs']) parsed.searchParams.delete(name);
-    return new PostgresBackend({ connectionString: parsed.toString(), schema, connectTimeoutMs, queryTimeoutMs });
+    const max = msParam(parsed.searchParams, 'max', url);
+    for (const name of ['schema', 'connectTimeoutMs', 'queryTimeoutMs', 'max']) parsed.searchParams.delete(name);
+    return new PostgresBackend({ connectionString: parsed.toString(), schema, connectTimeoutMs, queryTimeoutMs, ...(max !== undefined && { max }) });
   }
   if (url.startsWith('redis://') || url.startsWith('rediss://')) {
     const parsed = new URL(url);
@@ -82,12 +83,17 @@ export function openStore(url: string, options?: TaskStoreOptions): TaskStore {
   return new TaskStore(openBackend(url), options);
 }
 
-/** A positive integer number of ms from URL parameter `name`, or undefined when absent; throws `InvalidArgumentError` otherwise. */
+/**
+ * A positive integer (ms, or a count such as `max`) from URL parameter `name`, or undefined when
+ * absent; throws `InvalidArgumentError` otherwise.
+ */
 function msParam(search: URLSearchParams, name: string, url: string): number | undefined {
   const value = search.get(name);
   if (value === null) return undefined;
   const ms = Number(value);
   if (!Number.isInteger(ms) || ms <= 0)
-    throw new InvalidArgumentError(`${name} must be a positive integer number of milliseconds: ${url.replace(/\/\/[^@/]*@/, '//***@')}`);
+    throw new InvalidArgumentError(
+      `${name} must be a positive integer${name === 'max' ? '' : ' number of milliseconds'}: ${url.replace(/\/\/[^@/]*@/, '//***@')}`,
+    );
   return ms;
 }

@@ -18,6 +18,7 @@ import type pg from 'pg';
 import { idempotencyScope } from '../core/idempotency.js';
 import { askedKey } from '../core/journal-keys.js';
 import { isExpired } from '../core/policy.js';
+import { isTerminal } from '../core/status.js';
 import type { Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import {
@@ -30,6 +31,7 @@ import {
   type StatusCounts,
   type StoreBackend,
 } from './backend.js';
+import { DEFAULT_ENDED_CACHE_BYTES, EndedCache } from './ended-cache.js';
 import { loadDriver } from './load-driver.js';
 import { newClaim, type DeliverySettlement, type OutboxBackend, type OutboxDelivery } from './outbox.js';
 import * as sql from './outbox-sql.js';
@@ -58,6 +60,12 @@ export interface PostgresBackendOptions {
    * statement running that long (`statement_timeout`).
    */
   queryTimeoutMs?: number;
+  /**
+   * Bytes of ended tasks' records kept in memory so the reads after a task's end (`tasks/get`,
+   * `tasks/result`) need no round trip (see `EndedCache`: entries are dropped by the change notices
+   * of later writes and whenever notices may have been missed). Default 16 MiB; 0 disables it.
+   */
+  endedCacheBytes?: number;
 }
 
 /** A replace waiting for its batch. */
@@ -184,6 +192,8 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
   private missedNotices = false;
   private listenerCheck?: NodeJS.Timeout;
   private closed = false;
+  /** Ended tasks' records just read or written here (see `PostgresBackendOptions.endedCacheBytes`). */
+  private readonly ended: EndedCache;
 
   /** Batches of the hot calls: each collects the calls of one event-loop turn (see the class doc). */
   private readonly reads: DataLoader<string, TaskRecord | undefined>;
@@ -195,6 +205,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
   constructor(private readonly options: PostgresBackendOptions) {
     this.schema = safeIdentifier(options.schema ?? 'mcp_tasks');
     this.channel = `mcp_tasks_${this.schema}`;
+    this.ended = new EndedCache(options.endedCacheBytes ?? DEFAULT_ENDED_CACHE_BYTES);
     this.pool = new (driver().Pool)({ ...this.connectionConfig(), max: options.max ?? 10 });
     this.pool.on('error', () => undefined); // idle client errors surface on the next query
     const batch = { cache: false, maxBatchSize: Math.max(1, options.maxBatch ?? 500), batchScheduleFn: (run: () => void) => setImmediate(run) };
@@ -290,9 +301,18 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
     return `${redactUrl(this.options.connectionString)} (schema ${this.schema})`;
   }
 
+  /**
+   * One statement on a pooled connection. A failure without a SQLSTATE (the connection was lost or
+   * timed out) drops the cache of ended tasks: notices may be missing too.
+   */
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     await this.migrate();
-    return this.pool.query<R>(text, values);
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (error) {
+      if (typeof (error as { code?: unknown }).code !== 'string') this.ended.lost(true);
+      throw error;
+    }
   }
 
   async insert(task: TaskRecord): Promise<TaskRecord | undefined> {
@@ -369,8 +389,22 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
     return batch.map((t) => (first.get(t.taskId) === t && inserted.has(t.taskId) ? true : new Error(`duplicate taskId ${t.taskId}`)));
   }
 
-  get(taskId: string): Promise<TaskRecord | undefined> {
-    return this.reads.load(taskId);
+  /**
+   * The stored record: an ended task's from memory when this process read or wrote it last and no
+   * newer write was heard of since (see `EndedCache`), else read (batched, see the class doc).
+   */
+  async get(taskId: string): Promise<TaskRecord | undefined> {
+    const cached = this.ended.get(taskId);
+    if (cached) return cached;
+    const ticket = this.ended.begin(taskId);
+    try {
+      const task = await this.reads.load(taskId);
+      this.ended.end(ticket, task);
+      return task;
+    } catch (error) {
+      this.ended.abandon(ticket);
+      throw error;
+    }
   }
 
   private async getOne(taskId: string): Promise<TaskRecord | undefined> {
@@ -430,9 +464,27 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
     return Number(rows[0]!.now);
   }
 
-  replace(task: TaskRecord, expectedVersion: number, deliveries?: OutboxDelivery[]): Promise<boolean> {
-    if (deliveries && deliveries.length > 0) return this.replaceWithOutbox(task, expectedVersion, deliveries);
-    return this.replaces.load({ task, expectedVersion });
+  /**
+   * A compare-and-swap (batched, see the class doc). A write that ends the task leaves its record in
+   * the cache of ended tasks; one that lost drops the task from it (what it was decided on was stale).
+   */
+  async replace(task: TaskRecord, expectedVersion: number, deliveries?: OutboxDelivery[]): Promise<boolean> {
+    const ticket = this.ended.begin(task.taskId);
+    const json = isTerminal(task.status) ? JSON.stringify(task) : undefined;
+    let replaced = false;
+    try {
+      replaced =
+        deliveries && deliveries.length > 0
+          ? await this.replaceWithOutbox(task, expectedVersion, deliveries)
+          : await this.replaces.load({ task, expectedVersion });
+      return replaced;
+    } finally {
+      if (replaced) this.ended.end(ticket, task, json);
+      else {
+        this.ended.abandon(ticket);
+        this.ended.drop(task.taskId);
+      }
+    }
   }
 
   /**
@@ -656,10 +708,19 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
     return new Map(rows.map((row) => [row.task_id, Number(row.version)]));
   }
 
+  /**
+   * Deletes the task's journal, outbox rows and record; the record's deletion sends a change notice
+   * without a version (`<taskId>`), so other instances drop it from their cache of ended tasks.
+   */
   async delete(taskId: string): Promise<boolean> {
+    this.ended.drop(taskId);
     await this.query(`DELETE FROM ${this.schema}.journal WHERE task_id = $1`, [taskId]);
     await this.query(`DELETE FROM ${this.schema}.outbox WHERE task_id = $1`, [taskId]);
-    const { rowCount } = await this.query(`DELETE FROM ${this.schema}.tasks WHERE task_id = $1`, [taskId]);
+    const { rowCount } = await this.query(
+      `WITH del AS (DELETE FROM ${this.schema}.tasks WHERE task_id = $1 RETURNING task_id) SELECT pg_notify($2, task_id) FROM del`,
+      [taskId, this.channel],
+    );
+    this.ended.drop(taskId);
     return rowCount === 1;
   }
 
@@ -758,6 +819,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
       if (this.listener !== client) return;
       this.listener = undefined;
       this.missedNotices = true;
+      this.ended.lost(false);
       if (this.listenerCheck) clearInterval(this.listenerCheck);
       this.listenerCheck = undefined;
       client.end().catch(() => undefined);
@@ -768,6 +830,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
     client.on('notification', (message) => {
       if (message.channel !== this.channel || !message.payload) return;
       const { taskId, version } = parseChangeNotice(message.payload);
+      this.ended.notice(taskId, version);
       for (const watcher of this.watchers) watcher(taskId, version);
     });
     try {
@@ -779,6 +842,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
       return;
     }
     if (this.listener !== client) return;
+    this.ended.listening();
     this.listenerCheck = setInterval(() => void client.query('SELECT 1').catch(retry), 5000);
     this.listenerCheck.unref();
     if (this.missedNotices) {
@@ -791,6 +855,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.ended.lost(false);
     if (this.listenerCheck) clearInterval(this.listenerCheck);
     const listener = this.listener;
     this.listener = undefined;

@@ -34,6 +34,7 @@ import {
   type StatusCounts,
   type StoreBackend,
 } from './backend.js';
+import { DEFAULT_ENDED_CACHE_BYTES, EndedCache } from './ended-cache.js';
 import { loadDriver } from './load-driver.js';
 import { newClaim, type DeliverySettlement, type DeliveryState, type OutboxBackend, type OutboxDelivery } from './outbox.js';
 
@@ -50,6 +51,17 @@ export interface RedisBackendOptions {
    * sits in ioredis's offline queue (ms, default 5000): after it the call fails as unavailable.
    */
   commandTimeoutMs?: number;
+  /**
+   * Bytes of ended tasks' records kept in memory so the reads after a task's end (`tasks/get`,
+   * `tasks/result`) need no round trip (see `EndedCache`: entries are dropped by the change notices
+   * of later writes and whenever notices may have been missed). Default 16 MiB; 0 disables it.
+   */
+  endedCacheBytes?: number;
+}
+
+/** Whether `error` is Redis's answer to a command (a `ReplyError`), not a lost or timed-out connection. */
+function isReplyError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ReplyError';
 }
 
 /**
@@ -275,6 +287,8 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
   private readonly resyncs = new Set<() => void>();
   private closed = false;
   private readonly url: string;
+  /** Ended tasks' records just read or written here (see `RedisBackendOptions.endedCacheBytes`). */
+  private readonly ended: EndedCache;
   /** Settles once the global indexes are known to be complete (see `reindex`). */
   private indexed?: Promise<void>;
 
@@ -282,6 +296,7 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
     this.prefix = options.prefix ?? 'mcp-tasks';
     this.channel = `${this.prefix}:changes`;
     this.url = options.url;
+    this.ended = new EndedCache(options.endedCacheBytes ?? DEFAULT_ENDED_CACHE_BYTES);
     this.redis = new (driver().Redis)(options.url, {
       maxRetriesPerRequest: 3,
       connectTimeout: Math.max(1, Math.floor(options.connectTimeoutMs ?? 3000)),
@@ -367,12 +382,57 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
     return taskId === null ? undefined : this.get(taskId); // a task's hash exists exactly while it is retained
   }
 
+  /**
+   * The stored record: an ended task's from memory when this process read or wrote it last and no
+   * newer write was heard of since (see `EndedCache`), else `HGET`.
+   */
   async get(taskId: string): Promise<TaskRecord | undefined> {
+    const cached = this.ended.get(taskId);
+    if (cached) return cached;
+    const ticket = this.ended.begin(taskId);
+    try {
+      const body = await this.redis.hget(this.key('task', taskId), 'b');
+      const task = body === null ? undefined : (JSON.parse(body) as TaskRecord);
+      if (body !== null) this.ended.end(ticket, task, body);
+      else this.ended.abandon(ticket);
+      return task;
+    } catch (error) {
+      this.ended.abandon(ticket);
+      if (!isReplyError(error)) this.ended.lost(true);
+      throw error;
+    }
+  }
+
+  /** The stored record, always read from Redis. */
+  private async getFresh(taskId: string): Promise<TaskRecord | undefined> {
     const body = await this.redis.hget(this.key('task', taskId), 'b');
     return body === null ? undefined : (JSON.parse(body) as TaskRecord);
   }
 
+  /**
+   * The compare-and-swap script. A write that ends the task leaves its record in the cache of ended
+   * tasks; one that lost (or failed) drops the task from it.
+   */
   async replace(task: TaskRecord, expectedVersion: number, deliveries: OutboxDelivery[] = []): Promise<boolean> {
+    const ticket = this.ended.begin(task.taskId);
+    const json = JSON.stringify(task);
+    let replaced = false;
+    try {
+      replaced = await this.replaceScript(task, json, expectedVersion, deliveries);
+      return replaced;
+    } catch (error) {
+      if (!isReplyError(error)) this.ended.lost(true);
+      throw error;
+    } finally {
+      if (replaced) this.ended.end(ticket, task, json);
+      else {
+        this.ended.abandon(ticket);
+        this.ended.drop(task.taskId);
+      }
+    }
+  }
+
+  private async replaceScript(task: TaskRecord, json: string, expectedVersion: number, deliveries: OutboxDelivery[]): Promise<boolean> {
     const expireAt = isTerminal(task.status) && task.ttl !== null ? Date.parse(task.createdAt) + task.ttl : 0;
     const replaced = await this.redis.mcpReplace(
       this.key('task', task.taskId),
@@ -383,7 +443,7 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
       this.idemKey(task),
       String(expectedVersion),
       String(task.version),
-      JSON.stringify(task),
+      json,
       isTerminal(task.status) ? '0' : '1',
       String(Math.max(0, expireAt)),
       this.channel,
@@ -613,8 +673,13 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
     return 0;
   }
 
+  /**
+   * Deletes the task's keys and index entries in one transaction, which also publishes a change
+   * notice without a version (`<taskId>`), so other instances drop it from their cache of ended tasks.
+   */
   async delete(taskId: string): Promise<boolean> {
-    const task = await this.get(taskId);
+    this.ended.drop(taskId);
+    const task = await this.getFresh(taskId);
     if (!task) return false;
     const member = memberOf(task);
     const transaction = this.redis
@@ -626,7 +691,9 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
     // Every ended index, not only the one of the status read: the task may have ended since.
     for (const status of TERMINAL_STATUSES) transaction.zrem(this.endedKey(status), member);
     transaction.zrem(this.toolErrorsKey, member);
+    transaction.publish(this.channel, taskId);
     await transaction.exec();
+    this.ended.drop(taskId);
     if (task.idempotency) await this.redis.mcpReleaseKey(this.idemKey(task), taskId);
     return true;
   }
@@ -734,18 +801,30 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
       subscriber.on('error', () => undefined); // ioredis reconnects and re-subscribes by itself
       // Messages published while the subscriber was disconnected are lost: tell the watchers to re-read.
       let lost = false;
-      subscriber.on('close', () => (lost = true));
+      subscriber.on('close', () => {
+        lost = true;
+        this.ended.lost(false);
+      });
       subscriber.on('ready', () => {
         if (!lost) return;
         lost = false;
+        // Subscribed again (ioredis re-subscribes on connect; this confirms it): notices flow.
+        subscriber.subscribe(this.channel).then(
+          () => subscriber.status === 'ready' && !lost && this.ended.listening(),
+          () => undefined,
+        );
         for (const callback of this.resyncs) callback();
       });
       subscriber.on('message', (channel: string, payload: string) => {
         if (channel !== this.channel) return;
         const { taskId, version } = parseChangeNotice(payload);
+        this.ended.notice(taskId, version);
         for (const watcher of this.watchers) watcher(taskId, version);
       });
-      void subscriber.subscribe(this.channel).catch(() => undefined);
+      subscriber.subscribe(this.channel).then(
+        () => subscriber.status === 'ready' && !lost && this.ended.listening(),
+        () => undefined,
+      );
     }
     return () => {
       this.watchers.delete(listener);
@@ -757,6 +836,7 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.ended.lost(false);
     this.subscriber?.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
