@@ -19,7 +19,7 @@ import { idempotencyScope } from '../core/idempotency.js';
 import { askedKey } from '../core/journal-keys.js';
 import { isExpired } from '../core/policy.js';
 import { isTerminal } from '../core/status.js';
-import type { Json } from '../core/json.js';
+import { copyJson, type Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import {
   parseChangeNotice,
@@ -422,7 +422,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
     return taskIds.map((id) => {
       const body = found.get(id);
       if (body === undefined) return undefined;
-      if (given.has(id)) return structuredClone(body);
+      if (given.has(id)) return copyJson(body);
       given.add(id);
       return body;
     });
@@ -453,7 +453,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
     return taskIds.map((id) => {
       const body = found.get(id);
       if (body === undefined) return { task: undefined, nowMs };
-      const task = given.has(id) ? structuredClone(body) : body;
+      const task = given.has(id) ? copyJson(body) : body;
       given.add(id);
       return { task, nowMs };
     });
