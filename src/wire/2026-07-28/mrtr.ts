@@ -42,6 +42,11 @@ export interface RoundOptions {
   signal: AbortSignal;
   /** Sees every state the task passes through (progress forwarding). */
   onChange?: (task: TaskRecord) => void;
+  /**
+   * The task's record as the caller just had it (created, resumed): the round starts from it
+   * instead of reading it, unless a newer write of it was announced since.
+   */
+  known?: TaskRecord;
 }
 
 /**
@@ -61,7 +66,7 @@ async function followRound(runtime: TaskRuntime, taskId: string, options: RoundO
   let pending = ''; // the answerable question keys seen last: asked together once they stop growing
   // The record the last change handed over: no need to read it again unless a newer write was
   // announced since (checked after the next waiter is in place, so no write falls in between).
-  let known: TaskRecord | undefined;
+  let known = options.known;
   for (;;) {
     const change = runtime.store.nextChange(taskId, { signal: waiters, timeoutMs: 5_000 });
     const fresh = known && known.version >= (runtime.store.lastSeen(taskId)?.version ?? 0) ? known : undefined;

@@ -79,7 +79,7 @@ export async function callOrdinary2026(call: OrdinaryCall, request: OrdinaryRequ
       : await resumeRound(runtime, requestState, binding, offered, request.dropped);
   try {
     const outcome = await withDeadline(settings.waitMs, [io.signal], (signal) =>
-      awaitRound(runtime, task.taskId, { owner, capabilities, offered, signal, onChange: call.progress }),
+      awaitRound(runtime, task.taskId, { owner, capabilities, offered, signal, onChange: call.progress, known: task }),
     );
     switch (outcome.kind) {
       case 'ended':

@@ -107,7 +107,7 @@ export async function answerTaskCall2026(
   // it cannot answer (instead of a task that waits for it forever).
   const probeMs = handling.askBeforeTaskMs ?? (clientCanAnswer(FORM_QUESTION, capabilities) ? undefined : UNANSWERABLE_PROBE_MS);
   if (probeMs !== undefined) {
-    const round = await withDeadline(probeMs, [io.signal], (signal) => awaitRound(runtime, task.taskId, { owner, capabilities, offered, signal }));
+    const round = await withDeadline(probeMs, [io.signal], (signal) => awaitRound(runtime, task.taskId, { owner, capabilities, offered, signal, known: task }));
     if (round.kind === 'input' && handling.askBeforeTaskMs !== undefined) return inputRequiredResult(runtime, round.task, round.questions, binding);
     if (round.kind === 'unanswerable')
       return refuseUnanswerable({ settings, name: tool, args, owner, io, progress: () => undefined }, round.task, round.questions);
