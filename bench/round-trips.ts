@@ -27,8 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { Redis } from 'ioredis';
+import { dropBenchData } from './cleanup.js';
 import { LoadClient, type BenchEra } from './load-client.js';
 
 const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -285,16 +284,12 @@ async function main(): Promise<void> {
   } finally {
     execFileSync('git', ['-C', repo, 'worktree', 'remove', '--force', baseline], { stdio: 'ignore' });
     rmSync(work, { recursive: true, force: true });
-    const client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
-    for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
-    const redis = new Redis(REDIS_URL);
-    for (const prefix of prefixes) {
-      const keys = await redis.keys(`${prefix}:*`);
-      for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
-    }
-    redis.disconnect();
+    await dropBenchData(
+      PG_URL,
+      schemas,
+      REDIS_URL,
+      prefixes.map((prefix) => `${prefix}:`),
+    );
   }
 }
 

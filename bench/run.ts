@@ -42,6 +42,7 @@ import { SqliteBackend } from '../src/store/sqlite-backend.js';
 import { openStore } from '../src/store/open-store.js';
 import type { TaskRecord } from '../src/core/task.js';
 import { ENGINE_ACCESS } from '../src/core/access.js';
+import { dropBenchData } from './cleanup.js';
 import { LoadClient, type BenchEra } from './load-client.js';
 import { freePort, startRestateServer } from '../test/helpers/restate-server.js';
 
@@ -740,14 +741,5 @@ try {
   await main();
 } finally {
   rmSync(work, { recursive: true, force: true });
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await client.end();
-  const redis = new Redis(REDIS_URL);
-  for (const prefix of redisPrefixes) {
-    const keys = await redis.keys(`${prefix}*`);
-    for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
-  }
-  await redis.quit();
+  await dropBenchData(PG_URL, schemas, REDIS_URL, redisPrefixes);
 }

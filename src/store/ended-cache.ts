@@ -109,6 +109,16 @@ export class EndedCache {
     }
   }
 
+  /**
+   * Ends the `ticket` of a compare-and-swap of `task`: caches it (see `end`) when it was `written`,
+   * else forgets the task, so the caller's retry reads it fresh.
+   */
+  settleWrite(ticket: EndedTicket, task: TaskRecord, json: string | undefined, written: boolean): void {
+    if (written) return this.end(ticket, task, json);
+    this.abandon(ticket);
+    this.drop(task.taskId);
+  }
+
   /** Ends `ticket` caching nothing (the call failed). */
   abandon(ticket: EndedTicket): void {
     const set = this.underWay.get(ticket.taskId);

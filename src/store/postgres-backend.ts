@@ -479,11 +479,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
           : await this.replaces.load({ task, expectedVersion });
       return replaced;
     } finally {
-      if (replaced) this.ended.end(ticket, task, json);
-      else {
-        this.ended.abandon(ticket);
-        this.ended.drop(task.taskId);
-      }
+      this.ended.settleWrite(ticket, task, json, replaced);
     }
   }
 

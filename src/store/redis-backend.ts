@@ -424,11 +424,7 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
       if (!isReplyError(error)) this.ended.lost(true);
       throw error;
     } finally {
-      if (replaced) this.ended.end(ticket, task, json);
-      else {
-        this.ended.abandon(ticket);
-        this.ended.drop(task.taskId);
-      }
+      this.ended.settleWrite(ticket, task, json, replaced);
     }
   }
 
