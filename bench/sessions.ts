@@ -34,11 +34,12 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { postJson } from './load-client.js';
 
 const NS = (process.env.SESSIONS_N ?? '1000,10000').split(',').map(Number);
 const REPEATS = Number(process.env.SESSIONS_REPEATS ?? 1);
@@ -121,38 +122,6 @@ class Server {
   }
 }
 
-/** One POST on `agent`; resolves with the status, the session id header and the body. */
-function post(agent: Agent, url: URL, body: unknown, headers: Record<string, string>): Promise<{ status: number; sessionId?: string; text: string }> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          'content-length': Buffer.byteLength(payload),
-          ...headers,
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          const sessionId = res.headers['mcp-session-id'];
-          resolve({ status: res.statusCode ?? 0, ...(typeof sessionId === 'string' && { sessionId }), text });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
 /**
  * Opens `count` idle 2025-11-25 sessions on `url` (`initialize`, then `notifications/initialized`;
  * nothing more), `CONCURRENCY` at a time, then closes every socket. Throws on any refusal.
@@ -164,7 +133,7 @@ async function openSessions(url: string, count: number): Promise<void> {
   const worker = async () => {
     while (next < count) {
       next++;
-      const init = await post(
+      const init = await postJson(
         agent,
         target,
         {
@@ -176,7 +145,7 @@ async function openSessions(url: string, count: number): Promise<void> {
         {},
       );
       if (init.status !== 200 || !init.sessionId) throw new Error(`initialize: HTTP ${init.status} ${init.text.slice(0, 200)}`);
-      const initialized = await post(
+      const initialized = await postJson(
         agent,
         target,
         { jsonrpc: '2.0', method: 'notifications/initialized' },
