@@ -109,32 +109,53 @@ export class LoadClient {
     this.agent.destroy();
   }
 
-  private send(body: unknown, headers: Record<string, string>): Promise<{ text: string; type: string }> {
-    const payload = JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = request(
-        this.target,
-        {
-          method: 'POST',
-          agent: this.agent,
-          headers: {
-            'content-type': 'application/json',
-            accept: 'application/json, text/event-stream',
-            'content-length': Buffer.byteLength(payload),
-            ...headers,
-          },
-        },
-        (res) => {
-          const sid = res.headers['mcp-session-id'];
-          if (typeof sid === 'string') this.sessionId = sid;
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ text: Buffer.concat(chunks).toString('utf8'), type: String(res.headers['content-type'] ?? '') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
+  private async send(body: unknown, headers: Record<string, string>): Promise<{ text: string; type: string }> {
+    const response = await postJson(this.agent, this.target, body, headers);
+    if (response.sessionId !== undefined) this.sessionId = response.sessionId;
+    return response;
   }
+}
+
+/**
+ * One JSON POST as an MCP client sends it (JSON and SSE accepted) on `agent`: resolves with the
+ * HTTP status, the `Mcp-Session-Id` response header if any, the body as text and its content type.
+ */
+export function postJson(
+  agent: Agent,
+  target: URL,
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<{ status: number; sessionId?: string; text: string; type: string }> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      target,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'content-length': Buffer.byteLength(payload),
+          ...headers,
+        },
+      },
+      (res) => {
+        const sessionId = res.headers['mcp-session-id'];
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            ...(typeof sessionId === 'string' && { sessionId }),
+            text: Buffer.concat(chunks).toString('utf8'),
+            type: String(res.headers['content-type'] ?? ''),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
 }

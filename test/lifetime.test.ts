@@ -231,6 +231,69 @@ describe('2025-11-25 sessions have a lifetime', () => {
       await server.close();
     }
   });
+
+  it('a quiet session goes dormant and wakes on its next request as it was: same id, same capabilities, questions delivered', async () => {
+    // 50 ms: every pause below puts a quiet session to sleep (the sweep runs every 12 ms).
+    const server = await startTestServer('memory:', { listen: { sessions: { dormantAfterMs: 50 } } });
+    const controller = new AbortController();
+    try {
+      const base = server.store.listenerCounts();
+      // Declares form elicitation: a woken session must still be asked its task's question.
+      const client = new RawMcpClient(server.url);
+      await client.initialize();
+      const sessionId = client.sessionId;
+      await until(() => server.stats().dormant === 1, { what: 'the quiet session went dormant' });
+      assert.deepEqual(server.store.listenerCounts(), base, 'a dormant session holds no listener');
+
+      // Woken by a task call (the fast path); the task it watches keeps it awake.
+      const taskId = (await client.request('tools/call', { name: 'ask', arguments: { question: 'awake?' }, task: {} })).result.task.taskId;
+      assert.equal(client.sessionId, sessionId);
+      assert.equal(server.stats().dormant, 0);
+      await until(async () => (await client.request('tasks/get', { taskId })).result.status === 'input_required');
+      await sleep(300);
+      assert.deepEqual([server.stats().sessions, server.stats().dormant], [1, 0], 'a session watching a task stays awake');
+      const stream = await fetch(server.url, {
+        headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId!, 'mcp-protocol-version': '2025-11-25' },
+        signal: controller.signal,
+      });
+      assert.equal(stream.status, 200);
+      for await (const message of sseMessages<RpcMessage>(stream)) {
+        if (message.method !== 'elicitation/create') continue;
+        assert.equal(message.params.message, 'awake?');
+        assert.equal((await client.post({ jsonrpc: '2.0', id: message.id, result: { action: 'accept', content: { reply: 'yes' } } })).status, 202);
+        break;
+      }
+      assert.match(JSON.stringify((await client.request('tasks/result', { taskId })).result), /reply: yes/);
+      controller.abort();
+
+      // A session that only ever made the initialize exchange and fast-path calls sleeps again and
+      // answers as before; one the SDK served anything else (tools/list here) stays awake.
+      const other = new RawMcpClient(server.url);
+      await other.initialize({});
+      await until(() => server.stats().dormant === 1, { what: 'the new quiet session went dormant' });
+      const echoed = await other.request('tools/call', { name: 'echo', arguments: { text: 'hi' }, task: {} });
+      await until(async () => (await other.request('tasks/get', { taskId: echoed.result.task.taskId })).result.status === 'completed');
+      await until(() => server.stats().dormant === 1, { what: 'the quiet session went dormant again' });
+      const tools = await other.request('tools/list');
+      assert.ok(tools.result.tools.some((tool: { name: string }) => tool.name === 'plain'));
+      assert.equal((await other.post({ jsonrpc: '2.0', id: 99, method: 'ping' })).status, 200);
+      await sleep(300);
+      assert.equal(server.stats().sessions, 2);
+      assert.equal(server.stats().dormant, 0, 'neither session is quiet: one held a GET stream, the other was served tools/list');
+
+      // DELETE of a dormant session ends it.
+      const third = new RawMcpClient(server.url);
+      await third.initialize({});
+      await until(() => server.stats().dormant === 1, { what: 'the third session went dormant' });
+      const deleted = await fetch(server.url, { method: 'DELETE', headers: { 'mcp-session-id': third.sessionId!, 'mcp-protocol-version': '2025-11-25' } });
+      assert.equal(deleted.status, 200);
+      assert.equal(server.stats().sessions, 2);
+      assert.equal((await third.post({ jsonrpc: '2.0', id: 1, method: 'ping' })).status, 404);
+    } finally {
+      controller.abort();
+      await server.close();
+    }
+  });
 });
 
 describe('everything is released', () => {

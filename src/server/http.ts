@@ -24,8 +24,11 @@ export interface HttpServerOptions extends McpHttpHandlerOptions {
 export interface RunningHttpServer {
   url: string;
   http: HttpServer;
-  /** What the server holds now: open 2025-11-25 sessions, requests being served (as `maxConcurrentRequests` counts them). */
-  stats(): { sessions: number; requests: number };
+  /**
+   * What the server holds now: open 2025-11-25 sessions (`dormant`: of which dormant, see
+   * `SessionLimits.dormantAfterMs`), requests being served (as `maxConcurrentRequests` counts them).
+   */
+  stats(): { sessions: number; dormant: number; requests: number };
   /** Closes every session and stops listening. */
   close(): Promise<void>;
 }

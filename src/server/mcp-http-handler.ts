@@ -20,7 +20,7 @@ import { Counts } from '../core/counts.js';
 import { protocolVersionOf, type ProtocolVersion } from '../wire/protocol-version.js';
 import { advertiseServedVersions } from '../wire/sdk-seam.js';
 import { principalOf } from '../wire/principal.js';
-import { hardenServerRequestIds, Sessions2025, type SessionLimits } from './sessions-2025.js';
+import { hardenServerRequestIds, Sessions2025, type LiveSession, type Session2025Entry, type SessionLimits } from './sessions-2025.js';
 import { isTaskSubscription, type TaskSubscriptions } from '../wire/index.js';
 import type { FastPath } from '../wire/fast-path.js';
 import { outageHeaders, STORE_UNAVAILABLE, storeUnavailableError, toErrorObject } from '../wire/errors.js';
@@ -70,9 +70,14 @@ export interface McpHttpHandlerOptions {
   taskSubscriptions?: TaskSubscriptions;
   /**
    * Lifetime of 2025-11-25 sessions (see `SessionLimits`): `idleTimeoutMs` (default 30 min),
-   * `maxPerPrincipal` (default 1,000), `max` (default 10,000).
+   * `maxPerPrincipal` (default 1,000), `max` (default 10,000), `dormantAfterMs` (default 0: never).
    */
   sessions?: SessionLimits;
+  /**
+   * Whether what is attached to a session's `McpServer` holds nothing a rebuilt one would lack, so
+   * the session may go dormant (see `SessionLimits.dormantAfterMs`). Undefined: always.
+   */
+  sessionQuiet?: (mcp: McpServer) => boolean;
   /**
    * Told when a 2025-11-25 session's standalone GET stream opens (`true`) and closes (`false`; also
    * once when the session starts), so questions are pushed there only while it exists (see
@@ -138,8 +143,11 @@ export interface McpHttpHandler {
   fetch(request: Request, options?: McpFetchOptions): Promise<Response>;
   /** Serves one request on Node's `req`/`res`. Never rejects: failures are JSON-RPC error responses. */
   node(req: IncomingMessage, res: ServerResponse, parsedBody?: unknown): Promise<void>;
-  /** What the handler holds now: open 2025-11-25 sessions, requests being served (as `maxConcurrentRequests` counts them). */
-  stats(): { sessions: number; requests: number };
+  /**
+   * What the handler holds now: open 2025-11-25 sessions (`dormant`: of which dormant, see
+   * `SessionLimits.dormantAfterMs`), requests being served (as `maxConcurrentRequests` counts them).
+   */
+  stats(): { sessions: number; dormant: number; requests: number };
   /** Closes every 2025-11-25 session (their `McpServer`s and streams). The task server is not closed. */
   close(): Promise<void>;
 }
@@ -187,7 +195,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
           .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }));
       }
     },
-    stats: () => ({ sessions: endpoint.sessions.size, requests: endpoint.serving }),
+    stats: () => ({ sessions: endpoint.sessions.size, dormant: endpoint.sessions.size - endpoint.sessions.awake, requests: endpoint.serving }),
     close: () => endpoint.sessions.closeAll(),
   };
 }
@@ -211,7 +219,8 @@ class McpEndpoint {
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
     this.logger = options.logger ?? createLogger();
     this.onError = options.onError ?? ((error: unknown) => logRequestError(this.logger, error, { component: 'http' }));
-    this.sessions = new Sessions2025(this.logger, options.sessions);
+    const quiet = options.sessionQuiet;
+    this.sessions = new Sessions2025(this.logger, options.sessions, Date.now, quiet && ((live) => quiet(live.mcp)));
     this.maxConcurrent = options.maxConcurrentRequests ?? 512;
     this.refusals = refusalLog(this.logger, this.maxConcurrent);
     this.stateless = options.stateless === true;
@@ -299,17 +308,20 @@ class McpEndpoint {
       // (a closed response's close event does not come again).
       if (x.gone()) return json(499, null);
       this.sessions.track(session, (listener) => x.onClose(listener));
+      const live = session.live ?? (await this.sessions.wake(session, () => this.rebuild(session, authInfo)));
+      if (!live) return rpcError(404, -32001, 'Session not found; start a new session with initialize');
       // The checks the SDK's transport makes before it reads a message; whatever fails one of them is its to answer.
       if (fast && x.method === 'POST' && acceptsJsonAndSse(x) && isJsonContentType(x.header('content-type') ?? '') && names2025Version(x)) {
-        const answer = await fast.answer2025(session.mcp, body, authInfo, () => x.signal);
+        const answer = await fast.answer2025(live.mcp, body, authInfo, () => x.signal);
         if (answer) return json(answer.status, answer.body, { ...answer.headers, 'mcp-session-id': sessionId }); // JSON: Streamable HTTP allows it for any POST
       }
+      if (!session.pinned && !(x.method === 'POST' && leavesNoState(body))) session.pinned = true;
       const report = x.method === 'GET' ? options.onStandaloneStream : undefined;
       return {
         kind: 'sdk',
-        target: session.target,
+        target: live.target,
         parsedBody: body,
-        ...(report && { onResponse: (status: number) => this.trackStandalone(session.mcp, x, status, report) }),
+        ...(report && { onResponse: (status: number) => this.trackStandalone(live.mcp, x, status, report) }),
       };
     }
     if (this.sdk2026) {
@@ -365,24 +377,16 @@ class McpEndpoint {
     }
     let handedOver = false;
     try {
-      const mcp = await this.options.createMcpServer({ protocolVersion: '2025-11-25', ...(authInfo && { authInfo }) });
-      this.options.onStandaloneStream?.(mcp, false);
-      const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          release();
-          this.sessions.add(id, { transport, target: sessionTarget(transport), mcp, principal });
-        },
+      let live: LiveSession | undefined;
+      live = await this.connect(authInfo, undefined, (sessionId) => {
+        release();
+        this.sessions.add(sessionId, { principal, initialize: body as JSONRPCRequest, live: live! });
       });
-      transport.onclose = () => {
-        if (transport.sessionId) this.sessions.delete(transport.sessionId);
-      };
-      await mcp.connect(transport);
-      hardenServerRequestIds(transport, this.logger);
+      const { mcp, transport, target } = live;
       handedOver = true;
       return {
         kind: 'sdk',
-        target: sessionTarget(transport),
+        target,
         parsedBody: body,
         onResponse: () => {
           release();
@@ -392,6 +396,58 @@ class McpEndpoint {
       };
     } finally {
       if (!handedOver) release();
+    }
+  }
+
+  /**
+   * A new `McpServer` (`createMcpServer`, for 2025-11-25) connected to a new session transport
+   * (unguessable server-to-client request ids, see `hardenServerRequestIds`). `sessionId`: the id
+   * the transport gives the session it initializes (default a random UUID); `initialized` is told
+   * it. The transport closing (`DELETE`, or the server closed) ends the session it serves.
+   */
+  private async connect(authInfo: AuthInfo | undefined, sessionId: string | undefined, initialized?: (sessionId: string) => void): Promise<LiveSession> {
+    const mcp = await this.options.createMcpServer({ protocolVersion: '2025-11-25', ...(authInfo && { authInfo }) });
+    this.options.onStandaloneStream?.(mcp, false);
+    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: sessionId === undefined ? () => randomUUID() : () => sessionId,
+      ...(initialized && { onsessioninitialized: initialized }),
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) this.sessions.closed(transport.sessionId, transport);
+    };
+    await mcp.connect(transport);
+    const pending = hardenServerRequestIds(transport, this.logger);
+    return { mcp, transport, target: sessionTarget(transport), pending };
+  }
+
+  /**
+   * Wakes a dormant session (see `SessionLimits.dormantAfterMs`): a new `McpServer` and transport
+   * for its id, to which its `initialize` request and `notifications/initialized` are replayed
+   * through the SDK transport, as the client sent them (the answers go nowhere). `authInfo` is the
+   * waking request's (its principal is the session's, `find` checked it). Rejects when the factory
+   * fails or the replay is refused (the session stays dormant; the request gets HTTP 500).
+   */
+  private async rebuild(session: Session2025Entry, authInfo: AuthInfo | undefined): Promise<LiveSession> {
+    const live = await this.connect(authInfo, session.sessionId);
+    try {
+      const replay = async (message: unknown, headers: Record<string, string>) => {
+        const request = new Request('http://localhost/mcp', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+        });
+        const response = await live.transport.handleRequest(request, { parsedBody: message, ...(authInfo && { authInfo }) });
+        await response.text();
+        return response.status;
+      };
+      const initialize = await replay(session.initialize, {});
+      if (initialize !== 200 || live.transport.sessionId !== session.sessionId)
+        throw new Error(`a dormant session could not be woken: the SDK answered its initialize replay with HTTP ${initialize}`);
+      const initialized = await replay({ jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': session.sessionId });
+      if (initialized !== 202) throw new Error(`a dormant session could not be woken: the SDK answered notifications/initialized with HTTP ${initialized}`);
+      return live;
+    } catch (error) {
+      live.mcp.close().catch(() => undefined);
+      throw error;
     }
   }
 
@@ -418,6 +474,19 @@ function failure(error: unknown, id: string | number | null, message: string): O
   const object = toErrorObject(outage);
   const { status, headers } = outageHeaders(object)!;
   return json(status, { jsonrpc: '2.0', error: object, id }, headers);
+}
+
+/**
+ * Whether the SDK serving `body` on a session leaves its `McpServer` as a rebuilt one would be
+ * (see `SessionLimits.dormantAfterMs`): `notifications/initialized`, `ping`, `notifications/cancelled`
+ * and responses (to server-to-client requests, which are tracked on their own), alone or in a batch.
+ */
+function leavesNoState(body: unknown): boolean {
+  if (Array.isArray(body)) return body.every(leavesNoState);
+  const message = body as { method?: unknown } | null;
+  if (typeof message !== 'object' || message === null) return false;
+  if (message.method === undefined) return 'result' in message || 'error' in message;
+  return message.method === 'notifications/initialized' || message.method === 'ping' || message.method === 'notifications/cancelled';
 }
 
 /** The session transport as a `FetchTarget`. */

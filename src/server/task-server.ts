@@ -52,6 +52,9 @@ export interface TaskServerOptions {
    * 2025-11-25 session and one per 2026-07-28 request; over stdio one per connection in either
    * version (plus one for a `server/discover` probe, discarded when the client then sends
    * `initialize`); the task tools are attached to it for the `protocolVersion` given. Default: `new McpServer(info)`.
+   * With the default, a quiet 2025-11-25 session goes dormant after 5 s and its `McpServer` is built
+   * again when the session is next used (see `SessionLimits.dormantAfterMs`); with a factory of your
+   * own, only if you set `sessions.dormantAfterMs` (your servers must then hold no state of their own).
    */
   createMcpServer?: (context: { protocolVersion: ProtocolVersion; authInfo?: AuthInfo }) => McpServer | Promise<McpServer>;
   /**
@@ -83,14 +86,17 @@ export interface TaskServerOptions {
 /** What `listen` takes: `startHttpServer`'s options less what the task server provides itself. */
 export type ListenOptions = Omit<
   HttpServerOptions,
-  'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'fastPath' | 'console' | 'ready'
+  'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'sessionQuiet' | 'fastPath' | 'console' | 'ready'
 >;
 
 /**
  * What `httpHandler` takes (see `McpHttpHandlerOptions`): `stateless`, `auth`, `protocolVersions`,
  * `sessions`, `maxConcurrentRequests`, `maxBodyBytes`, `bodyLimits`, `onError`.
  */
-export type HttpHandlerOptions = Omit<McpHttpHandlerOptions, 'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'fastPath' | 'ready'>;
+export type HttpHandlerOptions = Omit<
+  McpHttpHandlerOptions,
+  'createMcpServer' | 'taskSubscriptions' | 'logger' | 'onStandaloneStream' | 'sessionQuiet' | 'fastPath' | 'ready'
+>;
 
 /**
  * A complete durable MCP Tasks server: one store, one runtime, task tools in both protocol versions
@@ -121,6 +127,11 @@ export class TaskServer {
   private closing?: Promise<void>;
   /** Sends webhook deliveries (when `webhooks` are configured and `dispatch` is not false). */
   private readonly dispatcher?: WebhookDispatcher;
+  /**
+   * `sessions.dormantAfterMs` unless the endpoint's options set it: 5,000 with the default
+   * `McpServer` factory (its servers hold no state of their own), 0 (never) with a custom one.
+   */
+  private readonly dormantAfterMs: number;
 
   constructor(options: TaskServerOptions) {
     this.logger = options.logger ?? createLogger();
@@ -137,6 +148,7 @@ export class TaskServer {
     if (options.console) this.consoleOptions = options.console === true ? {} : options.console;
     const info = options.info ?? { name: 'mcp-tasks', version: '0.1.0' };
     const factory = options.createMcpServer ?? (() => new McpServer(info));
+    this.dormantAfterMs = options.createMcpServer ? 0 : 5_000;
     this.createMcpServer = async (context) => {
       const mcp = await factory(context);
       this.tasks.attach(mcp, { protocolVersion: context.protocolVersion });
@@ -335,9 +347,11 @@ export class TaskServer {
   }
 
   /** The endpoint options every HTTP serving of this server shares. */
-  private endpointOptions<T extends object>(options: T): T & McpHttpHandlerOptions {
+  private endpointOptions<T extends { sessions?: McpHttpHandlerOptions['sessions'] }>(options: T): T & McpHttpHandlerOptions {
     return {
       ...options,
+      sessions: { dormantAfterMs: this.dormantAfterMs, ...options.sessions },
+      sessionQuiet: (mcp) => this.tasks.quiet(mcp),
       logger: this.logger,
       taskSubscriptions: new TaskSubscriptions(this.runtime, this.subscriptions),
       createMcpServer: this.createMcpServer,

@@ -196,6 +196,15 @@ export class McpTasks {
   }
 
   /**
+   * Whether the 2025-11-25 session state of `mcp` holds nothing a new `McpServer` attached the same
+   * way would lack (no task watched, no question pending; see `Session2025.quiet`), so its session
+   * may go dormant (`SessionLimits.dormantAfterMs`). True for servers this did not attach for 2025-11-25.
+   */
+  quiet(mcp: McpServer): boolean {
+    return this.sessions.get(mcp)?.quiet() ?? true;
+  }
+
+  /**
    * Wires tasks into `mcp` for one protocol version (default `2025-11-25`; see `ProtocolVersion`).
    * Call before `mcp.connect`.
    */

@@ -184,6 +184,14 @@ export class Session2025 {
     }
   }
 
+  /**
+   * Whether this session holds nothing a new one would lack: no task watched, no question pushed,
+   * no `tasks/result` stream open (so its connection may be rebuilt, see `SessionLimits.dormantAfterMs`).
+   */
+  quiet(): boolean {
+    return this.watched.size === 0 && this.pushes.size === 0 && this.resultStreams.size === 0;
+  }
+
   /** Stops all watching and aborts pending questions (connection closed). */
   dispose(): void {
     if (this.disposed) return;
