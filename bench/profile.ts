@@ -5,7 +5,8 @@
  * lifecycle (`bench/servers/gc-stats.ts`), and the profile's self time by package and by function.
  *
  * Usage: node --import tsx bench/profile.ts <2025|2026> <memory|sqlite|postgres|redis|peer> [top=30]
- * Env: BENCH_SECONDS, BENCH_PROFILE_DIR (keep the .cpuprofile there; default a temp dir, removed),
+ * Env: BENCH_SECONDS, BENCH_LIB (`src`, default here, or `dist`: see bench/servers/ours.ts),
+ * BENCH_PROFILE_DIR (keep the .cpuprofile there; default a temp dir, removed),
  * BENCH_CALLERS (a function name: print the stacks it runs under), BENCH_OP: `lifecycle` (default),
  * or one request alone, over and over, to price it: `get` (`tasks/get` of a completed task),
  * `result` (2025 `tasks/result` of one), `create` (a task-creating `tools/call` of `trivial`).

@@ -3,9 +3,10 @@
  * in one run, on this machine. Prints a table (medians of BENCH_REPEATS runs) and writes the raw
  * figures to bench/results/latest.json. Not part of `npm test`.
  *
- * 1. Task lifecycles/s over Streamable HTTP on loopback (create with `task`, poll `tasks/get` at the
- *    advised interval, `tasks/result`), 32 concurrent clients, both eras: every mcp-tasks backend vs
- *    the SDK 1.x experimental tasks with `InMemoryTaskStore` (the peer).
+ * 1. Task lifecycles/s and the server's CPU per lifecycle (/proc) over Streamable HTTP on loopback
+ *    (create with `task`, poll `tasks/get` at the advised interval, `tasks/result`), 32 concurrent
+ *    clients, both eras: every mcp-tasks backend vs the SDK 1.x experimental tasks with
+ *    `InMemoryTaskStore` (the peer).
  * 2. `tasks/get` latency p50/p99 and req/s with 100 concurrent pollers (no pause), SQLite vs the peer,
  *    and vs a bare `node:http` server answering a fixed JSON (the floor of this client and machine).
  * 3. Store writes/s, one writer and 32 concurrent writers, vs the raw database in the same run.
@@ -16,17 +17,18 @@
  * 7. Scale: `tasks/get` p50 and server RSS with 1,000,000 finished tasks in SQLite vs 1,000.
  * 8. Connection burst: 448 new 2025-11-25 clients connect at once to a server kept saturated by 64
  *    clients; how long until each gets its first answer (or a 503), ours and the peer's.
- * 9. What fencing costs: lifecycles/s and server CPU per lifecycle (32 clients, 2026-07-28) of a
- *    trivial tool, a tool with four steps and one with a 1 ms timer and a step, on SQLite,
- *    PostgreSQL and Redis, this checkout vs the commit before fencing (BENCH_BASELINE_REF, default
- *    eaac0a9: a git worktree made for the run), interleaved.
+ * 9. This checkout vs a baseline commit (BENCH_BASELINE_REF, default eaac0a9, the commit before
+ *    fencing: a git worktree made for the run), interleaved: lifecycles/s and server CPU per
+ *    lifecycle (32 clients, 2026-07-28) of a trivial tool, a tool with four steps and one with a
+ *    1 ms timer and a step, on SQLite, PostgreSQL and Redis.
  * 10. What each executor costs: the same three tools, 32 clients, 2026-07-28, on a PostgreSQL store,
  *    run by the embedded executor, DBOS (its system tables in the same PostgreSQL) and Restate (a
  *    restate-server from the npm package, started for the run): lifecycles/s, the server process's
  *    CPU per lifecycle, and restate-server's own CPU per lifecycle (PostgreSQL's is not counted).
  *
  * Env: BENCH_SECONDS (per load run, default 5), BENCH_REPEATS (3), BENCH_SCALE (1000000),
- * BENCH_ONLY (comma list of 1-10), BENCH_BASELINE_REF (scenario 9), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
+ * BENCH_ONLY (comma list of 1-10), BENCH_STORES (comma list: which stores' rows), BENCH_BASELINE_REF (scenario 9),
+ * BENCH_RECOVERY_STORED (scenario 6), BENCH_LIB (`dist`, default, or `src`), MCP_TASKS_TEST_POSTGRES / MCP_TASKS_TEST_REDIS.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -50,6 +52,12 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1_000_000);
 const RECOVERY_STORED = Number(process.env.BENCH_RECOVERY_STORED ?? 100_000);
+/**
+ * What `bench/servers/ours.ts` runs: `dist` (default: the package as published, tsc's output, built
+ * at the start of the run) or `src` (the sources through tsx, whose transform adds a `__name` call
+ * to every function it names: about 5 % more CPU per lifecycle). Scenarios 9 and 10 run sources.
+ */
+const LIB = process.env.BENCH_LIB === 'src' ? 'src' : 'dist';
 const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10').split(','));
 const PG_URL = process.env.MCP_TASKS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MCP_TASKS_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
@@ -73,7 +81,10 @@ interface Server {
 }
 
 async function startServer(script: string, args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', script), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BENCH_LIB: LIB },
+  });
   let err = '';
   child.stderr!.on('data', (d) => (err += String(d)));
   const url = await new Promise<string>((resolve, reject) => {
@@ -451,7 +462,8 @@ const LIFECYCLE_ROWS: [label: string, script: string, store: string | undefined,
 
 async function main() {
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  console.log(`mcp-tasks benchmarks — ${machine}; medians of ${REPEATS} runs (interleaved), ${SECONDS} s per load run`);
+  if (LIB === 'dist') execFileSync('npm', ['run', 'build'], { cwd: join(here, '..'), stdio: 'ignore' });
+  console.log(`mcp-tasks benchmarks — ${machine}; medians of ${REPEATS} runs (interleaved), ${SECONDS} s per load run; mcp-tasks from ${LIB}`);
   console.log("load = 1-min load average / cores when the row's first run started (1.00 = every core busy)\n");
   const raw: Record<string, unknown> = { machine, seconds: SECONDS, repeats: REPEATS, at: new Date().toISOString() };
   const urls = storeUrls();
@@ -643,8 +655,8 @@ async function main() {
     symlinkSync(join(repo, 'node_modules'), join(baseline, 'node_modules'));
     try {
       const variants = [
-        ['before fencing', baseline],
-        ['fenced', repo],
+        ['baseline', baseline],
+        ['this checkout', repo],
       ] as const;
       const stores = ['sqlite', 'postgres', 'redis'].filter((store) => !only || only.includes(store));
       const runs = new Map<string, number[]>();
@@ -665,16 +677,16 @@ async function main() {
               }
             }
       const result = Object.fromEntries([...runs].map(([k, v]) => [k, median(v)]));
-      raw.fencing = { baseline: ref, ...result };
+      raw.versusBaseline = { baseline: ref, ...result };
       console.log(
-        `\n9. What fencing costs: lifecycles/s and server CPU per lifecycle, 32 clients, 2026-07-28, vs ${ref} (before fencing), interleaved   load ${load()} after`,
+        `\n9. This checkout vs ${ref}${ref === 'eaac0a9' ? ' (before fencing)' : ''}: lifecycles/s and server CPU per lifecycle, 32 clients, 2026-07-28, interleaved   load ${load()} after`,
       );
       for (const store of stores)
         for (const tool of ['trivial', 'stepped', 'timed']) {
-          const [before, after] = [result[`${store}|${tool}|before fencing`]!, result[`${store}|${tool}|fenced`]!];
-          const [cpuBefore, cpuAfter] = [result[`${store}|${tool}|before fencing|cpu`]!, result[`${store}|${tool}|fenced|cpu`]!];
+          const [before, after] = [result[`${store}|${tool}|baseline`]!, result[`${store}|${tool}|this checkout`]!];
+          const [cpuBefore, cpuAfter] = [result[`${store}|${tool}|baseline|cpu`]!, result[`${store}|${tool}|this checkout|cpu`]!];
           console.log(
-            `   ${store.padEnd(9)} ${tool.padEnd(8)} before ${before.toFixed(0).padStart(6)} /s ${cpuBefore.toFixed(0).padStart(5)} µs   fenced ${after.toFixed(0).padStart(6)} /s ${cpuAfter.toFixed(0).padStart(5)} µs   ×before ${(after / before).toFixed(3)} /s, ${(cpuAfter / cpuBefore).toFixed(3)} CPU`,
+            `   ${store.padEnd(9)} ${tool.padEnd(8)} baseline ${before.toFixed(0).padStart(6)} /s ${cpuBefore.toFixed(0).padStart(5)} µs   this checkout ${after.toFixed(0).padStart(6)} /s ${cpuAfter.toFixed(0).padStart(5)} µs   ×baseline ${(after / before).toFixed(3)} /s, ${(cpuAfter / cpuBefore).toFixed(3)} CPU`,
           );
         }
     } finally {
