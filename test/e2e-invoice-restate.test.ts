@@ -84,7 +84,8 @@ const reject = async () => ({ action: 'accept', content: { decision: 'reject', c
 it('survives SIGKILL while waiting for approval and for a payOn on Restate, paying each approved line exactly once', { timeout: 180_000 }, async (t) => {
   restate = await startRestateServer();
   const endpointPort = await freePort();
-  const payOn = new Date(Date.now() + 15_000).toISOString();
+  // Far enough ahead for two server lives and a Restate start on a loaded machine (15 s was not, once).
+  const payOn = new Date(Date.now() + 30_000).toISOString();
   const invoice = (invoiceId: string, lines: object[], vendorId = 'V1', poNumber = 'PO1') => ({
     invoice: { invoiceId, vendorId, poNumber, currency: 'EUR', issuedOn: '2026-11-01', lines },
   });

@@ -117,6 +117,10 @@ for (const { name, url: urlOf } of sharedStores(tag)) {
           if (res.error && /already in terminal status 'completed'/.test(res.error.message)) return void finishedFirst.add(invoiceId);
           assert.ok(!res.error, `tasks/cancel of ${invoiceId} refused: ${JSON.stringify(res)}`);
           if (i === 0) assert.equal(res.result?.status, 'cancelled', JSON.stringify(res));
+          // 2026-07-28 acknowledges a cancel of a task that has already ended with an empty result
+          // (cancellation is cooperative): what the store holds right after the acknowledgement, A
+          // being frozen, says whether it landed.
+          else if ((await store.get(ids[invoiceId]!, ENGINE_ACCESS)).status === 'completed') finishedFirst.add(invoiceId);
         }),
       );
       assert.ok(finishedFirst.size < cancelled.length, `every invoice finished before its cancel: the set-up ran too slowly to test anything`);
