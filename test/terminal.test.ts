@@ -346,6 +346,21 @@ describe('mcp-tasks CLI in a real terminal (tmux)', { skip: tmuxMissing }, () =>
     assert.equal(liveMenus(screen), 1, `one open prompt:\n${screen}`);
   });
 
+  // `pending` only reads: a question the server pushes to its connection (2025-11-25 delivers one on
+  // every tasks/get of an input_required task) is not put to the person, whose answer nothing would
+  // send. It lists the task and ends; the question still waits.
+  it('2025-11-25: pending lists a waiting task without asking it, and ends', { timeout: 60_000 }, async () => {
+    const journal = newJournal();
+    const { taskId, invoiceId } = waitingTask(journal, ['--protocol', '2025-11-25']);
+    const t = terminal(['pending', '--journal', journal]);
+    assert.equal(await t.exitCode(), 0);
+    const screen = t.screen();
+    assert.match(screen, new RegExp(`${taskId}\\s+process_invoice`), `the task is listed:\n${screen}`);
+    assert.equal(liveMenus(screen), 0, `no prompt:\n${screen}`);
+    assert.doesNotMatch(screen, /Your decision/, `no question drawn:\n${screen}`);
+    stillWaiting(taskId, journal, invoiceId, screen);
+  });
+
   it('2025-11-25: resume asks two tasks one after the other (headers A, B; never A, B, A)', { timeout: 60_000 }, async () => {
     const journal = newJournal();
     waitingTask(journal, ['--protocol', '2025-11-25']);

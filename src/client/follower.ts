@@ -167,6 +167,8 @@ export class TaskFollower {
   private readonly kept = new Map<string, KeptAnswer>();
   /** The tasks being followed now (answers are kept only for those). */
   private readonly following = new Set<string>();
+  /** Questions of tasks not followed (yet), each waiting for its task to be followed (see `answer`). */
+  private readonly followWaiters = new Map<string, Set<() => void>>();
 
   constructor(
     private readonly asker: Asker,
@@ -182,6 +184,11 @@ export class TaskFollower {
   readonly answer: AnswerQuestion = async (question, signal) => {
     const taskId = question.taskId;
     if (taskId && this.left.has(taskId)) return undefined;
+    // A question of a task this run does not follow (a connection that only reads: `pending`,
+    // `ls --refresh`, `get`) is not put to the person: nothing would send the answer. It waits, unasked
+    // and unanswered, until the task is followed (a `call` whose question came before its follow
+    // began) or the request goes; the question stays pending on the server either way.
+    if (taskId && !this.following.has(taskId) && !(await this.untilFollowed(taskId, signal))) return undefined;
     const key = questionKey(question);
     const kept = this.kept.get(key);
     if (kept) {
@@ -302,12 +309,33 @@ export class TaskFollower {
     return { outcome, othersWaiting: entry.waiting - (signal?.aborted ? 0 : 1) > 0 };
   }
 
+  /** Resolves true once `taskId` is followed, false if `signal` aborts first (or already has). */
+  private untilFollowed(taskId: string, signal: AbortSignal | undefined): Promise<boolean> {
+    if (this.following.has(taskId)) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      let waiters = this.followWaiters.get(taskId);
+      if (!waiters) this.followWaiters.set(taskId, (waiters = new Set()));
+      const done = (followed: boolean) => {
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.followWaiters.get(taskId) === waiters) this.followWaiters.delete(taskId);
+        signal?.removeEventListener('abort', gone);
+        resolve(followed);
+      };
+      const wake = () => done(true);
+      const gone = () => done(false);
+      waiters.add(wake);
+      signal?.addEventListener('abort', gone, { once: true });
+    });
+  }
+
   /** Follows `taskId` on `endpoint` (see the class). Never rejects for transport failures; resolves when done. */
   async follow(endpoint: Endpoint, taskId: string, options: FollowOptions): Promise<FollowResult> {
     const emit = (event: FollowEvent) => options.onEvent?.(event);
     this.emitters.set(taskId, emit);
     this.contexts.set(taskId, { url: endpoint.url, ...this.contexts.get(taskId), ...options.context });
     this.following.add(taskId);
+    for (const wake of [...(this.followWaiters.get(taskId) ?? [])]) wake();
     try {
       return await this.followLoop(endpoint, taskId, options, emit);
     } finally {
