@@ -40,6 +40,16 @@ after(async () => {
 
 const text = (t: string) => ({ content: [{ type: 'text', text: t }] });
 const soon = { timeoutMs: 10_000, intervalMs: 20 };
+
+/** `taskId` once `tasks/get` (either protocol version's client) reports it no longer working. */
+const ended = (client: { request(method: string, params: Record<string, unknown>): Promise<{ result?: any }> }, taskId: string) =>
+  until(
+    async () => {
+      const task = (await client.request('tasks/get', { taskId })).result;
+      return task.status !== 'working' && task;
+    },
+    { ...soon, what: 'the task to end' },
+  );
 const FIXTURE = join(import.meta.dirname, 'fixtures', 'task-deadline-server.ts');
 
 /** A 2026-07-28 raw client whose requests carry `_meta[DEADLINE_META_KEY]`. */
@@ -77,13 +87,7 @@ describe('task deadlines on the wire', () => {
     const client = new RawMcpClient(url);
     await client.initialize();
     const { taskId } = (await client.request('tools/call', { name: 'stuck', arguments: {}, task: {} })).result.task;
-    const failed = await until(
-      async () => {
-        const task = (await client.request('tasks/get', { taskId })).result;
-        return task.status !== 'working' && task;
-      },
-      { ...soon, what: 'the task to end' },
-    );
+    const failed = await ended(client, taskId);
     assert.equal(failed.status, 'failed');
     assert.match(failed.statusMessage, /deadline exceeded.*300 ms/);
     const result = await client.request('tasks/result', { taskId });
@@ -98,13 +102,7 @@ describe('task deadlines on the wire', () => {
   it('2026-07-28: tasks/get carries the deadline error of a failed task', async () => {
     const client = new ModernRawClient(url);
     const { taskId } = (await client.request('tools/call', { name: 'stuck', arguments: {} })).result;
-    const failed = await until(
-      async () => {
-        const task = (await client.request('tasks/get', { taskId })).result;
-        return task.status !== 'working' && task;
-      },
-      { ...soon, what: 'the task to end' },
-    );
+    const failed = await ended(client, taskId);
     assert.equal(failed.status, 'failed');
     assert.equal(failed.error.code, DEADLINE_EXCEEDED);
     assert.match(failed.error.message, /deadline exceeded/);

@@ -71,6 +71,25 @@ export class EndedCache {
   }
 
   /**
+   * The record of `taskId`: a copy of the cached one, else what `load` reads from the store (`json`:
+   * the record's JSON as stored, when the load has it), cached as `end` decides. A load that
+   * rejects caches nothing and rejects alike.
+   */
+  async read(taskId: string, load: () => Promise<{ task: TaskRecord | undefined; json?: string }>): Promise<TaskRecord | undefined> {
+    const cached = this.get(taskId);
+    if (cached) return cached;
+    const ticket = this.begin(taskId);
+    try {
+      const { task, json } = await load();
+      this.end(ticket, task, json);
+      return task;
+    } catch (error) {
+      this.abandon(ticket);
+      throw error;
+    }
+  }
+
+  /**
    * Starts a read or a write of `taskId`: notices arriving until `end` are noted on the ticket.
    * Call `end` (or `abandon`) exactly once after.
    */

@@ -18,7 +18,6 @@ import type pg from 'pg';
 import { idempotencyScope } from '../core/idempotency.js';
 import { askedKey } from '../core/journal-keys.js';
 import { isExpired } from '../core/policy.js';
-import { isTerminal } from '../core/status.js';
 import { copyJson, type Json } from '../core/json.js';
 import type { Fence, TaskRecord } from '../core/task.js';
 import {
@@ -72,6 +71,8 @@ export interface PostgresBackendOptions {
 interface PendingReplace {
   task: TaskRecord;
   expectedVersion: number;
+  /** `task` as JSON, made once (the statement's `body`, and the cache of ended tasks). */
+  json: string;
 }
 
 /** A journal append waiting for its batch; `fence` makes it conditional on the task's lease. */
@@ -393,18 +394,8 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
    * The stored record: an ended task's from memory when this process read or wrote it last and no
    * newer write was heard of since (see `EndedCache`), else read (batched, see the class doc).
    */
-  async get(taskId: string): Promise<TaskRecord | undefined> {
-    const cached = this.ended.get(taskId);
-    if (cached) return cached;
-    const ticket = this.ended.begin(taskId);
-    try {
-      const task = await this.reads.load(taskId);
-      this.ended.end(ticket, task);
-      return task;
-    } catch (error) {
-      this.ended.abandon(ticket);
-      throw error;
-    }
+  get(taskId: string): Promise<TaskRecord | undefined> {
+    return this.ended.read(taskId, async () => ({ task: await this.reads.load(taskId) }));
   }
 
   private async getOne(taskId: string): Promise<TaskRecord | undefined> {
@@ -470,13 +461,13 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
    */
   async replace(task: TaskRecord, expectedVersion: number, deliveries?: OutboxDelivery[]): Promise<boolean> {
     const ticket = this.ended.begin(task.taskId);
-    const json = isTerminal(task.status) ? JSON.stringify(task) : undefined;
+    const json = JSON.stringify(task);
     let replaced = false;
     try {
       replaced =
         deliveries && deliveries.length > 0
-          ? await this.replaceWithOutbox(task, expectedVersion, deliveries)
-          : await this.replaces.load({ task, expectedVersion });
+          ? await this.replaceWithOutbox({ task, expectedVersion, json }, deliveries)
+          : await this.replaces.load({ task, expectedVersion, json });
       return replaced;
     } finally {
       this.ended.settleWrite(ticket, task, json, replaced);
@@ -487,7 +478,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
    * A compare-and-swap and its event's outbox rows in one statement (not batched): the `INSERT`
    * reads the `UPDATE`'s `RETURNING`, so the rows exist exactly when the swap happened.
    */
-  private async replaceWithOutbox(task: TaskRecord, expectedVersion: number, deliveries: OutboxDelivery[]): Promise<boolean> {
+  private async replaceWithOutbox({ task, expectedVersion, json }: PendingReplace, deliveries: OutboxDelivery[]): Promise<boolean> {
     const columns = deliveries.map(sql.rowValues);
     const { rowCount } = await this.query(
       `WITH upd AS (UPDATE ${this.schema}.tasks SET owner = $1, status = $2, version = $3, body = $4 WHERE task_id = $5 AND version = $6 RETURNING task_id),
@@ -499,7 +490,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
         task.owner,
         task.status,
         task.version,
-        JSON.stringify(task),
+        json,
         task.taskId,
         expectedVersion,
         this.channel,
@@ -552,11 +543,11 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
     return rows[0]?.at == null ? undefined : Number(rows[0].at);
   }
 
-  private async replaceOne({ task, expectedVersion }: PendingReplace): Promise<boolean> {
+  private async replaceOne({ task, expectedVersion, json }: PendingReplace): Promise<boolean> {
     const { rowCount } = await this.query(
       `WITH upd AS (UPDATE ${this.schema}.tasks SET owner = $1, status = $2, version = $3, body = $4 WHERE task_id = $5 AND version = $6 RETURNING task_id)
        SELECT pg_notify($7, task_id || ' ' || $3) FROM upd`,
-      [task.owner, task.status, task.version, JSON.stringify(task), task.taskId, expectedVersion, this.channel],
+      [task.owner, task.status, task.version, json, task.taskId, expectedVersion, this.channel],
     );
     return rowCount === 1;
   }
@@ -578,7 +569,7 @@ export class PostgresBackend implements StoreBackend, OutboxBackend {
         calls.map((c) => c.task.owner),
         calls.map((c) => c.task.status),
         calls.map((c) => c.task.version),
-        calls.map((c) => JSON.stringify(c.task)),
+        calls.map((c) => c.json),
         calls.map((c) => c.expectedVersion),
         calls.map((_, i) => i),
         this.channel,

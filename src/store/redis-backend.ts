@@ -387,26 +387,18 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
    * newer write was heard of since (see `EndedCache`), else `HGET`.
    */
   async get(taskId: string): Promise<TaskRecord | undefined> {
-    const cached = this.ended.get(taskId);
-    if (cached) return cached;
-    const ticket = this.ended.begin(taskId);
     try {
-      const body = await this.redis.hget(this.key('task', taskId), 'b');
-      const task = body === null ? undefined : (JSON.parse(body) as TaskRecord);
-      if (body !== null) this.ended.end(ticket, task, body);
-      else this.ended.abandon(ticket);
-      return task;
+      return await this.ended.read(taskId, () => this.readRecord(taskId));
     } catch (error) {
-      this.ended.abandon(ticket);
       if (!isReplyError(error)) this.ended.lost(true);
       throw error;
     }
   }
 
-  /** The stored record, always read from Redis. */
-  private async getFresh(taskId: string): Promise<TaskRecord | undefined> {
+  /** The stored record (`HGET`), with its JSON as stored. */
+  private async readRecord(taskId: string): Promise<{ task: TaskRecord | undefined; json?: string }> {
     const body = await this.redis.hget(this.key('task', taskId), 'b');
-    return body === null ? undefined : (JSON.parse(body) as TaskRecord);
+    return body === null ? { task: undefined } : { task: JSON.parse(body) as TaskRecord, json: body };
   }
 
   /**
@@ -675,7 +667,7 @@ export class RedisBackend implements StoreBackend, OutboxBackend {
    */
   async delete(taskId: string): Promise<boolean> {
     this.ended.drop(taskId);
-    const task = await this.getFresh(taskId);
+    const { task } = await this.readRecord(taskId);
     if (!task) return false;
     const member = memberOf(task);
     const transaction = this.redis
