@@ -355,9 +355,11 @@ export class EmbeddedExecutor implements TaskExecutor {
     const journaled: Promise<unknown>[] = [];
     const now = this.now();
     const seen = new Set<string>();
+    // Checked when a task is listed and again before its claim: a claim awaited meanwhile may have changed it.
+    const passOver = (taskId: string) => this.closed || this.skewed || this.executions.has(taskId) || this.retries.has(taskId);
     const candidates: { task: TaskRecord; takeImplausible: boolean }[] = [];
     for (const task of only ? [only] : await this.store.listUnfinished()) {
-      if (this.closed || this.skewed || this.executions.has(task.taskId) || this.retries.has(task.taskId)) continue;
+      if (passOver(task.taskId)) continue;
       // A tool this instance does not have (a rolling deploy: the task is a newer release's) is left to
       // an instance that has it; alone on an exclusive store, nobody else could run it, so it ends failed.
       if (!this.store.exclusive && !this.host.handler(task.request.tool)) {
@@ -383,7 +385,7 @@ export class EmbeddedExecutor implements TaskExecutor {
     const claimNext = async (): Promise<void> => {
       while (next < candidates.length) {
         const { task, takeImplausible } = candidates[next++]!;
-        if (this.closed || this.skewed || this.executions.has(task.taskId) || this.retries.has(task.taskId)) continue;
+        if (passOver(task.taskId)) continue;
         const since = monotonicNow();
         const claimed = await this.store.claim(task.taskId, this.instanceId, this.leaseMs, force, { takeImplausible });
         if (!claimed) continue;
